@@ -1,0 +1,257 @@
+//! Startup and shutdown, in OpenSIPS's order: read the config, load modules, check `modparam`s,
+//! compile the script, initialise modules, create sockets, start transports, wait for a signal.
+//! Every error that comes from the configuration names file:line:col.
+use crate::config::{self, Config, ConfigError, Item, Span};
+use crate::core::{self, Core, SocketInfo};
+use crate::modules::{self, LoadedModule};
+use crate::script::{self, FunctionTable};
+use crate::{log, sockets};
+use abi_stable::{
+    prefix_type::PrefixTypeTrait,
+    std_types::{RResult, RSlice, RStr},
+};
+use sipcore_abi::{HostApi, HostApiRef, ParamEntry, ParamKind, Proto, TransportRef};
+use std::path::{Path, PathBuf};
+
+/// What `main` asks for.
+pub struct Options {
+    /// The configuration file.
+    pub config: PathBuf,
+    /// Check only (`-c`): no module is initialised and no socket is bound.
+    pub check_only: bool,
+}
+
+/// Global parameters (OpenSIPS core names).
+struct Globals {
+    log_level: i64,
+    log_stderror: bool,
+    workers: u32,
+}
+
+/// A modparam value, checked against the module's declared type.
+struct ParamValue<'a> {
+    name: &'a str,
+    kind: ParamKind,
+    int: i64,
+    text: &'a str,
+}
+
+/// Run the server until SIGINT/SIGTERM (or check the config and return).
+pub fn run(opts: Options) -> Result<(), String> {
+    let cfg = config::load_file(&opts.config).map_err(|e| e.to_string())?;
+    let globals = read_globals(&cfg).map_err(|e| e.to_string())?;
+    log::init(log::level_from_opensips(globals.log_level));
+    if !globals.log_stderror {
+        crate::log!(Info, "core", "log_stderror=no: logs still go to stderr (use your service manager to route them)");
+    }
+
+    let loaded = load_modules(&cfg, &opts.config)?;
+    let params = check_modparams(&cfg, &loaded).map_err(|e| e.to_string())?;
+    let table = FunctionTable::with_core();
+    let script = script::compile(&cfg, &table).map_err(|e| e.to_string())?;
+    let socket_lines = sockets::parse_all(&cfg, &loaded).map_err(|e| e.to_string())?;
+    if opts.check_only {
+        return Ok(());
+    }
+
+    let host: HostApiRef = HostApi {
+        deliver: core::host_deliver,
+        log: log::host_log,
+    }
+    .leak_into_prefix();
+    for (m, values) in loaded.iter().zip(&params) {
+        let entries: Vec<ParamEntry<'_>> = values
+            .iter()
+            .map(|v| ParamEntry {
+                name: RStr::from_str(v.name),
+                kind: v.kind,
+                int: v.int,
+                str: RStr::from_str(v.text),
+            })
+            .collect();
+        if let RResult::RErr(e) = (m.module.init())(host, RSlice::from_slice(&entries)) {
+            return Err(format!("module {} ({}): init failed: {e}", m.name, m.path.display()));
+        }
+        crate::log!(Info, "core", "module {} {} loaded from {}", m.name, m.module.version(), m.path.display());
+    }
+
+    let socket_infos = sockets::create(&cfg, &socket_lines, globals.workers).map_err(|e| e.to_string())?;
+    let transports: Vec<(Proto, TransportRef)> = loaded
+        .iter()
+        .filter_map(|m| m.transport())
+        .flat_map(|t| t.protos().iter().map(move |p| (p.proto, t)).collect::<Vec<_>>())
+        .collect();
+    core::install(Core::new(script, transports, socket_infos.clone()));
+
+    let mut started: Vec<(&LoadedModule, TransportRef)> = Vec::new();
+    for m in &loaded {
+        if let Some(t) = m.transport() {
+            if let RResult::RErr(e) = (t.start())() {
+                stop_all(&started);
+                return Err(format!("module {}: start failed: {e}", m.name));
+            }
+            started.push((m, t));
+        }
+    }
+    for s in &socket_infos {
+        crate::log!(Info, "core", "listening on {}", s.describe());
+    }
+    wait_for_signal()?;
+    crate::log!(Info, "core", "shutting down");
+    stop_all(&started);
+    for m in &loaded {
+        (m.module.destroy())();
+    }
+    Ok(())
+}
+
+fn stop_all(started: &[(&LoadedModule, TransportRef)]) {
+    for (_, t) in started.iter().rev() {
+        (t.stop())();
+    }
+}
+
+fn wait_for_signal() -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    if let Some(sig) = signals.forever().next() {
+        crate::log!(Info, "core", "received signal {sig}");
+    }
+    Ok(())
+}
+
+fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
+    let mut g = Globals {
+        log_level: 3,
+        log_stderror: true,
+        workers: 0,
+    };
+    for item in &cfg.items {
+        let Item::Global { name, value, span } = item else {
+            continue;
+        };
+        let int = |what: &str| {
+            value
+                .as_int()
+                .ok_or_else(|| cfg.error_at(*span, &format!("'{name}' takes {what}")))
+        };
+        match name.as_str() {
+            "log_level" | "debug" => g.log_level = int("an integer (-3..4)")?,
+            "log_stderror" | "stderror_enabled" => g.log_stderror = int("yes/no")? != 0,
+            "workers" | "children" | "tcp_workers" => {
+                g.workers = u32::try_from(int("a positive integer")?)
+                    .ok()
+                    .filter(|n| (1..=1024).contains(n))
+                    .ok_or_else(|| cfg.error_at(*span, &format!("'{name}' must be 1-1024")))?
+            }
+            "mpath" => {
+                if value.as_str().is_none() {
+                    return Err(cfg.error_at(*span, "mpath takes a directory name"));
+                }
+            }
+            // Accepted for compatibility with OpenSIPS configs; no effect here.
+            "log_name" | "log_facility" | "auto_aliases" | "tcp_connection_lifetime" | "server_header"
+            | "user_agent_header" | "dns" | "rev_dns" => {}
+            _ => return Err(cfg.error_at(*span, &format!("unknown global parameter '{name}'"))),
+        }
+    }
+    Ok(g)
+}
+
+/// Default module path: the directory of the running executable (where cargo puts the plugins).
+fn default_mpath() -> Vec<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .into_iter()
+        .collect()
+}
+
+fn load_modules(cfg: &Config, cfg_path: &Path) -> Result<Vec<LoadedModule>, String> {
+    let base = cfg_path.parent().unwrap_or(Path::new("."));
+    let mut mpath = default_mpath();
+    let mut loaded: Vec<LoadedModule> = Vec::new();
+    for item in &cfg.items {
+        match item {
+            Item::Global { name, value, .. } if name == "mpath" => {
+                // A relative mpath is relative to the config file, so configs are relocatable.
+                mpath = value
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(';')
+                    .filter(|s| !s.is_empty())
+                    .map(|d| base.join(d))
+                    .collect();
+            }
+            Item::LoadModule { path, span } => {
+                let at = |msg: String| cfg.error_at(*span, &msg).to_string();
+                let file = modules::resolve(path, &mpath).map_err(|e| at(e.to_string()))?;
+                let m = modules::load(&file).map_err(|e| at(e.to_string()))?;
+                if loaded.iter().any(|o| o.name == m.name) {
+                    return Err(at(format!("module {} loaded twice", m.name)));
+                }
+                loaded.push(m);
+            }
+            _ => {}
+        }
+    }
+    Ok(loaded)
+}
+
+/// Check every modparam against its module's declared parameters; group the values per module,
+/// in file order.
+fn check_modparams<'c>(cfg: &'c Config, loaded: &[LoadedModule]) -> Result<Vec<Vec<ParamValue<'c>>>, ConfigError> {
+    let mut out: Vec<Vec<ParamValue<'c>>> = loaded.iter().map(|_| Vec::new()).collect();
+    for item in &cfg.items {
+        let Item::ModParam {
+            module,
+            param,
+            value,
+            span,
+            value_span,
+        } = item
+        else {
+            continue;
+        };
+        let idx = loaded.iter().position(|m| &m.name == module).ok_or_else(|| {
+            cfg.error_at(*span, &format!("modparam for module '{module}', which is not loaded (no loadmodule for it)"))
+        })?;
+        let m = &loaded[idx];
+        let spec = m.module.params().iter().find(|p| p.name.as_str() == param).ok_or_else(|| {
+            let known: Vec<&str> = m.module.params().iter().map(|p| p.name.as_str()).collect();
+            cfg.error_at(
+                *span,
+                &format!("module '{module}' has no parameter '{param}' (it has: {})", known.join(", ")),
+            )
+        })?;
+        let v = match (spec.kind, value.as_int(), value.as_str()) {
+            (ParamKind::INT, Some(i), _) => ParamValue {
+                name: param,
+                kind: ParamKind::INT,
+                int: i,
+                text: "",
+            },
+            (ParamKind::STR, _, Some(s)) => ParamValue {
+                name: param,
+                kind: ParamKind::STR,
+                int: 0,
+                text: s,
+            },
+            (k, _, _) => {
+                let want = if k == ParamKind::INT { "an integer" } else { "a string" };
+                return Err(cfg.error_at(*value_span, &format!("parameter '{param}' of module '{module}' takes {want}")));
+            }
+        };
+        if !spec.multi && out[idx].iter().any(|p| p.name == param.as_str()) {
+            return Err(cfg.error_at(*span, &format!("parameter '{param}' of module '{module}' set twice")));
+        }
+        out[idx].push(v);
+    }
+    Ok(out)
+}
+
+#[allow(dead_code)]
+fn _span_is_copy(s: Span) -> Span {
+    s
+}

@@ -1,0 +1,126 @@
+//! The SIP core: what happens to a message a transport delivers.
+//!
+//! `HostApi::deliver` runs on the transport's I/O thread: parse (lazily), run the main route with
+//! an [`env::MsgEnv`], send what the script asks for through the transport's `send`, which only
+//! queues. Requests that are not SIP are logged with the peer and dropped; nothing a message does
+//! can unwind into the plugin.
+mod env;
+
+use crate::script::Script;
+use crate::sip::Message;
+use abi_stable::std_types::{RResult, RSlice};
+use bytes::Bytes;
+use sipcore_abi::{catch_panic, Proto, ReceiveInfo, SendTarget, TransportRef};
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+/// One listening socket, as created from the config.
+#[derive(Debug, Clone)]
+pub struct SocketInfo {
+    /// Index in the socket list (`ListenerSpec::id`).
+    pub id: u32,
+    /// Protocol.
+    pub proto: Proto,
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// `as host[:port]`, when given.
+    pub advertised: Option<String>,
+    /// `tag NAME`, when given.
+    pub tag: Option<String>,
+}
+
+impl SocketInfo {
+    /// `ws:127.0.0.1:8080 as 1.2.3.4:80`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}:{}", self.proto.name(), self.addr);
+        if let Some(a) = &self.advertised {
+            s.push_str(" as ");
+            s.push_str(a);
+        }
+        s
+    }
+}
+
+/// Everything the message path needs, built once at startup.
+pub struct Core {
+    script: Script,
+    transports: Vec<(Proto, TransportRef)>,
+    sockets: Vec<SocketInfo>,
+}
+
+static CORE: OnceLock<Core> = OnceLock::new();
+
+impl Core {
+    /// Assemble the core.
+    pub fn new(script: Script, transports: Vec<(Proto, TransportRef)>, sockets: Vec<SocketInfo>) -> Core {
+        Core {
+            script,
+            transports,
+            sockets,
+        }
+    }
+
+    fn transport(&self, proto: Proto) -> Option<TransportRef> {
+        self.transports.iter().find(|(p, _)| *p == proto).map(|(_, t)| *t)
+    }
+
+    /// Send `data` back over the connection `info` describes (replies, RFC 3261 §18.2.2: over
+    /// the same connection the request arrived on).
+    fn send_back(&self, info: &ReceiveInfo, data: &[u8]) -> Result<u64, String> {
+        let t = self
+            .transport(info.proto)
+            .ok_or_else(|| format!("no transport for {}", info.proto.name()))?;
+        let target = SendTarget {
+            proto: info.proto,
+            conn_id: info.conn_id,
+            dst: info.src,
+            listener: info.listener,
+        };
+        match (t.send())(&target, RSlice::from_slice(data)) {
+            RResult::ROk(id) => Ok(id),
+            RResult::RErr(e) => Err(e.as_str().to_string()),
+        }
+    }
+}
+
+/// Make the core available to `deliver` (before any transport starts).
+pub fn install(core: Core) {
+    if CORE.set(core).is_err() {
+        crate::log!(Error, "core", "core installed twice; keeping the first");
+    }
+}
+
+pub(crate) fn peer(info: &ReceiveInfo) -> String {
+    info.src.to_std().map_or_else(|| "unknown".into(), |a| a.to_string())
+}
+
+/// `HostApi::deliver`.
+pub extern "C" fn host_deliver(info: &ReceiveInfo, msg: RSlice<'_, u8>) {
+    if let Err(p) = catch_panic(|| handle(info, msg.as_slice())) {
+        crate::log!(Critical, "core", "panic while handling a message: {}", p; "peer" => peer(info));
+    }
+}
+
+fn handle(info: &ReceiveInfo, bytes: &[u8]) {
+    let Some(core) = CORE.get() else {
+        return;
+    };
+    if crate::sip::is_keepalive(bytes) {
+        return;
+    }
+    let msg = match Message::parse(Bytes::copy_from_slice(bytes)) {
+        Ok(m) => m,
+        Err(e) => {
+            crate::log!(Warning, "core", "message is not SIP, dropped: {}", e;
+                "peer" => peer(info), "proto" => info.proto.name(), "len" => bytes.len());
+            return;
+        }
+    };
+    if !msg.is_request() {
+        // Replies need the relay of issue 3 / the proxy of issue 5; without it they have nowhere to go.
+        crate::log!(Debug, "core", "reply {} dropped (no relay state)", msg.status().unwrap_or(0);
+            "peer" => peer(info));
+        return;
+    }
+    env::run_request(core, info, &msg);
+}

@@ -1,0 +1,179 @@
+//! The function registry: script function names → [`FuncId`] with their argument specs.
+//! The host fills it before compiling; the engine runs `xlog` and `is_method` itself and
+//! hands every other call to [`super::Env::call`].
+use std::collections::HashMap;
+
+/// A registered function, as the host knows it at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FuncId(pub u16);
+
+impl FuncId {
+    /// `xlog([level,] format)`: run by the engine (output through [`super::Env::log`]).
+    pub const XLOG: FuncId = FuncId(0);
+    /// `sl_send_reply(code, reason)`: code is an Int, reason a rendered Format.
+    pub const SL_SEND_REPLY: FuncId = FuncId(1);
+    /// `is_method("INVITE|REGISTER")`: run by the engine against `$rm`.
+    pub const IS_METHOD: FuncId = FuncId(2);
+    /// `forward()` / `forward("uri")`.
+    pub const FORWARD: FuncId = FuncId(3);
+    /// `t_relay()`.
+    pub const T_RELAY: FuncId = FuncId(4);
+}
+
+/// What an argument position accepts, and what the host receives there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A string literal or bare word; passed as `Value::Str`.
+    Str,
+    /// An integer literal, a string literal holding one (`"404"`), or a pseudo-variable
+    /// whose value is converted at run time; passed as `Value::Int` (`Value::Null` when the
+    /// variable holds no integer).
+    Int,
+    /// A string with pseudo-variables (`"$rm from $si"`), split at compile time and rendered
+    /// at run time; also a lone pseudo-variable or an integer. Passed as `Value::Str`.
+    Format,
+    /// A pseudo-variable; its current value is passed.
+    Pv,
+    /// An integer or string literal, bare word or pseudo-variable; passed as it is.
+    IntOrStr,
+}
+
+impl ArgKind {
+    /// How this kind is described in error messages.
+    pub(crate) fn expected(self) -> &'static str {
+        match self {
+            ArgKind::Str => "a string",
+            ArgKind::Int => "an integer or a pseudo-variable",
+            ArgKind::Format => "a string or a pseudo-variable",
+            ArgKind::Pv => "a pseudo-variable",
+            ArgKind::IntOrStr => "an integer, a string or a pseudo-variable",
+        }
+    }
+}
+
+/// One registered function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuncSpec {
+    /// Its script name.
+    pub name: Box<str>,
+    /// Accepted arguments by position; the maximum count is their number.
+    pub args: Box<[ArgKind]>,
+    /// The minimum count of arguments.
+    pub min_args: usize,
+}
+
+/// Why a function could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// The name is already registered.
+    #[error("function '{0}' is already registered")]
+    Duplicate(String),
+    /// The name is not an identifier or is a keyword of the language.
+    #[error("'{0}' cannot be a function name")]
+    BadName(String),
+    /// `min_args` exceeds the number of argument specs.
+    #[error("function '{name}': min_args {min} exceeds the {max} declared arguments")]
+    BadMinArgs {
+        /// The function.
+        name: String,
+        /// The given minimum.
+        min: usize,
+        /// The number of argument specs.
+        max: usize,
+    },
+    /// More functions than a [`FuncId`] can number.
+    #[error("too many functions")]
+    Full,
+}
+
+/// Words the parser treats specially; they cannot name functions.
+const RESERVED: &[&str] = &[
+    "if", "else", "exit", "drop", "return", "route", "myself", "NULL", "null", "switch", "while",
+    "for", "foreach", "break", "case", "default",
+];
+
+/// Name → function registry. Built with [`FunctionTable::with_core`], extended by the host.
+#[derive(Debug, Clone)]
+pub struct FunctionTable {
+    funcs: Vec<FuncSpec>,
+    by_name: HashMap<Box<str>, FuncId>,
+}
+
+impl Default for FunctionTable {
+    fn default() -> Self {
+        Self::with_core()
+    }
+}
+
+impl FunctionTable {
+    /// A table holding the core functions, with the ids of the `FuncId` constants:
+    /// `xlog([level,] format)`, `sl_send_reply(code, reason)`, `is_method(list)`,
+    /// `forward([uri])`, `t_relay()`.
+    pub fn with_core() -> Self {
+        let mut t = FunctionTable {
+            funcs: Vec::new(),
+            by_name: HashMap::new(),
+        };
+        let core: [(&str, &[ArgKind], usize); 5] = [
+            ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
+            ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
+            ("is_method", &[ArgKind::Str], 1),
+            ("forward", &[ArgKind::Format], 0),
+            ("t_relay", &[], 0),
+        ];
+        for (name, args, min) in core {
+            // Fresh table, valid names: registration cannot fail.
+            let _ = t.register(name, args, min);
+        }
+        t
+    }
+
+    /// Register `name` taking `min_args..=args.len()` arguments of the given kinds.
+    pub fn register(
+        &mut self,
+        name: &str,
+        args: &[ArgKind],
+        min_args: usize,
+    ) -> Result<FuncId, RegisterError> {
+        let ident = name
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+        if name.is_empty() || !ident || RESERVED.contains(&name) {
+            return Err(RegisterError::BadName(name.to_owned()));
+        }
+        if self.by_name.contains_key(name) {
+            return Err(RegisterError::Duplicate(name.to_owned()));
+        }
+        if min_args > args.len() {
+            return Err(RegisterError::BadMinArgs {
+                name: name.to_owned(),
+                min: min_args,
+                max: args.len(),
+            });
+        }
+        let id = FuncId(u16::try_from(self.funcs.len()).map_err(|_| RegisterError::Full)?);
+        self.funcs.push(FuncSpec {
+            name: name.into(),
+            args: args.into(),
+            min_args,
+        });
+        self.by_name.insert(name.into(), id);
+        Ok(id)
+    }
+
+    /// The id of a registered name.
+    pub fn lookup(&self, name: &str) -> Option<FuncId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The spec of an id.
+    pub fn spec(&self, id: FuncId) -> Option<&FuncSpec> {
+        self.funcs.get(id.0 as usize)
+    }
+
+    /// The name of an id.
+    pub fn name(&self, id: FuncId) -> Option<&str> {
+        self.spec(id).map(|s| &*s.name)
+    }
+}

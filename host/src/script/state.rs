@@ -1,0 +1,105 @@
+//! Per-run state of the engine: `$var` slots, `$rc`, and values detached into the scratch
+//! buffer while a nested evaluation needs the [`super::Env`] again.
+use super::pv::VarId;
+use super::value::Value;
+use std::borrow::Cow;
+use std::cell::Cell;
+
+/// A value detached from the [`super::Env`]: strings live in the scratch buffer.
+#[derive(Clone, Copy)]
+pub(super) enum Held {
+    /// `Value::Null`
+    Null,
+    /// `Value::Int`
+    Int(i64),
+    /// A string at this byte range of the scratch buffer.
+    Str(usize, usize),
+}
+
+impl Held {
+    pub(super) fn view(self, scratch: &str) -> Value<'_> {
+        match self {
+            Held::Null => Value::Null,
+            Held::Int(n) => Value::Int(n),
+            Held::Str(a, b) => Value::Str(Cow::Borrowed(scratch.get(a..b).unwrap_or(""))),
+        }
+    }
+}
+
+pub(super) fn hold_value(v: &Value<'_>, scratch: &mut String) -> Held {
+    match v {
+        Value::Null => Held::Null,
+        Value::Int(n) => Held::Int(*n),
+        Value::Str(s) => {
+            let a = scratch.len();
+            scratch.push_str(s);
+            Held::Str(a, scratch.len())
+        }
+    }
+}
+
+/// `$var` storage and `$rc`, per run. Slots keep their string buffers across runs.
+#[derive(Debug, Default)]
+pub(crate) struct Vars {
+    slots: Vec<Slot>,
+    /// `$rc`: set through shared references while an expression runs.
+    pub(super) retcode: Cell<i64>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    state: SlotState,
+    int: i64,
+    text: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    #[default]
+    Null,
+    Int,
+    Str,
+}
+
+impl Vars {
+    pub(super) fn get(&self, id: VarId) -> Value<'_> {
+        match self.slots.get(id.0 as usize) {
+            Some(s) if s.state == SlotState::Int => Value::Int(s.int),
+            Some(s) if s.state == SlotState::Str => Value::Str(Cow::Borrowed(&s.text)),
+            _ => Value::Null,
+        }
+    }
+
+    pub(super) fn set(&mut self, id: VarId, v: Value<'_>) {
+        let i = id.0 as usize;
+        if self.slots.len() <= i {
+            if v.is_null() {
+                return;
+            }
+            self.slots.resize_with(i + 1, Slot::default);
+        }
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
+        match v {
+            Value::Null => slot.state = SlotState::Null,
+            Value::Int(n) => {
+                slot.state = SlotState::Int;
+                slot.int = n;
+            }
+            Value::Str(s) => {
+                slot.state = SlotState::Str;
+                slot.text.clear();
+                slot.text.push_str(&s);
+            }
+        }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        for s in &mut self.slots {
+            s.state = SlotState::Null;
+        }
+        self.retcode.set(0);
+    }
+}
+

@@ -1,0 +1,87 @@
+//! The host's SIP message layer: a lazy, zero-copy RFC 3261 parser and the
+//! stateless-reply builder.
+//!
+//! In the SER/OpenSIPS manner, [`Message::parse`] does the framing eagerly
+//! (start line, header lines as byte ranges, Content-Length) and leaves every
+//! header body to accessors that parse on demand and borrow from the received
+//! [`bytes::Bytes`]: [`Message::from`], [`Message::top_via`],
+//! [`Message::cseq`], [`Message::contacts`]... A proxy calls
+//! [`Message::validate_for_proxy`] once to reject what it cannot route, and
+//! answers with [`build_reply`] and [`stateless_to_tag`].
+//!
+//! Pure code over bytes: no I/O, no clock, no panics on input. RFC 4475
+//! torture messages are the test corpus (`testdata/`).
+//!
+//! ```ignore
+//! // (not a doctest: the crate path depends on where the module is mounted;
+//! // the same code runs as the unit test `tests_message::module_doc_example`)
+//! use crate::sip::{build_reply, stateless_to_tag, Message};
+//! let req = Message::parse(bytes::Bytes::from_static(
+//!     b"OPTIONS sip:a@example.com SIP/2.0\r\nv: SIP/2.0/WS x.invalid;branch=z9hG4bK1\r\n\
+//!       f: <sip:b@example.com>;tag=1\r\nt: <sip:a@example.com>\r\ni: c1\r\n\
+//!       CSeq: 1 OPTIONS\r\nl: 0\r\n\r\n",
+//! )).unwrap();
+//! assert_eq!(req.header("Call-ID"), Some("c1"));
+//! assert_eq!(req.top_via().unwrap().transport(), "WS");
+//! req.validate_for_proxy().unwrap();
+//! let reply = build_reply(&req, 200, "OK", &stateless_to_tag(&req), &[], None);
+//! assert!(reply.starts_with(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bK1\r\n"));
+//! ```
+
+mod error;
+mod fuzz;
+mod headers;
+mod message;
+mod name_addr;
+mod params;
+mod parser;
+mod reply;
+mod scan;
+mod uri;
+mod validate;
+mod via;
+
+#[cfg(test)]
+mod tests_message;
+#[cfg(test)]
+mod tests_rfc4475;
+
+pub use error::ParseError;
+#[doc(hidden)]
+pub use fuzz::fuzz_parse;
+pub use headers::{CSeq, HeaderName, Method, SipDate};
+pub use message::{HeaderValues, ListValues, Message};
+pub use name_addr::{Contact, NameAddr};
+pub use params::{ParamIter, Params};
+pub use reply::{build_reply, stateless_to_tag};
+pub use uri::{unescape, Scheme, Uri};
+pub use via::{Via, BRANCH_MAGIC_COOKIE};
+
+/// Most header fields a message may have (each header line counts once).
+pub const MAX_HEADERS: usize = 128;
+
+/// Longest start line, and longest header field including its continuation
+/// lines, in bytes.
+pub const MAX_LINE_LEN: usize = 16 * 1024;
+
+/// Whether `buf` is an RFC 5626 §3.5.1 keep-alive: a non-empty run of CR and
+/// LF only (the CRLF CRLF "ping" or the CRLF "pong"), to be answered or
+/// absorbed before [`Message::parse`].
+pub fn is_keepalive(buf: &[u8]) -> bool {
+    !buf.is_empty() && buf.iter().all(|&b| b == b'\r' || b == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_keepalive;
+
+    #[test]
+    fn keepalives() {
+        assert!(is_keepalive(b"\r\n\r\n"));
+        assert!(is_keepalive(b"\r\n"));
+        assert!(is_keepalive(b"\n"));
+        assert!(!is_keepalive(b""));
+        assert!(!is_keepalive(b"\r\n \r\n"));
+        assert!(!is_keepalive(b"OPTIONS"));
+    }
+}

@@ -1,0 +1,177 @@
+//! `;name[=value]` parameter lists: header parameters (RFC 3261 §25.1
+//! generic-param, with LWS around `;` and `=`) and URI parameters (§19.1.1).
+
+use super::error::ParseError;
+use super::scan::{is_token, quoted_end, skip_ws, token_end, trim};
+
+/// A validated `;`-separated parameter list borrowed from the message.
+///
+/// Parameters are looked up lazily by scanning the list; names compare
+/// case-insensitively (RFC 3261 §7.3.1). Values are returned as written: a
+/// quoted-string value keeps its quotes and escapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Params<'a> {
+    raw: &'a str,
+}
+
+impl<'a> Params<'a> {
+    /// Wraps an already validated list (text starting at the first `;`).
+    pub(crate) fn from_validated(raw: &'a str) -> Self {
+        Params { raw }
+    }
+
+    /// Parses header parameters: `s` is empty/white space, or
+    /// `*( LWS ";" LWS token [ LWS "=" LWS ( token / host / quoted-string ) ] ) LWS`.
+    pub(crate) fn parse_header(s: &'a str) -> Result<Self, ParseError> {
+        let b = s.as_bytes();
+        let mut i = skip_ws(b, 0);
+        let start = i;
+        while i < b.len() {
+            if b[i] != b';' {
+                return Err(ParseError::BadParams);
+            }
+            i = skip_ws(b, i + 1);
+            let name = i;
+            i = token_end(b, i);
+            if i == name {
+                return Err(ParseError::BadParams);
+            }
+            i = skip_ws(b, i);
+            if i < b.len() && b[i] == b'=' {
+                i = skip_ws(b, i + 1);
+                if i < b.len() && b[i] == b'"' {
+                    i = quoted_end(b, i)?;
+                } else {
+                    let value = i;
+                    while i < b.len() && (is_token(b[i]) || matches!(b[i], b'[' | b']' | b':')) {
+                        i += 1;
+                    }
+                    if i == value {
+                        return Err(ParseError::BadParams);
+                    }
+                }
+                i = skip_ws(b, i);
+            }
+        }
+        Ok(Params {
+            raw: trim(s.get(start..).unwrap_or("")),
+        })
+    }
+
+    /// The list as written, starting at the first `;` (empty if none).
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// Whether the list has no parameter.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// Iterates `(name, value)` pairs in order; `value` is `None` for a
+    /// parameter without `=` (e.g. `;lr`, `;rport`).
+    pub fn iter(&self) -> ParamIter<'a> {
+        ParamIter { rest: self.raw }
+    }
+
+    /// The first parameter called `name` (case-insensitive): `None` if absent,
+    /// `Some(None)` if present without a value.
+    pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Whether a parameter called `name` is present (with or without value).
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// Iterator over the `(name, value)` pairs of a [`Params`].
+#[derive(Debug, Clone)]
+pub struct ParamIter<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = (&'a str, Option<&'a str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let s = self.rest.strip_prefix(';').unwrap_or(self.rest);
+            if trim(s).is_empty() {
+                self.rest = "";
+                return None;
+            }
+            let b = s.as_bytes();
+            let mut i = 0;
+            while i < b.len() && b[i] != b';' {
+                if b[i] == b'"' {
+                    i = quoted_end(b, i).unwrap_or(b.len());
+                } else {
+                    i += 1;
+                }
+            }
+            let elem = s.get(..i).unwrap_or("");
+            self.rest = s.get(i..).unwrap_or("");
+            let elem = trim(elem);
+            if elem.is_empty() {
+                continue;
+            }
+            return Some(match elem.split_once('=') {
+                Some((n, v)) => (trim(n), Some(trim(v))),
+                None => (elem, None),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_params_with_lws() {
+        let p = Params::parse_header(" ;   tag    = 1918181833n").unwrap();
+        assert_eq!(p.get("TAG"), Some(Some("1918181833n")));
+        assert_eq!(p.as_str(), ";   tag    = 1918181833n");
+        let p = Params::parse_header(" ; newparam =   newvalue ;   secondparam ; q = 0.33").unwrap();
+        let all: Vec<_> = p.iter().collect();
+        assert_eq!(
+            all,
+            [
+                ("newparam", Some("newvalue")),
+                ("secondparam", None),
+                ("q", Some("0.33"))
+            ]
+        );
+        assert!(p.contains("secondparam"));
+        assert!(!p.contains("tag"));
+    }
+
+    #[test]
+    fn quoted_and_host_values() {
+        let p = Params::parse_header(r#";a="x;y\"z";received=[2001:db8::1];rport"#).unwrap();
+        assert_eq!(p.get("a"), Some(Some(r#""x;y\"z""#)));
+        assert_eq!(p.get("received"), Some(Some("[2001:db8::1]")));
+        assert_eq!(p.get("rport"), Some(None));
+    }
+
+    #[test]
+    fn empty_lists() {
+        assert!(Params::parse_header("").unwrap().is_empty());
+        assert!(Params::parse_header("   ").unwrap().is_empty());
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [";;", ";", "x", ";a=", ";a b", ";a=b c", ";=b", ";;;;", "tag=1"] {
+            assert_eq!(Params::parse_header(bad), Err(ParseError::BadParams), "{bad:?}");
+        }
+        assert_eq!(
+            Params::parse_header(";a=\"open"),
+            Err(ParseError::BadQuotedString)
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! Stateless replies (RFC 3261 §8.2.6, §16.7; OpenSIPS `sl` module), built
+//! from the request's own header text without re-serialising it.
+
+use std::io::Write;
+
+use sha1::{Digest, Sha1};
+
+use super::headers::HeaderName;
+use super::message::Message;
+use super::scan::trim;
+
+/// Appends `s`, turning any CR or LF into SP so that no caller-supplied or
+/// copied text can start a new header line.
+fn put(out: &mut Vec<u8>, s: &str) {
+    out.extend(s.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+}
+
+/// Appends `Name: value CRLF`.
+fn header(out: &mut Vec<u8>, name: &str, value: &str) {
+    put(out, name);
+    out.extend_from_slice(b": ");
+    put(out, value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Builds a response to `req` (RFC 3261 §8.2.6.1-§8.2.6.2):
+///
+/// - status line `SIP/2.0 code reason` (CR/LF in `reason` become SP);
+/// - every Via header of the request, in order, with its value as received
+///   (so several comma-separated values stay on one line);
+/// - the first From, To, Call-ID and CSeq, values as received; `;tag=to_tag`
+///   is appended to To only if `to_tag` is not empty and the request's To
+///   parses and has no tag (an unparsable To is copied unchanged);
+/// - `extra_headers` in order, then `Content-Type` if a body is given, and
+///   always `Content-Length`.
+///
+/// Compact header names are written in full. `code` is written as given.
+/// The `received`/`rport` Via parameters (RFC 3261 §18.2.1, RFC 3581) are the
+/// transport's business and are not added here.
+pub fn build_reply(
+    req: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: &str,
+    extra_headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> Vec<u8> {
+    let body_bytes = body.map_or(&[][..], |(_, b)| b);
+    let mut out = Vec::with_capacity(256 + req.as_bytes().len().min(4096) + body_bytes.len());
+    out.extend_from_slice(b"SIP/2.0 ");
+    let _ = write!(out, "{code} ");
+    put(&mut out, reason);
+    out.extend_from_slice(b"\r\n");
+    for v in req.headers(HeaderName::Via.as_str()) {
+        header(&mut out, "Via", v);
+    }
+    if let Some(from) = req.header("From") {
+        header(&mut out, "From", from);
+    }
+    if let Some(to) = req.header("To") {
+        let add_tag = !to_tag.is_empty()
+            && req.to().is_ok_and(|t| !t.params().contains("tag"));
+        put(&mut out, "To: ");
+        put(&mut out, to);
+        if add_tag {
+            out.extend_from_slice(b";tag=");
+            put(&mut out, to_tag);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    for name in [HeaderName::CallId, HeaderName::CSeq] {
+        if let Some(v) = req.header(name.as_str()) {
+            header(&mut out, name.as_str(), v);
+        }
+    }
+    for (name, value) in extra_headers {
+        header(&mut out, name, value);
+    }
+    if let Some((content_type, _)) = body {
+        header(&mut out, "Content-Type", content_type);
+    }
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body_bytes.len());
+    out.extend_from_slice(body_bytes);
+    out
+}
+
+/// A To tag for stateless replies that is the same for every retransmission
+/// of a request (and for the ACK of a non-2xx reply, which keeps Call-ID,
+/// From tag, branch and CSeq number), in the manner of OpenSIPS `sl`:
+/// 20 lower-case hex digits of SHA-1 over Call-ID, From tag, top Via branch
+/// and CSeq number (falling back to the raw header text when a field does
+/// not parse, e.g. an RFC 2543 Via without branch).
+pub fn stateless_to_tag(req: &Message) -> String {
+    let from_tag = req
+        .from()
+        .ok()
+        .and_then(|f| f.tag())
+        .or_else(|| req.header("From"))
+        .unwrap_or("");
+    let branch = req
+        .top_via()
+        .ok()
+        .and_then(|v| v.branch())
+        .or_else(|| req.vias().next())
+        .unwrap_or("");
+    let cseq = trim(req.header("CSeq").unwrap_or(""));
+    let cseq_num = cseq.split([' ', '\t']).next().unwrap_or("");
+    let mut h = Sha1::new();
+    h.update(b"sipcore-sl");
+    for part in [req.call_id().unwrap_or(""), from_tag, branch, cseq_num] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    h.finalize()
+        .iter()
+        .take(10)
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]])
+        .map(char::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn msg(s: &str) -> Message {
+        Message::parse(Bytes::copy_from_slice(s.as_bytes())).unwrap()
+    }
+
+    /// An OPTIONS as JsSIP sends it over WebSocket (RFC 7118 §5).
+    const JSSIP_OPTIONS: &str = "OPTIONS sip:alice@example.com SIP/2.0\r\n\
+        Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK3215764\r\n\
+        Max-Forwards: 69\r\n\
+        To: <sip:alice@example.com>\r\n\
+        From: \"Bob\" <sip:bob@example.com>;tag=0lq1ba0kbr\r\n\
+        Call-ID: ntu0gtsvsjhu7c4ujgd8\r\n\
+        CSeq: 6201 OPTIONS\r\n\
+        Allow: INVITE,ACK,CANCEL,BYE,UPDATE,MESSAGE,OPTIONS,REFER,INFO,NOTIFY\r\n\
+        Supported: path,gruu,outbound\r\n\
+        User-Agent: JsSIP 3.10.0\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    /// Computed independently: SHA-1 of b"sipcore-sl" followed by the four
+    /// length-prefixed fields, first 10 bytes in hex.
+    const JSSIP_TAG: &str = "0fc5196e421773977df9";
+
+    #[test]
+    fn jssip_options_over_ws_exact_bytes() {
+        let req = msg(JSSIP_OPTIONS);
+        let tag = stateless_to_tag(&req);
+        assert_eq!(tag, JSSIP_TAG);
+        let reply = build_reply(&req, 200, "OK", &tag, &[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"), ("Server", "sipcore")], None);
+        let expected = format!(
+            "SIP/2.0 200 OK\r\n\
+             Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK3215764\r\n\
+             From: \"Bob\" <sip:bob@example.com>;tag=0lq1ba0kbr\r\n\
+             To: <sip:alice@example.com>;tag={JSSIP_TAG}\r\n\
+             Call-ID: ntu0gtsvsjhu7c4ujgd8\r\n\
+             CSeq: 6201 OPTIONS\r\n\
+             Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n\
+             Server: sipcore\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        assert_eq!(String::from_utf8(reply.clone()).unwrap(), expected);
+        let parsed = Message::parse(Bytes::from(reply)).unwrap();
+        assert_eq!(parsed.status(), Some(200));
+        assert_eq!(parsed.to().unwrap().tag(), Some(JSSIP_TAG));
+        assert_eq!(parsed.validate_for_proxy(), Ok(()));
+    }
+
+    #[test]
+    fn same_request_same_tag_other_request_other_tag() {
+        let a = stateless_to_tag(&msg(JSSIP_OPTIONS));
+        let b = stateless_to_tag(&msg(JSSIP_OPTIONS));
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 20);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        for (from, to) in [
+            ("z9hG4bK3215764", "z9hG4bK3215765"),
+            ("tag=0lq1ba0kbr", "tag=0lq1ba0kbs"),
+            ("Call-ID: ntu0", "Call-ID: ntu1"),
+            ("CSeq: 6201", "CSeq: 6202"),
+        ] {
+            assert_ne!(stateless_to_tag(&msg(&JSSIP_OPTIONS.replace(from, to))), a, "{to}");
+        }
+        // The ACK for a non-2xx reply keeps all four fields: same tag.
+        let ack = JSSIP_OPTIONS.replace("OPTIONS sip", "ACK sip").replace("6201 OPTIONS", "6201 ACK");
+        assert_eq!(stateless_to_tag(&msg(&ack)), a);
+    }
+
+    #[test]
+    fn to_with_tag_is_kept() {
+        let req = msg(&JSSIP_OPTIONS.replace("To: <sip:alice@example.com>", "t: <sip:alice@example.com> ;tag=abc"));
+        let reply = build_reply(&req, 481, "Call/Transaction Does Not Exist", "zzz", &[], None);
+        let text = String::from_utf8(reply).unwrap();
+        assert!(text.starts_with("SIP/2.0 481 Call/Transaction Does Not Exist\r\n"));
+        assert!(text.contains("\r\nTo: <sip:alice@example.com> ;tag=abc\r\n"), "{text}");
+        assert!(!text.contains("zzz"));
+    }
+
+    #[test]
+    fn all_vias_in_order_compact_names_expanded() {
+        let req = msg("INVITE sip:b@example.com SIP/2.0\r\n\
+            v: SIP/2.0/WS a.invalid;branch=z9hG4bK1, SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK2\r\n\
+            Via: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK3\r\n\
+            f: <sip:a@example.com>;tag=x\r\nt: sip:b@example.com\r\ni: cid\r\nCSeq: 1 INVITE\r\n\r\n");
+        let reply = build_reply(&req, 100, "Trying", "", &[], None);
+        assert_eq!(
+            String::from_utf8(reply).unwrap(),
+            "SIP/2.0 100 Trying\r\n\
+             Via: SIP/2.0/WS a.invalid;branch=z9hG4bK1, SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK2\r\n\
+             Via: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK3\r\n\
+             From: <sip:a@example.com>;tag=x\r\n\
+             To: sip:b@example.com\r\n\
+             Call-ID: cid\r\n\
+             CSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn body_sanitising_and_broken_to() {
+        let req = msg("MESSAGE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/WS a.invalid;branch=z9hG4bK1\r\n\
+            From: <sip:a@example.com>;tag=x\r\nTo: \"open <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 2 MESSAGE\r\n\r\n");
+        let reply = build_reply(&req, 400, "Bad\r\nX-Evil: 1", "t1", &[("X-A", "1\r\n2")], Some(("text/plain", b"oops")));
+        assert_eq!(
+            String::from_utf8(reply).unwrap(),
+            "SIP/2.0 400 Bad  X-Evil: 1\r\n\
+             Via: SIP/2.0/WS a.invalid;branch=z9hG4bK1\r\n\
+             From: <sip:a@example.com>;tag=x\r\n\
+             To: \"open <sip:b@example.com>\r\n\
+             Call-ID: c\r\n\
+             CSeq: 2 MESSAGE\r\n\
+             X-A: 1  2\r\n\
+             Content-Type: text/plain\r\n\
+             Content-Length: 4\r\n\r\noops"
+        );
+    }
+
+    #[test]
+    fn tag_falls_back_to_raw_fields() {
+        // RFC 2543 style: no branch, no From tag.
+        let a = msg("INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h1\r\nFrom: sip:a@example.com\r\n\
+            To: sip:b@example.com\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
+        let b = msg("INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h2\r\nFrom: sip:a@example.com\r\n\
+            To: sip:b@example.com\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
+        assert_ne!(stateless_to_tag(&a), stateless_to_tag(&b));
+        assert_eq!(stateless_to_tag(&a).len(), 20);
+    }
+}

@@ -1,0 +1,246 @@
+//! Non-blocking HEP sender: one background thread per destination, fed through a bounded queue.
+//!
+//! [`Sender::send`] only does a `try_send` into a `std::sync::mpsc::sync_channel`: it never
+//! blocks, never does I/O, and returns `false` (counting a drop) when the queue is full. All
+//! I/O, DNS resolution included, happens on the sender thread:
+//!
+//! * UDP ([`udp`]): one datagram per packet from an ephemeral socket. Send errors (an ICMP
+//!   "port unreachable" surfacing as `ECONNREFUSED` included) cost that packet only.
+//! * TCP ([`tcp`]): connects with a timeout, writes with a write timeout, and on any failure
+//!   drops the connection and reconnects with exponential backoff. While the collector is
+//!   unreachable the queue fills up and further packets are dropped at `send`.
+//! * TLS: not implemented yet ([`SenderError::TlsUnsupported`]).
+//!
+//! Dropping the [`Sender`] stops the thread and joins it (the wait is bounded by the connect
+//! and write timeouts), so a plugin can be unloaded safely afterwards.
+
+mod stats;
+pub mod tcp;
+pub mod udp;
+
+pub use stats::SenderStats;
+
+use crate::hep_id::{HepDest, Host, Transport};
+use bytes::Bytes;
+use stats::Counters;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Smallest timeout used; the OS rejects zero timeouts.
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// Tuning of a [`Sender`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderConfig {
+    /// Packets the queue holds before `send` starts dropping (at least 1).
+    pub queue_len: usize,
+    /// TCP connect timeout, per resolved address.
+    pub tcp_connect_timeout: Duration,
+    /// TCP write timeout: a write making no progress for this long drops the connection.
+    /// Also the time allowed to flush the queue when the sender is dropped.
+    pub tcp_write_timeout: Duration,
+    /// First delay after a failed connect (or failed UDP resolution).
+    pub backoff_min: Duration,
+    /// Largest delay; the delay doubles after each consecutive failure up to this.
+    pub backoff_max: Duration,
+}
+
+impl Default for SenderConfig {
+    /// 4096 packets, 1 s connect timeout, 500 ms write timeout, backoff 100 ms → 5 s.
+    fn default() -> Self {
+        SenderConfig {
+            queue_len: 4096,
+            tcp_connect_timeout: Duration::from_secs(1),
+            tcp_write_timeout: Duration::from_millis(500),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl SenderConfig {
+    /// The configuration with zero values raised to their minimum and `backoff_max >=
+    /// backoff_min`.
+    fn sanitized(mut self) -> SenderConfig {
+        self.queue_len = self.queue_len.max(1);
+        self.tcp_connect_timeout = self.tcp_connect_timeout.max(MIN_TIMEOUT);
+        self.tcp_write_timeout = self.tcp_write_timeout.max(MIN_TIMEOUT);
+        self.backoff_min = self.backoff_min.max(MIN_TIMEOUT);
+        self.backoff_max = self.backoff_max.max(self.backoff_min);
+        self
+    }
+}
+
+/// Why a [`Sender`] could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    /// `transport=tls` is parsed but not implemented yet.
+    #[error("HEP over TLS is not supported yet")]
+    TlsUnsupported,
+    /// The OS refused to start the sender thread.
+    #[error("cannot start the HEP sender thread: {0}")]
+    Spawn(#[source] io::Error),
+}
+
+/// State shared by the [`Sender`] handle and its thread.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Counters behind [`Sender::stats`].
+    pub(crate) counters: Counters,
+    /// Set when the handle is dropped.
+    stop: AtomicBool,
+}
+
+impl Shared {
+    /// The handle was dropped.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Sleeps for `d` unless stopped (the handle unparks the thread); false if stopped.
+    pub(crate) fn sleep(&self, d: Duration) -> bool {
+        let deadline = Instant::now() + d;
+        loop {
+            if self.stopping() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            thread::park_timeout(deadline - now);
+        }
+    }
+}
+
+/// Everything a sender thread needs.
+pub(crate) struct Worker {
+    /// Collector host.
+    pub(crate) host: Host,
+    /// Collector port.
+    pub(crate) port: u16,
+    /// Sanitized configuration.
+    pub(crate) cfg: SenderConfig,
+    /// Counters and the stop flag.
+    pub(crate) shared: Arc<Shared>,
+    /// The receiving end of the queue.
+    pub(crate) rx: Receiver<Bytes>,
+}
+
+impl Worker {
+    /// Resolves the collector (DNS for names, on this thread only).
+    pub(crate) fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
+        match &self.host {
+            Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, self.port)]),
+            Host::Name(name) => {
+                let addrs: Vec<SocketAddr> =
+                    (name.as_str(), self.port).to_socket_addrs()?.collect();
+                if addrs.is_empty() {
+                    Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "no address for host",
+                    ))
+                } else {
+                    Ok(addrs)
+                }
+            }
+        }
+    }
+
+    /// Counts everything still queued as dropped (the thread is exiting).
+    pub(crate) fn drop_queued(&self) {
+        let n = self.rx.try_iter().count();
+        self.shared.counters.dropped(n as u64);
+    }
+}
+
+/// Handle to one destination's sender thread. `Send + Sync`: share it between workers.
+#[derive(Debug)]
+pub struct Sender {
+    dest: HepDest,
+    tx: Option<SyncSender<Bytes>>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sender {
+    /// Starts the sender thread for `dest` (named `hep-<name>`). Zero sizes and durations in
+    /// `cfg` are raised to their minimum. TLS destinations are refused for now.
+    pub fn new(dest: HepDest, cfg: SenderConfig) -> Result<Sender, SenderError> {
+        if dest.transport == Transport::Tls {
+            return Err(SenderError::TlsUnsupported);
+        }
+        let cfg = cfg.sanitized();
+        let (tx, rx) = mpsc::sync_channel(cfg.queue_len);
+        let shared = Arc::new(Shared::default());
+        let worker = Worker {
+            host: dest.host.clone(),
+            port: dest.port,
+            cfg,
+            shared: Arc::clone(&shared),
+            rx,
+        };
+        let transport = dest.transport;
+        let thread = thread::Builder::new()
+            .name(format!("hep-{}", dest.name))
+            .spawn(move || match transport {
+                Transport::Udp => udp::run(worker),
+                Transport::Tcp | Transport::Tls => tcp::run(worker),
+            })
+            .map_err(SenderError::Spawn)?;
+        Ok(Sender {
+            dest,
+            tx: Some(tx),
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues one encoded packet. Never blocks: returns false, counting a drop, when the queue
+    /// is full (e.g. during a TCP outage).
+    pub fn send(&self, packet: Bytes) -> bool {
+        let queued = match &self.tx {
+            Some(tx) => match tx.try_send(packet) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+            },
+            None => false,
+        };
+        if !queued {
+            self.shared.counters.dropped(1);
+        }
+        queued
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> SenderStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// The destination this sender serves.
+    pub fn dest(&self) -> &HepDest {
+        &self.dest
+    }
+}
+
+impl Drop for Sender {
+    /// Stops the thread and waits for it: queued UDP packets are still sent, a connected TCP
+    /// sender gets up to `tcp_write_timeout` to flush; the rest is dropped.
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            // A panic on the sender thread is not ours to propagate from a destructor.
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! Shared harness for end-to-end tests: start the real `sipcore` binary with a temporary config.
+//!
+//! The binary and the plugins must be built first (`cargo build --workspace`); the README's test
+//! command does that. `SIPCORE_TARGET_DIR` overrides where they are looked for.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/debug` (or `$SIPCORE_TARGET_DIR`), where `sipcore` and `lib*.so` live.
+pub fn target_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("SIPCORE_TARGET_DIR") {
+        return PathBuf::from(d);
+    }
+    let ws = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let base = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| ws.join("target"));
+    base.join("debug")
+}
+
+/// Path of the `sipcore` binary.
+pub fn sipcore_bin() -> PathBuf {
+    let p = target_dir().join("sipcore");
+    assert!(p.is_file(), "{} missing: run `cargo build --workspace` first", p.display());
+    p
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("sipcore-e2e-{}-{}-{}", tag, std::process::id(), n));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Replace `{MPATH}` with the target dir and `{PORT}` with `port`.
+pub fn render(cfg: &str, port: u16) -> String {
+    cfg.replace("{MPATH}", &target_dir().display().to_string())
+        .replace("{PORT}", &port.to_string())
+}
+
+/// A running sipcore; killed on drop. Its stderr goes to `log_path`.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub addr: SocketAddr,
+    pub log_path: PathBuf,
+    pub cfg_path: PathBuf,
+}
+
+impl Server {
+    /// Start sipcore on `cfg` (with `{PORT}`/`{MPATH}` substituted) and wait until the WebSocket
+    /// port accepts connections.
+    pub fn start(cfg: &str) -> Server {
+        let port = free_port();
+        let dir = temp_dir("srv");
+        let cfg_path = dir.join("sipcore.cfg");
+        std::fs::write(&cfg_path, render(cfg, port)).unwrap();
+        let log_path = dir.join("stderr.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(sipcore_bin())
+            .arg("-f")
+            .arg(&cfg_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sipcore");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut s = Server { child, port, addr, log_path, cfg_path };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(st)) = s.child.try_wait() {
+                panic!("sipcore exited early ({st}):\n{}", s.log());
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "sipcore did not listen:\n{}", s.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    /// Everything sipcore wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `needle` (logging is asynchronous).
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let l = self.log();
+            if l.contains(needle) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "log never contained {needle:?}:\n{l}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Is the process still running?
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run sipcore on `cfg` expecting it to exit by itself; returns (status, stderr).
+pub fn run_to_exit(cfg: &str, file_name: &str) -> (ExitStatus, String, PathBuf) {
+    let dir = temp_dir("cfg");
+    let cfg_path = dir.join(file_name);
+    std::fs::write(&cfg_path, render(cfg, free_port())).unwrap();
+    let mut child = Command::new(sipcore_bin())
+        .arg("-f")
+        .arg(&cfg_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sipcore");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sipcore did not exit on a bad config");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status, err, cfg_path)
+}
+
+/// A minimal JsSIP-style OPTIONS over WebSocket (RFC 7118 §A.1 style `.invalid` Via host).
+pub fn options_request(call_id: &str, branch: &str, cseq: u32) -> String {
+    format!(
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/WS df7jal23ls0d.invalid;branch={branch}\r\n\
+         Via: SIP/2.0/WS proxy.invalid;branch=z9hG4bKouter\r\n\
+         Max-Forwards: 70\r\n\
+         To: <sip:127.0.0.1>\r\n\
+         From: \"Alice\" <sip:alice@example.com>;tag=fromtag{cseq}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq} OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The value of the first header `name` in a SIP message text (case-insensitive).
+pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.split("\r\n").skip(1).take_while(|l| !l.is_empty()).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// All values of header `name`, in order.
+pub fn headers<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
+    msg.split("\r\n")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .collect()
+}
