@@ -31,13 +31,15 @@ use abi_stable::{
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+mod ext;
 mod types;
+pub use ext::*;
 pub use types::*;
 
 /// Major version of this ABI; must be equal in host and plugin.
 pub const ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI; informative (tables grow by appending).
-pub const ABI_MINOR: u32 = 0;
+pub const ABI_MINOR: u32 = 1;
 /// Magic bytes at the start of [`AbiStamp`], marking a sipcore plugin.
 pub const ABI_MAGIC: [u8; 8] = *b"SIPCORE\0";
 /// Name of the exported symbol holding a plugin's [`AbiStamp`].
@@ -88,6 +90,8 @@ pub struct Module {
     /// The transport table, for `proto_*` modules that carry SIP.
     #[sabi(last_prefix_field)]
     pub transport: ROption<TransportRef>,
+    /// (1.1) The trace-sink table, for modules that ship traces (proto_hep).
+    pub trace_sink: ROption<TraceSinkRef>,
 }
 
 impl RootModule for ModuleRef {
@@ -133,6 +137,20 @@ pub struct HostApi {
     /// Log one record through the host's drain.
     #[sabi(last_prefix_field)]
     pub log: extern "C" fn(level: LogLevel, module: RStr<'_>, msg: RStr<'_>, kv: RSlice<'_, LogKv<'_>>),
+    /// (1.1) Resolve a trace destination by name (e.g. `hep_dest` of proto_hep's `hep_id`) to
+    /// a handle for [`HostApi::trace`], or -1. Valid from `start` on.
+    pub trace_dest: extern "C" fn(name: RStr<'_>) -> i64,
+    /// (1.1) Send a record to a destination handle. Never blocks; `false` if dropped.
+    pub trace: extern "C" fn(dest: i64, rec: &TraceRecord<'_>) -> bool,
+    /// (1.1) The id of a named request route (`route[name]`), or -1. Valid from `init` on.
+    pub route_id: extern "C" fn(name: RStr<'_>) -> i32,
+    /// (1.1) Run a route with a small context on the calling thread.
+    pub run_route: extern "C" fn(route: i32, ctx: &RouteCtx) -> RouteOutcome,
+    /// (1.1) Register an MI command (during `init`).
+    pub register_mi: extern "C" fn(cmd: &MiCommand<'_>) -> RResult<(), RString>,
+    /// (1.1) A connection is gone: the core forgets what it bound to it (registrar contacts,
+    /// relay state).
+    pub conn_closed: extern "C" fn(proto: Proto, conn_id: u64),
 }
 
 /// Run `f`, turning a panic into `Err(message)` so that it never unwinds across the ABI.
@@ -202,6 +220,7 @@ macro_rules! export_module {
         pub static sipcore_module_abi: $crate::AbiStamp = $crate::AbiStamp::CURRENT;
 
         /// abi_stable's root module export.
+        #[allow(missing_docs)]
         #[::abi_stable::export_root_module]
         pub fn sipcore_root_module() -> $crate::ModuleRef {
             $ctor()

@@ -1,16 +1,13 @@
 //! Startup and shutdown, in OpenSIPS's order: read the config, load modules, check `modparam`s,
 //! compile the script, initialise modules, create sockets, start transports, wait for a signal.
 //! Every error that comes from the configuration names file:line:col.
-use crate::config::{self, Config, ConfigError, Item, Span};
-use crate::core::{self, Core, SocketInfo};
+use crate::config::{self, Config, ConfigError, GlobalValue, Item, ModParamValue};
+use crate::core::{self, Core};
 use crate::modules::{self, LoadedModule};
 use crate::script::{self, FunctionTable};
 use crate::{log, sockets};
-use abi_stable::{
-    prefix_type::PrefixTypeTrait,
-    std_types::{RResult, RSlice, RStr},
-};
-use sipcore_abi::{HostApi, HostApiRef, ParamEntry, ParamKind, Proto, TransportRef};
+use abi_stable::std_types::{RResult, RSlice, RStr};
+use sipcore_abi::{HostApiRef, ParamEntry, ParamKind, Proto, TransportRef};
 use std::path::{Path, PathBuf};
 
 /// What `main` asks for.
@@ -54,11 +51,8 @@ pub fn run(opts: Options) -> Result<(), String> {
         return Ok(());
     }
 
-    let host: HostApiRef = HostApi {
-        deliver: core::host_deliver,
-        log: log::host_log,
-    }
-    .leak_into_prefix();
+    core::set_script(script);
+    let host: HostApiRef = core::hostapi::host_api();
     for (m, values) in loaded.iter().zip(&params) {
         let entries: Vec<ParamEntry<'_>> = values
             .iter()
@@ -75,13 +69,14 @@ pub fn run(opts: Options) -> Result<(), String> {
         crate::log!(Info, "core", "module {} {} loaded from {}", m.name, m.module.version(), m.path.display());
     }
 
+    core::hostapi::set_trace_sinks(loaded.iter().filter_map(|m| m.module.trace_sink().and_then(|t| t.into_option())).collect());
     let socket_infos = sockets::create(&cfg, &socket_lines, globals.workers).map_err(|e| e.to_string())?;
     let transports: Vec<(Proto, TransportRef)> = loaded
         .iter()
         .filter_map(|m| m.transport())
         .flat_map(|t| t.protos().iter().map(move |p| (p.proto, t)).collect::<Vec<_>>())
         .collect();
-    core::install(Core::new(script, transports, socket_infos.clone()));
+    core::install(Core::new(transports, socket_infos.clone()).ok_or("internal error: no script")?);
 
     let mut started: Vec<(&LoadedModule, TransportRef)> = Vec::new();
     for m in &loaded {
@@ -128,13 +123,18 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
         workers: 0,
     };
     for item in &cfg.items {
-        let Item::Global { name, value, span } = item else {
+        let Item::Global {
+            name,
+            value,
+            span,
+            value_span,
+        } = item
+        else {
             continue;
         };
-        let int = |what: &str| {
-            value
-                .as_int()
-                .ok_or_else(|| cfg.error_at(*span, &format!("'{name}' takes {what}")))
+        let int = |what: &str| match value {
+            GlobalValue::Int(i) => Ok(*i),
+            _ => Err(cfg.error_at(*value_span, format!("'{name}' takes {what}"))),
         };
         match name.as_str() {
             "log_level" | "debug" => g.log_level = int("an integer (-3..4)")?,
@@ -143,17 +143,17 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                 g.workers = u32::try_from(int("a positive integer")?)
                     .ok()
                     .filter(|n| (1..=1024).contains(n))
-                    .ok_or_else(|| cfg.error_at(*span, &format!("'{name}' must be 1-1024")))?
+                    .ok_or_else(|| cfg.error_at(*value_span, format!("'{name}' must be 1-1024")))?
             }
             "mpath" => {
-                if value.as_str().is_none() {
-                    return Err(cfg.error_at(*span, "mpath takes a directory name"));
+                if matches!(value, GlobalValue::Int(_)) {
+                    return Err(cfg.error_at(*value_span, "mpath takes a directory name"));
                 }
             }
             // Accepted for compatibility with OpenSIPS configs; no effect here.
             "log_name" | "log_facility" | "auto_aliases" | "tcp_connection_lifetime" | "server_header"
             | "user_agent_header" | "dns" | "rev_dns" => {}
-            _ => return Err(cfg.error_at(*span, &format!("unknown global parameter '{name}'"))),
+            _ => return Err(cfg.error_at(*span, format!("unknown global parameter '{name}'"))),
         }
     }
     Ok(g)
@@ -176,16 +176,18 @@ fn load_modules(cfg: &Config, cfg_path: &Path) -> Result<Vec<LoadedModule>, Stri
         match item {
             Item::Global { name, value, .. } if name == "mpath" => {
                 // A relative mpath is relative to the config file, so configs are relocatable.
-                mpath = value
-                    .as_str()
-                    .unwrap_or_default()
+                let dirs = match value {
+                    GlobalValue::Str(s) | GlobalValue::Word(s) => s.as_str(),
+                    GlobalValue::Int(_) => "",
+                };
+                mpath = dirs
                     .split(';')
                     .filter(|s| !s.is_empty())
                     .map(|d| base.join(d))
                     .collect();
             }
             Item::LoadModule { path, span } => {
-                let at = |msg: String| cfg.error_at(*span, &msg).to_string();
+                let at = |msg: String| cfg.error_at(*span, msg).to_string();
                 let file = modules::resolve(path, &mpath).map_err(|e| at(e.to_string()))?;
                 let m = modules::load(&file).map_err(|e| at(e.to_string()))?;
                 if loaded.iter().any(|o| o.name == m.name) {
@@ -209,23 +211,29 @@ fn check_modparams<'c>(cfg: &'c Config, loaded: &[LoadedModule]) -> Result<Vec<V
             param,
             value,
             span,
+            param_span,
             value_span,
         } = item
         else {
             continue;
         };
         let idx = loaded.iter().position(|m| &m.name == module).ok_or_else(|| {
-            cfg.error_at(*span, &format!("modparam for module '{module}', which is not loaded (no loadmodule for it)"))
+            cfg.error_at(*span, format!("modparam for module '{module}', which is not loaded (no loadmodule for it)"))
         })?;
         let m = &loaded[idx];
-        let spec = m.module.params().iter().find(|p| p.name.as_str() == param).ok_or_else(|| {
-            let known: Vec<&str> = m.module.params().iter().map(|p| p.name.as_str()).collect();
+        let declared = m.module.params();
+        let spec = declared.iter().find(|p| p.name.as_str() == param).ok_or_else(|| {
+            let known: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
             cfg.error_at(
-                *span,
-                &format!("module '{module}' has no parameter '{param}' (it has: {})", known.join(", ")),
+                *param_span,
+                format!("module '{module}' has no parameter '{param}' (it has: {})", known.join(", ")),
             )
         })?;
-        let v = match (spec.kind, value.as_int(), value.as_str()) {
+        let (as_int, as_str) = match value {
+            ModParamValue::Int(i) => (Some(*i), None),
+            ModParamValue::Str(s) => (None, Some(s.as_str())),
+        };
+        let v = match (spec.kind, as_int, as_str) {
             (ParamKind::INT, Some(i), _) => ParamValue {
                 name: param,
                 kind: ParamKind::INT,
@@ -240,18 +248,14 @@ fn check_modparams<'c>(cfg: &'c Config, loaded: &[LoadedModule]) -> Result<Vec<V
             },
             (k, _, _) => {
                 let want = if k == ParamKind::INT { "an integer" } else { "a string" };
-                return Err(cfg.error_at(*value_span, &format!("parameter '{param}' of module '{module}' takes {want}")));
+                return Err(cfg.error_at(*value_span, format!("parameter '{param}' of module '{module}' takes {want}")));
             }
         };
         if !spec.multi && out[idx].iter().any(|p| p.name == param.as_str()) {
-            return Err(cfg.error_at(*span, &format!("parameter '{param}' of module '{module}' set twice")));
+            return Err(cfg.error_at(*param_span, format!("parameter '{param}' of module '{module}' set twice")));
         }
         out[idx].push(v);
     }
     Ok(out)
 }
 
-#[allow(dead_code)]
-fn _span_is_copy(s: Span) -> Span {
-    s
-}

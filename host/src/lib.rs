@@ -1,1 +1,20 @@
+//! `sipcore`: a SIP server core in the style of OpenSIPS whose transports are plugins loaded at
+//! startup through the stable ABI of `sipcore-abi`.
+//!
+//! * [`config`] and [`script`]: the OpenSIPS-style configuration file and its routing script.
+//! * [`modules`]: the plugin loader (ABI version check).
+//! * [`sockets`]: `socket=` lines turned into listeners.
+//! * [`sip`]: the SIP message layer (RFC 3261), pure code over bytes.
+//! * [`core`]: what happens to a delivered message.
+//! * [`log`]: the one slog drain that formats every record, the plugins' too.
+//! * [`app`]: startup and shutdown.
+#![warn(missing_docs)]
 
+pub mod app;
+pub mod config;
+pub mod core;
+pub mod log;
+pub mod modules;
+pub mod script;
+pub mod sip;
+pub mod sockets;

@@ -3,9 +3,12 @@
 use sipcore_abi::{abi_stable::std_types::RSlice, abi_stable::std_types::RStr, LogKv, LogLevel};
 use slog::{o, Drain, Level, Logger};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 static ROOT: OnceLock<Logger> = OnceLock::new();
+/// The most verbose level enabled, as `slog::Level::as_usize` (0 = nothing before [`init`]).
+static MAX_LEVEL: AtomicUsize = AtomicUsize::new(0);
 static GUARD: std::sync::Mutex<Option<slog_async::AsyncGuard>> = std::sync::Mutex::new(None);
 
 /// Map OpenSIPS's numeric `log_level` (-3 alert .. 4 debug) to a slog level.
@@ -32,6 +35,7 @@ pub fn init(level: Level) {
         .build_with_guard();
     let drain = drain.filter_level(level).fuse();
     if ROOT.set(Logger::root(drain, o!())).is_ok() {
+        MAX_LEVEL.store(level.as_usize(), Ordering::Relaxed);
         *GUARD.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
     }
 }
@@ -39,6 +43,11 @@ pub fn init(level: Level) {
 /// Flush pending records (at exit).
 pub fn flush() {
     drop(GUARD.lock().unwrap_or_else(|e| e.into_inner()).take());
+}
+
+/// Whether records at `level` are printed (one atomic load: cheap on the message path).
+pub fn enabled(level: Level) -> bool {
+    level.as_usize() <= MAX_LEVEL.load(Ordering::Relaxed)
 }
 
 /// The root logger; a discarding one before [`init`].
@@ -59,10 +68,10 @@ fn to_slog(level: LogLevel) -> Level {
 
 /// Log a record for `module` with extra `key=value` pairs (used by plugins and the core).
 pub fn record(level: Level, module: &str, msg: &str, kv: &[(&str, &str)]) {
-    let log = root();
-    if !log.is_enabled(level) {
+    if !enabled(level) {
         return;
     }
+    let log = root();
     let mut text = String::with_capacity(msg.len() + 16 * kv.len());
     text.push_str(msg);
     for (k, v) in kv {
@@ -90,7 +99,7 @@ pub extern "C" fn host_log(level: LogLevel, module: RStr<'_>, msg: RStr<'_>, kv:
 #[macro_export]
 macro_rules! log {
     ($lvl:ident, $module:expr, $($fmt:expr),+ $(; $($k:expr => $v:expr),* )?) => {{
-        if $crate::log::root().is_enabled(slog::Level::$lvl) {
+        if $crate::log::enabled(slog::Level::$lvl) {
             let kv: &[(&str, &str)] = &[$($(($k, &$v.to_string())),*)?];
             $crate::log::record(slog::Level::$lvl, $module, &format!($($fmt),+), kv);
         }

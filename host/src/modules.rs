@@ -72,7 +72,7 @@ pub struct LoadedModule {
 impl LoadedModule {
     /// Its transport table, if it is a transport module.
     pub fn transport(&self) -> Option<TransportRef> {
-        self.module.transport().and_then(|t| t.into_option())
+        self.module.transport().into_option()
     }
 }
 

@@ -28,7 +28,8 @@ fn column_span(text: &str, span: Span, column: usize) -> Span {
         .char_indices()
         .nth(column.saturating_sub(1))
         .map_or(text.len(), |(i, _)| i);
-    Span::new(span.start + off, span.start + off + 1)
+    let start = span.start as usize + off;
+    Span::new(start, start + 1)
 }
 
 /// Parse every socket line and find its transport.
@@ -39,7 +40,7 @@ pub fn parse_all(cfg: &Config, loaded: &[LoadedModule]) -> Result<Vec<SocketLine
             continue;
         };
         let spec = socket_config::parse(text)
-            .map_err(|e| cfg.error_at(column_span(text, *span, e.column), &format!("bad socket: {}", e.kind)))?;
+            .map_err(|e| cfg.error_at(column_span(text, *span, e.column), format!("bad socket: {}", e.kind)))?;
         let defs = match spec {
             SocketSpec::Single(d) => vec![d],
             SocketSpec::Bond { members, .. } => members,
@@ -54,7 +55,7 @@ pub fn parse_all(cfg: &Config, loaded: &[LoadedModule]) -> Result<Vec<SocketLine
             let Some((proto, transport)) = found else {
                 return Err(cfg.error_at(
                     *span,
-                    &format!("no loaded module serves protocol '{name}' (loadmodule \"proto_{name}.so\"?)"),
+                    format!("no loaded module serves protocol '{name}' (loadmodule \"proto_{name}.so\"?)"),
                 ));
             };
             out.push(SocketLine {
@@ -115,7 +116,7 @@ pub fn create(cfg: &Config, lines: &[SocketLine], global_workers: u32) -> Result
     for line in lines {
         let default_port = (line.transport.default_port())(line.proto);
         for (port, adv_port) in line.def.expand_ports(default_port) {
-            let ips = resolve_host(&line.def.host, port).map_err(|e| cfg.error_at(line.span, &e))?;
+            let ips = resolve_host(&line.def.host, port).map_err(|e| cfg.error_at(line.span, e))?;
             for ip in ips {
                 let addr = SocketAddr::new(ip, port);
                 if out.iter().any(|s| s.addr == addr && s.proto == line.proto) {
@@ -142,7 +143,7 @@ pub fn create(cfg: &Config, lines: &[SocketLine], global_workers: u32) -> Result
                     reuse_port: line.def.reuse_port,
                 };
                 if let RResult::RErr(e) = (line.transport.add_listener())(&spec) {
-                    return Err(cfg.error_at(line.span, &format!("cannot listen on {}: {e}", info.describe())));
+                    return Err(cfg.error_at(line.span, format!("cannot listen on {}: {e}", info.describe())));
                 }
                 out.push(info);
             }

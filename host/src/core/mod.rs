@@ -5,6 +5,8 @@
 //! queues. Requests that are not SIP are logged with the peer and dropped; nothing a message does
 //! can unwind into the plugin.
 mod env;
+pub mod hostapi;
+mod relay;
 
 use crate::script::Script;
 use crate::sip::Message;
@@ -43,21 +45,32 @@ impl SocketInfo {
 
 /// Everything the message path needs, built once at startup.
 pub struct Core {
-    script: Script,
+    script: &'static Script,
     transports: Vec<(Proto, TransportRef)>,
     sockets: Vec<SocketInfo>,
 }
 
 static CORE: OnceLock<Core> = OnceLock::new();
+static SCRIPT: OnceLock<Script> = OnceLock::new();
+
+/// Publish the compiled script (before modules are initialised: they may resolve routes).
+pub fn set_script(script: Script) -> &'static Script {
+    SCRIPT.get_or_init(|| script)
+}
+
+/// The compiled script, once published.
+pub fn script() -> Option<&'static Script> {
+    SCRIPT.get()
+}
 
 impl Core {
-    /// Assemble the core.
-    pub fn new(script: Script, transports: Vec<(Proto, TransportRef)>, sockets: Vec<SocketInfo>) -> Core {
-        Core {
-            script,
+    /// Assemble the core (after [`set_script`]).
+    pub fn new(transports: Vec<(Proto, TransportRef)>, sockets: Vec<SocketInfo>) -> Option<Core> {
+        Some(Core {
+            script: script()?,
             transports,
             sockets,
-        }
+        })
     }
 
     fn transport(&self, proto: Proto) -> Option<TransportRef> {
@@ -92,6 +105,11 @@ pub fn install(core: Core) {
 
 pub(crate) fn peer(info: &ReceiveInfo) -> String {
     info.src.to_std().map_or_else(|| "unknown".into(), |a| a.to_string())
+}
+
+/// A transport reports a connection gone (`HostApi::conn_closed`).
+pub(crate) fn connection_closed(proto: Proto, conn_id: u64) {
+    crate::log!(Trace, "core", "connection {} ({}) closed", conn_id, proto.name());
 }
 
 /// `HostApi::deliver`.

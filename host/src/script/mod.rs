@@ -76,6 +76,14 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RouteRef(u16);
 
+impl RouteRef {
+    /// A number for this route, stable for the life of its [`Script`] (for handles that
+    /// cross the plugin ABI); [`Script::route_from_index`] turns it back.
+    pub fn index(self) -> u16 {
+        self.0
+    }
+}
+
 /// Reusable per-thread state of a run: `$var` slots and the scratch buffer. Reusing one
 /// across runs ([`Script::run_with`]) keeps steady-state runs allocation-free.
 #[derive(Debug, Default)]
@@ -144,6 +152,11 @@ impl Script {
             .iter()
             .position(|r| r.kind == kind && r.name.as_deref() == name)?;
         u16::try_from(i).ok().map(RouteRef)
+    }
+
+    /// The route numbered `i` by [`RouteRef::index`], if this script has it.
+    pub fn route_from_index(&self, i: u16) -> Option<RouteRef> {
+        ((i as usize) < self.routes.len()).then_some(RouteRef(i))
     }
 
     /// The main request route, `route { ... }`.

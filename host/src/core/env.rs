@@ -1,0 +1,257 @@
+//! The script's view of one received request: pseudo-variables read from the parsed
+//! [`Message`] and the [`ReceiveInfo`], and the core functions (`sl_send_reply`, ...).
+use super::{peer, Core, SocketInfo};
+use crate::script::{Env, FuncId, LogLevel, Outcome, Pv, SocketField, Value};
+use crate::sip::{build_reply, stateless_to_tag, Message};
+use sipcore_abi::{Proto, ReceiveInfo};
+use std::net::SocketAddr;
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+thread_local! {
+    static STATE: RefCell<crate::script::RunState> = RefCell::new(crate::script::RunState::new());
+}
+
+/// One message's environment.
+pub(crate) struct MsgEnv<'a> {
+    core: &'a Core,
+    info: &'a ReceiveInfo,
+    msg: &'a Message,
+    /// `$du`, once the script sets it.
+    du: Option<String>,
+    /// `$ru`, once the script rewrites it.
+    ru: Option<String>,
+    /// A stateless reply was sent.
+    replied: bool,
+}
+
+/// Run the main route for a request.
+pub(crate) fn run_request(core: &Core, info: &ReceiveInfo, msg: &Message) {
+    let Some(route) = core.script.main_route() else {
+        return;
+    };
+    let mut env = MsgEnv {
+        core,
+        info,
+        msg,
+        du: None,
+        ru: None,
+        replied: false,
+    };
+    let out = STATE.with(|s| match s.try_borrow_mut() {
+        Ok(mut st) => core.script.run_with(&mut st, route, &mut env),
+        // Re-entered from inside a run on this thread (cannot happen today): fresh state.
+        Err(_) => core.script.run(route, &mut env),
+    });
+    if out == Outcome::Drop {
+        crate::log!(Debug, "core", "request dropped by the script"; "peer" => peer(info));
+    }
+}
+
+fn opt(s: Option<&str>) -> Value<'_> {
+    s.map_or(Value::Null, Value::str)
+}
+
+/// `$socket_in(field)` for a message or connection that arrived on `local` over `proto`.
+pub(crate) fn socket_field<'s>(
+    sockets: &'s [SocketInfo],
+    proto: Proto,
+    local: Option<SocketAddr>,
+    listener: u32,
+    f: SocketField,
+) -> Value<'s> {
+    let sock = sockets.iter().find(|s| s.id == listener);
+    match f {
+        SocketField::Full => {
+            local.map_or(Value::Null, |a| Value::Str(Cow::Owned(format!("{}:{a}", proto.name()))))
+        }
+        SocketField::Ip => local.map_or(Value::Null, |a| Value::Str(Cow::Owned(a.ip().to_string()))),
+        SocketField::Port => local.map_or(Value::Null, |a| Value::Int(i64::from(a.port()))),
+        SocketField::Proto => Value::str(proto.name()),
+        SocketField::AdvertisedIp | SocketField::AdvertisedPort => {
+            let Some(adv) = sock.and_then(|s| s.advertised.as_deref()) else {
+                return Value::Null;
+            };
+            let (host, port) = split_host_port(adv);
+            if f == SocketField::AdvertisedIp {
+                Value::str(host)
+            } else {
+                port.map_or(Value::Null, |p| Value::Int(i64::from(p)))
+            }
+        }
+        SocketField::Tag => opt(sock.and_then(|s| s.tag.as_deref())),
+        SocketField::Anycast => Value::Int(0),
+        SocketField::Af => local.map_or(Value::Null, |a| Value::str(if a.is_ipv4() { "INET" } else { "INET6" })),
+    }
+}
+
+/// `$si` / `$sp`.
+pub(crate) fn addr_ip(a: Option<SocketAddr>) -> Value<'static> {
+    a.map_or(Value::Null, |a| Value::Str(Cow::Owned(a.ip().to_string())))
+}
+
+/// The port of an address as a script integer.
+pub(crate) fn addr_port(a: Option<SocketAddr>) -> Value<'static> {
+    a.map_or(Value::Null, |a| Value::Int(i64::from(a.port())))
+}
+
+/// `v == myself`: one of our socket addresses or advertised names.
+pub(crate) fn is_myself(sockets: &[SocketInfo], v: &Value<'_>) -> bool {
+    let Some(s) = v.as_str() else {
+        return false;
+    };
+    let host = crate::sip::Uri::parse(s).map(|u| u.host().to_string()).unwrap_or_else(|_| s.to_string());
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    sockets.iter().any(|sock| {
+        sock.addr.ip().to_string() == host
+            || sock.advertised.as_deref().is_some_and(|a| split_host_port(a).0.eq_ignore_ascii_case(host))
+    })
+}
+
+impl MsgEnv<'_> {
+    fn socket_field(&self, f: SocketField) -> Value<'_> {
+        socket_field(&self.core.sockets, self.info.proto, self.info.dst.to_std(), self.info.listener, f)
+    }
+
+    fn sl_send_reply(&mut self, args: &[Value<'_>]) -> i64 {
+        let Some(code) = args.first().and_then(Value::as_int).and_then(|c| u16::try_from(c).ok()) else {
+            self.log(LogLevel::Err, "sl_send_reply: the code is not an integer");
+            return -1;
+        };
+        if !(100..=699).contains(&code) {
+            self.log(LogLevel::Err, &format!("sl_send_reply: invalid code {code}"));
+            return -1;
+        }
+        let reason = args.get(1).and_then(Value::as_str).unwrap_or("");
+        if self.msg.method_str() == Some("ACK") {
+            // RFC 3261 §17: an ACK is never answered.
+            return 1;
+        }
+        let tag = if code > 100 { stateless_to_tag(self.msg) } else { String::new() };
+        let reply = build_reply(self.msg, code, reason, &tag, &[], None);
+        match self.core.send_back(self.info, &reply) {
+            Ok(_) => {
+                self.replied = true;
+                1
+            }
+            Err(e) => {
+                crate::log!(Warning, "core", "sl_send_reply {} failed: {}", code, e; "peer" => peer(self.info));
+                -1
+            }
+        }
+    }
+}
+
+/// `host[:port]`, `[v6]:port` or a bare v6 address.
+fn split_host_port(s: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = s.strip_prefix('[') {
+        if let Some((h, tail)) = rest.split_once(']') {
+            return (h, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
+        }
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
+        _ => (s, None),
+    }
+}
+
+impl Env for MsgEnv<'_> {
+    fn pv_get(&mut self, pv: &Pv) -> Value<'_> {
+        let m = self.msg;
+        match pv {
+            Pv::SrcIp => addr_ip(self.info.src.to_std()),
+            Pv::SrcPort => addr_port(self.info.src.to_std()),
+            Pv::RecvIp => self.socket_field(SocketField::Ip),
+            Pv::RecvPort => self.socket_field(SocketField::Port),
+            Pv::Proto => Value::str(self.info.proto.name()),
+            Pv::SocketIn(f) => self.socket_field(*f),
+            Pv::Method => opt(m.method_str()),
+            Pv::RUri => match &self.ru {
+                Some(r) => Value::str(r),
+                None => opt(m.ruri()),
+            },
+            Pv::RUser | Pv::RDomain | Pv::RPort => {
+                let uri = self.ru.as_deref().or(m.ruri()).and_then(|s| crate::sip::Uri::parse(s).ok());
+                match (pv, uri) {
+                    (Pv::RUser, Some(u)) => opt(u.user()),
+                    (Pv::RDomain, Some(u)) => Value::str(u.host()),
+                    (Pv::RPort, Some(u)) => u.port().map_or(Value::Null, |p| Value::Int(i64::from(p))),
+                    _ => Value::Null,
+                }
+            }
+            Pv::DstUri => opt(self.du.as_deref()),
+            Pv::CallId => opt(m.call_id()),
+            Pv::Hdr(h) => opt(m.header(h.as_str())),
+            Pv::FromUri => m.from().map_or(Value::Null, |f| Value::str(f.uri_str())),
+            Pv::ToUri => m.to().map_or(Value::Null, |f| Value::str(f.uri_str())),
+            Pv::FromUser => opt(m.from().ok().and_then(|f| f.uri().ok()).and_then(|u| u.user())),
+            Pv::ToUser => opt(m.to().ok().and_then(|f| f.uri().ok()).and_then(|u| u.user())),
+            Pv::FromDomain => m.from().ok().and_then(|f| f.uri().ok()).map_or(Value::Null, |u| Value::str(u.host())),
+            Pv::ToDomain => m.to().ok().and_then(|f| f.uri().ok()).map_or(Value::Null, |u| Value::str(u.host())),
+            Pv::FromTag => opt(m.from().ok().and_then(|f| f.tag())),
+            Pv::ToTag => opt(m.to().ok().and_then(|f| f.tag())),
+            Pv::Contact => opt(m.header("Contact")),
+            Pv::CSeq => m.cseq().map_or(Value::Null, |c| Value::Str(Cow::Owned(c.seq.to_string()))),
+            Pv::UserAgent => opt(m.header("User-Agent")),
+            Pv::ReplyStatus => m.status().map_or(Value::Null, |s| Value::Int(i64::from(s))),
+            Pv::ReplyReason => opt(m.reason()),
+            Pv::Body => Value::Str(String::from_utf8_lossy(m.body())),
+            Pv::MsgLen => Value::Int(m.as_bytes().len() as i64),
+            Pv::Var(_) | Pv::RetCode => Value::Null,
+        }
+    }
+
+    fn pv_set(&mut self, pv: &Pv, v: Value<'_>) -> Result<(), String> {
+        let text = match &v {
+            Value::Null => None,
+            other => {
+                let mut s = String::new();
+                other.write_to(&mut s);
+                Some(s)
+            }
+        };
+        match pv {
+            Pv::DstUri => self.du = text,
+            Pv::RUri => self.ru = text,
+            other => return Err(format!("{other:?} cannot be assigned here")),
+        }
+        Ok(())
+    }
+
+    fn call(&mut self, f: FuncId, args: &[Value<'_>]) -> i64 {
+        match f {
+            FuncId::SL_SEND_REPLY => self.sl_send_reply(args),
+            FuncId::FORWARD | FuncId::T_RELAY => super::relay::forward(self.core, self.info, self.msg, self.du.as_deref(), self.ru.as_deref(), args),
+            other => {
+                self.log(LogLevel::Err, &format!("function #{} is not implemented by the core", other.0));
+                -1
+            }
+        }
+    }
+
+    fn log(&mut self, level: LogLevel, text: &str) {
+        let lvl = script_level(level);
+        if crate::log::enabled(lvl) {
+            crate::log::record(lvl, "script", text, &[]);
+        }
+    }
+
+    fn log_enabled(&self, level: LogLevel) -> bool {
+        crate::log::enabled(script_level(level))
+    }
+
+    fn is_myself(&mut self, v: &Value<'_>) -> bool {
+        is_myself(&self.core.sockets, v)
+    }
+}
+
+/// Script log levels (`L_*`) to slog levels.
+pub(crate) fn script_level(level: LogLevel) -> slog::Level {
+    match level {
+        LogLevel::Alert | LogLevel::Crit => slog::Level::Critical,
+        LogLevel::Err => slog::Level::Error,
+        LogLevel::Warn => slog::Level::Warning,
+        LogLevel::Notice | LogLevel::Info => slog::Level::Info,
+        LogLevel::Dbg => slog::Level::Debug,
+    }
+}

@@ -1,0 +1,190 @@
+//! Turning a transport-neutral [`TraceRecord`] into one HEP packet (research 6.2, 6.5, 7.3):
+//! pure code, no I/O.
+use crate::codec::{self, Chunk, HepRecord, Version};
+use bytes::BytesMut;
+use sipcore_abi::TraceRecord;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// HEP chunk (vendor 0) carrying extra correlation as JSON, as OpenSIPS's tracer does
+/// (`{"net":"<connection id>"}`, research 6.5).
+pub const EXTRA_CORRELATION: u16 = 0x0065;
+
+/// How events are written (`homer5_on`, `homer5_delim`) and the capture metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderCfg {
+    /// `homer5_on`: event parts as delimiter-joined values (1) or a JSON object (0).
+    pub homer5: bool,
+    /// `homer5_delim`.
+    pub delim: String,
+    /// `hep_capture_id`.
+    pub capture_id: u32,
+    /// `hep_auth_key` (HEPv3 chunk 0x000E); empty = none.
+    pub auth_key: String,
+}
+
+/// The payload of an event record: its parts rendered for Homer 5 (values joined with the
+/// delimiter) or Homer 6+ (a JSON object keeping the order of the parts).
+pub fn event_payload(rec: &TraceRecord<'_>, cfg: &RenderCfg) -> Vec<u8> {
+    if cfg.homer5 {
+        let mut out = String::new();
+        for (i, kv) in rec.parts.iter().enumerate() {
+            if i > 0 {
+                out.push_str(&cfg.delim);
+            }
+            out.push_str(kv.value.as_str());
+        }
+        return out.into_bytes();
+    }
+    let mut out = String::from("{");
+    for (i, kv) in rec.parts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{}:{}",
+            serde_json::Value::from(kv.key.as_str()),
+            serde_json::Value::from(kv.value.as_str())
+        );
+    }
+    out.push('}');
+    out.into_bytes()
+}
+
+fn addr(a: &sipcore_abi::SockAddr) -> SocketAddr {
+    // OpenSIPS sends loopback for events without an address; we always have one, but keep
+    // the packet valid if not.
+    a.to_std().unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+}
+
+/// Encode `rec` for a destination speaking `version` into `out` (cleared first).
+pub fn encode(rec: &TraceRecord<'_>, version: Version, cfg: &RenderCfg, out: &mut BytesMut) -> Result<(), codec::EncodeError> {
+    let event;
+    let payload: &[u8] = if rec.parts.is_empty() {
+        rec.payload.as_slice()
+    } else {
+        event = event_payload(rec, cfg);
+        &event
+    };
+    let net_json;
+    let mut extra: [Chunk<'_>; 1] = [Chunk {
+        vendor: 0,
+        type_id: EXTRA_CORRELATION,
+        data: &[],
+    }];
+    // A SIP capture carried by a connection links to that connection's events (whose
+    // correlation id is the connection id).
+    let extra: &[Chunk<'_>] = if rec.conn_id != 0 && rec.parts.is_empty() {
+        net_json = format!("{{\"net\":\"{}\"}}", rec.conn_id);
+        extra[0].data = net_json.as_bytes();
+        &extra
+    } else {
+        &[]
+    };
+    let hep = HepRecord {
+        version,
+        src: addr(&rec.src),
+        dst: addr(&rec.dst),
+        ip_proto: rec.ip_proto,
+        proto_type: rec.proto_type,
+        ts_sec: u32::try_from(rec.ts_sec).unwrap_or(u32::MAX),
+        ts_usec: rec.ts_usec,
+        capture_id: cfg.capture_id,
+        auth_key: (!cfg.auth_key.is_empty()).then_some(cfg.auth_key.as_bytes()),
+        correlation_id: (!rec.correlation.is_empty()).then_some(rec.correlation.as_str().as_bytes()),
+        node_name: None,
+        payload,
+        payload_compressed: false,
+        extra,
+    };
+    out.clear();
+    codec::encode(&hep, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi_stable::std_types::{RSlice, RStr};
+    use sipcore_abi::{LogKv, SockAddr, TRACE_NET, TRACE_SIP};
+
+    fn cfg(homer5: bool) -> RenderCfg {
+        RenderCfg {
+            homer5,
+            delim: ":".into(),
+            capture_id: 7,
+            auth_key: String::new(),
+        }
+    }
+
+    fn sa(s: &str) -> SockAddr {
+        SockAddr::from(s.parse::<SocketAddr>().unwrap())
+    }
+
+    const PARTS: [LogKv<'static>; 3] = [
+        LogKv { key: RStr::from_str("Protocol"), value: RStr::from_str("WS") },
+        LogKv { key: RStr::from_str("Event"), value: RStr::from_str("CLOSED") },
+        LogKv { key: RStr::from_str("Message"), value: RStr::from_str("EOF \"received\"") },
+    ];
+
+    fn event() -> TraceRecord<'static> {
+        TraceRecord {
+            proto_type: TRACE_NET,
+            ip_proto: 50,
+            src: sa("10.0.0.1:5000"),
+            dst: sa("127.0.0.1:8080"),
+            ts_sec: 1_700_000_000,
+            ts_usec: 5,
+            correlation: RStr::from_str("42"),
+            conn_id: 42,
+            payload: RSlice::from_slice(&[]),
+            parts: RSlice::from_slice(&PARTS),
+        }
+    }
+
+    #[test]
+    fn homer5_joins_values() {
+        assert_eq!(event_payload(&event(), &cfg(true)), b"WS:CLOSED:EOF \"received\"".to_vec());
+    }
+
+    #[test]
+    fn homer6_is_ordered_json() {
+        let p = event_payload(&event(), &cfg(false));
+        assert_eq!(
+            String::from_utf8(p).unwrap(),
+            r#"{"Protocol":"WS","Event":"CLOSED","Message":"EOF \"received\""}"#
+        );
+    }
+
+    #[test]
+    fn sip_record_carries_net_correlation() {
+        let sip = b"OPTIONS sip:a@b SIP/2.0\r\n\r\n";
+        let rec = TraceRecord {
+            proto_type: TRACE_SIP,
+            correlation: RStr::from_str("call-1"),
+            payload: RSlice::from_slice(sip),
+            parts: RSlice::from_slice(&[]),
+            ..event()
+        };
+        let mut out = BytesMut::new();
+        encode(&rec, Version::V3, &cfg(true), &mut out).unwrap();
+        let d = codec::decode(&out).unwrap();
+        assert_eq!(d.payload, sip);
+        assert_eq!(d.correlation_id, Some(&b"call-1"[..]));
+        assert_eq!(d.capture_id, 7);
+        assert_eq!(d.proto_type, TRACE_SIP);
+        assert_eq!(d.src, "10.0.0.1:5000".parse().unwrap());
+        let net = d.extra.iter().find(|c| c.type_id == EXTRA_CORRELATION).unwrap();
+        assert_eq!(net.data, br#"{"net":"42"}"#);
+    }
+
+    #[test]
+    fn v2_event_has_rendered_payload() {
+        let mut out = BytesMut::new();
+        encode(&event(), Version::V2, &cfg(true), &mut out).unwrap();
+        let d = codec::decode(&out).unwrap();
+        assert_eq!(d.version, Version::V2);
+        assert_eq!(d.payload, b"WS:CLOSED:EOF \"received\"");
+        assert_eq!(d.ts_sec, 1_700_000_000);
+    }
+}
