@@ -219,11 +219,16 @@ macro_rules! export_module {
         #[no_mangle]
         pub static sipcore_module_abi: $crate::AbiStamp = $crate::AbiStamp::CURRENT;
 
-        /// abi_stable's root module export.
+        /// abi_stable's root module export (in a module so that the items it generates
+        /// are covered by the `allow`).
         #[allow(missing_docs)]
-        #[::abi_stable::export_root_module]
-        pub fn sipcore_root_module() -> $crate::ModuleRef {
-            $ctor()
+        #[doc(hidden)]
+        pub mod __sipcore_root_module {
+            use super::*;
+            #[::abi_stable::export_root_module]
+            pub fn sipcore_root_module() -> $crate::ModuleRef {
+                $ctor()
+            }
         }
     };
 }

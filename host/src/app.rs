@@ -23,6 +23,58 @@ struct Globals {
     log_level: i64,
     log_stderror: bool,
     workers: u32,
+    mi: MiEndpoint,
+    mi_enabled: bool,
+}
+
+/// Where the management interface listens (`mi_http_ip`, `mi_http_port`, `mi_http_root`, as
+/// OpenSIPS's httpd/mi_http; loopback by default).
+#[derive(Debug, Clone)]
+pub struct MiEndpoint {
+    /// Address and port.
+    pub addr: std::net::SocketAddr,
+    /// Path of the JSON-RPC endpoint, e.g. `/mi`.
+    pub root: String,
+}
+
+impl Default for MiEndpoint {
+    fn default() -> Self {
+        MiEndpoint {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 8888)),
+            root: "/mi".into(),
+        }
+    }
+}
+
+impl MiEndpoint {
+    /// `http://host:port/root`.
+    pub fn from_url(url: &str) -> Result<MiEndpoint, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+        let (hostport, path) = rest.split_once('/').unwrap_or((rest, "mi"));
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+            .map_err(|e| format!("{url}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{url}: no address"))?;
+        Ok(MiEndpoint {
+            addr,
+            root: format!("/{path}"),
+        })
+    }
+
+    /// The endpoint a configuration file declares (the default one if it declares none).
+    pub fn from_config(path: &Path) -> Result<MiEndpoint, String> {
+        let cfg = config::load_file(path).map_err(|e| e.to_string())?;
+        let g = read_globals(&cfg).map_err(|e| e.to_string())?;
+        if !g.mi_enabled {
+            return Err(format!(
+                "{}: the management interface is not enabled (set mi_http_port), or use --url",
+                path.display()
+            ));
+        }
+        Ok(g.mi)
+    }
 }
 
 /// A modparam value, checked against the module's declared type.
@@ -78,6 +130,17 @@ pub fn run(opts: Options) -> Result<(), String> {
         .collect();
     core::install(Core::new(transports, socket_infos.clone()).ok_or("internal error: no script")?);
 
+    let _mi_server = if globals.mi_enabled {
+        let registry = crate::mi::Registry::with_builtins(env!("CARGO_PKG_VERSION"), std::time::Instant::now());
+        core::hostapi::register_plugin_mi(&registry)?;
+        let server = crate::mi::http::serve(std::sync::Arc::new(registry), globals.mi.addr, &globals.mi.root)
+            .map_err(|e| format!("management interface: cannot listen on {}: {e}", globals.mi.addr))?;
+        crate::log!(Info, "core", "management interface on http://{}{}", server.local_addr(), globals.mi.root);
+        Some(server)
+    } else {
+        None
+    };
+
     let mut started: Vec<(&LoadedModule, TransportRef)> = Vec::new();
     for m in &loaded {
         if let Some(t) = m.transport() {
@@ -121,6 +184,8 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
         log_level: 3,
         log_stderror: true,
         workers: 0,
+        mi: MiEndpoint::default(),
+        mi_enabled: false,
     };
     for item in &cfg.items {
         let Item::Global {
@@ -144,6 +209,31 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                     .ok()
                     .filter(|n| (1..=1024).contains(n))
                     .ok_or_else(|| cfg.error_at(*value_span, format!("'{name}' must be 1-1024")))?
+            }
+            "mi_http_port" => {
+                let port = int("a port number")?;
+                g.mi_enabled = port != 0;
+                g.mi.addr.set_port(
+                    u16::try_from(port).map_err(|_| cfg.error_at(*value_span, "mi_http_port must be 0-65535"))?,
+                );
+            }
+            "mi_http_ip" => {
+                let text = match value {
+                    GlobalValue::Str(s) | GlobalValue::Word(s) => s.as_str(),
+                    GlobalValue::Int(_) => "",
+                };
+                let ip: std::net::IpAddr = text
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .map_err(|_| cfg.error_at(*value_span, format!("mi_http_ip: '{text}' is not an IP address")))?;
+                g.mi.addr.set_ip(ip);
+            }
+            "mi_http_root" => {
+                let (GlobalValue::Str(root) | GlobalValue::Word(root)) = value else {
+                    return Err(cfg.error_at(*value_span, "mi_http_root takes a path"));
+                };
+                g.mi.root = format!("/{}", root.trim_start_matches('/'));
             }
             "mpath" => {
                 if matches!(value, GlobalValue::Int(_)) {

@@ -6,6 +6,7 @@
 //! * [`sockets`]: `socket=` lines turned into listeners.
 //! * [`sip`]: the SIP message layer (RFC 3261), pure code over bytes.
 //! * [`core`]: what happens to a delivered message.
+//! * [`mi`]: the management interface (JSON-RPC over HTTP) and its client.
 //! * [`log`]: the one slog drain that formats every record, the plugins' too.
 //! * [`app`]: startup and shutdown.
 #![warn(missing_docs)]
@@ -14,6 +15,7 @@ pub mod app;
 pub mod config;
 pub mod core;
 pub mod log;
+pub mod mi;
 pub mod modules;
 pub mod script;
 pub mod sip;

@@ -9,14 +9,17 @@
 #![warn(missing_docs)]
 
 pub mod driver;
-pub mod proto;
+mod mi;
 mod params;
+pub mod proto;
+mod trace;
 
 use abi_stable::{
     prefix_type::PrefixTypeTrait,
     std_types::{RErr, ROk, RResult, RSlice, RSome, RStr, RString},
 };
-use driver::{Runtime, Sink, WsConfig};
+use driver::{ConnMeta, Runtime, Sink, TraceEvent, WsConfig};
+use trace::Tracer;
 use sipcore_abi::{
     catch_panic, HostApiRef, ListenerSpec, LogKv, LogLevel, Module, ModuleRef, ParamEntry, Proto,
     ProtoSpec, ReceiveInfo, SendError, SendTarget, Transport, TransportRef,
@@ -30,6 +33,7 @@ const MODULE: &str = "proto_ws";
 struct Pending {
     cfg: WsConfig,
     port: u16,
+    trace: params::TraceParams,
     listeners: Vec<(u32, SocketAddr, u32)>,
 }
 
@@ -37,16 +41,40 @@ static HOST: OnceLock<HostApiRef> = OnceLock::new();
 static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
+/// The running driver (for the MI commands).
+pub(crate) fn runtime() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
 /// Forwards the driver's events to the host through the ABI.
-struct HostSink(HostApiRef);
+struct HostSink {
+    host: HostApiRef,
+    tracer: Option<Tracer>,
+}
 
 impl Sink for HostSink {
     fn deliver(&self, info: &ReceiveInfo, payload: &[u8], _text: bool) {
-        (self.0.deliver())(info, RSlice::from_slice(payload));
+        (self.host.deliver())(info, RSlice::from_slice(payload));
     }
 
     fn log(&self, level: LogLevel, msg: &str, kv: &[(&str, &str)]) {
-        log_via(self.0, level, msg, kv);
+        log_via(self.host, level, msg, kv);
+    }
+
+    fn opened(&self, c: &ConnMeta) -> bool {
+        self.tracer.as_ref().is_some_and(|t| t.opened(c))
+    }
+
+    fn trace(&self, c: &ConnMeta, ev: TraceEvent<'_>) {
+        if let Some(t) = &self.tracer {
+            t.event(c, &ev);
+        }
+    }
+
+    fn closed(&self, c: &ConnMeta, _reason: &str) {
+        if let Some(f) = self.host.conn_closed() {
+            f(Proto::WS, c.id);
+        }
     }
 }
 
@@ -88,10 +116,13 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> RResult<T, R
 extern "C" fn init(host: HostApiRef, params: RSlice<'_, ParamEntry<'_>>) -> RResult<(), RString> {
     guarded("init", || {
         let _ = HOST.set(host);
-        let (cfg, port) = params::config_from(params.as_slice())?;
+        let (cfg, port, trace) = params::config_from(params.as_slice())?;
+        trace::TRACE_ON.store(trace.on, std::sync::atomic::Ordering::Relaxed);
+        mi::register(host)?;
         *PENDING.lock().map_err(|e| e.to_string())? = Some(Pending {
             cfg,
             port,
+            trace,
             listeners: Vec::new(),
         });
         Ok(())
@@ -143,7 +174,9 @@ extern "C" fn start() -> RResult<(), RString> {
         if p.cfg.workers == 0 {
             p.cfg.workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         }
-        let rt = Runtime::new(p.cfg, Arc::new(HostSink(host)));
+        // Trace destinations and routes resolve now that every module is initialised.
+        let tracer = Tracer::new(host, p.trace.destination.as_deref(), p.trace.filter_route.as_deref())?;
+        let rt = Runtime::new(p.cfg, Arc::new(HostSink { host, tracer }));
         for (id, addr, _) in &p.listeners {
             rt.add_listener(*id, *addr).map_err(|e| e.to_string())?;
         }
@@ -202,6 +235,7 @@ fn root_module() -> ModuleRef {
         init,
         destroy,
         transport: RSome(transport()),
+        trace_sink: abi_stable::std_types::RNone,
     }
     .leak_into_prefix()
 }

@@ -19,7 +19,7 @@ const I: ParamKind = ParamKind::INT;
 const S: ParamKind = ParamKind::STR;
 
 /// Every parameter proto_ws accepts.
-pub(crate) static PARAMS: [ParamSpec; 18] = [
+pub(crate) static PARAMS: [ParamSpec; 21] = [
     p("ws_port", I, "80", "port of a ws socket or destination given without one"),
     p("ws_max_msg_chunks", I, "4", "max WebSocket frames per message (and reads per handshake); 0 = no limit"),
     p("ws_send_timeout", I, "100", "ms a connection may stay unwritable with data queued before it is closed"),
@@ -38,7 +38,21 @@ pub(crate) static PARAMS: [ParamSpec; 18] = [
     p("ws_connect_timeout", I, "100", "ms for an outbound TCP connect"),
     p("ws_client_origin", S, "", "Origin sent on outbound handshakes; empty = none"),
     p("ws_workers", I, "0", "I/O worker threads; 0 = the sockets' use_workers, else one per core"),
+    p("trace_destination", S, "", "trace destination (a proto_hep hep_id name); empty = no tracing"),
+    p("trace_on", I, "0", "initial state of tracing (MI ws_trace on|off changes it)"),
+    p("trace_filter_route", S, "", "route run once per connection; `drop` there stops tracing it"),
 ];
+
+/// The tracing parameters (OpenSIPS's names).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TraceParams {
+    /// `trace_destination`.
+    pub destination: Option<String>,
+    /// `trace_on`.
+    pub on: bool,
+    /// `trace_filter_route`.
+    pub filter_route: Option<String>,
+}
 
 fn ms(v: i64, name: &str) -> Result<Duration, String> {
     u64::try_from(v)
@@ -51,8 +65,9 @@ fn non_negative(v: i64, name: &str) -> Result<u64, String> {
 }
 
 /// Build the driver configuration and the default port from the modparams.
-pub(crate) fn config_from(params: &[ParamEntry<'_>]) -> Result<(WsConfig, u16), String> {
+pub(crate) fn config_from(params: &[ParamEntry<'_>]) -> Result<(WsConfig, u16, TraceParams), String> {
     let mut c = WsConfig::default();
+    let mut t = TraceParams::default();
     c.workers = 0; // decided at start: ws_workers, else the sockets' use_workers, else cores
     let mut port = 80u16;
     for e in params {
@@ -89,8 +104,11 @@ pub(crate) fn config_from(params: &[ParamEntry<'_>]) -> Result<(WsConfig, u16), 
             "ws_connect_timeout" => c.connect_timeout = ms(i, name)?,
             "ws_client_origin" => c.client_origin = (!s.is_empty()).then(|| s.to_string()),
             "ws_workers" => c.workers = non_negative(i, name)? as usize,
+            "trace_destination" => t.destination = (!s.is_empty()).then(|| s.to_string()),
+            "trace_on" => t.on = i != 0,
+            "trace_filter_route" => t.filter_route = (!s.is_empty()).then(|| s.to_string()),
             other => return Err(format!("unknown parameter {other}")),
         }
     }
-    Ok((c, port))
+    Ok((c, port, t))
 }

@@ -186,3 +186,47 @@ extern "C" fn register_mi(cmd: &MiCommand<'_>) -> RResult<(), RString> {
 extern "C" fn conn_closed(proto: Proto, conn_id: u64) {
     let _ = catch_panic(|| super::connection_closed(proto, conn_id));
 }
+
+/// Add the plugins' MI commands to `registry`: named parameters are mapped to the positions
+/// the plugin declared, every value is passed as text, and the plugin's JSON answer is parsed
+/// back (a plugin error keeps its code, as OpenSIPS's 400/500 answers).
+pub fn register_plugin_mi(registry: &crate::mi::Registry) -> Result<(), String> {
+    use crate::mi::{Key, MiError as HostMiError, Params};
+    use std::sync::Arc;
+    for cmd in plugin_mi_commands() {
+        let names = cmd.params.clone();
+        let handler = cmd.handler;
+        let name = cmd.name.clone();
+        let f = move |p: &Params<'_>| -> Result<serde_json::Value, HostMiError> {
+            let mut values: Vec<String> = Vec::new();
+            let max = names.len().max(p.len());
+            for i in 0..max {
+                let key = match names.get(i) {
+                    Some(n) => Key::Either(i, n.as_str()),
+                    None => Key::Pos(i),
+                };
+                match p.get(key) {
+                    Some(serde_json::Value::String(s)) => values.push(s.clone()),
+                    Some(serde_json::Value::Null) | None => break,
+                    Some(other) => values.push(other.to_string()),
+                }
+            }
+            p.at_most(names.len().max(values.len()))?;
+            let rstrs: Vec<RStr<'_>> = values.iter().map(|v| RStr::from_str(v)).collect();
+            match handler(abi_stable::std_types::RSlice::from_slice(&rstrs)) {
+                ROk(json) => serde_json::from_str(json.as_str())
+                    .map_err(|e| HostMiError::Internal(format!("{name}: plugin answered invalid JSON: {e}"))),
+                RErr(e) => Err(HostMiError::custom(i64::from(e.code), e.message.as_str())),
+            }
+        };
+        registry
+            .register(&cmd.name, &cmd.help, Arc::new(f))
+            .map_err(|e| format!("MI command {}: {e}", cmd.name))?;
+        for a in &cmd.aliases {
+            registry
+                .register_alias(a, &cmd.name)
+                .map_err(|e| format!("MI alias {a}: {e}"))?;
+        }
+    }
+    Ok(())
+}

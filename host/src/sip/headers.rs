@@ -81,7 +81,11 @@ const TABLE: &[(HeaderName, &str, Option<u8>)] = &[
     (HeaderName::ReferTo, "Refer-To", Some(b'r')),
     (HeaderName::ReferredBy, "Referred-By", Some(b'b')),
     (HeaderName::RejectContact, "Reject-Contact", Some(b'j')),
-    (HeaderName::RequestDisposition, "Request-Disposition", Some(b'd')),
+    (
+        HeaderName::RequestDisposition,
+        "Request-Disposition",
+        Some(b'd'),
+    ),
     (HeaderName::Require, "Require", None),
     (HeaderName::Route, "Route", None),
     (HeaderName::Server, "Server", None),
@@ -204,7 +208,12 @@ impl<'a> CSeq<'a> {
     pub fn parse(s: &'a str) -> Result<Self, ParseError> {
         let b = s.as_bytes();
         let start = skip_ws(b, 0);
-        let digits = b.get(start..).unwrap_or(&[]).iter().take_while(|c| c.is_ascii_digit()).count();
+        let digits = b
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
         let num = s.get(start..start + digits).unwrap_or("");
         let seq = match parse_u64(num) {
             Ok(v) => u32::try_from(v).map_err(|_| ParseError::BadCSeq("number out of range"))?,
@@ -315,16 +324,29 @@ mod tests {
     #[test]
     fn compact_and_case_insensitive_names() {
         let cases = [
-            ("i", HeaderName::CallId), ("I", HeaderName::CallId), ("f", HeaderName::From),
-            ("t", HeaderName::To), ("v", HeaderName::Via), ("m", HeaderName::Contact),
-            ("l", HeaderName::ContentLength), ("c", HeaderName::ContentType),
-            ("k", HeaderName::Supported), ("s", HeaderName::Subject),
-            ("e", HeaderName::ContentEncoding), ("o", HeaderName::Event),
-            ("u", HeaderName::AllowEvents), ("r", HeaderName::ReferTo),
-            ("b", HeaderName::ReferredBy), ("x", HeaderName::SessionExpires),
-            ("y", HeaderName::Identity), ("MaX-fOrWaRdS", HeaderName::MaxForwards),
-            ("call-id", HeaderName::CallId), ("CSEQ", HeaderName::CSeq),
-            ("C%6Fntact", HeaderName::Other), ("q", HeaderName::Other), ("", HeaderName::Other),
+            ("i", HeaderName::CallId),
+            ("I", HeaderName::CallId),
+            ("f", HeaderName::From),
+            ("t", HeaderName::To),
+            ("v", HeaderName::Via),
+            ("m", HeaderName::Contact),
+            ("l", HeaderName::ContentLength),
+            ("c", HeaderName::ContentType),
+            ("k", HeaderName::Supported),
+            ("s", HeaderName::Subject),
+            ("e", HeaderName::ContentEncoding),
+            ("o", HeaderName::Event),
+            ("u", HeaderName::AllowEvents),
+            ("r", HeaderName::ReferTo),
+            ("b", HeaderName::ReferredBy),
+            ("x", HeaderName::SessionExpires),
+            ("y", HeaderName::Identity),
+            ("MaX-fOrWaRdS", HeaderName::MaxForwards),
+            ("call-id", HeaderName::CallId),
+            ("CSEQ", HeaderName::CSeq),
+            ("C%6Fntact", HeaderName::Other),
+            ("q", HeaderName::Other),
+            ("", HeaderName::Other),
         ];
         for (name, id) in cases {
             assert_eq!(HeaderName::from_wire(name), id, "{name:?}");
@@ -346,8 +368,17 @@ mod tests {
 
     #[test]
     fn cseq() {
-        assert_eq!(CSeq::parse("0009   INVITE"), Ok(CSeq { seq: 9, method: "INVITE" }));
-        assert_eq!(CSeq::parse(" 4294967295 OPTIONS ").map(|c| c.seq), Ok(u32::MAX));
+        assert_eq!(
+            CSeq::parse("0009   INVITE"),
+            Ok(CSeq {
+                seq: 9,
+                method: "INVITE"
+            })
+        );
+        assert_eq!(
+            CSeq::parse(" 4294967295 OPTIONS ").map(|c| c.seq),
+            Ok(u32::MAX)
+        );
         assert_eq!(CSeq::parse("1 FOO").unwrap().method_kind(), Method::Other);
         let bad = [
             ("4294967296 INVITE", "number out of range"),
@@ -374,12 +405,26 @@ mod tests {
     fn dates() {
         assert_eq!(
             SipDate::parse("Sat, 15 Oct 2005 04:44:56 GMT"),
-            Ok(SipDate { year: 2005, month: 10, day: 15, hour: 4, minute: 44, second: 56 })
+            Ok(SipDate {
+                year: 2005,
+                month: 10,
+                day: 15,
+                hour: 4,
+                minute: 44,
+                second: 56
+            })
         );
         for bad in [
-            "Fri, 01 Jan 2010 16:00:00 EST", "Fri, 01 Jan 2010 16:00:00 UT", "Fri 01 Jan 2010 16:00:00 GMT",
-            "Fri, 1 Jan 2010 16:00:00 GMT", "Fri, 01 Foo 2010 16:00:00 GMT", "Fri, 01 Jan 2010 24:00:00 GMT",
-            "Fri, 00 Jan 2010 16:00:00 GMT", "Fri, 01 Jan 2010 16:00 GMT", "Fri, 01 Jan 2010 16:00:00:00 GMT", "",
+            "Fri, 01 Jan 2010 16:00:00 EST",
+            "Fri, 01 Jan 2010 16:00:00 UT",
+            "Fri 01 Jan 2010 16:00:00 GMT",
+            "Fri, 1 Jan 2010 16:00:00 GMT",
+            "Fri, 01 Foo 2010 16:00:00 GMT",
+            "Fri, 01 Jan 2010 24:00:00 GMT",
+            "Fri, 00 Jan 2010 16:00:00 GMT",
+            "Fri, 01 Jan 2010 16:00 GMT",
+            "Fri, 01 Jan 2010 16:00:00:00 GMT",
+            "",
         ] {
             assert_eq!(SipDate::parse(bad), Err(ParseError::BadDate), "{bad:?}");
         }

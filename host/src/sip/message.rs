@@ -272,17 +272,26 @@ impl Message {
 
     /// The CSeq, parsed (RFC 3261 §20.16).
     pub fn cseq(&self) -> Result<CSeq<'_>, ParseError> {
-        CSeq::parse(self.first(HeaderName::CSeq).ok_or(ParseError::MissingHeader("CSeq"))?)
+        CSeq::parse(
+            self.first(HeaderName::CSeq)
+                .ok_or(ParseError::MissingHeader("CSeq"))?,
+        )
     }
 
     /// The From value, parsed (RFC 3261 §20.20).
     pub fn from(&self) -> Result<NameAddr<'_>, ParseError> {
-        NameAddr::parse(self.first(HeaderName::From).ok_or(ParseError::MissingHeader("From"))?)
+        NameAddr::parse(
+            self.first(HeaderName::From)
+                .ok_or(ParseError::MissingHeader("From"))?,
+        )
     }
 
     /// The To value, parsed (RFC 3261 §20.39).
     pub fn to(&self) -> Result<NameAddr<'_>, ParseError> {
-        NameAddr::parse(self.first(HeaderName::To).ok_or(ParseError::MissingHeader("To"))?)
+        NameAddr::parse(
+            self.first(HeaderName::To)
+                .ok_or(ParseError::MissingHeader("To"))?,
+        )
     }
 
     /// Every Via value in order, top first: one item per comma-separated

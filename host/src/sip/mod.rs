@@ -9,6 +9,13 @@
 //! [`Message::validate_for_proxy`] once to reject what it cannot route, and
 //! answers with [`build_reply`] and [`stateless_to_tag`].
 //!
+//! For forwarding (RFC 3261 §16.6, §16.7), [`forward_request`] rewrites a
+//! received request in one pass (new top Via with a [`stateless_branch`],
+//! `received`/`rport` on the old one per §18.2.1 and RFC 3581, Max-Forwards,
+//! Request-URI, Record-Route, Route, added and removed headers), and
+//! [`forward_response`] removes the top Via of a response and tells where the
+//! next one says to send it ([`ResponseDest`]).
+//!
 //! Pure code over bytes: no I/O, no clock, no panics on input. RFC 4475
 //! torture messages are the test corpus (`testdata/`).
 //!
@@ -28,32 +35,44 @@
 //! assert!(reply.starts_with(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bK1\r\n"));
 //! ```
 
+mod branch;
+mod edit;
 mod error;
+mod forward;
 mod fuzz;
 mod headers;
 mod message;
 mod name_addr;
 mod params;
 mod parser;
+mod received;
 mod reply;
+mod response;
 mod scan;
 mod uri;
 mod validate;
 mod via;
 
 #[cfg(test)]
+mod tests_forward;
+#[cfg(test)]
 mod tests_message;
 #[cfg(test)]
 mod tests_rfc4475;
 
+pub use branch::{stateless_branch, BRANCH_HASH_LEN, BRANCH_LEN};
+pub use edit::EditError;
 pub use error::ParseError;
+pub use forward::{forward_request, ForwardRequest};
 #[doc(hidden)]
 pub use fuzz::fuzz_parse;
 pub use headers::{CSeq, HeaderName, Method, SipDate};
 pub use message::{HeaderValues, ListValues, Message};
 pub use name_addr::{Contact, NameAddr};
 pub use params::{ParamIter, Params};
+pub use received::{via_received, with_via_received, ResponseDest, ViaReceived};
 pub use reply::{build_reply, stateless_to_tag};
+pub use response::{forward_response, ForwardedResponse};
 pub use uri::{unescape, Scheme, Uri};
 pub use via::{Via, BRANCH_MAGIC_COOKIE};
 

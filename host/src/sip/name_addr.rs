@@ -182,9 +182,15 @@ mod tests {
 
     #[test]
     fn quoted_display_with_escapes() {
-        let na = NameAddr::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#).unwrap();
+        let na = NameAddr::parse(
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#,
+        )
+        .unwrap();
         assert_eq!(na.display_name(), Some(r#"J Rosenberg \\\""#));
-        assert_eq!(na.display_name_unescaped().as_deref(), Some(r#"J Rosenberg \""#));
+        assert_eq!(
+            na.display_name_unescaped().as_deref(),
+            Some(r#"J Rosenberg \""#)
+        );
         assert!(na.is_quoted() && na.is_name_addr());
         assert_eq!(na.uri_str(), "sip:jdrosen@example.com");
         assert_eq!(na.tag(), Some("98asjd8"));
@@ -196,7 +202,8 @@ mod tests {
         let na = NameAddr::parse("caller<sip:caller@example.com>;tag=323").unwrap();
         assert_eq!(na.display_name(), Some("caller"));
         assert!(!na.is_quoted());
-        let na = NameAddr::parse("token1~` token2'+_ token3*%!.- <sip:mundane@example.com>").unwrap();
+        let na =
+            NameAddr::parse("token1~` token2'+_ token3*%!.- <sip:mundane@example.com>").unwrap();
         assert_eq!(na.display_name(), Some("token1~` token2'+_ token3*%!.-"));
         let na = NameAddr::parse("<sip:a@b>").unwrap();
         assert_eq!(na.display_name(), None);
@@ -214,14 +221,23 @@ mod tests {
         let na = NameAddr::parse("<sip:+19725552222@gw1.example.net;unknownparam>").unwrap();
         assert!(na.params().is_empty());
         assert_eq!(na.uri().unwrap().param("unknownparam"), Some(None));
-        let na = NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        let na =
+            NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
         assert_eq!(na.tag(), Some("1918181833n"));
     }
 
     #[test]
     fn unknown_schemes_and_ipv6() {
-        assert_eq!(NameAddr::parse("isbn:2983792873").unwrap().scheme(), Scheme::Other);
-        assert_eq!(NameAddr::parse("<http://www.example.com>;tag=3234233").unwrap().tag(), Some("3234233"));
+        assert_eq!(
+            NameAddr::parse("isbn:2983792873").unwrap().scheme(),
+            Scheme::Other
+        );
+        assert_eq!(
+            NameAddr::parse("<http://www.example.com>;tag=3234233")
+                .unwrap()
+                .tag(),
+            Some("3234233")
+        );
         let na = NameAddr::parse("<sip:[2001:db8::10]:5060;transport=ws>;expires=60").unwrap();
         assert_eq!(na.uri().unwrap().host(), "[2001:db8::10]");
         assert_eq!(na.param("expires"), Some(Some("60")));
@@ -230,13 +246,28 @@ mod tests {
     #[test]
     fn rejects_rfc4475_bad_addresses() {
         let cases = [
-            (r#""Mr. J. User <sip:j.user@example.com>"#, ParseError::BadQuotedString),
-            (r#""Watson, Thomas" < sip:t.watson@example.org >"#, ParseError::BadNameAddr("white space or nothing in URI")),
-            ("Watson, Thomas <sip:t.watson@example.org>", ParseError::BadNameAddr("addr-spec with ? or , needs <>")),
-            ("sip:user@example.com?Route=%3Csip:sip.example.com%3E", ParseError::BadNameAddr("addr-spec with ? or , needs <>")),
+            (
+                r#""Mr. J. User <sip:j.user@example.com>"#,
+                ParseError::BadQuotedString,
+            ),
+            (
+                r#""Watson, Thomas" < sip:t.watson@example.org >"#,
+                ParseError::BadNameAddr("white space or nothing in URI"),
+            ),
+            (
+                "Watson, Thomas <sip:t.watson@example.org>",
+                ParseError::BadNameAddr("addr-spec with ? or , needs <>"),
+            ),
+            (
+                "sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+                ParseError::BadNameAddr("addr-spec with ? or , needs <>"),
+            ),
             (r#""Joe" <sip:joe@example.org>;;;;"#, ParseError::BadParams),
             ("<sip:a@b", ParseError::BadNameAddr("missing >")),
-            (r#""x" sip:a@b"#, ParseError::BadNameAddr("quoted display name without <URI>")),
+            (
+                r#""x" sip:a@b"#,
+                ParseError::BadNameAddr("quoted display name without <URI>"),
+            ),
             ("", ParseError::BadNameAddr("white space or nothing in URI")),
             ("<nocolon>", ParseError::BadNameAddr("URI has no scheme")),
             ("<sip:a@b> junk", ParseError::BadParams),
@@ -244,13 +275,19 @@ mod tests {
         for (s, e) in cases {
             assert_eq!(NameAddr::parse(s), Err(e), "{s:?}");
         }
-        assert!(matches!(NameAddr::parse("<sip:a@[::1>"), Err(ParseError::BadUri(_))));
+        assert!(matches!(
+            NameAddr::parse("<sip:a@[::1>"),
+            Err(ParseError::BadUri(_))
+        ));
     }
 
     #[test]
     fn contact_values() {
         assert_eq!(Contact::parse(" * "), Ok(Contact::Wildcard));
-        assert!(matches!(Contact::parse("<sip:a@b>;q=0.5"), Ok(Contact::Addr(_))));
+        assert!(matches!(
+            Contact::parse("<sip:a@b>;q=0.5"),
+            Ok(Contact::Addr(_))
+        ));
         assert!(Contact::parse("**").is_err());
     }
 }

@@ -136,7 +136,8 @@ mod tests {
         let p = Params::parse_header(" ;   tag    = 1918181833n").unwrap();
         assert_eq!(p.get("TAG"), Some(Some("1918181833n")));
         assert_eq!(p.as_str(), ";   tag    = 1918181833n");
-        let p = Params::parse_header(" ; newparam =   newvalue ;   secondparam ; q = 0.33").unwrap();
+        let p =
+            Params::parse_header(" ; newparam =   newvalue ;   secondparam ; q = 0.33").unwrap();
         let all: Vec<_> = p.iter().collect();
         assert_eq!(
             all,
@@ -166,8 +167,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in [";;", ";", "x", ";a=", ";a b", ";a=b c", ";=b", ";;;;", "tag=1"] {
-            assert_eq!(Params::parse_header(bad), Err(ParseError::BadParams), "{bad:?}");
+        for bad in [
+            ";;", ";", "x", ";a=", ";a b", ";a=b c", ";=b", ";;;;", "tag=1",
+        ] {
+            assert_eq!(
+                Params::parse_header(bad),
+                Err(ParseError::BadParams),
+                "{bad:?}"
+            );
         }
         assert_eq!(
             Params::parse_header(";a=\"open"),

@@ -16,7 +16,11 @@ use super::{MAX_HEADERS, MAX_LINE_LEN};
 /// next line). Lines end in CRLF or, leniently, a bare LF.
 fn next_line(b: &[u8], pos: usize) -> Result<(usize, usize), ParseError> {
     let nl = pos + memchr(b'\n', b.get(pos..).unwrap_or(&[])).ok_or(ParseError::Incomplete)?;
-    let end = if nl > pos && b[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let end = if nl > pos && b[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     Ok((end, nl + 1))
 }
 
@@ -179,11 +183,16 @@ impl Message {
         if std::str::from_utf8(&b[first..hdr_end]).is_err() {
             return Err(ParseError::InvalidUtf8);
         }
-        let buf = if folded { unfold(&buf, first, hdr_end) } else { buf };
+        let buf = if folded {
+            unfold(&buf, first, hdr_end)
+        } else {
+            buf
+        };
         let b = &buf[..];
         for h in headers.iter_mut() {
             h.value = trim_span(b, h.value.start as usize, h.value.end as usize);
-            h.id = std::str::from_utf8(&b[h.name.range()]).map_or(HeaderName::Other, HeaderName::from_wire);
+            h.id = std::str::from_utf8(&b[h.name.range()])
+                .map_or(HeaderName::Other, HeaderName::from_wire);
         }
         let (start, version) = start_line(b, first, sl_end)?;
         let available = b.len() - body_start;
@@ -200,7 +209,12 @@ impl Message {
             };
             match u32::try_from(declared) {
                 Ok(v) if v as usize <= available => content_length = Some(v),
-                _ => return Err(ParseError::ContentLengthTooLarge { declared, available }),
+                _ => {
+                    return Err(ParseError::ContentLengthTooLarge {
+                        declared,
+                        available,
+                    })
+                }
             }
         }
         let body_end = body_start + content_length.map_or(available, |v| v as usize);

@@ -12,7 +12,10 @@ use super::scan::trim;
 /// Appends `s`, turning any CR or LF into SP so that no caller-supplied or
 /// copied text can start a new header line.
 fn put(out: &mut Vec<u8>, s: &str) {
-    out.extend(s.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+    out.extend(
+        s.bytes()
+            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
 }
 
 /// Appends `Name: value CRLF`.
@@ -35,8 +38,9 @@ fn header(out: &mut Vec<u8>, name: &str, value: &str) {
 ///   always `Content-Length`.
 ///
 /// Compact header names are written in full. `code` is written as given.
-/// The `received`/`rport` Via parameters (RFC 3261 §18.2.1, RFC 3581) are the
-/// transport's business and are not added here.
+/// The `received`/`rport` Via parameters (RFC 3261 §18.2.1, RFC 3581) are not
+/// added here: pass the request through
+/// [`with_via_received`](super::with_via_received) first.
 pub fn build_reply(
     req: &Message,
     code: u16,
@@ -58,8 +62,7 @@ pub fn build_reply(
         header(&mut out, "From", from);
     }
     if let Some(to) = req.header("To") {
-        let add_tag = !to_tag.is_empty()
-            && req.to().is_ok_and(|t| !t.params().contains("tag"));
+        let add_tag = !to_tag.is_empty() && req.to().is_ok_and(|t| !t.params().contains("tag"));
         put(&mut out, "To: ");
         put(&mut out, to);
         if add_tag {
@@ -152,7 +155,17 @@ mod tests {
         let req = msg(JSSIP_OPTIONS);
         let tag = stateless_to_tag(&req);
         assert_eq!(tag, JSSIP_TAG);
-        let reply = build_reply(&req, 200, "OK", &tag, &[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"), ("Server", "sipcore")], None);
+        let reply = build_reply(
+            &req,
+            200,
+            "OK",
+            &tag,
+            &[
+                ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"),
+                ("Server", "sipcore"),
+            ],
+            None,
+        );
         let expected = format!(
             "SIP/2.0 200 OK\r\n\
              Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK3215764\r\n\
@@ -177,27 +190,48 @@ mod tests {
         let b = stateless_to_tag(&msg(JSSIP_OPTIONS));
         assert_eq!(a, b);
         assert_eq!(a.len(), 20);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         for (from, to) in [
             ("z9hG4bK3215764", "z9hG4bK3215765"),
             ("tag=0lq1ba0kbr", "tag=0lq1ba0kbs"),
             ("Call-ID: ntu0", "Call-ID: ntu1"),
             ("CSeq: 6201", "CSeq: 6202"),
         ] {
-            assert_ne!(stateless_to_tag(&msg(&JSSIP_OPTIONS.replace(from, to))), a, "{to}");
+            assert_ne!(
+                stateless_to_tag(&msg(&JSSIP_OPTIONS.replace(from, to))),
+                a,
+                "{to}"
+            );
         }
         // The ACK for a non-2xx reply keeps all four fields: same tag.
-        let ack = JSSIP_OPTIONS.replace("OPTIONS sip", "ACK sip").replace("6201 OPTIONS", "6201 ACK");
+        let ack = JSSIP_OPTIONS
+            .replace("OPTIONS sip", "ACK sip")
+            .replace("6201 OPTIONS", "6201 ACK");
         assert_eq!(stateless_to_tag(&msg(&ack)), a);
     }
 
     #[test]
     fn to_with_tag_is_kept() {
-        let req = msg(&JSSIP_OPTIONS.replace("To: <sip:alice@example.com>", "t: <sip:alice@example.com> ;tag=abc"));
-        let reply = build_reply(&req, 481, "Call/Transaction Does Not Exist", "zzz", &[], None);
+        let req = msg(&JSSIP_OPTIONS.replace(
+            "To: <sip:alice@example.com>",
+            "t: <sip:alice@example.com> ;tag=abc",
+        ));
+        let reply = build_reply(
+            &req,
+            481,
+            "Call/Transaction Does Not Exist",
+            "zzz",
+            &[],
+            None,
+        );
         let text = String::from_utf8(reply).unwrap();
         assert!(text.starts_with("SIP/2.0 481 Call/Transaction Does Not Exist\r\n"));
-        assert!(text.contains("\r\nTo: <sip:alice@example.com> ;tag=abc\r\n"), "{text}");
+        assert!(
+            text.contains("\r\nTo: <sip:alice@example.com> ;tag=abc\r\n"),
+            "{text}"
+        );
         assert!(!text.contains("zzz"));
     }
 
@@ -225,7 +259,14 @@ mod tests {
     fn body_sanitising_and_broken_to() {
         let req = msg("MESSAGE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/WS a.invalid;branch=z9hG4bK1\r\n\
             From: <sip:a@example.com>;tag=x\r\nTo: \"open <sip:b@example.com>\r\nCall-ID: c\r\nCSeq: 2 MESSAGE\r\n\r\n");
-        let reply = build_reply(&req, 400, "Bad\r\nX-Evil: 1", "t1", &[("X-A", "1\r\n2")], Some(("text/plain", b"oops")));
+        let reply = build_reply(
+            &req,
+            400,
+            "Bad\r\nX-Evil: 1",
+            "t1",
+            &[("X-A", "1\r\n2")],
+            Some(("text/plain", b"oops")),
+        );
         assert_eq!(
             String::from_utf8(reply).unwrap(),
             "SIP/2.0 400 Bad  X-Evil: 1\r\n\

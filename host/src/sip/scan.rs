@@ -109,6 +109,12 @@ impl<'a> CommaSplit<'a> {
             done: false,
         }
     }
+
+    /// The unsplit text after the elements yielded so far (just past the last
+    /// separating comma); `None` once the last element has been yielded.
+    pub(crate) fn rest(&self) -> Option<&'a str> {
+        (!self.done).then(|| self.s.get(self.pos..).unwrap_or(""))
+    }
 }
 
 impl<'a> Iterator for CommaSplit<'a> {
@@ -161,7 +167,10 @@ mod tests {
         assert_eq!(quoted_end(br#""a\\" x"#, 0), Ok(5));
         assert_eq!(quoted_end(br#""open"#, 0), Err(ParseError::BadQuotedString));
         assert_eq!(quoted_end(b"\"a\\", 0), Err(ParseError::BadQuotedString));
-        assert_eq!(quoted_end(b"\"a\\\r\"", 0), Err(ParseError::BadQuotedString));
+        assert_eq!(
+            quoted_end(b"\"a\\\r\"", 0),
+            Err(ParseError::BadQuotedString)
+        );
     }
 
     #[test]
@@ -176,10 +185,8 @@ mod tests {
 
     #[test]
     fn comma_split_respects_quotes_and_angles() {
-        let v: Vec<&str> = CommaSplit::new(
-            r#" "Doe, J\"," <sip:a@b;x=1,2>;q=1 , <sip:c@d> ,sip:e@f"#,
-        )
-        .collect();
+        let v: Vec<&str> =
+            CommaSplit::new(r#" "Doe, J\"," <sip:a@b;x=1,2>;q=1 , <sip:c@d> ,sip:e@f"#).collect();
         assert_eq!(
             v,
             [r#""Doe, J\"," <sip:a@b;x=1,2>;q=1"#, "<sip:c@d>", "sip:e@f"]
@@ -188,6 +195,12 @@ mod tests {
         assert_eq!(v, ["a", "", "b", ""]);
         let v: Vec<&str> = CommaSplit::new("").collect();
         assert_eq!(v, [""]);
+        let mut it = CommaSplit::new("<sip:a>, <sip:b>,c");
+        assert_eq!(it.next(), Some("<sip:a>"));
+        assert_eq!(it.rest(), Some(" <sip:b>,c"));
+        assert_eq!(it.next(), Some("<sip:b>"));
+        assert_eq!(it.next(), Some("c"));
+        assert_eq!(it.rest(), None);
     }
 
     #[test]

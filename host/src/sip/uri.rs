@@ -39,7 +39,10 @@ pub struct Uri<'a> {
 
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric()
-        || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 
 fn is_user(b: u8) -> bool {
@@ -72,7 +75,18 @@ pub(crate) fn is_uri_char(b: u8) -> bool {
     is_unreserved(b)
         || matches!(
             b,
-            b';' | b'/' | b'?' | b':' | b'@' | b'&' | b'=' | b'+' | b'$' | b',' | b'%' | b'[' | b']'
+            b';' | b'/'
+                | b'?'
+                | b':'
+                | b'@'
+                | b'&'
+                | b'='
+                | b'+'
+                | b'$'
+                | b','
+                | b'%'
+                | b'['
+                | b']'
         )
 }
 
@@ -326,7 +340,8 @@ mod tests {
 
     #[test]
     fn sip_uri_full() {
-        let u = Uri::parse("sip:alice:secret@Example.COM:5061;transport=ws;lr?Subject=hi&X=").unwrap();
+        let u =
+            Uri::parse("sip:alice:secret@Example.COM:5061;transport=ws;lr?Subject=hi&X=").unwrap();
         assert_eq!(u.scheme(), Scheme::Sip);
         assert_eq!(u.user(), Some("alice"));
         assert_eq!(u.password(), Some("secret"));
@@ -335,7 +350,10 @@ mod tests {
         assert_eq!(u.param("TRANSPORT"), Some(Some("ws")));
         assert_eq!(u.param("lr"), Some(None));
         assert_eq!(u.headers(), Some("Subject=hi&X="));
-        assert_eq!(u.opaque(), "alice:secret@Example.COM:5061;transport=ws;lr?Subject=hi&X=");
+        assert_eq!(
+            u.opaque(),
+            "alice:secret@Example.COM:5061;transport=ws;lr?Subject=hi&X="
+        );
     }
 
     #[test]
@@ -383,9 +401,25 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "", "sip:", "sip", "1sip:a@b", "sip:a@", "sip:@host", "sip:a b@host", "sip:host:99999",
-            "sip:host:", "sip:host;;lr", "sip:host;=x", "sip:host?noequals", "sip:us%4@host",
-            "<sip:a@b>", "sip:a@b c", "tel:", "tel:xyz", "sip:a@b\"", "sip:h%zz",
+            "",
+            "sip:",
+            "sip",
+            "1sip:a@b",
+            "sip:a@",
+            "sip:@host",
+            "sip:a b@host",
+            "sip:host:99999",
+            "sip:host:",
+            "sip:host;;lr",
+            "sip:host;=x",
+            "sip:host?noequals",
+            "sip:us%4@host",
+            "<sip:a@b>",
+            "sip:a@b c",
+            "tel:",
+            "tel:xyz",
+            "sip:a@b\"",
+            "sip:h%zz",
         ] {
             assert!(Uri::parse(bad).is_err(), "{bad:?}");
         }

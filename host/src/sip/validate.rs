@@ -30,17 +30,18 @@ impl Message {
     /// 4. exactly one From, To, Call-ID and CSeq, each well formed; the CSeq
     ///    method equals the request method (§8.1.1.5);
     /// 5. Max-Forwards, if present, is 0..=255;
-    /// 6. every Contact, Route and Record-Route value parses.
+    /// 6. Date, if present, is an RFC 1123 GMT date (RFC 4475 §3.1.2.12);
+    /// 7. every Contact, Route and Record-Route value parses.
     ///
     /// The start line and Content-Length were already checked by
     /// [`Message::parse`]. Unknown URI schemes are accepted (the application
-    /// answers 416), as are Date, Expires and unknown headers (not relied on).
+    /// answers 416), as are Expires and unknown headers (not relied on).
     ///
     /// RFC 4475 messages rejected here: badinv01 (Via `;;`), scalar02 and
     /// scalarlg (CSeq > 2^32-1), quotbal (To), escruri (R-URI headers),
     /// regbadct (Contact), badaspec (To), baddn (From), badvers (505),
     /// mismatch01 and mismatch02 (CSeq method), badbranch (branch), insuf
-    /// (no From), multi01 (two From). Rejected earlier by `parse`: clerr, ncl,
+    /// (no From), multi01 (two From), baddate (Date not in GMT). Rejected earlier by `parse`: clerr, ncl,
     /// mcl01, ltgtruri, lwsruri, lwsstart, trws, bigcode.
     pub fn validate_for_proxy(&self) -> Result<(), ParseError> {
         if !self.version().eq_ignore_ascii_case("SIP/2.0") {
@@ -78,6 +79,7 @@ impl Message {
             return Err(ParseError::CSeqMethodMismatch);
         }
         self.max_forwards()?;
+        self.date()?;
         for c in self.contacts() {
             c?;
         }
@@ -117,21 +119,86 @@ mod tests {
     #[test]
     fn each_check_fires() {
         let cases = [
-            ("SIP/2.0\r\nVia", "SIP/3.0\r\nVia", ParseError::UnsupportedVersion),
-            ("sip:bob@example.com", "sip:bob@example.com?X=1", ParseError::BadUri("headers not allowed in Request-URI")),
-            ("sip:bob@example.com SIP", "sip:bob@ SIP", ParseError::BadUri("missing host")),
-            ("branch=z9hG4bKa,", "branch=z9hG4bK,", ParseError::EmptyBranch),
-            ("branch=z9hG4bKb\r\n", "branch=z9hG4bKb,\r\n", ParseError::BadVia("missing protocol name")),
-            ("From: <sip:alice@example.com>;tag=1\r\n", "", ParseError::MissingHeader("From")),
-            ("To: <sip:bob@example.com>\r\n", "To: <sip:bob@example.com>\r\nt: <sip:x@y>\r\n", ParseError::DuplicateHeader("To")),
-            ("To: <sip:bob@example.com>", "To: \"bob <sip:bob@example.com>", ParseError::BadQuotedString),
-            ("Call-ID: abc@host", "Call-ID: abc @host", ParseError::BadCallId),
-            ("Call-ID: abc@host\r\n", "", ParseError::MissingHeader("Call-ID")),
-            ("CSeq: 1 INVITE", "CSeq: 1 ACK", ParseError::CSeqMethodMismatch),
-            ("CSeq: 1 INVITE", "CSeq: 99999999999 INVITE", ParseError::BadCSeq("number out of range")),
-            ("Max-Forwards: 70", "Max-Forwards: 256", ParseError::BadMaxForwards),
-            ("Contact: <sip:alice@a.invalid;transport=ws>", "Contact: sip:a@b?x=y", ParseError::BadNameAddr("addr-spec with ? or , needs <>")),
-            ("Route: <sip:proxy.example.com;lr>", "Route: <sip:proxy.example.com;lr", ParseError::BadNameAddr("missing >")),
+            (
+                "SIP/2.0\r\nVia",
+                "SIP/3.0\r\nVia",
+                ParseError::UnsupportedVersion,
+            ),
+            (
+                "sip:bob@example.com",
+                "sip:bob@example.com?X=1",
+                ParseError::BadUri("headers not allowed in Request-URI"),
+            ),
+            (
+                "sip:bob@example.com SIP",
+                "sip:bob@ SIP",
+                ParseError::BadUri("missing host"),
+            ),
+            (
+                "branch=z9hG4bKa,",
+                "branch=z9hG4bK,",
+                ParseError::EmptyBranch,
+            ),
+            (
+                "branch=z9hG4bKb\r\n",
+                "branch=z9hG4bKb,\r\n",
+                ParseError::BadVia("missing protocol name"),
+            ),
+            (
+                "From: <sip:alice@example.com>;tag=1\r\n",
+                "",
+                ParseError::MissingHeader("From"),
+            ),
+            (
+                "To: <sip:bob@example.com>\r\n",
+                "To: <sip:bob@example.com>\r\nt: <sip:x@y>\r\n",
+                ParseError::DuplicateHeader("To"),
+            ),
+            (
+                "To: <sip:bob@example.com>",
+                "To: \"bob <sip:bob@example.com>",
+                ParseError::BadQuotedString,
+            ),
+            (
+                "Call-ID: abc@host",
+                "Call-ID: abc @host",
+                ParseError::BadCallId,
+            ),
+            (
+                "Call-ID: abc@host\r\n",
+                "",
+                ParseError::MissingHeader("Call-ID"),
+            ),
+            (
+                "CSeq: 1 INVITE",
+                "CSeq: 1 ACK",
+                ParseError::CSeqMethodMismatch,
+            ),
+            (
+                "CSeq: 1 INVITE",
+                "CSeq: 99999999999 INVITE",
+                ParseError::BadCSeq("number out of range"),
+            ),
+            (
+                "Max-Forwards: 70",
+                "Max-Forwards: 256",
+                ParseError::BadMaxForwards,
+            ),
+            (
+                "Max-Forwards: 70",
+                "Date: Fri, 01 Jan 2010 16:00:00 EST",
+                ParseError::BadDate,
+            ),
+            (
+                "Contact: <sip:alice@a.invalid;transport=ws>",
+                "Contact: sip:a@b?x=y",
+                ParseError::BadNameAddr("addr-spec with ? or , needs <>"),
+            ),
+            (
+                "Route: <sip:proxy.example.com;lr>",
+                "Route: <sip:proxy.example.com;lr",
+                ParseError::BadNameAddr("missing >"),
+            ),
         ];
         for (from, to, err) in cases {
             let text = GOOD.replacen(from, to, 1);
@@ -142,13 +209,18 @@ mod tests {
             "Via: SIP/2.0/WS a.invalid;branch=z9hG4bKa, SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKb\r\n",
             "",
         );
-        assert_eq!(msg(&novia).validate_for_proxy(), Err(ParseError::MissingHeader("Via")));
+        assert_eq!(
+            msg(&novia).validate_for_proxy(),
+            Err(ParseError::MissingHeader("Via"))
+        );
     }
 
     #[test]
     fn responses_skip_request_checks() {
-        let r = msg("SIP/2.0 200 OK\r\nVia: SIP/2.0/WS a.invalid;branch=z9hG4bKa\r\n\
-            From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 5 BYE\r\n\r\n");
+        let r = msg(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/WS a.invalid;branch=z9hG4bKa\r\n\
+            From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 5 BYE\r\n\r\n",
+        );
         assert_eq!(r.validate_for_proxy(), Ok(()));
     }
 }

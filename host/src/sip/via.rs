@@ -22,7 +22,7 @@ pub struct Via<'a> {
 }
 
 /// Reads a token at `i` (after white space); error if empty.
-fn token_at(s: &str, i: usize, what: &'static str) -> Result<(&str, usize), ParseError> {
+fn token_at<'s>(s: &'s str, i: usize, what: &'static str) -> Result<(&'s str, usize), ParseError> {
     let b = s.as_bytes();
     let start = skip_ws(b, i);
     let end = token_end(b, start);
@@ -62,13 +62,18 @@ impl<'a> Via<'a> {
                 .and_then(|t| t.find(']'))
                 .map(|c| i + c + 1)
                 .ok_or(ParseError::BadVia("unterminated IPv6 reference"))?;
-            if s.get(start + 1..close - 1).and_then(|a| a.parse::<Ipv6Addr>().ok()).is_none() {
+            if s.get(start + 1..close - 1)
+                .and_then(|a| a.parse::<Ipv6Addr>().ok())
+                .is_none()
+            {
                 return Err(ParseError::BadVia("bad IPv6 address"));
             }
             close
         } else {
             let mut j = i;
-            while j < b.len() && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'-' | b'.' | b'_')) {
+            while j < b.len()
+                && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'-' | b'.' | b'_'))
+            {
                 j += 1;
             }
             j
@@ -81,7 +86,12 @@ impl<'a> Via<'a> {
         let mut port = None;
         if b.get(i) == Some(&b':') {
             let ps = skip_ws(b, i + 1);
-            let pe = ps + b.get(ps..).unwrap_or(&[]).iter().take_while(|c| c.is_ascii_digit()).count();
+            let pe = ps
+                + b.get(ps..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
             port = Some(
                 s.get(ps..pe)
                     .and_then(|p| p.parse::<u16>().ok())
@@ -97,14 +107,18 @@ impl<'a> Via<'a> {
             {
                 value.is_some()
             } else if name.eq_ignore_ascii_case("ttl") {
-                value.and_then(|v| parse_u64(v).ok()).is_some_and(|v| v <= 255)
+                value
+                    .and_then(|v| parse_u64(v).ok())
+                    .is_some_and(|v| v <= 255)
             } else if name.eq_ignore_ascii_case("rport") {
                 value.map_or(true, |v| v.parse::<u16>().is_ok())
             } else {
                 true
             };
             if !ok {
-                return Err(ParseError::BadVia("bad branch, received, maddr, ttl or rport"));
+                return Err(ParseError::BadVia(
+                    "bad branch, received, maddr, ttl or rport",
+                ));
             }
         }
         Ok(Via {
@@ -159,7 +173,8 @@ impl<'a> Via<'a> {
 
     /// Whether the branch starts with the RFC 3261 magic cookie.
     pub fn is_rfc3261_branch(&self) -> bool {
-        self.branch().is_some_and(|b| b.starts_with(BRANCH_MAGIC_COOKIE))
+        self.branch()
+            .is_some_and(|b| b.starts_with(BRANCH_MAGIC_COOKIE))
     }
 
     /// The `received` parameter (RFC 3261 §18.2.1), if any.
@@ -183,7 +198,10 @@ mod tests {
     #[test]
     fn websocket_via() {
         let v = Via::parse("SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK1234;rport").unwrap();
-        assert_eq!((v.protocol(), v.version(), v.transport()), ("SIP", "2.0", "WS"));
+        assert_eq!(
+            (v.protocol(), v.version(), v.transport()),
+            ("SIP", "2.0", "WS")
+        );
         assert_eq!(v.host(), "df7jal23ls0d.invalid");
         assert_eq!(v.port(), None);
         assert_eq!(v.branch(), Some("z9hG4bK1234"));
@@ -194,11 +212,16 @@ mod tests {
 
     #[test]
     fn lws_everywhere() {
-        let v = Via::parse("SIP  /    2.0   / UDP  192.168.255.111   ; branch=   z9hG4bK30239").unwrap();
-        assert_eq!((v.protocol(), v.version(), v.transport()), ("SIP", "2.0", "UDP"));
+        let v = Via::parse("SIP  /    2.0   / UDP  192.168.255.111   ; branch=   z9hG4bK30239")
+            .unwrap();
+        assert_eq!(
+            (v.protocol(), v.version(), v.transport()),
+            ("SIP", "2.0", "UDP")
+        );
         assert_eq!(v.host(), "192.168.255.111");
         assert_eq!(v.branch(), Some("z9hG4bK30239"));
-        let v = Via::parse(" SIP/2.0/TCP  host.example.com : 5061 ;received=192.0.2.5;rport=5070").unwrap();
+        let v = Via::parse(" SIP/2.0/TCP  host.example.com : 5061 ;received=192.0.2.5;rport=5070")
+            .unwrap();
         assert_eq!(v.port(), Some(5061));
         assert_eq!(v.received(), Some("192.0.2.5"));
         assert_eq!(v.rport(), Some(Some(5070)));
@@ -207,7 +230,10 @@ mod tests {
 
     #[test]
     fn ipv6_sent_by() {
-        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:5060;received=[2001:db8::9:255];branch=z9hG4bKas3").unwrap();
+        let v = Via::parse(
+            "SIP/2.0/UDP [2001:db8::9:1]:5060;received=[2001:db8::9:255];branch=z9hG4bKas3",
+        )
+        .unwrap();
         assert_eq!(v.host(), "[2001:db8::9:1]");
         assert_eq!(v.port(), Some(5060));
         assert_eq!(v.received(), Some("[2001:db8::9:255]"));
@@ -218,10 +244,21 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "", "SIP/2.0", "SIP/2.0/UDP", "SIP/2.0/UDP ;branch=x", "SIP 2.0/UDP h", "SIP/2.0/UDP h:",
-            "SIP/2.0/UDP h:70000", "SIP/2.0/UDP 192.0.2.15;;", ";", "SIP/2.0/UDP h;branch",
-            "SIP/2.0/UDP h;ttl=256", "SIP/2.0/UDP h;rport=x", "SIP/2.0/UDP h;received",
-            "SIP/2.0/UDP h junk", "/2.0/UDP h",
+            "",
+            "SIP/2.0",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDP ;branch=x",
+            "SIP 2.0/UDP h",
+            "SIP/2.0/UDP h:",
+            "SIP/2.0/UDP h:70000",
+            "SIP/2.0/UDP 192.0.2.15;;",
+            ";",
+            "SIP/2.0/UDP h;branch",
+            "SIP/2.0/UDP h;ttl=256",
+            "SIP/2.0/UDP h;rport=x",
+            "SIP/2.0/UDP h;received",
+            "SIP/2.0/UDP h junk",
+            "/2.0/UDP h",
         ] {
             assert!(Via::parse(bad).is_err(), "{bad:?}");
         }

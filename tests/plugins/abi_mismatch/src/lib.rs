@@ -28,6 +28,7 @@ pub fn sipcore_root_module() -> ModuleRef {
         init,
         destroy,
         transport: RNone,
+        trace_sink: RNone,
     }
     .leak_into_prefix()
 }

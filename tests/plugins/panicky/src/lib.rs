@@ -83,6 +83,7 @@ fn root() -> ModuleRef {
         init,
         destroy,
         transport: RSome(transport()),
+        trace_sink: abi_stable::std_types::RNone,
     }
     .leak_into_prefix()
 }

@@ -1,0 +1,156 @@
+//! Fuzzing entry point: parses arbitrary bytes and exercises every accessor.
+
+use bytes::Bytes;
+
+use super::branch::stateless_branch;
+use super::forward::{forward_request, ForwardRequest};
+use super::message::Message;
+use super::name_addr::Contact;
+use super::received::{via_received, with_via_received};
+use super::reply::{build_reply, stateless_to_tag};
+use super::response::forward_response;
+use super::uri::{unescape, Uri};
+use super::via::Via;
+
+/// Source address used for the `received`/`rport` rewrite.
+const SRC: std::net::SocketAddr = std::net::SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 1)),
+    40000,
+);
+
+/// Parses `data` as one message and, if it parses, calls every accessor,
+/// validator and the reply builder on it. Must never panic, whatever `data`
+/// holds; meant for `cargo fuzz` targets and property tests. It also
+/// forwards the message as a request and as a response and asserts that the
+/// rewritten bytes parse again (a failure there is a bug worth a panic).
+pub fn fuzz_parse(data: &[u8]) {
+    let _ = super::is_keepalive(data);
+    let Ok(m) = Message::parse(Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    let _ = (
+        m.is_request(),
+        m.method(),
+        m.method_str(),
+        m.ruri(),
+        m.version(),
+    );
+    let _ = (m.status(), m.reason(), m.call_id(), m.content_type());
+    let _ = (
+        m.content_length(),
+        m.body().len(),
+        m.as_bytes().len(),
+        m.header_count(),
+    );
+    if let Ok(u) = m.request_uri() {
+        exercise_uri(&u);
+    }
+    for (name, value) in m.iter() {
+        let _ = m.header(name);
+        let _ = m.headers(name).count();
+        let _ = m.header_list(name).count();
+        let _ = unescape(value);
+    }
+    if let Ok(c) = m.cseq() {
+        let _ = (c.seq, c.method, c.method_kind());
+    }
+    for na in [m.from(), m.to()].into_iter().flatten() {
+        exercise_name_addr(&na);
+    }
+    for v in m.vias() {
+        if let Ok(v) = Via::parse(v) {
+            let _ = (v.protocol(), v.version(), v.transport(), v.host(), v.port());
+            let _ = (v.branch(), v.is_rfc3261_branch(), v.received(), v.rport());
+            let _ = (v.param("ttl"), v.params().iter().count());
+        }
+    }
+    let _ = m.top_via();
+    for c in m.contacts().flatten() {
+        if let Contact::Addr(na) = c {
+            exercise_name_addr(&na);
+        }
+    }
+    for na in m.routes().chain(m.record_routes()).flatten() {
+        exercise_name_addr(&na);
+    }
+    let _ = (m.max_forwards(), m.expires(), m.date());
+    let _ = m.validate_for_proxy().map_err(|e| e.reply_code());
+    let _ = (
+        stateless_branch(&m),
+        m.top_via().map(|v| via_received(&v, SRC)),
+    );
+    let fwd = ForwardRequest {
+        request_uri: Some("sip:x@192.0.2.1"),
+        record_route: Some("<sip:p.invalid;lr>"),
+        pop_route: true,
+        source: Some(SRC),
+        remove_headers: &["Route", "k", "X-A"],
+        add_headers: &[("X-B", "1")],
+        ..ForwardRequest::new("WS", "p.invalid", 443)
+    };
+    for f in [fwd, ForwardRequest::new("UDP", "2001:db8::1", 5060)] {
+        if let Ok(out) = forward_request(&m, &f) {
+            // Forwarding a parsed request yields a message that parses.
+            assert!(Message::parse(Bytes::from(out)).is_ok());
+        }
+    }
+    if let Ok(fixed) = with_via_received(&m, SRC) {
+        let _ = fixed.top_via().map(|v| (v.received(), v.rport()));
+    }
+    if let Ok(r) = forward_response(&m) {
+        let _ = (
+            r.removed,
+            r.next,
+            r.dest.socket_addr(),
+            r.dest.port_or_default(),
+        );
+        assert!(Message::parse(Bytes::from(r.bytes)).is_ok());
+    }
+    let tag = stateless_to_tag(&m);
+    let reply = build_reply(
+        &m,
+        400,
+        "Bad Request",
+        &tag,
+        &[("X", "y")],
+        Some(("a/b", b"c")),
+    );
+    // A reply built from a parsed message must itself parse.
+    let _ = Message::parse(Bytes::from(reply));
+}
+
+fn exercise_name_addr(na: &super::name_addr::NameAddr<'_>) {
+    let _ = (
+        na.display_name(),
+        na.display_name_unescaped(),
+        na.is_quoted(),
+    );
+    let _ = (na.is_name_addr(), na.uri_str(), na.scheme(), na.tag());
+    let _ = (
+        na.param("q"),
+        na.params().iter().count(),
+        na.params().is_empty(),
+    );
+    if let Ok(u) = na.uri() {
+        exercise_uri(&u);
+    }
+}
+
+fn exercise_uri(u: &Uri<'_>) {
+    let _ = (
+        u.as_str(),
+        u.scheme(),
+        u.scheme_str(),
+        u.user(),
+        u.password(),
+    );
+    let _ = (
+        u.host(),
+        u.port(),
+        u.param("transport"),
+        u.headers(),
+        u.opaque(),
+    );
+    let _ = u.params().iter().count();
+    let _ = u.user().map(unescape);
+}

@@ -1,0 +1,303 @@
+//! The `received` and `rport` parameters a server adds to the top Via of a
+//! request it receives (RFC 3261 §18.2.1, RFC 3581 §4), and the address a
+//! response goes back to (RFC 3261 §18.2.2, RFC 3581 §4).
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+
+use super::edit::{EditError, Rewriter};
+use super::message::Message;
+use super::via::Via;
+
+/// What to add to the top Via of a received request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViaReceived {
+    /// `received=` to set (replacing any present), or `None` to leave the
+    /// Via without one.
+    pub received: Option<IpAddr>,
+    /// Value for an `rport` present without one, else `None`.
+    pub rport: Option<u16>,
+}
+
+/// The sent-by host as an IP address, if it is an IPv4 address or an IPv6
+/// reference (brackets optional).
+pub(crate) fn host_ip(host: &str) -> Option<IpAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<IpAddr>().ok()
+}
+
+/// Computes the parameters for the top Via `via` of a request received from
+/// `source`:
+///
+/// - `received` is the source IP when the sent-by host is a domain name or an
+///   address other than the source (RFC 3261 §18.2.1), and always when `rport`
+///   is present without a value (RFC 3581 §4);
+/// - `rport` is the source port when `rport` is present without a value.
+///
+/// IPv4-mapped IPv6 source addresses (dual-stack sockets) compare as IPv4.
+pub fn via_received(via: &Via<'_>, source: SocketAddr) -> ViaReceived {
+    let src = source.ip().to_canonical();
+    let rport = (via.rport() == Some(None)).then_some(source.port());
+    let same = host_ip(via.host()).is_some_and(|ip| ip.to_canonical() == src);
+    ViaReceived {
+        received: (rport.is_some() || !same).then_some(src),
+        rport,
+    }
+}
+
+/// Writes an address as a `received` value: IPv6 as a reference in brackets
+/// (as RFC 5118 §4.5 shows it).
+fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    let _ = match ip {
+        IpAddr::V4(v4) => write!(out, "{v4}"),
+        IpAddr::V6(v6) => write!(out, "[{v6}]"),
+    };
+}
+
+/// Adds the edits that apply [`via_received`] for `source` to the top Via of
+/// `msg`: fills a valueless `rport` in place, replaces an existing `received`
+/// value or appends `;received=` at the end of the top Via value.
+pub(crate) fn apply(
+    msg: &Message,
+    w: &mut Rewriter<'_>,
+    source: SocketAddr,
+) -> Result<(), EditError> {
+    let raw = msg
+        .vias()
+        .next()
+        .ok_or(super::ParseError::MissingHeader("Via"))?;
+    let via = Via::parse(raw)?;
+    let fix = via_received(&via, source);
+    let end = msg
+        .range_of(raw)
+        .ok_or(EditError::InvalidInput("top Via"))?
+        .end;
+    let mut replaced = false;
+    for (name, value) in via.params().iter() {
+        if let (Some(port), None, true) = (fix.rport, value, name.eq_ignore_ascii_case("rport")) {
+            if let Some(r) = msg.range_of(name) {
+                w.insert(r.end, |o| {
+                    let _ = write!(o, "={port}");
+                });
+            }
+        }
+        if let (Some(ip), Some(v), true) =
+            (fix.received, value, name.eq_ignore_ascii_case("received"))
+        {
+            if let Some(r) = msg.range_of(v) {
+                w.replace(r, |o| write_ip(o, ip));
+                replaced = true;
+            }
+        }
+    }
+    if let (Some(ip), false) = (fix.received, replaced) {
+        w.insert(end, |o| {
+            o.extend_from_slice(b";received=");
+            write_ip(o, ip);
+        });
+    }
+    Ok(())
+}
+
+/// Returns `msg` with [`via_received`] for `source` applied to its top Via,
+/// re-parsed: for a server that answers itself, so that [`build_reply`]
+/// copies the completed Via (RFC 3581 §4: the response carries the filled
+/// `rport`). Applying it twice changes nothing more. When forwarding, set
+/// [`ForwardRequest::source`](super::ForwardRequest::source) instead, which
+/// does the same in the forwarding rewrite.
+///
+/// Errors: [`EditError::Parse`] if there is no Via or the top one is malformed.
+///
+/// [`build_reply`]: super::build_reply
+pub fn with_via_received(msg: &Message, source: SocketAddr) -> Result<Message, EditError> {
+    let mut w = Rewriter::new(msg);
+    apply(msg, &mut w, source)?;
+    Ok(Message::parse(Bytes::from(w.finish(msg.extent_range())))?)
+}
+
+/// Where to send a response whose top Via (after removing this element's
+/// own) is `via`, over an unreliable transport or when the connection the
+/// request came on is gone (RFC 3261 §18.2.2, RFC 3581 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseDest<'a> {
+    /// The Via transport (`UDP`, `TCP`, `TLS`, `WS`, ...). For reliable
+    /// transports the response goes first over the connection the request
+    /// arrived on; WS/WSS Vias hold a `.invalid` host, so only that
+    /// connection can be used (RFC 7118 §5).
+    pub transport: &'a str,
+    /// `maddr` if present, else `received` if present, else the sent-by host
+    /// (IPv6 references keep their brackets; a name needs RFC 3263 §5 DNS).
+    pub host: &'a str,
+    /// For `maddr` and plain sent-by: the sent-by port; for `received`: the
+    /// filled-in `rport`, else the sent-by port. `None` means the default
+    /// port of the transport ([`ResponseDest::port_or_default`]).
+    pub port: Option<u16>,
+}
+
+impl<'a> ResponseDest<'a> {
+    /// Computes the destination from a Via value.
+    pub fn from_via(via: &Via<'a>) -> Self {
+        let (host, port) = match (via.param("maddr").flatten(), via.received()) {
+            (Some(maddr), _) => (maddr, via.port()),
+            (None, Some(received)) => (received, via.rport().flatten().or(via.port())),
+            (None, None) => (via.host(), via.port()),
+        };
+        ResponseDest {
+            transport: via.transport(),
+            host,
+            port,
+        }
+    }
+
+    /// The port, or 5061 for TLS and WSS and 5060 otherwise (RFC 3261
+    /// §18.2.2, §19.1.2).
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(
+            if self.transport.eq_ignore_ascii_case("TLS")
+                || self.transport.eq_ignore_ascii_case("WSS")
+            {
+                5061
+            } else {
+                5060
+            },
+        )
+    }
+
+    /// The host as an IP address, if it is one (brackets optional).
+    pub fn ip(&self) -> Option<IpAddr> {
+        host_ip(self.host)
+    }
+
+    /// The socket address, if the host is an IP address.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.ip()
+            .map(|ip| SocketAddr::new(ip, self.port_or_default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn received_only_when_needed() {
+        let via = Via::parse("SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bK1").unwrap();
+        let same = via_received(&via, src("192.0.2.4:5060"));
+        assert_eq!(
+            same,
+            ViaReceived {
+                received: None,
+                rport: None
+            }
+        );
+        let nat = via_received(&via, src("198.51.100.7:40000"));
+        assert_eq!(nat.received, Some("198.51.100.7".parse().unwrap()));
+        assert_eq!(nat.rport, None);
+        let name = Via::parse("SIP/2.0/UDP bobspc.biloxi.com:5060;branch=z9hG4bK1").unwrap();
+        assert_eq!(
+            via_received(&name, src("192.0.2.4:5060")).received,
+            Some("192.0.2.4".parse().unwrap())
+        );
+        let mapped = via_received(&via, src("[::ffff:192.0.2.4]:5060"));
+        assert_eq!(mapped.received, None);
+        let v6 = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:5060;branch=z9hG4bK1").unwrap();
+        assert_eq!(
+            via_received(&v6, src("[2001:db8::9:1]:5060")).received,
+            None
+        );
+        assert_eq!(
+            via_received(&v6, src("[2001:db8::9:255]:5060")).received,
+            Some("2001:db8::9:255".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn rport_forces_received() {
+        // RFC 3581 §4: received is added even when it equals sent-by.
+        let via = Via::parse("SIP/2.0/UDP 10.1.1.1:4540;rport;branch=z9hG4bKkjshdyff").unwrap();
+        assert_eq!(
+            via_received(&via, src("10.1.1.1:4540")),
+            ViaReceived {
+                received: Some("10.1.1.1".parse().unwrap()),
+                rport: Some(4540)
+            }
+        );
+        let filled = Via::parse("SIP/2.0/UDP 10.1.1.1:4540;rport=4540").unwrap();
+        assert_eq!(
+            via_received(&filled, src("10.1.1.1:4540")),
+            ViaReceived {
+                received: None,
+                rport: None
+            }
+        );
+    }
+
+    #[test]
+    fn request_rewritten_for_a_local_reply() {
+        let req = Message::parse(Bytes::from_static(
+            b"\r\nOPTIONS sip:p.example.com SIP/2.0\r\n\
+              Via: SIP/2.0/UDP 10.1.1.1:4540;rport;branch=z9hG4bKkjshdyff, SIP/2.0/UDP 10.0.0.1\r\n\
+              Call-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        ))
+        .unwrap();
+        let fixed = with_via_received(&req, src("192.0.2.1:9988")).unwrap();
+        let expected: &[u8] = b"OPTIONS sip:p.example.com SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 10.1.1.1:4540;rport=9988;branch=z9hG4bKkjshdyff;received=192.0.2.1, \
+            SIP/2.0/UDP 10.0.0.1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        assert_eq!(fixed.as_bytes(), expected);
+        let again = with_via_received(&fixed, src("192.0.2.1:9988")).unwrap();
+        assert_eq!(again.as_bytes(), expected);
+        let reply = super::super::build_reply(&fixed, 200, "OK", "", &[], None);
+        assert!(reply.starts_with(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.1.1.1:4540;rport=9988;branch=z9hG4bKkjshdyff;received=192.0.2.1, "
+        ));
+        let none = Message::parse(Bytes::from_static(b"OPTIONS sip:p SIP/2.0\r\n\r\n")).unwrap();
+        assert_eq!(
+            with_via_received(&none, src("192.0.2.1:1")).err(),
+            Some(EditError::Parse(super::super::ParseError::MissingHeader(
+                "Via"
+            )))
+        );
+    }
+
+    #[test]
+    fn response_destinations() {
+        let d = |s: &'static str| ResponseDest::from_via(&Via::parse(s).unwrap());
+        // RFC 3581 §4 example: received + rport.
+        let r = d("SIP/2.0/UDP 10.1.1.1:4540;received=192.0.2.1;rport=9988;branch=z9hG4bKkjshdyff");
+        assert_eq!(
+            (r.host, r.port, r.port_or_default()),
+            ("192.0.2.1", Some(9988), 9988)
+        );
+        assert_eq!(r.socket_addr(), Some(src("192.0.2.1:9988")));
+        let r = d("SIP/2.0/UDP pc33.example.com;received=192.0.2.1;branch=z9hG4bK1");
+        assert_eq!(
+            (r.host, r.port, r.port_or_default()),
+            ("192.0.2.1", None, 5060)
+        );
+        let r =
+            d("SIP/2.0/UDP pc33.example.com:5070;maddr=239.255.255.1;received=192.0.2.1;rport=1");
+        assert_eq!((r.host, r.port), ("239.255.255.1", Some(5070)));
+        let r = d("SIP/2.0/TLS pc33.example.com;branch=z9hG4bK1");
+        assert_eq!(
+            (r.host, r.port_or_default(), r.ip()),
+            ("pc33.example.com", 5061, None)
+        );
+        let r = d("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bK1");
+        assert_eq!(r.socket_addr(), Some(src("[2001:db8::9:255]:5060")));
+        let r = d("SIP/2.0/WS df7jal23ls0d.invalid;rport;branch=z9hG4bK1");
+        assert_eq!(
+            (r.transport, r.host, r.port),
+            ("WS", "df7jal23ls0d.invalid", None)
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! Tests of [`forward_request`] with exact output bytes.
+
+use bytes::Bytes;
+
+use super::{forward_request, stateless_branch, EditError, ForwardRequest, Message, ParseError};
+
+fn msg(s: &str) -> Message {
+    Message::parse(Bytes::copy_from_slice(s.as_bytes())).unwrap()
+}
+
+fn fwd_text(req: &Message, f: &ForwardRequest<'_>) -> String {
+    String::from_utf8(forward_request(req, f).unwrap()).unwrap()
+}
+
+const INVITE: &str = "INVITE sip:proxy.example.com;lr SIP/2.0\r\n\
+    Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bK74bf9\r\n\
+    Max-Forwards: 70\r\n\
+    Route: <sip:proxy.example.com;lr>, <sip:edge.example.net;lr>\r\n\
+    Record-Route: <sip:upstream.example.org;lr>\r\n\
+    From: Alice <sip:alice@example.com>;tag=9fxced76sl\r\n\
+    To: Bob <sip:bob@example.net>\r\n\
+    Call-ID: 3848276298220188511@example.com\r\n\
+    CSeq: 2 INVITE\r\n\
+    Proxy-Authorization: Digest username=\"alice\", realm=\"example.com\"\r\n\
+    Content-Type: application/sdp\r\n\
+    Content-Length: 4\r\n\
+    \r\n\
+    v=0\n";
+
+/// Branch of INVITE (hash of z9hG4bK74bf9), pinned independently.
+const BRANCH: &str = "z9hG4bK0a5a78766b0c97a302a50e4374ab453c";
+
+#[test]
+fn full_rewrite_exact_bytes() {
+    let req = msg(INVITE);
+    assert_eq!(stateless_branch(&req), BRANCH);
+    let f = ForwardRequest {
+        request_uri: Some("sip:bob@192.0.2.20:5070"),
+        record_route: Some("<sip:proxy.example.com;lr>"),
+        pop_route: true,
+        source: Some("198.51.100.4:41000".parse().unwrap()),
+        remove_headers: &["proxy-authorization"],
+        add_headers: &[("X-Proxied", "sipcore")],
+        ..ForwardRequest::new("udp", "proxy.example.com", 5060)
+    };
+    assert_eq!(
+        fwd_text(&req, &f),
+        format!(
+            "INVITE sip:bob@192.0.2.20:5070 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP proxy.example.com:5060;branch={BRANCH}\r\n\
+             Via: SIP/2.0/UDP 10.0.0.5:5060;rport=41000;branch=z9hG4bK74bf9;received=198.51.100.4\r\n\
+             Max-Forwards: 69\r\n\
+             Route: <sip:edge.example.net;lr>\r\n\
+             Record-Route: <sip:proxy.example.com;lr>\r\n\
+             Record-Route: <sip:upstream.example.org;lr>\r\n\
+             From: Alice <sip:alice@example.com>;tag=9fxced76sl\r\n\
+             To: Bob <sip:bob@example.net>\r\n\
+             Call-ID: 3848276298220188511@example.com\r\n\
+             CSeq: 2 INVITE\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: 4\r\n\
+             X-Proxied: sipcore\r\n\
+             \r\n\
+             v=0\n"
+        )
+    );
+    let out = msg(&fwd_text(&req, &f));
+    assert_eq!(out.validate_for_proxy(), Ok(()));
+    assert_eq!(out.top_via().unwrap().branch(), Some(BRANCH));
+    assert_eq!(out.body(), b"v=0\n");
+}
+
+#[test]
+fn minimal_rewrite_adds_max_forwards_and_content_length() {
+    let req = msg("\r\nOPTIONS sip:bob@example.net SIP/2.0\r\n\
+        v: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK1\r\n\
+        f: <sip:alice@example.com>;tag=1\r\nt: <sip:bob@example.net>\r\ni: c1\r\n\
+        CSeq: 1 OPTIONS\r\nk: path\r\n\r\n");
+    let b = stateless_branch(&req);
+    let f = ForwardRequest {
+        record_route: Some("<sip:[2001:db8::1]:5060;transport=tcp;lr>"),
+        remove_headers: &["Supported"],
+        ..ForwardRequest::new("TCP", "2001:db8::1", 5060)
+    };
+    assert_eq!(
+        fwd_text(&req, &f),
+        format!(
+            "OPTIONS sip:bob@example.net SIP/2.0\r\n\
+             Via: SIP/2.0/TCP [2001:db8::1]:5060;branch={b}\r\n\
+             v: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK1\r\n\
+             Record-Route: <sip:[2001:db8::1]:5060;transport=tcp;lr>\r\n\
+             f: <sip:alice@example.com>;tag=1\r\nt: <sip:bob@example.net>\r\ni: c1\r\n\
+             CSeq: 1 OPTIONS\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    );
+}
+
+#[test]
+fn single_route_line_removed_and_received_replaced() {
+    let req = msg("MESSAGE sip:bob@example.net SIP/2.0\r\n\
+        Via: SIP/2.0/UDP pc.example.com;received=10.9.9.9;branch=z9hG4bKm1, SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKm0\r\n\
+        Route: <sip:proxy.example.com;lr>\r\nRoute: <sip:next.example.com;lr>\r\nMax-Forwards: 0010\r\n\
+        From: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>\r\nCall-ID: m\r\nCSeq: 7 MESSAGE\r\n\
+        Content-Length: 0\r\n\r\n");
+    let f = ForwardRequest {
+        pop_route: true,
+        source: Some("[2001:db8::7]:5060".parse().unwrap()),
+        ..ForwardRequest::new("UDP", "192.0.2.99", 5060)
+    };
+    let b = stateless_branch(&req);
+    assert_eq!(
+        fwd_text(&req, &f),
+        format!(
+            "MESSAGE sip:bob@example.net SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.99:5060;branch={b}\r\n\
+             Via: SIP/2.0/UDP pc.example.com;received=[2001:db8::7];branch=z9hG4bKm1, SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKm0\r\n\
+             Route: <sip:next.example.com;lr>\r\nMax-Forwards: 9\r\n\
+             From: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>\r\nCall-ID: m\r\nCSeq: 7 MESSAGE\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    );
+}
+
+#[test]
+fn same_source_adds_nothing_to_the_via() {
+    let req = msg(INVITE.replace(";rport", "").as_str());
+    let f = ForwardRequest {
+        source: Some("10.0.0.5:5060".parse().unwrap()),
+        ..ForwardRequest::new("UDP", "p", 5060)
+    };
+    assert!(
+        fwd_text(&req, &f).contains("\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK74bf9\r\n")
+    );
+}
+
+#[test]
+fn retransmissions_cancel_and_ack_get_the_same_via() {
+    let f = ForwardRequest::new("UDP", "proxy.example.com", 5060);
+    let via = format!("Via: SIP/2.0/UDP proxy.example.com:5060;branch={BRANCH}\r\n");
+    let first = fwd_text(&msg(INVITE), &f);
+    assert_eq!(fwd_text(&msg(INVITE), &f), first);
+    let cancel = INVITE
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("2 INVITE", "2 CANCEL");
+    let ack = INVITE
+        .replace("INVITE sip:", "ACK sip:")
+        .replace("2 INVITE", "2 ACK")
+        .replace(
+            "To: Bob <sip:bob@example.net>",
+            "To: Bob <sip:bob@example.net>;tag=8321234356",
+        );
+    for text in [INVITE.to_owned(), cancel, ack] {
+        assert!(fwd_text(&msg(&text), &f).contains(&via), "{text}");
+    }
+}
+
+#[test]
+fn errors() {
+    let f = ForwardRequest::new("UDP", "proxy.example.com", 5060);
+    let zero = msg(&INVITE.replace("Max-Forwards: 70", "Max-Forwards: 0"));
+    assert_eq!(forward_request(&zero, &f), Err(EditError::TooManyHops));
+    let bad = msg(&INVITE.replace("Max-Forwards: 70", "Max-Forwards: 300"));
+    assert_eq!(
+        forward_request(&bad, &f),
+        Err(EditError::Parse(ParseError::BadMaxForwards))
+    );
+    let resp = msg("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n");
+    assert_eq!(forward_request(&resp, &f), Err(EditError::NotARequest));
+    let no_route = msg(&INVITE.replace(
+        "Route: <sip:proxy.example.com;lr>, <sip:edge.example.net;lr>\r\n",
+        "",
+    ));
+    let pop = ForwardRequest {
+        pop_route: true,
+        ..f
+    };
+    assert_eq!(
+        forward_request(&no_route, &pop),
+        Err(EditError::Parse(ParseError::MissingHeader("Route")))
+    );
+    let bad_via = msg(&INVITE.replace("SIP/2.0/UDP 10.0.0.5:5060", "SIP/2.0/UDP 10.0.0.5:99999"));
+    let src = ForwardRequest {
+        source: Some("192.0.2.1:5060".parse().unwrap()),
+        ..f
+    };
+    assert!(matches!(
+        forward_request(&bad_via, &src),
+        Err(EditError::Parse(ParseError::BadVia(_)))
+    ));
+    let req = msg(INVITE);
+    let cases = [
+        (
+            ForwardRequest {
+                transport: "U DP",
+                ..f
+            },
+            "Via transport",
+        ),
+        (ForwardRequest { transport: "", ..f }, "Via transport"),
+        (
+            ForwardRequest {
+                host: "a\r\nX: y",
+                ..f
+            },
+            "Via host",
+        ),
+        (ForwardRequest { host: "", ..f }, "Via host"),
+        (
+            ForwardRequest {
+                request_uri: Some("sip:a b"),
+                ..f
+            },
+            "Request-URI",
+        ),
+        (
+            ForwardRequest {
+                record_route: Some("sip:p;lr"),
+                ..f
+            },
+            "Record-Route",
+        ),
+        (
+            ForwardRequest {
+                record_route: Some("<sip:p;lr>\r\nX: 1"),
+                ..f
+            },
+            "Record-Route",
+        ),
+        (
+            ForwardRequest {
+                remove_headers: &["Bad Name"],
+                ..f
+            },
+            "header name",
+        ),
+        (
+            ForwardRequest {
+                add_headers: &[("X:", "1")],
+                ..f
+            },
+            "header name",
+        ),
+        (
+            ForwardRequest {
+                add_headers: &[("X", "1\r\nY: 2")],
+                ..f
+            },
+            "header value",
+        ),
+    ];
+    for (case, what) in cases {
+        assert_eq!(
+            forward_request(&req, &case),
+            Err(EditError::InvalidInput(what)),
+            "{case:?}"
+        );
+    }
+}
+
+#[test]
+fn compact_names_removed_and_folds_kept_unfolded() {
+    let req = msg(
+        "OPTIONS sip:b@example.net SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+        i: c\r\nSubject: one\r\n two\r\nMax-Forwards: 5\r\nl: 0\r\n\r\n",
+    );
+    let f = ForwardRequest {
+        remove_headers: &["Call-ID"],
+        ..ForwardRequest::new("UDP", "p", 5060)
+    };
+    let b = stateless_branch(&req);
+    assert_eq!(
+        fwd_text(&req, &f),
+        format!(
+            "OPTIONS sip:b@example.net SIP/2.0\r\nVia: SIP/2.0/UDP p:5060;branch={b}\r\n\
+             Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nSubject: one   two\r\nMax-Forwards: 4\r\nl: 0\r\n\r\n"
+        )
+    );
+}

@@ -1,0 +1,247 @@
+//! Writing, closing (RFC 6455 §7), and what the deadlines do: handshake, message completion,
+//! idle lifetime, keep-alive ping / pong, send timeout, close wait.
+
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use sipcore_abi::LogLevel;
+
+use super::api::TraceEvent;
+use super::conn::Phase;
+use super::timer::{Entry, Kind};
+use super::worker::State;
+use super::wqueue::encode;
+use crate::proto::frame::{close_payload, OpCode};
+use crate::proto::WsError;
+
+/// How long we wait for the peer's Close or EOF once closing.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+impl State {
+    /// Write what the socket takes. Arms the send timeout while data stays queued; finishes a
+    /// `Flushing` connection (shut down our side, drain) once its queue is empty.
+    pub fn flush(&mut self, slot: usize, now: Instant) {
+        let send_timeout = self.shared.cfg.send_timeout;
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        c.dirty = false;
+        if c.phase == Phase::Connecting {
+            return;
+        }
+        match c.wq.write_to(&mut c.sock) {
+            Ok(n) if n > 0 => c.last_write = now,
+            Ok(_) => {}
+            Err(e) => {
+                let reason = format!("write error: {e}");
+                self.kill(slot, &reason);
+                return;
+            }
+        }
+        if !c.wq.is_empty() {
+            let at = c.last_write + send_timeout;
+            self.arm(slot, Kind::Send, at);
+            return;
+        }
+        // The send deadline stays armed: when it fires with an empty queue it is dropped,
+        // so a connection alternating between empty and busy keeps one heap entry.
+        if c.phase == Phase::Flushing {
+            let _ = c.sock.shutdown(Shutdown::Write);
+            c.phase = Phase::Draining;
+        }
+    }
+
+    /// Stop exchanging data: write what is queued, then shut down and drain (bounded).
+    pub fn enter_flushing(&mut self, slot: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        c.phase = Phase::Flushing;
+        c.ws = None;
+        c.rbuf.clear();
+        c.trim_rbuf();
+        c.held.clear();
+        let id = c.meta.id;
+        self.shared.dir().set_state(id, Phase::Closing.name());
+        self.arm(slot, Kind::CloseWait, now + CLOSE_WAIT);
+        self.mark_dirty(slot);
+    }
+
+    /// Fail the connection (RFC 6455 §7.1.7): Close with the error's code, then drop.
+    pub fn fail(&mut self, slot: usize, err: WsError, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let code = err.close_code();
+        let reason = err.to_string();
+        let (peer, cd) = (c.peer_str(), code.to_string());
+        self.shared.log(
+            LogLevel::WARN,
+            "websocket protocol error",
+            &[("peer", &peer), ("code", &cd), ("reason", &reason)],
+        );
+        if c.traced {
+            let ev = TraceEvent::ProtocolError {
+                close_code: code,
+                reason: &reason,
+            };
+            self.shared.sink.trace(&c.meta, ev);
+        }
+        c.close_code = Some(code);
+        let frame = encode(
+            OpCode::Close,
+            &close_payload(code, &reason),
+            c.meta.outbound,
+        );
+        c.queue_raw(frame, now);
+        self.enter_flushing(slot, now);
+    }
+
+    /// Start our closing handshake (RFC 6455 §7.1.2): send Close, wait for the peer's Close or
+    /// EOF (bounded). A connection not yet open is dropped.
+    pub fn begin_close(&mut self, slot: usize, code: u16, reason: &str, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        match c.phase {
+            Phase::Open => {}
+            Phase::Closing | Phase::Flushing | Phase::Draining => return,
+            Phase::Connecting | Phase::ClientHandshake | Phase::ServerHandshake => {
+                self.kill(slot, reason);
+                return;
+            }
+        }
+        let frame = encode(OpCode::Close, &close_payload(code, reason), c.meta.outbound);
+        c.queue_raw(frame, now);
+        c.close_code = Some(code);
+        c.phase = Phase::Closing;
+        c.held.clear();
+        let (id, peer) = (c.meta.id, c.peer_str());
+        let cd = code.to_string();
+        self.shared.log(
+            LogLevel::DBG,
+            "websocket closing",
+            &[("peer", &peer), ("code", &cd), ("reason", reason)],
+        );
+        self.shared.dir().set_state(id, Phase::Closing.name());
+        self.arm(slot, Kind::CloseWait, now + CLOSE_WAIT);
+        self.mark_dirty(slot);
+    }
+
+    /// Arm the idle deadline: the idle lifetime, or the next keep-alive ping if earlier.
+    pub fn arm_idle(&mut self, slot: usize) {
+        let cfg = &self.shared.cfg;
+        let Some(c) = self.conns.get(slot) else {
+            return;
+        };
+        let life = (!cfg.lifetime.is_zero()).then(|| c.last_data + cfg.lifetime);
+        let ping = match (cfg.keepalive_interval, c.ping_out) {
+            (Some(iv), false) if !iv.is_zero() => Some(c.last_rx + iv),
+            _ => None,
+        };
+        let at = match (life, ping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at) = at {
+            self.arm(slot, Kind::Idle, at);
+        }
+    }
+
+    /// A deadline fired.
+    pub fn on_timer(&mut self, e: Entry, now: Instant) {
+        if e.kind == Kind::Listener {
+            self.resume_listener(e.slot);
+            return;
+        }
+        let cfg = &self.shared.cfg;
+        let Some(c) = self.conns.get_mut(e.slot) else {
+            return;
+        };
+        if c.meta.id != e.id || !c.armed.take_if(e.kind, e.at) {
+            return;
+        }
+        let slot = e.slot;
+        let peer = c.peer_str();
+        let warn = |st: &State, msg: &str| st.shared.log(LogLevel::WARN, msg, &[("peer", &peer)]);
+        match e.kind {
+            Kind::Handshake => {
+                let msg = match c.phase {
+                    Phase::Connecting => "websocket connect timeout",
+                    Phase::ClientHandshake | Phase::ServerHandshake => {
+                        "websocket handshake timeout"
+                    }
+                    _ => return,
+                };
+                if c.traced {
+                    let ev = TraceEvent::HandshakeFailed {
+                        status: 0,
+                        reason: msg,
+                    };
+                    self.shared.sink.trace(&c.meta, ev);
+                }
+                warn(self, msg);
+                self.kill(slot, msg);
+            }
+            Kind::Message => {
+                let Some(ws) = c.ws.as_ref() else {
+                    return;
+                };
+                match ws.check_deadline(now) {
+                    Err(err) => self.fail(slot, err, now),
+                    Ok(()) => {
+                        if let Some(d) = ws.message_deadline() {
+                            self.arm(slot, Kind::Message, d);
+                        }
+                    }
+                }
+            }
+            Kind::Idle => self.idle_due(slot, now),
+            Kind::Pong => {
+                if c.ping_out && c.phase == Phase::Open {
+                    warn(self, "websocket keepalive timeout");
+                    self.kill(slot, "keepalive timeout");
+                }
+            }
+            Kind::Send => {
+                if c.wq.is_empty() {
+                    return;
+                }
+                let at = c.last_write + cfg.send_timeout;
+                if now >= at {
+                    warn(self, "send timeout");
+                    self.kill(slot, "send timeout");
+                } else {
+                    self.arm(slot, Kind::Send, at);
+                }
+            }
+            Kind::CloseWait => self.kill(slot, "close timeout"),
+            Kind::Listener => {}
+        }
+    }
+
+    fn idle_due(&mut self, slot: usize, now: Instant) {
+        let cfg = &self.shared.cfg;
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if c.phase != Phase::Open {
+            return;
+        }
+        if !cfg.lifetime.is_zero() && now >= c.last_data + cfg.lifetime {
+            self.begin_close(slot, 1001, "idle timeout", now);
+            return;
+        }
+        if let (Some(iv), false) = (cfg.keepalive_interval, c.ping_out) {
+            if !iv.is_zero() && now >= c.last_rx + iv {
+                let ping = encode(OpCode::Ping, b"", c.meta.outbound);
+                c.queue_raw(ping, now);
+                c.ping_out = true;
+                let at = now + cfg.keepalive_timeout;
+                self.arm(slot, Kind::Pong, at);
+                self.mark_dirty(slot);
+            }
+        }
+        self.arm_idle(slot);
+    }
+}

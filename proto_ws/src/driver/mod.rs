@@ -1,0 +1,33 @@
+//! The I/O side of `proto_ws`: mio worker threads that run the pure protocol core
+//! ([`crate::proto`]) over real TCP sockets.
+//!
+//! * [`Runtime`]: the handle the ABI glue holds (listeners, workers, sending, closing).
+//! * `worker`: one mio event loop per thread; owns a slab of connections, its timers and a
+//!   command queue other threads push to (woken through a `mio::Waker`).
+//! * `conn`: one connection: opening handshake (RFC 6455 §4), data phase (§5, §6), closing
+//!   handshake (§7), keep-alives (RFC 5626 §4.4.1 double CRLF), limits.
+//! * `wqueue`: per-connection queue of encoded frames written with vectored I/O.
+//! * `timer`: a per-worker heap of deadlines with lazy invalidation.
+//! * `listen`: listener sockets (`SO_REUSEPORT`, one copy per worker).
+//!
+//! Connection ids are non-zero `u64`s, never reused within the process: a global sequence
+//! number shifted left by 8 bits, the low 8 bits naming the owning worker, so a send is
+//! routed to that worker in O(1).
+
+mod accept;
+mod api;
+mod conn;
+mod lifecycle;
+mod listen;
+mod outbound;
+mod read;
+mod runtime;
+mod timer;
+mod worker;
+mod wqueue;
+
+pub use api::{ConnMeta, ConnSummary, DriverError, Sink, TraceEvent, WsConfig};
+pub use runtime::Runtime;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,238 @@
+//! Outbound connections: non-blocking TCP connect, the client opening handshake
+//! (RFC 6455 §4.1; RFC 7118 §4.1 `sip` subprotocol), frames held until it completes.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Buf;
+use mio::{Interest, Token};
+use sipcore_abi::{LogLevel, NO_LISTENER};
+
+use super::api::{ConnMeta, TraceEvent};
+use super::conn::{ClientHs, Conn, Phase};
+use super::read::Progress;
+use super::runtime::ConnectReq;
+use super::timer::Kind;
+use super::worker::{State, CONN_BASE};
+use super::wqueue::random_bytes;
+use crate::proto::error::HandshakeError;
+use crate::proto::handshake::{client_request, client_verify};
+use crate::proto::{Role, WsConn};
+
+fn unspecified(like: SocketAddr) -> SocketAddr {
+    let ip: std::net::IpAddr = if like.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    SocketAddr::new(ip, 0)
+}
+
+impl State {
+    /// Start a TCP connect for `req` (bounded by `connect_timeout`).
+    pub fn start_connect(&mut self, req: Box<ConnectReq>, now: Instant) {
+        let max = self.shared.cfg.max_connections;
+        if self.shared.count.fetch_add(1, Ordering::Relaxed) >= max {
+            self.shared.count.fetch_sub(1, Ordering::Relaxed);
+            self.fail_connect(&req, "too many connections");
+            return;
+        }
+        let sock = match mio::net::TcpStream::connect(req.addr) {
+            Ok(s) => s,
+            Err(e) => {
+                self.shared.count.fetch_sub(1, Ordering::Relaxed);
+                self.fail_connect(&req, &format!("connect failed: {e}"));
+                return;
+            }
+        };
+        let ConnectReq {
+            id,
+            addr,
+            host,
+            resource,
+            subprotocol,
+        } = *req;
+        let meta = ConnMeta {
+            id,
+            listener: NO_LISTENER,
+            local: unspecified(addr),
+            peer: addr,
+            outbound: true,
+        };
+        let mut conn = Conn::new(meta, sock, Phase::Connecting, now);
+        conn.client = Some(Box::new(ClientHs {
+            host,
+            resource,
+            subprotocol,
+            expected_accept: String::new(),
+        }));
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        if let Err(e) = self.registry.register(
+            &mut conn.sock,
+            Token(CONN_BASE + slot),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.shared.count.fetch_sub(1, Ordering::Relaxed);
+            let meta_req = format!("cannot poll connection: {e}");
+            self.shared.dir().remove(id);
+            self.shared
+                .log(LogLevel::ERR, &meta_req, &[("peer", &addr.to_string())]);
+            self.closed_out.push((meta, meta_req));
+            return;
+        }
+        entry.insert(conn);
+        self.ids.insert(id, slot);
+        let at = now + self.shared.cfg.connect_timeout;
+        self.arm(slot, Kind::Handshake, at);
+    }
+
+    /// An outbound connection could not even start.
+    pub fn fail_connect(&mut self, req: &ConnectReq, reason: &str) {
+        let peer = req.addr.to_string();
+        self.shared.log(
+            LogLevel::WARN,
+            "websocket connect failed",
+            &[("peer", &peer), ("reason", reason)],
+        );
+        self.shared.dir().remove(req.id);
+        let meta = ConnMeta {
+            id: req.id,
+            listener: NO_LISTENER,
+            local: unspecified(req.addr),
+            peer: req.addr,
+            outbound: true,
+        };
+        self.closed_out.push((meta, reason.to_string()));
+    }
+
+    /// The socket of a `Connecting` connection became writable: connected or failed.
+    pub fn on_connected(&mut self, slot: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let err = match c.sock.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match c.sock.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
+                Err(e) => Some(e),
+            },
+        };
+        if let Some(e) = err {
+            let (peer, reason) = (c.peer_str(), format!("connect failed: {e}"));
+            self.shared.log(
+                LogLevel::WARN,
+                "websocket connect failed",
+                &[("peer", &peer), ("reason", &reason)],
+            );
+            self.kill(slot, &reason);
+            return;
+        }
+        let _ = c.sock.set_nodelay(true);
+        if let Ok(local) = c.sock.local_addr() {
+            c.meta.local = local;
+        }
+        c.traced = self.shared.sink.opened(&c.meta);
+        let Some(hs) = c.client.as_mut() else {
+            self.kill(slot, "internal: no handshake parameters");
+            return;
+        };
+        let mut key = [0u8; 16];
+        random_bytes(&mut key);
+        let origin = self.shared.cfg.client_origin.as_deref();
+        let req = client_request(
+            &hs.host,
+            &hs.resource,
+            origin,
+            key,
+            hs.subprotocol.as_deref(),
+        );
+        hs.expected_accept = req.expected_accept;
+        if c.traced {
+            self.shared.sink.trace(&c.meta, TraceEvent::Opened);
+            self.shared
+                .sink
+                .trace(&c.meta, TraceEvent::HandshakeRequest(&req.bytes));
+        }
+        c.queue_raw(req.bytes, now);
+        c.phase = Phase::ClientHandshake;
+        let (id, meta, traced) = (c.meta.id, c.meta, c.traced);
+        if let Some(e) = self.shared.dir().conns.get_mut(&id) {
+            e.meta = meta;
+            e.traced = traced;
+            e.state = Phase::ClientHandshake.name();
+        }
+        let at = now + self.shared.cfg.handshake_timeout;
+        self.rearm(slot, Kind::Handshake, at);
+        self.mark_dirty(slot);
+    }
+
+    /// Check the server's reply (RFC 6455 §4.1); on success the connection opens and the held
+    /// frames are queued.
+    pub fn client_hs(&mut self, slot: usize, now: Instant) -> Progress {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return Progress::NeedMore;
+        };
+        let Some(hs) = c.client.as_ref() else {
+            c.phase = Phase::Open;
+            return Progress::Continue;
+        };
+        match client_verify(&c.rbuf, &hs.expected_accept, hs.subprotocol.as_deref()) {
+            Ok(None) => Progress::NeedMore,
+            Ok(Some(n)) => {
+                if c.traced {
+                    let reply = c.rbuf.get(..n).unwrap_or_default();
+                    self.shared
+                        .sink
+                        .trace(&c.meta, TraceEvent::HandshakeReply(reply));
+                }
+                c.rbuf.advance(n.min(c.rbuf.len()));
+                c.client = None;
+                c.phase = Phase::Open;
+                c.ws = Some(WsConn::new(Role::Client, self.shared.limits));
+                c.armed.clear(Kind::Handshake);
+                if c.wq.is_empty() {
+                    c.last_write = now;
+                }
+                c.wq.append(&mut c.held);
+                let (id, peer) = (c.meta.id, c.peer_str());
+                self.shared.dir().set_state(id, Phase::Open.name());
+                let i = id.to_string();
+                self.shared.log(
+                    LogLevel::DBG,
+                    "websocket connected",
+                    &[("peer", &peer), ("id", &i)],
+                );
+                self.mark_dirty(slot);
+                self.arm_idle(slot);
+                Progress::Continue
+            }
+            Err(e) => {
+                let status = match e {
+                    HandshakeError::BadStatus(s) => s,
+                    _ => 0,
+                };
+                let (peer, st, reason) = (c.peer_str(), status.to_string(), e.to_string());
+                self.shared.log(
+                    LogLevel::WARN,
+                    "websocket handshake failed",
+                    &[("peer", &peer), ("status", &st), ("reason", &reason)],
+                );
+                if c.traced {
+                    self.shared
+                        .sink
+                        .trace(&c.meta, TraceEvent::HandshakeReply(&c.rbuf));
+                    let ev = TraceEvent::HandshakeFailed {
+                        status,
+                        reason: &reason,
+                    };
+                    self.shared.sink.trace(&c.meta, ev);
+                }
+                self.kill(slot, "handshake failed");
+                Progress::NeedMore
+            }
+        }
+    }
+}

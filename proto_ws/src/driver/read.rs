@@ -1,0 +1,341 @@
+//! Read path: reading into the per-connection buffer, the inbound opening handshake
+//! (RFC 6455 §4.2) and the data phase (§5, §6), one event per step so that `deliver` runs
+//! without the worker state borrowed.
+
+use std::io::{self, Read};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use sipcore_abi::{LogLevel, Proto, ReceiveInfo, SockAddr};
+
+use super::api::TraceEvent;
+use super::conn::Phase;
+use super::timer::Kind;
+use super::worker::State;
+use super::wqueue::encode;
+use crate::proto::frame::{close_payload, OpCode};
+use crate::proto::handshake::server_handshake;
+use crate::proto::{Event, Role, WsConn};
+
+/// Most bytes read from one connection per wakeup (fairness); the rest waits a turn.
+pub(crate) const READ_BUDGET: usize = 64 * 1024;
+/// Smallest read.
+const READ_CHUNK: usize = 4096;
+/// Reply to a handshake still incomplete after `max_msg_chunks` reads.
+const TOO_MANY_READS: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nSec-WebSocket-Version: 13\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
+/// What one read step produced.
+pub(crate) enum Step {
+    /// A data message to hand to the sink (no borrow held).
+    Deliver(ReceiveInfo, Bytes, bool),
+    /// The read budget is spent; continue next turn.
+    Again,
+    /// Nothing more now.
+    Done,
+}
+
+/// Outcome of processing buffered bytes.
+pub(crate) enum Progress {
+    /// State changed or an event was handled: look again.
+    Continue,
+    /// More bytes are needed.
+    NeedMore,
+}
+
+enum Got {
+    Bytes,
+    Blocked,
+    Budget,
+    Gone,
+}
+
+impl State {
+    /// Process buffered bytes, reading more when needed, until one message is ready for
+    /// delivery, the socket would block, or the budget is spent.
+    pub fn read_step(&mut self, slot: usize, now: Instant, budget: &mut usize) -> Step {
+        loop {
+            let Some(phase) = self.conns.get(slot).map(|c| c.phase) else {
+                return Step::Done;
+            };
+            let progress = match phase {
+                Phase::Connecting => return Step::Done,
+                Phase::ServerHandshake => self.server_hs(slot, now),
+                Phase::ClientHandshake => self.client_hs(slot, now),
+                Phase::Open | Phase::Closing => match self.decode_one(slot, now) {
+                    Ok(p) => p,
+                    Err(step) => return step,
+                },
+                Phase::Flushing | Phase::Draining => {
+                    if let Some(c) = self.conns.get_mut(slot) {
+                        c.rbuf.clear();
+                    }
+                    Progress::NeedMore
+                }
+            };
+            if let Progress::Continue = progress {
+                continue;
+            }
+            match self.read_more(slot, now, budget) {
+                Got::Bytes => continue,
+                Got::Blocked | Got::Gone => return Step::Done,
+                Got::Budget => return Step::Again,
+            }
+        }
+    }
+
+    fn read_more(&mut self, slot: usize, now: Instant, budget: &mut usize) -> Got {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return Got::Gone;
+        };
+        if *budget == 0 {
+            return Got::Budget;
+        }
+        let pending =
+            c.ws.as_ref()
+                .and_then(WsConn::pending_frame_len)
+                .unwrap_or(0);
+        let missing = pending.saturating_sub(c.rbuf.len());
+        // A large frame (its size is bounded by max_msg_size) gets its buffer once, instead
+        // of being copied at every growth.
+        if missing > READ_BUDGET {
+            c.rbuf.reserve(missing);
+        }
+        let want = missing.clamp(READ_CHUNK, READ_BUDGET);
+        let start = c.rbuf.len();
+        c.rbuf.resize(start + want, 0);
+        let r = match c.rbuf.get_mut(start..) {
+            Some(dst) => c.sock.read(dst),
+            None => Ok(0),
+        };
+        let n = match &r {
+            Ok(n) => *n,
+            Err(_) => 0,
+        };
+        c.rbuf.truncate(start + n);
+        match r {
+            Ok(0) => {
+                c.trim_rbuf();
+                // The peer may only have shut down its sending side: give what is queued
+                // (e.g. a reply just produced) one chance to leave.
+                let _ = c.wq.write_to(&mut c.sock);
+                let reason = match c.phase {
+                    Phase::Open => "peer closed the TCP connection without a Close frame",
+                    Phase::ServerHandshake | Phase::ClientHandshake => {
+                        "peer closed during the handshake"
+                    }
+                    _ => "closed",
+                };
+                self.kill(slot, reason);
+                Got::Gone
+            }
+            Ok(n) => {
+                *budget = budget.saturating_sub(n);
+                c.last_rx = now;
+                if matches!(c.phase, Phase::ServerHandshake | Phase::ClientHandshake) {
+                    c.hs_reads = c.hs_reads.saturating_add(1);
+                }
+                Got::Bytes
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.trim_rbuf();
+                Got::Blocked
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Got::Bytes,
+            Err(e) => {
+                let reason = format!("read error: {e}");
+                self.kill(slot, &reason);
+                Got::Gone
+            }
+        }
+    }
+
+    /// Inbound opening handshake (RFC 6455 §4.2.1, §4.2.2; RFC 7118 §4.1).
+    fn server_hs(&mut self, slot: usize, now: Instant) -> Progress {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return Progress::NeedMore;
+        };
+        match server_handshake(&c.rbuf, &self.shared.server) {
+            Ok(None) => {
+                let max = self.shared.cfg.max_msg_chunks;
+                if max != 0 && c.hs_reads >= max {
+                    let reason = format!("handshake incomplete after {max} reads");
+                    self.reject(slot, 400, TOO_MANY_READS.to_vec(), &reason, now);
+                    return Progress::Continue;
+                }
+                Progress::NeedMore
+            }
+            Err(rej) => {
+                let reason = rej.error.to_string();
+                self.reject(slot, rej.status, rej.response, &reason, now);
+                Progress::Continue
+            }
+            Ok(Some(acc)) => {
+                if c.traced {
+                    let req = c.rbuf.get(..acc.consumed).unwrap_or_default();
+                    self.shared
+                        .sink
+                        .trace(&c.meta, TraceEvent::HandshakeRequest(req));
+                    self.shared
+                        .sink
+                        .trace(&c.meta, TraceEvent::HandshakeReply(&acc.response));
+                }
+                c.rbuf.advance(acc.consumed.min(c.rbuf.len()));
+                c.queue_raw(acc.response, now);
+                c.phase = Phase::Open;
+                c.ws = Some(WsConn::new(Role::Server, self.shared.limits));
+                c.last_data = now;
+                c.armed.clear(Kind::Handshake);
+                let (id, peer) = (c.meta.id, c.meta.peer);
+                {
+                    let mut dir = self.shared.dir();
+                    dir.set_state(id, Phase::Open.name());
+                    dir.by_peer.insert(peer, id);
+                }
+                let (p, i) = (peer.to_string(), id.to_string());
+                self.shared.log(
+                    LogLevel::DBG,
+                    "websocket connection open",
+                    &[("peer", &p), ("id", &i)],
+                );
+                self.mark_dirty(slot);
+                self.arm_idle(slot);
+                Progress::Continue
+            }
+        }
+    }
+
+    /// Refuse the handshake: send `response`, then close once it is flushed.
+    pub fn reject(
+        &mut self,
+        slot: usize,
+        status: u16,
+        response: Vec<u8>,
+        reason: &str,
+        now: Instant,
+    ) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let peer = c.peer_str();
+        let st = status.to_string();
+        self.shared.log(
+            LogLevel::WARN,
+            "websocket handshake failed",
+            &[("peer", &peer), ("status", &st), ("reason", reason)],
+        );
+        if c.traced {
+            self.shared
+                .sink
+                .trace(&c.meta, TraceEvent::HandshakeRequest(&c.rbuf));
+            self.shared
+                .sink
+                .trace(&c.meta, TraceEvent::HandshakeReply(&response));
+            self.shared
+                .sink
+                .trace(&c.meta, TraceEvent::HandshakeFailed { status, reason });
+        }
+        c.rbuf.clear();
+        c.queue_raw(response, now);
+        self.enter_flushing(slot, now);
+    }
+
+    /// Decode one frame event from the buffer and act on it (RFC 6455 §5.5, §6.2).
+    fn decode_one(&mut self, slot: usize, now: Instant) -> Result<Progress, Step> {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return Err(Step::Done);
+        };
+        let closing = c.phase == Phase::Closing;
+        let client = c.meta.outbound;
+        let Some(ws) = c.ws.as_mut() else {
+            c.rbuf.clear();
+            return Ok(Progress::NeedMore);
+        };
+        let ev = match ws.decode(&mut c.rbuf, now) {
+            Ok(Some(ev)) => ev,
+            Ok(None) => {
+                let deadline = ws.message_deadline();
+                c.trim_rbuf();
+                if let Some(d) = deadline {
+                    self.arm(slot, Kind::Message, d);
+                }
+                return Ok(Progress::NeedMore);
+            }
+            Err(e) => {
+                if closing {
+                    c.rbuf.clear();
+                    c.ws = None;
+                    return Ok(Progress::NeedMore);
+                }
+                self.fail(slot, e, now);
+                return Ok(Progress::Continue);
+            }
+        };
+        match ev {
+            Event::Message { text, payload } => {
+                c.last_data = now;
+                if closing {
+                    return Ok(Progress::Continue);
+                }
+                if payload.as_ref() == b"\r\n\r\n" {
+                    // RFC 5626 §4.4.1 keep-alive: answer with a single CRLF, deliver nothing.
+                    c.queue_raw(encode(OpCode::Text, b"\r\n", client), now);
+                    self.mark_dirty(slot);
+                    return Ok(Progress::Continue);
+                }
+                if c.traced {
+                    let ev = TraceEvent::Message {
+                        inbound: true,
+                        payload: &payload,
+                    };
+                    self.shared.sink.trace(&c.meta, ev);
+                }
+                let info = ReceiveInfo {
+                    proto: Proto::WS,
+                    src: SockAddr::from(c.meta.peer),
+                    dst: SockAddr::from(c.meta.local),
+                    conn_id: c.meta.id,
+                    listener: c.meta.listener,
+                };
+                Err(Step::Deliver(info, payload, text))
+            }
+            Event::Ping(p) => {
+                if !closing {
+                    c.queue_raw(encode(OpCode::Pong, &p, client), now);
+                    self.mark_dirty(slot);
+                }
+                Ok(Progress::Continue)
+            }
+            Event::Pong(_) => {
+                if c.ping_out {
+                    c.ping_out = false;
+                    c.armed.clear(Kind::Pong);
+                    self.arm_idle(slot);
+                }
+                Ok(Progress::Continue)
+            }
+            Event::Close { code, reason } => {
+                if c.close_code.is_none() {
+                    c.close_code = code;
+                }
+                let (peer, cd) = (
+                    c.peer_str(),
+                    code.map_or_else(|| "none".to_string(), |v| v.to_string()),
+                );
+                self.shared.log(
+                    LogLevel::DBG,
+                    "websocket close received",
+                    &[("peer", &peer), ("code", &cd), ("reason", &reason)],
+                );
+                if !closing {
+                    // §5.5.1: echo the status code; an empty Close gets an empty Close.
+                    let body = code.map(|v| close_payload(v, "")).unwrap_or_default();
+                    c.queue_raw(encode(OpCode::Close, &body, client), now);
+                }
+                c.rbuf.clear();
+                self.enter_flushing(slot, now);
+                Ok(Progress::Continue)
+            }
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! [`Runtime`]: the public handle. Owns the listeners before `start`, the worker threads after,
+//! and routes sends and commands to the owning worker.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sipcore_abi::{LogLevel, SendError, SendTarget};
+
+use super::api::{ConnMeta, ConnSummary, DriverError, Sink, TraceEvent, WsConfig};
+use super::listen::{self, ListenerSet};
+use super::worker;
+use super::wqueue;
+use crate::proto::frame::OpCode;
+use crate::proto::handshake::ServerConfig;
+use crate::proto::Limits;
+
+/// Longest duration any setting may have (about 10 years).
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// Bit of a connection id marking an outbound connection (its frames are masked).
+pub(crate) const OUTBOUND_BIT: u64 = 1 << 8;
+
+/// Process-wide sequence of connection ids (never reused).
+static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
+/// Process-wide sequence of runtimes (tells the fast path which runtime a thread serves).
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh connection id for `worker`.
+pub(crate) fn new_id(worker: usize, outbound: bool) -> u64 {
+    let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
+    (seq << 9) | (u64::from(outbound) << 8) | (worker as u64 & 0xFF)
+}
+
+/// The worker owning connection `id`.
+pub(crate) fn worker_of(id: u64) -> usize {
+    (id & 0xFF) as usize
+}
+
+/// An instruction for a worker, from another thread.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// Queue an encoded frame on a connection (the caller already traced it).
+    Frame { id: u64, frame: Vec<u8> },
+    /// Start the closing handshake (RFC 6455 §7.1.2).
+    Close { id: u64, code: u16, reason: String },
+    /// Open an outbound connection.
+    Connect(Box<ConnectReq>),
+    /// Close everything and exit.
+    Stop,
+}
+
+/// What `connect` asked for.
+#[derive(Debug)]
+pub(crate) struct ConnectReq {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub host: String,
+    pub resource: String,
+    pub subprotocol: Option<String>,
+}
+
+/// A worker's inbox.
+pub(crate) struct Inbox {
+    pub queue: Mutex<Vec<Cmd>>,
+    pub waker: mio::Waker,
+}
+
+/// What other threads know about a connection.
+#[derive(Debug, Clone)]
+pub(crate) struct DirEntry {
+    pub meta: ConnMeta,
+    pub traced: bool,
+    pub since: Instant,
+    pub state: &'static str,
+}
+
+/// Connections by id and open connections by peer (for reuse, as OpenSIPS's TCP reuse).
+#[derive(Debug, Default)]
+pub(crate) struct Directory {
+    pub conns: HashMap<u64, DirEntry>,
+    pub by_peer: HashMap<SocketAddr, u64>,
+}
+
+impl Directory {
+    /// Forget a connection (and its peer mapping if it points to it).
+    pub fn remove(&mut self, id: u64) {
+        if let Some(e) = self.conns.remove(&id) {
+            if self.by_peer.get(&e.meta.peer) == Some(&id) {
+                self.by_peer.remove(&e.meta.peer);
+            }
+        }
+    }
+
+    /// Set the state of a connection; a closing one is no longer reused.
+    pub fn set_state(&mut self, id: u64, state: &'static str) {
+        if let Some(e) = self.conns.get_mut(&id) {
+            e.state = state;
+            if state == "closing" && self.by_peer.get(&e.meta.peer) == Some(&id) {
+                self.by_peer.remove(&e.meta.peer);
+            }
+        }
+    }
+}
+
+/// State shared by the handle and the workers.
+pub(crate) struct Shared {
+    pub uid: u64,
+    pub cfg: WsConfig,
+    pub server: ServerConfig,
+    pub limits: Limits,
+    pub sink: Arc<dyn Sink>,
+    pub inboxes: OnceLock<Vec<Inbox>>,
+    pub dir: Mutex<Directory>,
+    /// Connections alive, all workers (for `max_connections`).
+    pub count: AtomicUsize,
+    next_worker: AtomicUsize,
+}
+
+impl Shared {
+    /// The directory, even if a thread panicked while holding it.
+    pub fn dir(&self) -> MutexGuard<'_, Directory> {
+        self.dir.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Log through the sink.
+    pub fn log(&self, level: LogLevel, msg: &str, kv: &[(&str, &str)]) {
+        self.sink.log(level, msg, kv);
+    }
+
+    /// Push a command to worker `w` and wake it if its queue was empty.
+    pub fn post(&self, w: usize, cmd: Cmd) -> Result<(), SendError> {
+        let inbox = self
+            .inboxes
+            .get()
+            .and_then(|v| v.get(w))
+            .ok_or(SendError::INTERNAL)?;
+        let was_empty = {
+            let mut q = inbox.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.push(cmd);
+            q.len() == 1
+        };
+        if was_empty && inbox.waker.wake().is_err() {
+            return Err(SendError::INTERNAL);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Control {
+    listeners: Vec<ListenerSet>,
+    addrs: Vec<(u32, SocketAddr)>,
+    threads: Vec<JoinHandle<()>>,
+    started: bool,
+    stopped: bool,
+}
+
+/// The WebSocket transport: listeners, worker threads, connections. `Send + Sync`.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    control: Mutex<Control>,
+    running: AtomicBool,
+}
+
+impl Runtime {
+    /// A runtime with this configuration, reporting to `sink`. Nothing runs until [`Self::start`].
+    pub fn new(mut cfg: WsConfig, sink: Arc<dyn Sink>) -> Runtime {
+        // Deadlines are `Instant + Duration`: keep every duration far from overflowing.
+        let cap = |d: &mut Duration| *d = (*d).min(MAX_DURATION);
+        cap(&mut cfg.send_timeout);
+        cap(&mut cfg.handshake_timeout);
+        cap(&mut cfg.inbound_handshake_timeout);
+        cap(&mut cfg.max_msg_time);
+        cap(&mut cfg.lifetime);
+        cap(&mut cfg.keepalive_timeout);
+        cap(&mut cfg.connect_timeout);
+        if let Some(d) = cfg.keepalive_interval.as_mut() {
+            cap(d);
+        }
+        let server = ServerConfig {
+            require_sip: cfg.require_sip,
+            require_origin: cfg.require_origin,
+            allowed_origins: cfg.allowed_origins.clone(),
+            ..ServerConfig::default()
+        };
+        let limits = Limits {
+            max_msg_size: cfg.max_msg_size,
+            max_msg_frames: cfg.max_msg_chunks,
+            max_msg_time: Some(cfg.max_msg_time).filter(|d| !d.is_zero()),
+        };
+        Runtime {
+            shared: Arc::new(Shared {
+                uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+                cfg,
+                server,
+                limits,
+                sink,
+                inboxes: OnceLock::new(),
+                dir: Mutex::new(Directory::default()),
+                count: AtomicUsize::new(0),
+                next_worker: AtomicUsize::new(0),
+            }),
+            control: Mutex::new(Control::default()),
+            running: AtomicBool::new(false),
+        }
+    }
+
+    fn control(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bind and listen on `addr` now (one `SO_REUSEPORT` copy per worker), so errors such as
+    /// "address in use" surface before `start`. Port 0 picks a free port (see [`Self::local_addrs`]).
+    pub fn add_listener(&self, id: u32, addr: SocketAddr) -> Result<(), DriverError> {
+        let mut c = self.control();
+        if c.started || c.stopped {
+            return Err(DriverError::AlreadyStarted);
+        }
+        let set = listen::bind(id, addr, self.shared.cfg.workers.max(1))?;
+        c.addrs.push((id, set.addr));
+        c.listeners.push(set);
+        Ok(())
+    }
+
+    /// Spawn the worker threads (`ws-worker-N`).
+    pub fn start(&self) -> Result<(), DriverError> {
+        let mut c = self.control();
+        if c.stopped {
+            return Err(DriverError::Stopped);
+        }
+        if c.started {
+            return Err(DriverError::AlreadyStarted);
+        }
+        let n = self.shared.cfg.workers;
+        if n == 0 || n > 255 {
+            return Err(DriverError::Config("workers must be 1-255"));
+        }
+        // Hand each worker its listener sockets.
+        let mut per_worker: Vec<Vec<(u32, std::net::TcpListener)>> =
+            (0..n).map(|_| Vec::new()).collect();
+        for set in c.listeners.drain(..) {
+            let shared_one = set.sockets.len() != n;
+            for (i, s) in set.sockets.into_iter().enumerate() {
+                let w = if shared_one { 0 } else { i };
+                if let Some(v) = per_worker.get_mut(w) {
+                    v.push((set.id, s));
+                }
+            }
+        }
+        let mut polls = Vec::with_capacity(n);
+        let mut inboxes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let poll = mio::Poll::new().map_err(DriverError::Spawn)?;
+            let waker =
+                mio::Waker::new(poll.registry(), worker::WAKER).map_err(DriverError::Spawn)?;
+            inboxes.push(Inbox {
+                queue: Mutex::new(Vec::new()),
+                waker,
+            });
+            polls.push(poll);
+        }
+        if self.shared.inboxes.set(inboxes).is_err() {
+            return Err(DriverError::AlreadyStarted);
+        }
+        c.started = true;
+        for (i, (poll, listeners)) in polls.into_iter().zip(per_worker).enumerate() {
+            let shared = Arc::clone(&self.shared);
+            let h = std::thread::Builder::new()
+                .name(format!("ws-worker-{i}"))
+                .spawn(move || worker::run(shared, i, poll, listeners))
+                .map_err(DriverError::Spawn)?;
+            c.threads.push(h);
+        }
+        self.running.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Send `data` as one text message (RFC 7118 §5) to `t`: on `t.conn_id` if it is open, else
+    /// on an open connection to `t.dst` (inbound or outbound), else on a new outbound connection
+    /// to `t.dst` (the frame waits for its handshake). Returns the connection id used. Never
+    /// blocks.
+    pub fn send(&self, t: &SendTarget, data: &[u8]) -> Result<u64, SendError> {
+        if !self.running.load(Ordering::Acquire) {
+            return Err(SendError::INTERNAL);
+        }
+        if data.len() > self.shared.cfg.max_write_queue {
+            return Err(SendError::TOO_LARGE);
+        }
+        let dst = t.dst.to_std();
+        if t.conn_id != 0 {
+            match self.send_frame(t.conn_id, true, data) {
+                Ok(()) => return Ok(t.conn_id),
+                Err(e) if dst.is_none() || e == SendError::QUEUE_FULL => return Err(e),
+                Err(_) => {}
+            }
+        }
+        let dst = dst.ok_or(SendError::NO_CONNECTION)?;
+        let existing = self.shared.dir().by_peer.get(&dst).copied();
+        if let Some(id) = existing {
+            match self.send_frame(id, true, data) {
+                Ok(()) => return Ok(id),
+                Err(SendError::QUEUE_FULL) => return Err(SendError::QUEUE_FULL),
+                Err(_) => {}
+            }
+        }
+        let id = self.connect(
+            dst,
+            &dst.to_string(),
+            &self.shared.cfg.resource,
+            Some("sip"),
+        )?;
+        self.send_frame(id, true, data)?;
+        Ok(id)
+    }
+
+    /// Send one text or binary message on connection `conn`. On the connection's own worker
+    /// thread (inside [`Sink::deliver`]) the frame goes straight to its write queue and is
+    /// written after the current batch of events; from other threads it is handed over.
+    pub fn send_frame(&self, conn: u64, text: bool, data: &[u8]) -> Result<(), SendError> {
+        if !self.running.load(Ordering::Acquire) {
+            return Err(SendError::INTERNAL);
+        }
+        let op = if text { OpCode::Text } else { OpCode::Binary };
+        let frame = wqueue::encode(op, data, conn & OUTBOUND_BIT != 0);
+        let w = worker_of(conn);
+        let frame = match worker::local_frame(self.shared.uid, w, conn, frame, data) {
+            Ok(r) => return r,
+            Err(frame) => frame,
+        };
+        let traced = {
+            let dir = self.shared.dir();
+            let e = dir.conns.get(&conn).ok_or(SendError::NO_CONNECTION)?;
+            if e.state == "closing" {
+                return Err(SendError::CLOSED);
+            }
+            e.traced.then_some(e.meta)
+        };
+        if let Some(meta) = traced {
+            let ev = TraceEvent::Message {
+                inbound: false,
+                payload: data,
+            };
+            self.shared.sink.trace(&meta, ev);
+        }
+        self.shared.post(w, Cmd::Frame { id: conn, frame })
+    }
+
+    /// Open an outbound WebSocket connection to `addr` (`host` for the `Host` header,
+    /// `resource` as Request-URI, optional subprotocol). Returns its id at once; the TCP connect
+    /// and handshake proceed on a worker (bounded by `connect_timeout` and `handshake_timeout`).
+    pub fn connect(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        resource: &str,
+        subprotocol: Option<&str>,
+    ) -> Result<u64, SendError> {
+        if !self.running.load(Ordering::Acquire) {
+            return Err(SendError::INTERNAL);
+        }
+        let n = self.shared.inboxes.get().map_or(0, Vec::len);
+        if n == 0 {
+            return Err(SendError::INTERNAL);
+        }
+        let w = self.shared.next_worker.fetch_add(1, Ordering::Relaxed) % n;
+        let id = new_id(w, true);
+        let unspecified = SocketAddr::new(
+            if addr.is_ipv4() {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            },
+            0,
+        );
+        {
+            let mut dir = self.shared.dir();
+            dir.conns.insert(
+                id,
+                DirEntry {
+                    meta: ConnMeta {
+                        id,
+                        listener: sipcore_abi::NO_LISTENER,
+                        local: unspecified,
+                        peer: addr,
+                        outbound: true,
+                    },
+                    traced: false,
+                    since: Instant::now(),
+                    state: "connecting",
+                },
+            );
+            dir.by_peer.entry(addr).or_insert(id);
+        }
+        let req = ConnectReq {
+            id,
+            addr,
+            host: host.to_string(),
+            resource: resource.to_string(),
+            subprotocol: subprotocol.map(str::to_string),
+        };
+        if let Err(e) = self.shared.post(w, Cmd::Connect(Box::new(req))) {
+            self.shared.dir().remove(id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Start the closing handshake on `conn` (RFC 6455 §7.1.2) with `code` and `reason`
+    /// (MI `ws_close`). False when there is no such connection.
+    pub fn close(&self, conn: u64, code: u16, reason: &str) -> bool {
+        if !self.shared.dir().conns.contains_key(&conn) {
+            return false;
+        }
+        let cmd = Cmd::Close {
+            id: conn,
+            code,
+            reason: reason.to_string(),
+        };
+        self.shared.post(worker_of(conn), cmd).is_ok()
+    }
+
+    /// Every connection (MI `ws_list`).
+    pub fn connections(&self) -> Vec<ConnSummary> {
+        let now = Instant::now();
+        let mut v: Vec<ConnSummary> = self
+            .shared
+            .dir()
+            .conns
+            .values()
+            .map(|e| ConnSummary {
+                id: e.meta.id,
+                peer: e.meta.peer,
+                local: e.meta.local,
+                age: now.saturating_duration_since(e.since),
+                outbound: e.meta.outbound,
+                traced: e.traced,
+                state: e.state,
+            })
+            .collect();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+
+    /// The bound address of every listener (port 0 resolved).
+    pub fn local_addrs(&self) -> Vec<(u32, SocketAddr)> {
+        self.control().addrs.clone()
+    }
+
+    /// Close every connection (Close 1001, flushed for at most 200 ms), stop and join the
+    /// workers (not joined when called on a worker thread). Idempotent.
+    pub fn stop(&self) {
+        let threads = {
+            let mut c = self.control();
+            if c.stopped {
+                return;
+            }
+            c.stopped = true;
+            c.listeners.clear();
+            std::mem::take(&mut c.threads)
+        };
+        let n = self.shared.inboxes.get().map_or(0, Vec::len);
+        for w in 0..n {
+            let _ = self.shared.post(w, Cmd::Stop);
+        }
+        // A worker cannot join itself (stop called from inside a Sink callback): the
+        // workers then exit on their own.
+        if !worker::is_worker_of(self.shared.uid) {
+            for t in threads {
+                let _ = t.join();
+            }
+        }
+        self.running.store(false, Ordering::Release);
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

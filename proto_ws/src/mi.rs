@@ -1,0 +1,120 @@
+//! proto_ws's MI commands, registered with the host at `init` (OpenSIPS names):
+//! `ws_trace [on|off]` (alias `ws:trace`), `ws_list`, `ws_close ID`.
+use crate::trace::TRACE_ON;
+use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RStr, RString};
+use sipcore_abi::{catch_panic, HostApiRef, MiCommand, MiError};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+
+fn err(code: i32, message: impl Into<String>) -> MiError {
+    MiError {
+        code,
+        message: RString::from(message.into()),
+    }
+}
+
+fn guarded(f: impl FnOnce() -> Result<Value, MiError>) -> RResult<RString, MiError> {
+    match catch_panic(f) {
+        Ok(Ok(v)) => ROk(RString::from(v.to_string())),
+        Ok(Err(e)) => RErr(e),
+        Err(p) => RErr(err(-32603, format!("internal error: {p}"))),
+    }
+}
+
+extern "C" fn ws_trace(params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiError> {
+    guarded(|| {
+        let Some(mode) = params.first() else {
+            let state = if TRACE_ON.load(Ordering::Relaxed) { "on" } else { "off" };
+            return Ok(json!({ "WS tracing": state }));
+        };
+        let m = mode.as_str().to_ascii_lowercase();
+        let on = match m.as_str() {
+            "on" | "1" => true,
+            "off" | "0" => false,
+            _ => return Err(err(500, "Bad parameter value: trace_mode should be 'on' or 'off'")),
+        };
+        TRACE_ON.store(on, Ordering::Relaxed);
+        Ok(json!("OK"))
+    })
+}
+
+extern "C" fn ws_list(_params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiError> {
+    guarded(|| {
+        let Some(rt) = crate::runtime() else {
+            return Ok(json!({ "Connections": [] }));
+        };
+        let items: Vec<Value> = rt
+            .connections()
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "peer": c.peer.to_string(),
+                    "local": c.local.to_string(),
+                    "age": c.age.as_secs(),
+                    "outbound": c.outbound,
+                    "traced": c.traced,
+                    "state": c.state,
+                })
+            })
+            .collect();
+        Ok(json!({ "Connections": items }))
+    })
+}
+
+extern "C" fn ws_close(params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiError> {
+    guarded(|| {
+        let id: u64 = params
+            .first()
+            .ok_or_else(|| err(-32602, "missing parameter: id"))?
+            .as_str()
+            .trim()
+            .parse()
+            .map_err(|_| err(-32602, "id must be a connection id (see ws_list)"))?;
+        let rt = crate::runtime().ok_or_else(|| err(500, "proto_ws is not running"))?;
+        if rt.close(id, 1000, "closed by MI") {
+            Ok(json!("OK"))
+        } else {
+            Err(err(404, format!("no connection {id}")))
+        }
+    })
+}
+
+/// Register the commands (a host older than ABI 1.1 has no MI: nothing to do).
+pub(crate) fn register(host: HostApiRef) -> Result<(), String> {
+    let Some(register) = host.register_mi() else {
+        return Ok(());
+    };
+    static TRACE_ALIASES: [RStr<'static>; 1] = [RStr::from_str("ws:trace")];
+    static TRACE_PARAMS: [RStr<'static>; 1] = [RStr::from_str("trace_mode")];
+    static CLOSE_PARAMS: [RStr<'static>; 1] = [RStr::from_str("id")];
+    let cmds = [
+        MiCommand {
+            name: RStr::from_str("ws_trace"),
+            aliases: RSlice::from_slice(&TRACE_ALIASES),
+            help: RStr::from_str("query or set WebSocket tracing: ws_trace [on|off]"),
+            params: RSlice::from_slice(&TRACE_PARAMS),
+            handler: ws_trace,
+        },
+        MiCommand {
+            name: RStr::from_str("ws_list"),
+            aliases: RSlice::from_slice(&[]),
+            help: RStr::from_str("open WebSocket connections"),
+            params: RSlice::from_slice(&[]),
+            handler: ws_list,
+        },
+        MiCommand {
+            name: RStr::from_str("ws_close"),
+            aliases: RSlice::from_slice(&[]),
+            help: RStr::from_str("close a WebSocket connection: ws_close ID"),
+            params: RSlice::from_slice(&CLOSE_PARAMS),
+            handler: ws_close,
+        },
+    ];
+    for c in &cmds {
+        if let RErr(e) = register(c) {
+            return Err(format!("cannot register MI command {}: {e}", c.name));
+        }
+    }
+    Ok(())
+}

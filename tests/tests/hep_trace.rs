@@ -1,0 +1,521 @@
+//! HEP tracing of WebSocket connections, end to end: the real `sipcore` with proto_ws and
+//! proto_hep, a third-party WebSocket client (tokio-tungstenite), and a collector whose decoder
+//! is written from the HEP3 spec (`common/hep.rs`), not proto_hep's codec.
+mod common;
+#[path = "common/hep.rs"]
+mod hep;
+
+use common::*;
+use hep::*;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const CAPTURE_ID: u32 = 2001;
+const T: Duration = Duration::from_secs(5);
+
+/// Start a server tracing to `hep_id` (destination `hep_dest`) with the MI on a free port.
+fn start(hep_id: &str, homer5: bool, filter: bool, extra: &str) -> Server {
+    let hep = trace_params(hep_id, homer5, CAPTURE_ID, filter) + extra;
+    let mi_port = free_port();
+    let srv = Server::start(&config(mi_port, &hep));
+    wait_port(mi_port);
+    srv
+}
+
+/// Checks shared by every event of connection `peer` on server `local`; returns its id.
+fn check_event(h: &Hep3, peer: SocketAddr, local: SocketAddr) -> String {
+    assert_eq!(
+        (h.proto_type, h.ip_proto, h.family),
+        (PT_NET, IP_PROTO_WS, AF_INET),
+        "{}",
+        summary(h)
+    );
+    assert_eq!(
+        (h.src, h.dst),
+        (peer, local),
+        "event addresses: {}",
+        summary(h)
+    );
+    assert_eq!(h.capture_id, CAPTURE_ID);
+    assert_sane_time(h.ts_sec, h.ts_usec);
+    let id = h.corr();
+    assert!(
+        !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()),
+        "connection id {id:?}"
+    );
+    id
+}
+
+/// Checks a SIP capture: direction, correlation (Call-ID) and the `net` link to `conn_id`.
+fn check_sip(h: &Hep3, src: SocketAddr, dst: SocketAddr, call_id: &str, conn_id: &str) {
+    assert_eq!(
+        (h.ip_proto, h.family),
+        (IP_PROTO_WS, AF_INET),
+        "{}",
+        summary(h)
+    );
+    assert_eq!((h.src, h.dst), (src, dst), "SIP addresses: {}", summary(h));
+    assert_eq!(h.corr(), call_id);
+    assert_eq!(h.capture_id, CAPTURE_ID);
+    assert_sane_time(h.ts_sec, h.ts_usec);
+    let net = h
+        .chunk(0, ct::EXTRA_CORRELATION)
+        .unwrap_or_else(|| panic!("no 0x0065 chunk: {}", summary(h)));
+    let v: Value = serde_json::from_slice(&net.data).expect("0x0065 holds JSON");
+    assert_eq!(v, json!({ "net": conn_id }));
+}
+
+/// Does any packet involve `ip` or mention `needle`?
+fn mentions(pkts: &[Hep3], ip: &str, needle: &str) -> Vec<String> {
+    pkts.iter()
+        .filter(|h| {
+            h.src.ip().to_string() == ip
+                || h.dst.ip().to_string() == ip
+                || h.text().contains(needle)
+                || h.corr().contains(needle)
+        })
+        .map(summary)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_collector_filter_route_and_ws_trace_switch() {
+    let col = Collector::udp();
+    let srv = start(
+        &format!(
+            "[hep_dest]127.0.0.1:{};transport=udp;version=3",
+            col.addr.port()
+        ),
+        true,
+        true,
+        "",
+    );
+    let (mut a, a_addr) = connect_from(srv.addr, "127.0.0.1").await;
+    let (mut b, b_addr) = connect_from(srv.addr, "127.0.0.2").await;
+    assert_eq!(b_addr.ip().to_string(), "127.0.0.2");
+
+    // B first: if it were traced, its packets would come before A's.
+    options(&mut b, "b-1@hep", 1, 0, T).await;
+    let (req, reply) = options(&mut a, "a-1@hep", 1, 0, T).await;
+    let pkts = col
+        .wait_hep3("A's OPTIONS, its 200 and a WS:ACCEPTED event", T, |p| {
+            find_sip(p, &req).is_some()
+                && find_sip(p, &reply).is_some()
+                && p.iter()
+                    .any(|h| h.proto_type == PT_NET && h.text().starts_with("WS:ACCEPTED:"))
+        })
+        .await;
+    // Connection events of A: at least the ACCEPTED one, homer5 format.
+    let events: Vec<&Hep3> = pkts.iter().filter(|h| h.proto_type == PT_NET).collect();
+    assert!(!events.is_empty(), "no transport events");
+    let ids: Vec<String> = events
+        .iter()
+        .map(|h| check_event(h, a_addr, srv.addr))
+        .collect();
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "one connection id for A: {ids:?}"
+    );
+    assert!(
+        events.iter().any(|h| h.text().starts_with("WS:ACCEPTED:")),
+        "no WS:ACCEPTED event"
+    );
+    check_sip(
+        find_sip(&pkts, &req).unwrap(),
+        a_addr,
+        srv.addr,
+        "a-1@hep",
+        &ids[0],
+    );
+    check_sip(
+        find_sip(&pkts, &reply).unwrap(),
+        srv.addr,
+        a_addr,
+        "a-1@hep",
+        &ids[0],
+    );
+
+    // ws_list agrees on the id, and only A is traced.
+    let list = mi_ok(&srv.cfg_path, &["ws_list"]).await;
+    let conns = list["Connections"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"));
+    let find = |addr: SocketAddr| {
+        conns
+            .iter()
+            .find(|c| {
+                c["peer"]
+                    .as_str()
+                    .and_then(|p| p.parse::<SocketAddr>().ok())
+                    == Some(addr)
+            })
+            .unwrap_or_else(|| panic!("{addr} not in {list}"))
+    };
+    assert_eq!(find(a_addr)["id"].to_string(), ids[0]);
+    assert_eq!(find(a_addr)["traced"], json!(true));
+    assert_eq!(find(b_addr)["traced"], json!(false));
+
+    // Nothing about B, ever; every event (late ones too) is A's.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pkts = col.hep3();
+    assert_eq!(
+        mentions(&pkts, "127.0.0.2", "b-1@hep"),
+        Vec::<String>::new()
+    );
+    for h in pkts.iter().filter(|h| h.proto_type == PT_NET) {
+        assert_eq!(check_event(h, a_addr, srv.addr), ids[0]);
+    }
+
+    // ws_trace off: A is answered but not traced.
+    assert_eq!(
+        mi_ok(&srv.cfg_path, &["ws_trace", "off"]).await,
+        json!("OK")
+    );
+    let before = col.count();
+    options(&mut a, "a-2@hep", 2, 0, T).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pkts = col.hep3();
+    assert_eq!(
+        pkts[before..].iter().map(summary).collect::<Vec<_>>(),
+        Vec::<String>::new(),
+        "traced while off"
+    );
+    assert_eq!(
+        mi_ok(&srv.cfg_path, &["ws_trace"]).await,
+        json!({ "WS tracing": "off" })
+    );
+
+    // ws_trace on: traced again (A only).
+    assert_eq!(mi_ok(&srv.cfg_path, &["ws_trace", "on"]).await, json!("OK"));
+    options(&mut b, "b-3@hep", 3, 0, T).await;
+    let (req, reply) = options(&mut a, "a-3@hep", 3, 0, T).await;
+    let pkts = col
+        .wait_hep3("a-3 request and reply", T, |p| {
+            find_sip(p, &req).is_some() && find_sip(p, &reply).is_some()
+        })
+        .await;
+    check_sip(
+        find_sip(&pkts, &req).unwrap(),
+        a_addr,
+        srv.addr,
+        "a-3@hep",
+        &ids[0],
+    );
+    check_sip(
+        find_sip(&pkts, &reply).unwrap(),
+        srv.addr,
+        a_addr,
+        "a-3@hep",
+        &ids[0],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pkts = col.hep3();
+    assert_eq!(
+        mentions(&pkts, "127.0.0.2", "b-3@hep"),
+        Vec::<String>::new()
+    );
+    assert!(!pkts.iter().any(|h| h.text().contains("a-2@hep")));
+}
+
+/// Does the HTTP text have this header line (case-insensitive)?
+fn has_line(http: &str, line: &str) -> bool {
+    http.split("\r\n")
+        .any(|l| l.trim().eq_ignore_ascii_case(line))
+}
+
+/// The JSON object of a homer6-style event payload.
+fn event_json(h: &Hep3) -> serde_json::Map<String, Value> {
+    match serde_json::from_slice::<Value>(&h.payload) {
+        Ok(Value::Object(m)) => m,
+        other => panic!(
+            "event payload is not a JSON object ({other:?}): {}",
+            h.text()
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_collector_homer6_json_events() {
+    let col = Collector::tcp();
+    let srv = start(
+        &format!(
+            "[hep_dest]127.0.0.1:{};transport=tcp;version=3",
+            col.addr.port()
+        ),
+        false,
+        false,
+        "",
+    );
+    let (mut a, a_addr) = connect_from(srv.addr, "127.0.0.1").await;
+    let (req, reply) = options(&mut a, "tcp-1@hep", 1, 0, T).await;
+    a.close(None).await.expect("send close");
+    // Drain until the server's Close answer / EOF.
+    let _ = tokio::time::timeout(T, async {
+        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut a).await {}
+    })
+    .await;
+
+    let has = |p: &[Hep3], ev: &str, key: &str| {
+        p.iter().filter(|h| h.proto_type == PT_NET).any(|h| {
+            let m = event_json(h);
+            m.get("Event") == Some(&json!(ev)) && m.contains_key(key)
+        })
+    };
+    let pkts = col
+        .wait_hep3("handshake request/reply, SIP and CLOSED", T, |p| {
+            find_sip(p, &req).is_some()
+                && find_sip(p, &reply).is_some()
+                && has(p, "ACCEPTED", "Ws-Request")
+                && has(p, "ACCEPTED", "Ws-Reply")
+                && has(p, "CLOSED", "Message")
+        })
+        .await;
+    assert_eq!(
+        col.connections(),
+        1,
+        "one TCP connection to the collector is reused"
+    );
+
+    let mut id = None;
+    for h in pkts.iter().filter(|h| h.proto_type == PT_NET) {
+        let cid = check_event(h, a_addr, srv.addr);
+        assert_eq!(id.get_or_insert(cid.clone()), &cid);
+        let m = event_json(h);
+        assert_eq!(m.get("Protocol"), Some(&json!("WS")), "{}", h.text());
+        assert!(m.values().all(Value::is_string), "{}", h.text());
+        if let Some(r) = m.get("Ws-Request") {
+            let r = r.as_str().unwrap();
+            assert!(r.starts_with("GET / HTTP/1.1\r\n"), "{r}");
+            assert!(has_line(r, "sec-websocket-protocol: sip"), "{r}");
+        }
+        if let Some(r) = m.get("Ws-Reply") {
+            assert_eq!(m.get("Status"), Some(&json!("SUCCESS")));
+            let r = r.as_str().unwrap();
+            assert!(r.starts_with("HTTP/1.1 101 "), "{r}");
+            assert!(has_line(r, "sec-websocket-protocol: sip"), "{r}");
+        }
+        if m.get("Event") == Some(&json!("CLOSED")) {
+            assert!(!m["Message"].as_str().unwrap().is_empty());
+        }
+    }
+    let id = id.unwrap();
+    check_sip(
+        find_sip(&pkts, &req).unwrap(),
+        a_addr,
+        srv.addr,
+        "tcp-1@hep",
+        &id,
+    );
+    check_sip(
+        find_sip(&pkts, &reply).unwrap(),
+        srv.addr,
+        a_addr,
+        "tcp-1@hep",
+        &id,
+    );
+    assert!(col.errors().is_empty(), "{:?}", col.errors());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hep_v2_destination_over_udp() {
+    let col = Collector::udp();
+    let srv = start(
+        &format!(
+            "[hep_dest]127.0.0.1:{};transport=udp;version=2",
+            col.addr.port()
+        ),
+        true,
+        false,
+        "",
+    );
+    let (mut a, a_addr) = connect_from(srv.addr, "127.0.0.1").await;
+    let (req, reply) = options(&mut a, "v2-1@hep", 1, 0, T).await;
+    let deadline = std::time::Instant::now() + T;
+    let pkts = loop {
+        let raw = col.raw();
+        assert!(
+            raw.iter().all(|p| !p.starts_with(b"HEP3")),
+            "HEP3 sent to a version=2 destination"
+        );
+        let p = col.hep2();
+        let found = |t: &str| p.iter().any(|h| h.payload == t.as_bytes());
+        if found(&req) && found(&reply) {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no v2 SIP captures; {} packets",
+            p.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for h in &pkts {
+        assert_eq!((h.version, h.family, h.ip_proto), (2, AF_INET, IP_PROTO_WS));
+        assert_eq!(u32::from(h.capture_id), CAPTURE_ID);
+        assert_sane_time(h.ts_sec, h.ts_usec);
+    }
+    let r = pkts.iter().find(|h| h.payload == req.as_bytes()).unwrap();
+    assert_eq!((r.src, r.dst), (a_addr, srv.addr));
+    let r = pkts.iter().find(|h| h.payload == reply.as_bytes()).unwrap();
+    assert_eq!((r.src, r.dst), (srv.addr, a_addr));
+}
+
+/// `total` OPTIONS over `clients` connections from 127.0.0.1, each answered within 2 s.
+async fn flood(
+    srv: SocketAddr,
+    clients: usize,
+    total: usize,
+    pad: usize,
+    tag: &'static str,
+) -> usize {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        tasks.push(tokio::spawn(async move {
+            let (mut ws, _) = connect_from(srv, "127.0.0.1").await;
+            let n = total / clients;
+            for i in 0..n {
+                options(
+                    &mut ws,
+                    &format!("{tag}-{c}-{i}@hep"),
+                    i as u32 + 1,
+                    pad,
+                    Duration::from_secs(2),
+                )
+                .await;
+            }
+            n
+        }));
+    }
+    let mut answered = 0;
+    for t in tasks {
+        answered += t.await.expect("client task");
+    }
+    answered
+}
+
+fn assert_no_panic(srv: &mut Server) {
+    assert!(srv.alive(), "sipcore died:\n{}", srv.log());
+    let log = srv.log();
+    assert!(!log.contains("panicked"), "panic in the log:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_collector_refused_drops_and_answers() {
+    let refused = free_port();
+    let q = "modparam(\"proto_hep\", \"hep_queue_len\", 16)\n";
+    let mut srv = start(
+        &format!("[hep_dest]127.0.0.1:{refused};transport=tcp;version=3"),
+        true,
+        false,
+        q,
+    );
+    assert_eq!(flood(srv.addr, 4, 300, 0, "down").await, 300);
+    let d = hep_dest_stats(&srv.cfg_path, "hep_dest", |d| {
+        d["dropped"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(d["connected"], json!(false), "{d}");
+    assert_eq!(d["sent"], json!(0), "{d}");
+    assert_no_panic(&mut srv);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_collector_closed_port_answers() {
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let q = "modparam(\"proto_hep\", \"hep_queue_len\", 16)\n";
+    let mut srv = start(
+        &format!("[hep_dest]127.0.0.1:{closed};transport=udp;version=3"),
+        true,
+        false,
+        q,
+    );
+    assert_eq!(flood(srv.addr, 4, 300, 0, "udpdown").await, 300);
+    let num = |d: &Value, k: &str| {
+        d[k].as_u64()
+            .unwrap_or_else(|| panic!("{k} not a number: {d}"))
+    };
+    // Every capture (300 requests + 300 replies, plus events) is counted as sent, dropped or
+    // failed: none is silently lost.
+    let d = hep_dest_stats(&srv.cfg_path, "hep_dest", |d| {
+        ["sent", "dropped", "errors"]
+            .iter()
+            .map(|k| d[*k].as_u64().unwrap_or(0))
+            .sum::<u64>()
+            >= 600
+    })
+    .await;
+    for k in ["sent", "dropped", "errors", "connects"] {
+        num(&d, k);
+    }
+    assert_no_panic(&mut srv);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tcp_collector_drops_and_answers() {
+    // A collector that accepts and never reads, with a small receive buffer.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = sock.listen(16).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let acc = accepted.clone();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            acc.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            held.push(s);
+        }
+    });
+
+    let q = "modparam(\"proto_hep\", \"hep_queue_len\", 16)\n";
+    let mut srv = start(
+        &format!("[hep_dest]127.0.0.1:{port};transport=tcp;version=3"),
+        true,
+        true,
+        q,
+    );
+    let addr = srv.addr;
+    // An untraced client (filter route drops 127.0.0.2) keeps being answered during the flood.
+    let other = tokio::spawn(async move {
+        let (mut ws, _) = connect_from(addr, "127.0.0.2").await;
+        for i in 0..30 {
+            options(
+                &mut ws,
+                &format!("untraced-{i}@hep"),
+                i + 1,
+                0,
+                Duration::from_secs(2),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ws
+    });
+    assert_eq!(flood(srv.addr, 4, 600, 8192, "stall").await, 600);
+    let mut ws = other.await.expect("untraced client");
+    options(
+        &mut ws,
+        "untraced-after@hep",
+        100,
+        0,
+        Duration::from_secs(2),
+    )
+    .await;
+
+    hep_dest_stats(&srv.cfg_path, "hep_dest", |d| {
+        d["dropped"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert!(
+        accepted.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "the sender never connected"
+    );
+    assert_no_panic(&mut srv);
+    holder.abort();
+}
