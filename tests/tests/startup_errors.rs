@@ -19,9 +19,9 @@ fn expect_error(cfg: &str, needles: &[&str]) -> String {
 
 #[test]
 fn syntax_error_names_file_line_col() {
-    // Line 5: `    if ($si == "1.2.3.4" { exit; }` - the ')' is missing before '{' at column 27.
+    // Line 5: `    if ($si == "1.2.3.4" { exit; }` - the ')' is missing before '{' at column 26.
     let cfg = format!("{HEAD}route {{\n    if ($si == \"1.2.3.4\" {{ exit; }}\n}}\n");
-    expect_error(&cfg, &["{CFG}:5:27:"]);
+    expect_error(&cfg, &["{CFG}:5:26:"]);
 }
 
 #[test]
@@ -50,9 +50,9 @@ fn modparam_for_a_module_not_loaded() {
 
 #[test]
 fn bad_socket_line_points_at_the_port() {
-    // `socket = ws:127.0.0.1:99999`: the port starts at column 22.
+    // `socket = ws:127.0.0.1:99999`: the port starts at column 23.
     let cfg = "mpath = \"{MPATH}\"\nloadmodule \"proto_ws.so\"\nsocket = ws:127.0.0.1:99999\nroute { exit; }\n";
-    expect_error(cfg, &["{CFG}:3:22:"]);
+    expect_error(cfg, &["{CFG}:3:23:"]);
 }
 
 #[test]
