@@ -84,7 +84,8 @@ pub struct Module {
     pub params: RSlice<'static, ParamSpec>,
     /// Called once, before any other function, with the host's callbacks and the `modparam`
     /// values in file order. An `Err` stops startup with its text.
-    pub init: extern "C" fn(host: HostApiRef, params: RSlice<'_, ParamEntry<'_>>) -> RResult<(), RString>,
+    pub init:
+        extern "C" fn(host: HostApiRef, params: RSlice<'_, ParamEntry<'_>>) -> RResult<(), RString>,
     /// Called once at shutdown; the module stops its threads.
     pub destroy: extern "C" fn(),
     /// The transport table, for `proto_*` modules that carry SIP.
@@ -136,7 +137,8 @@ pub struct HostApi {
     pub deliver: extern "C" fn(info: &ReceiveInfo, msg: RSlice<'_, u8>),
     /// Log one record through the host's drain.
     #[sabi(last_prefix_field)]
-    pub log: extern "C" fn(level: LogLevel, module: RStr<'_>, msg: RStr<'_>, kv: RSlice<'_, LogKv<'_>>),
+    pub log:
+        extern "C" fn(level: LogLevel, module: RStr<'_>, msg: RStr<'_>, kv: RSlice<'_, LogKv<'_>>),
     /// (1.1) Resolve a trace destination by name (e.g. `hep_dest` of proto_hep's `hep_id`) to
     /// a handle for [`HostApi::trace`], or -1. Valid from `start` on.
     pub trace_dest: extern "C" fn(name: RStr<'_>) -> i64,
@@ -179,9 +181,15 @@ impl SockAddr {
         match self.family {
             4 => {
                 let [a, b, c, d, ..] = self.ip;
-                Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(a, b, c, d)), self.port))
+                Some(SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
+                    self.port,
+                ))
             }
-            6 => Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(self.ip)), self.port)),
+            6 => Some(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(self.ip)),
+                self.port,
+            )),
             _ => None,
         }
     }

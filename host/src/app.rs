@@ -91,7 +91,11 @@ pub fn run(opts: Options) -> Result<(), String> {
     let globals = read_globals(&cfg).map_err(|e| e.to_string())?;
     log::init(log::level_from_opensips(globals.log_level));
     if !globals.log_stderror {
-        crate::log!(Info, "core", "log_stderror=no: logs still go to stderr (use your service manager to route them)");
+        crate::log!(
+            Info,
+            "core",
+            "log_stderror=no: logs still go to stderr (use your service manager to route them)"
+        );
     }
 
     let loaded = load_modules(&cfg, &opts.config)?;
@@ -116,26 +120,66 @@ pub fn run(opts: Options) -> Result<(), String> {
             })
             .collect();
         if let RResult::RErr(e) = (m.module.init())(host, RSlice::from_slice(&entries)) {
-            return Err(format!("module {} ({}): init failed: {e}", m.name, m.path.display()));
+            return Err(format!(
+                "module {} ({}): init failed: {e}",
+                m.name,
+                m.path.display()
+            ));
         }
-        crate::log!(Info, "core", "module {} {} loaded from {}", m.name, m.module.version(), m.path.display());
+        crate::log!(
+            Info,
+            "core",
+            "module {} {} loaded from {}",
+            m.name,
+            m.module.version(),
+            m.path.display()
+        );
     }
 
-    core::hostapi::set_trace_sinks(loaded.iter().filter_map(|m| m.module.trace_sink().and_then(|t| t.into_option())).collect());
-    let socket_infos = sockets::create(&cfg, &socket_lines, globals.workers).map_err(|e| e.to_string())?;
+    core::hostapi::set_trace_sinks(
+        loaded
+            .iter()
+            .filter_map(|m| m.module.trace_sink().and_then(|t| t.into_option()))
+            .collect(),
+    );
+    let socket_infos =
+        sockets::create(&cfg, &socket_lines, globals.workers).map_err(|e| e.to_string())?;
     let transports: Vec<(Proto, TransportRef)> = loaded
         .iter()
         .filter_map(|m| m.transport())
-        .flat_map(|t| t.protos().iter().map(move |p| (p.proto, t)).collect::<Vec<_>>())
+        .flat_map(|t| {
+            t.protos()
+                .iter()
+                .map(move |p| (p.proto, t))
+                .collect::<Vec<_>>()
+        })
         .collect();
     core::install(Core::new(transports, socket_infos.clone()).ok_or("internal error: no script")?);
 
     let _mi_server = if globals.mi_enabled {
-        let registry = crate::mi::Registry::with_builtins(env!("CARGO_PKG_VERSION"), std::time::Instant::now());
+        let registry = crate::mi::Registry::with_builtins(
+            env!("CARGO_PKG_VERSION"),
+            std::time::Instant::now(),
+        );
         core::hostapi::register_plugin_mi(&registry)?;
-        let server = crate::mi::http::serve(std::sync::Arc::new(registry), globals.mi.addr, &globals.mi.root)
-            .map_err(|e| format!("management interface: cannot listen on {}: {e}", globals.mi.addr))?;
-        crate::log!(Info, "core", "management interface on http://{}{}", server.local_addr(), globals.mi.root);
+        let server = crate::mi::http::serve(
+            std::sync::Arc::new(registry),
+            globals.mi.addr,
+            &globals.mi.root,
+        )
+        .map_err(|e| {
+            format!(
+                "management interface: cannot listen on {}: {e}",
+                globals.mi.addr
+            )
+        })?;
+        crate::log!(
+            Info,
+            "core",
+            "management interface on http://{}{}",
+            server.local_addr(),
+            globals.mi.root
+        );
         Some(server)
     } else {
         None
@@ -171,8 +215,8 @@ fn stop_all(started: &[(&LoadedModule, TransportRef)]) {
 
 fn wait_for_signal() -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     if let Some(sig) = signals.forever().next() {
         crate::log!(Info, "core", "received signal {sig}");
     }
@@ -214,7 +258,8 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                 let port = int("a port number")?;
                 g.mi_enabled = port != 0;
                 g.mi.addr.set_port(
-                    u16::try_from(port).map_err(|_| cfg.error_at(*value_span, "mi_http_port must be 0-65535"))?,
+                    u16::try_from(port)
+                        .map_err(|_| cfg.error_at(*value_span, "mi_http_port must be 0-65535"))?,
                 );
             }
             "mi_http_ip" => {
@@ -226,7 +271,12 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                     .trim_start_matches('[')
                     .trim_end_matches(']')
                     .parse()
-                    .map_err(|_| cfg.error_at(*value_span, format!("mi_http_ip: '{text}' is not an IP address")))?;
+                    .map_err(|_| {
+                        cfg.error_at(
+                            *value_span,
+                            format!("mi_http_ip: '{text}' is not an IP address"),
+                        )
+                    })?;
                 g.mi.addr.set_ip(ip);
             }
             "mi_http_root" => {
@@ -241,8 +291,14 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                 }
             }
             // Accepted for compatibility with OpenSIPS configs; no effect here.
-            "log_name" | "log_facility" | "auto_aliases" | "tcp_connection_lifetime" | "server_header"
-            | "user_agent_header" | "dns" | "rev_dns" => {}
+            "log_name"
+            | "log_facility"
+            | "auto_aliases"
+            | "tcp_connection_lifetime"
+            | "server_header"
+            | "user_agent_header"
+            | "dns"
+            | "rev_dns" => {}
             _ => return Err(cfg.error_at(*span, format!("unknown global parameter '{name}'"))),
         }
     }
@@ -293,7 +349,10 @@ fn load_modules(cfg: &Config, cfg_path: &Path) -> Result<Vec<LoadedModule>, Stri
 
 /// Check every modparam against its module's declared parameters; group the values per module,
 /// in file order.
-fn check_modparams<'c>(cfg: &'c Config, loaded: &[LoadedModule]) -> Result<Vec<Vec<ParamValue<'c>>>, ConfigError> {
+fn check_modparams<'c>(
+    cfg: &'c Config,
+    loaded: &[LoadedModule],
+) -> Result<Vec<Vec<ParamValue<'c>>>, ConfigError> {
     let mut out: Vec<Vec<ParamValue<'c>>> = loaded.iter().map(|_| Vec::new()).collect();
     for item in &cfg.items {
         let Item::ModParam {
@@ -312,13 +371,19 @@ fn check_modparams<'c>(cfg: &'c Config, loaded: &[LoadedModule]) -> Result<Vec<V
         })?;
         let m = &loaded[idx];
         let declared = m.module.params();
-        let spec = declared.iter().find(|p| p.name.as_str() == param).ok_or_else(|| {
-            let known: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
-            cfg.error_at(
-                *param_span,
-                format!("module '{module}' has no parameter '{param}' (it has: {})", known.join(", ")),
-            )
-        })?;
+        let spec = declared
+            .iter()
+            .find(|p| p.name.as_str() == param)
+            .ok_or_else(|| {
+                let known: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
+                cfg.error_at(
+                    *param_span,
+                    format!(
+                        "module '{module}' has no parameter '{param}' (it has: {})",
+                        known.join(", ")
+                    ),
+                )
+            })?;
         let (as_int, as_str) = match value {
             ModParamValue::Int(i) => (Some(*i), None),
             ModParamValue::Str(s) => (None, Some(s.as_str())),
@@ -337,15 +402,24 @@ fn check_modparams<'c>(cfg: &'c Config, loaded: &[LoadedModule]) -> Result<Vec<V
                 text: s,
             },
             (k, _, _) => {
-                let want = if k == ParamKind::INT { "an integer" } else { "a string" };
-                return Err(cfg.error_at(*value_span, format!("parameter '{param}' of module '{module}' takes {want}")));
+                let want = if k == ParamKind::INT {
+                    "an integer"
+                } else {
+                    "a string"
+                };
+                return Err(cfg.error_at(
+                    *value_span,
+                    format!("parameter '{param}' of module '{module}' takes {want}"),
+                ));
             }
         };
         if !spec.multi && out[idx].iter().any(|p| p.name == param.as_str()) {
-            return Err(cfg.error_at(*param_span, format!("parameter '{param}' of module '{module}' set twice")));
+            return Err(cfg.error_at(
+                *param_span,
+                format!("parameter '{param}' of module '{module}' set twice"),
+            ));
         }
         out[idx].push(v);
     }
     Ok(out)
 }
-

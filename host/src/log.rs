@@ -88,9 +88,17 @@ pub fn record(level: Level, module: &str, msg: &str, kv: &[(&str, &str)]) {
 }
 
 /// `HostApi::log`: a plugin's log record. Never unwinds into the plugin.
-pub extern "C" fn host_log(level: LogLevel, module: RStr<'_>, msg: RStr<'_>, kv: RSlice<'_, LogKv<'_>>) {
+pub extern "C" fn host_log(
+    level: LogLevel,
+    module: RStr<'_>,
+    msg: RStr<'_>,
+    kv: RSlice<'_, LogKv<'_>>,
+) {
     let _ = sipcore_abi::catch_panic(|| {
-        let pairs: Vec<(&str, &str)> = kv.iter().map(|p| (p.key.as_str(), p.value.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = kv
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.as_str()))
+            .collect();
         record(to_slog(level), module.as_str(), msg.as_str(), &pairs);
     });
 }

@@ -73,7 +73,13 @@ fn serve(config: PathBuf, check_only: bool) -> ExitCode {
     }
 }
 
-fn mi(config: &std::path::Path, url: Option<String>, timeout: u64, command: &str, args: Vec<String>) -> ExitCode {
+fn mi(
+    config: &std::path::Path,
+    url: Option<String>,
+    timeout: u64,
+    command: &str,
+    args: Vec<String>,
+) -> ExitCode {
     let endpoint = match url {
         Some(u) => sipcore::app::MiEndpoint::from_url(&u),
         None => sipcore::app::MiEndpoint::from_config(config),
@@ -85,7 +91,13 @@ fn mi(config: &std::path::Path, url: Option<String>, timeout: u64, command: &str
             return ExitCode::from(2);
         }
     };
-    match sipcore::mi::client::call(endpoint.addr, &endpoint.root, command, args, Duration::from_secs(timeout)) {
+    match sipcore::mi::client::call(
+        endpoint.addr,
+        &endpoint.root,
+        command,
+        args,
+        Duration::from_secs(timeout),
+    ) {
         Ok(answer) => {
             println!("{answer}");
             ExitCode::SUCCESS

@@ -172,8 +172,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sipcore-resolve-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("libfoo.so"), b"x").unwrap();
-        assert_eq!(resolve("foo.so", &[dir.clone()]).unwrap(), dir.join("libfoo.so"));
-        let err = resolve("bar.so", &[dir.clone()]).unwrap_err().to_string();
+        assert_eq!(
+            resolve("foo.so", std::slice::from_ref(&dir)).unwrap(),
+            dir.join("libfoo.so")
+        );
+        let err = resolve("bar.so", std::slice::from_ref(&dir)).unwrap_err().to_string();
         assert!(err.contains("bar.so") && err.contains("libbar.so"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

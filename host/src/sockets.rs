@@ -39,8 +39,12 @@ pub fn parse_all(cfg: &Config, loaded: &[LoadedModule]) -> Result<Vec<SocketLine
         let Item::Socket { text, span } = item else {
             continue;
         };
-        let spec = socket_config::parse(text)
-            .map_err(|e| cfg.error_at(column_span(text, *span, e.column), format!("bad socket: {}", e.kind)))?;
+        let spec = socket_config::parse(text).map_err(|e| {
+            cfg.error_at(
+                column_span(text, *span, e.column),
+                format!("bad socket: {}", e.kind),
+            )
+        })?;
         let defs = match spec {
             SocketSpec::Single(d) => vec![d],
             SocketSpec::Bond { members, .. } => members,
@@ -71,7 +75,8 @@ pub fn parse_all(cfg: &Config, loaded: &[LoadedModule]) -> Result<Vec<SocketLine
 
 /// Addresses a socket host stands for.
 fn resolve_host(host: &Host, port: u16) -> Result<Vec<IpAddr>, String> {
-    let all_ifaces = || if_addrs::get_if_addrs().map_err(|e| format!("cannot list interfaces: {e}"));
+    let all_ifaces =
+        || if_addrs::get_if_addrs().map_err(|e| format!("cannot list interfaces: {e}"));
     let usable = |ip: &IpAddr| match ip {
         IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80, // skip scoped link-local
         IpAddr::V4(_) => true,
@@ -79,7 +84,11 @@ fn resolve_host(host: &Host, port: u16) -> Result<Vec<IpAddr>, String> {
     let ips: Vec<IpAddr> = match host {
         Host::V4(ip) => vec![IpAddr::V4(*ip)],
         Host::V6(ip) => vec![IpAddr::V6(*ip)],
-        Host::Any => all_ifaces()?.iter().map(|i| i.ip()).filter(usable).collect(),
+        Host::Any => all_ifaces()?
+            .iter()
+            .map(|i| i.ip())
+            .filter(usable)
+            .collect(),
         Host::Name(name) => {
             let by_iface: Vec<IpAddr> = all_ifaces()?
                 .iter()
@@ -111,7 +120,11 @@ fn resolve_host(host: &Host, port: u16) -> Result<Vec<IpAddr>, String> {
 }
 
 /// Create the listeners: one per (address, port) of every line.
-pub fn create(cfg: &Config, lines: &[SocketLine], global_workers: u32) -> Result<Vec<SocketInfo>, ConfigError> {
+pub fn create(
+    cfg: &Config,
+    lines: &[SocketLine],
+    global_workers: u32,
+) -> Result<Vec<SocketInfo>, ConfigError> {
     let mut out: Vec<SocketInfo> = Vec::new();
     for line in lines {
         let default_port = (line.transport.default_port())(line.proto);
@@ -143,7 +156,10 @@ pub fn create(cfg: &Config, lines: &[SocketLine], global_workers: u32) -> Result
                     reuse_port: line.def.reuse_port,
                 };
                 if let RResult::RErr(e) = (line.transport.add_listener())(&spec) {
-                    return Err(cfg.error_at(line.span, format!("cannot listen on {}: {e}", info.describe())));
+                    return Err(cfg.error_at(
+                        line.span,
+                        format!("cannot listen on {}: {e}", info.describe()),
+                    ));
                 }
                 out.push(info);
             }

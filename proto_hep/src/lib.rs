@@ -44,7 +44,13 @@ thread_local! {
     static BUF: RefCell<BytesMut> = RefCell::new(BytesMut::with_capacity(2048));
 }
 
-const fn p(name: &'static str, kind: ParamKind, multi: bool, default: &'static str, doc: &'static str) -> ParamSpec {
+const fn p(
+    name: &'static str,
+    kind: ParamKind,
+    multi: bool,
+    default: &'static str,
+    doc: &'static str,
+) -> ParamSpec {
     ParamSpec {
         name: RStr::from_str(name),
         kind,
@@ -59,27 +65,128 @@ const S: ParamKind = ParamKind::STR;
 /// OpenSIPS's names; the last ones are accepted for compatibility and have no effect (our
 /// sender is always asynchronous, with per-destination queues and backoff).
 static PARAMS: [ParamSpec; 16] = [
-    p("hep_id", S, true, "", "[name]host[:port][;transport=udp|tcp][;version=2|3], repeatable"),
-    p("hep_capture_id", I, false, "1", "capture agent id (chunk 0x000C)"),
-    p("homer5_on", I, false, "1", "1: event payloads as delimiter-joined values; 0: JSON"),
-    p("homer5_delim", S, false, ":", "delimiter of homer5 event payloads"),
-    p("hep_auth_key", S, false, "", "HEPv3 authentication key (chunk 0x000E); empty = none"),
-    p("hep_queue_len", I, false, "4096", "packets queued per destination before new ones are dropped"),
-    p("hep_send_timeout", I, false, "100", "ms a TCP write may make no progress before reconnecting"),
-    p("hep_connect_timeout", I, false, "1000", "ms for a TCP connect to the collector"),
-    p("hep_port", I, false, "9060", "accepted for compatibility (no HEP listener is needed)"),
-    p("hep_async", I, false, "1", "accepted for compatibility (sending is always asynchronous)"),
-    p("hep_max_msg_chunks", I, false, "32", "accepted for compatibility"),
-    p("hep_async_max_postponed_chunks", I, false, "32", "accepted for compatibility (see hep_queue_len)"),
-    p("hep_async_local_write_timeout", I, false, "10", "accepted for compatibility"),
-    p("compressed_payload", I, false, "0", "accepted for compatibility; only 0 is supported"),
-    p("hep_max_retries", I, false, "5", "accepted for compatibility (per-destination backoff instead)"),
-    p("hep_retry_cooldown", I, false, "3600", "accepted for compatibility"),
+    p(
+        "hep_id",
+        S,
+        true,
+        "",
+        "[name]host[:port][;transport=udp|tcp][;version=2|3], repeatable",
+    ),
+    p(
+        "hep_capture_id",
+        I,
+        false,
+        "1",
+        "capture agent id (chunk 0x000C)",
+    ),
+    p(
+        "homer5_on",
+        I,
+        false,
+        "1",
+        "1: event payloads as delimiter-joined values; 0: JSON",
+    ),
+    p(
+        "homer5_delim",
+        S,
+        false,
+        ":",
+        "delimiter of homer5 event payloads",
+    ),
+    p(
+        "hep_auth_key",
+        S,
+        false,
+        "",
+        "HEPv3 authentication key (chunk 0x000E); empty = none",
+    ),
+    p(
+        "hep_queue_len",
+        I,
+        false,
+        "4096",
+        "packets queued per destination before new ones are dropped",
+    ),
+    p(
+        "hep_send_timeout",
+        I,
+        false,
+        "100",
+        "ms a TCP write may make no progress before reconnecting",
+    ),
+    p(
+        "hep_connect_timeout",
+        I,
+        false,
+        "1000",
+        "ms for a TCP connect to the collector",
+    ),
+    p(
+        "hep_port",
+        I,
+        false,
+        "9060",
+        "accepted for compatibility (no HEP listener is needed)",
+    ),
+    p(
+        "hep_async",
+        I,
+        false,
+        "1",
+        "accepted for compatibility (sending is always asynchronous)",
+    ),
+    p(
+        "hep_max_msg_chunks",
+        I,
+        false,
+        "32",
+        "accepted for compatibility",
+    ),
+    p(
+        "hep_async_max_postponed_chunks",
+        I,
+        false,
+        "32",
+        "accepted for compatibility (see hep_queue_len)",
+    ),
+    p(
+        "hep_async_local_write_timeout",
+        I,
+        false,
+        "10",
+        "accepted for compatibility",
+    ),
+    p(
+        "compressed_payload",
+        I,
+        false,
+        "0",
+        "accepted for compatibility; only 0 is supported",
+    ),
+    p(
+        "hep_max_retries",
+        I,
+        false,
+        "5",
+        "accepted for compatibility (per-destination backoff instead)",
+    ),
+    p(
+        "hep_retry_cooldown",
+        I,
+        false,
+        "3600",
+        "accepted for compatibility",
+    ),
 ];
 
 fn log(level: LogLevel, msg: &str) {
     if let Some(h) = HOST.get() {
-        (h.log())(level, RStr::from_str(MODULE), RStr::from_str(msg), RSlice::from_slice(&[]));
+        (h.log())(
+            level,
+            RStr::from_str(MODULE),
+            RStr::from_str(msg),
+            RSlice::from_slice(&[]),
+        );
     }
 }
 
@@ -95,19 +202,33 @@ fn configure(params: &[ParamEntry<'_>]) -> Result<State, String> {
         ..SenderConfig::default()
     };
     let mut ids = Vec::new();
-    let ms = |v: i64, n: &str| u64::try_from(v).map(Duration::from_millis).map_err(|_| format!("{n} must not be negative"));
+    let ms = |v: i64, n: &str| {
+        u64::try_from(v)
+            .map(Duration::from_millis)
+            .map_err(|_| format!("{n} must not be negative"))
+    };
     for e in params {
         let (name, i, s) = (e.name.as_str(), e.int, e.str.as_str());
         match name {
             "hep_id" => ids.push(s.to_string()),
-            "hep_capture_id" => render.capture_id = u32::try_from(i).map_err(|_| "hep_capture_id must be 0-4294967295")?,
+            "hep_capture_id" => {
+                render.capture_id =
+                    u32::try_from(i).map_err(|_| "hep_capture_id must be 0-4294967295")?
+            }
             "homer5_on" => render.homer5 = i != 0,
             "homer5_delim" => render.delim = s.to_string(),
             "hep_auth_key" => render.auth_key = s.to_string(),
-            "hep_queue_len" => scfg.queue_len = usize::try_from(i).ok().filter(|n| *n > 0).ok_or("hep_queue_len must be positive")?,
+            "hep_queue_len" => {
+                scfg.queue_len = usize::try_from(i)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("hep_queue_len must be positive")?
+            }
             "hep_send_timeout" => scfg.tcp_write_timeout = ms(i, name)?,
             "hep_connect_timeout" => scfg.tcp_connect_timeout = ms(i, name)?,
-            "compressed_payload" if i != 0 => return Err("compressed_payload=1 is not supported".into()),
+            "compressed_payload" if i != 0 => {
+                return Err("compressed_payload=1 is not supported".into())
+            }
             _ => {}
         }
     }
@@ -128,7 +249,9 @@ extern "C" fn init(host: HostApiRef, params: RSlice<'_, ParamEntry<'_>>) -> RRes
     let r = catch_panic(|| {
         let _ = HOST.set(host);
         let state = configure(params.as_slice())?;
-        STATE.set(state).map_err(|_| "proto_hep initialised twice".to_string())?;
+        STATE
+            .set(state)
+            .map_err(|_| "proto_hep initialised twice".to_string())?;
         if let Some(register) = host.register_mi() {
             let cmd = MiCommand {
                 name: RStr::from_str("hep_stats"),

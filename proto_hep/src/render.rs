@@ -55,11 +55,17 @@ pub fn event_payload(rec: &TraceRecord<'_>, cfg: &RenderCfg) -> Vec<u8> {
 fn addr(a: &sipcore_abi::SockAddr) -> SocketAddr {
     // OpenSIPS sends loopback for events without an address; we always have one, but keep
     // the packet valid if not.
-    a.to_std().unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+    a.to_std()
+        .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
 }
 
 /// Encode `rec` for a destination speaking `version` into `out` (cleared first).
-pub fn encode(rec: &TraceRecord<'_>, version: Version, cfg: &RenderCfg, out: &mut BytesMut) -> Result<(), codec::EncodeError> {
+pub fn encode(
+    rec: &TraceRecord<'_>,
+    version: Version,
+    cfg: &RenderCfg,
+    out: &mut BytesMut,
+) -> Result<(), codec::EncodeError> {
     let event;
     let payload: &[u8] = if rec.parts.is_empty() {
         rec.payload.as_slice()
@@ -92,7 +98,8 @@ pub fn encode(rec: &TraceRecord<'_>, version: Version, cfg: &RenderCfg, out: &mu
         ts_usec: rec.ts_usec,
         capture_id: cfg.capture_id,
         auth_key: (!cfg.auth_key.is_empty()).then_some(cfg.auth_key.as_bytes()),
-        correlation_id: (!rec.correlation.is_empty()).then_some(rec.correlation.as_str().as_bytes()),
+        correlation_id: (!rec.correlation.is_empty())
+            .then_some(rec.correlation.as_str().as_bytes()),
         node_name: None,
         payload,
         payload_compressed: false,
@@ -122,9 +129,18 @@ mod tests {
     }
 
     const PARTS: [LogKv<'static>; 3] = [
-        LogKv { key: RStr::from_str("Protocol"), value: RStr::from_str("WS") },
-        LogKv { key: RStr::from_str("Event"), value: RStr::from_str("CLOSED") },
-        LogKv { key: RStr::from_str("Message"), value: RStr::from_str("EOF \"received\"") },
+        LogKv {
+            key: RStr::from_str("Protocol"),
+            value: RStr::from_str("WS"),
+        },
+        LogKv {
+            key: RStr::from_str("Event"),
+            value: RStr::from_str("CLOSED"),
+        },
+        LogKv {
+            key: RStr::from_str("Message"),
+            value: RStr::from_str("EOF \"received\""),
+        },
     ];
 
     fn event() -> TraceRecord<'static> {
@@ -144,7 +160,10 @@ mod tests {
 
     #[test]
     fn homer5_joins_values() {
-        assert_eq!(event_payload(&event(), &cfg(true)), b"WS:CLOSED:EOF \"received\"".to_vec());
+        assert_eq!(
+            event_payload(&event(), &cfg(true)),
+            b"WS:CLOSED:EOF \"received\"".to_vec()
+        );
     }
 
     #[test]
@@ -174,7 +193,11 @@ mod tests {
         assert_eq!(d.capture_id, 7);
         assert_eq!(d.proto_type, TRACE_SIP);
         assert_eq!(d.src, "10.0.0.1:5000".parse().unwrap());
-        let net = d.extra.iter().find(|c| c.type_id == EXTRA_CORRELATION).unwrap();
+        let net = d
+            .extra
+            .iter()
+            .find(|c| c.type_id == EXTRA_CORRELATION)
+            .unwrap();
         assert_eq!(net.data, br#"{"net":"42"}"#);
     }
 

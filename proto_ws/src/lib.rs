@@ -19,13 +19,13 @@ use abi_stable::{
     std_types::{RErr, ROk, RResult, RSlice, RSome, RStr, RString},
 };
 use driver::{ConnMeta, Runtime, Sink, TraceEvent, WsConfig};
-use trace::Tracer;
 use sipcore_abi::{
     catch_panic, HostApiRef, ListenerSpec, LogKv, LogLevel, Module, ModuleRef, ParamEntry, Proto,
     ProtoSpec, ReceiveInfo, SendError, SendTarget, Transport, TransportRef,
 };
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
+use trace::Tracer;
 
 const MODULE: &str = "proto_ws";
 
@@ -175,7 +175,11 @@ extern "C" fn start() -> RResult<(), RString> {
             p.cfg.workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         }
         // Trace destinations and routes resolve now that every module is initialised.
-        let tracer = Tracer::new(host, p.trace.destination.as_deref(), p.trace.filter_route.as_deref())?;
+        let tracer = Tracer::new(
+            host,
+            p.trace.destination.as_deref(),
+            p.trace.filter_route.as_deref(),
+        )?;
         let rt = Runtime::new(p.cfg, Arc::new(HostSink { host, tracer }));
         for (id, addr, _) in &p.listeners {
             rt.add_listener(*id, *addr).map_err(|e| e.to_string())?;

@@ -2,8 +2,8 @@
 //! `ws_trace [on|off]` (alias `ws:trace`), `ws_list`, `ws_close ID`.
 use crate::trace::TRACE_ON;
 use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RStr, RString};
-use sipcore_abi::{catch_panic, HostApiRef, MiCommand, MiError};
 use serde_json::{json, Value};
+use sipcore_abi::{catch_panic, HostApiRef, MiCommand, MiError};
 use std::sync::atomic::Ordering;
 
 fn err(code: i32, message: impl Into<String>) -> MiError {
@@ -24,14 +24,23 @@ fn guarded(f: impl FnOnce() -> Result<Value, MiError>) -> RResult<RString, MiErr
 extern "C" fn ws_trace(params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiError> {
     guarded(|| {
         let Some(mode) = params.first() else {
-            let state = if TRACE_ON.load(Ordering::Relaxed) { "on" } else { "off" };
+            let state = if TRACE_ON.load(Ordering::Relaxed) {
+                "on"
+            } else {
+                "off"
+            };
             return Ok(json!({ "WS tracing": state }));
         };
         let m = mode.as_str().to_ascii_lowercase();
         let on = match m.as_str() {
             "on" | "1" => true,
             "off" | "0" => false,
-            _ => return Err(err(500, "Bad parameter value: trace_mode should be 'on' or 'off'")),
+            _ => {
+                return Err(err(
+                    500,
+                    "Bad parameter value: trace_mode should be 'on' or 'off'",
+                ))
+            }
         };
         TRACE_ON.store(on, Ordering::Relaxed);
         Ok(json!("OK"))

@@ -6,7 +6,12 @@ use abi_stable::std_types::RStr;
 use sipcore_abi::{ParamEntry, ParamKind, ParamSpec};
 use std::time::Duration;
 
-const fn p(name: &'static str, kind: ParamKind, default: &'static str, doc: &'static str) -> ParamSpec {
+const fn p(
+    name: &'static str,
+    kind: ParamKind,
+    default: &'static str,
+    doc: &'static str,
+) -> ParamSpec {
     ParamSpec {
         name: RStr::from_str(name),
         kind,
@@ -20,27 +25,132 @@ const S: ParamKind = ParamKind::STR;
 
 /// Every parameter proto_ws accepts.
 pub(crate) static PARAMS: [ParamSpec; 21] = [
-    p("ws_port", I, "80", "port of a ws socket or destination given without one"),
-    p("ws_max_msg_chunks", I, "4", "max WebSocket frames per message (and reads per handshake); 0 = no limit"),
-    p("ws_send_timeout", I, "100", "ms a connection may stay unwritable with data queued before it is closed"),
-    p("ws_resource", S, "/", "Request-URI path of outbound handshakes"),
-    p("require_origin", I, "1", "refuse inbound handshakes without an Origin header"),
-    p("ws_handshake_timeout", I, "100", "ms to wait for the server's 101 on outbound connections"),
-    p("ws_max_msg_size", I, "65535", "largest message accepted, in bytes (close 1009 above)"),
-    p("ws_inbound_handshake_timeout", I, "5000", "ms a client has to complete its opening handshake"),
-    p("ws_max_msg_time", I, "10000", "ms a started message has to arrive completely"),
-    p("ws_connection_lifetime", I, "120", "seconds an idle connection is kept (as tcp_connection_lifetime)"),
-    p("ws_keepalive_interval", I, "0", "seconds of idleness before a ping is sent; 0 = no pings"),
-    p("ws_keepalive_timeout", I, "10", "seconds to wait for the pong before closing"),
-    p("ws_allowed_origins", S, "", "comma-separated Origin allow-list; empty = any origin"),
-    p("ws_max_connections", I, "2048", "maximum simultaneous connections"),
-    p("ws_max_write_queue", I, "262144", "bytes queued per connection before it is closed"),
-    p("ws_connect_timeout", I, "100", "ms for an outbound TCP connect"),
-    p("ws_client_origin", S, "", "Origin sent on outbound handshakes; empty = none"),
-    p("ws_workers", I, "0", "I/O worker threads; 0 = the sockets' use_workers, else one per core"),
-    p("trace_destination", S, "", "trace destination (a proto_hep hep_id name); empty = no tracing"),
-    p("trace_on", I, "0", "initial state of tracing (MI ws_trace on|off changes it)"),
-    p("trace_filter_route", S, "", "route run once per connection; `drop` there stops tracing it"),
+    p(
+        "ws_port",
+        I,
+        "80",
+        "port of a ws socket or destination given without one",
+    ),
+    p(
+        "ws_max_msg_chunks",
+        I,
+        "4",
+        "max WebSocket frames per message (and reads per handshake); 0 = no limit",
+    ),
+    p(
+        "ws_send_timeout",
+        I,
+        "100",
+        "ms a connection may stay unwritable with data queued before it is closed",
+    ),
+    p(
+        "ws_resource",
+        S,
+        "/",
+        "Request-URI path of outbound handshakes",
+    ),
+    p(
+        "require_origin",
+        I,
+        "1",
+        "refuse inbound handshakes without an Origin header",
+    ),
+    p(
+        "ws_handshake_timeout",
+        I,
+        "100",
+        "ms to wait for the server's 101 on outbound connections",
+    ),
+    p(
+        "ws_max_msg_size",
+        I,
+        "65535",
+        "largest message accepted, in bytes (close 1009 above)",
+    ),
+    p(
+        "ws_inbound_handshake_timeout",
+        I,
+        "5000",
+        "ms a client has to complete its opening handshake",
+    ),
+    p(
+        "ws_max_msg_time",
+        I,
+        "10000",
+        "ms a started message has to arrive completely",
+    ),
+    p(
+        "ws_connection_lifetime",
+        I,
+        "120",
+        "seconds an idle connection is kept (as tcp_connection_lifetime)",
+    ),
+    p(
+        "ws_keepalive_interval",
+        I,
+        "0",
+        "seconds of idleness before a ping is sent; 0 = no pings",
+    ),
+    p(
+        "ws_keepalive_timeout",
+        I,
+        "10",
+        "seconds to wait for the pong before closing",
+    ),
+    p(
+        "ws_allowed_origins",
+        S,
+        "",
+        "comma-separated Origin allow-list; empty = any origin",
+    ),
+    p(
+        "ws_max_connections",
+        I,
+        "2048",
+        "maximum simultaneous connections",
+    ),
+    p(
+        "ws_max_write_queue",
+        I,
+        "262144",
+        "bytes queued per connection before it is closed",
+    ),
+    p(
+        "ws_connect_timeout",
+        I,
+        "100",
+        "ms for an outbound TCP connect",
+    ),
+    p(
+        "ws_client_origin",
+        S,
+        "",
+        "Origin sent on outbound handshakes; empty = none",
+    ),
+    p(
+        "ws_workers",
+        I,
+        "0",
+        "I/O worker threads; 0 = the sockets' use_workers, else one per core",
+    ),
+    p(
+        "trace_destination",
+        S,
+        "",
+        "trace destination (a proto_hep hep_id name); empty = no tracing",
+    ),
+    p(
+        "trace_on",
+        I,
+        "0",
+        "initial state of tracing (MI ws_trace on|off changes it)",
+    ),
+    p(
+        "trace_filter_route",
+        S,
+        "",
+        "route run once per connection; `drop` there stops tracing it",
+    ),
 ];
 
 /// The tracing parameters (OpenSIPS's names).
@@ -65,7 +175,9 @@ fn non_negative(v: i64, name: &str) -> Result<u64, String> {
 }
 
 /// Build the driver configuration and the default port from the modparams.
-pub(crate) fn config_from(params: &[ParamEntry<'_>]) -> Result<(WsConfig, u16, TraceParams), String> {
+pub(crate) fn config_from(
+    params: &[ParamEntry<'_>],
+) -> Result<(WsConfig, u16, TraceParams), String> {
     let mut c = WsConfig::default();
     let mut t = TraceParams::default();
     c.workers = 0; // decided at start: ws_workers, else the sockets' use_workers, else cores
@@ -74,8 +186,15 @@ pub(crate) fn config_from(params: &[ParamEntry<'_>]) -> Result<(WsConfig, u16, T
         let name = e.name.as_str();
         let (i, s) = (e.int, e.str.as_str());
         match name {
-            "ws_port" => port = u16::try_from(i).ok().filter(|p| *p != 0).ok_or("ws_port must be 1-65535")?,
-            "ws_max_msg_chunks" => c.max_msg_chunks = u32::try_from(i).map_err(|_| "ws_max_msg_chunks out of range")?,
+            "ws_port" => {
+                port = u16::try_from(i)
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or("ws_port must be 1-65535")?
+            }
+            "ws_max_msg_chunks" => {
+                c.max_msg_chunks = u32::try_from(i).map_err(|_| "ws_max_msg_chunks out of range")?
+            }
             "ws_send_timeout" => c.send_timeout = ms(i, name)?,
             "ws_resource" => {
                 if !s.starts_with('/') {
@@ -86,7 +205,10 @@ pub(crate) fn config_from(params: &[ParamEntry<'_>]) -> Result<(WsConfig, u16, T
             "require_origin" => c.require_origin = i != 0,
             "ws_handshake_timeout" => c.handshake_timeout = ms(i, name)?,
             "ws_max_msg_size" => {
-                c.max_msg_size = usize::try_from(i).ok().filter(|n| *n >= 1024).ok_or("ws_max_msg_size must be at least 1024")?
+                c.max_msg_size = usize::try_from(i)
+                    .ok()
+                    .filter(|n| *n >= 1024)
+                    .ok_or("ws_max_msg_size must be at least 1024")?
             }
             "ws_inbound_handshake_timeout" => c.inbound_handshake_timeout = ms(i, name)?,
             "ws_max_msg_time" => c.max_msg_time = ms(i, name)?,
@@ -95,9 +217,16 @@ pub(crate) fn config_from(params: &[ParamEntry<'_>]) -> Result<(WsConfig, u16, T
                 let n = non_negative(i, name)?;
                 c.keepalive_interval = (n > 0).then(|| Duration::from_secs(n));
             }
-            "ws_keepalive_timeout" => c.keepalive_timeout = Duration::from_secs(non_negative(i, name)?),
+            "ws_keepalive_timeout" => {
+                c.keepalive_timeout = Duration::from_secs(non_negative(i, name)?)
+            }
             "ws_allowed_origins" => {
-                c.allowed_origins = s.split(',').map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect()
+                c.allowed_origins = s
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(String::from)
+                    .collect()
             }
             "ws_max_connections" => c.max_connections = non_negative(i, name)? as usize,
             "ws_max_write_queue" => c.max_write_queue = non_negative(i, name)? as usize,

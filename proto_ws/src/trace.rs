@@ -9,7 +9,9 @@
 //! `ws_trace off` stops tracing at once and `on` resumes it.
 use crate::driver::{ConnMeta, TraceEvent};
 use abi_stable::std_types::{RSlice, RStr};
-use sipcore_abi::{HostApiRef, LogKv, Proto, RouteCtx, RouteOutcome, SockAddr, TraceRecord, TRACE_NET, TRACE_SIP};
+use sipcore_abi::{
+    HostApiRef, LogKv, Proto, RouteCtx, RouteOutcome, SockAddr, TraceRecord, TRACE_NET, TRACE_SIP,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,7 +32,11 @@ pub(crate) struct Tracer {
 
 impl Tracer {
     /// Resolve the destination and the route; `Ok(None)` when tracing is not configured.
-    pub(crate) fn new(host: HostApiRef, dest: Option<&str>, route: Option<&str>) -> Result<Option<Tracer>, String> {
+    pub(crate) fn new(
+        host: HostApiRef,
+        dest: Option<&str>,
+        route: Option<&str>,
+    ) -> Result<Option<Tracer>, String> {
         let Some(dest) = dest else {
             if route.is_some() {
                 return Err("trace_filter_route is set but trace_destination is not".into());
@@ -50,13 +56,19 @@ impl Tracer {
             Some(name) => {
                 let r = route_id(RStr::from_str(name));
                 if r < 0 {
-                    return Err(format!("trace_filter_route '{name}': no route[{name}] in the script"));
+                    return Err(format!(
+                        "trace_filter_route '{name}': no route[{name}] in the script"
+                    ));
                 }
                 Some(r)
             }
             None => None,
         };
-        Ok(Some(Tracer { host, dest: d, route }))
+        Ok(Some(Tracer {
+            host,
+            dest: d,
+            route,
+        }))
     }
 
     /// Whether a new connection is traced: the filter route decides (`drop` = no).
@@ -82,7 +94,9 @@ impl Tracer {
         let Some(send) = self.host.trace() else {
             return;
         };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let cid = c.id.to_string();
         let (peer, local) = (SockAddr::from(c.peer), SockAddr::from(c.local));
         let mut rec = TraceRecord {
@@ -115,7 +129,14 @@ impl Tracer {
             TraceEvent::Opened => vec![
                 kv("Event", opened),
                 kv("Status", "SUCCESS"),
-                kv("Message", if c.outbound { "Successfully connected" } else { "Connection accepted" }),
+                kv(
+                    "Message",
+                    if c.outbound {
+                        "Successfully connected"
+                    } else {
+                        "Connection accepted"
+                    },
+                ),
             ],
             TraceEvent::HandshakeRequest(b) => vec![
                 kv("Event", opened),
@@ -140,10 +161,13 @@ impl Tracer {
             TraceEvent::Closed { code, reason } => vec![
                 kv("Event", "CLOSED"),
                 kv("Status", "SUCCESS"),
-                kv("Message", &match code {
-                    Some(code) => format!("{reason} (close code {code})"),
-                    None => reason.to_string(),
-                }),
+                kv(
+                    "Message",
+                    &match code {
+                        Some(code) => format!("{reason} (close code {code})"),
+                        None => reason.to_string(),
+                    },
+                ),
             ],
         };
         let mut kvs: Vec<LogKv<'_>> = Vec::with_capacity(parts.len() + 1);
@@ -183,8 +207,14 @@ mod tests {
 
     #[test]
     fn finds_call_id_in_full_and_compact_form() {
-        assert_eq!(call_id(b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\nCall-ID:  abc@h \r\n\r\nbody"), Some("abc@h"));
+        assert_eq!(
+            call_id(b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\nCall-ID:  abc@h \r\n\r\nbody"),
+            Some("abc@h")
+        );
         assert_eq!(call_id(b"SIP/2.0 200 OK\r\ni: c2\r\n\r\n"), Some("c2"));
-        assert_eq!(call_id(b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\nCall-ID: body\r\n"), None);
+        assert_eq!(
+            call_id(b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\nCall-ID: body\r\n"),
+            None
+        );
     }
 }

@@ -114,7 +114,10 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
         })
         .await;
     // Connection events of A: at least the ACCEPTED one, homer5 format.
-    let events: Vec<&Hep3> = pkts.iter().filter(|h| h.proto_type == PT_NET && not_probe(h, a_addr)).collect();
+    let events: Vec<&Hep3> = pkts
+        .iter()
+        .filter(|h| h.proto_type == PT_NET && not_probe(h, a_addr))
+        .collect();
     assert!(!events.is_empty(), "no transport events");
     let ids: Vec<String> = events
         .iter()
@@ -170,7 +173,10 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
         mentions(&pkts, "127.0.0.2", "b-1@hep"),
         Vec::<String>::new()
     );
-    for h in pkts.iter().filter(|h| h.proto_type == PT_NET && not_probe(h, a_addr)) {
+    for h in pkts
+        .iter()
+        .filter(|h| h.proto_type == PT_NET && not_probe(h, a_addr))
+    {
         assert_eq!(check_event(h, a_addr, srv.addr), ids[0]);
     }
 
@@ -264,10 +270,12 @@ async fn tcp_collector_homer6_json_events() {
     .await;
 
     let has = |p: &[Hep3], ev: &str, key: &str| {
-        p.iter().filter(|h| h.proto_type == PT_NET && not_probe(h, a_addr)).any(|h| {
-            let m = event_json(h);
-            m.get("Event") == Some(&json!(ev)) && m.contains_key(key)
-        })
+        p.iter()
+            .filter(|h| h.proto_type == PT_NET && not_probe(h, a_addr))
+            .any(|h| {
+                let m = event_json(h);
+                m.get("Event") == Some(&json!(ev)) && m.contains_key(key)
+            })
     };
     let pkts = col
         .wait_hep3("handshake request/reply, SIP and CLOSED", T, |p| {
@@ -285,7 +293,10 @@ async fn tcp_collector_homer6_json_events() {
     );
 
     let mut id = None;
-    for h in pkts.iter().filter(|h| h.proto_type == PT_NET && not_probe(h, a_addr)) {
+    for h in pkts
+        .iter()
+        .filter(|h| h.proto_type == PT_NET && not_probe(h, a_addr))
+    {
         let cid = check_event(h, a_addr, srv.addr);
         assert_eq!(id.get_or_insert(cid.clone()), &cid);
         let m = event_json(h);

@@ -4,12 +4,17 @@
 mod common;
 use common::*;
 
-const HEAD: &str = "mpath = \"{MPATH}\"\nsocket = ws:127.0.0.1:{PORT}\nloadmodule \"proto_ws.so\"\n";
+const HEAD: &str =
+    "mpath = \"{MPATH}\"\nsocket = ws:127.0.0.1:{PORT}\nloadmodule \"proto_ws.so\"\n";
 
 fn expect_error(cfg: &str, needles: &[&str]) -> String {
     let (status, err, path) = run_to_exit(cfg, "bad.cfg");
     assert!(!status.success(), "must fail:\n{err}");
-    assert_eq!(status.code(), Some(1), "clean exit code, not a signal: {status:?}\n{err}");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "clean exit code, not a signal: {status:?}\n{err}"
+    );
     for n in needles {
         let n = n.replace("{CFG}", &path.display().to_string());
         assert!(err.contains(&n), "stderr lacks {n:?}:\n{err}");
@@ -116,26 +121,43 @@ fn abi_mismatch_is_refused() {
 fn panic_in_plugin_init_is_caught() {
     let cfg = "mpath = \"{MPATH}\"\nloadmodule \"test_plugin_panicky.so\"\n\
                modparam(\"panicky\", \"panic_on\", \"init\")\nroute { exit; }\n";
-    expect_error(cfg, &["panicky", "panicked in init: deliberate test panic at init"]);
+    expect_error(
+        cfg,
+        &["panicky", "panicked in init: deliberate test panic at init"],
+    );
 }
 
 #[test]
 fn panic_in_plugin_start_is_caught() {
     let cfg = "mpath = \"{MPATH}\"\nsocket = tcp:127.0.0.1:{PORT}\nloadmodule \"test_plugin_panicky.so\"\n\
                modparam(\"panicky\", \"panic_on\", \"start\")\nroute { exit; }\n";
-    expect_error(cfg, &["panicky", "panicked in start: deliberate test panic at start"]);
+    expect_error(
+        cfg,
+        &[
+            "panicky",
+            "panicked in start: deliberate test panic at start",
+        ],
+    );
 }
 
 #[test]
 fn check_only_mode_accepts_a_good_config() {
     let dir = temp_dir("check");
     let p = dir.join("ok.cfg");
-    std::fs::write(&p, render(&format!("{HEAD}route {{ exit; }}\n"), free_port())).unwrap();
+    std::fs::write(
+        &p,
+        render(&format!("{HEAD}route {{ exit; }}\n"), free_port()),
+    )
+    .unwrap();
     let out = std::process::Command::new(sipcore_bin())
         .arg("-c")
         .arg("-f")
         .arg(&p)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -27,12 +27,16 @@ route {
 }
 "#;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect_sip(url: &str) -> Ws {
     let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
-    let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("handshake");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+    let (ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("handshake");
     assert_eq!(resp.status(), 101);
     assert_eq!(resp.headers()["Sec-WebSocket-Protocol"], "sip");
     ws
@@ -56,7 +60,11 @@ async fn next_text(ws: &mut Ws) -> String {
 
 fn check_reply_matches(req: &str, reply: &str, code: &str) {
     assert!(reply.starts_with(&format!("SIP/2.0 {code} ")), "{reply}");
-    assert_eq!(headers(reply, "Via"), headers(req, "Via"), "Vias copied in order");
+    assert_eq!(
+        headers(reply, "Via"),
+        headers(req, "Via"),
+        "Vias copied in order"
+    );
     assert_eq!(header(reply, "From"), header(req, "From"));
     assert_eq!(header(reply, "Call-ID"), header(req, "Call-ID"));
     assert_eq!(header(reply, "CSeq"), header(req, "CSeq"));
@@ -99,8 +107,14 @@ async fn other_requests_get_the_scripted_reply_and_drop_sends_nothing() {
     ws.send(Message::text(msg.clone())).await.unwrap();
     let reply = next_text(&mut ws).await;
     check_reply_matches(&msg, &reply, "403");
-    assert!(reply.starts_with("SIP/2.0 403 Forbidden here\r\n"), "{reply}");
-    srv.wait_log("no route for MESSAGE from 127.0.0.1:", Duration::from_secs(5));
+    assert!(
+        reply.starts_with("SIP/2.0 403 Forbidden here\r\n"),
+        "{reply}"
+    );
+    srv.wait_log(
+        "no route for MESSAGE from 127.0.0.1:",
+        Duration::from_secs(5),
+    );
 
     // `drop` sends nothing; the next request on the same connection is still answered.
     let dropped = msg.replace("Content-Length: 0", "X-Test: drop-me\r\nContent-Length: 0");
@@ -115,7 +129,9 @@ async fn other_requests_get_the_scripted_reply_and_drop_sends_nothing() {
 async fn non_sip_message_is_logged_with_peer_and_dropped() {
     let srv = Server::start(CFG);
     let mut ws = connect_sip(&srv.ws_url()).await;
-    ws.send(Message::text("hello, this is not SIP")).await.unwrap();
+    ws.send(Message::text("hello, this is not SIP"))
+        .await
+        .unwrap();
     let log = srv.wait_log("not SIP", Duration::from_secs(5));
     assert!(log.contains("peer=127.0.0.1:"), "{log}");
     let o = options_request("after-junk@test", "z9hG4bKaj", 3);
@@ -129,7 +145,9 @@ async fn handshake_without_sip_gets_400_and_others_keep_working() {
     let mut ok = connect_sip(&srv.ws_url()).await;
 
     // 1. A third-party client without the subprotocol is refused with 400.
-    let err = tokio_tungstenite::connect_async(srv.ws_url()).await.expect_err("must be refused");
+    let err = tokio_tungstenite::connect_async(srv.ws_url())
+        .await
+        .expect_err("must be refused");
     match err {
         tokio_tungstenite::tungstenite::Error::Http(resp) => {
             assert_eq!(resp.status(), 400);

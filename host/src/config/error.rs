@@ -232,8 +232,8 @@ pub(crate) fn locate(src: &str, offset: usize) -> Location<'_> {
     let before = src.as_bytes().get(..offset).unwrap_or_default();
     let line = memchr::memchr_iter(b'\n', before).count() + 1;
     let line_start = memchr::memrchr(b'\n', before).map_or(0, |p| p + 1);
-    let line_end =
-        memchr::memchr(b'\n', src.as_bytes().get(offset..).unwrap_or_default()).map_or(src.len(), |p| offset + p);
+    let line_end = memchr::memchr(b'\n', src.as_bytes().get(offset..).unwrap_or_default())
+        .map_or(src.len(), |p| offset + p);
     let line_text = &src[line_start..line_end];
     let line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
     let col = src[line_start..offset].chars().count() + 1;

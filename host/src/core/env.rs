@@ -4,9 +4,9 @@ use super::{peer, Core, SocketInfo};
 use crate::script::{Env, FuncId, LogLevel, Outcome, Pv, SocketField, Value};
 use crate::sip::{build_reply, stateless_to_tag, Message};
 use sipcore_abi::{Proto, ReceiveInfo};
-use std::net::SocketAddr;
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::net::SocketAddr;
 
 thread_local! {
     static STATE: RefCell<crate::script::RunState> = RefCell::new(crate::script::RunState::new());
@@ -62,10 +62,12 @@ pub(crate) fn socket_field<'s>(
 ) -> Value<'s> {
     let sock = sockets.iter().find(|s| s.id == listener);
     match f {
-        SocketField::Full => {
-            local.map_or(Value::Null, |a| Value::Str(Cow::Owned(format!("{}:{a}", proto.name()))))
+        SocketField::Full => local.map_or(Value::Null, |a| {
+            Value::Str(Cow::Owned(format!("{}:{a}", proto.name())))
+        }),
+        SocketField::Ip => {
+            local.map_or(Value::Null, |a| Value::Str(Cow::Owned(a.ip().to_string())))
         }
-        SocketField::Ip => local.map_or(Value::Null, |a| Value::Str(Cow::Owned(a.ip().to_string()))),
         SocketField::Port => local.map_or(Value::Null, |a| Value::Int(i64::from(a.port()))),
         SocketField::Proto => Value::str(proto.name()),
         SocketField::AdvertisedIp | SocketField::AdvertisedPort => {
@@ -81,7 +83,9 @@ pub(crate) fn socket_field<'s>(
         }
         SocketField::Tag => opt(sock.and_then(|s| s.tag.as_deref())),
         SocketField::Anycast => Value::Int(0),
-        SocketField::Af => local.map_or(Value::Null, |a| Value::str(if a.is_ipv4() { "INET" } else { "INET6" })),
+        SocketField::Af => local.map_or(Value::Null, |a| {
+            Value::str(if a.is_ipv4() { "INET" } else { "INET6" })
+        }),
     }
 }
 
@@ -100,26 +104,44 @@ pub(crate) fn is_myself(sockets: &[SocketInfo], v: &Value<'_>) -> bool {
     let Some(s) = v.as_str() else {
         return false;
     };
-    let host = crate::sip::Uri::parse(s).map(|u| u.host().to_string()).unwrap_or_else(|_| s.to_string());
+    let host = crate::sip::Uri::parse(s)
+        .map(|u| u.host().to_string())
+        .unwrap_or_else(|_| s.to_string());
     let host = host.trim_start_matches('[').trim_end_matches(']');
     sockets.iter().any(|sock| {
         sock.addr.ip().to_string() == host
-            || sock.advertised.as_deref().is_some_and(|a| split_host_port(a).0.eq_ignore_ascii_case(host))
+            || sock
+                .advertised
+                .as_deref()
+                .is_some_and(|a| split_host_port(a).0.eq_ignore_ascii_case(host))
     })
 }
 
 impl MsgEnv<'_> {
     fn socket_field(&self, f: SocketField) -> Value<'_> {
-        socket_field(&self.core.sockets, self.info.proto, self.info.dst.to_std(), self.info.listener, f)
+        socket_field(
+            &self.core.sockets,
+            self.info.proto,
+            self.info.dst.to_std(),
+            self.info.listener,
+            f,
+        )
     }
 
     fn sl_send_reply(&mut self, args: &[Value<'_>]) -> i64 {
-        let Some(code) = args.first().and_then(Value::as_int).and_then(|c| u16::try_from(c).ok()) else {
+        let Some(code) = args
+            .first()
+            .and_then(Value::as_int)
+            .and_then(|c| u16::try_from(c).ok())
+        else {
             self.log(LogLevel::Err, "sl_send_reply: the code is not an integer");
             return -1;
         };
         if !(100..=699).contains(&code) {
-            self.log(LogLevel::Err, &format!("sl_send_reply: invalid code {code}"));
+            self.log(
+                LogLevel::Err,
+                &format!("sl_send_reply: invalid code {code}"),
+            );
             return -1;
         }
         let reason = args.get(1).and_then(Value::as_str).unwrap_or("");
@@ -127,7 +149,11 @@ impl MsgEnv<'_> {
             // RFC 3261 §17: an ACK is never answered.
             return 1;
         }
-        let tag = if code > 100 { stateless_to_tag(self.msg) } else { String::new() };
+        let tag = if code > 100 {
+            stateless_to_tag(self.msg)
+        } else {
+            String::new()
+        };
         let reply = build_reply(self.msg, code, reason, &tag, &[], None);
         match self.core.send_back(self.info, &reply) {
             Ok(_) => {
@@ -171,11 +197,17 @@ impl Env for MsgEnv<'_> {
                 None => opt(m.ruri()),
             },
             Pv::RUser | Pv::RDomain | Pv::RPort => {
-                let uri = self.ru.as_deref().or(m.ruri()).and_then(|s| crate::sip::Uri::parse(s).ok());
+                let uri = self
+                    .ru
+                    .as_deref()
+                    .or(m.ruri())
+                    .and_then(|s| crate::sip::Uri::parse(s).ok());
                 match (pv, uri) {
                     (Pv::RUser, Some(u)) => opt(u.user()),
                     (Pv::RDomain, Some(u)) => Value::str(u.host()),
-                    (Pv::RPort, Some(u)) => u.port().map_or(Value::Null, |p| Value::Int(i64::from(p))),
+                    (Pv::RPort, Some(u)) => {
+                        u.port().map_or(Value::Null, |p| Value::Int(i64::from(p)))
+                    }
                     _ => Value::Null,
                 }
             }
@@ -184,14 +216,32 @@ impl Env for MsgEnv<'_> {
             Pv::Hdr(h) => opt(m.header(h.as_str())),
             Pv::FromUri => m.from().map_or(Value::Null, |f| Value::str(f.uri_str())),
             Pv::ToUri => m.to().map_or(Value::Null, |f| Value::str(f.uri_str())),
-            Pv::FromUser => opt(m.from().ok().and_then(|f| f.uri().ok()).and_then(|u| u.user())),
-            Pv::ToUser => opt(m.to().ok().and_then(|f| f.uri().ok()).and_then(|u| u.user())),
-            Pv::FromDomain => m.from().ok().and_then(|f| f.uri().ok()).map_or(Value::Null, |u| Value::str(u.host())),
-            Pv::ToDomain => m.to().ok().and_then(|f| f.uri().ok()).map_or(Value::Null, |u| Value::str(u.host())),
+            Pv::FromUser => opt(m
+                .from()
+                .ok()
+                .and_then(|f| f.uri().ok())
+                .and_then(|u| u.user())),
+            Pv::ToUser => opt(m
+                .to()
+                .ok()
+                .and_then(|f| f.uri().ok())
+                .and_then(|u| u.user())),
+            Pv::FromDomain => m
+                .from()
+                .ok()
+                .and_then(|f| f.uri().ok())
+                .map_or(Value::Null, |u| Value::str(u.host())),
+            Pv::ToDomain => m
+                .to()
+                .ok()
+                .and_then(|f| f.uri().ok())
+                .map_or(Value::Null, |u| Value::str(u.host())),
             Pv::FromTag => opt(m.from().ok().and_then(|f| f.tag())),
             Pv::ToTag => opt(m.to().ok().and_then(|f| f.tag())),
             Pv::Contact => opt(m.header("Contact")),
-            Pv::CSeq => m.cseq().map_or(Value::Null, |c| Value::Str(Cow::Owned(c.seq.to_string()))),
+            Pv::CSeq => m
+                .cseq()
+                .map_or(Value::Null, |c| Value::Str(Cow::Owned(c.seq.to_string()))),
             Pv::UserAgent => opt(m.header("User-Agent")),
             Pv::ReplyStatus => m.status().map_or(Value::Null, |s| Value::Int(i64::from(s))),
             Pv::ReplyReason => opt(m.reason()),
@@ -221,9 +271,19 @@ impl Env for MsgEnv<'_> {
     fn call(&mut self, f: FuncId, args: &[Value<'_>]) -> i64 {
         match f {
             FuncId::SL_SEND_REPLY => self.sl_send_reply(args),
-            FuncId::FORWARD | FuncId::T_RELAY => super::relay::forward(self.core, self.info, self.msg, self.du.as_deref(), self.ru.as_deref(), args),
+            FuncId::FORWARD | FuncId::T_RELAY => super::relay::forward(
+                self.core,
+                self.info,
+                self.msg,
+                self.du.as_deref(),
+                self.ru.as_deref(),
+                args,
+            ),
             other => {
-                self.log(LogLevel::Err, &format!("function #{} is not implemented by the core", other.0));
+                self.log(
+                    LogLevel::Err,
+                    &format!("function #{} is not implemented by the core", other.0),
+                );
                 -1
             }
         }

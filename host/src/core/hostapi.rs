@@ -74,7 +74,9 @@ extern "C" fn route_id(name: RStr<'_>) -> i32 {
 extern "C" fn run_route(route: i32, ctx: &RouteCtx) -> RouteOutcome {
     let res = catch_panic(|| {
         let script = super::script()?;
-        let r = u16::try_from(route).ok().and_then(|i| script.route_from_index(i))?;
+        let r = u16::try_from(route)
+            .ok()
+            .and_then(|i| script.route_from_index(i))?;
         let empty: &[SocketInfo] = &[];
         let sockets = super::CORE.get().map_or(empty, |c| &c.sockets[..]);
         let mut env = CtxEnv { ctx, sockets };
@@ -109,7 +111,9 @@ impl Env for CtxEnv<'_> {
             Pv::RecvIp => addr_ip(local),
             Pv::RecvPort => addr_port(local),
             Pv::Proto => Value::str(self.ctx.proto.name()),
-            Pv::SocketIn(f) => socket_field(self.sockets, self.ctx.proto, local, self.ctx.listener, *f),
+            Pv::SocketIn(f) => {
+                socket_field(self.sockets, self.ctx.proto, local, self.ctx.listener, *f)
+            }
             _ => Value::Null,
         }
     }
@@ -119,7 +123,12 @@ impl Env for CtxEnv<'_> {
     }
 
     fn call(&mut self, f: FuncId, _args: &[Value<'_>]) -> i64 {
-        crate::log!(Error, "script", "function #{} needs a SIP message; not available in a connection route", f.0);
+        crate::log!(
+            Error,
+            "script",
+            "function #{} needs a SIP message; not available in a connection route",
+            f.0
+        );
         -1
     }
 
@@ -148,9 +157,8 @@ pub struct PluginMi {
     /// Parameter names in position order.
     pub params: Vec<String>,
     /// The plugin's handler.
-    pub handler: extern "C" fn(
-        abi_stable::std_types::RSlice<'_, RStr<'_>>,
-    ) -> RResult<RString, MiError>,
+    pub handler:
+        extern "C" fn(abi_stable::std_types::RSlice<'_, RStr<'_>>) -> RResult<RString, MiError>,
 }
 
 static PLUGIN_MI: Mutex<Vec<PluginMi>> = Mutex::new(Vec::new());
@@ -164,7 +172,10 @@ extern "C" fn register_mi(cmd: &MiCommand<'_>) -> RResult<(), RString> {
     let r = catch_panic(|| {
         let mut all = PLUGIN_MI.lock().map_err(|e| e.to_string())?;
         let name = cmd.name.as_str();
-        let taken = |n: &str| all.iter().any(|c| c.name == n || c.aliases.iter().any(|a| a == n));
+        let taken = |n: &str| {
+            all.iter()
+                .any(|c| c.name == n || c.aliases.iter().any(|a| a == n))
+        };
         if taken(name) || cmd.aliases.iter().any(|a| taken(a.as_str())) {
             return Err(format!("MI command '{name}' is already registered"));
         }
@@ -214,8 +225,9 @@ pub fn register_plugin_mi(registry: &crate::mi::Registry) -> Result<(), String> 
             p.at_most(names.len().max(values.len()))?;
             let rstrs: Vec<RStr<'_>> = values.iter().map(|v| RStr::from_str(v)).collect();
             match handler(abi_stable::std_types::RSlice::from_slice(&rstrs)) {
-                ROk(json) => serde_json::from_str(json.as_str())
-                    .map_err(|e| HostMiError::Internal(format!("{name}: plugin answered invalid JSON: {e}"))),
+                ROk(json) => serde_json::from_str(json.as_str()).map_err(|e| {
+                    HostMiError::Internal(format!("{name}: plugin answered invalid JSON: {e}"))
+                }),
                 RErr(e) => Err(HostMiError::custom(i64::from(e.code), e.message.as_str())),
             }
         };

@@ -74,7 +74,10 @@ impl Core {
     }
 
     fn transport(&self, proto: Proto) -> Option<TransportRef> {
-        self.transports.iter().find(|(p, _)| *p == proto).map(|(_, t)| *t)
+        self.transports
+            .iter()
+            .find(|(p, _)| *p == proto)
+            .map(|(_, t)| *t)
     }
 
     /// Send `data` back over the connection `info` describes (replies, RFC 3261 §18.2.2: over
@@ -104,12 +107,20 @@ pub fn install(core: Core) {
 }
 
 pub(crate) fn peer(info: &ReceiveInfo) -> String {
-    info.src.to_std().map_or_else(|| "unknown".into(), |a| a.to_string())
+    info.src
+        .to_std()
+        .map_or_else(|| "unknown".into(), |a| a.to_string())
 }
 
 /// A transport reports a connection gone (`HostApi::conn_closed`).
 pub(crate) fn connection_closed(proto: Proto, conn_id: u64) {
-    crate::log!(Trace, "core", "connection {} ({}) closed", conn_id, proto.name());
+    crate::log!(
+        Trace,
+        "core",
+        "connection {} ({}) closed",
+        conn_id,
+        proto.name()
+    );
 }
 
 /// `HostApi::deliver`.

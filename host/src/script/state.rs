@@ -102,4 +102,3 @@ impl Vars {
         self.retcode.set(0);
     }
 }
-

@@ -111,7 +111,7 @@ impl<'a> Via<'a> {
                     .and_then(|v| parse_u64(v).ok())
                     .is_some_and(|v| v <= 255)
             } else if name.eq_ignore_ascii_case("rport") {
-                value.map_or(true, |v| v.parse::<u16>().is_ok())
+                value.is_none_or(|v| v.parse::<u16>().is_ok())
             } else {
                 true
             };

@@ -98,7 +98,7 @@ impl State {
             self.limit_drops += 1;
             if self
                 .limit_warned
-                .map_or(true, |t| now >= t + LIMIT_WARN_EVERY)
+                .is_none_or(|t| now >= t + LIMIT_WARN_EVERY)
             {
                 let (n, m) = (self.limit_drops.to_string(), max.to_string());
                 self.shared.log(

@@ -87,7 +87,7 @@ impl Armed {
     /// heap entry is needed.
     pub fn arm(&mut self, kind: Kind, at: Instant) -> bool {
         match self.0.get_mut(kind as usize) {
-            Some(slot) if slot.map_or(true, |cur| at < cur) => {
+            Some(slot) if slot.is_none_or(|cur| at < cur) => {
                 *slot = Some(at);
                 true
             }

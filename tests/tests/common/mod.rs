@@ -25,13 +25,21 @@ pub fn target_dir() -> PathBuf {
 /// Path of the `sipcore` binary.
 pub fn sipcore_bin() -> PathBuf {
     let p = target_dir().join("sipcore");
-    assert!(p.is_file(), "{} missing: run `cargo build --workspace` first", p.display());
+    assert!(
+        p.is_file(),
+        "{} missing: run `cargo build --workspace` first",
+        p.display()
+    );
     p
 }
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A fresh temporary directory for one test.
@@ -78,7 +86,13 @@ impl Server {
             .spawn()
             .expect("spawn sipcore");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut s = Server { child, port, addr, log_path, cfg_path };
+        let mut s = Server {
+            child,
+            port,
+            addr,
+            log_path,
+            cfg_path,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(st)) = s.child.try_wait() {
@@ -87,7 +101,11 @@ impl Server {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 break;
             }
-            assert!(Instant::now() < deadline, "sipcore did not listen:\n{}", s.log());
+            assert!(
+                Instant::now() < deadline,
+                "sipcore did not listen:\n{}",
+                s.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         s
@@ -106,7 +124,10 @@ impl Server {
             if l.contains(needle) {
                 return l;
             }
-            assert!(Instant::now() < deadline, "log never contained {needle:?}:\n{l}");
+            assert!(
+                Instant::now() < deadline,
+                "log never contained {needle:?}:\n{l}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -153,7 +174,12 @@ pub fn run_to_exit(cfg: &str, file_name: &str) -> (ExitStatus, String, PathBuf) 
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (status, err, cfg_path)
 }
 
@@ -174,10 +200,13 @@ pub fn options_request(call_id: &str, branch: &str, cseq: u32) -> String {
 
 /// The value of the first header `name` in a SIP message text (case-insensitive).
 pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
-    msg.split("\r\n").skip(1).take_while(|l| !l.is_empty()).find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
+    msg.split("\r\n")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
 }
 
 /// All values of header `name`, in order.
