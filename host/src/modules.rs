@@ -176,7 +176,9 @@ mod tests {
             resolve("foo.so", std::slice::from_ref(&dir)).unwrap(),
             dir.join("libfoo.so")
         );
-        let err = resolve("bar.so", std::slice::from_ref(&dir)).unwrap_err().to_string();
+        let err = resolve("bar.so", std::slice::from_ref(&dir))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bar.so") && err.contains("libbar.so"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

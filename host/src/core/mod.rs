@@ -146,9 +146,7 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
         }
     };
     if !msg.is_request() {
-        // Replies need the relay of issue 3 / the proxy of issue 5; without it they have nowhere to go.
-        crate::log!(Debug, "core", "reply {} dropped (no relay state)", msg.status().unwrap_or(0);
-            "peer" => peer(info));
+        relay::relay_reply(core, info, &msg);
         return;
     }
     env::run_request(core, info, &msg);

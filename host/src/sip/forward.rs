@@ -36,6 +36,9 @@ pub struct ForwardRequest<'a> {
     /// Where the request came from: adds `received`/`rport` to the incoming
     /// top Via (RFC 3261 §18.2.1, RFC 3581 §4; see [`via_received`](super::via_received)).
     pub source: Option<SocketAddr>,
+    /// With `source`: add `rport` even if the client did not ask for it (OpenSIPS
+    /// `force_rport()`), so replies find a connection-oriented client's connection.
+    pub force_rport: bool,
     /// Header fields to remove, every occurrence; names match
     /// case-insensitively and compact forms either way.
     pub remove_headers: &'a [&'a str],
@@ -55,6 +58,7 @@ impl<'a> ForwardRequest<'a> {
             record_route: None,
             pop_route: false,
             source: None,
+            force_rport: false,
             remove_headers: &[],
             add_headers: &[],
         }
@@ -162,7 +166,7 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
     let branch = branch_bytes(req);
     w.insert(via_at, |o| write_via(o, fwd, &branch));
     if let Some(source) = fwd.source {
-        received::apply(req, &mut w, source)?;
+        received::apply(req, &mut w, source, fwd.force_rport)?;
     }
     if let Some(rr) = fwd.record_route {
         let at = match (req.first_and_last(HeaderName::RecordRoute), vias) {

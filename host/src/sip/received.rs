@@ -66,13 +66,21 @@ pub(crate) fn apply(
     msg: &Message,
     w: &mut Rewriter<'_>,
     source: SocketAddr,
+    force_rport: bool,
 ) -> Result<(), EditError> {
     let raw = msg
         .vias()
         .next()
         .ok_or(super::ParseError::MissingHeader("Via"))?;
     let via = Via::parse(raw)?;
-    let fix = via_received(&via, source);
+    let mut fix = via_received(&via, source);
+    // `force_rport` (as OpenSIPS's force_rport()): add rport even when the client did not ask,
+    // for connection-oriented transports whose replies must find the client's connection.
+    let add_rport = force_rport && via.rport().is_none();
+    if add_rport {
+        fix.rport = Some(source.port());
+        fix.received = Some(source.ip().to_canonical());
+    }
     let end = msg
         .range_of(raw)
         .ok_or(EditError::InvalidInput("top Via"))?
@@ -101,6 +109,12 @@ pub(crate) fn apply(
             write_ip(o, ip);
         });
     }
+    if add_rport {
+        let port = source.port();
+        w.insert(end, |o| {
+            let _ = write!(o, ";rport={port}");
+        });
+    }
     Ok(())
 }
 
@@ -116,7 +130,7 @@ pub(crate) fn apply(
 /// [`build_reply`]: super::build_reply
 pub fn with_via_received(msg: &Message, source: SocketAddr) -> Result<Message, EditError> {
     let mut w = Rewriter::new(msg);
-    apply(msg, &mut w, source)?;
+    apply(msg, &mut w, source, false)?;
     Ok(Message::parse(Bytes::from(w.finish(msg.extent_range())))?)
 }
 

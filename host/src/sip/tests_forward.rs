@@ -278,3 +278,44 @@ fn compact_names_removed_and_folds_kept_unfolded() {
         )
     );
 }
+
+#[test]
+fn force_rport_adds_rport_and_received_for_connection_oriented_clients() {
+    let req = msg("OPTIONS sip:b@example.net SIP/2.0\r\n\
+        Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKws1\r\n\
+        From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.net>\r\n\
+        Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+    let src: std::net::SocketAddr = "192.0.2.7:51234".parse().unwrap();
+    let f = ForwardRequest {
+        source: Some(src),
+        force_rport: true,
+        ..ForwardRequest::new("WS", "198.51.100.1", 8080)
+    };
+    let out = fwd_text(&req, &f);
+    assert!(
+        out.contains("Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKws1;received=192.0.2.7;rport=51234\r\n"),
+        "{out}"
+    );
+    // Without force, a Via without rport only gets received (RFC 3261 §18.2.1).
+    let f = ForwardRequest {
+        force_rport: false,
+        ..f
+    };
+    let out = fwd_text(&req, &f);
+    assert!(
+        out.contains("branch=z9hG4bKws1;received=192.0.2.7\r\n"),
+        "{out}"
+    );
+    // A Via that already has rport=N keeps it.
+    let req2 =
+        msg(&String::from_utf8_lossy(req.as_bytes()).replace("z9hG4bKws1", "z9hG4bKws1;rport=9"));
+    let f = ForwardRequest {
+        force_rport: true,
+        ..f
+    };
+    let out = fwd_text(&req2, &f);
+    assert!(
+        out.contains("branch=z9hG4bKws1;rport=9;received=192.0.2.7\r\n"),
+        "{out}"
+    );
+}
