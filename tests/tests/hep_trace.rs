@@ -545,7 +545,10 @@ async fn split_and_failed_handshakes_are_traced() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let col = Collector::udp();
     let srv = start(
-        &format!("[hep_dest]127.0.0.1:{};transport=udp;version=3", col.addr.port()),
+        &format!(
+            "[hep_dest]127.0.0.1:{};transport=udp;version=3",
+            col.addr.port()
+        ),
         false,
         false,
         "",
@@ -561,15 +564,29 @@ async fn split_and_failed_handshakes_are_traced() {
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
     let mut buf = [0u8; 512];
-    let n = tokio::time::timeout(T, a.read(&mut buf)).await.unwrap().unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&buf[..n]));
+    let n = tokio::time::timeout(T, a.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 
     let bad = good.replace("Sec-WebSocket-Protocol: sip\r\n", "");
     let mut b = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
     let b_addr = b.local_addr().unwrap();
     b.write_all(bad.as_bytes()).await.unwrap();
-    let n = tokio::time::timeout(T, b.read(&mut buf)).await.unwrap().unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 400"), "{}", String::from_utf8_lossy(&buf[..n]));
+    let n = tokio::time::timeout(T, b.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 
     let of = |p: &[Hep3], peer: SocketAddr| -> Vec<serde_json::Map<String, Value>> {
         p.iter()
@@ -579,19 +596,34 @@ async fn split_and_failed_handshakes_are_traced() {
     };
     let pkts = col
         .wait_hep3("A's full request and B's failure", T, |p| {
-            of(p, a_addr).iter().any(|m| m.get("Ws-Request") == Some(&json!(good)))
-                && of(p, b_addr).iter().any(|m| m.get("Status") == Some(&json!("FAILURE")))
+            of(p, a_addr)
+                .iter()
+                .any(|m| m.get("Ws-Request") == Some(&json!(good)))
+                && of(p, b_addr)
+                    .iter()
+                    .any(|m| m.get("Status") == Some(&json!("FAILURE")))
         })
         .await;
     let a_events = of(&pkts, a_addr);
     assert!(
-        a_events.iter().any(|m| m.get("Ws-Reply").and_then(Value::as_str).is_some_and(|r| r.starts_with("HTTP/1.1 101"))),
+        a_events.iter().any(|m| m
+            .get("Ws-Reply")
+            .and_then(Value::as_str)
+            .is_some_and(|r| r.starts_with("HTTP/1.1 101"))),
         "{a_events:?}"
     );
     let b_events = of(&pkts, b_addr);
-    assert!(b_events.iter().any(|m| m.get("Ws-Request") == Some(&json!(bad))), "{b_events:?}");
     assert!(
-        b_events.iter().any(|m| m.get("Ws-Reply").and_then(Value::as_str).is_some_and(|r| r.starts_with("HTTP/1.1 400"))),
+        b_events
+            .iter()
+            .any(|m| m.get("Ws-Request") == Some(&json!(bad))),
+        "{b_events:?}"
+    );
+    assert!(
+        b_events.iter().any(|m| m
+            .get("Ws-Reply")
+            .and_then(Value::as_str)
+            .is_some_and(|r| r.starts_with("HTTP/1.1 400"))),
         "{b_events:?}"
     );
     for h in pkts.iter().filter(|h| h.src == a_addr || h.src == b_addr) {

@@ -71,13 +71,26 @@ impl Server {
     /// Start sipcore on `cfg` (with `{PORT}`/`{MPATH}` substituted) and wait until the WebSocket
     /// port accepts connections.
     pub fn start(cfg: &str) -> Server {
+        Server::start_wrapped(cfg, &[])
+    }
+
+    /// Like [`Server::start`], run under a wrapper command, e.g. `["prlimit", "--nofile=64"]`.
+    pub fn start_wrapped(cfg: &str, wrapper: &[&str]) -> Server {
         let port = free_port();
         let dir = temp_dir("srv");
         let cfg_path = dir.join("sipcore.cfg");
         std::fs::write(&cfg_path, render(cfg, port)).unwrap();
         let log_path = dir.join("stderr.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(sipcore_bin())
+        let mut cmd = match wrapper.split_first() {
+            Some((w, args)) => {
+                let mut c = Command::new(w);
+                c.args(args).arg(sipcore_bin());
+                c
+            }
+            None => Command::new(sipcore_bin()),
+        };
+        let child = cmd
             .arg("-f")
             .arg(&cfg_path)
             .stdin(Stdio::null())
