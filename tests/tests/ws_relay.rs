@@ -53,6 +53,8 @@ async fn run_uas(listener: TcpListener, uas: Arc<Uas>) {
         let uas = uas.clone();
         tokio::spawn(async move {
             let seen = uas.clone();
+            // The callback signature is tungstenite's; its error type is not ours to shrink.
+            #[allow(clippy::result_large_err)]
             let cb = move |req: &Request, mut resp: Response| {
                 let h = |n: &str| {
                     req.headers()

@@ -1,0 +1,160 @@
+//! `sipbench`: a load generator for SIP over WebSocket servers (RFC 7118), for benchmarks only.
+//! A hand-written minimal client (raw TCP, RFC 6455 client handshake, masked text frames) on a
+//! few tokio worker threads, each driving many connections.
+
+mod hist;
+mod idle;
+mod procfs;
+mod rr;
+mod sink;
+mod ws;
+
+use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "sipbench",
+    about = "SIP over WebSocket load generator (benchmarks)"
+)]
+struct Cli {
+    /// Client worker threads.
+    #[arg(short = 't', long, default_value_t = 1, global = true)]
+    threads: usize,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Request/response: C connections, W OPTIONS in flight each, for D seconds.
+    Rr {
+        /// Server host:port.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Connections.
+        #[arg(short = 'c', long, default_value_t = 50)]
+        conns: usize,
+        /// OPTIONS in flight per connection.
+        #[arg(short = 'w', long, default_value_t = 10)]
+        window: usize,
+        /// Measured seconds.
+        #[arg(short = 'd', long, default_value_t = 10.0)]
+        duration: f64,
+        /// Warm-up seconds before measuring.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Server PID (CPU seconds from /proc/PID/stat).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Also count the server PID's descendant processes (multi-process servers).
+        #[arg(long)]
+        tree: bool,
+    },
+    /// Open N idle connections as fast as possible, hold them, report memory per connection.
+    Idle {
+        /// Server host:port.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Connections.
+        #[arg(short = 'n', long, default_value_t = 5000)]
+        n: usize,
+        /// Handshakes in progress at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// Seconds to hold the connections before reading the server's memory.
+        #[arg(long, default_value_t = 2.0)]
+        hold: f64,
+        /// Server PID (VmRSS/Pss from /proc).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Also count the server PID's descendant processes (multi-process servers).
+        #[arg(long)]
+        tree: bool,
+        /// Spread connections over K source addresses 127.0.0.2..=127.0.0.(K+1) (0 = one).
+        #[arg(long, default_value_t = 0)]
+        src_ips: u8,
+    },
+    /// UDP sink that discards datagrams (a stand-in HEP collector); prints counts periodically.
+    Sink {
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1:9060")]
+        bind: String,
+        /// Never read: let the kernel drop datagrams when the socket buffer is full.
+        #[arg(long)]
+        no_read: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Mode::Sink { bind, no_read } = &cli.mode {
+        if let Err(e) = sink::run(bind, *no_read) {
+            eprintln!("sipbench sink: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sipbench: runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let secs = Duration::from_secs_f64;
+    let r = rt.block_on(async move {
+        match cli.mode {
+            Mode::Rr {
+                addr,
+                conns,
+                window,
+                duration,
+                warmup,
+                pid,
+                tree,
+            } => {
+                procfs::raise_nofile();
+                rr::run(rr::RrArgs {
+                    addr,
+                    conns,
+                    window: window.max(1),
+                    duration: secs(duration),
+                    warmup: secs(warmup),
+                    pid,
+                    tree,
+                })
+                .await
+            }
+            Mode::Idle {
+                addr,
+                n,
+                concurrency,
+                hold,
+                pid,
+                tree,
+                src_ips,
+            } => {
+                idle::run(idle::IdleArgs {
+                    addr,
+                    n,
+                    concurrency,
+                    hold: secs(hold),
+                    pid,
+                    tree,
+                    src_ips: src_ips.min(250),
+                })
+                .await
+            }
+            Mode::Sink { .. } => Ok(()),
+        }
+    });
+    if let Err(e) = r {
+        eprintln!("sipbench: {e}");
+        std::process::exit(1);
+    }
+}

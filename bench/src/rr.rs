@@ -1,0 +1,258 @@
+//! `rr` mode: C connections, each keeping W OPTIONS in flight; requests/s, latency quantiles and
+//! the server's CPU seconds over the measurement window.
+
+use crate::hist::Hist;
+use crate::procfs;
+use crate::ws::{self, Masker, Opcode};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Parameters of a request/response run.
+pub struct RrArgs {
+    /// Server address.
+    pub addr: String,
+    /// Connections.
+    pub conns: usize,
+    /// Requests in flight per connection.
+    pub window: usize,
+    /// Measured duration.
+    pub duration: Duration,
+    /// Warm-up before measuring.
+    pub warmup: Duration,
+    /// Server PID for CPU accounting.
+    pub pid: Option<u32>,
+    /// Include the server's descendant processes.
+    pub tree: bool,
+}
+
+struct Shared {
+    measuring: AtomicBool,
+    stop: AtomicBool,
+    errors: AtomicU64,
+    non200: AtomicU64,
+}
+
+/// Per-connection result.
+struct ConnOut {
+    hist: Hist,
+}
+
+fn write_request(out: &mut Vec<u8>, scratch: &mut Vec<u8>, m: &mut Masker, conn: usize, cseq: u64) {
+    scratch.clear();
+    let _ = write!(
+        scratch,
+        "OPTIONS sip:bench@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/WS bench{conn}.invalid;rport;branch=z9hG4bK-{conn}-{cseq}\r\n\
+         Max-Forwards: 70\r\n\
+         To: <sip:bench@127.0.0.1>\r\n\
+         From: <sip:sipbench@bench.invalid>;tag=b{conn}\r\n\
+         Call-ID: bench-{conn}@sipbench\r\n\
+         CSeq: {cseq} OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    m.push_frame(out, 1, scratch);
+}
+
+/// `(status code, CSeq number)` of a SIP response.
+fn parse_response(p: &[u8]) -> Option<(u16, u64)> {
+    let code = p.get(8..12)?;
+    if !p.starts_with(b"SIP/2.0 ") {
+        return None;
+    }
+    let code = std::str::from_utf8(code).ok()?.trim().parse().ok()?;
+    let at = memchr::memmem::find(p, b"\r\nCSeq:")? + 7;
+    let rest = p.get(at..)?;
+    let digits = rest.iter().skip_while(|b| **b == b' ');
+    let mut n: u64 = 0;
+    let mut any = false;
+    for b in digits {
+        if b.is_ascii_digit() {
+            n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+            any = true;
+        } else {
+            break;
+        }
+    }
+    any.then_some((code, n))
+}
+
+async fn conn_task(
+    addr: Arc<str>,
+    id: usize,
+    w: usize,
+    sh: Arc<Shared>,
+) -> std::io::Result<ConnOut> {
+    let mut s = TcpStream::connect(&*addr).await?;
+    s.set_nodelay(true)?;
+    let mut buf = ws::handshake(&mut s, &addr, "/").await?;
+    let mut m = Masker::new();
+    let mut out = Vec::with_capacity(512 * w);
+    let mut scratch = Vec::with_capacity(512);
+    let mut sent_at = vec![Instant::now(); w];
+    let mut hist = Hist::new();
+    // Slot i sends CSeq i+1, i+1+W, ...: a response's CSeq names its slot, in any order.
+    for slot in 0..w {
+        write_request(&mut out, &mut scratch, &mut m, id, slot as u64 + 1);
+    }
+    let now = Instant::now();
+    sent_at.iter_mut().for_each(|t| *t = now);
+    s.write_all(&out).await?;
+    out.clear();
+    let mut outstanding = w;
+    let mut tmp = vec![0u8; 65536];
+    loop {
+        let n = s.read(&mut tmp).await?;
+        if n == 0 {
+            if sh.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "server closed the connection",
+            ));
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        let now = Instant::now();
+        let stop = sh.stop.load(Ordering::Relaxed);
+        let measuring = sh.measuring.load(Ordering::Relaxed);
+        let mut pos = 0;
+        while let Some(f) = ws::parse_frame(&buf[pos..]) {
+            let payload = &buf[pos + f.start..pos + f.end];
+            match f.opcode {
+                Opcode::Text | Opcode::Binary if f.fin => match parse_response(payload) {
+                    Some((code, cseq)) if cseq >= 1 => {
+                        let slot = ((cseq - 1) % w as u64) as usize;
+                        if code != 200 {
+                            sh.non200.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if measuring && !stop {
+                            let ns = now.duration_since(sent_at[slot]).as_nanos() as u64;
+                            hist.record(ns);
+                        }
+                        outstanding -= 1;
+                        if !stop {
+                            write_request(&mut out, &mut scratch, &mut m, id, cseq + w as u64);
+                            sent_at[slot] = now;
+                            outstanding += 1;
+                        }
+                    }
+                    _ => {
+                        sh.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+                Opcode::Ping => {
+                    let p = payload.to_vec();
+                    m.push_frame(&mut out, 0xA, &p);
+                }
+                Opcode::Close => {
+                    return Err(std::io::Error::other("server sent close"));
+                }
+                _ => {
+                    sh.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            pos += f.end;
+        }
+        buf.drain(..pos);
+        if !out.is_empty() {
+            s.write_all(&out).await?;
+            out.clear();
+        }
+        if stop && outstanding == 0 {
+            break;
+        }
+    }
+    Ok(ConnOut { hist })
+}
+
+/// Run the scenario; prints one `key=value` result line and a human summary.
+pub async fn run(a: RrArgs) -> Result<(), String> {
+    let sh = Arc::new(Shared {
+        measuring: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        errors: AtomicU64::new(0),
+        non200: AtomicU64::new(0),
+    });
+    let addr: Arc<str> = a.addr.clone().into();
+    let mut tasks = Vec::with_capacity(a.conns);
+    for id in 0..a.conns {
+        tasks.push(tokio::spawn(conn_task(
+            addr.clone(),
+            id,
+            a.window,
+            sh.clone(),
+        )));
+    }
+    tokio::time::sleep(a.warmup).await;
+    let pids = a.pid.map(|p| procfs::pids(p, a.tree)).unwrap_or_default();
+    let cpu0 = procfs::cpu_secs(&pids);
+    let self0 = procfs::self_cpu_secs();
+    let t0 = Instant::now();
+    sh.measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(a.duration).await;
+    sh.stop.store(true, Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = procfs::cpu_secs(&pids) - cpu0;
+    let self_cpu = procfs::self_cpu_secs() - self0;
+    let mut hist = Hist::new();
+    let mut failed = 0;
+    let mut first_err = None;
+    for t in tasks {
+        match tokio::time::timeout(Duration::from_secs(5), t).await {
+            Ok(Ok(Ok(o))) => hist.merge(&o.hist),
+            Ok(Ok(Err(e))) => {
+                failed += 1;
+                first_err.get_or_insert(e.to_string());
+            }
+            _ => {
+                failed += 1;
+                first_err.get_or_insert("connection task hung or panicked".into());
+            }
+        }
+    }
+    let n = hist.count();
+    let rps = n as f64 / elapsed;
+    let us = |q: f64| hist.quantile(q) as f64 / 1000.0;
+    let per_cpu = if cpu > 0.0 { n as f64 / cpu } else { 0.0 };
+    println!(
+        "RESULT mode=rr conns={} window={} secs={:.2} requests={} rps={:.0} p50_us={:.1} \
+         p99_us={:.1} p999_us={:.1} max_us={:.1} server_cpu_s={:.2} req_per_cpu_s={:.0} \
+         client_cpu_s={:.2} non200={} errors={} failed_conns={} server_pids={}",
+        a.conns,
+        a.window,
+        elapsed,
+        n,
+        rps,
+        us(0.5),
+        us(0.99),
+        us(0.999),
+        hist.max() as f64 / 1000.0,
+        cpu,
+        per_cpu,
+        self_cpu,
+        sh.non200.load(Ordering::Relaxed),
+        sh.errors.load(Ordering::Relaxed),
+        failed,
+        pids.len()
+    );
+    if let Some(e) = first_err {
+        eprintln!("first connection error: {e}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_response;
+
+    #[test]
+    fn response_cseq() {
+        let r = b"SIP/2.0 200 OK\r\nVia: x\r\nCSeq: 4711 OPTIONS\r\n\r\n";
+        assert_eq!(parse_response(r), Some((200, 4711)));
+        assert_eq!(parse_response(b"SIP/2.0 200 OK\r\n\r\n"), None);
+    }
+}
