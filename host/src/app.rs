@@ -161,6 +161,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             env!("CARGO_PKG_VERSION"),
             std::time::Instant::now(),
         );
+        core::register_mi(&registry)?;
         core::hostapi::register_plugin_mi(&registry)?;
         let server = crate::mi::http::serve(
             std::sync::Arc::new(registry),

@@ -20,3 +20,4 @@ pub mod modules;
 pub mod script;
 pub mod sip;
 pub mod sockets;
+pub mod usrloc;

@@ -1,5 +1,6 @@
 //! The script's view of one received request: pseudo-variables read from the parsed
 //! [`Message`] and the [`ReceiveInfo`], and the core functions (`sl_send_reply`, ...).
+use super::proxy::{self, ProxyState};
 use super::{peer, Core, SocketInfo};
 use crate::script::{Env, FuncId, LogLevel, Outcome, Pv, SocketField, Value};
 use crate::sip::{build_reply, stateless_to_tag, Message};
@@ -23,6 +24,8 @@ pub(crate) struct MsgEnv<'a> {
     ru: Option<String>,
     /// A stateless reply was sent.
     replied: bool,
+    /// What the proxy functions asked for.
+    proxy: ProxyState,
 }
 
 /// Run the main route for a request.
@@ -37,6 +40,7 @@ pub(crate) fn run_request(core: &Core, info: &ReceiveInfo, msg: &Message) {
         du: None,
         ru: None,
         replied: false,
+        proxy: ProxyState::default(),
     };
     let out = STATE.with(|s| match s.try_borrow_mut() {
         Ok(mut st) => core.script.run_with(&mut st, route, &mut env),
@@ -46,6 +50,32 @@ pub(crate) fn run_request(core: &Core, info: &ReceiveInfo, msg: &Message) {
     if out == Outcome::Drop {
         crate::log!(Debug, "core", "request dropped by the script"; "peer" => peer(info));
     }
+}
+
+/// Run `onreply_route` (the unnamed one) for a reply about to be relayed; false when the
+/// script dropped it.
+pub(crate) fn run_reply(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool {
+    let Some(route) = core.script.onreply_route(None) else {
+        return true;
+    };
+    let mut env = MsgEnv {
+        core,
+        info,
+        msg,
+        du: None,
+        ru: None,
+        replied: false,
+        proxy: ProxyState::default(),
+    };
+    let out = STATE.with(|s| match s.try_borrow_mut() {
+        Ok(mut st) => core.script.run_with(&mut st, route, &mut env),
+        Err(_) => core.script.run(route, &mut env),
+    });
+    if out == Outcome::Drop {
+        crate::log!(Debug, "core", "reply {} dropped by onreply_route", msg.status().unwrap_or(0); "peer" => peer(info));
+        return false;
+    }
+    true
 }
 
 fn opt(s: Option<&str>) -> Value<'_> {
@@ -168,8 +198,36 @@ impl MsgEnv<'_> {
     }
 }
 
+impl MsgEnv<'_> {
+    /// `mf_process_maxfwd_header(limit)`: -1 when Max-Forwards is 0 (the script answers 483)
+    /// or malformed; otherwise 1, and a request without the header gets `limit` when
+    /// forwarded. The decrement itself happens when the request is forwarded.
+    fn mf_process(&mut self, args: &[Value<'_>]) -> i64 {
+        let limit = args.first().and_then(Value::as_int).unwrap_or(70);
+        let Ok(limit) = u8::try_from(limit) else {
+            self.log(
+                LogLevel::Err,
+                &format!("mf_process_maxfwd_header: limit {limit} is not 0-255"),
+            );
+            return -1;
+        };
+        match self.msg.max_forwards() {
+            Ok(Some(0)) => -1,
+            Ok(Some(_)) => 1,
+            Ok(None) => {
+                self.proxy.default_max_forwards = limit;
+                1
+            }
+            Err(e) => {
+                crate::log!(Info, "core", "mf_process_maxfwd_header: {}", e; "peer" => peer(self.info));
+                -1
+            }
+        }
+    }
+}
+
 /// `host[:port]`, `[v6]:port` or a bare v6 address.
-fn split_host_port(s: &str) -> (&str, Option<u16>) {
+pub(crate) fn split_host_port(s: &str) -> (&str, Option<u16>) {
     if let Some(rest) = s.strip_prefix('[') {
         if let Some((h, tail)) = rest.split_once(']') {
             return (h, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
@@ -261,7 +319,11 @@ impl Env for MsgEnv<'_> {
             }
         };
         match pv {
-            Pv::DstUri => self.du = text,
+            Pv::DstUri => {
+                // An explicit destination replaces the connection a lookup chose.
+                self.proxy.dst = None;
+                self.du = text;
+            }
             Pv::RUri => self.ru = text,
             other => return Err(format!("{other:?} cannot be assigned here")),
         }
@@ -271,14 +333,84 @@ impl Env for MsgEnv<'_> {
     fn call(&mut self, f: FuncId, args: &[Value<'_>]) -> i64 {
         match f {
             FuncId::SL_SEND_REPLY => self.sl_send_reply(args),
-            FuncId::FORWARD | FuncId::T_RELAY => super::relay::forward(
-                self.core,
-                self.info,
-                self.msg,
-                self.du.as_deref(),
-                self.ru.as_deref(),
-                args,
-            ),
+            FuncId::FORWARD | FuncId::T_RELAY => {
+                let explicit = args
+                    .first()
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty());
+                let (r, replied) = super::relay::forward(
+                    self.core,
+                    self.info,
+                    self.msg,
+                    super::relay::Dest {
+                        explicit,
+                        du: self.du.as_deref(),
+                        ru: self.ru.as_deref(),
+                    },
+                    &self.proxy,
+                    f == FuncId::T_RELAY,
+                );
+                self.replied |= replied;
+                r
+            }
+            FuncId::SAVE => {
+                let table = args.first().and_then(Value::as_str).unwrap_or("location");
+                let (r, replied) = super::location::save(self.core, self.info, self.msg, table);
+                self.replied |= replied;
+                r
+            }
+            FuncId::LOOKUP => {
+                let table = args.first().and_then(Value::as_str).unwrap_or("location");
+                let ruri = self.ru.as_deref().or(self.msg.ruri());
+                match super::location::lookup(table, ruri, self.info) {
+                    Some(found) => {
+                        self.ru = Some(found.ruri);
+                        self.du = found.du;
+                        self.proxy.dst = found.dst;
+                        1
+                    }
+                    None => -1,
+                }
+            }
+            FuncId::RECORD_ROUTE => {
+                self.proxy.record_route = true;
+                1
+            }
+            FuncId::LOOSE_ROUTE => {
+                let lr = proxy::loose_route(self.core, self.info, self.msg, &mut self.proxy);
+                if lr.du.is_some() {
+                    self.du = lr.du;
+                }
+                lr.ret
+            }
+            FuncId::HAS_TOTAG => proxy::has_totag(self.msg),
+            FuncId::IS_PRESENT_HF => {
+                proxy::is_present_hf(self.msg, args.first().and_then(Value::as_str).unwrap_or(""))
+            }
+            FuncId::REMOVE_HF => {
+                let name = args.first().and_then(Value::as_str).unwrap_or("");
+                let n = self.msg.headers(name).count();
+                self.proxy.remove_headers.push(name.to_string());
+                if n > 0 {
+                    n as i64
+                } else {
+                    -1
+                }
+            }
+            FuncId::APPEND_HF => {
+                let text = args.first().and_then(Value::as_str).unwrap_or("");
+                match proxy::parse_header_lines(text) {
+                    Ok(h) => {
+                        self.proxy.add_headers.extend(h);
+                        1
+                    }
+                    Err(e) => {
+                        self.log(LogLevel::Err, &format!("append_hf: {e}"));
+                        -1
+                    }
+                }
+            }
+            FuncId::MF_PROCESS_MAXFWD => self.mf_process(args),
             other => {
                 self.log(
                     LogLevel::Err,

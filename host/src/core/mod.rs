@@ -6,6 +6,8 @@
 //! can unwind into the plugin.
 mod env;
 pub mod hostapi;
+mod location;
+mod proxy;
 mod relay;
 
 use crate::script::Script;
@@ -99,11 +101,25 @@ impl Core {
     }
 }
 
-/// Make the core available to `deliver` (before any transport starts).
+/// Make the core available to `deliver` (before any transport starts), and start the
+/// location service's expiry timer.
 pub fn install(core: Core) {
     if CORE.set(core).is_err() {
         crate::log!(Error, "core", "core installed twice; keeping the first");
+        return;
     }
+    location::start_timer();
+}
+
+/// The core's own MI commands: `ul_dump` (the location tables, as OpenSIPS's usrloc).
+pub fn register_mi(registry: &crate::mi::Registry) -> Result<(), String> {
+    registry
+        .register(
+            "ul_dump",
+            "Lists the registered contacts of every location table (save()/lookup()).",
+            std::sync::Arc::new(|_p: &crate::mi::Params<'_>| Ok(location::dump())),
+        )
+        .map_err(|e| format!("management interface: {e}"))
 }
 
 pub(crate) fn peer(info: &ReceiveInfo) -> String {
@@ -114,6 +130,7 @@ pub(crate) fn peer(info: &ReceiveInfo) -> String {
 
 /// A transport reports a connection gone (`HostApi::conn_closed`).
 pub(crate) fn connection_closed(proto: Proto, conn_id: u64) {
+    location::connection_closed(proto, conn_id);
     crate::log!(
         Trace,
         "core",
@@ -140,14 +157,46 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
     let msg = match Message::parse(Bytes::copy_from_slice(bytes)) {
         Ok(m) => m,
         Err(e) => {
-            crate::log!(Warning, "core", "message is not SIP, dropped: {}", e;
-                "peer" => peer(info), "proto" => info.proto.name(), "len" => bytes.len());
+            // RFC 4475 §3.1.2: a malformed request is answered 400 (505 for the version)
+            // when its transaction headers can be found; anything else is dropped.
+            let answer = crate::sip::reply_to_malformed(bytes, e.reply_code(), bad_reason(&e));
+            match &answer {
+                Some(_) => {
+                    crate::log!(Warning, "core", "malformed SIP request answered {}: {}", e.reply_code(), e;
+                    "peer" => peer(info), "proto" => info.proto.name(), "len" => bytes.len())
+                }
+                None => crate::log!(Warning, "core", "message is not SIP, dropped: {}", e;
+                    "peer" => peer(info), "proto" => info.proto.name(), "len" => bytes.len()),
+            }
+            if let Some(a) = answer {
+                let _ = core.send_back(info, &a);
+            }
             return;
         }
     };
     if !msg.is_request() {
+        if let Err(e) = msg.validate_for_proxy() {
+            crate::log!(Info, "core", "malformed reply dropped: {}", e; "peer" => peer(info));
+            return;
+        }
         relay::relay_reply(core, info, &msg);
         return;
     }
+    if let Err(e) = msg.validate_for_proxy() {
+        crate::log!(Info, "core", "malformed request answered {}: {}", e.reply_code(), e; "peer" => peer(info));
+        if msg.method_str() != Some("ACK") {
+            let tag = crate::sip::stateless_to_tag(&msg);
+            let r = crate::sip::build_reply(&msg, e.reply_code(), bad_reason(&e), &tag, &[], None);
+            let _ = core.send_back(info, &r);
+        }
+        return;
+    }
     env::run_request(core, info, &msg);
+}
+
+fn bad_reason(e: &crate::sip::ParseError) -> &'static str {
+    match e.reply_code() {
+        505 => "Version Not Supported",
+        _ => "Bad Request",
+    }
 }

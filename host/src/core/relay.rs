@@ -7,11 +7,11 @@
 //! `received`/`rport` on the previous top Via (§18.2.1, RFC 3581), so that the reply, routed
 //! back by that Via (§18.2.2), reaches the connection the request came from: the transport
 //! reuses the open connection to that address.
+use super::proxy::{self, ConnDst, ProxyState};
 use super::{peer, Core};
-use crate::script::Value;
 use crate::sip::{forward_request, forward_response, EditError, ForwardRequest, Message, Uri};
 use abi_stable::std_types::{RResult, RSlice};
-use sipcore_abi::{Proto, ReceiveInfo, SendTarget, NO_LISTENER};
+use sipcore_abi::{Proto, ReceiveInfo, SendTarget, SockAddr, NO_LISTENER};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 /// Where a relayed message goes.
@@ -58,6 +58,24 @@ impl Core {
         Some((s.addr.ip().to_string(), s.addr.port()))
     }
 
+    /// Send over an open connection only (no new connection to its peer: a browser does not
+    /// listen).
+    fn send_conn(&self, c: &ConnDst, data: &[u8]) -> Result<u64, String> {
+        let t = self
+            .transport(c.proto)
+            .ok_or_else(|| format!("no loaded module serves {}", c.proto.name()))?;
+        let target = SendTarget {
+            proto: c.proto,
+            conn_id: c.conn_id,
+            dst: SockAddr::NONE,
+            listener: NO_LISTENER,
+        };
+        match (t.send())(&target, RSlice::from_slice(data)) {
+            RResult::ROk(id) => Ok(id),
+            RResult::RErr(e) => Err(e.as_str().to_string()),
+        }
+    }
+
     fn send_to(&self, next: &Next, data: &[u8]) -> Result<u64, String> {
         let t = self
             .transport(next.proto)
@@ -75,59 +93,140 @@ impl Core {
     }
 }
 
-/// `forward([uri])` / `t_relay()`: 1 when sent, -1 otherwise (logged).
+/// Where `forward()` may send a request, in order of precedence after a connection chosen by
+/// `lookup()` or a flow token: the function's argument, `$du`, the rewritten Request-URI, the
+/// received Request-URI.
+pub(crate) struct Dest<'a> {
+    /// `forward("sip:...")`.
+    pub explicit: Option<&'a str>,
+    /// `$du`.
+    pub du: Option<&'a str>,
+    /// `$ru`, if the script rewrote it.
+    pub ru: Option<&'a str>,
+}
+
+/// Send a stateless reply to `msg` (never to an ACK); true when sent.
+fn reply(core: &Core, info: &ReceiveInfo, msg: &Message, code: u16, reason: &str) -> bool {
+    if msg.method_str() == Some("ACK") {
+        return false;
+    }
+    let tag = crate::sip::stateless_to_tag(msg);
+    let r = crate::sip::build_reply(msg, code, reason, &tag, &[], None);
+    core.send_back(info, &r).is_ok()
+}
+
+/// `forward([uri])` / `t_relay()`: returns 1 when sent, -1 otherwise (logged), and whether a
+/// reply was sent here: 483 when Max-Forwards is exhausted, 482 on a loop, 430 (flow token)
+/// or 480 (location) when the chosen connection is gone.
 pub(crate) fn forward(
     core: &Core,
     info: &ReceiveInfo,
     msg: &Message,
-    du: Option<&str>,
-    ru: Option<&str>,
-    args: &[Value<'_>],
-) -> i64 {
-    let explicit = args
-        .first()
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
-    let Some(dest_uri) = explicit.or(du).or(ru).or(msg.ruri()) else {
-        crate::log!(Error, "core", "forward(): no destination"; "peer" => peer(info));
-        return -1;
+    dest: Dest<'_>,
+    st: &ProxyState,
+    auto_reply: bool,
+) -> (i64, bool) {
+    // t_relay() answers its own failures, as OpenSIPS's t_relay does by default; forward()
+    // leaves that to the script (except 483, which it always sent).
+    let fail = |code: u16, reason: &str| (-1, auto_reply && reply(core, info, msg, code, reason));
+    if auto_reply && st.bad_token {
+        return fail(403, "Forbidden (flow token)");
+    }
+    let conn = if dest.explicit.is_none() {
+        st.dst
+    } else {
+        None
     };
-    let default_port = |p: Proto| core.transport(p).map_or(5060, |t| (t.default_port())(p));
-    let next = match resolve(dest_uri, default_port) {
-        Ok(n) => n,
-        Err(e) => {
-            crate::log!(Error, "core", "forward(): {}", e; "peer" => peer(info));
-            return -1;
+    let next = match conn {
+        Some(c) => Target::Conn(c),
+        None => {
+            let Some(dest_uri) = dest.explicit.or(dest.du).or(dest.ru).or(msg.ruri()) else {
+                crate::log!(Error, "core", "forward(): no destination"; "peer" => peer(info));
+                return (-1, false);
+            };
+            let default_port = |p: Proto| core.transport(p).map_or(5060, |t| (t.default_port())(p));
+            match resolve(dest_uri, default_port) {
+                Ok(n) => Target::Addr(n),
+                Err(e) => {
+                    crate::log!(Error, "core", "forward(): {}", e; "peer" => peer(info));
+                    return fail(478, "Unresolvable destination");
+                }
+            }
         }
     };
-    let Some((via_host, via_port)) = core.via_for(next.proto) else {
-        crate::log!(Error, "core", "forward(): no {} socket to send from", next.proto.name(); "peer" => peer(info));
-        return -1;
+    let proto = match &next {
+        Target::Conn(c) => c.proto,
+        Target::Addr(n) => n.proto,
     };
-    let mut fwd = ForwardRequest::new(next.proto.via_token(), &via_host, via_port);
-    fwd.request_uri = ru;
+    let Some((via_host, via_port)) = core.via_for(proto) else {
+        crate::log!(Error, "core", "forward(): no {} socket to send from", proto.name(); "peer" => peer(info));
+        return (-1, false);
+    };
+    let looped = crate::sip::is_looped(msg, dest.ru, |v| {
+        v.host().trim_start_matches('[').trim_end_matches(']') == via_host
+            && v.port().unwrap_or(via_port) == via_port
+    });
+    if looped {
+        crate::log!(Info, "core", "forward(): loop detected (our Via with this request's loop hash), 482";
+            "peer" => peer(info), "callid" => msg.call_id().unwrap_or(""));
+        return fail(482, "Loop Detected");
+    }
+    let rr = if st.record_route {
+        let out = match &next {
+            Target::Conn(c) => Some((c.proto, c.conn_id)),
+            Target::Addr(_) => None,
+        };
+        proxy::record_route_value(core, info, out)
+    } else {
+        None
+    };
+    let remove: Vec<&str> = st.remove_headers.iter().map(String::as_str).collect();
+    let add: Vec<(&str, &str)> = st
+        .add_headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let mut fwd = ForwardRequest::new(proto.via_token(), &via_host, via_port);
+    fwd.request_uri = dest.ru;
     fwd.source = info.src.to_std();
-    fwd.force_rport = info.proto != Proto::UDP;
+    fwd.force_rport = proxy::connection_oriented(info.proto);
+    fwd.record_route = rr.as_deref();
+    fwd.pop_route = st.pop_route;
+    fwd.remove_headers = &remove;
+    fwd.add_headers = &add;
+    fwd.default_max_forwards = st.default_max_forwards;
     let out = match forward_request(msg, &fwd) {
         Ok(b) => b,
         Err(EditError::TooManyHops) => {
-            let tag = crate::sip::stateless_to_tag(msg);
-            let reply = crate::sip::build_reply(msg, 483, "Too Many Hops", &tag, &[], None);
-            let _ = core.send_back(info, &reply);
-            return -1;
+            return (-1, reply(core, info, msg, 483, "Too Many Hops"));
         }
         Err(e) => {
             crate::log!(Warning, "core", "forward(): cannot relay this request: {}", e; "peer" => peer(info));
-            return -1;
+            return (-1, false);
         }
     };
-    match core.send_to(&next, &out) {
-        Ok(_) => 1,
-        Err(e) => {
-            crate::log!(Warning, "core", "forward() to {} failed: {}", next.addr, e; "peer" => peer(info));
-            -1
+    let sent = match &next {
+        Target::Conn(c) => core.send_conn(c, &out),
+        Target::Addr(n) => core.send_to(n, &out),
+    };
+    match (sent, &next) {
+        (Ok(_), _) => (1, false),
+        (Err(e), Target::Conn(c)) => {
+            crate::log!(Info, "core", "forward() over connection {} failed ({}): {} {}", c.conn_id, e, c.gone.0, c.gone.1;
+                "peer" => peer(info));
+            fail(c.gone.0, c.gone.1)
+        }
+        (Err(e), Target::Addr(n)) => {
+            crate::log!(Warning, "core", "forward() to {} failed: {}", n.addr, e; "peer" => peer(info));
+            fail(503, "Service Unavailable")
         }
     }
+}
+
+/// Where a request goes: an open connection, or an address.
+enum Target {
+    Conn(ConnDst),
+    Addr(Next),
 }
 
 /// A reply received: if its top Via is ours, remove it and send the reply where the next Via
@@ -147,6 +246,9 @@ pub(crate) fn relay_reply(core: &Core, info: &ReceiveInfo, msg: &Message) {
     if !ours {
         crate::log!(Debug, "core", "reply {} not for us (top Via is not ours), dropped", msg.status().unwrap_or(0);
             "peer" => peer(info));
+        return;
+    }
+    if !super::env::run_reply(core, info, msg) {
         return;
     }
     let fwd = match forward_response(msg) {

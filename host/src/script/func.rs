@@ -18,6 +18,24 @@ impl FuncId {
     pub const FORWARD: FuncId = FuncId(3);
     /// `t_relay()`.
     pub const T_RELAY: FuncId = FuncId(4);
+    /// `save("location")`: registrar (RFC 3261 §10.3).
+    pub const SAVE: FuncId = FuncId(5);
+    /// `lookup("location")`: registrar lookup, sets the destination.
+    pub const LOOKUP: FuncId = FuncId(6);
+    /// `record_route()` (RFC 3261 §16.6 step 4).
+    pub const RECORD_ROUTE: FuncId = FuncId(7);
+    /// `loose_route()` (RFC 3261 §16.4).
+    pub const LOOSE_ROUTE: FuncId = FuncId(8);
+    /// `has_totag()`.
+    pub const HAS_TOTAG: FuncId = FuncId(9);
+    /// `mf_process_maxfwd_header(limit)` (RFC 3261 §16.3 step 3).
+    pub const MF_PROCESS_MAXFWD: FuncId = FuncId(10);
+    /// `append_hf("Name: value\r\n")`.
+    pub const APPEND_HF: FuncId = FuncId(11);
+    /// `remove_hf("Name")`.
+    pub const REMOVE_HF: FuncId = FuncId(12);
+    /// `is_present_hf("Name")`.
+    pub const IS_PRESENT_HF: FuncId = FuncId(13);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -108,18 +126,29 @@ impl Default for FunctionTable {
 impl FunctionTable {
     /// A table holding the core functions, with the ids of the `FuncId` constants:
     /// `xlog([level,] format)`, `sl_send_reply(code, reason)`, `is_method(list)`,
-    /// `forward([uri])`, `t_relay()`.
+    /// `forward([uri])`, `t_relay()`, `save(table)`, `lookup(table)`, `record_route()`,
+    /// `loose_route()`, `has_totag()`, `mf_process_maxfwd_header(limit)`, `append_hf(text)`,
+    /// `remove_hf(name)`, `is_present_hf(name)`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 5] = [
+        let core: [(&str, &[ArgKind], usize); 14] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
             ("forward", &[ArgKind::Format], 0),
             ("t_relay", &[], 0),
+            ("save", &[ArgKind::Str], 1),
+            ("lookup", &[ArgKind::Str], 1),
+            ("record_route", &[], 0),
+            ("loose_route", &[], 0),
+            ("has_totag", &[], 0),
+            ("mf_process_maxfwd_header", &[ArgKind::Int], 1),
+            ("append_hf", &[ArgKind::Format], 1),
+            ("remove_hf", &[ArgKind::Str], 1),
+            ("is_present_hf", &[ArgKind::Str], 1),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.

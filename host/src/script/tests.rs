@@ -367,7 +367,9 @@ fn function_table_registration() {
     assert_eq!(t.lookup("xlog"), Some(FuncId::XLOG));
     assert_eq!(t.lookup("t_relay"), Some(FuncId::T_RELAY));
     assert_eq!(t.name(FuncId::SL_SEND_REPLY), Some("sl_send_reply"));
-    assert_eq!(t.register("lookup", &[ArgKind::Str], 1), Ok(FuncId(5)));
+    assert_eq!(t.lookup("lookup"), Some(FuncId::LOOKUP));
+    assert_eq!(t.lookup("is_present_hf"), Some(FuncId::IS_PRESENT_HF));
+    assert_eq!(t.register("my_func", &[ArgKind::Str], 1), Ok(FuncId(14)));
     assert_eq!(
         t.register("lookup", &[], 0),
         Err(RegisterError::Duplicate("lookup".into()))

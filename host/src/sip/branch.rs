@@ -4,34 +4,51 @@ use sha1::{Digest, Sha1};
 
 use super::message::Message;
 use super::scan::trim;
-use super::via::BRANCH_MAGIC_COOKIE;
+use super::via::{Via, BRANCH_MAGIC_COOKIE};
 
-/// Hex digits of the hash part of a [`stateless_branch`].
-pub const BRANCH_HASH_LEN: usize = 32;
+/// Hex digits of the hash part of a [`stateless_branch`]: [`TXN_HEX`] digits
+/// naming the transaction, then [`LOOP_HEX`] digits for loop detection.
+pub const BRANCH_HASH_LEN: usize = TXN_HEX + LOOP_HEX;
+
+/// Hex digits of a branch that identify the transaction (§16.11).
+const TXN_HEX: usize = 24;
+
+/// Hex digits of a branch that detect loops (§16.3 step 4, §16.6 step 8).
+const LOOP_HEX: usize = 8;
 
 /// Length of a [`stateless_branch`]: the magic cookie and the hash.
 pub const BRANCH_LEN: usize = BRANCH_MAGIC_COOKIE.len() + BRANCH_HASH_LEN;
 
-/// The branch a stateless proxy puts in the Via it adds to `req` (RFC 3261
-/// §16.11): `z9hG4bK` followed by 32 lower-case hex digits of SHA-1 over
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The branch a stateless proxy puts in the Via it adds to `req` when it
+/// forwards it unchanged (RFC 3261 §16.11); see [`branch_bytes`].
+pub fn stateless_branch(req: &Message) -> String {
+    branch_bytes(req, None)
+        .iter()
+        .map(|&b| char::from(b))
+        .collect()
+}
+
+/// The branch for `req` forwarded with Request-URI `ruri` (`None`: its
+/// own): `z9hG4bK`, then 24 lower-case hex digits of SHA-1 over
 ///
 /// - the received top Via branch, if it starts with the magic cookie;
 /// - otherwise (an RFC 2543 request) the top Via value as received, the To
 ///   tag, the From tag, the Call-ID, the CSeq number (not the method) and the
-///   Request-URI, each length-prefixed.
+///   Request-URI, each length-prefixed;
 ///
-/// The method never enters the hash, so retransmissions, a CANCEL and the ACK
-/// for a non-2xx response all get the INVITE's branch: an RFC 3261 client
-/// reuses the INVITE's branch for them (§9.1, §17.1.1.3). For an RFC 2543
-/// INVITE, the ACK for a non-2xx response carries the To tag of that
-/// response, so it matches only when the INVITE already had a To tag (as the
-/// RFC 3261 list of fields implies); a CANCEL always matches.
-pub fn stateless_branch(req: &Message) -> String {
-    branch_bytes(req).iter().map(|&b| char::from(b)).collect()
-}
-
-/// [`stateless_branch`] as bytes, without allocating.
-pub(crate) fn branch_bytes(req: &Message) -> [u8; BRANCH_LEN] {
+/// then 8 hex digits of SHA-1 over the fields a loop leaves unchanged and a
+/// spiral changes (§16.6 step 8): the new Request-URI, the Call-ID, the From
+/// tag and the CSeq number ([`is_looped`] compares them).
+///
+/// The method and the To tag never enter the hash, so retransmissions, a
+/// CANCEL and the ACK for a non-2xx response all get the INVITE's branch: an
+/// RFC 3261 client reuses the INVITE's branch for them (§9.1, §17.1.1.3).
+/// For an RFC 2543 INVITE, the ACK for a non-2xx response carries the To tag
+/// of that response, so it matches only when the INVITE already had a To
+/// tag (as the RFC 3261 list of fields implies); a CANCEL always matches.
+pub(crate) fn branch_bytes(req: &Message, ruri: Option<&str>) -> [u8; BRANCH_LEN] {
     let mut h = Sha1::new();
     h.update(b"sipcore-branch");
     let mut part = |s: &str| {
@@ -47,20 +64,67 @@ pub(crate) fn branch_bytes(req: &Message) -> [u8; BRANCH_LEN] {
             part(req.to().ok().and_then(|t| t.tag()).unwrap_or(""));
             part(req.from().ok().and_then(|f| f.tag()).unwrap_or(""));
             part(req.call_id().unwrap_or(""));
-            let cseq = trim(req.header("CSeq").unwrap_or(""));
-            part(cseq.split([' ', '\t']).next().unwrap_or(""));
+            part(cseq_number(req));
             part(req.ruri().unwrap_or(""));
         }
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; BRANCH_LEN];
     let (cookie, hex) = out.split_at_mut(BRANCH_MAGIC_COOKIE.len());
     cookie.copy_from_slice(BRANCH_MAGIC_COOKIE.as_bytes());
-    for (pair, b) in hex.chunks_exact_mut(2).zip(h.finalize()) {
+    let (txn, lp) = hex.split_at_mut(TXN_HEX);
+    write_hex(txn, &h.finalize());
+    lp.copy_from_slice(&loop_part(req, ruri));
+    out
+}
+
+fn cseq_number(req: &Message) -> &str {
+    trim(req.header("CSeq").unwrap_or(""))
+        .split([' ', '\t'])
+        .next()
+        .unwrap_or("")
+}
+
+fn write_hex(out: &mut [u8], digest: &[u8]) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
         pair[0] = HEX[usize::from(b >> 4)];
         pair[1] = HEX[usize::from(b & 0x0f)];
     }
+}
+
+/// The loop-detection digits of the branch for `req` forwarded to `ruri`.
+fn loop_part(req: &Message, ruri: Option<&str>) -> [u8; LOOP_HEX] {
+    let mut h = Sha1::new();
+    h.update(b"sipcore-loop");
+    let mut part = |s: &str| {
+        h.update((s.len() as u64).to_be_bytes());
+        h.update(s.as_bytes());
+    };
+    part(ruri.or(req.ruri()).unwrap_or(""));
+    part(req.call_id().unwrap_or(""));
+    part(req.from().ok().and_then(|f| f.tag()).unwrap_or(""));
+    part(cseq_number(req));
+    let mut out = [0u8; LOOP_HEX];
+    write_hex(&mut out, &h.finalize());
     out
+}
+
+/// Whether `req`, about to be forwarded to `ruri`, has looped (RFC 3261
+/// §16.3 step 4): one of its Vias was put there by this proxy (`is_ours`)
+/// and carries the loop digits this forward would put in its branch. A
+/// request that came back with a different Request-URI, Call-ID, From tag or
+/// CSeq number is spiralling, not looping. Malformed Vias are skipped.
+pub fn is_looped(req: &Message, ruri: Option<&str>, is_ours: impl Fn(&Via<'_>) -> bool) -> bool {
+    let lp = loop_part(req, ruri);
+    req.vias().any(|v| {
+        Via::parse(v).is_ok_and(|via| {
+            is_ours(&via)
+                && via.branch().is_some_and(|b| {
+                    b.len() == BRANCH_LEN
+                        && b.starts_with(BRANCH_MAGIC_COOKIE)
+                        && b.as_bytes().ends_with(&lp)
+                })
+        })
+    })
 }
 
 #[cfg(test)]
@@ -78,9 +142,12 @@ mod tests {
         To: <sip:bob@example.com>\r\nFrom: <sip:alice@example.com>;tag=1928301774\r\n\
         Call-ID: a84b4c76e66710\r\nCSeq: 314159 INVITE\r\nMax-Forwards: 70\r\n\r\n";
 
-    /// Independently computed: SHA-1 of "sipcore-branch", the length of
-    /// "z9hG4bK776asdhds" as 8 big-endian bytes, then the branch itself.
-    const INVITE_BRANCH: &str = "z9hG4bK1e8758f65af02dc19795c272642a249d";
+    /// Independently computed (Python's hashlib): the first 24 hex digits of
+    /// SHA-1 of "sipcore-branch", the length of "z9hG4bK776asdhds" as 8
+    /// big-endian bytes, then the branch itself; then the first 8 of SHA-1 of
+    /// "sipcore-loop" and the length-prefixed R-URI, Call-ID, From tag, CSeq
+    /// number.
+    const INVITE_BRANCH: &str = "z9hG4bK1e8758f65af02dc19795c272d8027724";
 
     #[test]
     fn rfc3261_branch_is_a_hash_of_the_received_branch() {
@@ -135,5 +202,36 @@ mod tests {
                 "{to}"
             );
         }
+    }
+
+    #[test]
+    fn loops_are_detected_and_spirals_are_not() {
+        let ours = |v: &Via<'_>| v.host() == "proxy.example.com";
+        let req = msg(INVITE);
+        assert!(!is_looped(&req, None, ours));
+        // The request comes back with our Via on top of what it had.
+        let ours_via = format!(
+            "Via: SIP/2.0/WS proxy.example.com;branch={}\r\n",
+            stateless_branch(&req)
+        );
+        let back = INVITE.replacen("Via:", &format!("{ours_via}Via:"), 1);
+        let back = msg(&back);
+        assert!(is_looped(&back, None, ours), "same R-URI: a loop");
+        // Someone else's Via with the same branch is not ours.
+        assert!(!is_looped(&back, None, |v| v.host() == "other.example.com"));
+        // A new Request-URI (e.g. after a location lookup) is a spiral.
+        assert!(!is_looped(&back, Some("sip:bob@192.0.2.4"), ours));
+        let spiral = INVITE
+            .replacen("INVITE sip:bob@example.com", "INVITE sip:bob@192.0.2.4", 1)
+            .replacen("Via:", &format!("{ours_via}Via:"), 1);
+        assert!(!is_looped(&msg(&spiral), None, ours));
+        // Forwarded to the same place again (e.g. by $du): a loop.
+        let fwd_branch = branch_bytes(&req, Some("sip:bob@192.0.2.4"));
+        let via2 = format!(
+            "Via: SIP/2.0/WS proxy.example.com;branch={}\r\n",
+            std::str::from_utf8(&fwd_branch).unwrap()
+        );
+        let again = INVITE.replacen("Via:", &format!("{via2}Via:"), 1);
+        assert!(is_looped(&msg(&again), Some("sip:bob@192.0.2.4"), ours));
     }
 }

@@ -44,6 +44,9 @@ pub struct ForwardRequest<'a> {
     pub remove_headers: &'a [&'a str],
     /// Header fields to append after the existing ones, in order.
     pub add_headers: &'a [(&'a str, &'a str)],
+    /// The Max-Forwards value added when the request has none (RFC 3261 §16.6
+    /// step 3: 70; OpenSIPS `mf_process_maxfwd_header(N)` sets it).
+    pub default_max_forwards: u8,
 }
 
 impl<'a> ForwardRequest<'a> {
@@ -61,6 +64,7 @@ impl<'a> ForwardRequest<'a> {
             force_rport: false,
             remove_headers: &[],
             add_headers: &[],
+            default_max_forwards: 70,
         }
     }
 
@@ -128,7 +132,8 @@ fn write_via(out: &mut Vec<u8>, fwd: &ForwardRequest<'_>, branch: &[u8]) {
 ///   (§16.6 step 8, §16.11), on its own line above the first Via line;
 /// - `received`/`rport` added to the incoming top Via if
 ///   [`ForwardRequest::source`] is set;
-/// - Max-Forwards decremented, or `Max-Forwards: 70` appended (§16.6 step 3);
+/// - Max-Forwards decremented, or [`ForwardRequest::default_max_forwards`]
+///   appended (§16.6 step 3);
 /// - the Record-Route line inserted above the first Record-Route line, or
 ///   after the last Via line if there is none;
 /// - the first Route value removed (the line if it holds only that value);
@@ -163,7 +168,7 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
         .map(|(first, _)| req.line_range(first).start)
         .or(first_header)
         .unwrap_or_else(|| req.header_end());
-    let branch = branch_bytes(req);
+    let branch = branch_bytes(req, fwd.request_uri);
     w.insert(via_at, |o| write_via(o, fwd, &branch));
     if let Some(source) = fwd.source {
         received::apply(req, &mut w, source, fwd.force_rport)?;
@@ -199,7 +204,9 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
         (Some(n), Some(h)) => w.replace(h.value.range(), |o| {
             let _ = write!(o, "{}", n - 1);
         }),
-        _ => w.insert(end, |o| o.extend_from_slice(b"Max-Forwards: 70\r\n")),
+        _ => w.insert(end, |o| {
+            let _ = write!(o, "Max-Forwards: {}\r\n", fwd.default_max_forwards);
+        }),
     }
     for (name, value) in fwd.add_headers {
         w.insert(end, |o| {

@@ -41,6 +41,7 @@ mod error;
 mod forward;
 mod fuzz;
 mod headers;
+mod lenient;
 mod message;
 mod name_addr;
 mod params;
@@ -60,13 +61,14 @@ mod tests_message;
 #[cfg(test)]
 mod tests_rfc4475;
 
-pub use branch::{stateless_branch, BRANCH_HASH_LEN, BRANCH_LEN};
+pub use branch::{is_looped, stateless_branch, BRANCH_HASH_LEN, BRANCH_LEN};
 pub use edit::EditError;
 pub use error::ParseError;
 pub use forward::{forward_request, ForwardRequest};
 #[doc(hidden)]
 pub use fuzz::fuzz_parse;
 pub use headers::{CSeq, HeaderName, Method, SipDate};
+pub use lenient::reply_to_malformed;
 pub use message::{HeaderValues, ListValues, Message};
 pub use name_addr::{Contact, NameAddr};
 pub use params::{ParamIter, Params};

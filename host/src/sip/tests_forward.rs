@@ -27,8 +27,13 @@ const INVITE: &str = "INVITE sip:proxy.example.com;lr SIP/2.0\r\n\
     \r\n\
     v=0\n";
 
-/// Branch of INVITE (hash of z9hG4bK74bf9), pinned independently.
-const BRANCH: &str = "z9hG4bK0a5a78766b0c97a302a50e4374ab453c";
+/// Branch of INVITE forwarded unchanged, pinned independently (Python's
+/// hashlib, as described in `branch.rs`): hash of z9hG4bK74bf9, then the loop
+/// digits over its own Request-URI, Call-ID, From tag and CSeq number.
+const BRANCH: &str = "z9hG4bK0a5a78766b0c97a302a50e43a23518c4";
+
+/// The same, forwarded to `sip:bob@192.0.2.20:5070`: only the loop digits differ.
+const BRANCH_TO_BOB: &str = "z9hG4bK0a5a78766b0c97a302a50e43cb890198";
 
 #[test]
 fn full_rewrite_exact_bytes() {
@@ -47,7 +52,7 @@ fn full_rewrite_exact_bytes() {
         fwd_text(&req, &f),
         format!(
             "INVITE sip:bob@192.0.2.20:5070 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP proxy.example.com:5060;branch={BRANCH}\r\n\
+             Via: SIP/2.0/UDP proxy.example.com:5060;branch={BRANCH_TO_BOB}\r\n\
              Via: SIP/2.0/UDP 10.0.0.5:5060;rport=41000;branch=z9hG4bK74bf9;received=198.51.100.4\r\n\
              Max-Forwards: 69\r\n\
              Route: <sip:edge.example.net;lr>\r\n\
@@ -66,7 +71,7 @@ fn full_rewrite_exact_bytes() {
     );
     let out = msg(&fwd_text(&req, &f));
     assert_eq!(out.validate_for_proxy(), Ok(()));
-    assert_eq!(out.top_via().unwrap().branch(), Some(BRANCH));
+    assert_eq!(out.top_via().unwrap().branch(), Some(BRANCH_TO_BOB));
     assert_eq!(out.body(), b"v=0\n");
 }
 

@@ -1,0 +1,119 @@
+//! End to end with real third-party SIP stacks: JsSIP and SIP.js (npm) run in Node with the
+//! `ws` package as their WebSocket, against sipcore on the bundled default configuration
+//! (`conf/sipcore.cfg`: registrar bound to WebSocket connections + stateless proxy with
+//! record-route). Two users REGISTER, exchange MESSAGE and OPTIONS, call each other (INVITE /
+//! 180 / 200 / ACK, INFO, re-INVITE, BYE from either side), CANCEL a ringing call, and reach
+//! an unregistered user (404/480 at once). `tests/js/scenario.js` checks every step both by
+//! the stacks' events and by the SIP messages on each WebSocket; it is the same script that
+//! passes against Kamailio (`tests/js/run-against-kamailio.sh`).
+//!
+//! Needs Node.js and `npm` (`.ci/run` installs them); the npm packages are installed from
+//! `tests/js/package-lock.json` on first use.
+mod common;
+
+use common::{free_port, Server};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+/// `npm ci` once per test process when the packages are missing.
+fn ensure_node_modules() {
+    static DONE: Mutex<bool> = Mutex::new(false);
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if *done {
+        return;
+    }
+    let dir = js_dir();
+    let have = ["jssip", "sip.js", "ws"]
+        .iter()
+        .all(|p| dir.join("node_modules").join(p).is_dir());
+    if !have {
+        let st = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm not found: install Node.js and npm (.ci/run does)");
+        assert!(st.success(), "npm ci in {} failed: {st}", dir.display());
+    }
+    *done = true;
+}
+
+/// The bundled default config on a free port, with the MI on another free port.
+fn default_config() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conf/sipcore.cfg");
+    let cfg = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        cfg.contains("socket = ws:127.0.0.1:8080"),
+        "default config changed"
+    );
+    assert!(
+        cfg.contains("mi_http_port = 8888"),
+        "default config changed"
+    );
+    cfg.replace("socket = ws:127.0.0.1:8080", "socket = ws:127.0.0.1:{PORT}")
+        .replace(
+            "mi_http_port = 8888",
+            &format!("mi_http_port = {}", free_port()),
+        )
+        .replace("mpath", "# mpath")
+        + "\nmpath = \"{MPATH}\"\n"
+}
+
+/// Run scenario.js with `stack` for `scenario` against a fresh server; panics with both
+/// sides' logs on failure.
+fn run(stack: &str, scenario: &str) {
+    ensure_node_modules();
+    let srv = Server::start(&default_config());
+    let out = Command::new("node")
+        .arg(js_dir().join("scenario.js"))
+        .args([
+            "--stack",
+            stack,
+            "--url",
+            &srv.ws_url(),
+            "--domain",
+            "example.com",
+        ])
+        .args(["--scenario", scenario, "--timeout", "60"])
+        .output()
+        .expect("node not found: install Node.js (.ci/run does)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "scenario {scenario} with {stack} failed ({}):\n--- steps:\n{stdout}\n--- node stderr:\n{stderr}\n--- sipcore:\n{}",
+        out.status,
+        srv.log()
+    );
+    // Every step reported ok, and the run was not empty.
+    let steps: Vec<&str> = stdout.lines().filter(|l| l.contains("\"step\"")).collect();
+    assert!(steps.len() >= 3, "too few steps:\n{stdout}");
+    assert!(
+        steps.iter().all(|l| l.contains("\"ok\":true")),
+        "a step failed:\n{stdout}"
+    );
+}
+
+#[test]
+fn jssip_to_jssip_all_scenarios() {
+    run("jssip", "all");
+}
+
+#[test]
+fn sipjs_to_sipjs_all_scenarios() {
+    run("sipjs", "all");
+}
+
+#[test]
+fn jssip_calls_sipjs_all_scenarios() {
+    run("mixed", "all");
+}
+
+#[test]
+fn sipjs_calls_jssip_all_scenarios() {
+    run("sipjs,jssip", "all");
+}
