@@ -5,6 +5,7 @@
 mod hist;
 mod idle;
 mod procfs;
+mod relay;
 mod rr;
 mod sink;
 mod ws;
@@ -74,6 +75,34 @@ enum Mode {
         /// Spread connections over K source addresses 127.0.0.2..=127.0.0.(K+1) (0 = one).
         #[arg(long, default_value_t = 0)]
         src_ips: u8,
+    },
+    /// Relay: P pairs; B registers and answers MESSAGE with 200, A keeps W MESSAGEs to B in
+    /// flight through the server (registrar lookup + proxy).
+    Relay {
+        /// Server host:port.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// SIP domain of the users (the server must treat it as local).
+        #[arg(long, default_value = "example.com")]
+        domain: String,
+        /// Pairs of users.
+        #[arg(short = 'p', long, default_value_t = 25)]
+        pairs: usize,
+        /// MESSAGEs in flight per pair.
+        #[arg(short = 'w', long, default_value_t = 10)]
+        window: usize,
+        /// Measured seconds.
+        #[arg(short = 'd', long, default_value_t = 10.0)]
+        duration: f64,
+        /// Warm-up seconds before measuring.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Server PID (CPU seconds from /proc/PID/stat).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Also count the server PID's descendant processes (multi-process servers).
+        #[arg(long)]
+        tree: bool,
     },
     /// UDP sink that discards datagrams (a stand-in HEP collector); prints counts periodically.
     Sink {
@@ -147,6 +176,29 @@ fn main() {
                     pid,
                     tree,
                     src_ips: src_ips.min(250),
+                })
+                .await
+            }
+            Mode::Relay {
+                addr,
+                domain,
+                pairs,
+                window,
+                duration,
+                warmup,
+                pid,
+                tree,
+            } => {
+                procfs::raise_nofile();
+                relay::run(relay::RelayArgs {
+                    addr,
+                    domain,
+                    pairs: pairs.max(1),
+                    window: window.max(1),
+                    duration: secs(duration),
+                    warmup: secs(warmup),
+                    pid,
+                    tree,
                 })
                 .await
             }

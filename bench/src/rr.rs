@@ -58,7 +58,7 @@ fn write_request(out: &mut Vec<u8>, scratch: &mut Vec<u8>, m: &mut Masker, conn:
 }
 
 /// `(status code, CSeq number)` of a SIP response.
-fn parse_response(p: &[u8]) -> Option<(u16, u64)> {
+pub(crate) fn parse_response(p: &[u8]) -> Option<(u16, u64)> {
     let code = p.get(8..12)?;
     if !p.starts_with(b"SIP/2.0 ") {
         return None;
