@@ -112,13 +112,21 @@ enum Mode {
         /// Never read: let the kernel drop datagrams when the socket buffer is full.
         #[arg(long)]
         no_read: bool,
+        /// Listen on TCP (HEPv3 packets back to back) instead of UDP.
+        #[arg(long)]
+        tcp: bool,
     },
 }
 
 fn main() {
     let cli = Cli::parse();
-    if let Mode::Sink { bind, no_read } = &cli.mode {
-        if let Err(e) = sink::run(bind, *no_read) {
+    if let Mode::Sink { bind, no_read, tcp } = &cli.mode {
+        let r = if *tcp {
+            sink::run_tcp(bind)
+        } else {
+            sink::run(bind, *no_read)
+        };
+        if let Err(e) = r {
             eprintln!("sipbench sink: {e}");
             std::process::exit(1);
         }

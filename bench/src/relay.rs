@@ -47,7 +47,11 @@ fn io_err(s: &str) -> std::io::Error {
 }
 
 /// Read frames until one text message arrives; answers pings.
-async fn next_text(s: &mut TcpStream, buf: &mut Vec<u8>, m: &mut Masker) -> std::io::Result<Vec<u8>> {
+async fn next_text(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    m: &mut Masker,
+) -> std::io::Result<Vec<u8>> {
     let mut tmp = [0u8; 16384];
     loop {
         if let Some(f) = ws::parse_frame(buf) {
@@ -74,7 +78,12 @@ async fn next_text(s: &mut TcpStream, buf: &mut Vec<u8>, m: &mut Masker) -> std:
 }
 
 /// B: register, then answer every MESSAGE with 200 until the connection closes.
-async fn callee(addr: Arc<str>, domain: Arc<str>, id: usize, ready: oneshot::Sender<()>) -> std::io::Result<()> {
+async fn callee(
+    addr: Arc<str>,
+    domain: Arc<str>,
+    id: usize,
+    ready: oneshot::Sender<()>,
+) -> std::io::Result<()> {
     let mut s = TcpStream::connect(&*addr).await?;
     s.set_nodelay(true)?;
     let mut buf = ws::handshake(&mut s, &addr, "/").await?;
@@ -158,7 +167,14 @@ fn answer_200(req: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
 }
 
-fn write_message(out: &mut Vec<u8>, scratch: &mut Vec<u8>, m: &mut Masker, domain: &str, id: usize, cseq: u64) {
+fn write_message(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    m: &mut Masker,
+    domain: &str,
+    id: usize,
+    cseq: u64,
+) {
     scratch.clear();
     let _ = write!(
         scratch,
@@ -176,7 +192,13 @@ fn write_message(out: &mut Vec<u8>, scratch: &mut Vec<u8>, m: &mut Masker, domai
 }
 
 /// A: keep W MESSAGEs to B in flight; measure the 200s.
-async fn caller(addr: Arc<str>, domain: Arc<str>, id: usize, w: usize, sh: Arc<Shared>) -> std::io::Result<Hist> {
+async fn caller(
+    addr: Arc<str>,
+    domain: Arc<str>,
+    id: usize,
+    w: usize,
+    sh: Arc<Shared>,
+) -> std::io::Result<Hist> {
     let mut s = TcpStream::connect(&*addr).await?;
     s.set_nodelay(true)?;
     let mut buf = ws::handshake(&mut s, &addr, "/").await?;
@@ -278,7 +300,13 @@ pub async fn run(a: RelayArgs) -> Result<(), String> {
         }
     }
     for id in 0..a.pairs {
-        callers.push(tokio::spawn(caller(addr.clone(), domain.clone(), id, a.window, sh.clone())));
+        callers.push(tokio::spawn(caller(
+            addr.clone(),
+            domain.clone(),
+            id,
+            a.window,
+            sh.clone(),
+        )));
     }
     tokio::time::sleep(a.warmup).await;
     let pids = a.pid.map(|p| procfs::pids(p, a.tree)).unwrap_or_default();

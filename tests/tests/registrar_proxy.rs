@@ -350,3 +350,28 @@ route {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(srv.log().matches("loop detected").count(), 1, "{log}");
 }
+
+/// RFC 4475 §3.1.2 invalid requests, over WebSocket to the default config: answered 400
+/// (505 for the version) whether the parser cannot frame them (ltgtruri) or
+/// `sanity_check()` rejects them (mismatch01, escruri, badvers); the connection stays up.
+#[tokio::test]
+async fn rfc4475_invalid_requests_get_400_on_the_wire() {
+    let (cfg, _mi) = default_config();
+    let srv = Server::start(&cfg);
+    let mut ws = connect(&srv.ws_url()).await;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../host/src/sip/testdata");
+    for (name, code) in [
+        ("ltgtruri", 400),
+        ("mismatch01", 400),
+        ("escruri", 400),
+        ("badvers", 505),
+    ] {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.dat"))).unwrap();
+        send(&mut ws, text).await;
+        let r = recv(&mut ws).await;
+        assert_eq!(status(&r), code, "{name}: {r}");
+    }
+    // The same connection still gets normal service.
+    send(&mut ws, options_request("after-4475", "z9hG4bKafter", 1)).await;
+    assert_eq!(status(&recv(&mut ws).await), 200);
+}

@@ -199,6 +199,34 @@ impl MsgEnv<'_> {
 }
 
 impl MsgEnv<'_> {
+    /// `sanity_check()` / `sipmsg_validate()`: the whole message checked against the RFC 3261
+    /// grammar and the rules of RFC 4475 §3.1.2 (every header a proxy reads, CSeq method,
+    /// one From/To/Call-ID/CSeq, version). 1 when valid; -1 otherwise, after answering 400 (505
+    /// for the version) with `reply` (Kamailio's sanity_check does; OpenSIPS's
+    /// sipmsg_validate does not). Arguments (check masks) are accepted and ignored: every
+    /// check runs.
+    fn sanity(&mut self, reply: bool) -> i64 {
+        let Err(e) = self.msg.validate_for_proxy() else {
+            return 1;
+        };
+        crate::log!(Info, "core", "malformed {} {}: {}", self.msg.method_str().unwrap_or("message"),
+            if reply { "answered" } else { "found" }, e; "peer" => peer(self.info));
+        if reply && self.msg.is_request() && self.msg.method_str() != Some("ACK") {
+            let code = e.reply_code();
+            let reason = if code == 505 {
+                "Version Not Supported"
+            } else {
+                "Bad Request"
+            };
+            let tag = stateless_to_tag(self.msg);
+            let r = build_reply(self.msg, code, reason, &tag, &[], None);
+            if self.core.send_back(self.info, &r).is_ok() {
+                self.replied = true;
+            }
+        }
+        -1
+    }
+
     /// `mf_process_maxfwd_header(limit)`: -1 when Max-Forwards is 0 (the script answers 483)
     /// or malformed; otherwise 1, and a request without the header gets `limit` when
     /// forwarded. The decrement itself happens when the request is forwarded.
@@ -411,6 +439,9 @@ impl Env for MsgEnv<'_> {
                 }
             }
             FuncId::MF_PROCESS_MAXFWD => self.mf_process(args),
+            FuncId::SANITY_CHECK | FuncId::SIPMSG_VALIDATE => {
+                self.sanity(f == FuncId::SANITY_CHECK)
+            }
             other => {
                 self.log(
                     LogLevel::Err,

@@ -175,20 +175,7 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
         }
     };
     if !msg.is_request() {
-        if let Err(e) = msg.validate_for_proxy() {
-            crate::log!(Info, "core", "malformed reply dropped: {}", e; "peer" => peer(info));
-            return;
-        }
         relay::relay_reply(core, info, &msg);
-        return;
-    }
-    if let Err(e) = msg.validate_for_proxy() {
-        crate::log!(Info, "core", "malformed request answered {}: {}", e.reply_code(), e; "peer" => peer(info));
-        if msg.method_str() != Some("ACK") {
-            let tag = crate::sip::stateless_to_tag(&msg);
-            let r = crate::sip::build_reply(&msg, e.reply_code(), bad_reason(&e), &tag, &[], None);
-            let _ = core.send_back(info, &r);
-        }
         return;
     }
     env::run_request(core, info, &msg);

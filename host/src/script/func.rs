@@ -36,6 +36,10 @@ impl FuncId {
     pub const REMOVE_HF: FuncId = FuncId(12);
     /// `is_present_hf("Name")`.
     pub const IS_PRESENT_HF: FuncId = FuncId(13);
+    /// `sanity_check()` (Kamailio): full RFC 3261 check, answers 400/505 itself on failure.
+    pub const SANITY_CHECK: FuncId = FuncId(14);
+    /// `sipmsg_validate()` (OpenSIPS sipmsgops): the same check, no reply.
+    pub const SIPMSG_VALIDATE: FuncId = FuncId(15);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -128,13 +132,13 @@ impl FunctionTable {
     /// `xlog([level,] format)`, `sl_send_reply(code, reason)`, `is_method(list)`,
     /// `forward([uri])`, `t_relay()`, `save(table)`, `lookup(table)`, `record_route()`,
     /// `loose_route()`, `has_totag()`, `mf_process_maxfwd_header(limit)`, `append_hf(text)`,
-    /// `remove_hf(name)`, `is_present_hf(name)`.
+    /// `remove_hf(name)`, `is_present_hf(name)`, `sanity_check()`, `sipmsg_validate()`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 14] = [
+        let core: [(&str, &[ArgKind], usize); 16] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -149,6 +153,12 @@ impl FunctionTable {
             ("append_hf", &[ArgKind::Format], 1),
             ("remove_hf", &[ArgKind::Str], 1),
             ("is_present_hf", &[ArgKind::Str], 1),
+            ("sanity_check", &[ArgKind::IntOrStr, ArgKind::IntOrStr], 0),
+            (
+                "sipmsg_validate",
+                &[ArgKind::IntOrStr, ArgKind::IntOrStr],
+                0,
+            ),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.
