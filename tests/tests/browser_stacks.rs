@@ -28,7 +28,7 @@ fn ensure_node_modules() {
         return;
     }
     let dir = js_dir();
-    let have = ["jssip", "sip.js", "ws"]
+    let have = ["jssip", "sip.js", "ws", "playwright-core"]
         .iter()
         .all(|p| dir.join("node_modules").join(p).is_dir());
     if !have {
@@ -116,4 +116,56 @@ fn jssip_calls_sipjs_all_scenarios() {
 #[test]
 fn sipjs_calls_jssip_all_scenarios() {
     run("sipjs,jssip", "all");
+}
+
+/// A real browser: Debian's chromium, headless, driven by playwright-core, runs SIP.js (the ES
+/// modules npm ships) in two pages that register, exchange a MESSAGE, set up a call with real
+/// WebRTC offer/answer (fake audio device; the peer connection between the pages must reach
+/// `connected`), hang up from the callee, get 404 for an unregistered user, and unregister.
+/// Needs `chromium` (`.ci/run` installs it; `CHROMIUM=/path` overrides).
+#[test]
+fn real_browser_sipjs_pages_register_message_and_call() {
+    ensure_node_modules();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} not found: install Debian's chromium (.ci/run does) or set CHROMIUM"
+    );
+    let srv = Server::start(&default_config());
+    let out = Command::new("node")
+        .arg(js_dir().join("browser-run.js"))
+        .args([
+            "--url",
+            &srv.ws_url(),
+            "--domain",
+            "example.com",
+            "--chromium",
+            &chromium,
+        ])
+        .output()
+        .expect("node not found: install Node.js (.ci/run does)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser run failed ({}):\n--- steps:\n{stdout}\n--- node stderr:\n{stderr}\n--- sipcore:\n{}",
+        out.status,
+        srv.log()
+    );
+    for step in [
+        "alice.register",
+        "bob.register",
+        "message.alice_to_bob",
+        "call.invite_answer",
+        "call.media",
+        "call.bye_from_bob",
+        "unregistered.call_carol",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(&format!("\"step\":\"{step}\"")) && l.contains("\"ok\":true")),
+            "step {step} missing or failed:\n{stdout}"
+        );
+    }
 }
