@@ -297,6 +297,11 @@ extern "C" fn send(dest: i32, rec: &TraceRecord<'_>) -> bool {
         };
         BUF.with(|b| {
             let mut buf = b.borrow_mut();
+            // Packets are split off one 64 KiB arena per thread (the queued `Bytes` share it),
+            // so encoding allocates once per ~150 packets, not once per packet.
+            if buf.capacity() < 4096 {
+                buf.reserve(64 * 1024);
+            }
             if render::encode(rec, sender.dest().version, &state.render, &mut buf).is_err() {
                 return false;
             }

@@ -59,6 +59,28 @@ fn addr(a: &sipcore_abi::SockAddr) -> SocketAddr {
         .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
 }
 
+/// Writes `{"net":"<id>"}` into `buf` without allocating; returns its length.
+fn net_json_into(id: u64, buf: &mut [u8; 48]) -> usize {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = id;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let parts: [&[u8]; 3] = [b"{\"net\":\"", &digits[i..], b"\"}"];
+    let mut n = 0;
+    for p in parts {
+        buf[n..n + p.len()].copy_from_slice(p);
+        n += p.len();
+    }
+    n
+}
+
 /// Encode `rec` for a destination speaking `version` into `out` (cleared first).
 pub fn encode(
     rec: &TraceRecord<'_>,
@@ -73,7 +95,7 @@ pub fn encode(
         event = event_payload(rec, cfg);
         &event
     };
-    let net_json;
+    let mut net_json = [0u8; 48];
     let mut extra: [Chunk<'_>; 1] = [Chunk {
         vendor: 0,
         type_id: EXTRA_CORRELATION,
@@ -82,8 +104,8 @@ pub fn encode(
     // A SIP capture carried by a connection links to that connection's events (whose
     // correlation id is the connection id).
     let extra: &[Chunk<'_>] = if rec.conn_id != 0 && rec.parts.is_empty() {
-        net_json = format!("{{\"net\":\"{}\"}}", rec.conn_id);
-        extra[0].data = net_json.as_bytes();
+        let n = net_json_into(rec.conn_id, &mut net_json);
+        extra[0].data = net_json.get(..n).unwrap_or(&[]);
         &extra
     } else {
         &[]
@@ -155,6 +177,19 @@ mod tests {
             conn_id: 42,
             payload: RSlice::from_slice(&[]),
             parts: RSlice::from_slice(&PARTS),
+        }
+    }
+
+    #[test]
+    fn net_json_digits() {
+        let mut b = [0u8; 48];
+        for (id, want) in [
+            (0u64, "{\"net\":\"0\"}"),
+            (42, "{\"net\":\"42\"}"),
+            (u64::MAX, "{\"net\":\"18446744073709551615\"}"),
+        ] {
+            let n = net_json_into(id, &mut b);
+            assert_eq!(std::str::from_utf8(&b[..n]).unwrap(), want);
         }
     }
 

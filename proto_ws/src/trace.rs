@@ -97,7 +97,6 @@ impl Tracer {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let cid = c.id.to_string();
         let (peer, local) = (SockAddr::from(c.peer), SockAddr::from(c.local));
         let mut rec = TraceRecord {
             proto_type: TRACE_NET,
@@ -106,26 +105,30 @@ impl Tracer {
             dst: local,
             ts_sec: now.as_secs(),
             ts_usec: now.subsec_micros(),
-            correlation: RStr::from_str(&cid),
+            correlation: RStr::from_str(""),
             conn_id: c.id,
             payload: RSlice::from_slice(&[]),
             parts: RSlice::from_slice(&[]),
         };
         let kv = |k: &'static str, v: &str| -> (&'static str, String) { (k, v.to_string()) };
         let opened = if c.outbound { "CONNECTED" } else { "ACCEPTED" };
-        let parts: Vec<(&'static str, String)> = match ev {
-            TraceEvent::Message { inbound, payload } => {
-                rec.proto_type = TRACE_SIP;
-                if !inbound {
-                    rec.src = local;
-                    rec.dst = peer;
-                }
-                rec.payload = RSlice::from_slice(payload);
-                let call_id = call_id(payload).unwrap_or("");
-                rec.correlation = RStr::from_str(call_id);
-                send(self.dest, &rec);
-                return;
+        if let TraceEvent::Message { inbound, payload } = ev {
+            rec.proto_type = TRACE_SIP;
+            if !inbound {
+                rec.src = local;
+                rec.dst = peer;
             }
+            rec.payload = RSlice::from_slice(payload);
+            let call_id = call_id(payload).unwrap_or("");
+            rec.correlation = RStr::from_str(call_id);
+            send(self.dest, &rec);
+            return;
+        }
+        // Connection events: the connection id is the correlation id.
+        let cid = c.id.to_string();
+        rec.correlation = RStr::from_str(&cid);
+        let parts: Vec<(&'static str, String)> = match ev {
+            TraceEvent::Message { .. } => return,
             TraceEvent::Opened => vec![
                 kv("Event", opened),
                 kv("Status", "SUCCESS"),
@@ -185,10 +188,23 @@ impl Tracer {
 }
 
 /// The Call-ID of a SIP message, found by a cheap scan of its header lines (`Call-ID:` or
-/// the compact `i:`), without a full parse.
+/// the compact `i:`), without a full parse. The usual spelling `\r\nCall-ID:` is found with
+/// one SIMD substring search; any other case or form falls back to a line scan.
 pub(crate) fn call_id(msg: &[u8]) -> Option<&str> {
     let head_end = memchr::memmem::find(msg, b"\r\n\r\n").unwrap_or(msg.len());
-    for line in msg[..head_end].split(|&b| b == b'\n').skip(1) {
+    let head = &msg[..head_end];
+    if let Some(at) = memchr::memmem::find(head, b"\r\nCall-ID:") {
+        let rest = &head[at + 10..];
+        let end = memchr::memchr(b'\r', rest).unwrap_or(rest.len());
+        // A folded Call-ID (continuation line) is not worth a fast path.
+        if !rest
+            .get(end + 2..)
+            .is_some_and(|r| r.starts_with(b" ") || r.starts_with(b"\t"))
+        {
+            return std::str::from_utf8(rest[..end].trim_ascii()).ok();
+        }
+    }
+    for line in head.split(|&b| b == b'\n').skip(1) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
@@ -212,6 +228,16 @@ mod tests {
             Some("abc@h")
         );
         assert_eq!(call_id(b"SIP/2.0 200 OK\r\ni: c2\r\n\r\n"), Some("c2"));
+        assert_eq!(
+            call_id(b"SIP/2.0 200 OK\r\ncall-id: low\r\n\r\n"),
+            Some("low")
+        );
+        assert_eq!(call_id(b"SIP/2.0 200 OK\r\nCall-ID: last"), Some("last"));
+        // Folded: the slow path joins nothing but still finds the first line's value.
+        assert_eq!(
+            call_id(b"SIP/2.0 200 OK\r\nCall-ID: a\r\n b\r\n\r\n"),
+            Some("a")
+        );
         assert_eq!(
             call_id(b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\nCall-ID: body\r\n"),
             None

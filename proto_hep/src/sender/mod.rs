@@ -34,6 +34,13 @@ use std::time::{Duration, Instant};
 /// Smallest timeout used; the OS rejects zero timeouts.
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
+/// After a partial batch, the sender thread sleeps this long before taking the next one, so
+/// that under load it wakes about once per window instead of once per packet: a producer's
+/// `send` then never has a blocked receiver to wake (no futex call, no context switch on the
+/// SIP worker's side). Packets reach the collector up to this much later; an idle sender
+/// still blocks on the queue and wakes at the first packet.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(1);
+
 /// Tuning of a [`Sender`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SenderConfig {

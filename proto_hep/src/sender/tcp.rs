@@ -4,7 +4,8 @@
 //! * After a failed attempt it sleeps `backoff` (100 ms → 5 s by default, doubling) without
 //!   reading the queue, so packets arriving during an outage fill the queue and are then dropped
 //!   by `send`. The first reconnect after losing an established connection is immediate.
-//! * Takes up to [`MAX_BATCH`] queued packets at a time and writes them with `writev`; a write
+//! * Takes up to [`MAX_BATCH`] queued packets at a time and writes them with `writev`, then
+//!   waits [`BATCH_WINDOW`](super::BATCH_WINDOW) unless the batch was full; a write
 //!   making no progress for `tcp_write_timeout` (collector stalled) or failing closes the
 //!   connection. A packet cut in the middle is dropped (the new connection must start on a
 //!   packet boundary); the untouched ones are kept for the next connection.
@@ -22,8 +23,8 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// Most packets taken from the queue per write.
-pub const MAX_BATCH: usize = 64;
+/// Most packets taken from the queue per write (IOV_MAX is 1024 on Linux).
+pub const MAX_BATCH: usize = 512;
 /// A connection idle this long is probed before the next write.
 pub const PROBE_IDLE: Duration = Duration::from_millis(500);
 
@@ -170,8 +171,15 @@ pub(crate) fn run(w: Worker) {
             conn = None;
             continue;
         }
+        let full = batch.packets.len() >= MAX_BATCH;
         match batch.write_all(stream, counters) {
-            Ok(()) => *last_io = Instant::now(),
+            Ok(()) => {
+                *last_io = Instant::now();
+                // Let the next batch gather (see BATCH_WINDOW) unless the queue is backed up.
+                if !full {
+                    w.shared.sleep(super::BATCH_WINDOW);
+                }
+            }
             Err(_) => {
                 counters.error();
                 counters.dropped(batch.cut());
