@@ -1,60 +1,220 @@
 #!/usr/bin/env bash
-# Tracing cost (issue 4): OPTIONS throughput (sipbench rr -c 50 -w 10) with HEP tracing of every
-# connection and SIP message off, on over UDP, and on over TCP, alternating for ROUNDS rounds so
-# that drift on a shared machine hits all three alike. The HEP collector is `sipbench sink`
-# (UDP, or --tcp) on the same machine. Raw lines go to $OUT. See BENCHMARKS.md.
+# Tracing cost: OPTIONS throughput (rr50x10 = `sipbench rr -c 50 -w 10 -d $DUR`) with HEP
+# tracing of every connection and SIP message off, on over UDP (bench/sipcore-bench-hep.cfg)
+# and on over TCP (bench/sipcore-bench-hep-tcp.cfg), alternating for ROUNDS rounds so that
+# drift on a shared machine hits all three alike. The HEP collector is `sipbench sink` (UDP,
+# or --tcp) on 127.0.0.1:9060, i.e. on the same cores as client and server. Raw lines go to
+# $OUT (default bench/results/trace-<UTC time>.txt), a table to stdout.
 #
-# Usage: bench/run-trace.sh      Env: DUR=6 ROUNDS=3 SKIP_BUILD=1 TARGET=/work/target-bench
+# Per run: rps, req_per_cpu_s (requests per server CPU-second, as sipbench reports it),
+# server/client CPU-s in the measured window, and, for tracing runs, the CPU-s of the HEP
+# sender thread (`hep-sink`, part of the server's) and of the sink process in the same window,
+# req_per_total_cpu_s (requests per CPU-second of server + client + sink), the server's
+# hep_stats (sent, dropped; cumulative since start, warm-up included) and the sink's packet
+# count (cumulative too, so it should match hep_sent).
+#
+# Usage: bench/run-trace.sh
+# Env:   DUR=10 ROUNDS=3 SKIP_BUILD=1 TARGET=/work/target-bench (CARGO_TARGET_DIR)
+#        MODES="off udp tcp" (also: remote = UDP to the veth model of a collector on another
+#        host, root only; kam-off kam-udp kam-tcp kam-remote = Kamailio 5.6 siptrace, the same)
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET=${TARGET:-/work/target-bench}
 R=$TARGET/release
-DUR=${DUR:-6}
+DUR=${DUR:-10}
 ROUNDS=${ROUNDS:-3}
+MODES=${MODES:-off udp tcp}
+WARMUP=1
 OUT=${OUT:-$ROOT/bench/results/trace-$(date -u +%Y%m%dT%H%M%SZ).txt}
 mkdir -p "$(dirname "$OUT")"
-if [ -z "${SKIP_BUILD:-}" ]; then
-    CARGO_TARGET_DIR=$TARGET cargo build --release -p sipcore-bench -p sipcore -p proto_ws -p proto_hep || exit 1
-fi
-echo "# $(date -u) on $(hostname): nproc=$(nproc) load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT"
+SP=
+SK=
 
-one() { # name cfg sink-args ("" = no sink)
-    local name=$1 cfg=$2 sargs=$3 SK= SP line extra=""
-    if [ -n "$sargs" ]; then
-        # shellcheck disable=SC2086
-        "$R/sipbench" sink --bind 127.0.0.1:9060 $sargs >/tmp/sipbench-sink.log 2>&1 &
-        SK=$!
-        sleep 0.3
-    fi
-    "$R/sipcore" -f "$cfg" 2>/dev/null &
-    SP=$!
-    sleep 1
-    line=$("$R/sipbench" -t 1 rr -c 50 -w 10 -d "$DUR" --pid "$SP" | grep '^RESULT')
-    if [ -n "$SK" ]; then
-        local st
-        st=$("$R/sipcore" mi -f "$cfg" hep_stats 2>/dev/null | tr -d ' \n')
-        extra=" hep_sent=$(echo "$st" | sed -n 's/.*"sent":\([0-9]*\)}$/\1/p')"
-        extra+=" hep_dropped=$(echo "$st" | sed -n 's/.*},*\],"dropped":\([0-9]*\),.*/\1/p')"
-        kill "$SK"
-        wait "$SK" 2>/dev/null
-    fi
-    kill "$SP"
-    wait "$SP" 2>/dev/null
-    echo "tracing=$name ${line#RESULT }$extra" | tee -a "$OUT"
-    sleep 0.5
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    log "building release into $TARGET"
+    CARGO_TARGET_DIR=$TARGET cargo build --release -p sipcore-bench -p sipcore -p proto_ws -p proto_hep \
+        || exit 1
+fi
+
+# Wait for a quiet machine: load1 <= 1.5, up to 5 tries a minute apart (as bench/run.sh).
+for i in 1 2 3 4 5; do
+    LOAD=$(cut -d' ' -f1 /proc/loadavg)
+    if awk -v l="$LOAD" 'BEGIN { exit !(l <= 1.5) }'; then break; fi
+    log "load $LOAD > 1.5 (other builds?), waiting 60 s (try $i/5)"
+    sleep 60
+done
+{
+    echo "# $(date -u) on $(hostname): nproc=$(nproc) kernel=$(uname -r)"
+    echo "# loadavg before: $(cat /proc/loadavg); DUR=$DUR ROUNDS=$ROUNDS"
+} | tee "$OUT"
+
+wait_port() { # port
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    log "nothing listens on port $1"
+    return 1
 }
 
-for _ in $(seq 1 "$ROUNDS"); do
-    one off "$ROOT/bench/sipcore-bench.cfg" ""
-    one udp "$ROOT/bench/sipcore-bench-hep.cfg" " "
-    one tcp "$ROOT/bench/sipcore-bench-hep-tcp.cfg" "--tcp"
-done
-get() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
-echo
-for t in off udp tcp; do
-    grep "^tracing=$t " "$OUT" | while read -r l; do
-        printf '%-4s rps=%-7s req_per_cpu_s=%-7s hep_sent=%-8s hep_dropped=%s\n' "$t" \
-            "$(get "$l" rps)" "$(get "$l" req_per_cpu_s)" "$(get "$l" hep_sent)" "$(get "$l" hep_dropped)"
+stop() {
+    if [ -n "$SP" ]; then
+        kill "$SP" 2>/dev/null
+        wait "$SP" 2>/dev/null
+        SP=
+    fi
+    if [ -n "$SK" ]; then
+        kill "$SK" 2>/dev/null
+        wait "$SK" 2>/dev/null
+        SK=
+    fi
+    sleep 1
+}
+trap stop EXIT
+
+TCK=$(getconf CLK_TCK)
+# ticks FILE...: utime + stime (fields 14, 15 of proc(5) stat) summed over the files.
+ticks() {
+    cat "$@" 2>/dev/null | sed 's/^.*) //' | awk '{ t += $12 + $13 } END { print t + 0 }'
+}
+# sender_stat PID: the stat file of the server's HEP sender thread (named hep-<dest>).
+sender_stat() {
+    grep -l '^[0-9]* (hep-' /proc/"$1"/task/*/stat 2>/dev/null | head -1
+}
+secs() { awk -v a="$1" -v b="$2" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }'; }
+
+KAM=${KAM:-/usr/sbin/kamailio}
+KCFG=$ROOT/bench/kamailio/kamailio-ws.cfg
+
+# remote_setup: the veth model of a collector on another host (root only). hepv0 has
+# 10.99.0.1/24 and a permanent neighbour 10.99.0.2; its peer hepv1 is down, so the veth driver
+# drops every packet sent to 10.99.0.2 and counts it in hepv0's tx_dropped, after the whole UDP/IP
+# send path, and nothing runs a receive path on these cores. Left in place; `ip link del hepv0`.
+remote_setup() {
+    [ -e /sys/class/net/hepv0 ] && return 0
+    ip link add hepv0 type veth peer name hepv1 &&
+        ip addr add 10.99.0.1/24 dev hepv0 &&
+        ip link set hepv0 up &&
+        ip neigh replace 10.99.0.2 lladdr 02:00:00:00:00:02 dev hepv0 nud permanent ||
+        { log "cannot set up the veth pair (root needed); skipping"; return 1; }
+}
+
+KAM=${KAM:-/usr/sbin/kamailio}
+KCFG=$ROOT/bench/kamailio/kamailio-ws.cfg
+
+# one NAME CFG COLLECTOR: one run. CFG is a sipcore config, or "kamailio[ -A ...]" for
+# Kamailio. COLLECTOR: "-" none, "veth" the remote model, else `sipbench sink` arguments.
+one() {
+    local name=$1 cfg=$2 coll=$3 line extra="" sk0=0 sk1=0 hs0=0 hs1=0 hs="" port=8080 tree=()
+    local veth0=0 st
+    case $coll in
+    -) ;;
+    veth) veth0=$(cat /sys/class/net/hepv0/statistics/tx_dropped) ;;
+    *)
+        # shellcheck disable=SC2086
+        "$R/sipbench" sink --bind 127.0.0.1:9060 $coll >"$OUT.sink.log" 2>&1 &
+        SK=$!
+        sleep 0.3 ;;
+    esac
+    case $cfg in
+    kamailio*)
+        # shellcheck disable=SC2086
+        "$KAM" -f "$KCFG" -DD -E -m 2048 -M 16 ${cfg#kamailio} >>"$OUT.kamailio.log" 2>&1 &
+        port=8090 tree=(--tree) ;;
+    *) "$R/sipcore" -f "$cfg" 2>>"$OUT.sipcore.log" & ;;
+    esac
+    SP=$!
+    wait_port $port || return
+    local tmp
+    tmp=$(mktemp)
+    "$R/sipbench" -t 1 rr -c 50 -w 10 -d "$DUR" --warmup "$WARMUP" --addr "127.0.0.1:$port" \
+        --pid "$SP" "${tree[@]}" >"$tmp" 2>&1 &
+    local B=$!
+    sleep "$WARMUP"
+    if [ "$coll" != - ] && [ "$port" = 8080 ]; then hs=$(sender_stat "$SP"); fi
+    [ -n "$SK" ] && sk0=$(ticks /proc/"$SK"/stat)
+    hs0=$(ticks "$hs")
+    wait "$B"
+    [ -n "$SK" ] && sk1=$(ticks /proc/"$SK"/stat)
+    hs1=$(ticks "$hs")
+    line=$(grep '^RESULT' "$tmp")
+    rm -f "$tmp"
+    if [ "$coll" != - ]; then
+        extra=" sender_cpu_s=$(secs "$hs0" "$hs1") sink_cpu_s=$(secs "$sk0" "$sk1")"
+        if [ "$port" = 8080 ]; then
+            st=$("$R/sipcore" mi -f "$cfg" hep_stats 2>/dev/null | tr -d ' \n')
+            extra+=" hep_sent=$(echo "$st" | sed -n 's/.*"sent":\([0-9]*\)}$/\1/p')"
+            extra+=" hep_dropped=$(echo "$st" | sed -n 's/.*},*\],"dropped":\([0-9]*\),.*/\1/p')"
+        fi
+        if [ "$coll" = veth ]; then
+            extra+=" sink_packets=$(($(cat /sys/class/net/hepv0/statistics/tx_dropped) - veth0))"
+        else
+            sleep 1.1 # the sink prints its counters once a second
+            extra+=" sink_packets=$(tail -1 "$OUT.sink.log" | sed -n 's/^packets=\([0-9]*\).*/\1/p')"
+        fi
+    fi
+    if ! kill -0 "$SP" 2>/dev/null; then extra+=" SERVER_DIED=1"; fi
+    echo "tracing=$name load=$(cut -d' ' -f1 /proc/loadavg) ${line#RESULT }$extra" | tee -a "$OUT"
+    stop
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+    log "round $r/$ROUNDS"
+    for m in $MODES; do
+        case $m in
+        off) one off "$ROOT/bench/sipcore-bench.cfg" - ;;
+        udp) one udp "$ROOT/bench/sipcore-bench-hep.cfg" " " ;;
+        tcp) one tcp "$ROOT/bench/sipcore-bench-hep-tcp.cfg" "--tcp" ;;
+        remote) remote_setup && one remote "$ROOT/bench/sipcore-bench-hep-remote.cfg" veth ;;
+        kam-off) one kam-off kamailio - ;;
+        kam-remote) remote_setup && one kam-remote "kamailio -A WITH_HEP -A HEP_REMOTE" veth ;;
+        kam-udp) one kam-udp "kamailio -A WITH_HEP" "" ;;
+        kam-tcp) one kam-tcp "kamailio -A WITH_HEP -A HEP_TCP" "--tcp" ;;
+        esac
     done
 done
+echo "# loadavg after: $(cat /proc/loadavg)" >>"$OUT"
+
+get() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+echo
+echo "results: $OUT"
+printf '%-7s %8s %9s %9s %6s %6s %6s %6s %10s %10s %10s %9s\n' mode req/s req/cpu_s \
+    req/totcpu srv_s cli_s snd_s sink_s hep_sent hep_drop sink_pkts vs_off
+mean_off() { # mode
+    grep "^tracing=$1 " "$OUT" | while read -r l; do get "$l" rps; done |
+        awk '{ s += $1; n++ } END { if (n) printf "%.0f", s / n }'
+}
+OFF=$(mean_off off)
+KOFF=$(mean_off kam-off)
+grep '^tracing=' "$OUT" | while read -r l; do
+    rps=$(get "$l" rps) srv=$(get "$l" server_cpu_s) cli=$(get "$l" client_cpu_s)
+    snk=$(get "$l" sink_cpu_s) req=$(get "$l" requests)
+    tot=$(awk -v r="$req" -v a="$srv" -v b="$cli" -v c="${snk:-0}" \
+        'BEGIN { printf "%.0f", r / (a + b + c) }')
+    o=$OFF
+    case $l in tracing=kam-*) o=$KOFF ;; esac
+    vs=$(awk -v r="$rps" -v o="${o:-0}" 'BEGIN { if (o > 0) printf "%+.1f%%", 100 * (r / o - 1) }')
+    printf '%-7s %8s %9s %9s %6s %6s %6s %6s %10s %10s %10s %9s\n' "$(get "$l" tracing)" "$rps" \
+        "$(get "$l" req_per_cpu_s)" "$tot" "$srv" "$cli" "$(get "$l" sender_cpu_s)" "$snk" \
+        "$(get "$l" hep_sent)" "$(get "$l" hep_dropped)" "$(get "$l" sink_packets)" "$vs"
+done
+# Per mode: the median over rounds of rps, and of rps / rps of the same round's "off" run
+# ("kam-off" for the kam-* modes; pairing within a round cancels slow drift of the machine).
+echo
+printf '%-7s %8s %12s\n' mode med_rps med_vs_off
+grep '^tracing=' "$OUT" | awk '
+    { for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } }
+    { srv = f["tracing"] ~ /^kam-/ ? "kam" : "sc" }
+    f["tracing"] ~ /off$/ { off[srv] = f["rps"] }
+    { rps[f["tracing"]] = rps[f["tracing"]] " " f["rps"];
+      if (off[srv] > 0) ratio[f["tracing"]] = ratio[f["tracing"]] " " f["rps"] / off[srv] }
+    function median(list,    a, n, i, j, t) {
+        n = split(list, a, " ")
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    END { for (m in rps) printf "%-7s %8.0f %+11.1f%%\n", m, median(rps[m]), 100 * (median(ratio[m]) - 1) }'
+

@@ -18,14 +18,12 @@ use abi_stable::{
     prefix_type::PrefixTypeTrait,
     std_types::{RErr, RNone, ROk, RResult, RSlice, RSome, RStr, RString},
 };
-use bytes::BytesMut;
 use render::RenderCfg;
 use sender::{Sender, SenderConfig};
 use sipcore_abi::{
     catch_panic, HostApiRef, LogLevel, MiCommand, MiError, Module, ModuleRef, ParamEntry,
     ParamKind, ParamSpec, TraceRecord, TraceSink, TraceSinkRef,
 };
-use std::cell::RefCell;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -39,10 +37,6 @@ struct State {
 
 static STATE: OnceLock<State> = OnceLock::new();
 static HOST: OnceLock<HostApiRef> = OnceLock::new();
-
-thread_local! {
-    static BUF: RefCell<BytesMut> = RefCell::new(BytesMut::with_capacity(2048));
-}
 
 const fn p(
     name: &'static str,
@@ -295,19 +289,9 @@ extern "C" fn send(dest: i32, rec: &TraceRecord<'_>) -> bool {
         let Some(sender) = usize::try_from(dest).ok().and_then(|i| state.dests.get(i)) else {
             return false;
         };
-        BUF.with(|b| {
-            let mut buf = b.borrow_mut();
-            // Packets are split off one 64 KiB arena per thread (the queued `Bytes` share it),
-            // so encoding allocates once per ~150 packets, not once per packet.
-            if buf.capacity() < 4096 {
-                buf.reserve(64 * 1024);
-            }
-            if render::encode(rec, sender.dest().version, &state.render, &mut buf).is_err() {
-                return false;
-            }
-            let packet = buf.split().freeze();
-            sender.send(packet)
-        })
+        // Rendered straight into this thread's batch of the destination's queue.
+        let version = sender.dest().version;
+        sender.send_with(|out| render::encode_vec(rec, version, &state.render, out).is_ok())
     })
     .unwrap_or(false)
 }

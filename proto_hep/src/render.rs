@@ -88,6 +88,28 @@ pub fn encode(
     cfg: &RenderCfg,
     out: &mut BytesMut,
 ) -> Result<(), codec::EncodeError> {
+    out.clear();
+    with_hep(rec, version, cfg, |hep| codec::encode(hep, out))
+}
+
+/// As [`encode`], but appends to `out` (a batch of packets stored back to back); on error
+/// `out` is left unchanged.
+pub fn encode_vec(
+    rec: &TraceRecord<'_>,
+    version: Version,
+    cfg: &RenderCfg,
+    out: &mut Vec<u8>,
+) -> Result<(), codec::EncodeError> {
+    with_hep(rec, version, cfg, |hep| codec::encode_vec(hep, out))
+}
+
+/// Builds the [`HepRecord`] of `rec` (borrowing from it) and hands it to `f`.
+fn with_hep<R>(
+    rec: &TraceRecord<'_>,
+    version: Version,
+    cfg: &RenderCfg,
+    f: impl FnOnce(&HepRecord<'_>) -> R,
+) -> R {
     let event;
     let payload: &[u8] = if rec.parts.is_empty() {
         rec.payload.as_slice()
@@ -127,8 +149,7 @@ pub fn encode(
         payload_compressed: false,
         extra,
     };
-    out.clear();
-    codec::encode(&hep, out)
+    f(&hep)
 }
 
 #[cfg(test)]
@@ -234,6 +255,46 @@ mod tests {
             .find(|c| c.type_id == EXTRA_CORRELATION)
             .unwrap();
         assert_eq!(net.data, br#"{"net":"42"}"#);
+    }
+
+    #[test]
+    fn encode_vec_appends_the_same_bytes() {
+        let sip = b"OPTIONS sip:a@b SIP/2.0\r\n\r\n";
+        let rec = TraceRecord {
+            proto_type: TRACE_SIP,
+            payload: RSlice::from_slice(sip),
+            parts: RSlice::from_slice(&[]),
+            ..event()
+        };
+        for version in [Version::V3, Version::V2] {
+            let mut one = BytesMut::new();
+            encode(&rec, version, &cfg(true), &mut one).unwrap();
+            let mut batch = b"prefix".to_vec();
+            encode_vec(&rec, version, &cfg(true), &mut batch).unwrap();
+            encode_vec(&event(), version, &cfg(true), &mut batch).unwrap();
+            assert_eq!(&batch[..6], b"prefix");
+            assert_eq!(&batch[6..6 + one.len()], &one[..]);
+            let mut ev = BytesMut::new();
+            encode(&event(), version, &cfg(true), &mut ev).unwrap();
+            assert_eq!(&batch[6 + one.len()..], &ev[..]);
+        }
+    }
+
+    #[test]
+    fn encode_vec_error_leaves_buffer_unchanged() {
+        let big = vec![b'x'; 70_000];
+        let rec = TraceRecord {
+            proto_type: TRACE_SIP,
+            payload: RSlice::from_slice(&big),
+            parts: RSlice::from_slice(&[]),
+            ..event()
+        };
+        let mut batch = b"keep".to_vec();
+        assert!(matches!(
+            encode_vec(&rec, Version::V3, &cfg(true), &mut batch),
+            Err(codec::EncodeError::TooLong { .. })
+        ));
+        assert_eq!(batch, b"keep");
     }
 
     #[test]

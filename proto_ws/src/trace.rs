@@ -187,34 +187,44 @@ impl Tracer {
     }
 }
 
-/// The Call-ID of a SIP message, found by a cheap scan of its header lines (`Call-ID:` or
-/// the compact `i:`), without a full parse. The usual spelling `\r\nCall-ID:` is found with
-/// one SIMD substring search; any other case or form falls back to a line scan.
+/// The Call-ID of a SIP message (RFC 3261 section 20.8), found by a cheap walk over its header
+/// lines (`Call-ID:` in any case, or the compact `i:`, RFC 3261 section 7.3.3), without a full
+/// parse; the walk stops at the empty line that ends the header. One `memchr` per line: a
+/// substring search for `\r\nCall-ID:` was slower, as CR, LF and `:` are what SIP is made of.
 pub(crate) fn call_id(msg: &[u8]) -> Option<&str> {
-    let head_end = memchr::memmem::find(msg, b"\r\n\r\n").unwrap_or(msg.len());
-    let head = &msg[..head_end];
-    if let Some(at) = memchr::memmem::find(head, b"\r\nCall-ID:") {
-        let rest = &head[at + 10..];
-        let end = memchr::memchr(b'\r', rest).unwrap_or(rest.len());
-        // A folded Call-ID (continuation line) is not worth a fast path.
-        if !rest
-            .get(end + 2..)
-            .is_some_and(|r| r.starts_with(b" ") || r.starts_with(b"\t"))
-        {
-            return std::str::from_utf8(rest[..end].trim_ascii()).ok();
+    // Skip the start line.
+    let mut pos = memchr::memchr(b'\n', msg)? + 1;
+    loop {
+        let line = msg.get(pos..)?;
+        match line.first()? {
+            b'\r' | b'\n' => return None,
+            b'C' | b'c' | b'I' | b'i' => {
+                let name_len = if line.len() >= 7 && line[..7].eq_ignore_ascii_case(b"call-id") {
+                    7
+                } else {
+                    1
+                };
+                if let Some(v) = header_value(line, name_len) {
+                    return v;
+                }
+            }
+            _ => {}
         }
+        pos += memchr::memchr(b'\n', line)? + 1;
     }
-    for line in head.split(|&b| b == b'\n').skip(1) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let name = line[..colon].trim_ascii();
-        if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
-            return std::str::from_utf8(line[colon + 1..].trim_ascii()).ok();
-        }
-    }
-    None
+}
+
+/// If `line` is a header whose name is its first `name_len` bytes (then optional blanks and a
+/// colon), the value up to the end of the line, trimmed (`Some(None)` if not UTF-8).
+fn header_value(line: &[u8], name_len: usize) -> Option<Option<&str>> {
+    let rest = line.get(name_len..)?;
+    let blanks = rest
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let rest = rest.get(blanks..)?.strip_prefix(b":")?;
+    let end = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
+    Some(std::str::from_utf8(rest[..end].trim_ascii()).ok())
 }
 
 #[cfg(test)]
@@ -241,6 +251,22 @@ mod tests {
         assert_eq!(
             call_id(b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\nCall-ID: body\r\n"),
             None
+        );
+        // Look-alike names are skipped; blanks before the colon and bare LF are accepted.
+        assert_eq!(
+            call_id(b"SIP/2.0 200 OK\r\nCall-Info: <x>\r\nInclude: 1\r\nCALL-ID : up\r\n\r\n"),
+            Some("up")
+        );
+        assert_eq!(
+            call_id(b"MESSAGE sip:a SIP/2.0\nVia: x\ni:lf\n\n"),
+            Some("lf")
+        );
+        assert_eq!(call_id(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n"), None);
+        assert_eq!(call_id(b"garbage"), None);
+        // The usual spelling only in the body: the header's compact form wins.
+        assert_eq!(
+            call_id(b"SIP/2.0 200 OK\r\ni: hdr\r\n\r\nx\r\nCall-ID: body\r\n"),
+            Some("hdr")
         );
     }
 }

@@ -252,9 +252,8 @@ pub fn encoded_len(rec: &HepRecord<'_>) -> usize {
     }
 }
 
-/// Appends the encoding of `rec` to `out`, reserving [`encoded_len`] bytes once.
-/// On error `out` is left unchanged.
-pub fn encode(rec: &HepRecord<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
+/// The length `rec` encodes to, or why it cannot be encoded.
+fn checked_len(rec: &HepRecord<'_>) -> Result<usize, EncodeError> {
     let len = encoded_len(rec);
     if len > MAX_PACKET_LEN {
         return Err(EncodeError::TooLong { len });
@@ -264,10 +263,38 @@ pub fn encode(rec: &HepRecord<'_>, out: &mut BytesMut) -> Result<(), EncodeError
             capture_id: rec.capture_id,
         });
     }
-    out.reserve(len);
+    Ok(len)
+}
+
+/// Appends the encoding of `rec` to `out`, reserving [`encoded_len`] bytes once.
+/// On error `out` is left unchanged.
+pub fn encode(rec: &HepRecord<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
+    let len = checked_len(rec)?;
     match rec.version {
-        Version::V3 => v3::encode_into(rec, len, out),
-        Version::V1 | Version::V2 => v2::encode_into(rec, out),
+        Version::V3 => {
+            out.reserve(len);
+            v3::encode_into(rec, len, out);
+        }
+        Version::V1 | Version::V2 => {
+            out.reserve(len);
+            v2::encode_into(rec, out);
+        }
+    }
+    Ok(())
+}
+
+/// As [`encode`], appending to a `Vec` (e.g. a batch of packets stored back to back).
+pub fn encode_vec(rec: &HepRecord<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let len = checked_len(rec)?;
+    match rec.version {
+        Version::V3 => {
+            out.reserve(len);
+            v3::encode_into(rec, len, out);
+        }
+        Version::V1 | Version::V2 => {
+            out.reserve(len);
+            v2::encode_into(rec, out);
+        }
     }
     Ok(())
 }

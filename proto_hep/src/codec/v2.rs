@@ -23,7 +23,7 @@
 
 use super::ids::{family, proto_type};
 use super::{AddrPair, DecodeError, Decoded, HepRecord, Version};
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Length of `hep_hdr`.
@@ -63,7 +63,7 @@ pub(super) fn encoded_len(rec: &HepRecord<'_>) -> usize {
 }
 
 /// Appends `rec` as v1 or v2 (per `rec.version`); the caller checked length and capture id.
-pub(super) fn encode_into(rec: &HepRecord<'_>, out: &mut BytesMut) {
+pub(super) fn encode_into(rec: &HepRecord<'_>, out: &mut impl BufMut) {
     let pair = AddrPair::of(&rec.src, &rec.dst);
     let (fam, hdr) = match pair {
         AddrPair::V4(..) => (family::INET, HEADER_LEN_V4),

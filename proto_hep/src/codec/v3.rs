@@ -11,7 +11,7 @@
 
 use super::ids::{chunk, family, vendor};
 use super::{AddrPair, Chunk, DecodeError, Decoded, HepRecord, Version};
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The packet magic.
@@ -51,46 +51,62 @@ pub(super) fn encoded_len(rec: &HepRecord<'_>) -> usize {
         + chunk_len(rec.payload.len())
 }
 
-/// Writes a chunk header. `data_len` fits a u16 because the whole packet was checked to.
-fn put_header(out: &mut BytesMut, vendor_id: u16, type_id: u16, data_len: usize) {
-    out.put_u16(vendor_id);
-    out.put_u16(type_id);
-    out.put_u16(u16::try_from(chunk_len(data_len)).unwrap_or(u16::MAX));
+/// Appends chunks to the output buffer.
+struct Writer<'a, B: BufMut> {
+    out: &'a mut B,
 }
 
-/// Writes a generic chunk.
-fn put_chunk(out: &mut BytesMut, type_id: u16, data: &[u8]) {
-    put_header(out, vendor::GENERIC, type_id, data.len());
-    out.put_slice(data);
+impl<B: BufMut> Writer<'_, B> {
+    /// Copies `data`.
+    fn put(&mut self, data: &[u8]) {
+        self.out.put_slice(data);
+    }
+
+    /// Writes a chunk header. `data_len` fits a u16 because the whole packet was checked to.
+    fn header(&mut self, vendor_id: u16, type_id: u16, data_len: usize) {
+        let len = u16::try_from(chunk_len(data_len)).unwrap_or(u16::MAX);
+        let [v0, v1] = vendor_id.to_be_bytes();
+        let [t0, t1] = type_id.to_be_bytes();
+        let [l0, l1] = len.to_be_bytes();
+        self.put(&[v0, v1, t0, t1, l0, l1]);
+    }
+
+    /// Writes a generic chunk.
+    fn chunk(&mut self, type_id: u16, data: &[u8]) {
+        self.header(vendor::GENERIC, type_id, data.len());
+        self.put(data);
+    }
 }
 
-/// Appends `rec` as HEP3; `len` is [`encoded_len`], already checked to be <= 65535.
-pub(super) fn encode_into(rec: &HepRecord<'_>, len: usize, out: &mut BytesMut) {
-    out.put_slice(&MAGIC);
-    out.put_u16(u16::try_from(len).unwrap_or(u16::MAX));
+/// Appends `rec` as HEP3 to `out`; `len` is [`encoded_len`], already checked to be <= 65535
+/// (the caller reserves it, so no write reallocates).
+pub(super) fn encode_into(rec: &HepRecord<'_>, len: usize, out: &mut impl BufMut) {
+    let mut w = Writer { out };
+    w.put(&MAGIC);
+    w.put(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
     let pair = AddrPair::of(&rec.src, &rec.dst);
     let fam = match pair {
         AddrPair::V4(..) => family::INET,
         AddrPair::V6(..) => family::INET6,
     };
-    put_chunk(out, chunk::IP_FAMILY, &[fam]);
-    put_chunk(out, chunk::IP_PROTO, &[rec.ip_proto]);
+    w.chunk(chunk::IP_FAMILY, &[fam]);
+    w.chunk(chunk::IP_PROTO, &[rec.ip_proto]);
     match pair {
         AddrPair::V4(s, d) => {
-            put_chunk(out, chunk::IPV4_SRC, &s);
-            put_chunk(out, chunk::IPV4_DST, &d);
+            w.chunk(chunk::IPV4_SRC, &s);
+            w.chunk(chunk::IPV4_DST, &d);
         }
         AddrPair::V6(s, d) => {
-            put_chunk(out, chunk::IPV6_SRC, &s);
-            put_chunk(out, chunk::IPV6_DST, &d);
+            w.chunk(chunk::IPV6_SRC, &s);
+            w.chunk(chunk::IPV6_DST, &d);
         }
     }
-    put_chunk(out, chunk::SRC_PORT, &rec.src.port().to_be_bytes());
-    put_chunk(out, chunk::DST_PORT, &rec.dst.port().to_be_bytes());
-    put_chunk(out, chunk::TS_SEC, &rec.ts_sec.to_be_bytes());
-    put_chunk(out, chunk::TS_USEC, &rec.ts_usec.to_be_bytes());
-    put_chunk(out, chunk::PROTO_TYPE, &[rec.proto_type]);
-    put_chunk(out, chunk::CAPTURE_ID, &rec.capture_id.to_be_bytes());
+    w.chunk(chunk::SRC_PORT, &rec.src.port().to_be_bytes());
+    w.chunk(chunk::DST_PORT, &rec.dst.port().to_be_bytes());
+    w.chunk(chunk::TS_SEC, &rec.ts_sec.to_be_bytes());
+    w.chunk(chunk::TS_USEC, &rec.ts_usec.to_be_bytes());
+    w.chunk(chunk::PROTO_TYPE, &[rec.proto_type]);
+    w.chunk(chunk::CAPTURE_ID, &rec.capture_id.to_be_bytes());
     let optional = [
         (chunk::AUTH_KEY, rec.auth_key),
         (chunk::CORRELATION_ID, rec.correlation_id),
@@ -98,19 +114,19 @@ pub(super) fn encode_into(rec: &HepRecord<'_>, len: usize, out: &mut BytesMut) {
     ];
     for (type_id, value) in optional {
         if let Some(data) = value {
-            put_chunk(out, type_id, data);
+            w.chunk(type_id, data);
         }
     }
     for c in rec.extra {
-        put_header(out, c.vendor, c.type_id, c.data.len());
-        out.put_slice(c.data);
+        w.header(c.vendor, c.type_id, c.data.len());
+        w.put(c.data);
     }
     let payload_type = if rec.payload_compressed {
         chunk::COMPRESSED_PAYLOAD
     } else {
         chunk::PAYLOAD
     };
-    put_chunk(out, payload_type, rec.payload);
+    w.chunk(payload_type, rec.payload);
 }
 
 /// See [`super::v3_frame_len`].

@@ -1,11 +1,14 @@
 //! Non-blocking HEP sender: one background thread per destination, fed through a bounded queue.
 //!
-//! [`Sender::send`] only does a `try_send` into a `std::sync::mpsc::sync_channel`: it never
-//! blocks, never does I/O, and returns `false` (counting a drop) when the queue is full. All
-//! I/O, DNS resolution included, happens on the sender thread:
+//! [`Sender::send_with`] only appends the packet to the calling thread's batch in a bounded
+//! [`queue`] (no allocation in steady state, no contended atomic, no wake-up of the sender
+//! thread per packet): it never blocks, never does I/O, and returns `false` (counting a drop)
+//! when the queue is full. All I/O, DNS resolution included, happens on the sender thread,
+//! which sweeps every producer's batch at once, about every [`BATCH_WINDOW`] under load:
 //!
-//! * UDP ([`udp`]): one datagram per packet from an ephemeral socket. Send errors (an ICMP
-//!   "port unreachable" surfacing as `ECONNREFUSED` included) cost that packet only.
+//! * UDP ([`udp`]): one datagram per packet, many per `sendmmsg` call, from an ephemeral
+//!   socket connected to the collector. Send errors (an ICMP "port unreachable" surfacing as
+//!   `ECONNREFUSED` included) cost that packet only.
 //! * TCP ([`tcp`]): connects with a timeout, writes with a write timeout, and on any failure
 //!   drops the connection and reconnects with exponential backoff. While the collector is
 //!   unreachable the queue fills up and further packets are dropped at `send`.
@@ -14,6 +17,7 @@
 //! Dropping the [`Sender`] stops the thread and joins it (the wait is bounded by the connect
 //! and write timeouts), so a plugin can be unloaded safely afterwards.
 
+pub mod queue;
 mod stats;
 pub mod tcp;
 pub mod udp;
@@ -21,12 +25,11 @@ pub mod udp;
 pub use stats::SenderStats;
 
 use crate::hep_id::{HepDest, Host, Transport};
-use bytes::Bytes;
+use queue::{Batch, Push, Queue};
 use stats::Counters;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -34,12 +37,18 @@ use std::time::{Duration, Instant};
 /// Smallest timeout used; the OS rejects zero timeouts.
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
-/// After a partial batch, the sender thread sleeps this long before taking the next one, so
-/// that under load it wakes about once per window instead of once per packet: a producer's
-/// `send` then never has a blocked receiver to wake (no futex call, no context switch on the
-/// SIP worker's side). Packets reach the collector up to this much later; an idle sender
-/// still blocks on the queue and wakes at the first packet.
+/// After a sweep that found fewer than [`FULL_SWEEP`] packets, the sender thread sleeps this
+/// long before the next one, so that under load it wakes about once per window instead of once
+/// per packet: a producer's `send` then never has a sleeping sender to wake (no futex call, no
+/// context switch on the SIP worker's side). Packets reach the collector up to this much
+/// later; an idle sender parks and is woken by the first packet.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(1);
+
+/// A sweep with at least this many packets is followed by the next at once (backlog).
+pub const FULL_SWEEP: usize = 512;
+
+/// Longest park of an idle sender thread between checks of the stop flag.
+const IDLE_PARK: Duration = Duration::from_millis(250);
 
 /// Tuning of a [`Sender`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,8 +144,10 @@ pub(crate) struct Worker {
     pub(crate) cfg: SenderConfig,
     /// Counters and the stop flag.
     pub(crate) shared: Arc<Shared>,
-    /// The receiving end of the queue.
-    pub(crate) rx: Receiver<Bytes>,
+    /// The queue the producers fill.
+    pub(crate) queue: Arc<Queue>,
+    /// Emptied batches kept for reuse.
+    pub(crate) spares: Vec<Batch>,
 }
 
 impl Worker {
@@ -159,10 +170,30 @@ impl Worker {
         }
     }
 
+    /// Takes every staged packet into `out`; returns how many.
+    pub(crate) fn sweep(&mut self, out: &mut Vec<Batch>) -> usize {
+        self.queue.sweep(&mut self.spares, out)
+    }
+
+    /// Done with `batch`: its credits go back to the queue, its buffers to the spares.
+    pub(crate) fn release(&mut self, batch: Batch) {
+        self.queue.release(batch, &mut self.spares);
+    }
+
+    /// Waits for the first packet (or the stop flag) while idle.
+    pub(crate) fn park(&self) {
+        let shared = &self.shared;
+        self.queue.park(IDLE_PARK, || shared.stopping());
+    }
+
     /// Counts everything still queued as dropped (the thread is exiting).
-    pub(crate) fn drop_queued(&self) {
-        let n = self.rx.try_iter().count();
+    pub(crate) fn drop_queued(&mut self) {
+        let mut batches = Vec::new();
+        let n = self.sweep(&mut batches);
         self.shared.counters.dropped(n as u64);
+        for b in batches {
+            self.release(b);
+        }
     }
 }
 
@@ -170,7 +201,7 @@ impl Worker {
 #[derive(Debug)]
 pub struct Sender {
     dest: HepDest,
-    tx: Option<SyncSender<Bytes>>,
+    queue: Arc<Queue>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -183,45 +214,58 @@ impl Sender {
             return Err(SenderError::TlsUnsupported);
         }
         let cfg = cfg.sanitized();
-        let (tx, rx) = mpsc::sync_channel(cfg.queue_len);
+        let queue = Arc::new(Queue::new(cfg.queue_len));
         let shared = Arc::new(Shared::default());
         let worker = Worker {
             host: dest.host.clone(),
             port: dest.port,
             cfg,
             shared: Arc::clone(&shared),
-            rx,
+            queue: Arc::clone(&queue),
+            spares: Vec::new(),
         };
         let transport = dest.transport;
         let thread = thread::Builder::new()
             .name(format!("hep-{}", dest.name))
-            .spawn(move || match transport {
-                Transport::Udp => udp::run(worker),
-                Transport::Tcp | Transport::Tls => tcp::run(worker),
+            .spawn(move || {
+                worker.queue.attach();
+                match transport {
+                    Transport::Udp => udp::run(worker),
+                    Transport::Tcp | Transport::Tls => tcp::run(worker),
+                }
             })
             .map_err(SenderError::Spawn)?;
         Ok(Sender {
             dest,
-            tx: Some(tx),
+            queue,
             shared,
             thread: Some(thread),
         })
     }
 
-    /// Queues one encoded packet. Never blocks: returns false, counting a drop, when the queue
-    /// is full (e.g. during a TCP outage).
-    pub fn send(&self, packet: Bytes) -> bool {
-        let queued = match &self.tx {
-            Some(tx) => match tx.try_send(packet) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-            },
-            None => false,
-        };
-        if !queued {
-            self.shared.counters.dropped(1);
+    /// Queues one encoded packet (copying it). Never blocks: returns false, counting a drop,
+    /// when the queue is full (e.g. during a TCP outage).
+    pub fn send(&self, packet: impl AsRef<[u8]>) -> bool {
+        let packet = packet.as_ref();
+        self.send_with(|out| {
+            out.extend_from_slice(packet);
+            true
+        })
+    }
+
+    /// Queues one packet that `encode` appends to the given buffer (returning true; false if it
+    /// cannot encode, leaving the buffer as it found it or not: the bytes are discarded).
+    /// Never blocks. Returns false when the queue is full (counted as dropped) or when
+    /// `encode` failed (not counted: nothing was offered).
+    pub fn send_with(&self, encode: impl FnOnce(&mut Vec<u8>) -> bool) -> bool {
+        match self.queue.push(encode) {
+            Push::Queued => true,
+            Push::Full => {
+                self.shared.counters.dropped(1);
+                false
+            }
+            Push::Rejected => false,
         }
-        queued
     }
 
     /// Current counters.
@@ -240,7 +284,6 @@ impl Drop for Sender {
     /// sender gets up to `tcp_write_timeout` to flush; the rest is dropped.
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        drop(self.tx.take());
         if let Some(thread) = self.thread.take() {
             thread.thread().unpark();
             // A panic on the sender thread is not ours to propagate from a destructor.

@@ -4,8 +4,9 @@
 //! * After a failed attempt it sleeps `backoff` (100 ms → 5 s by default, doubling) without
 //!   reading the queue, so packets arriving during an outage fill the queue and are then dropped
 //!   by `send`. The first reconnect after losing an established connection is immediate.
-//! * Takes up to [`MAX_BATCH`] queued packets at a time and writes them with `writev`, then
-//!   waits [`BATCH_WINDOW`](super::BATCH_WINDOW) unless the batch was full; a write
+//! * Each sweep of the queue takes every staged packet (whole batches of packets stored back
+//!   to back) and writes them with one `writev` of one slice per batch, then waits
+//!   [`BATCH_WINDOW`](super::BATCH_WINDOW) unless the sweep was large; a write
 //!   making no progress for `tcp_write_timeout` (collector stalled) or failing closes the
 //!   connection. A packet cut in the middle is dropped (the new connection must start on a
 //!   packet boundary); the untouched ones are kept for the next connection.
@@ -15,35 +16,55 @@
 //!
 //! `writev` does not pass `MSG_NOSIGNAL`: like every Rust program, the host ignores SIGPIPE.
 
+use super::queue::Batch;
 use super::stats::Counters;
 use super::Worker;
-use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Most packets taken from the queue per write (IOV_MAX is 1024 on Linux).
-pub const MAX_BATCH: usize = 512;
+/// Most batches per `writev` call (IOV_MAX is 1024 on Linux).
+pub const MAX_SLICES: usize = 64;
 /// A connection idle this long is probed before the next write.
 pub const PROBE_IDLE: Duration = Duration::from_millis(500);
 
-/// Queued packets being written; `offset` bytes of the front one are already written.
+/// Swept batches being written: `offset` bytes of the front one are written, and its packets
+/// before `next` are complete.
 #[derive(Default)]
-struct Batch {
-    packets: VecDeque<Bytes>,
+struct Pending {
+    batches: VecDeque<Batch>,
     offset: usize,
+    next: usize,
+    /// Batches fully written (or empty), to give back to the queue.
+    finished: Vec<Batch>,
 }
 
-impl Batch {
-    /// Writes the whole batch, counting each completed packet as sent.
+impl Pending {
+    /// Adds a swept batch (an empty one goes straight to `finished`).
+    fn push(&mut self, batch: Batch) {
+        if batch.is_empty() {
+            self.finished.push(batch);
+        } else {
+            self.batches.push_back(batch);
+        }
+    }
+
+    /// Packets not completely written.
+    fn packets(&self) -> usize {
+        self.batches.iter().map(Batch::len).sum::<usize>() - self.next
+    }
+
+    /// Writes everything, counting each completed packet as sent.
     fn write_all(&mut self, w: &mut impl Write, counters: &Counters) -> io::Result<()> {
-        while !self.packets.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_BATCH];
+        while let Some(front) = self.batches.front() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let mut n_slices = 0;
-            for (i, (slot, p)) in slices.iter_mut().zip(&self.packets).enumerate() {
-                let skip = if i == 0 { self.offset } else { 0 };
-                *slot = IoSlice::new(p.get(skip..).unwrap_or(&[]));
+            let rest = std::iter::once(front.data().get(self.offset..).unwrap_or_default())
+                .chain(self.batches.iter().skip(1).map(Batch::data));
+            for (slot, data) in slices.iter_mut().zip(rest) {
+                *slot = IoSlice::new(data);
                 n_slices += 1;
             }
             let written = match w.write_vectored(&slices[..n_slices]) {
@@ -60,29 +81,42 @@ impl Batch {
     /// Consumes `n` written bytes; returns the number of packets completed.
     fn advance(&mut self, mut n: usize) -> u64 {
         let mut done = 0;
-        while let Some(front) = self.packets.front() {
-            let left = front.len() - self.offset.min(front.len());
-            if n < left {
-                self.offset += n;
+        while let Some(front) = self.batches.front() {
+            let len = front.data().len();
+            let take = n.min(len - self.offset.min(len));
+            self.offset += take;
+            n -= take;
+            while front.end(self.next).is_some_and(|end| end <= self.offset) {
+                self.next += 1;
+                done += 1;
+            }
+            if self.offset < len {
                 break;
             }
-            n -= left;
-            self.packets.pop_front();
+            if let Some(b) = self.batches.pop_front() {
+                self.finished.push(b);
+            }
             self.offset = 0;
-            done += 1;
+            self.next = 0;
         }
         done
     }
 
     /// After a failed write: drops the partially written packet, if any (returns 1 then).
     fn cut(&mut self) -> u64 {
-        if self.offset > 0 {
-            self.packets.pop_front();
-            self.offset = 0;
-            1
-        } else {
-            0
+        let Some(front) = self.batches.front() else {
+            return 0;
+        };
+        let start = match self.next {
+            0 => 0,
+            i => front.end(i - 1).unwrap_or(0),
+        };
+        if self.offset <= start {
+            return 0;
         }
+        let end = front.end(self.next).unwrap_or(self.offset);
+        self.advance(end - self.offset);
+        1
     }
 }
 
@@ -121,14 +155,20 @@ fn alive(s: &TcpStream) -> bool {
 }
 
 /// Runs until the handle is dropped (and the queue flushed, or the flush time is up).
-pub(crate) fn run(w: Worker) {
-    let counters = &w.shared.counters;
+pub(crate) fn run(mut w: Worker) {
+    let shared = Arc::clone(&w.shared);
+    let counters = &shared.counters;
     let mut conn: Option<(TcpStream, Instant)> = None;
-    let mut batch = Batch::default();
+    let mut pending = Pending::default();
+    let mut swept = Vec::new();
     let mut backoff = w.cfg.backoff_min;
     let mut flush_deadline: Option<Instant> = None;
     loop {
-        if w.shared.stopping() {
+        for b in pending.finished.drain(..) {
+            w.release(b);
+        }
+        let stopping = shared.stopping();
+        if stopping {
             let deadline =
                 *flush_deadline.get_or_insert_with(|| Instant::now() + w.cfg.tcp_write_timeout);
             if conn.is_none() || Instant::now() >= deadline {
@@ -136,6 +176,7 @@ pub(crate) fn run(w: Worker) {
             }
         }
         let Some((stream, last_io)) = &mut conn else {
+            // While disconnected the queue is not swept: it fills up and `send` drops.
             match connect(&w) {
                 Ok(s) => {
                     conn = Some((s, Instant::now()));
@@ -152,17 +193,20 @@ pub(crate) fn run(w: Worker) {
             }
             continue;
         };
-        if batch.packets.is_empty() {
-            // Dropping the handle disconnects the queue, which ends this wait.
-            match w.rx.recv() {
-                Ok(p) => batch.packets.push_back(p),
-                Err(_) => break,
+        if pending.batches.is_empty() {
+            w.sweep(&mut swept);
+            for b in swept.drain(..) {
+                pending.push(b);
             }
-        }
-        while batch.packets.len() < MAX_BATCH {
-            match w.rx.try_recv() {
-                Ok(p) => batch.packets.push_back(p),
-                Err(_) => break,
+            if pending.batches.is_empty() {
+                if stopping {
+                    break;
+                }
+                for b in pending.finished.drain(..) {
+                    w.release(b);
+                }
+                w.park();
+                continue;
             }
         }
         if last_io.elapsed() >= PROBE_IDLE && !alive(stream) {
@@ -171,25 +215,28 @@ pub(crate) fn run(w: Worker) {
             conn = None;
             continue;
         }
-        let full = batch.packets.len() >= MAX_BATCH;
-        match batch.write_all(stream, counters) {
+        let full = pending.packets() >= super::FULL_SWEEP;
+        match pending.write_all(stream, counters) {
             Ok(()) => {
                 *last_io = Instant::now();
                 // Let the next batch gather (see BATCH_WINDOW) unless the queue is backed up.
-                if !full {
+                if !full && !stopping {
                     w.shared.sleep(super::BATCH_WINDOW);
                 }
             }
             Err(_) => {
                 counters.error();
-                counters.dropped(batch.cut());
+                counters.dropped(pending.cut());
                 counters.down();
                 conn = None;
             }
         }
     }
     counters.down();
-    counters.dropped(batch.packets.len() as u64);
+    counters.dropped(pending.packets() as u64);
+    for b in pending.batches.drain(..).chain(pending.finished.drain(..)) {
+        w.release(b);
+    }
     w.drop_queued();
 }
 
@@ -197,25 +244,42 @@ pub(crate) fn run(w: Worker) {
 mod tests {
     use super::*;
 
-    fn batch(packets: &[&'static [u8]]) -> Batch {
-        Batch {
-            packets: packets.iter().map(|p| Bytes::from_static(p)).collect(),
-            offset: 0,
+    fn pending(batches: &[&[&[u8]]]) -> Pending {
+        let mut p = Pending::default();
+        for b in batches {
+            p.push(Batch::from_packets(b));
         }
+        p
     }
 
     #[test]
     fn advance_and_cut() {
-        let mut b = batch(&[b"abc", b"de", b"f"]);
+        let mut b = pending(&[&[b"abc", b"de", b"f"]]);
         assert_eq!(b.advance(4), 1); // "abc" done, 1 byte of "de"
-        assert_eq!(b.offset, 1);
+        assert_eq!((b.offset, b.next), (4, 1));
         assert_eq!(b.cut(), 1); // "de" dropped
         assert_eq!(b.cut(), 0);
+        assert_eq!(b.packets(), 1);
         assert_eq!(b.advance(1), 1); // "f"
-        assert!(b.packets.is_empty());
+        assert!(b.batches.is_empty());
+        assert_eq!(b.finished.len(), 1);
     }
 
-    /// Accepts at most `cap` bytes per call, then fails.
+    #[test]
+    fn advance_across_batches_and_empty_ones() {
+        let mut b = pending(&[&[b"ab", b"c"], &[], &[b"de"], &[b"fgh"]]);
+        assert_eq!(b.finished.len(), 1); // the empty batch
+        assert_eq!(b.packets(), 4);
+        assert_eq!(b.advance(4), 2); // "ab", "c" (first batch done), "d"
+        assert_eq!((b.batches.len(), b.offset, b.next), (2, 1, 0));
+        assert_eq!(b.cut(), 1); // "de" cut: its batch is done
+        assert_eq!((b.batches.len(), b.offset, b.finished.len()), (1, 0, 3));
+        assert_eq!(b.cut(), 0); // on a boundary
+        assert_eq!(b.advance(3), 1);
+        assert_eq!((b.batches.len(), b.packets()), (0, 0));
+    }
+
+    /// Accepts at most `cap` bytes per call (across slices), then fails.
     struct Trickle {
         out: Vec<u8>,
         cap: usize,
@@ -224,11 +288,18 @@ mod tests {
 
     impl Write for Trickle {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
             if self.budget == 0 {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
-            let n = buf.len().min(self.cap).min(self.budget);
-            self.out.extend_from_slice(&buf[..n]);
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.cap - n).min(self.budget - n);
+                self.out.extend_from_slice(&b[..take]);
+                n += take;
+            }
             self.budget -= n;
             Ok(n)
         }
@@ -240,7 +311,7 @@ mod tests {
     #[test]
     fn write_all_partial_writes_then_failure() {
         let counters = Counters::default();
-        let mut b = batch(&[b"hello", b"world", b"!"]);
+        let mut b = pending(&[&[b"hello", b"world", b"!"]]);
         let mut w = Trickle {
             out: Vec::new(),
             cap: 3,
@@ -250,10 +321,26 @@ mod tests {
         assert_eq!(w.out, b"hellowo");
         assert_eq!(counters.snapshot().sent, 1);
         assert_eq!(b.cut(), 1);
-        assert_eq!(b.packets, vec![Bytes::from_static(b"!")]);
+        assert_eq!(b.packets(), 1);
         w.budget = 100;
         assert!(b.write_all(&mut w, &counters).is_ok());
         assert_eq!(w.out, b"hellowo!");
         assert_eq!(counters.snapshot().sent, 2);
+        assert!(b.batches.is_empty());
+    }
+
+    #[test]
+    fn write_all_spans_batches_in_one_writev() {
+        let counters = Counters::default();
+        let mut b = pending(&[&[b"one", b"two"], &[b"three"], &[b"four"]]);
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: 1000,
+            budget: 1000,
+        };
+        assert!(b.write_all(&mut w, &counters).is_ok());
+        assert_eq!(w.out, b"onetwothreefour");
+        assert_eq!(counters.snapshot().sent, 4);
+        assert_eq!(b.finished.len(), 3);
     }
 }

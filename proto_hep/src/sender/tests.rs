@@ -3,7 +3,7 @@
 use super::*;
 use crate::codec::{self, HepRecord, Version};
 use crate::hep_id::HepDest;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
