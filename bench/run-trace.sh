@@ -18,62 +18,16 @@
 #        MODES="off udp tcp" (also: remote = UDP to the veth model of a collector on another
 #        host, root only; kam-off kam-udp kam-tcp kam-remote = Kamailio 5.6 siptrace, the same)
 set -u
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-TARGET=${TARGET:-/work/target-bench}
-R=$TARGET/release
 DUR=${DUR:-10}
 ROUNDS=${ROUNDS:-3}
 MODES=${MODES:-off udp tcp}
 WARMUP=1
-OUT=${OUT:-$ROOT/bench/results/trace-$(date -u +%Y%m%dT%H%M%SZ).txt}
-mkdir -p "$(dirname "$OUT")"
-SP=
-SK=
-
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
-
-if [ -z "${SKIP_BUILD:-}" ]; then
-    log "building release into $TARGET"
-    CARGO_TARGET_DIR=$TARGET cargo build --release -p sipcore-bench -p sipcore -p proto_ws -p proto_hep \
-        || exit 1
-fi
-
-# Wait for a quiet machine: load1 <= 1.5, up to 5 tries a minute apart (as bench/run.sh).
-for i in 1 2 3 4 5; do
-    LOAD=$(cut -d' ' -f1 /proc/loadavg)
-    if awk -v l="$LOAD" 'BEGIN { exit !(l <= 1.5) }'; then break; fi
-    log "load $LOAD > 1.5 (other builds?), waiting 60 s (try $i/5)"
-    sleep 60
-done
-{
-    echo "# $(date -u) on $(hostname): nproc=$(nproc) kernel=$(uname -r)"
-    echo "# loadavg before: $(cat /proc/loadavg); DUR=$DUR ROUNDS=$ROUNDS"
-} | tee "$OUT"
-
-wait_port() { # port
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    log "nothing listens on port $1"
-    return 1
-}
-
-stop() {
-    if [ -n "$SP" ]; then
-        kill "$SP" 2>/dev/null
-        wait "$SP" 2>/dev/null
-        SP=
-    fi
-    if [ -n "$SK" ]; then
-        kill "$SK" 2>/dev/null
-        wait "$SK" 2>/dev/null
-        SK=
-    fi
-    sleep 1
-}
-trap stop EXIT
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+results "trace-"
+build
+wait_quiet
+header "DUR=$DUR ROUNDS=$ROUNDS" | tee "$OUT"
 
 TCK=$(getconf CLK_TCK)
 # ticks FILE...: utime + stime (fields 14, 15 of proc(5) stat) summed over the files.
@@ -86,7 +40,6 @@ sender_stat() {
 }
 secs() { awk -v a="$1" -v b="$2" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }'; }
 
-KAM=${KAM:-/usr/sbin/kamailio}
 KCFG=$ROOT/bench/kamailio/kamailio-ws.cfg
 
 # remote_setup: the veth model of a collector on another host (root only). hepv0 has
@@ -102,14 +55,13 @@ remote_setup() {
         { log "cannot set up the veth pair (root needed); skipping"; return 1; }
 }
 
-KAM=${KAM:-/usr/sbin/kamailio}
 KCFG=$ROOT/bench/kamailio/kamailio-ws.cfg
 
 # one NAME CFG COLLECTOR: one run. CFG is a sipcore config, or "kamailio[ -A ...]" for
 # Kamailio. COLLECTOR: "-" none, "veth" the remote model, else `sipbench sink` arguments.
 one() {
-    local name=$1 cfg=$2 coll=$3 line extra="" sk0=0 sk1=0 hs0=0 hs1=0 hs="" port=8080 tree=()
-    local veth0=0 st
+    local name=$1 cfg=$2 coll=$3 line extra="" sk0=0 sk1=0 hs0=0 hs1=0 hs="" port=$SC_PORT tree=()
+    local veth0=0
     case $coll in
     -) ;;
     veth) veth0=$(cat /sys/class/net/hepv0/statistics/tx_dropped) ;;
@@ -123,7 +75,7 @@ one() {
     kamailio*)
         # shellcheck disable=SC2086
         "$KAM" -f "$KCFG" -DD -E -m 2048 -M 16 ${cfg#kamailio} >>"$OUT.kamailio.log" 2>&1 &
-        port=8090 tree=(--tree) ;;
+        port=$KAM_PORT tree=(--tree) ;;
     *) "$R/sipcore" -f "$cfg" 2>>"$OUT.sipcore.log" & ;;
     esac
     SP=$!
@@ -134,7 +86,7 @@ one() {
         --pid "$SP" "${tree[@]}" >"$tmp" 2>&1 &
     local B=$!
     sleep "$WARMUP"
-    if [ "$coll" != - ] && [ "$port" = 8080 ]; then hs=$(sender_stat "$SP"); fi
+    if [ "$coll" != - ] && [ "$port" = "$SC_PORT" ]; then hs=$(sender_stat "$SP"); fi
     [ -n "$SK" ] && sk0=$(ticks /proc/"$SK"/stat)
     hs0=$(ticks "$hs")
     wait "$B"
@@ -144,11 +96,7 @@ one() {
     rm -f "$tmp"
     if [ "$coll" != - ]; then
         extra=" sender_cpu_s=$(secs "$hs0" "$hs1") sink_cpu_s=$(secs "$sk0" "$sk1")"
-        if [ "$port" = 8080 ]; then
-            st=$("$R/sipcore" mi -f "$cfg" hep_stats 2>/dev/null | tr -d ' \n')
-            extra+=" hep_sent=$(echo "$st" | sed -n 's/.*"sent":\([0-9]*\)}$/\1/p')"
-            extra+=" hep_dropped=$(echo "$st" | sed -n 's/.*},*\],"dropped":\([0-9]*\),.*/\1/p')"
-        fi
+        if [ "$port" = "$SC_PORT" ]; then extra+=$(hep_stats "$cfg"); fi
         if [ "$coll" = veth ]; then
             extra+=" sink_packets=$(($(cat /sys/class/net/hepv0/statistics/tx_dropped) - veth0))"
         else
@@ -178,7 +126,6 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 echo "# loadavg after: $(cat /proc/loadavg)" >>"$OUT"
 
-get() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 echo
 echo "results: $OUT"
 printf '%-7s %8s %9s %9s %6s %6s %6s %6s %10s %10s %10s %9s\n' mode req/s req/cpu_s \

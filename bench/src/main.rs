@@ -4,6 +4,7 @@
 
 mod hist;
 mod idle;
+mod measure;
 mod procfs;
 mod relay;
 mod rr;
@@ -39,18 +40,8 @@ enum Mode {
         /// OPTIONS in flight per connection.
         #[arg(short = 'w', long, default_value_t = 10)]
         window: usize,
-        /// Measured seconds.
-        #[arg(short = 'd', long, default_value_t = 10.0)]
-        duration: f64,
-        /// Warm-up seconds before measuring.
-        #[arg(long, default_value_t = 1.0)]
-        warmup: f64,
-        /// Server PID (CPU seconds from /proc/PID/stat).
-        #[arg(long)]
-        pid: Option<u32>,
-        /// Also count the server PID's descendant processes (multi-process servers).
-        #[arg(long)]
-        tree: bool,
+        #[command(flatten)]
+        window_args: measure::Window,
     },
     /// Open N idle connections as fast as possible, hold them, report memory per connection.
     Idle {
@@ -91,18 +82,8 @@ enum Mode {
         /// MESSAGEs in flight per pair.
         #[arg(short = 'w', long, default_value_t = 10)]
         window: usize,
-        /// Measured seconds.
-        #[arg(short = 'd', long, default_value_t = 10.0)]
-        duration: f64,
-        /// Warm-up seconds before measuring.
-        #[arg(long, default_value_t = 1.0)]
-        warmup: f64,
-        /// Server PID (CPU seconds from /proc/PID/stat).
-        #[arg(long)]
-        pid: Option<u32>,
-        /// Also count the server PID's descendant processes (multi-process servers).
-        #[arg(long)]
-        tree: bool,
+        #[command(flatten)]
+        window_args: measure::Window,
     },
     /// UDP sink that discards datagrams (a stand-in HEP collector); prints counts periodically.
     Sink {
@@ -150,20 +131,14 @@ fn main() {
                 addr,
                 conns,
                 window,
-                duration,
-                warmup,
-                pid,
-                tree,
+                window_args,
             } => {
                 procfs::raise_nofile();
                 rr::run(rr::RrArgs {
                     addr,
                     conns,
                     window: window.max(1),
-                    duration: secs(duration),
-                    warmup: secs(warmup),
-                    pid,
-                    tree,
+                    window_args,
                 })
                 .await
             }
@@ -192,10 +167,7 @@ fn main() {
                 domain,
                 pairs,
                 window,
-                duration,
-                warmup,
-                pid,
-                tree,
+                window_args,
             } => {
                 procfs::raise_nofile();
                 relay::run(relay::RelayArgs {
@@ -203,10 +175,7 @@ fn main() {
                     domain,
                     pairs: pairs.max(1),
                     window: window.max(1),
-                    duration: secs(duration),
-                    warmup: secs(warmup),
-                    pid,
-                    tree,
+                    window_args,
                 })
                 .await
             }

@@ -4,11 +4,11 @@
 //! latency quantiles and the server's CPU seconds.
 
 use crate::hist::Hist;
-use crate::procfs;
+use crate::measure::{self, Shared, Window};
 use crate::rr::parse_response;
 use crate::ws::{self, Masker, Opcode};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,21 +25,8 @@ pub struct RelayArgs {
     pub pairs: usize,
     /// MESSAGEs in flight per pair.
     pub window: usize,
-    /// Measured duration.
-    pub duration: Duration,
-    /// Warm-up before measuring.
-    pub warmup: Duration,
-    /// Server PID for CPU accounting.
-    pub pid: Option<u32>,
-    /// Include the server's descendant processes.
-    pub tree: bool,
-}
-
-struct Shared {
-    measuring: AtomicBool,
-    stop: AtomicBool,
-    errors: AtomicU64,
-    non200: AtomicU64,
+    /// The measurement window.
+    pub window_args: Window,
 }
 
 fn io_err(s: &str) -> std::io::Error {
@@ -272,12 +259,7 @@ async fn caller(
 
 /// Run the scenario; prints one `RESULT` line.
 pub async fn run(a: RelayArgs) -> Result<(), String> {
-    let sh = Arc::new(Shared {
-        measuring: AtomicBool::new(false),
-        stop: AtomicBool::new(false),
-        errors: AtomicU64::new(0),
-        non200: AtomicU64::new(0),
-    });
+    let sh = Arc::new(Shared::default());
     let addr: Arc<str> = a.addr.clone().into();
     let domain: Arc<str> = a.domain.clone().into();
     let mut callees = Vec::new();
@@ -308,60 +290,22 @@ pub async fn run(a: RelayArgs) -> Result<(), String> {
             sh.clone(),
         )));
     }
-    tokio::time::sleep(a.warmup).await;
-    let pids = a.pid.map(|p| procfs::pids(p, a.tree)).unwrap_or_default();
-    let cpu0 = procfs::cpu_secs(&pids);
-    let self0 = procfs::self_cpu_secs();
-    let t0 = Instant::now();
-    sh.measuring.store(true, Ordering::Relaxed);
-    tokio::time::sleep(a.duration).await;
-    sh.stop.store(true, Ordering::Relaxed);
-    let elapsed = t0.elapsed().as_secs_f64();
-    let cpu = procfs::cpu_secs(&pids) - cpu0;
-    let self_cpu = procfs::self_cpu_secs() - self0;
-    let mut hist = Hist::new();
-    let mut failed = 0;
-    let mut first_err = None;
-    for t in callers {
-        match tokio::time::timeout(Duration::from_secs(10), t).await {
-            Ok(Ok(Ok(h))) => hist.merge(&h),
-            Ok(Ok(Err(e))) => {
-                failed += 1;
-                first_err.get_or_insert(e.to_string());
-            }
-            _ => {
-                failed += 1;
-                first_err.get_or_insert("caller task hung or panicked".into());
-            }
-        }
-    }
+    let m = measure::window(&a.window_args, &sh).await;
+    let c = measure::collect(callers, Duration::from_secs(10)).await;
     for t in callees {
         t.abort();
     }
-    let n = hist.count();
-    let us = |q: f64| hist.quantile(q) as f64 / 1000.0;
+    let n = c.hist.count();
     println!(
-        "RESULT mode=relay pairs={} window={} secs={:.2} transactions={} tps={:.0} p50_us={:.1} \
-         p99_us={:.1} p999_us={:.1} max_us={:.1} server_cpu_s={:.2} tx_per_cpu_s={:.0} \
-         client_cpu_s={:.2} non200={} errors={} failed_conns={} server_pids={}",
+        "RESULT mode=relay pairs={} window={} secs={:.2} transactions={} tps={:.0} {}",
         a.pairs,
         a.window,
-        elapsed,
+        m.elapsed,
         n,
-        n as f64 / elapsed,
-        us(0.5),
-        us(0.99),
-        us(0.999),
-        hist.max() as f64 / 1000.0,
-        cpu,
-        if cpu > 0.0 { n as f64 / cpu } else { 0.0 },
-        self_cpu,
-        sh.non200.load(Ordering::Relaxed),
-        sh.errors.load(Ordering::Relaxed),
-        failed,
-        pids.len()
+        n as f64 / m.elapsed,
+        measure::result_tail(n, &c, &m, &sh, "tx_per_cpu_s")
     );
-    if let Some(e) = first_err {
+    if let Some(e) = c.first_err {
         eprintln!("first connection error: {e}");
     }
     Ok(())

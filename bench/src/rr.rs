@@ -2,10 +2,10 @@
 //! the server's CPU seconds over the measurement window.
 
 use crate::hist::Hist;
-use crate::procfs;
+use crate::measure::{self, Shared, Window};
 use crate::ws::{self, Masker, Opcode};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,26 +19,8 @@ pub struct RrArgs {
     pub conns: usize,
     /// Requests in flight per connection.
     pub window: usize,
-    /// Measured duration.
-    pub duration: Duration,
-    /// Warm-up before measuring.
-    pub warmup: Duration,
-    /// Server PID for CPU accounting.
-    pub pid: Option<u32>,
-    /// Include the server's descendant processes.
-    pub tree: bool,
-}
-
-struct Shared {
-    measuring: AtomicBool,
-    stop: AtomicBool,
-    errors: AtomicU64,
-    non200: AtomicU64,
-}
-
-/// Per-connection result.
-struct ConnOut {
-    hist: Hist,
+    /// The measurement window.
+    pub window_args: Window,
 }
 
 fn write_request(out: &mut Vec<u8>, scratch: &mut Vec<u8>, m: &mut Masker, conn: usize, cseq: u64) {
@@ -80,12 +62,7 @@ pub(crate) fn parse_response(p: &[u8]) -> Option<(u16, u64)> {
     any.then_some((code, n))
 }
 
-async fn conn_task(
-    addr: Arc<str>,
-    id: usize,
-    w: usize,
-    sh: Arc<Shared>,
-) -> std::io::Result<ConnOut> {
+async fn conn_task(addr: Arc<str>, id: usize, w: usize, sh: Arc<Shared>) -> std::io::Result<Hist> {
     let mut s = TcpStream::connect(&*addr).await?;
     s.set_nodelay(true)?;
     let mut buf = ws::handshake(&mut s, &addr, "/").await?;
@@ -166,80 +143,29 @@ async fn conn_task(
             break;
         }
     }
-    Ok(ConnOut { hist })
+    Ok(hist)
 }
 
 /// Run the scenario; prints one `key=value` result line and a human summary.
 pub async fn run(a: RrArgs) -> Result<(), String> {
-    let sh = Arc::new(Shared {
-        measuring: AtomicBool::new(false),
-        stop: AtomicBool::new(false),
-        errors: AtomicU64::new(0),
-        non200: AtomicU64::new(0),
-    });
+    let sh = Arc::new(Shared::default());
     let addr: Arc<str> = a.addr.clone().into();
-    let mut tasks = Vec::with_capacity(a.conns);
-    for id in 0..a.conns {
-        tasks.push(tokio::spawn(conn_task(
-            addr.clone(),
-            id,
-            a.window,
-            sh.clone(),
-        )));
-    }
-    tokio::time::sleep(a.warmup).await;
-    let pids = a.pid.map(|p| procfs::pids(p, a.tree)).unwrap_or_default();
-    let cpu0 = procfs::cpu_secs(&pids);
-    let self0 = procfs::self_cpu_secs();
-    let t0 = Instant::now();
-    sh.measuring.store(true, Ordering::Relaxed);
-    tokio::time::sleep(a.duration).await;
-    sh.stop.store(true, Ordering::Relaxed);
-    let elapsed = t0.elapsed().as_secs_f64();
-    let cpu = procfs::cpu_secs(&pids) - cpu0;
-    let self_cpu = procfs::self_cpu_secs() - self0;
-    let mut hist = Hist::new();
-    let mut failed = 0;
-    let mut first_err = None;
-    for t in tasks {
-        match tokio::time::timeout(Duration::from_secs(5), t).await {
-            Ok(Ok(Ok(o))) => hist.merge(&o.hist),
-            Ok(Ok(Err(e))) => {
-                failed += 1;
-                first_err.get_or_insert(e.to_string());
-            }
-            _ => {
-                failed += 1;
-                first_err.get_or_insert("connection task hung or panicked".into());
-            }
-        }
-    }
-    let n = hist.count();
-    let rps = n as f64 / elapsed;
-    let us = |q: f64| hist.quantile(q) as f64 / 1000.0;
-    let per_cpu = if cpu > 0.0 { n as f64 / cpu } else { 0.0 };
+    let tasks = (0..a.conns)
+        .map(|id| tokio::spawn(conn_task(addr.clone(), id, a.window, sh.clone())))
+        .collect();
+    let m = measure::window(&a.window_args, &sh).await;
+    let c = measure::collect(tasks, Duration::from_secs(5)).await;
+    let n = c.hist.count();
     println!(
-        "RESULT mode=rr conns={} window={} secs={:.2} requests={} rps={:.0} p50_us={:.1} \
-         p99_us={:.1} p999_us={:.1} max_us={:.1} server_cpu_s={:.2} req_per_cpu_s={:.0} \
-         client_cpu_s={:.2} non200={} errors={} failed_conns={} server_pids={}",
+        "RESULT mode=rr conns={} window={} secs={:.2} requests={} rps={:.0} {}",
         a.conns,
         a.window,
-        elapsed,
+        m.elapsed,
         n,
-        rps,
-        us(0.5),
-        us(0.99),
-        us(0.999),
-        hist.max() as f64 / 1000.0,
-        cpu,
-        per_cpu,
-        self_cpu,
-        sh.non200.load(Ordering::Relaxed),
-        sh.errors.load(Ordering::Relaxed),
-        failed,
-        pids.len()
+        n as f64 / m.elapsed,
+        measure::result_tail(n, &c, &m, &sh, "req_per_cpu_s")
     );
-    if let Some(e) = first_err {
+    if let Some(e) = c.first_err {
         eprintln!("first connection error: {e}");
     }
     Ok(())

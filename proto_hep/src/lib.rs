@@ -291,7 +291,7 @@ extern "C" fn send(dest: i32, rec: &TraceRecord<'_>) -> bool {
         };
         // Rendered straight into this thread's batch of the destination's queue.
         let version = sender.dest().version;
-        sender.send_with(|out| render::encode_vec(rec, version, &state.render, out).is_ok())
+        sender.send_with(|out| render::encode(rec, version, &state.render, out).is_ok())
     })
     .unwrap_or(false)
 }

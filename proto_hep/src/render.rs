@@ -1,7 +1,6 @@
 //! Turning a transport-neutral [`TraceRecord`] into one HEP packet (research 6.2, 6.5, 7.3):
 //! pure code, no I/O.
 use crate::codec::{self, Chunk, HepRecord, Version};
-use bytes::BytesMut;
 use sipcore_abi::TraceRecord;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -81,26 +80,15 @@ fn net_json_into(id: u64, buf: &mut [u8; 48]) -> usize {
     n
 }
 
-/// Encode `rec` for a destination speaking `version` into `out` (cleared first).
+/// Appends the packet of `rec` for a destination speaking `version` to `out`; on error `out` is
+/// left unchanged.
 pub fn encode(
     rec: &TraceRecord<'_>,
     version: Version,
     cfg: &RenderCfg,
-    out: &mut BytesMut,
+    out: &mut impl codec::Buffer,
 ) -> Result<(), codec::EncodeError> {
-    out.clear();
     with_hep(rec, version, cfg, |hep| codec::encode(hep, out))
-}
-
-/// As [`encode`], but appends to `out` (a batch of packets stored back to back); on error
-/// `out` is left unchanged.
-pub fn encode_vec(
-    rec: &TraceRecord<'_>,
-    version: Version,
-    cfg: &RenderCfg,
-    out: &mut Vec<u8>,
-) -> Result<(), codec::EncodeError> {
-    with_hep(rec, version, cfg, |hep| codec::encode_vec(hep, out))
 }
 
 /// Builds the [`HepRecord`] of `rec` (borrowing from it) and hands it to `f`.
@@ -156,6 +144,7 @@ fn with_hep<R>(
 mod tests {
     use super::*;
     use abi_stable::std_types::{RSlice, RStr};
+    use bytes::BytesMut;
     use sipcore_abi::{LogKv, SockAddr, TRACE_NET, TRACE_SIP};
 
     fn cfg(homer5: bool) -> RenderCfg {
@@ -258,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn encode_vec_appends_the_same_bytes() {
+    fn encode_appends_the_same_bytes() {
         let sip = b"OPTIONS sip:a@b SIP/2.0\r\n\r\n";
         let rec = TraceRecord {
             proto_type: TRACE_SIP,
@@ -270,8 +259,8 @@ mod tests {
             let mut one = BytesMut::new();
             encode(&rec, version, &cfg(true), &mut one).unwrap();
             let mut batch = b"prefix".to_vec();
-            encode_vec(&rec, version, &cfg(true), &mut batch).unwrap();
-            encode_vec(&event(), version, &cfg(true), &mut batch).unwrap();
+            encode(&rec, version, &cfg(true), &mut batch).unwrap();
+            encode(&event(), version, &cfg(true), &mut batch).unwrap();
             assert_eq!(&batch[..6], b"prefix");
             assert_eq!(&batch[6..6 + one.len()], &one[..]);
             let mut ev = BytesMut::new();
@@ -281,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn encode_vec_error_leaves_buffer_unchanged() {
+    fn encode_error_leaves_buffer_unchanged() {
         let big = vec![b'x'; 70_000];
         let rec = TraceRecord {
             proto_type: TRACE_SIP,
@@ -291,7 +280,7 @@ mod tests {
         };
         let mut batch = b"keep".to_vec();
         assert!(matches!(
-            encode_vec(&rec, Version::V3, &cfg(true), &mut batch),
+            encode(&rec, Version::V3, &cfg(true), &mut batch),
             Err(codec::EncodeError::TooLong { .. })
         ));
         assert_eq!(batch, b"keep");

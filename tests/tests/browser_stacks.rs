@@ -11,7 +11,7 @@
 //! `tests/js/package-lock.json` on first use.
 mod common;
 
-use common::{free_port, Server};
+use common::{default_config, Server};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -42,52 +42,47 @@ fn ensure_node_modules() {
     *done = true;
 }
 
-/// The bundled default config on a free port, with the MI on another free port.
-fn default_config() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conf/sipcore.cfg");
-    let cfg = std::fs::read_to_string(&path).unwrap();
+/// Run `js/<script>` under Node with `args` against `srv`; returns its stdout, or panics with
+/// both sides' logs if it failed (`what` names the run).
+fn run_node(srv: &Server, what: &str, script: &str, args: &[&str]) -> String {
+    let out = Command::new("node")
+        .arg(js_dir().join(script))
+        .args(args)
+        .output()
+        .expect("node not found: install Node.js (.ci/run does)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        cfg.contains("socket = ws:127.0.0.1:8080"),
-        "default config changed"
+        out.status.success(),
+        "{what} failed ({}):\n--- steps:\n{stdout}\n--- node stderr:\n{stderr}\n--- sipcore:\n{}",
+        out.status,
+        srv.log()
     );
-    assert!(
-        cfg.contains("mi_http_port = 8888"),
-        "default config changed"
-    );
-    cfg.replace("socket = ws:127.0.0.1:8080", "socket = ws:127.0.0.1:{PORT}")
-        .replace(
-            "mi_http_port = 8888",
-            &format!("mi_http_port = {}", free_port()),
-        )
-        .replace("mpath", "# mpath")
-        + "\nmpath = \"{MPATH}\"\n"
+    stdout
 }
 
 /// Run scenario.js with `stack` for `scenario` against a fresh server; panics with both
 /// sides' logs on failure.
 fn run(stack: &str, scenario: &str) {
     ensure_node_modules();
-    let srv = Server::start(&default_config());
-    let out = Command::new("node")
-        .arg(js_dir().join("scenario.js"))
-        .args([
+    let srv = Server::start(&default_config().0);
+    let url = srv.ws_url();
+    let stdout = run_node(
+        &srv,
+        &format!("scenario {scenario} with {stack}"),
+        "scenario.js",
+        &[
             "--stack",
             stack,
             "--url",
-            &srv.ws_url(),
+            &url,
             "--domain",
             "example.com",
-        ])
-        .args(["--scenario", scenario, "--timeout", "60"])
-        .output()
-        .expect("node not found: install Node.js (.ci/run does)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "scenario {scenario} with {stack} failed ({}):\n--- steps:\n{stdout}\n--- node stderr:\n{stderr}\n--- sipcore:\n{}",
-        out.status,
-        srv.log()
+            "--scenario",
+            scenario,
+            "--timeout",
+            "60",
+        ],
     );
     // Every step reported ok, and the run was not empty.
     let steps: Vec<&str> = stdout.lines().filter(|l| l.contains("\"step\"")).collect();
@@ -131,26 +126,20 @@ fn real_browser_sipjs_pages_register_message_and_call() {
         std::path::Path::new(&chromium).exists(),
         "{chromium} not found: install Debian's chromium (.ci/run does) or set CHROMIUM"
     );
-    let srv = Server::start(&default_config());
-    let out = Command::new("node")
-        .arg(js_dir().join("browser-run.js"))
-        .args([
+    let srv = Server::start(&default_config().0);
+    let url = srv.ws_url();
+    let stdout = run_node(
+        &srv,
+        "browser run",
+        "browser-run.js",
+        &[
             "--url",
-            &srv.ws_url(),
+            &url,
             "--domain",
             "example.com",
             "--chromium",
             &chromium,
-        ])
-        .output()
-        .expect("node not found: install Node.js (.ci/run does)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "browser run failed ({}):\n--- steps:\n{stdout}\n--- node stderr:\n{stderr}\n--- sipcore:\n{}",
-        out.status,
-        srv.log()
+        ],
     );
     for step in [
         "alice.register",

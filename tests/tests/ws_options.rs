@@ -1,11 +1,12 @@
 //! Issue 2, end to end: a third-party WebSocket client (tokio-tungstenite) talks SIP to the real
 //! `sipcore` binary over `ws://` with subprotocol `sip` (RFC 7118).
 mod common;
+use common::ws::{connect_sip, next_text};
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use std::io::{Read, Write};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::Message;
 
 const CFG: &str = r#"
 log_level = 3
@@ -26,37 +27,6 @@ route {
     sl_send_reply(403, "Forbidden here");
 }
 "#;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect_sip(url: &str) -> Ws {
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
-    let (ws, resp) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("handshake");
-    assert_eq!(resp.status(), 101);
-    assert_eq!(resp.headers()["Sec-WebSocket-Protocol"], "sip");
-    ws
-}
-
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("reply within 5s")
-            .expect("stream open")
-            .expect("no ws error");
-        match m {
-            Message::Text(t) => return t.to_string(),
-            Message::Binary(b) => return String::from_utf8(b.to_vec()).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
 
 fn check_reply_matches(req: &str, reply: &str, code: &str) {
     assert!(reply.starts_with(&format!("SIP/2.0 {code} ")), "{reply}");

@@ -4,6 +4,7 @@
 //! are checked by another implementation; replies come back by Via over the client's
 //! connection.
 mod common;
+use common::ws::next_text;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -97,22 +98,6 @@ async fn run_uas(listener: TcpListener, uas: Arc<Uas>) {
                 }
             }
         });
-    }
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("reply in 5 s")
-        {
-            Some(Ok(Message::Text(t))) => return t.to_string(),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
     }
 }
 

@@ -2,8 +2,8 @@
 //! [`Message`] and the [`ReceiveInfo`], and the core functions (`sl_send_reply`, ...).
 use super::proxy::{self, ProxyState};
 use super::{peer, Core, SocketInfo};
-use crate::script::{Env, FuncId, LogLevel, Outcome, Pv, SocketField, Value};
-use crate::sip::{build_reply, stateless_to_tag, Message};
+use crate::script::{Env, FuncId, LogLevel, Outcome, Pv, RouteRef, SocketField, Value};
+use crate::sip::Message;
 use sipcore_abi::{Proto, ReceiveInfo};
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -33,21 +33,7 @@ pub(crate) fn run_request(core: &Core, info: &ReceiveInfo, msg: &Message) {
     let Some(route) = core.script.main_route() else {
         return;
     };
-    let mut env = MsgEnv {
-        core,
-        info,
-        msg,
-        du: None,
-        ru: None,
-        replied: false,
-        proxy: ProxyState::default(),
-    };
-    let out = STATE.with(|s| match s.try_borrow_mut() {
-        Ok(mut st) => core.script.run_with(&mut st, route, &mut env),
-        // Re-entered from inside a run on this thread (cannot happen today): fresh state.
-        Err(_) => core.script.run(route, &mut env),
-    });
-    if out == Outcome::Drop {
+    if run(core, info, msg, route) == Outcome::Drop {
         crate::log!(Debug, "core", "request dropped by the script"; "peer" => peer(info));
     }
 }
@@ -58,6 +44,15 @@ pub(crate) fn run_reply(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool 
     let Some(route) = core.script.onreply_route(None) else {
         return true;
     };
+    if run(core, info, msg, route) == Outcome::Drop {
+        crate::log!(Debug, "core", "reply {} dropped by onreply_route", msg.status().unwrap_or(0); "peer" => peer(info));
+        return false;
+    }
+    true
+}
+
+/// Run `route` over `msg`, with this thread's reusable script state.
+fn run(core: &Core, info: &ReceiveInfo, msg: &Message, route: RouteRef) -> Outcome {
     let mut env = MsgEnv {
         core,
         info,
@@ -67,15 +62,11 @@ pub(crate) fn run_reply(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool 
         replied: false,
         proxy: ProxyState::default(),
     };
-    let out = STATE.with(|s| match s.try_borrow_mut() {
+    STATE.with(|s| match s.try_borrow_mut() {
         Ok(mut st) => core.script.run_with(&mut st, route, &mut env),
+        // Re-entered from inside a run on this thread (cannot happen today): fresh state.
         Err(_) => core.script.run(route, &mut env),
-    });
-    if out == Outcome::Drop {
-        crate::log!(Debug, "core", "reply {} dropped by onreply_route", msg.status().unwrap_or(0); "peer" => peer(info));
-        return false;
-    }
-    true
+    })
 }
 
 fn opt(s: Option<&str>) -> Value<'_> {
@@ -175,19 +166,9 @@ impl MsgEnv<'_> {
             return -1;
         }
         let reason = args.get(1).and_then(Value::as_str).unwrap_or("");
-        if self.msg.method_str() == Some("ACK") {
-            // RFC 3261 §17: an ACK is never answered.
-            return 1;
-        }
-        let tag = if code > 100 {
-            stateless_to_tag(self.msg)
-        } else {
-            String::new()
-        };
-        let reply = build_reply(self.msg, code, reason, &tag, &[], None);
-        match self.core.send_back(self.info, &reply) {
-            Ok(_) => {
-                self.replied = true;
+        match self.core.reply(self.info, self.msg, code, reason, &[]) {
+            Ok(sent) => {
+                self.replied |= sent;
                 1
             }
             Err(e) => {
@@ -211,18 +192,12 @@ impl MsgEnv<'_> {
         };
         crate::log!(Info, "core", "malformed {} {}: {}", self.msg.method_str().unwrap_or("message"),
             if reply { "answered" } else { "found" }, e; "peer" => peer(self.info));
-        if reply && self.msg.is_request() && self.msg.method_str() != Some("ACK") {
+        if reply && self.msg.is_request() {
             let code = e.reply_code();
-            let reason = if code == 505 {
-                "Version Not Supported"
-            } else {
-                "Bad Request"
-            };
-            let tag = stateless_to_tag(self.msg);
-            let r = build_reply(self.msg, code, reason, &tag, &[], None);
-            if self.core.send_back(self.info, &r).is_ok() {
-                self.replied = true;
-            }
+            let sent = self
+                .core
+                .reply(self.info, self.msg, code, super::bad_reason(code), &[]);
+            self.replied |= sent.unwrap_or(false);
         }
         -1
     }
@@ -418,12 +393,11 @@ impl Env for MsgEnv<'_> {
             FuncId::REMOVE_HF => {
                 let name = args.first().and_then(Value::as_str).unwrap_or("");
                 let n = self.msg.headers(name).count();
-                self.proxy.remove_headers.push(name.to_string());
-                if n > 0 {
-                    n as i64
-                } else {
-                    -1
+                if n == 0 {
+                    return -1;
                 }
+                self.proxy.remove_headers.push(name.to_string());
+                n as i64
             }
             FuncId::APPEND_HF => {
                 let text = args.first().and_then(Value::as_str).unwrap_or("");

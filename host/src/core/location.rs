@@ -6,7 +6,7 @@
 //! and the binding goes when the connection closes.
 use super::proxy::{conn_uri, connection_oriented, ConnDst};
 use super::{peer, Core};
-use crate::sip::{build_reply, stateless_to_tag, Message};
+use crate::sip::Message;
 use crate::usrloc::{Flow, Registrar, RegistrarConfig};
 use sipcore_abi::{Proto, ReceiveInfo};
 use std::collections::HashMap;
@@ -28,10 +28,33 @@ fn tables() -> MutexGuard<'static, HashMap<String, Registrar>> {
 
 fn with_table<R>(name: &str, f: impl FnOnce(&mut Registrar) -> R) -> R {
     let mut t = tables();
-    let r = t
-        .entry(name.to_string())
-        .or_insert_with(|| Registrar::new(RegistrarConfig::default()));
-    f(r)
+    // The table exists after its first save: no key allocated per request.
+    if !t.contains_key(name) {
+        t.insert(name.to_string(), Registrar::new(RegistrarConfig::default()));
+    }
+    match t.get_mut(name) {
+        Some(r) => f(r),
+        None => f(&mut Registrar::new(RegistrarConfig::default())),
+    }
+}
+
+/// Remove bindings from every table with `f` (returning how many it removed), logging the
+/// count per table with `why`.
+fn remove_everywhere(why: std::fmt::Arguments<'_>, mut f: impl FnMut(&mut Registrar) -> usize) {
+    let mut t = tables();
+    for (name, r) in t.iter_mut() {
+        let n = f(r);
+        if n > 0 {
+            crate::log!(
+                Debug,
+                "registrar",
+                "{} binding(s) removed from table {}: {}",
+                n,
+                name,
+                why
+            );
+        }
+    }
 }
 
 /// Start the expiry timer (once, at startup).
@@ -41,19 +64,7 @@ pub(crate) fn start_timer() {
         .spawn(|| loop {
             std::thread::sleep(SWEEP_EVERY);
             let now = Instant::now();
-            let mut t = tables();
-            for (name, r) in t.iter_mut() {
-                let n = r.expire(now);
-                if n > 0 {
-                    crate::log!(
-                        Debug,
-                        "registrar",
-                        "{} binding(s) expired in table {}",
-                        n,
-                        name
-                    );
-                }
-            }
+            remove_everywhere(format_args!("expired"), |r| r.expire(now));
         });
     if let Err(e) = spawned {
         crate::log!(Error, "registrar", "cannot start the expiry timer: {}", e);
@@ -65,20 +76,9 @@ pub(crate) fn connection_closed(proto: Proto, conn_id: u64) {
     if TABLES.get().is_none() || !connection_oriented(proto) {
         return;
     }
-    let mut t = tables();
-    for (name, r) in t.iter_mut() {
-        let n = r.remove_flow(conn_id);
-        if n > 0 {
-            crate::log!(
-                Debug,
-                "registrar",
-                "connection {} closed: {} binding(s) removed from {}",
-                conn_id,
-                n,
-                name
-            );
-        }
-    }
+    remove_everywhere(format_args!("connection {conn_id} closed"), |r| {
+        r.remove_flow(conn_id)
+    });
 }
 
 /// `save(table)`: RFC 3261 §10.3; answers the REGISTER itself (200 with the current contacts,
@@ -102,26 +102,25 @@ pub(crate) fn save(core: &Core, info: &ReceiveInfo, msg: &Message, table: &str) 
         local,
     };
     let res = with_table(table, |r| r.save(msg, flow, Instant::now()));
-    let tag = stateless_to_tag(msg);
-    let (ret, bytes) = match res {
+    let sent = match &res {
         Ok(ok) => {
             let contacts: Vec<(&str, &str)> = ok
                 .contacts
                 .iter()
                 .map(|c| ("Contact", c.as_str()))
                 .collect();
-            (1, build_reply(msg, 200, "OK", &tag, &contacts, None))
+            core.reply(info, msg, 200, "OK", &contacts)
         }
         Err(e) => {
             let (code, reason) = e.status();
             crate::log!(Info, "registrar", "REGISTER refused with {}: {}", code, e; "peer" => peer(info));
             let extra = e.extra_header();
             let headers: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            (-1, build_reply(msg, code, reason, &tag, &headers, None))
+            core.reply(info, msg, code, reason, &headers)
         }
     };
-    match core.send_back(info, &bytes) {
-        Ok(_) => (ret, true),
+    match sent {
+        Ok(_) => (if res.is_ok() { 1 } else { -1 }, true),
         Err(e) => {
             crate::log!(Warning, "registrar", "cannot answer the REGISTER: {}", e; "peer" => peer(info));
             (-1, false)
@@ -152,7 +151,7 @@ pub(crate) fn lookup(table: &str, ruri: Option<&str>, info: &ReceiveInfo) -> Opt
     };
     let now = Instant::now();
     with_table(table, |r| {
-        let b = r.lookup(&aor, now).into_iter().next()?;
+        let b = r.best(&aor, now)?;
         let proto = Proto::from_name(b.flow.proto).unwrap_or(Proto::UDP);
         let by_conn = connection_oriented(proto) && b.flow.conn_id != 0;
         Some(Found {
@@ -177,7 +176,7 @@ pub(crate) fn dump() -> serde_json::Value {
         .into_iter()
         .filter_map(|n| {
             let r = t.get(n)?;
-            Some(serde_json::json!({ "name": n, "AORs": r.dump(now)["AORs"].clone() }))
+            Some(serde_json::json!({ "name": n, "AORs": r.dump(now) }))
         })
         .collect();
     serde_json::json!({ "Domains": list })

@@ -34,6 +34,21 @@ pub struct SocketInfo {
 }
 
 impl SocketInfo {
+    /// Host and port others should address this socket by: its advertised `as host[:port]`
+    /// (the bound port when it gives none), or the bound address.
+    pub(crate) fn public_host_port(&self) -> (String, u16) {
+        if let Some(adv) = &self.advertised {
+            return match adv.rsplit_once(':') {
+                Some((h, p)) if !h.ends_with(']') || adv.starts_with('[') => match p.parse() {
+                    Ok(p) => (h.to_string(), p),
+                    Err(_) => (adv.clone(), self.addr.port()),
+                },
+                _ => (adv.clone(), self.addr.port()),
+            };
+        }
+        (self.addr.ip().to_string(), self.addr.port())
+    }
+
     /// `ws:127.0.0.1:8080 as 1.2.3.4:80`.
     pub fn describe(&self) -> String {
         let mut s = format!("{}:{}", self.proto.name(), self.addr);
@@ -82,22 +97,52 @@ impl Core {
             .map(|(_, t)| *t)
     }
 
-    /// Send `data` back over the connection `info` describes (replies, RFC 3261 §18.2.2: over
-    /// the same connection the request arrived on).
-    fn send_back(&self, info: &ReceiveInfo, data: &[u8]) -> Result<u64, String> {
+    /// Hand `data` to the transport of `target.proto`.
+    fn send(&self, target: &SendTarget, data: &[u8]) -> Result<u64, String> {
         let t = self
-            .transport(info.proto)
-            .ok_or_else(|| format!("no transport for {}", info.proto.name()))?;
-        let target = SendTarget {
-            proto: info.proto,
-            conn_id: info.conn_id,
-            dst: info.src,
-            listener: info.listener,
-        };
-        match (t.send())(&target, RSlice::from_slice(data)) {
+            .transport(target.proto)
+            .ok_or_else(|| format!("no loaded module serves {}", target.proto.name()))?;
+        match (t.send())(target, RSlice::from_slice(data)) {
             RResult::ROk(id) => Ok(id),
             RResult::RErr(e) => Err(e.as_str().to_string()),
         }
+    }
+
+    /// Send `data` back over the connection `info` describes (replies, RFC 3261 §18.2.2: over
+    /// the same connection the request arrived on).
+    fn send_back(&self, info: &ReceiveInfo, data: &[u8]) -> Result<u64, String> {
+        self.send(
+            &SendTarget {
+                proto: info.proto,
+                conn_id: info.conn_id,
+                dst: info.src,
+                listener: info.listener,
+            },
+            data,
+        )
+    }
+
+    /// Answer the request `msg` statelessly with `code reason` and `headers` (RFC 3261
+    /// §8.2.6, §16.7: a To tag from [`stateless_to_tag`] above 100). An ACK is never answered
+    /// (§17): `Ok(false)`. `Ok(true)` when sent.
+    fn reply(
+        &self,
+        info: &ReceiveInfo,
+        msg: &Message,
+        code: u16,
+        reason: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<bool, String> {
+        if msg.method_str() == Some("ACK") {
+            return Ok(false);
+        }
+        let tag = if code > 100 {
+            crate::sip::stateless_to_tag(msg)
+        } else {
+            String::new()
+        };
+        let r = crate::sip::build_reply(msg, code, reason, &tag, headers, None);
+        self.send_back(info, &r).map(|_| true)
     }
 }
 
@@ -159,7 +204,8 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
         Err(e) => {
             // RFC 4475 §3.1.2: a malformed request is answered 400 (505 for the version)
             // when its transaction headers can be found; anything else is dropped.
-            let answer = crate::sip::reply_to_malformed(bytes, e.reply_code(), bad_reason(&e));
+            let answer =
+                crate::sip::reply_to_malformed(bytes, e.reply_code(), bad_reason(e.reply_code()));
             match &answer {
                 Some(_) => {
                     crate::log!(Warning, "core", "malformed SIP request answered {}: {}", e.reply_code(), e;
@@ -181,8 +227,9 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
     env::run_request(core, info, &msg);
 }
 
-fn bad_reason(e: &crate::sip::ParseError) -> &'static str {
-    match e.reply_code() {
+/// The reason phrase for the status a malformed request gets (RFC 4475 §3.1.2).
+fn bad_reason(code: u16) -> &'static str {
+    match code {
         505 => "Version Not Supported",
         _ => "Bad Request",
     }

@@ -85,16 +85,17 @@ fn key() -> &'static [u8; 32] {
     })
 }
 
-fn mac(fields: &[u64; 4]) -> String {
+/// The MAC of a token's fields: the first 8 bytes of SHA-1 over the key and the fields, as
+/// 16 lower-case hex digits.
+fn mac(fields: &[u64; 4]) -> [u8; 16] {
     let mut h = Sha1::new();
     h.update(key());
     for f in fields {
         h.update(f.to_be_bytes());
     }
-    h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut out = [0u8; 16];
+    crate::sip::write_hex(&mut out, &h.finalize());
+    out
 }
 
 /// The flow token for a dialog between connection `a` (where the initial request came from)
@@ -102,7 +103,9 @@ fn mac(fields: &[u64; 4]) -> String {
 pub(crate) fn encode_token(a: (Proto, u64), b: Option<(Proto, u64)>) -> String {
     let (pb, b) = b.map_or((0, 0), |(p, id)| (u64::from(p.0), id));
     let f = [u64::from(a.0 .0), a.1, pb, b];
-    format!("{:x}.{:x}.{:x}.{:x}.{}", f[0], f[1], f[2], f[3], mac(&f))
+    let m = mac(&f);
+    let m = std::str::from_utf8(&m).unwrap_or_default();
+    format!("{:x}.{:x}.{:x}.{:x}.{m}", f[0], f[1], f[2], f[3])
 }
 
 /// The two connections of a token made by [`encode_token`]; `None` if it is not one of ours
@@ -114,7 +117,7 @@ pub(crate) fn decode_token(user: &str) -> Option<[(Proto, u64); 2]> {
         *slot = u64::from_str_radix(it.next()?, 16).ok()?;
     }
     let m = it.next()?;
-    if it.next().is_some() || m != mac(&f) {
+    if it.next().is_some() || m.as_bytes() != mac(&f) {
         return None;
     }
     let proto = |v: u64| u8::try_from(v).ok().map(Proto);
@@ -131,10 +134,11 @@ pub(crate) fn socket_of<'c>(core: &'c Core, info: &ReceiveInfo) -> Option<&'c So
 
 /// `host:port` as others should address `s` (its advertised address if it has one).
 pub(crate) fn public_addr(s: &SocketInfo) -> String {
-    match &s.advertised {
-        Some(a) if a.rsplit_once(':').is_some_and(|(h, _)| !h.ends_with(':')) => a.clone(),
-        Some(a) => format!("{a}:{}", s.addr.port()),
-        None => s.addr.to_string(),
+    let (host, port) = s.public_host_port();
+    if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -163,12 +167,13 @@ pub(crate) fn record_route_value(
 /// port or one of our ports.
 pub(crate) fn uri_is_ours(core: &Core, uri: &Uri<'_>) -> bool {
     let host = uri.host().trim_start_matches('[').trim_end_matches(']');
+    let ip = host.parse::<std::net::IpAddr>().ok();
     core.sockets.iter().any(|s| {
         let adv = s.advertised.as_deref().map(|a| {
             let (h, p) = super::env::split_host_port(a);
             (h.trim_start_matches('[').trim_end_matches(']'), p)
         });
-        let ip_match = s.addr.ip().to_string() == host;
+        let ip_match = ip == Some(s.addr.ip());
         let adv_match = adv.is_some_and(|(h, _)| h.eq_ignore_ascii_case(host));
         let port_match = uri
             .port()

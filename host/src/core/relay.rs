@@ -9,8 +9,9 @@
 //! reuses the open connection to that address.
 use super::proxy::{self, ConnDst, ProxyState};
 use super::{peer, Core};
-use crate::sip::{forward_request, forward_response, EditError, ForwardRequest, Message, Uri};
-use abi_stable::std_types::{RResult, RSlice};
+use crate::sip::{
+    forward_request, forward_response, EditError, ForwardRequest, LoopKey, Message, Uri,
+};
 use sipcore_abi::{Proto, ReceiveInfo, SendTarget, SockAddr, NO_LISTENER};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
@@ -44,52 +45,38 @@ impl Core {
     /// The Via sent-by for messages we send over `proto`: the socket's advertised address, or
     /// its own.
     fn via_for(&self, proto: Proto) -> Option<(String, u16)> {
-        let s = self.sockets.iter().find(|s| s.proto == proto)?;
-        if let Some(adv) = &s.advertised {
-            let (host, port) = match adv.rsplit_once(':') {
-                Some((h, p)) if !h.ends_with(']') || adv.starts_with('[') => match p.parse() {
-                    Ok(p) => (h.to_string(), p),
-                    Err(_) => (adv.clone(), s.addr.port()),
-                },
-                _ => (adv.clone(), s.addr.port()),
-            };
-            return Some((host, port));
-        }
-        Some((s.addr.ip().to_string(), s.addr.port()))
+        Some(
+            self.sockets
+                .iter()
+                .find(|s| s.proto == proto)?
+                .public_host_port(),
+        )
     }
 
     /// Send over an open connection only (no new connection to its peer: a browser does not
     /// listen).
     fn send_conn(&self, c: &ConnDst, data: &[u8]) -> Result<u64, String> {
-        let t = self
-            .transport(c.proto)
-            .ok_or_else(|| format!("no loaded module serves {}", c.proto.name()))?;
-        let target = SendTarget {
-            proto: c.proto,
-            conn_id: c.conn_id,
-            dst: SockAddr::NONE,
-            listener: NO_LISTENER,
-        };
-        match (t.send())(&target, RSlice::from_slice(data)) {
-            RResult::ROk(id) => Ok(id),
-            RResult::RErr(e) => Err(e.as_str().to_string()),
-        }
+        self.send(
+            &SendTarget {
+                proto: c.proto,
+                conn_id: c.conn_id,
+                dst: SockAddr::NONE,
+                listener: NO_LISTENER,
+            },
+            data,
+        )
     }
 
     fn send_to(&self, next: &Next, data: &[u8]) -> Result<u64, String> {
-        let t = self
-            .transport(next.proto)
-            .ok_or_else(|| format!("no loaded module serves {}", next.proto.name()))?;
-        let target = SendTarget {
-            proto: next.proto,
-            conn_id: 0,
-            dst: next.addr.into(),
-            listener: NO_LISTENER,
-        };
-        match (t.send())(&target, RSlice::from_slice(data)) {
-            RResult::ROk(id) => Ok(id),
-            RResult::RErr(e) => Err(e.as_str().to_string()),
-        }
+        self.send(
+            &SendTarget {
+                proto: next.proto,
+                conn_id: 0,
+                dst: next.addr.into(),
+                listener: NO_LISTENER,
+            },
+            data,
+        )
     }
 }
 
@@ -107,12 +94,7 @@ pub(crate) struct Dest<'a> {
 
 /// Send a stateless reply to `msg` (never to an ACK); true when sent.
 fn reply(core: &Core, info: &ReceiveInfo, msg: &Message, code: u16, reason: &str) -> bool {
-    if msg.method_str() == Some("ACK") {
-        return false;
-    }
-    let tag = crate::sip::stateless_to_tag(msg);
-    let r = crate::sip::build_reply(msg, code, reason, &tag, &[], None);
-    core.send_back(info, &r).is_ok()
+    core.reply(info, msg, code, reason, &[]).unwrap_or(false)
 }
 
 /// `forward([uri])` / `t_relay()`: returns 1 when sent, -1 otherwise (logged), and whether a
@@ -162,7 +144,8 @@ pub(crate) fn forward(
         crate::log!(Error, "core", "forward(): no {} socket to send from", proto.name(); "peer" => peer(info));
         return (-1, false);
     };
-    let looped = crate::sip::is_looped(msg, dest.ru, |v| {
+    let loop_key = LoopKey::of(msg, dest.ru);
+    let looped = crate::sip::is_looped(msg, &loop_key, |v| {
         v.host().trim_start_matches('[').trim_end_matches(']') == via_host
             && v.port().unwrap_or(via_port) == via_port
     });
@@ -195,6 +178,7 @@ pub(crate) fn forward(
     fwd.remove_headers = &remove;
     fwd.add_headers = &add;
     fwd.default_max_forwards = st.default_max_forwards;
+    fwd.loop_key = Some(loop_key);
     let out = match forward_request(msg, &fwd) {
         Ok(b) => b,
         Err(EditError::TooManyHops) => {

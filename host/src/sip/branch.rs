@@ -24,23 +24,21 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// The branch a stateless proxy puts in the Via it adds to `req` when it
 /// forwards it unchanged (RFC 3261 §16.11); see [`branch_bytes`].
 pub fn stateless_branch(req: &Message) -> String {
-    branch_bytes(req, None)
+    branch_bytes(req, &LoopKey::of(req, None))
         .iter()
         .map(|&b| char::from(b))
         .collect()
 }
 
-/// The branch for `req` forwarded with Request-URI `ruri` (`None`: its
-/// own): `z9hG4bK`, then 24 lower-case hex digits of SHA-1 over
+/// The branch for `req` forwarded with the loop digits `key` (see
+/// [`LoopKey::of`]): `z9hG4bK`, then 24 lower-case hex digits of SHA-1 over
 ///
 /// - the received top Via branch, if it starts with the magic cookie;
 /// - otherwise (an RFC 2543 request) the top Via value as received, the To
 ///   tag, the From tag, the Call-ID, the CSeq number (not the method) and the
 ///   Request-URI, each length-prefixed;
 ///
-/// then 8 hex digits of SHA-1 over the fields a loop leaves unchanged and a
-/// spiral changes (§16.6 step 8): the new Request-URI, the Call-ID, the From
-/// tag and the CSeq number ([`is_looped`] compares them).
+/// then the 8 hex digits of `key`.
 ///
 /// The method and the To tag never enter the hash, so retransmissions, a
 /// CANCEL and the ACK for a non-2xx response all get the INVITE's branch: an
@@ -48,7 +46,7 @@ pub fn stateless_branch(req: &Message) -> String {
 /// For an RFC 2543 INVITE, the ACK for a non-2xx response carries the To tag
 /// of that response, so it matches only when the INVITE already had a To
 /// tag (as the RFC 3261 list of fields implies); a CANCEL always matches.
-pub(crate) fn branch_bytes(req: &Message, ruri: Option<&str>) -> [u8; BRANCH_LEN] {
+pub(crate) fn branch_bytes(req: &Message, key: &LoopKey) -> [u8; BRANCH_LEN] {
     let mut h = Sha1::new();
     h.update(b"sipcore-branch");
     let mut part = |s: &str| {
@@ -73,7 +71,7 @@ pub(crate) fn branch_bytes(req: &Message, ruri: Option<&str>) -> [u8; BRANCH_LEN
     cookie.copy_from_slice(BRANCH_MAGIC_COOKIE.as_bytes());
     let (txn, lp) = hex.split_at_mut(TXN_HEX);
     write_hex(txn, &h.finalize());
-    lp.copy_from_slice(&loop_part(req, ruri));
+    lp.copy_from_slice(&key.0);
     out
 }
 
@@ -84,47 +82,60 @@ fn cseq_number(req: &Message) -> &str {
         .unwrap_or("")
 }
 
-fn write_hex(out: &mut [u8], digest: &[u8]) {
+/// Writes `digest` as lower-case hex into `out` (two digits per byte, as many bytes as fit).
+pub(crate) fn write_hex(out: &mut [u8], digest: &[u8]) {
     for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
         pair[0] = HEX[usize::from(b >> 4)];
         pair[1] = HEX[usize::from(b & 0x0f)];
     }
 }
 
-/// The loop-detection digits of the branch for `req` forwarded to `ruri`.
-fn loop_part(req: &Message, ruri: Option<&str>) -> [u8; LOOP_HEX] {
-    let mut h = Sha1::new();
-    h.update(b"sipcore-loop");
-    let mut part = |s: &str| {
-        h.update((s.len() as u64).to_be_bytes());
-        h.update(s.as_bytes());
-    };
-    part(ruri.or(req.ruri()).unwrap_or(""));
-    part(req.call_id().unwrap_or(""));
-    part(req.from().ok().and_then(|f| f.tag()).unwrap_or(""));
-    part(cseq_number(req));
-    let mut out = [0u8; LOOP_HEX];
-    write_hex(&mut out, &h.finalize());
-    out
+/// The loop-detection digits of a forwarded request's branch: 8 hex digits of
+/// SHA-1 over the fields a loop leaves unchanged and a spiral changes (RFC
+/// 3261 §16.6 step 8): the new Request-URI, the Call-ID, the From tag and the
+/// CSeq number. Computed once per forward, for [`is_looped`] and the branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopKey([u8; LOOP_HEX]);
+
+impl LoopKey {
+    /// The key of `req` forwarded with Request-URI `ruri` (`None`: its own).
+    pub fn of(req: &Message, ruri: Option<&str>) -> LoopKey {
+        let mut h = Sha1::new();
+        h.update(b"sipcore-loop");
+        let mut part = |s: &str| {
+            h.update((s.len() as u64).to_be_bytes());
+            h.update(s.as_bytes());
+        };
+        part(ruri.or(req.ruri()).unwrap_or(""));
+        part(req.call_id().unwrap_or(""));
+        part(req.from().ok().and_then(|f| f.tag()).unwrap_or(""));
+        part(cseq_number(req));
+        let mut out = [0u8; LOOP_HEX];
+        write_hex(&mut out, &h.finalize());
+        LoopKey(out)
+    }
 }
 
-/// Whether `req`, about to be forwarded to `ruri`, has looped (RFC 3261
-/// §16.3 step 4): one of its Vias was put there by this proxy (`is_ours`)
-/// and carries the loop digits this forward would put in its branch. A
-/// request that came back with a different Request-URI, Call-ID, From tag or
-/// CSeq number is spiralling, not looping. Malformed Vias are skipped.
-pub fn is_looped(req: &Message, ruri: Option<&str>, is_ours: impl Fn(&Via<'_>) -> bool) -> bool {
-    let lp = loop_part(req, ruri);
-    req.vias().any(|v| {
-        Via::parse(v).is_ok_and(|via| {
-            is_ours(&via)
-                && via.branch().is_some_and(|b| {
-                    b.len() == BRANCH_LEN
-                        && b.starts_with(BRANCH_MAGIC_COOKIE)
-                        && b.as_bytes().ends_with(&lp)
-                })
+/// Whether `req`, about to be forwarded with loop digits `key`, has looped
+/// (RFC 3261 §16.3 step 4): one of its Vias was put there by this proxy
+/// (`is_ours`) and carries those digits at the end of its branch. A request
+/// that came back with a different Request-URI, Call-ID, From tag or CSeq
+/// number is spiralling, not looping. Malformed Vias are skipped; a Via whose
+/// text lacks the digits is not parsed at all.
+pub fn is_looped(req: &Message, key: &LoopKey, is_ours: impl Fn(&Via<'_>) -> bool) -> bool {
+    let lp = &key.0[..];
+    req.vias()
+        .filter(|v| v.as_bytes().windows(LOOP_HEX).any(|w| w == lp))
+        .any(|v| {
+            Via::parse(v).is_ok_and(|via| {
+                is_ours(&via)
+                    && via.branch().is_some_and(|b| {
+                        b.len() == BRANCH_LEN
+                            && b.starts_with(BRANCH_MAGIC_COOKIE)
+                            && b.as_bytes().ends_with(lp)
+                    })
+            })
         })
-    })
 }
 
 #[cfg(test)]
@@ -208,7 +219,7 @@ mod tests {
     fn loops_are_detected_and_spirals_are_not() {
         let ours = |v: &Via<'_>| v.host() == "proxy.example.com";
         let req = msg(INVITE);
-        assert!(!is_looped(&req, None, ours));
+        assert!(!is_looped(&req, &LoopKey::of(&req, None), ours));
         // The request comes back with our Via on top of what it had.
         let ours_via = format!(
             "Via: SIP/2.0/WS proxy.example.com;branch={}\r\n",
@@ -216,22 +227,27 @@ mod tests {
         );
         let back = INVITE.replacen("Via:", &format!("{ours_via}Via:"), 1);
         let back = msg(&back);
-        assert!(is_looped(&back, None, ours), "same R-URI: a loop");
+        let key = LoopKey::of(&back, None);
+        assert!(is_looped(&back, &key, ours), "same R-URI: a loop");
         // Someone else's Via with the same branch is not ours.
-        assert!(!is_looped(&back, None, |v| v.host() == "other.example.com"));
+        assert!(!is_looped(&back, &key, |v| v.host() == "other.example.com"));
         // A new Request-URI (e.g. after a location lookup) is a spiral.
-        assert!(!is_looped(&back, Some("sip:bob@192.0.2.4"), ours));
+        let moved = LoopKey::of(&back, Some("sip:bob@192.0.2.4"));
+        assert!(!is_looped(&back, &moved, ours));
         let spiral = INVITE
             .replacen("INVITE sip:bob@example.com", "INVITE sip:bob@192.0.2.4", 1)
             .replacen("Via:", &format!("{ours_via}Via:"), 1);
-        assert!(!is_looped(&msg(&spiral), None, ours));
+        let spiral = msg(&spiral);
+        assert!(!is_looped(&spiral, &LoopKey::of(&spiral, None), ours));
         // Forwarded to the same place again (e.g. by $du): a loop.
-        let fwd_branch = branch_bytes(&req, Some("sip:bob@192.0.2.4"));
+        let fwd_branch = branch_bytes(&req, &LoopKey::of(&req, Some("sip:bob@192.0.2.4")));
         let via2 = format!(
             "Via: SIP/2.0/WS proxy.example.com;branch={}\r\n",
             std::str::from_utf8(&fwd_branch).unwrap()
         );
         let again = INVITE.replacen("Via:", &format!("{via2}Via:"), 1);
-        assert!(is_looped(&msg(&again), Some("sip:bob@192.0.2.4"), ours));
+        let again = msg(&again);
+        let key = LoopKey::of(&again, Some("sip:bob@192.0.2.4"));
+        assert!(is_looped(&again, &key, ours));
     }
 }

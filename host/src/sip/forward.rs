@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::{Ipv6Addr, SocketAddr};
 
-use super::branch::branch_bytes;
+use super::branch::{branch_bytes, LoopKey};
 use super::edit::{is_header_name, is_single_line, EditError, Rewriter};
 use super::headers::HeaderName;
 use super::message::Message;
@@ -47,6 +47,9 @@ pub struct ForwardRequest<'a> {
     /// The Max-Forwards value added when the request has none (RFC 3261 §16.6
     /// step 3: 70; OpenSIPS `mf_process_maxfwd_header(N)` sets it).
     pub default_max_forwards: u8,
+    /// The loop digits of the new branch, if the caller already computed them
+    /// (for loop detection); otherwise computed here.
+    pub loop_key: Option<LoopKey>,
 }
 
 impl<'a> ForwardRequest<'a> {
@@ -65,6 +68,7 @@ impl<'a> ForwardRequest<'a> {
             remove_headers: &[],
             add_headers: &[],
             default_max_forwards: 70,
+            loop_key: None,
         }
     }
 
@@ -168,7 +172,10 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
         .map(|(first, _)| req.line_range(first).start)
         .or(first_header)
         .unwrap_or_else(|| req.header_end());
-    let branch = branch_bytes(req, fwd.request_uri);
+    let key = fwd
+        .loop_key
+        .unwrap_or_else(|| LoopKey::of(req, fwd.request_uri));
+    let branch = branch_bytes(req, &key);
     w.insert(via_at, |o| write_via(o, fwd, &branch));
     if let Some(source) = fwd.source {
         received::apply(req, &mut w, source, fwd.force_rport)?;

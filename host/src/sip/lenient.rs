@@ -2,6 +2,7 @@
 //! reply still needs the request's Via, From, To, Call-ID and CSeq, so they are picked out
 //! line by line without the full grammar.
 
+use super::headers::HeaderName;
 use sha1::{Digest, Sha1};
 use std::io::Write;
 
@@ -27,22 +28,19 @@ pub fn reply_to_malformed(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>
             continue;
         };
         let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "via" | "v" => vias.push(value.to_string()),
-            "from" | "f" => {
-                from.get_or_insert(value.to_string());
+        // Full and compact names (RFC 3261 §7.3.3), as the parser knows them.
+        let slot = match HeaderName::from_wire(name) {
+            HeaderName::Via => {
+                vias.push(value.to_string());
+                continue;
             }
-            "to" | "t" => {
-                to.get_or_insert(value.to_string());
-            }
-            "call-id" | "i" => {
-                call_id.get_or_insert(value.to_string());
-            }
-            "cseq" => {
-                cseq.get_or_insert(value.to_string());
-            }
-            _ => {}
-        }
+            HeaderName::From => &mut from,
+            HeaderName::To => &mut to,
+            HeaderName::CallId => &mut call_id,
+            HeaderName::CSeq => &mut cseq,
+            _ => continue,
+        };
+        slot.get_or_insert_with(|| value.to_string());
     }
     let (from, mut to, call_id, cseq) = (from?, to?, call_id?, cseq?);
     if vias.is_empty() {
@@ -50,10 +48,10 @@ pub fn reply_to_malformed(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>
     }
     if !to.to_ascii_lowercase().contains(";tag=") {
         let d = Sha1::digest(raw);
+        let mut tag = [0u8; 16];
+        super::write_hex(&mut tag, &d);
         to.push_str(";tag=");
-        for b in &d[..8] {
-            to.push_str(&format!("{b:02x}"));
-        }
+        to.push_str(std::str::from_utf8(&tag).unwrap_or_default());
     }
     let mut out = Vec::with_capacity(256 + head.len());
     let _ = write!(out, "SIP/2.0 {code} {}\r\n", clean(reason));

@@ -61,7 +61,8 @@ mod tests_message;
 #[cfg(test)]
 mod tests_rfc4475;
 
-pub use branch::{is_looped, stateless_branch, BRANCH_HASH_LEN, BRANCH_LEN};
+pub(crate) use branch::write_hex;
+pub use branch::{is_looped, stateless_branch, LoopKey, BRANCH_HASH_LEN, BRANCH_LEN};
 pub use edit::EditError;
 pub use error::ParseError;
 pub use forward::{forward_request, ForwardRequest};

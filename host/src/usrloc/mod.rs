@@ -312,13 +312,24 @@ impl Registrar {
     /// Live bindings of `aor` (canonical form, see [`aor_of`]): highest q first, then the most
     /// recently refreshed. Expired bindings are never returned, swept or not.
     pub fn lookup(&self, aor: &str, now: Instant) -> Vec<&Binding> {
-        let mut v: Vec<&Binding> = self
-            .aors
-            .get(aor)
-            .map(|l| l.iter().filter(|b| b.expires_at > now).collect())
-            .unwrap_or_default();
-        v.sort_by(|a, b| b.q.cmp(&a.q).then(b.updated.cmp(&a.updated)));
+        let mut v: Vec<&Binding> = self.live(aor, now).collect();
+        v.sort_by(|a, b| preference(b, a));
         v
+    }
+
+    /// The first of [`lookup`](Registrar::lookup), without building the list (a stateless
+    /// proxy sends to one contact).
+    pub fn best(&self, aor: &str, now: Instant) -> Option<&Binding> {
+        // min_by keeps the first of equals, as the stable sort of `lookup` does.
+        self.live(aor, now).min_by(|a, b| preference(b, a))
+    }
+
+    fn live(&self, aor: &str, now: Instant) -> impl Iterator<Item = &Binding> {
+        self.aors
+            .get(aor)
+            .into_iter()
+            .flatten()
+            .filter(move |b| b.expires_at > now)
     }
 
     /// Drop every binding registered over connection `conn_id` (it closed). Costs the
@@ -368,7 +379,7 @@ impl Registrar {
         n
     }
 
-    /// The table as JSON, OpenSIPS `ul_dump` style.
+    /// The table's AoRs as a JSON list, OpenSIPS `ul_dump` style.
     pub fn dump(&self, now: Instant) -> serde_json::Value {
         let mut aors: Vec<&String> = self.aors.keys().collect();
         aors.sort();
@@ -399,8 +410,13 @@ impl Registrar {
                 serde_json::json!({ "AOR": aor, "Contacts": contacts })
             })
             .collect();
-        serde_json::json!({ "AORs": list })
+        serde_json::Value::Array(list)
     }
+}
+
+/// How `a` ranks against `b` for lookup: higher q first, then more recently refreshed.
+fn preference(a: &Binding, b: &Binding) -> std::cmp::Ordering {
+    a.q.cmp(&b.q).then(a.updated.cmp(&b.updated))
 }
 
 /// `secs` from now.

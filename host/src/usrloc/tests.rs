@@ -39,8 +39,11 @@ fn reg() -> Registrar {
     Registrar::new(RegistrarConfig::default())
 }
 
+/// The contacts `lookup` returns, in order; `best` must agree with the first.
 fn uris(r: &Registrar, aor: &str, now: Instant) -> Vec<String> {
-    r.lookup(aor, now).iter().map(|b| b.uri.clone()).collect()
+    let all = r.lookup(aor, now);
+    assert_eq!(r.best(aor, now), all.first().copied());
+    all.iter().map(|b| b.uri.clone()).collect()
 }
 
 #[test]
@@ -400,8 +403,8 @@ fn dump_lists_bindings() {
     )
     .unwrap();
     let d = r.dump(now);
-    let c = &d["AORs"][0]["Contacts"][0];
-    assert_eq!(d["AORs"][0]["AOR"], "alice@example.com");
+    let c = &d[0]["Contacts"][0];
+    assert_eq!(d[0]["AOR"], "alice@example.com");
     assert_eq!(c["Contact"], "sip:a@h");
     assert_eq!(c["Expires"], 600);
     assert_eq!(c["Q"], "0.700");

@@ -1,6 +1,6 @@
 //! HEP (Homer Encapsulation Protocol) codec: HEPv3 and the legacy HEPv1/HEPv2, IPv4 and IPv6.
 //!
-//! Pure code over byte slices and [`BytesMut`], no I/O (in the style of smoltcp's `Repr`):
+//! Pure code over byte slices and append-only [`Buffer`]s, no I/O (in the style of smoltcp's `Repr`):
 //! [`encode`] turns a [`HepRecord`] into wire bytes with a single reservation of
 //! [`encoded_len`] bytes, [`decode`] parses one complete packet and borrows every octet string
 //! from the input, and [`v3_frame_len`] finds packet boundaries in a HEP3 TCP/TLS byte stream.
@@ -12,7 +12,7 @@ pub mod ids;
 pub mod v2;
 pub mod v3;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// HEP protocol version.
@@ -266,35 +266,33 @@ fn checked_len(rec: &HepRecord<'_>) -> Result<usize, EncodeError> {
     Ok(len)
 }
 
-/// Appends the encoding of `rec` to `out`, reserving [`encoded_len`] bytes once.
-/// On error `out` is left unchanged.
-pub fn encode(rec: &HepRecord<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
-    let len = checked_len(rec)?;
-    match rec.version {
-        Version::V3 => {
-            out.reserve(len);
-            v3::encode_into(rec, len, out);
-        }
-        Version::V1 | Version::V2 => {
-            out.reserve(len);
-            v2::encode_into(rec, out);
-        }
-    }
-    Ok(())
+/// A buffer packets are appended to: a `Vec<u8>` (the sender's batches, packets back to back)
+/// or a `BytesMut`.
+pub trait Buffer: BufMut {
+    /// Make room for `additional` more bytes at once.
+    fn reserve_for(&mut self, additional: usize);
 }
 
-/// As [`encode`], appending to a `Vec` (e.g. a batch of packets stored back to back).
-pub fn encode_vec(rec: &HepRecord<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+impl Buffer for Vec<u8> {
+    fn reserve_for(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+}
+
+impl Buffer for BytesMut {
+    fn reserve_for(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+}
+
+/// Appends the encoding of `rec` to `out`, reserving [`encoded_len`] bytes once.
+/// On error `out` is left unchanged.
+pub fn encode(rec: &HepRecord<'_>, out: &mut impl Buffer) -> Result<(), EncodeError> {
     let len = checked_len(rec)?;
+    out.reserve_for(len);
     match rec.version {
-        Version::V3 => {
-            out.reserve(len);
-            v3::encode_into(rec, len, out);
-        }
-        Version::V1 | Version::V2 => {
-            out.reserve(len);
-            v2::encode_into(rec, out);
-        }
+        Version::V3 => v3::encode_into(rec, len, out),
+        Version::V1 | Version::V2 => v2::encode_into(rec, out),
     }
     Ok(())
 }

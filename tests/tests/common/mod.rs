@@ -4,6 +4,8 @@
 //! command does that. `SIPCORE_TARGET_DIR` overrides where they are looked for.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -232,4 +234,26 @@ pub fn headers<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
             n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
         })
         .collect()
+}
+
+/// The bundled default config (`conf/sipcore.cfg`) with `{PORT}` for its WebSocket socket
+/// (see [`render`]), the modules from the build, and the MI on a free port, returned with it.
+pub fn default_config() -> (String, u16) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conf/sipcore.cfg");
+    let cfg = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        cfg.contains("socket = ws:127.0.0.1:8080"),
+        "default config changed"
+    );
+    assert!(
+        cfg.contains("mi_http_port = 8888"),
+        "default config changed"
+    );
+    let mi = free_port();
+    let cfg = cfg
+        .replace("socket = ws:127.0.0.1:8080", "socket = ws:127.0.0.1:{PORT}")
+        .replace("mi_http_port = 8888", &format!("mi_http_port = {mi}"))
+        .replace("mpath", "# mpath")
+        + "\nmpath = \"{MPATH}\"\n";
+    (cfg, mi)
 }

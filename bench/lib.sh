@@ -1,0 +1,99 @@
+# Shared by bench/run.sh, bench/run-relay.sh and bench/run-trace.sh (sourced, not run): the
+# paths, the results file, the release build, waiting for a quiet machine, stopping servers.
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+ROOT=$PWD
+TARGET=${TARGET:-/work/target-bench}
+R=$TARGET/release
+KAM=${KAM:-/usr/sbin/kamailio}
+SC_PORT=8080
+KAM_PORT=8090
+SP=
+SK=
+
+# results PREFIX: OUT (raw lines) defaults to bench/results/PREFIX<UTC time>.txt.
+results() {
+    OUT=${OUT:-$ROOT/bench/results/$1$(date -u +%Y%m%dT%H%M%SZ).txt}
+    mkdir -p "$(dirname "$OUT")"
+}
+
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+# build: release binaries into $TARGET unless SKIP_BUILD is set.
+build() {
+    [ -n "${SKIP_BUILD:-}" ] && return 0
+    log "building release into $TARGET"
+    CARGO_TARGET_DIR=$TARGET cargo build --release -p sipcore-bench -p sipcore -p proto_ws -p proto_hep \
+        || exit 1
+}
+
+# wait_quiet: until load1 <= 1.5 (other builds?), up to 5 tries a minute apart.
+wait_quiet() {
+    local i load
+    for i in 1 2 3 4 5; do
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        if awk -v l="$load" 'BEGIN { exit !(l <= 1.5) }'; then return 0; fi
+        log "load $load > 1.5 (other builds?), waiting 60 s (try $i/5)"
+        sleep 60
+    done
+}
+
+# header EXTRA...: the machine lines that open $OUT.
+header() {
+    echo "# $(date -u) on $(hostname): nproc=$(nproc) kernel=$(uname -r)"
+    echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "# loadavg before: $(cat /proc/loadavg)${1:+; $*}"
+}
+
+wait_port() { # port
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    log "nothing listens on port $1"
+    return 1
+}
+
+# stop: the server ($SP) and the HEP sink ($SK), if running.
+stop() {
+    if [ -n "$SP" ]; then
+        kill "$SP" 2>/dev/null
+        wait "$SP" 2>/dev/null
+        SP=
+    fi
+    if [ -n "$SK" ]; then
+        kill "$SK" 2>/dev/null
+        wait "$SK" 2>/dev/null
+        SK=
+    fi
+    sleep 1
+}
+trap stop EXIT
+
+# get LINE KEY: the value of KEY=value in a RESULT-style line.
+get() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+
+# hep_stats CFG: " hep_sent=N hep_dropped=M" from `sipcore mi hep_stats` of the server run with CFG
+# (cumulative since it started).
+hep_stats() {
+    local st
+    st=$("$R/sipcore" mi -f "$1" hep_stats 2>/dev/null | tr -d ' \n')
+    echo -n " hep_sent=$(echo "$st" | sed -n 's/.*"sent":\([0-9]*\)}$/\1/p')"
+    echo -n " hep_dropped=$(echo "$st" | sed -n 's/.*},*\],"dropped":\([0-9]*\),.*/\1/p')"
+}
+
+# scenario SERVER NAME sipbench-args...: a fresh server (the caller's `start SERVER` sets SP,
+# PORT and TREE), one sipbench run, its RESULT line (plus `extra_for SERVER`, if the caller
+# defines it) appended to $OUT.
+scenario() {
+    local srv=$1 name=$2 line extra=""
+    shift 2
+    start "$srv" || return
+    log "$srv $name: sipbench $*"
+    line=$("$R/sipbench" "$@" --addr "127.0.0.1:$PORT" --pid "$SP" "${TREE[@]}" 2>>"$OUT.client.log" |
+        grep '^RESULT')
+    if declare -F extra_for >/dev/null; then extra=$(extra_for "$srv"); fi
+    if ! kill -0 "$SP" 2>/dev/null; then extra+=" SERVER_DIED=1"; fi
+    echo "server=$srv scenario=$name load=$(cut -d' ' -f1 /proc/loadavg) ${line#RESULT }$extra" | tee -a "$OUT"
+    stop
+}
+

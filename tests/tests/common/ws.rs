@@ -1,0 +1,39 @@
+//! A third-party WebSocket client (tokio-tungstenite) speaking the `sip` subprotocol.
+use futures_util::StreamExt;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+/// A client connection.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to `url` asking for `Sec-WebSocket-Protocol: sip` (RFC 7118 §4); asserts the
+/// server's 101 chose it.
+pub async fn connect_sip(url: &str) -> Ws {
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+    let (ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("handshake");
+    assert_eq!(resp.status(), 101);
+    assert_eq!(resp.headers()["Sec-WebSocket-Protocol"], "sip");
+    ws
+}
+
+/// The next SIP message (a text or binary frame; pings and pongs skipped), within 5 s.
+pub async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("reply within 5s")
+            .expect("stream open")
+            .expect("no ws error");
+        match m {
+            Message::Text(t) => return t.to_string(),
+            Message::Binary(b) => return String::from_utf8(b.to_vec()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
