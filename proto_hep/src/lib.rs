@@ -233,7 +233,18 @@ fn configure(params: &[ParamEntry<'_>]) -> Result<State, String> {
             log(LogLevel::WARN, &format!("hep_id [{}]: {w}", dest.name));
         }
         let text = dest.to_string();
-        dests.push(Sender::new(dest, scfg).map_err(|e| format!("hep_id {text}: {e}"))?);
+        let who = text.clone();
+        // Once per state change (issue 10): a dead or stalled collector is not silent.
+        let report = Box::new(move |c: &sender::HealthChange| {
+            let level = match c {
+                sender::HealthChange::Failing { .. } => LogLevel::WARN,
+                sender::HealthChange::Recovered { .. } => LogLevel::INFO,
+            };
+            log(level, &format!("HEP destination {who}: {c}"));
+        });
+        dests.push(
+            Sender::with_reporter(dest, scfg, report).map_err(|e| format!("hep_id {text}: {e}"))?,
+        );
         log(LogLevel::INFO, &format!("HEP destination {text}"));
     }
     Ok(State { dests, render })

@@ -6,7 +6,7 @@
 mod common;
 use common::ws::{connect_sip as connect, next_text as recv, Ws};
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
