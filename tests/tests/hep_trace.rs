@@ -168,8 +168,7 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
     assert_eq!(find(b_addr)["traced"], json!(false));
 
     // Nothing about B, ever; every event (late ones too) is A's.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let pkts = col.hep3();
+    let pkts = settle(&col, &mut a, "a-1").await;
     assert_eq!(
         mentions(&pkts, "127.0.0.2", "b-1@hep"),
         Vec::<String>::new()
@@ -188,13 +187,6 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
     );
     let before = col.count();
     options(&mut a, "a-2@hep", 2, 0, T).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let pkts = col.hep3();
-    assert_eq!(
-        pkts[before..].iter().map(summary).collect::<Vec<_>>(),
-        Vec::<String>::new(),
-        "traced while off"
-    );
     assert_eq!(
         mi_ok(&srv.cfg_path, &["ws_trace"]).await,
         json!({ "WS tracing": "off" })
@@ -223,13 +215,38 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
         "a-3@hep",
         &ids[0],
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let pkts = col.hep3();
+    let pkts = settle(&col, &mut a, "a-3").await;
     assert_eq!(
         mentions(&pkts, "127.0.0.2", "b-3@hep"),
         Vec::<String>::new()
     );
+    // Nothing while it was off: the first packet after that point is a-3's.
+    let off: Vec<String> = pkts[before..]
+        .iter()
+        .take_while(|h| !h.text().contains("a-3@hep") && !h.corr().contains("a-3@hep"))
+        .map(summary)
+        .collect();
+    assert_eq!(off, Vec::<String>::new(), "traced while off");
     assert!(!pkts.iter().any(|h| h.text().contains("a-2@hep")));
+}
+
+/// Every packet queued so far has reached the collector: two OPTIONS from the traced client
+/// `a`, each waited for at the collector. The sender sweeps every worker's batch at once and
+/// sends a sweep before taking the next, so once the first marker is in, the sweep holding
+/// anything queued earlier has been sent; the second marker, queued after that, comes in a
+/// later sweep, behind all of it (UDP over loopback keeps the order). Returns all packets.
+async fn settle(col: &Collector, a: &mut Ws, tag: &str) -> Vec<Hep3> {
+    let mut pkts = Vec::new();
+    for i in 1..=2u32 {
+        let call_id = format!("{tag}-settle{i}@hep");
+        let (req, _) = options(a, &call_id, 100 + i, 0, T).await;
+        pkts = col
+            .wait_hep3(&format!("marker {call_id}"), T, |p| {
+                find_sip(p, &req).is_some()
+            })
+            .await;
+    }
+    pkts
 }
 
 /// Does the HTTP text have this header line (case-insensitive)?
