@@ -1,4 +1,4 @@
-//! Issue 10, process behaviour: SIGHUP does not stop the server (items 13), one log record is
+//! Issue 10, process behaviour: SIGHUP does not stop the server (item 13), one log record is
 //! one line whatever a client puts in a header (item 18), a request whose headers are not
 //! UTF-8 is answered 400 (item 18), and the startup warnings of item 14 (MI on a non-loopback
 //! address, a descriptor limit below ws_max_connections).
