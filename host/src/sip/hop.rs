@@ -142,20 +142,30 @@ pub fn signed_branch(req: &Message, loop_key: &LoopKey, hop: &Hop, key: &[u8; 32
     b.buf[c..c + TXN_HEX].copy_from_slice(&txn_digits(req));
     let mut at = c + TXN_HEX;
     push_hex(&mut b.buf, &mut at, &[hop.proto()]);
-    let (kind, value): (u8, Vec<u8>) = match hop {
-        Hop::Conn { conn_id, .. } => (b'c', conn_id.to_be_bytes().to_vec()),
+    let mut value = [0u8; 18];
+    let (kind, n) = match hop {
+        Hop::Conn { conn_id, .. } => {
+            value[..8].copy_from_slice(&conn_id.to_be_bytes());
+            (b'c', 8)
+        }
         Hop::Addr { addr, .. } => {
-            let mut v = match addr.ip().to_canonical() {
-                IpAddr::V4(v4) => v4.octets().to_vec(),
-                IpAddr::V6(v6) => v6.octets().to_vec(),
+            let n = match addr.ip().to_canonical() {
+                IpAddr::V4(v4) => {
+                    value[..4].copy_from_slice(&v4.octets());
+                    4
+                }
+                IpAddr::V6(v6) => {
+                    value[..16].copy_from_slice(&v6.octets());
+                    16
+                }
             };
-            v.extend_from_slice(&addr.port().to_be_bytes());
-            (if v.len() == 6 { b'4' } else { b'6' }, v)
+            value[n..n + 2].copy_from_slice(&addr.port().to_be_bytes());
+            (if n == 4 { b'4' } else { b'6' }, n + 2)
         }
     };
     b.buf[at] = kind;
     at += 1;
-    push_hex(&mut b.buf, &mut at, &value);
+    push_hex(&mut b.buf, &mut at, &value[..n]);
     let m = mac(key, &b.buf[c..at], &loop_key.digits());
     b.buf[at..at + MAC_HEX].copy_from_slice(&m);
     at += MAC_HEX;
