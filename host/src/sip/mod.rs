@@ -58,6 +58,8 @@ mod via;
 #[cfg(test)]
 mod tests_forward;
 #[cfg(test)]
+mod tests_hop;
+#[cfg(test)]
 mod tests_message;
 #[cfg(test)]
 mod tests_rfc4475;
