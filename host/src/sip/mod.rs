@@ -78,6 +78,7 @@ pub use fuzz::fuzz_parse;
 pub use headers::{CSeq, HeaderName, Method, SipDate};
 pub use hop::{
     is_looped, signed_branch, verify_branch, BranchError, BranchText, Hop, SignedBranch,
+    SIGNED_BRANCH_MAX,
 };
 pub use lenient::reply_to_malformed;
 pub use message::{HeaderValues, ListValues, Message};
