@@ -48,6 +48,8 @@ struct Table<T> {
     entries: usize,
     bytes: usize,
     recent_closed: VecDeque<(Key, Instant)>,
+    /// When expired entries are next swept (at most once a second: watching stays O(1)).
+    next_sweep: Option<Instant>,
 }
 
 impl<T> Table<T> {
@@ -57,6 +59,7 @@ impl<T> Table<T> {
             entries: 0,
             bytes: 0,
             recent_closed: VecDeque::new(),
+            next_sweep: None,
         }
     }
 
@@ -66,6 +69,10 @@ impl<T> Table<T> {
     }
 
     fn expire(&mut self, now: Instant) {
+        if self.next_sweep.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_sweep = Some(now + Duration::from_secs(1));
         self.by_conn.retain(|_, v| {
             v.retain(|w| w.2 > now);
             !v.is_empty()
@@ -111,7 +118,10 @@ impl<T> Table<T> {
         self.recent_closed.push_back((key, now));
         let gone = self.by_conn.remove(&key).unwrap_or_default();
         self.recount();
-        gone.into_iter().map(|w| w.0).collect()
+        gone.into_iter()
+            .filter(|w| w.2 > now)
+            .map(|w| w.0)
+            .collect()
     }
 }
 
