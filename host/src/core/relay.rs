@@ -9,36 +9,16 @@
 //! reuses the open connection to that address.
 use super::proxy::{self, ConnDst, ProxyState};
 use super::{peer, Core};
-use crate::sip::{
-    forward_request, forward_response, EditError, ForwardRequest, LoopKey, Message, Uri,
-};
+use crate::dns::{self, DnsError};
+use crate::sip::{forward_request, forward_response, EditError, ForwardRequest, LoopKey, Message};
 use sipcore_abi::{Proto, ReceiveInfo, SendTarget, SockAddr, NO_LISTENER};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 /// Where a relayed message goes.
 struct Next {
     proto: Proto,
     addr: SocketAddr,
-}
-
-/// Resolve a SIP URI to a transport and an address (RFC 3263 reduced to A/AAAA lookups:
-/// no NAPTR/SRV).
-fn resolve(uri: &str, default_port: impl Fn(Proto) -> u16) -> Result<Next, String> {
-    let u = Uri::parse(uri).map_err(|e| format!("bad destination URI {uri:?}: {e}"))?;
-    let transport = u.param("transport").flatten().unwrap_or("udp");
-    let proto = Proto::from_name(transport)
-        .ok_or_else(|| format!("unknown transport {transport:?} in {uri}"))?;
-    let host = u.host().trim_start_matches('[').trim_end_matches(']');
-    let port = u.port().unwrap_or_else(|| default_port(proto));
-    let addr = match host.parse::<IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, port),
-        Err(_) => (host, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{host} has no address"))?,
-    };
-    Ok(Next { proto, addr })
 }
 
 impl Core {
@@ -99,7 +79,8 @@ fn reply(core: &Core, info: &ReceiveInfo, msg: &Message, code: u16, reason: &str
 
 /// `forward([uri])` / `t_relay()`: returns 1 when sent, -1 otherwise (logged), and whether a
 /// reply was sent here: 483 when Max-Forwards is exhausted, 482 on a loop, 430 (flow token)
-/// or 480 (location) when the chosen connection is gone.
+/// or 480 (location) when the chosen connection is gone. A host name that is not cached is
+/// resolved off this thread (RFC 3263): 1 is returned at once and the relay completes later.
 pub(crate) fn forward(
     core: &Core,
     info: &ReceiveInfo,
@@ -107,6 +88,19 @@ pub(crate) fn forward(
     dest: Dest<'_>,
     st: &ProxyState,
     auto_reply: bool,
+) -> (i64, bool) {
+    forward_to(core, info, msg, dest, st, auto_reply, None)
+}
+
+/// [`forward`], with the destination's address already resolved when `resolved` is given.
+fn forward_to(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &Message,
+    dest: Dest<'_>,
+    st: &ProxyState,
+    auto_reply: bool,
+    resolved: Option<Next>,
 ) -> (i64, bool) {
     // t_relay() answers its own failures, as OpenSIPS's t_relay does by default; forward()
     // leaves that to the script (except 483, which it always sent).
@@ -126,12 +120,17 @@ pub(crate) fn forward(
                 crate::log!(Error, "core", "forward(): no destination"; "peer" => peer(info));
                 return (-1, false);
             };
-            let default_port = |p: Proto| core.transport(p).map_or(5060, |t| (t.default_port())(p));
-            match resolve(dest_uri, default_port) {
-                Ok(n) => Target::Addr(n),
+            let lookup = match resolved {
+                Some(n) => Ok(Some(n)),
+                None => resolve_or_defer(core, info, msg, &dest, dest_uri, st),
+            };
+            match lookup {
+                Ok(Some(n)) => Target::Addr(n),
+                Ok(None) => return (1, false),
                 Err(e) => {
-                    crate::log!(Error, "core", "forward(): {}", e; "peer" => peer(info));
-                    return fail(478, "Unresolvable destination");
+                    crate::log!(Info, "core", "forward(): {}", e; "peer" => peer(info));
+                    let (code, reason) = dns_failure_answer(&e);
+                    return fail(code, reason);
                 }
             }
         }
@@ -272,5 +271,136 @@ pub(crate) fn relay_reply(core: &Core, info: &ReceiveInfo, msg: &Message) {
             addr,
             e
         );
+    }
+}
+
+/// The transports this server can send over, with their default ports, for server location
+/// (built once: the sockets do not change).
+fn dns_ctx(core: &Core) -> Arc<dns::Ctx> {
+    static CTX: OnceLock<Arc<dns::Ctx>> = OnceLock::new();
+    CTX.get_or_init(|| {
+        let mut ctx = dns::Ctx {
+            try_naptr: dns::get().try_naptr(),
+            ..dns::Ctx::default()
+        };
+        for p in [
+            Proto::UDP,
+            Proto::TCP,
+            Proto::TLS,
+            Proto::SCTP,
+            Proto::WS,
+            Proto::WSS,
+        ] {
+            let port = core
+                .transport(p)
+                .map_or(if p == Proto::TLS { 5061 } else { 5060 }, |t| {
+                    (t.default_port())(p)
+                });
+            if core.sockets.iter().any(|s| s.proto == p) {
+                ctx.usable.push((p, port));
+            } else {
+                ctx.other_ports.push((p, port));
+            }
+        }
+        Arc::new(ctx)
+    })
+    .clone()
+}
+
+/// The first target of a location result (RFC 3263 §4.3: in order).
+fn first_target(t: Vec<dns::Target>, host: &str) -> Result<Next, DnsError> {
+    t.first()
+        .map(|t| Next {
+            proto: t.proto,
+            addr: t.addr,
+        })
+        .ok_or_else(|| DnsError::NotFound(host.to_string()))
+}
+
+/// The answer to a request whose destination could not be located: 478 for a name that does
+/// not resolve, 503 when the resolver is overloaded or the DNS does not answer in time.
+fn dns_failure_answer(e: &DnsError) -> (u16, &'static str) {
+    match e {
+        DnsError::BadUri(..) | DnsError::UnknownTransport(..) | DnsError::NotFound(_) => {
+            (478, "Unresolvable destination")
+        }
+        DnsError::Timeout(_) | DnsError::Server(..) | DnsError::Busy | DnsError::Miss => {
+            (503, "Service Unavailable")
+        }
+    }
+}
+
+/// A request waiting for its destination's lookup: everything [`forward_to`] needs, owned.
+struct Deferred {
+    info: ReceiveInfo,
+    msg: Message,
+    explicit: Option<String>,
+    du: Option<String>,
+    ru: Option<String>,
+    st: ProxyState,
+}
+
+/// Where `dest_uri` goes: located now (IP literal, `/etc/hosts` or the DNS cache, no thread
+/// hop), or `Ok(None)` when the lookup was handed to the resolver with an owned copy of the
+/// request (bounded by `dns_max_pending`): the relay then completes in [`forward_resolved`].
+fn resolve_or_defer(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &Message,
+    dest: &Dest<'_>,
+    dest_uri: &str,
+    st: &ProxyState,
+) -> Result<Option<Next>, DnsError> {
+    let req = dns::Request::from_uri(dest_uri)?;
+    let ctx = dns_ctx(core);
+    let resolver = dns::get();
+    match resolver.resolve_now(&req, &ctx) {
+        Ok(t) => first_target(t, &req.host).map(Some),
+        Err(DnsError::Miss) => {
+            let job = Deferred {
+                info: *info,
+                msg: msg.clone(),
+                explicit: dest.explicit.map(str::to_owned),
+                du: dest.du.map(str::to_owned),
+                ru: dest.ru.map(str::to_owned),
+                st: st.clone(),
+            };
+            crate::log!(Debug, "core", "forward(): resolving {} off the I/O thread", req.host;
+                "peer" => peer(info));
+            let host = req.host.clone();
+            resolver.submit(
+                req,
+                ctx,
+                Box::new(move |r| forward_resolved(job, r.and_then(|t| first_target(t, &host)))),
+            )?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Complete a `forward()`/`t_relay()` whose destination was looked up on the resolver thread
+/// (the transport's `send` is thread-safe). The script was already told 1, so failures are
+/// answered here as `t_relay()` answers them (478/503, RFC 3263 §4.3 exhausted).
+fn forward_resolved(mut job: Deferred, r: Result<Next, DnsError>) {
+    let Some(core) = super::CORE.get() else {
+        return;
+    };
+    match r {
+        Ok(next) => {
+            let dest = Dest {
+                explicit: job.explicit.as_deref(),
+                du: job.du.as_deref(),
+                ru: job.ru.as_deref(),
+            };
+            // The flow-token check ran before the lookup.
+            job.st.bad_token = false;
+            let _ = forward_to(core, &job.info, &job.msg, dest, &job.st, true, Some(next));
+        }
+        Err(e) => {
+            crate::log!(Info, "core", "forward(): {}", e; "peer" => peer(&job.info));
+            let (code, reason) = dns_failure_answer(&e);
+            reply(core, &job.info, &job.msg, code, reason);
+        }
     }
 }
