@@ -4,14 +4,14 @@
 //! job ([`Resolver::submit`]); it never waits for the network.
 use super::cache::Cache;
 use super::error::DnsError;
+use super::net::{tcp_query, UdpExchange};
 use super::records::{normalize, Kind, Records};
+use super::rng::draw;
 use super::select::{locate, Ctx, Request, Target};
 use super::sysconf::{hosts_file, Config};
-use super::wire::{decode_answer, encode_query, Answer};
-use std::cell::Cell;
+use super::wire::Answer;
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -271,170 +271,5 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
                 what
             );
         }
-    }
-}
-
-fn random_u64() -> u64 {
-    thread_local! {
-        static STATE: Cell<u64> = const { Cell::new(0) };
-    }
-    STATE.with(|s| {
-        let mut x = s.get();
-        if x == 0 {
-            let mut b = [0u8; 8];
-            let _ = getrandom::fill(&mut b);
-            x = u64::from_ne_bytes(b) | 1;
-        }
-        // xorshift64*
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        s.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    })
-}
-
-/// A uniform draw in `0..=n` for RFC 2782 weighted selection.
-fn draw(n: u32) -> u32 {
-    (random_u64() % (u64::from(n) + 1)) as u32
-}
-
-/// A query id no off-path attacker can guess (RFC 5452 §9.2).
-fn query_id() -> u16 {
-    let mut b = [0u8; 2];
-    if getrandom::fill(&mut b).is_err() {
-        return (random_u64() >> 48) as u16;
-    }
-    u16::from_ne_bytes(b)
-}
-
-/// One question over UDP from a fresh ephemeral port (RFC 5452 §9.2: random source port
-/// and id), answers accepted only from the servers asked.
-struct UdpExchange<'a> {
-    sock: UdpSocket,
-    id: u16,
-    query: Vec<u8>,
-    name: &'a str,
-    kind: Kind,
-    servers: &'a [SocketAddr],
-    /// The socket is IPv6 (dual stack): IPv4 servers are addressed as mapped addresses.
-    v6: bool,
-}
-
-impl<'a> UdpExchange<'a> {
-    fn new(name: &'a str, kind: Kind, servers: &'a [SocketAddr]) -> Result<Self, DnsError> {
-        let v6 = servers.iter().any(SocketAddr::is_ipv6);
-        let local: SocketAddr = if v6 {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        };
-        let sock = UdpSocket::bind(local).map_err(|e| {
-            DnsError::Server(name.to_string(), format!("cannot open a socket: {e}"))
-        })?;
-        let id = query_id();
-        Ok(UdpExchange {
-            sock,
-            id,
-            query: encode_query(id, name, kind)?,
-            name,
-            kind,
-            servers,
-            v6,
-        })
-    }
-
-    fn io(&self, server: impl std::fmt::Display, e: std::io::Error) -> DnsError {
-        DnsError::Server(self.name.to_string(), format!("{server}: {e}"))
-    }
-
-    fn send(&self, server: SocketAddr) -> Result<(), DnsError> {
-        let to = match (self.v6, server) {
-            (true, SocketAddr::V4(a)) => {
-                SocketAddr::new(IpAddr::V6(a.ip().to_ipv6_mapped()), a.port())
-            }
-            _ => server,
-        };
-        self.sock
-            .send_to(&self.query, to)
-            .map(|_| ())
-            .map_err(|e| self.io(server, e))
-    }
-
-    /// The answer, or `None` when nothing of ours came before `until`.
-    fn wait(&self, until: Instant) -> Result<Option<Answer>, DnsError> {
-        let mut buf = [0u8; 4096];
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            self.sock
-                .set_read_timeout(Some(left))
-                .map_err(|e| self.io("socket", e))?;
-            match self.sock.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-                    if !self.servers.contains(&from) {
-                        continue;
-                    }
-                    match decode_answer(&buf[..n], self.id, self.name, self.kind)? {
-                        Answer::Unrelated => continue,
-                        a => return Ok(Some(a)),
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return Err(self.io("socket", e)),
-            }
-        }
-    }
-}
-
-/// The same question over TCP (RFC 1035 §4.2.2: two-byte length prefix), before `deadline`.
-fn tcp_query(
-    server: SocketAddr,
-    name: &str,
-    kind: Kind,
-    deadline: Instant,
-) -> Result<(Records, Duration), DnsError> {
-    let left = || deadline.saturating_duration_since(Instant::now());
-    let fail = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-            DnsError::Timeout(name.to_string())
-        }
-        _ => DnsError::Server(name.to_string(), format!("{server} (tcp): {e}")),
-    };
-    if left().is_zero() {
-        return Err(DnsError::Timeout(name.to_string()));
-    }
-    let id = query_id();
-    let q = encode_query(id, name, kind)?;
-    let mut s = TcpStream::connect_timeout(&server, left()).map_err(fail)?;
-    let mut framed = u16::try_from(q.len())
-        .unwrap_or(u16::MAX)
-        .to_be_bytes()
-        .to_vec();
-    framed.extend_from_slice(&q);
-    s.set_write_timeout(Some(left().max(Duration::from_millis(1))))
-        .map_err(fail)?;
-    s.write_all(&framed).map_err(fail)?;
-    s.set_read_timeout(Some(left().max(Duration::from_millis(1))))
-        .map_err(fail)?;
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).map_err(fail)?;
-    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    s.read_exact(&mut body).map_err(fail)?;
-    match decode_answer(&body, id, name, kind)? {
-        Answer::Records(r, ttl) => Ok((r, ttl)),
-        _ => Err(DnsError::Server(
-            name.to_string(),
-            format!("{server} (tcp): no answer to our question"),
-        )),
     }
 }
