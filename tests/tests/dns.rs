@@ -92,7 +92,8 @@ impl Drop for Dnsmasq {
 const CFG: &str = r#"
 log_level = 4
 mpath = "{MPATH}"
-socket = ws:127.0.0.1:{PORT}
+# One I/O worker for every client: a worker waiting for DNS would stall them all.
+socket = ws:127.0.0.1:{PORT} use_workers 1
 loadmodule "proto_ws.so"
 modparam("proto_ws", "require_origin", 0)
 dns_server = "127.0.0.1:{DNS}"
@@ -177,18 +178,24 @@ async fn ask(ws: &mut Ws, call_id: &str, relay: &str, dst: &str) -> String {
     reply
 }
 
-/// A plain OPTIONS from a fresh client, answered by the script itself.
+/// A plain OPTIONS from a fresh client, answered by the script itself within 5 s (connection
+/// and handshake included).
 async fn witness(srv: &Server, n: u32) {
-    let mut b = connect_sip(&srv.ws_url()).await;
     let id = format!("witness-{n}");
-    b.send(Message::text(options_request(
-        &id,
-        &format!("z9hG4bKw{n}"),
-        1,
-    )))
-    .await
-    .unwrap();
-    let reply = next_text(&mut b).await;
+    let exchange = async {
+        let mut b = connect_sip(&srv.ws_url()).await;
+        b.send(Message::text(options_request(
+            &id,
+            &format!("z9hG4bKw{n}"),
+            1,
+        )))
+        .await
+        .unwrap();
+        next_text(&mut b).await
+    };
+    let reply = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .expect("another client is served while lookups are pending");
     assert!(reply.starts_with("SIP/2.0 200 Here\r\n"), "{reply}");
     assert_eq!(header(&reply, "Call-ID"), Some(id.as_str()));
 }
