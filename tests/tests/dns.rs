@@ -377,3 +377,46 @@ async fn requests_waiting_for_lookups_are_bounded() {
     // Others lose nothing: a request that needs no lookup is answered.
     witness(&srv, 0).await;
 }
+
+#[test]
+fn bad_dns_parameters_are_refused_with_their_position() {
+    for (line, what) in [
+        ("dns_server = \"dns.example\"", "not an IP address"),
+        ("dns_timeout = 0", "'dns_timeout' takes an integer 1-60000"),
+        ("dns_max_pending = 0", "'dns_max_pending' takes an integer"),
+    ] {
+        let cfg = CFG.replace("dns_server = \"127.0.0.1:{DNS}\"", line);
+        let (status, err, path) = run_to_exit(&cfg.replace("{EXTRA}", ""), "bad-dns.cfg");
+        assert!(!status.success(), "{line}: {err}");
+        assert!(err.contains(what), "{line}: {err}");
+        assert!(
+            err.contains(&format!("{}:8:", path.display())),
+            "{line}: the error names its line: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_answer_is_asked_again_over_tcp() {
+    let (uas_port, seen) = start_uas().await;
+    // 40 SRV records do not fit in a 512-byte UDP answer (RFC 1035 §4.2.1): dnsmasq sets TC.
+    let mut records: Vec<String> = (0..40)
+        .map(|i| {
+            format!("--srv-host=_sip._ws.big.test,t{i}.a-long-target-name-to-fill-the-answer.test,{uas_port},0,10")
+        })
+        .collect();
+    records.push("--address=/a-long-target-name-to-fill-the-answer.test/127.0.0.1".into());
+    let dns = Dnsmasq::start(&records);
+    let srv = Server::start(&config(dns.port, ""));
+    let mut a = connect_sip(&srv.ws_url()).await;
+    let reply = ask(&mut a, "big-1", "du", "sip:big.test;transport=ws").await;
+    assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    // Asked twice: over UDP (truncated), then over TCP.
+    let log = std::fs::read_to_string(&dns.log).unwrap_or_default();
+    assert_eq!(
+        log.matches("query[SRV] _sip._ws.big.test").count(),
+        2,
+        "{log}"
+    );
+}
