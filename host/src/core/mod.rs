@@ -6,6 +6,7 @@
 //! can unwind into the plugin.
 mod env;
 pub mod hostapi;
+mod locate;
 mod location;
 mod proxy;
 mod relay;

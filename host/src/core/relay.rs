@@ -7,13 +7,13 @@
 //! `received`/`rport` on the previous top Via (§18.2.1, RFC 3581), so that the reply, routed
 //! back by that Via (§18.2.2), reaches the connection the request came from: the transport
 //! reuses the open connection to that address.
+use super::locate;
 use super::proxy::{self, ConnDst, ProxyState};
 use super::{peer, Core};
-use crate::dns::{self, DnsError};
+use crate::dns::DnsError;
 use crate::sip::{forward_request, forward_response, EditError, ForwardRequest, LoopKey, Message};
 use sipcore_abi::{Proto, ReceiveInfo, SendTarget, SockAddr, NO_LISTENER};
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
 
 /// Where a relayed message goes.
 struct Next {
@@ -129,7 +129,7 @@ fn forward_to(
                 Ok(None) => return (1, false),
                 Err(e) => {
                     crate::log!(Info, "core", "forward(): {}", e; "peer" => peer(info));
-                    let (code, reason) = dns_failure_answer(&e);
+                    let (code, reason) = locate::failure_answer(&e);
                     return fail(code, reason);
                 }
             }
@@ -274,62 +274,6 @@ pub(crate) fn relay_reply(core: &Core, info: &ReceiveInfo, msg: &Message) {
     }
 }
 
-/// The transports this server can send over, with their default ports, for server location
-/// (built once: the sockets do not change).
-fn dns_ctx(core: &Core) -> Arc<dns::Ctx> {
-    static CTX: OnceLock<Arc<dns::Ctx>> = OnceLock::new();
-    CTX.get_or_init(|| {
-        let mut ctx = dns::Ctx {
-            try_naptr: dns::get().try_naptr(),
-            ..dns::Ctx::default()
-        };
-        for p in [
-            Proto::UDP,
-            Proto::TCP,
-            Proto::TLS,
-            Proto::SCTP,
-            Proto::WS,
-            Proto::WSS,
-        ] {
-            let port = core
-                .transport(p)
-                .map_or(if p == Proto::TLS { 5061 } else { 5060 }, |t| {
-                    (t.default_port())(p)
-                });
-            if core.sockets.iter().any(|s| s.proto == p) {
-                ctx.usable.push((p, port));
-            } else {
-                ctx.other_ports.push((p, port));
-            }
-        }
-        Arc::new(ctx)
-    })
-    .clone()
-}
-
-/// The first target of a location result (RFC 3263 §4.3: in order).
-fn first_target(t: Vec<dns::Target>, host: &str) -> Result<Next, DnsError> {
-    t.first()
-        .map(|t| Next {
-            proto: t.proto,
-            addr: t.addr,
-        })
-        .ok_or_else(|| DnsError::NotFound(host.to_string()))
-}
-
-/// The answer to a request whose destination could not be located: 478 for a name that does
-/// not resolve, 503 when the resolver is overloaded or the DNS does not answer in time.
-fn dns_failure_answer(e: &DnsError) -> (u16, &'static str) {
-    match e {
-        DnsError::BadUri(..) | DnsError::UnknownTransport(..) | DnsError::NotFound(_) => {
-            (478, "Unresolvable destination")
-        }
-        DnsError::Timeout(_) | DnsError::Server(..) | DnsError::Busy | DnsError::Miss => {
-            (503, "Service Unavailable")
-        }
-    }
-}
-
 /// A request waiting for its destination's lookup: everything [`forward_to`] needs, owned.
 struct Deferred {
     info: ReceiveInfo,
@@ -340,9 +284,9 @@ struct Deferred {
     st: ProxyState,
 }
 
-/// Where `dest_uri` goes: located now (IP literal, `/etc/hosts` or the DNS cache, no thread
-/// hop), or `Ok(None)` when the lookup was handed to the resolver with an owned copy of the
-/// request (bounded by `dns_max_pending`): the relay then completes in [`forward_resolved`].
+/// Where `dest_uri` goes: located now (IP literal, `/etc/hosts` or the DNS cache), or
+/// `Ok(None)` when the lookup was handed to the resolver with an owned copy of the request;
+/// the relay then completes in [`forward_resolved`].
 fn resolve_or_defer(
     core: &Core,
     info: &ReceiveInfo,
@@ -351,43 +295,30 @@ fn resolve_or_defer(
     dest_uri: &str,
     st: &ProxyState,
 ) -> Result<Option<Next>, DnsError> {
-    let req = dns::Request::from_uri(dest_uri)?;
-    let ctx = dns_ctx(core);
-    let resolver = dns::get();
-    match resolver.resolve_now(&req, &ctx) {
-        Ok(t) => first_target(t, &req.host).map(Some),
-        Err(DnsError::Miss) => {
-            let job = Deferred {
-                info: *info,
-                msg: msg.clone(),
-                explicit: dest.explicit.map(str::to_owned),
-                du: dest.du.map(str::to_owned),
-                ru: dest.ru.map(str::to_owned),
-                st: st.clone(),
-            };
-            crate::log!(Debug, "core", "forward(): resolving {} off the I/O thread", req.host;
-                "peer" => peer(info));
-            let host = req.host.clone();
-            resolver.submit(
-                req,
-                ctx,
-                Box::new(move |r| forward_resolved(job, r.and_then(|t| first_target(t, &host)))),
-            )?;
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
+    let job = || Deferred {
+        info: *info,
+        msg: msg.clone(),
+        explicit: dest.explicit.map(str::to_owned),
+        du: dest.du.map(str::to_owned),
+        ru: dest.ru.map(str::to_owned),
+        st: st.clone(),
+    };
+    let found = locate::locate_or_defer(core, info, dest_uri, || {
+        let job = job();
+        move |r| forward_resolved(job, r)
+    })?;
+    Ok(found.map(|(proto, addr)| Next { proto, addr }))
 }
 
 /// Complete a `forward()`/`t_relay()` whose destination was looked up on the resolver thread
 /// (the transport's `send` is thread-safe). The script was already told 1, so failures are
-/// answered here as `t_relay()` answers them (478/503, RFC 3263 §4.3 exhausted).
-fn forward_resolved(mut job: Deferred, r: Result<Next, DnsError>) {
+/// answered here as `t_relay()` answers them (478/503).
+fn forward_resolved(mut job: Deferred, r: Result<(Proto, SocketAddr), DnsError>) {
     let Some(core) = super::CORE.get() else {
         return;
     };
     match r {
-        Ok(next) => {
+        Ok((proto, addr)) => {
             let dest = Dest {
                 explicit: job.explicit.as_deref(),
                 du: job.du.as_deref(),
@@ -395,11 +326,12 @@ fn forward_resolved(mut job: Deferred, r: Result<Next, DnsError>) {
             };
             // The flow-token check ran before the lookup.
             job.st.bad_token = false;
+            let next = Next { proto, addr };
             let _ = forward_to(core, &job.info, &job.msg, dest, &job.st, true, Some(next));
         }
         Err(e) => {
             crate::log!(Info, "core", "forward(): {}", e; "peer" => peer(&job.info));
-            let (code, reason) = dns_failure_answer(&e);
+            let (code, reason) = locate::failure_answer(&e);
             reply(core, &job.info, &job.msg, code, reason);
         }
     }
