@@ -95,13 +95,13 @@ impl Resolver {
     /// not cached (then [`Resolver::submit`]). IP literals need no record.
     pub fn resolve_now(&self, req: &Request, ctx: &Ctx) -> Result<Vec<Target>, DnsError> {
         let now = Instant::now();
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        // The cache is locked per record read, so an IP literal takes no lock at all.
         locate(
             req,
             ctx,
             &mut |name, kind| {
                 self.hosts_lookup(name, kind)
-                    .or_else(|| cache.get(name, kind, now))
+                    .or_else(|| self.cache_get(name, kind, now))
                     .ok_or(DnsError::Miss)
             },
             &mut draw,
