@@ -151,3 +151,62 @@ pub(super) fn tcp_query(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::{rdata, RData, Record};
+
+    /// The answer a server would give to `query`: one A record.
+    fn answer(query: &[u8], ip: [u8; 4]) -> Vec<u8> {
+        let q = Message::from_vec(query).unwrap();
+        let mut m = Message::new();
+        m.set_id(q.id()).set_message_type(MessageType::Response);
+        m.add_query(q.queries()[0].clone());
+        m.add_answer(Record::from_rdata(
+            q.queries()[0].name().clone(),
+            60,
+            RData::A(rdata::A(ip.into())),
+        ));
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn answers_count_only_from_the_servers_asked_rfc5452() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let spoofer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let servers = [server.local_addr().unwrap()];
+        let ex = UdpExchange::new("h.test", Kind::A, &servers).unwrap();
+        ex.send(servers[0]).unwrap();
+        let mut buf = [0u8; 512];
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        // A forged answer (right id and question) from another address comes first.
+        spoofer
+            .send_to(&answer(&buf[..n], [10, 6, 6, 6]), from)
+            .unwrap();
+        server
+            .send_to(&answer(&buf[..n], [10, 0, 0, 1]), from)
+            .unwrap();
+        let got = ex.wait(Instant::now() + Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            got,
+            Some(Answer::Records(
+                Records::Addrs(vec![IpAddr::from([10, 0, 0, 1])]),
+                Duration::from_secs(60)
+            ))
+        );
+    }
+
+    #[test]
+    fn nothing_before_the_deadline_is_none() {
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let servers = [silent.local_addr().unwrap()];
+        let ex = UdpExchange::new("h.test", Kind::A, &servers).unwrap();
+        ex.send(servers[0]).unwrap();
+        assert_eq!(ex.wait(Instant::now()).unwrap(), None);
+    }
+}
