@@ -289,11 +289,10 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                 };
                 g.mi.root = format!("/{}", root.trim_start_matches('/'));
             }
-            "dns_server" | "dns_timeout" | "dns_retr_time" | "dns_retr_no" | "dns_try_naptr"
-            | "dns_servers_no" | "dns_max_pending" | "dns_cache_size" | "dns_threads" => {
-                read_dns_global(&mut g.dns, name, value)
-                    .map_err(|e| cfg.error_at(*value_span, e))?
-            }
+            n if crate::dns::Config::is_param(n) => g
+                .dns
+                .set(n, value)
+                .map_err(|e| cfg.error_at(*value_span, e))?,
             "mpath" => {
                 if matches!(value, GlobalValue::Int(_)) {
                     return Err(cfg.error_at(*value_span, "mpath takes a directory name"));
@@ -312,38 +311,6 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
         }
     }
     Ok(g)
-}
-
-/// A `dns_*` global parameter (OpenSIPS names where OpenSIPS has one).
-fn read_dns_global(
-    d: &mut crate::dns::Config,
-    name: &str,
-    value: &GlobalValue,
-) -> Result<(), String> {
-    use std::time::Duration;
-    let int = |lo: i64, hi: i64| match value {
-        GlobalValue::Int(i) if (lo..=hi).contains(i) => Ok(*i),
-        _ => Err(format!("'{name}' takes an integer {lo}-{hi}")),
-    };
-    let as_usize = |i: i64| usize::try_from(i).unwrap_or(0);
-    match name {
-        "dns_server" => {
-            let (GlobalValue::Str(s) | GlobalValue::Word(s)) = value else {
-                return Err("dns_server takes \"ip[:port][, ip[:port]...]\"".into());
-            };
-            d.servers =
-                crate::dns::sysconf::parse_servers(s).map_err(|e| format!("dns_server: {e}"))?;
-        }
-        "dns_timeout" => d.timeout = Duration::from_millis(int(1, 60_000)?.unsigned_abs()),
-        "dns_retr_time" => d.retr_time = Duration::from_secs(int(1, 60)?.unsigned_abs()),
-        "dns_retr_no" => d.retr_no = u32::try_from(int(0, 10)?).unwrap_or(0),
-        "dns_try_naptr" => d.try_naptr = int(0, 1)? != 0,
-        "dns_servers_no" => d.servers_no = as_usize(int(0, 16)?),
-        "dns_max_pending" => d.max_pending = as_usize(int(1, 100_000)?),
-        "dns_cache_size" => d.cache_size = as_usize(int(1, 10_000_000)?),
-        _ => d.threads = as_usize(int(1, 64)?),
-    }
-    Ok(())
 }
 
 /// Default module path: the directory of the running executable (where cargo puts the plugins).

@@ -1,6 +1,7 @@
 //! The resolver's configuration: the `dns_*` global parameters, and the system's
 //! `/etc/resolv.conf` (nameservers) and `/etc/hosts` (RFC 952 host table) when `dns_server`
 //! is not set. Parsing is pure; only [`Config::system_servers`] and [`hosts_file`] read files.
+use crate::config::GlobalValue;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -60,6 +61,57 @@ impl Config {
             s.truncate(self.servers_no);
         }
         s
+    }
+
+    /// The global parameters this configuration reads.
+    pub const PARAMS: &'static [&'static str] = &[
+        "dns_server",
+        "dns_servers_no",
+        "dns_timeout",
+        "dns_retr_time",
+        "dns_retr_no",
+        "dns_try_naptr",
+        "dns_max_pending",
+        "dns_cache_size",
+        "dns_threads",
+        "dns_use_search_list",
+        "disable_dns_blacklist",
+    ];
+
+    /// Whether `name` is one of [`Config::PARAMS`].
+    pub fn is_param(name: &str) -> bool {
+        Self::PARAMS.contains(&name)
+    }
+
+    /// Set the global parameter `name` (one of [`Config::PARAMS`]) from the config file.
+    pub fn set(&mut self, name: &str, value: &GlobalValue) -> Result<(), String> {
+        let int = |lo: i64, hi: i64| match value {
+            GlobalValue::Int(i) if (lo..=hi).contains(i) => Ok(*i),
+            _ => Err(format!("'{name}' takes an integer {lo}-{hi}")),
+        };
+        let size = |i: i64| usize::try_from(i).unwrap_or(0);
+        match name {
+            "dns_server" => {
+                let (GlobalValue::Str(s) | GlobalValue::Word(s)) = value else {
+                    return Err("dns_server takes \"ip[:port][, ip[:port]...]\"".into());
+                };
+                self.servers = parse_servers(s).map_err(|e| format!("dns_server: {e}"))?;
+            }
+            "dns_timeout" => self.timeout = Duration::from_millis(int(1, 60_000)?.unsigned_abs()),
+            "dns_retr_time" => self.retr_time = Duration::from_secs(int(1, 60)?.unsigned_abs()),
+            "dns_retr_no" => self.retr_no = u32::try_from(int(0, 10)?).unwrap_or(0),
+            "dns_try_naptr" => self.try_naptr = int(0, 1)? != 0,
+            "dns_servers_no" => self.servers_no = size(int(0, 16)?),
+            "dns_max_pending" => self.max_pending = size(int(1, 100_000)?),
+            "dns_cache_size" => self.cache_size = size(int(1, 10_000_000)?),
+            "dns_threads" => self.threads = size(int(1, 64)?),
+            // OpenSIPS's; accepted for its configs: names are absolute, no blacklist is kept.
+            "dns_use_search_list" | "disable_dns_blacklist" => {
+                int(0, 1)?;
+            }
+            _ => return Err(format!("unknown DNS parameter '{name}'")),
+        }
+        Ok(())
     }
 
     fn system_servers() -> Vec<SocketAddr> {

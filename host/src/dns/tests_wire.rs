@@ -161,3 +161,30 @@ fn system_files_and_server_list() {
     );
     assert!(parse_servers("dns.example").is_err());
 }
+
+#[test]
+fn global_parameters() {
+    use super::sysconf::Config;
+    use crate::config::GlobalValue;
+    let mut c = Config::default();
+    assert!(Config::is_param("dns_timeout") && !Config::is_param("dns"));
+    c.set("dns_server", &GlobalValue::Str("127.0.0.1:5353".into()))
+        .unwrap();
+    assert_eq!(
+        c.effective_servers(),
+        vec!["127.0.0.1:5353".parse().unwrap()]
+    );
+    c.set("dns_timeout", &GlobalValue::Int(750)).unwrap();
+    assert_eq!(c.timeout, Duration::from_millis(750));
+    c.set("dns_try_naptr", &GlobalValue::Int(0)).unwrap();
+    assert!(!c.try_naptr);
+    c.set("dns_use_search_list", &GlobalValue::Int(1)).unwrap();
+    assert!(c.set("dns_timeout", &GlobalValue::Int(0)).is_err());
+    assert!(c.set("dns_threads", &GlobalValue::Str("x".into())).is_err());
+    assert!(c.set("dns_server", &GlobalValue::Int(1)).is_err());
+    // dns_servers_no keeps the first servers.
+    c.set("dns_server", &GlobalValue::Str("10.0.0.1, 10.0.0.2".into()))
+        .unwrap();
+    c.set("dns_servers_no", &GlobalValue::Int(1)).unwrap();
+    assert_eq!(c.effective_servers(), vec!["10.0.0.1:53".parse().unwrap()]);
+}
