@@ -21,6 +21,7 @@ mod lifecycle;
 mod listen;
 mod outbound;
 mod read;
+mod reclaim;
 mod runtime;
 mod timer;
 mod worker;
