@@ -243,8 +243,10 @@ async fn slow_readers_flooding_pings_are_closed_and_memory_goes_back() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut floods = Vec::new();
     let mut peers = Vec::new();
-    for _ in 0..READERS {
-        let s = raw_ws(srv.addr, Ipv4Addr::LOCALHOST, Some(4096)).await;
+    for i in 0..READERS {
+        // One loopback address each, so that a limit per client address does not refuse them.
+        let src = Ipv4Addr::new(127, 0, 1, 2 + i as u8);
+        let s = raw_ws(srv.addr, src, Some(4096)).await;
         peers.push(s.local_addr().unwrap().to_string());
         floods.push(tokio::spawn(ping_flood(s, 16 << 20, true, stop.clone())));
     }
