@@ -13,7 +13,7 @@ use crate::proto::frame::OpCode;
 
 /// Who traces a data frame being queued (HEP tracing of the messages we send).
 #[derive(Clone, Copy)]
-pub(crate) enum Trace<'a> {
+enum Trace<'a> {
     /// The sender traced it (or knew the connection is not traced).
     Done,
     /// Trace this payload if the connection is traced.
@@ -31,6 +31,8 @@ impl State {
         }
     }
 
+    /// A frame sent on this worker's own thread (inside `Sink::deliver`): queued at once and
+    /// traced here; `Err(frame)` when the connection is not this worker's.
     pub(crate) fn local_frame(
         &mut self,
         id: u64,
@@ -47,7 +49,7 @@ impl State {
 
     /// Queue a data frame on `slot`; on overflow, close the connection. `trace` says who
     /// traces the message (see [`Trace`]).
-    pub(crate) fn queue_frame(
+    fn queue_frame(
         &mut self,
         slot: usize,
         frame: Vec<u8>,
@@ -118,7 +120,7 @@ impl State {
     }
 
     /// The write queue bound was hit: one warning with the peer, and the connection is gone.
-    pub(crate) fn overflow(&mut self, slot: usize) {
+    fn overflow(&mut self, slot: usize) {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
