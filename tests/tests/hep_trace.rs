@@ -499,3 +499,142 @@ async fn split_and_failed_handshakes_are_traced() {
         assert_eq!(h.dst, srv.addr, "{}", summary(h));
     }
 }
+
+/// Issue 10 item 16: the first SIP message on a new outbound connection is traced. It is
+/// queued while the connection is still connecting, before the trace decision is made (the
+/// old server traced every later message but never that one). Each relayed request below opens
+/// a new connection to its own WebSocket UAS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_message_on_each_new_outbound_connection_is_traced() {
+    use futures_util::{SinkExt, StreamExt};
+    const UAS: usize = 4;
+    let col = Collector::udp();
+    let mut uas_addrs = Vec::new();
+    for _ in 0..UAS {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        uas_addrs.push(l.local_addr().unwrap());
+        // Accepts one connection and reads it (answers nothing: the trace is what counts).
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            #[allow(clippy::result_large_err)] // tungstenite's callback signature
+            let cb = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                      mut resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                resp.headers_mut()
+                    .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+                Ok(resp)
+            };
+            let mut ws = tokio_tungstenite::accept_hdr_async(s, cb).await.unwrap();
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+    }
+    let mut relay = String::new();
+    for (i, a) in uas_addrs.iter().enumerate() {
+        relay.push_str(&format!(
+            "    if ($hdr(X-Uas) == \"{i}\") {{ $du = \"sip:{a};transport=ws\"; forward(); exit; }}\n"
+        ));
+    }
+    let hep = trace_params(
+        &format!(
+            "[hep_dest]127.0.0.1:{};transport=udp;version=3",
+            col.addr.port()
+        ),
+        false,
+        CAPTURE_ID,
+        false,
+    );
+    let mi_port = free_port();
+    let cfg = config(mi_port, &hep).replace("route {\n", &format!("route {{\n{relay}"));
+    let srv = Server::start(&cfg);
+    wait_port(mi_port);
+    let (mut a, _) = connect_from(srv.addr, "127.0.0.1").await;
+    let mut calls = Vec::new();
+    for i in 0..UAS {
+        let call_id = format!("outbound-{i}@hep");
+        let req = options_request(&call_id, &format!("z9hG4bKout{i}"), 1).replace(
+            "Content-Length: 0\r\n",
+            &format!("X-Uas: {i}\r\nContent-Length: 0\r\n"),
+        );
+        a.send(tokio_tungstenite::tungstenite::Message::text(req))
+            .await
+            .unwrap();
+        calls.push(call_id);
+    }
+    let relayed = |p: &[Hep3], i: usize| {
+        p.iter().any(|h| {
+            h.proto_type == PT_SIP
+                && h.dst == uas_addrs[i]
+                && h.corr() == calls[i]
+                && h.text().starts_with("OPTIONS ")
+        })
+    };
+    // Connection events carry the peer as source (as for inbound connections).
+    let connected = |p: &[Hep3], i: usize| {
+        p.iter().any(|h| {
+            h.proto_type == PT_NET
+                && h.src == uas_addrs[i]
+                && event_json(h).get("Event") == Some(&json!("CONNECTED"))
+        })
+    };
+    col.wait_hep3(
+        "every relayed request and the CONNECTED event of its new connection",
+        T,
+        |p| (0..UAS).all(|i| relayed(p, i) && connected(p, i)),
+    )
+    .await;
+}
+
+/// Issue 10 item 16: a client's normal Close is reported as such in the CLOSED event, not as
+/// whatever ended the TCP connection afterwards (the client dropped it with our Close unread:
+/// "Connection reset by peer").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_close_is_reported_as_closed_by_peer() {
+    use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+    let col = Collector::udp();
+    let srv = start(
+        &format!(
+            "[hep_dest]127.0.0.1:{};transport=udp;version=3",
+            col.addr.port()
+        ),
+        false,
+        false,
+        "",
+    );
+    let mut peers = Vec::new();
+    for read_answer in [true, false] {
+        let (mut a, a_addr) = connect_from(srv.addr, "127.0.0.1").await;
+        options(&mut a, &format!("close-{read_answer}@hep"), 1, 0, T).await;
+        a.close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        }))
+        .await
+        .expect("send close");
+        if read_answer {
+            let _ = tokio::time::timeout(T, async {
+                while let Some(Ok(_)) = futures_util::StreamExt::next(&mut a).await {}
+            })
+            .await;
+        }
+        drop(a);
+        peers.push(a_addr);
+    }
+    let closed = |p: &[Hep3], peer: SocketAddr| -> Option<String> {
+        p.iter()
+            .filter(|h| h.proto_type == PT_NET && h.src == peer)
+            .map(event_json)
+            .find(|m| m.get("Event") == Some(&json!("CLOSED")))
+            .and_then(|m| m.get("Message").and_then(Value::as_str).map(String::from))
+    };
+    let pkts = col
+        .wait_hep3("both CLOSED events", T, |p| {
+            peers.iter().all(|&a| closed(p, a).is_some())
+        })
+        .await;
+    for a in peers {
+        assert_eq!(
+            closed(&pkts, a).unwrap(),
+            "closed by peer (close code 1000)",
+            "client {a}"
+        );
+    }
+}

@@ -43,8 +43,13 @@ pub(crate) fn worker_of(id: u64) -> usize {
 /// An instruction for a worker, from another thread.
 #[derive(Debug)]
 pub(crate) enum Cmd {
-    /// Queue an encoded frame on a connection (the caller already traced it).
-    Frame { id: u64, frame: Vec<u8> },
+    /// Queue an encoded frame on a connection.
+    Frame {
+        id: u64,
+        frame: Vec<u8>,
+        /// The sender traced it, or knew the connection is not traced.
+        traced: bool,
+    },
     /// Start the closing handshake (RFC 6455 §7.1.2).
     Close { id: u64, code: u16, reason: String },
     /// Open an outbound connection.
@@ -279,7 +284,9 @@ impl Runtime {
         Ok(())
     }
 
-    /// Send `data` as one text message (RFC 7118 §5) to `t`: on `t.conn_id` if it is open, else
+    /// Send `data` as one message (RFC 7118 §5) to `t`: a text frame when `data` is valid UTF-8,
+    /// else a binary frame (RFC 7118 §4.2, RFC 6455 §5.6: a text frame must hold UTF-8, and a
+    /// strict peer fails the connection with 1007 otherwise). On `t.conn_id` if it is open, else
     /// on an open connection to `t.dst` (inbound or outbound), else on a new outbound connection
     /// to `t.dst` (the frame waits for its handshake). Returns the connection id used. Never
     /// blocks.
@@ -290,9 +297,11 @@ impl Runtime {
         if data.len() > self.shared.cfg.max_write_queue {
             return Err(SendError::TOO_LARGE);
         }
+        // One validation per message (ASCII-accelerated in std), whatever the retries below.
+        let text = std::str::from_utf8(data).is_ok();
         let dst = t.dst.to_std();
         if t.conn_id != 0 {
-            match self.send_frame(t.conn_id, true, data) {
+            match self.send_frame(t.conn_id, text, data) {
                 Ok(()) => return Ok(t.conn_id),
                 Err(e) if dst.is_none() || e == SendError::QUEUE_FULL => return Err(e),
                 Err(_) => {}
@@ -301,7 +310,7 @@ impl Runtime {
         let dst = dst.ok_or(SendError::NO_CONNECTION)?;
         let existing = self.shared.dir().by_peer.get(&dst).copied();
         if let Some(id) = existing {
-            match self.send_frame(id, true, data) {
+            match self.send_frame(id, text, data) {
                 Ok(()) => return Ok(id),
                 Err(SendError::QUEUE_FULL) => return Err(SendError::QUEUE_FULL),
                 Err(_) => {}
@@ -313,7 +322,7 @@ impl Runtime {
             &self.shared.cfg.resource,
             Some("sip"),
         )?;
-        self.send_frame(id, true, data)?;
+        self.send_frame(id, text, data)?;
         Ok(id)
     }
 
@@ -331,13 +340,15 @@ impl Runtime {
             Ok(r) => return r,
             Err(frame) => frame,
         };
-        let traced = {
+        // The trace decision of an outbound connection is made once connected: until then the
+        // worker traces the frame when it knows.
+        let (traced, decided) = {
             let dir = self.shared.dir();
             let e = dir.conns.get(&conn).ok_or(SendError::NO_CONNECTION)?;
             if e.state == "closing" {
                 return Err(SendError::CLOSED);
             }
-            e.traced.then_some(e.meta)
+            (e.traced.then_some(e.meta), e.state != "connecting")
         };
         if let Some(meta) = traced {
             let ev = TraceEvent::Message {
@@ -346,7 +357,12 @@ impl Runtime {
             };
             self.shared.sink.trace(&meta, ev);
         }
-        self.shared.post(w, Cmd::Frame { id: conn, frame })
+        let cmd = Cmd::Frame {
+            id: conn,
+            frame,
+            traced: decided,
+        };
+        self.shared.post(w, cmd)
     }
 
     /// Open an outbound WebSocket connection to `addr` (`host` for the `Host` header,

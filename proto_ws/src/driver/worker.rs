@@ -21,6 +21,7 @@ use slab::Slab;
 use super::api::{ConnMeta, TraceEvent};
 use super::conn::{Conn, Phase};
 use super::read::Step;
+use super::reclaim;
 use super::runtime::{Cmd, Shared};
 use super::timer::{Entry, Kind, Timers};
 
@@ -266,6 +267,7 @@ impl Worker {
             }
             st.flush_dirty(now);
         }
+        reclaim::give_back();
         self.notify_closed();
     }
 
@@ -326,66 +328,9 @@ impl State {
         }
     }
 
-    fn local_frame(
-        &mut self,
-        id: u64,
-        frame: Vec<u8>,
-        data: &[u8],
-    ) -> Result<Result<(), SendError>, Vec<u8>> {
-        let Some(&slot) = self.ids.get(&id) else {
-            return Err(frame);
-        };
-        #[cfg(test)]
-        FAST_SENDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(self.queue_frame(slot, frame, Some(data), Instant::now()))
-    }
-
-    /// Queue a data frame on `slot`; on overflow, close the connection.
-    fn queue_frame(
-        &mut self,
-        slot: usize,
-        frame: Vec<u8>,
-        data: Option<&[u8]>,
-        now: Instant,
-    ) -> Result<(), SendError> {
-        let max = self.shared.cfg.max_write_queue;
-        let Some(c) = self.conns.get_mut(slot) else {
-            return Err(SendError::NO_CONNECTION);
-        };
-        match c.queue(frame, max, now) {
-            Ok(()) => {
-                if let (true, Some(payload)) = (c.traced, data) {
-                    let ev = TraceEvent::Message {
-                        inbound: false,
-                        payload,
-                    };
-                    self.shared.sink.trace(&c.meta, ev);
-                }
-                self.mark_dirty(slot);
-                Ok(())
-            }
-            Err(SendError::QUEUE_FULL) => {
-                let peer = c.peer_str();
-                let queued = c.wq.bytes().to_string();
-                self.shared.log(
-                    LogLevel::WARN,
-                    "websocket write queue overflow, closing",
-                    &[("peer", &peer), ("queued", &queued)],
-                );
-                self.kill(slot, "write queue overflow");
-                Err(SendError::QUEUE_FULL)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     fn command(&mut self, cmd: Cmd, now: Instant) {
         match cmd {
-            Cmd::Frame { id, frame } => {
-                if let Some(&slot) = self.ids.get(&id) {
-                    let _ = self.queue_frame(slot, frame, None, now);
-                }
-            }
+            Cmd::Frame { id, frame, traced } => self.frame_cmd(id, frame, traced, now),
             Cmd::Close { id, code, reason } => {
                 if let Some(&slot) = self.ids.get(&id) {
                     self.begin_close(slot, code, &reason, now);
@@ -424,6 +369,11 @@ impl State {
         }
         let mut c = self.conns.remove(slot);
         let _ = self.registry.deregister(&mut c.sock);
+        // Whatever ends the TCP connection once closing started, the reason is why it started.
+        let end = c.end_reason.take();
+        let reason = end.as_deref().unwrap_or(reason);
+        let large_rbuf = if c.rbuf_large { c.rbuf.capacity() } else { 0 };
+        reclaim::released(c.take_backlog() + large_rbuf);
         self.ids.remove(&c.meta.id);
         self.shared.dir().remove(c.meta.id);
         self.shared
@@ -438,10 +388,18 @@ impl State {
         }
         let peer = c.peer_str();
         let id = c.meta.id.to_string();
+        let code = c
+            .close_code
+            .map_or_else(|| "none".to_string(), |v| v.to_string());
         self.shared.log(
             LogLevel::DBG,
             "websocket connection closed",
-            &[("peer", &peer), ("id", &id), ("reason", reason)],
+            &[
+                ("peer", &peer),
+                ("id", &id),
+                ("reason", reason),
+                ("code", &code),
+            ],
         );
         self.closed_out.push((c.meta, reason.to_string()));
     }
