@@ -24,4 +24,4 @@ mod tests;
 pub use builtins::{asctime_utc, uptime_value};
 pub use error::MiError;
 pub use params::{Key, Params};
-pub use registry::{Handler, Registry};
+pub use registry::{Handler, Outcome, Registry, StreamHandler, Writer};
