@@ -11,26 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn config(mi: u16) -> String {
-    format!(
-        r#"
-log_level = 2
-mpath = "{{MPATH}}"
-socket = ws:127.0.0.1:{{PORT}}
-mi_http_port = {mi}
-loadmodule "proto_ws.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-modparam("proto_ws", "require_origin", 0)
-modparam("usrloc", "max_registrations", 100000)
-route {{
-    if (is_method("REGISTER")) {{ save("location"); exit; }}
-    if (is_method("OPTIONS") && $rU == NULL) {{ sl_send_reply(200, "OK"); exit; }}
-    sl_send_reply(404, "Not Found");
-    exit;
-}}
-"#
-    )
+/// The bundled default config (its registrar defaults: `max_registrations` 100,000), with
+/// its MI port; the server is started and the MI port waited for.
+fn start() -> (Server, u16) {
+    let (cfg, mi_port) = default_config();
+    let srv = Server::start(&cfg);
+    wait_port(mi_port);
+    (srv, mi_port)
 }
 
 fn wait_port(port: u16) {
@@ -50,9 +37,7 @@ const AORS: usize = 100_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ul_dump_of_100000_aors_streams_and_stalls_nobody() {
     let _one = SERIAL.lock().await;
-    let mi_port = free_port();
-    let srv = Server::start(&config(mi_port));
-    wait_port(mi_port);
+    let (srv, _) = start();
     let url = srv.ws_url();
     let pid = srv.child.id();
     // The witness's own AoR is the first binding.
@@ -143,9 +128,7 @@ async fn ul_dump_of_100000_aors_streams_and_stalls_nobody() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_mi_connections_do_not_block_the_mi() {
     let _one = SERIAL.lock().await;
-    let mi_port = free_port();
-    let srv = Server::start(&config(mi_port));
-    wait_port(mi_port);
+    let (srv, mi_port) = start();
     let silent: Vec<TcpStream> = (0..16)
         .map(|_| TcpStream::connect(("127.0.0.1", mi_port)).unwrap())
         .collect();

@@ -126,7 +126,7 @@ async fn fifteen_hundred_contacts_in_one_register_are_refused() {
     let msg = String::from(
         "MESSAGE sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/WS bob.invalid;branch=z9hG4bKm1\r\n\
          Max-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=b\r\nTo: <sip:alice@example.com>\r\n\
-         Call-ID: m1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+         Call-ID: m1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
     );
     let mut alice = alice;
     bob.send(tokio_tungstenite::tungstenite::Message::text(msg))
@@ -136,9 +136,9 @@ async fn fifteen_hundred_contacts_in_one_register_are_refused() {
     assert!(got.starts_with("MESSAGE sip:alice@alice.invalid"), "{got}");
 }
 
-/// With `max_contacts` and `max_request_contacts` raised to 2,000, REGISTERs of 1,500
+/// With `max_contacts` and `max_request_contacts` raised to 2,000, ten REGISTERs of 1,500
 /// contacts are handled (answered with all of them) while a witness's OPTIONS keep a p99
-/// under 50 ms over the whole period.
+/// under 50 ms over the whole period, whichever I/O worker the witness shares.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifteen_hundred_contacts_allowed_do_not_delay_others() {
     let _one = SERIAL.lock().await;
@@ -171,7 +171,7 @@ async fn fifteen_hundred_contacts_allowed_do_not_delay_others() {
         p99(&rtts),
         rtts.last()
     );
-    assert!(rtts.len() >= 5, "{} samples", rtts.len());
+    assert!(rtts.len() >= 10, "{} samples", rtts.len());
     assert!(
         p99(&rtts) < Duration::from_millis(50),
         "witness p99 {:?} over {} OPTIONS",

@@ -40,12 +40,14 @@ pub(super) fn check_modparams<'c>(
         let declared: &[ParamSpec] = match (plugin, builtin) {
             (Some(idx), _) => loaded[idx].module.params().as_slice(),
             (None, Some(b)) => b.params,
-            (None, None) => return Err(cfg.error_at(
-                *span,
-                format!(
+            (None, None) => {
+                return Err(cfg.error_at(
+                    *span,
+                    format!(
                     "modparam for module '{module}', which is not loaded (no loadmodule for it)"
                 ),
-            )),
+                ))
+            }
         };
         let spec = declared
             .iter()

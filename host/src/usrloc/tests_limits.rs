@@ -295,37 +295,3 @@ fn aors_spread_over_slots_and_threads_share_the_table() {
     );
     assert_eq!(r.show("t1u0@example.com", now), None);
 }
-
-#[test]
-#[ignore]
-fn time_1500() {
-    let cfg = RegistrarConfig {
-        max_contacts: 2000,
-        max_request_contacts: 2000,
-        ..RegistrarConfig::default()
-    };
-    let r = Registrar::new(cfg);
-    let now = Instant::now();
-    let text: Vec<String> = (0..1500)
-        .map(|i| format!("<sip:c{i}@m.invalid;transport=ws>"))
-        .collect();
-    let lines: Vec<String> = text.chunks(100).map(|c| c.join(", ")).collect();
-    let t0 = Instant::now();
-    for t in &text {
-        std::hint::black_box(super::contact::uri_key(&t[1..t.len() - 1]));
-    }
-    eprintln!("1500 uri_key {:?}", t0.elapsed());
-    for cseq in 1..=5 {
-        let t0 = Instant::now();
-        let m = register(ALICE, &refs(&lines), Some(600), "c", cseq);
-        let t1 = Instant::now();
-        let rep = r.save(&m, flow(1), now).unwrap();
-        let t2 = Instant::now();
-        eprintln!(
-            "parse {:?} save {:?} n={}",
-            t1 - t0,
-            t2 - t1,
-            rep.contacts.len()
-        );
-    }
-}
