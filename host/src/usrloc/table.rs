@@ -287,7 +287,7 @@ impl Registrar {
         total
     }
 
-    /// Append slot `i`'s AoRs to `out` as JSON objects (see [`dump::aor_json`]), each preceded
+    /// Append slot `i`'s AoRs to `out` as JSON objects (`dump::write_aor`), each preceded
     /// by a comma unless `*first`; holds that slot's lock only. Returns how many AoRs.
     pub fn dump_slot(
         &self,
