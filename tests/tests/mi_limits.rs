@@ -41,7 +41,7 @@ async fn ul_dump_of_100000_aors_streams_and_stalls_nobody() {
     let url = srv.ws_url();
     let pid = srv.child.id();
     // The witness's own AoR is the first binding.
-    let witness_ws = register_one(&url, "witness").await;
+    let mut witness_ws = register_one(&url, "witness").await;
     let rss0 = rss_kib(pid);
     let per = (AORS - 1) / 4;
     let mut tasks = Vec::new();
@@ -73,7 +73,15 @@ async fn ul_dump_of_100000_aors_streams_and_stalls_nobody() {
 
     // The dump, while a witness keeps sending OPTIONS and refreshing its registration, and
     // the server's memory is sampled.
-    drop(witness_ws);
+    // The first witness unregisters (answered once removed), making room for the measuring
+    // one, which registers and refreshes through the full table.
+    let gone = vec!["<sip:witness@witness.invalid;transport=ws>;expires=0".to_string()];
+    let r = ask(
+        &mut witness_ws,
+        register("witness", "reg-witness", 2, &gone, 600),
+    )
+    .await;
+    assert_eq!(status(&r), 200, "{r}");
     let witness = Witness::start_registered(&url, "witness2").await;
     let peak = Arc::new(AtomicU64::new(rss_kib(pid)));
     let sampling = Arc::new(AtomicBool::new(true));
@@ -99,8 +107,7 @@ async fn ul_dump_of_100000_aors_streams_and_stalls_nobody() {
     sampler.join().unwrap();
 
     let aors = dump["Domains"][0]["AORs"].as_array().expect("AORs");
-    // Everything registered is there (the witness's first AoR went with its connection;
-    // witness2 took its place).
+    // Everything registered is there (the first witness's AoR went; witness2 took its place).
     assert_eq!(aors.len(), AORS, "AoRs in the dump");
     assert_eq!(dump["Domains"][0]["name"], "location");
     let growth = peak.load(Ordering::SeqCst).saturating_sub(before_dump);
