@@ -1,13 +1,17 @@
 //! Startup and shutdown, in OpenSIPS's order: read the config, load modules, check `modparam`s,
 //! compile the script, initialise modules, create sockets, start transports, wait for a signal.
 //! Every error that comes from the configuration names file:line:col.
-use crate::config::{self, Config, ConfigError, GlobalValue, Item, ModParamValue};
+mod modparams;
+
+use crate::builtin_modules::{self, Builtin};
+use crate::config::{self, Config, ConfigError, GlobalValue, Item};
 use crate::core::{self, Core};
 use crate::modules::{self, LoadedModule};
 use crate::script::{self, FunctionTable};
 use crate::{log, sockets};
 use abi_stable::std_types::{RResult, RSlice, RStr};
-use sipcore_abi::{HostApiRef, ParamEntry, ParamKind, Proto, TransportRef};
+use modparams::check_modparams;
+use sipcore_abi::{HostApiRef, ParamEntry, Proto, TransportRef};
 use std::path::{Path, PathBuf};
 
 /// What `main` asks for.
@@ -78,14 +82,6 @@ impl MiEndpoint {
     }
 }
 
-/// A modparam value, checked against the module's declared type.
-struct ParamValue<'a> {
-    name: &'a str,
-    kind: ParamKind,
-    int: i64,
-    text: &'a str,
-}
-
 /// Run the server until SIGINT/SIGTERM (or check the config and return).
 pub fn run(opts: Options) -> Result<(), String> {
     let cfg = config::load_file(&opts.config).map_err(|e| e.to_string())?;
@@ -99,8 +95,9 @@ pub fn run(opts: Options) -> Result<(), String> {
         );
     }
 
-    let loaded = load_modules(&cfg, &opts.config)?;
-    let params = check_modparams(&cfg, &loaded).map_err(|e| e.to_string())?;
+    let (loaded, builtins) = load_modules(&cfg, &opts.config)?;
+    let (params, settings) =
+        check_modparams(&cfg, &loaded, &builtins).map_err(|e| e.to_string())?;
     let table = FunctionTable::with_core();
     let script = script::compile(&cfg, &table).map_err(|e| e.to_string())?;
     let socket_lines = sockets::parse_all(&cfg, &loaded).map_err(|e| e.to_string())?;
@@ -110,6 +107,7 @@ pub fn run(opts: Options) -> Result<(), String> {
 
     let mut signals = install_signals()?;
     core::set_script(script);
+    core::configure_location(settings.registrar, settings.usrloc);
     let host: HostApiRef = core::hostapi::host_api();
     for (m, values) in loaded.iter().zip(&params) {
         let entries: Vec<ParamEntry<'_>> = values
@@ -350,10 +348,14 @@ fn default_mpath() -> Vec<PathBuf> {
         .collect()
 }
 
-fn load_modules(cfg: &Config, cfg_path: &Path) -> Result<Vec<LoadedModule>, String> {
+/// The plugins loaded, and the built-in modules named by `loadmodule` (no file needed).
+type Modules = (Vec<LoadedModule>, Vec<&'static Builtin>);
+
+fn load_modules(cfg: &Config, cfg_path: &Path) -> Result<Modules, String> {
     let base = cfg_path.parent().unwrap_or(Path::new("."));
     let mut mpath = default_mpath();
     let mut loaded: Vec<LoadedModule> = Vec::new();
+    let mut builtins: Vec<&'static Builtin> = Vec::new();
     for item in &cfg.items {
         match item {
             Item::Global { name, value, .. } if name == "mpath" => {
@@ -370,6 +372,20 @@ fn load_modules(cfg: &Config, cfg_path: &Path) -> Result<Vec<LoadedModule>, Stri
             }
             Item::LoadModule { path, span } => {
                 let at = |msg: String| cfg.error_at(*span, msg).to_string();
+                if let Some(b) = builtin_modules::find(path) {
+                    if builtins.iter().any(|o| o.name == b.name) {
+                        return Err(at(format!("module {} loaded twice", b.name)));
+                    }
+                    crate::log!(
+                        Debug,
+                        "core",
+                        "module {} is built in: loadmodule \"{}\" needs no file",
+                        b.name,
+                        path
+                    );
+                    builtins.push(b);
+                    continue;
+                }
                 let file = modules::resolve(path, &mpath).map_err(|e| at(e.to_string()))?;
                 let m = modules::load(&file).map_err(|e| at(e.to_string()))?;
                 if loaded.iter().any(|o| o.name == m.name) {
@@ -380,82 +396,5 @@ fn load_modules(cfg: &Config, cfg_path: &Path) -> Result<Vec<LoadedModule>, Stri
             _ => {}
         }
     }
-    Ok(loaded)
-}
-
-/// Check every modparam against its module's declared parameters; group the values per module,
-/// in file order.
-fn check_modparams<'c>(
-    cfg: &'c Config,
-    loaded: &[LoadedModule],
-) -> Result<Vec<Vec<ParamValue<'c>>>, ConfigError> {
-    let mut out: Vec<Vec<ParamValue<'c>>> = loaded.iter().map(|_| Vec::new()).collect();
-    for item in &cfg.items {
-        let Item::ModParam {
-            module,
-            param,
-            value,
-            span,
-            param_span,
-            value_span,
-        } = item
-        else {
-            continue;
-        };
-        let idx = loaded.iter().position(|m| &m.name == module).ok_or_else(|| {
-            cfg.error_at(*span, format!("modparam for module '{module}', which is not loaded (no loadmodule for it)"))
-        })?;
-        let m = &loaded[idx];
-        let declared = m.module.params();
-        let spec = declared
-            .iter()
-            .find(|p| p.name.as_str() == param)
-            .ok_or_else(|| {
-                let known: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
-                cfg.error_at(
-                    *param_span,
-                    format!(
-                        "module '{module}' has no parameter '{param}' (it has: {})",
-                        known.join(", ")
-                    ),
-                )
-            })?;
-        let (as_int, as_str) = match value {
-            ModParamValue::Int(i) => (Some(*i), None),
-            ModParamValue::Str(s) => (None, Some(s.as_str())),
-        };
-        let v = match (spec.kind, as_int, as_str) {
-            (ParamKind::INT, Some(i), _) => ParamValue {
-                name: param,
-                kind: ParamKind::INT,
-                int: i,
-                text: "",
-            },
-            (ParamKind::STR, _, Some(s)) => ParamValue {
-                name: param,
-                kind: ParamKind::STR,
-                int: 0,
-                text: s,
-            },
-            (k, _, _) => {
-                let want = if k == ParamKind::INT {
-                    "an integer"
-                } else {
-                    "a string"
-                };
-                return Err(cfg.error_at(
-                    *value_span,
-                    format!("parameter '{param}' of module '{module}' takes {want}"),
-                ));
-            }
-        };
-        if !spec.multi && out[idx].iter().any(|p| p.name == param.as_str()) {
-            return Err(cfg.error_at(
-                *param_span,
-                format!("parameter '{param}' of module '{module}' set twice"),
-            ));
-        }
-        out[idx].push(v);
-    }
-    Ok(out)
+    Ok((loaded, builtins))
 }

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod builtin_modules;
 pub mod config;
 pub mod core;
 pub mod dns;

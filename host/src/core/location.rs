@@ -1,48 +1,75 @@
-//! The location service behind `save()` / `lookup()`: the in-memory [`Registrar`] tables,
-//! the timer that expires bindings, connection-close cleanup and the `ul_dump` MI command.
+//! The location service behind `save()` / `lookup()`: the [`Registrar`] tables (sharded, see
+//! `usrloc`), the timer that expires bindings, connection-close cleanup and the usrloc MI
+//! commands `ul_dump` and `ul_show_contact`.
 //!
 //! Each contact registered over a connection is bound to that connection (RFC 5626 flow,
 //! RFC 7118 §5): `lookup()` sends to the connection, never to the Contact's `.invalid` host,
 //! and the binding goes when the connection closes.
 use super::addr::{conn_uri, connection_oriented, ConnDst};
 use super::send::{peer, Core};
+use crate::mi::{MiError, Params, Registry};
 use crate::sip::Message;
-use crate::usrloc::{Flow, Registrar, RegistrarConfig};
+use crate::usrloc::{Counter, Flow, Registrar, RegistrarConfig, UsrlocConfig};
 use sipcore_abi::{Proto, ReceiveInfo};
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::io::Write;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// How often expired bindings are swept (lookups never return them in between).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Contact values per Contact header line of a 200 beyond the first lines: a 200 listing
+/// many bindings stays within the header count a parser accepts (RFC 3261 §7.3.1 allows a
+/// comma-separated list).
+const CONTACTS_PER_LINE: usize = 32;
 
-/// Table name → registrar.
-static TABLES: OnceLock<Mutex<HashMap<String, Registrar>>> = OnceLock::new();
+/// The registrar and usrloc modparams (set once at startup, defaults otherwise).
+static SETTINGS: OnceLock<(RegistrarConfig, UsrlocConfig)> = OnceLock::new();
+/// Table name → registrar. Tables are created by the script's `save`/`lookup` and never
+/// removed, so they live for the whole process.
+static TABLES: OnceLock<RwLock<HashMap<String, &'static Registrar>>> = OnceLock::new();
+/// Bindings in all tables together (`max_registrations`).
+static COUNT: OnceLock<Arc<Counter>> = OnceLock::new();
 
-fn tables() -> MutexGuard<'static, HashMap<String, Registrar>> {
-    let m = TABLES.get_or_init(|| Mutex::new(HashMap::new()));
-    // A panic while holding the lock leaves consistent data (every operation is atomic per
-    // request): keep serving.
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Apply the `registrar` and `usrloc` modparams (before any table exists; later calls are
+/// ignored).
+pub(crate) fn configure(reg: RegistrarConfig, ul: UsrlocConfig) {
+    let _ = SETTINGS.set((reg, ul));
 }
 
-fn with_table<R>(name: &str, f: impl FnOnce(&mut Registrar) -> R) -> R {
-    let mut t = tables();
-    // The table exists after its first save: no key allocated per request.
-    if !t.contains_key(name) {
-        t.insert(name.to_string(), Registrar::new(RegistrarConfig::default()));
+fn tables() -> &'static RwLock<HashMap<String, &'static Registrar>> {
+    TABLES.get_or_init(|| RwLock::new(HashMap::new()))
+}
+
+/// The table `name`, created on first use. The map's lock is held only to find it.
+fn table(name: &str) -> &'static Registrar {
+    if let Some(t) = tables().read().unwrap_or_else(|e| e.into_inner()).get(name) {
+        return t;
     }
-    match t.get_mut(name) {
-        Some(r) => f(r),
-        None => f(&mut Registrar::new(RegistrarConfig::default())),
-    }
+    let mut w = tables().write().unwrap_or_else(|e| e.into_inner());
+    w.entry(name.to_string()).or_insert_with(|| {
+        let (reg, ul) = SETTINGS.get().copied().unwrap_or_default();
+        let count = COUNT.get_or_init(Arc::default).clone();
+        Box::leak(Box::new(Registrar::with_limits(reg, ul, count)))
+    })
+}
+
+/// Every table, sorted by name (the map's lock is released before any table is used).
+fn all_tables() -> Vec<(String, &'static Registrar)> {
+    let mut v: Vec<(String, &'static Registrar)> = tables()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(n, t)| (n.clone(), *t))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 /// Remove bindings from every table with `f` (returning how many it removed), logging the
 /// count per table with `why`.
-fn remove_everywhere(why: std::fmt::Arguments<'_>, mut f: impl FnMut(&mut Registrar) -> usize) {
-    let mut t = tables();
-    for (name, r) in t.iter_mut() {
+fn remove_everywhere(why: std::fmt::Arguments<'_>, f: impl Fn(&Registrar) -> usize) {
+    for (name, r) in all_tables() {
         let n = f(r);
         if n > 0 {
             crate::log!(
@@ -81,9 +108,26 @@ pub(crate) fn connection_closed(proto: Proto, conn_id: u64) {
     });
 }
 
+/// The 200's Contact header values: one per line for the first [`CONTACTS_PER_LINE`], then
+/// comma-joined lines of as many.
+fn contact_lines(contacts: &[String]) -> Vec<String> {
+    if contacts.len() <= CONTACTS_PER_LINE {
+        return contacts.to_vec();
+    }
+    contacts
+        .chunks(CONTACTS_PER_LINE)
+        .map(|c| c.join(", "))
+        .collect()
+}
+
 /// `save(table)`: RFC 3261 §10.3; answers the REGISTER itself (200 with the current contacts,
 /// or the error's status). Returns the script value and whether a reply was sent.
-pub(crate) fn save(core: &Core, info: &ReceiveInfo, msg: &Message, table: &str) -> (i64, bool) {
+pub(crate) fn save(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &Message,
+    table_name: &str,
+) -> (i64, bool) {
     if msg.method_str() != Some("REGISTER") {
         crate::log!(Error, "registrar", "save(): not a REGISTER"; "peer" => peer(info));
         return (-1, false);
@@ -101,20 +145,18 @@ pub(crate) fn save(core: &Core, info: &ReceiveInfo, msg: &Message, table: &str) 
         peer: src,
         local,
     };
-    let res = with_table(table, |r| r.save(msg, flow, Instant::now()));
+    let res = table(table_name).save(msg, flow, Instant::now());
     let sent = match &res {
         Ok(ok) => {
-            let contacts: Vec<(&str, &str)> = ok
-                .contacts
-                .iter()
-                .map(|c| ("Contact", c.as_str()))
-                .collect();
+            let lines = contact_lines(&ok.contacts);
+            let contacts: Vec<(&str, &str)> =
+                lines.iter().map(|c| ("Contact", c.as_str())).collect();
             core.reply(info, msg, 200, "OK", &contacts)
         }
         Err(e) => {
             let (code, reason) = e.status();
             crate::log!(Info, "registrar", "REGISTER refused with {}: {}", code, e; "peer" => peer(info));
-            let extra = e.extra_header();
+            let extra = e.extra_headers();
             let headers: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
             core.reply(info, msg, code, reason, &headers)
         }
@@ -140,7 +182,7 @@ pub(crate) struct Found {
 
 /// `lookup(table)`: the best live binding of the Request-URI's AoR (highest q, then most
 /// recent; a stateless proxy does not fork).
-pub(crate) fn lookup(table: &str, ruri: Option<&str>, info: &ReceiveInfo) -> Option<Found> {
+pub(crate) fn lookup(table_name: &str, ruri: Option<&str>, info: &ReceiveInfo) -> Option<Found> {
     let uri = crate::sip::Uri::parse(ruri?).ok()?;
     let aor = match crate::usrloc::aor_of(&uri) {
         Ok(a) => a,
@@ -149,12 +191,10 @@ pub(crate) fn lookup(table: &str, ruri: Option<&str>, info: &ReceiveInfo) -> Opt
             return None;
         }
     };
-    let now = Instant::now();
-    with_table(table, |r| {
-        let b = r.best(&aor, now)?;
+    table(table_name).with_best(&aor, Instant::now(), |b| {
         let proto = Proto::from_name(b.flow.proto).unwrap_or(Proto::UDP);
         let by_conn = connection_oriented(proto) && b.flow.conn_id != 0;
-        Some(Found {
+        Found {
             ruri: b.uri.clone(),
             du: by_conn.then(|| conn_uri(proto, b.flow.peer)),
             dst: by_conn.then_some(ConnDst {
@@ -162,22 +202,76 @@ pub(crate) fn lookup(table: &str, ruri: Option<&str>, info: &ReceiveInfo) -> Opt
                 conn_id: b.flow.conn_id,
                 gone: (480, "Temporarily Unavailable"),
             }),
-        })
+        }
     })
 }
 
-/// `ul_dump`: every table's bindings as JSON.
-pub(crate) fn dump() -> serde_json::Value {
+/// `ul_dump [brief]`: every table's bindings as JSON, written slot by slot: each slot's lock
+/// is held while that slot is copied into a small buffer, never while writing to the client.
+fn dump_to(out: &mut dyn Write, brief: bool) -> std::io::Result<()> {
     let now = Instant::now();
-    let t = tables();
-    let mut names: Vec<&String> = t.keys().collect();
-    names.sort();
-    let list: Vec<serde_json::Value> = names
-        .into_iter()
-        .filter_map(|n| {
-            let r = t.get(n)?;
-            Some(serde_json::json!({ "name": n, "AORs": r.dump(now) }))
-        })
-        .collect();
-    serde_json::json!({ "Domains": list })
+    out.write_all(b"{\"Domains\":[")?;
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    for (i, (name, r)) in all_tables().into_iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        let head = serde_json::json!({ "name": name }).to_string();
+        // `{"name":"location"` then `,"AORs":[...]}`.
+        out.write_all(head.trim_end_matches('}').as_bytes())?;
+        out.write_all(b",\"AORs\":[")?;
+        let mut first = true;
+        for s in 0..r.slot_count() {
+            buf.clear();
+            r.dump_slot(s, now, brief, &mut buf, &mut first);
+            out.write_all(&buf)?;
+        }
+        out.write_all(b"]}")?;
+    }
+    out.write_all(b"]}")
+}
+
+/// The usrloc MI commands: `ul_dump` (streamed) and `ul_show_contact`, as OpenSIPS's usrloc.
+pub(crate) fn register_mi(registry: &Registry) -> Result<(), MiError> {
+    registry.register_stream(
+        "ul_dump",
+        "Lists the registered contacts of every location table; 'brief' lists only each \
+         contact's URI and expiry. Streamed slot by slot.",
+        Arc::new(|p: &Params<'_>| {
+            p.at_most(1)?;
+            let brief = match p.opt_str((0, "brief"))? {
+                None => false,
+                Some("brief") | Some("1") | Some("yes") => true,
+                Some("0") | Some("no") => false,
+                Some(other) => {
+                    return Err(MiError::custom(400, format!("bad 'brief' value '{other}'")))
+                }
+            };
+            Ok(Box::new(move |out: &mut dyn Write| dump_to(out, brief)))
+        }),
+    )?;
+    registry.register(
+        "ul_show_contact",
+        "Shows the contacts of one AoR: params table_name (e.g. location) and aor \
+         (user@domain or a sip: URI).",
+        Arc::new(|p: &Params<'_>| {
+            p.at_most(2)?;
+            let name = p.get_str((0, "table_name"))?;
+            let aor = p.get_str((1, "aor"))?;
+            let Some(r) = all_tables()
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|t| t.1)
+            else {
+                return Err(MiError::custom(404, "Table not found"));
+            };
+            let key = match crate::sip::Uri::parse(aor) {
+                Ok(u) if aor.contains(':') => crate::usrloc::aor_of(&u)
+                    .map_err(|e| MiError::custom(400, format!("bad AoR: {e}")))?,
+                _ => aor.to_string(),
+            };
+            r.show(&key, Instant::now())
+                .ok_or_else(|| MiError::custom(404, "AOR not found"))
+        }),
+    )
 }

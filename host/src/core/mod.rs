@@ -41,15 +41,15 @@ pub fn install(core: Core) {
     location::start_timer();
 }
 
-/// The core's own MI commands: `ul_dump` (the location tables, as OpenSIPS's usrloc).
+/// The core's own MI commands: `ul_dump` and `ul_show_contact` (the location tables, as
+/// OpenSIPS's usrloc).
 pub fn register_mi(registry: &crate::mi::Registry) -> Result<(), String> {
-    registry
-        .register(
-            "ul_dump",
-            "Lists the registered contacts of every location table (save()/lookup()).",
-            std::sync::Arc::new(|_p: &crate::mi::Params<'_>| Ok(location::dump())),
-        )
-        .map_err(|e| format!("management interface: {e}"))
+    location::register_mi(registry).map_err(|e| format!("management interface: {e}"))
+}
+
+/// Apply the `registrar` and `usrloc` modparams (before the first message).
+pub fn configure_location(reg: crate::usrloc::RegistrarConfig, ul: crate::usrloc::UsrlocConfig) {
+    location::configure(reg, ul);
 }
 
 /// A transport reports a connection gone (`HostApi::conn_closed`).

@@ -1,9 +1,17 @@
 //! One MI HTTP/1.1 connection: read the request head and body (RFC 9112 §2-§6, Content-Length
 //! framing only), answer once, close. Head parsing is pure; the rest is blocking std I/O.
+//!
+//! The whole request must arrive within [`READ_TIMEOUT`] (a silent connection is answered 408
+//! and closed), and only then does it take one of the execution slots, so connections that
+//! send nothing cannot keep others from being answered. A streamed answer (`ul_dump`) is
+//! written as it is produced, close-delimited (RFC 9112 §6.3 rule 8: no Content-Length).
 
-use super::{jsonrpc, Registry};
-use std::io::{self, Read, Write};
+use super::jsonrpc::{self, Answer as RpcAnswer};
+use super::registry::Writer;
+use super::Registry;
+use std::io::{self, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Largest request body accepted (64 KiB); a larger Content-Length is answered 413.
@@ -11,7 +19,9 @@ pub(super) const MAX_BODY: usize = 64 * 1024;
 /// Largest request head accepted; a larger one is answered 431.
 pub(super) const MAX_HEAD: usize = 8 * 1024;
 /// Time allowed to receive the whole request; past it the answer is 408.
-pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time a write to the client may stall (a streamed answer is written in many pieces).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_HEADERS: usize = 32;
 
 /// An HTTP status line's code and reason phrase (RFC 9110 §15).
@@ -122,32 +132,80 @@ fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Result<
     }
 }
 
-/// Serves one connection: reads one request, answers it, closes.
-pub(super) fn serve(mut s: TcpStream, registry: &Registry, root: &str) {
+/// Execution slots: requests being answered right now, against their limit.
+pub(super) struct Slots<'a> {
+    /// The count.
+    pub active: &'a AtomicUsize,
+    /// The limit.
+    pub max: usize,
+}
+
+/// Holds one execution slot until dropped (also when a handler panics).
+struct Permit<'a>(&'a AtomicUsize);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Slots<'_> {
+    fn take(&self) -> Option<Permit<'_>> {
+        self.active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Permit(self.active))
+    }
+}
+
+/// Serves one connection: reads one request, answers it, closes. A request that arrives
+/// while every execution slot is taken is answered 503 with `Retry-After: 1`.
+pub(super) fn serve(mut s: TcpStream, registry: &Registry, root: &str, slots: &Slots<'_>) {
     let deadline = Instant::now() + READ_TIMEOUT;
-    let _ = s.set_write_timeout(Some(READ_TIMEOUT));
-    let (status, extra, body) = match answer(&mut s, registry, root, deadline) {
+    let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
+    let (status, extra, body) = match answer(&mut s, registry, root, deadline, slots) {
         Ok(a) => a,
-        Err(ReadEnd::Status(st)) => (st, "", text(st)),
+        Err(ReadEnd::Status(st)) => (st, "", Body::Bytes(text(st))),
         Err(ReadEnd::Gone) => return,
     };
-    if write_response(&mut s, status, extra, &body).is_ok() {
+    let written = match body {
+        Body::Bytes(b) => write_response(&mut s, status, extra, &b),
+        Body::Stream { id, writer, permit } => {
+            let r = write_streamed(&mut s, extra, &id, writer);
+            drop(permit);
+            r
+        }
+    };
+    if written.is_ok() {
         linger_close(&mut s);
     }
 }
 
-type Answer = (Status, &'static str, Vec<u8>);
+/// An answer's body: bytes, or a streamed JSON-RPC result (holding its execution slot).
+enum Body<'a> {
+    Bytes(Vec<u8>),
+    Stream {
+        id: serde_json::Value,
+        writer: Writer,
+        permit: Permit<'a>,
+    },
+}
+
+type Answer<'a> = (Status, &'static str, Body<'a>);
 
 fn text(st: Status) -> Vec<u8> {
     format!("{}\n", st.1).into_bytes()
 }
 
-fn answer(
+fn answer<'a>(
     s: &mut TcpStream,
     registry: &Registry,
     root: &str,
     deadline: Instant,
-) -> Result<Answer, ReadEnd> {
+    slots: &'a Slots<'a>,
+) -> Result<Answer<'a>, ReadEnd> {
     let mut buf = Vec::with_capacity(1024);
     let head = loop {
         read_some(s, &mut buf, deadline)?;
@@ -165,13 +223,13 @@ fn answer(
         "POST" => {}
         "GET" => {
             let names = serde_json::to_vec(&registry.names()).unwrap_or_default();
-            return Ok((OK, "Content-Type: application/json\r\n", names));
+            return Ok((OK, JSON, Body::Bytes(names)));
         }
         _ => {
             return Ok((
                 METHOD_NOT_ALLOWED,
                 "Allow: GET, POST\r\n",
-                text(METHOD_NOT_ALLOWED),
+                Body::Bytes(text(METHOD_NOT_ALLOWED)),
             ))
         }
     }
@@ -189,15 +247,39 @@ fn answer(
     while buf.len() < want {
         read_some(s, &mut buf, deadline)?;
     }
+    let Some(permit) = slots.take() else {
+        return Ok((BUSY, "Retry-After: 1\r\n", Body::Bytes(text(BUSY))));
+    };
     let body = buf.get(head.len..want).unwrap_or(&[]);
-    Ok(match jsonrpc::handle_body(registry, body) {
-        Some(v) => (
+    Ok(match jsonrpc::handle_body_streamed(registry, body) {
+        RpcAnswer::Value(v) => (
             OK,
-            "Content-Type: application/json\r\n",
-            serde_json::to_vec(&v).unwrap_or_default(),
+            JSON,
+            Body::Bytes(serde_json::to_vec(&v).unwrap_or_default()),
         ),
-        None => (NO_CONTENT, "", Vec::new()),
+        RpcAnswer::Stream { id, writer } => (OK, JSON, Body::Stream { id, writer, permit }),
+        RpcAnswer::Nothing => (NO_CONTENT, "", Body::Bytes(Vec::new())),
     })
+}
+
+const JSON: &str = "Content-Type: application/json\r\n";
+
+/// Writes a 200 whose body is `{"jsonrpc":"2.0","result":` + what `writer` writes +
+/// `,"id":ID}`, delimited by the close of the connection.
+fn write_streamed(
+    s: &mut TcpStream,
+    extra: &str,
+    id: &serde_json::Value,
+    writer: Writer,
+) -> io::Result<()> {
+    let mut w = BufWriter::with_capacity(64 * 1024, &mut *s);
+    write!(
+        w,
+        "HTTP/1.1 200 OK\r\n{extra}Connection: close\r\n\r\n{{\"jsonrpc\":\"2.0\",\"result\":"
+    )?;
+    writer(&mut w)?;
+    write!(w, ",\"id\":{id}}}")?;
+    w.flush()
 }
 
 /// Writes a complete response with `Connection: close`. `extra` holds whole header lines.

@@ -1,10 +1,12 @@
 //! The MI HTTP server: JSON-RPC 2.0 over `POST <root>` (OpenSIPS `mi_http`, default root
-//! `/mi`), on std::net with one accepting thread and one short-lived thread per request, at
-//! most [`MAX_CONCURRENT`] at once (more are answered 503).
+//! `/mi`), on std::net with one accepting thread and one short-lived thread per connection,
+//! at most [`MAX_CONNECTIONS`] at once, of which at most [`MAX_CONCURRENT`] run a command
+//! (more are answered 503). A connection has [`READ_TIMEOUT`] to send its whole request and
+//! takes a command slot only once it has: silent connections cannot starve the others.
 //!
 //! Answers: 200 with the JSON-RPC response; 204 when the body held only notifications; 404 for
 //! another path; 405 (`Allow: GET, POST`) for another method; 411 without Content-Length; 413
-//! for a body over 64 KiB; 408 when the request takes over 5 s to arrive; 503 when busy.
+//! for a body over 64 KiB; 408 when the request takes over 2 s to arrive; 503 when busy.
 //! `GET <root>` answers the JSON array of command names. Every answer closes the connection.
 
 use super::{conn, Registry};
@@ -15,8 +17,11 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// Most requests handled at once; a connection beyond this is answered 503.
+/// Most commands run at once; a request beyond this is answered 503.
 pub const MAX_CONCURRENT: usize = 16;
+/// Most connections open at once (reading a request, running or answering it); a connection
+/// beyond this is answered 503 at once.
+pub const MAX_CONNECTIONS: usize = 64;
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = conn::MAX_BODY;
 /// Time a client has to send its whole request.
@@ -28,6 +33,7 @@ pub struct MiServer {
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
     active: Arc<AtomicUsize>,
+    conns: Arc<AtomicUsize>,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -40,14 +46,20 @@ pub fn serve(registry: Arc<Registry>, addr: SocketAddr, root: &str) -> io::Resul
     let root: Arc<str> = Arc::from(format!("/{}", root.trim_start_matches('/')));
     let stopping = Arc::new(AtomicBool::new(false));
     let active = Arc::new(AtomicUsize::new(0));
-    let (st, ac) = (stopping.clone(), active.clone());
+    let conns = Arc::new(AtomicUsize::new(0));
+    let counters = Counters {
+        active: active.clone(),
+        conns: conns.clone(),
+    };
+    let st = stopping.clone();
     let accept = thread::Builder::new()
         .name("mi-http".into())
-        .spawn(move || accept_loop(listener, registry, root, st, ac))?;
+        .spawn(move || accept_loop(listener, registry, root, st, counters))?;
     Ok(MiServer {
         addr,
         stopping,
         active,
+        conns,
         accept: Some(accept),
     })
 }
@@ -58,13 +70,18 @@ impl MiServer {
         self.addr
     }
 
-    /// Requests being handled right now.
+    /// Commands running right now.
     pub fn active(&self) -> usize {
         self.active.load(Ordering::SeqCst)
     }
 
+    /// Connections open right now.
+    pub fn connections(&self) -> usize {
+        self.conns.load(Ordering::SeqCst)
+    }
+
     /// Stops accepting, joins the accepting thread, and waits (at most the read timeout plus
-    /// one second) for the requests in progress. Idempotent.
+    /// one second) for the connections in progress. Idempotent.
     pub fn stop(&mut self) {
         let Some(accept) = self.accept.take() else {
             return;
@@ -76,7 +93,7 @@ impl MiServer {
             let _ = accept.join();
         }
         let deadline = Instant::now() + READ_TIMEOUT + Duration::from_secs(1);
-        while self.active() > 0 && Instant::now() < deadline {
+        while self.connections() > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
     }
@@ -97,7 +114,13 @@ fn wake_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Decrements the count of requests in progress when the request's thread ends, even by panic.
+/// The server's counts: commands running, connections open.
+struct Counters {
+    active: Arc<AtomicUsize>,
+    conns: Arc<AtomicUsize>,
+}
+
+/// Decrements the count of connections open when the connection's thread ends, even by panic.
 struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
@@ -111,7 +134,7 @@ fn accept_loop(
     registry: Arc<Registry>,
     root: Arc<str>,
     stopping: Arc<AtomicBool>,
-    active: Arc<AtomicUsize>,
+    counters: Counters,
 ) {
     for stream in listener.incoming() {
         if stopping.load(Ordering::SeqCst) {
@@ -123,17 +146,21 @@ fn accept_loop(
             continue;
         };
         // Only this thread increments, so check-then-add cannot overshoot the limit.
-        if active.load(Ordering::SeqCst) >= MAX_CONCURRENT {
+        if counters.conns.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
             conn::reject_busy(stream);
             continue;
         }
-        active.fetch_add(1, Ordering::SeqCst);
-        let slot = Slot(active.clone());
-        let (registry, root) = (registry.clone(), root.clone());
+        counters.conns.fetch_add(1, Ordering::SeqCst);
+        let slot = Slot(counters.conns.clone());
+        let (registry, root, active) = (registry.clone(), root.clone(), counters.active.clone());
         // On spawn failure the closure, stream and slot are dropped: connection closed, slot freed.
         let _ = thread::Builder::new().name("mi-req".into()).spawn(move || {
             let _slot = slot;
-            conn::serve(stream, &registry, &root);
+            let slots = conn::Slots {
+                active: &active,
+                max: MAX_CONCURRENT,
+            };
+            conn::serve(stream, &registry, &root, &slots);
         });
     }
 }

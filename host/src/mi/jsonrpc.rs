@@ -1,8 +1,54 @@
 //! JSON-RPC 2.0 over the [`Registry`](super::Registry): request body in, response out, no I/O.
 //! Batches (§6), notifications (§4.1, no answer) and error objects (§5.1) as the spec defines.
 
+use super::registry::{Outcome, Writer};
 use super::{MiError, Registry};
 use serde_json::{json, Value};
+
+/// What the HTTP layer sends for one body.
+pub enum Answer {
+    /// Nothing (only notifications): 204.
+    Nothing,
+    /// This response object (or batch array).
+    Value(Value),
+    /// A single request's success response whose `result` the writer produces, for the
+    /// server to stream: `{"jsonrpc":"2.0","result":` + writer + `,"id":` id `}`.
+    Stream {
+        /// The request's id.
+        id: Value,
+        /// Writes the result.
+        writer: Writer,
+    },
+}
+
+/// Like [`handle_body`], but a single request (not a batch) for a streamed command is
+/// answered with [`Answer::Stream`], so that its result is never held whole in memory.
+pub fn handle_body_streamed(registry: &Registry, body: &[u8]) -> Answer {
+    let v = match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            return match handle_body(registry, body) {
+                Some(v) => Answer::Value(v),
+                None => Answer::Nothing,
+            }
+        }
+    };
+    let (id, method, params) = match check(&v) {
+        Ok(parts) => parts,
+        Err(e) => return Answer::Value(e),
+    };
+    match (id, registry.call_streamed(method, params)) {
+        (None, Ok(Outcome::Stream(w))) => {
+            // A notification: run it, answer nothing.
+            let _ = w(&mut std::io::sink());
+            Answer::Nothing
+        }
+        (None, _) => Answer::Nothing,
+        (Some(id), Ok(Outcome::Stream(writer))) => Answer::Stream { id, writer },
+        (Some(id), Ok(Outcome::Value(v))) => Answer::Value(success_response(id, v)),
+        (Some(id), Err(e)) => Answer::Value(error_response(id, &e)),
+    }
+}
 
 /// Answers one HTTP body: `Some(response)` to send, or `None` when the body held only
 /// notifications (the HTTP layer then answers 204). Invalid JSON gives a -32700 error with id
@@ -49,37 +95,48 @@ pub fn error_response(id: Value, e: &MiError) -> Value {
 /// when the id itself is unusable), as the spec's examples do; valid notifications are run and
 /// get no answer.
 fn handle_one(registry: &Registry, req: &Value) -> Option<Value> {
-    let invalid = |id: Value, why: &str| {
-        Some(error_response(
-            id,
-            &MiError::InvalidRequest(why.to_string()),
-        ))
+    let (id, method, params) = match check(req) {
+        Ok(parts) => parts,
+        Err(e) => return Some(e),
     };
-    let Value::Object(obj) = req else {
-        return invalid(Value::Null, "a request must be an object");
-    };
-    let id = match obj.get("id") {
-        None => None,
-        Some(id @ (Value::Null | Value::String(_) | Value::Number(_))) => Some(id.clone()),
-        Some(_) => return invalid(Value::Null, "id must be a string, a number or null"),
-    };
-    let reply_id = || id.clone().unwrap_or(Value::Null);
-    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return invalid(reply_id(), "jsonrpc must be \"2.0\"");
-    }
-    let Some(method) = obj.get("method").and_then(Value::as_str) else {
-        return invalid(reply_id(), "method must be a string");
-    };
-    let params = obj.get("params").unwrap_or(&Value::Null);
-    if !matches!(params, Value::Null | Value::Array(_) | Value::Object(_)) {
-        return invalid(reply_id(), "params must be an array or an object");
-    }
     let outcome = registry.call(method, params);
     let id = id?;
     Some(match outcome {
         Ok(result) => success_response(id, result),
         Err(e) => error_response(id, &e),
     })
+}
+
+/// A request object's id (`None` for a notification), method and params, or the error
+/// response an invalid one gets.
+fn check(req: &Value) -> Result<(Option<Value>, &str, &Value), Value> {
+    let invalid =
+        |id: Value, why: &str| error_response(id, &MiError::InvalidRequest(why.to_string()));
+    let Value::Object(obj) = req else {
+        return Err(invalid(Value::Null, "a request must be an object"));
+    };
+    let id = match obj.get("id") {
+        None => None,
+        Some(id @ (Value::Null | Value::String(_) | Value::Number(_))) => Some(id.clone()),
+        Some(_) => {
+            return Err(invalid(
+                Value::Null,
+                "id must be a string, a number or null",
+            ))
+        }
+    };
+    let reply_id = || id.clone().unwrap_or(Value::Null);
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(invalid(reply_id(), "jsonrpc must be \"2.0\""));
+    }
+    let Some(method) = obj.get("method").and_then(Value::as_str) else {
+        return Err(invalid(reply_id(), "method must be a string"));
+    };
+    let params = obj.get("params").unwrap_or(&Value::Null);
+    if !matches!(params, Value::Null | Value::Array(_) | Value::Object(_)) {
+        return Err(invalid(reply_id(), "params must be an array or an object"));
+    }
+    Ok((id, method, params))
 }
 
 #[cfg(test)]

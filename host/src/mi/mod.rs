@@ -4,6 +4,8 @@
 //!
 //! * [`Registry`]: thread-safe command table (names, aliases such as `ws:trace` → `ws_trace`,
 //!   help text); [`Registry::with_builtins`] adds `which`, `help`, `version` and `uptime`.
+//!   A command with a large answer (`ul_dump`) registers a [`StreamHandler`]: its result is
+//!   written to the client as it is produced, never held whole.
 //! * [`Params`]: a command's arguments, positional (JSON array) or named (JSON object).
 //! * [`MiError`]: typed failures, each mapped to a JSON-RPC 2.0 error code (§5.1).
 //! * [`jsonrpc`]: the pure request → response step (batches, notifications), no I/O.
@@ -24,4 +26,4 @@ mod tests;
 pub use builtins::{asctime_utc, uptime_value};
 pub use error::MiError;
 pub use params::{Key, Params};
-pub use registry::{Handler, Registry};
+pub use registry::{Handler, Outcome, Registry, StreamHandler, Writer};

@@ -11,10 +11,27 @@ use std::time::Instant;
 /// Called on the MI server's threads, possibly several at once.
 pub type Handler = Arc<dyn Fn(&Params<'_>) -> Result<Value, MiError> + Send + Sync>;
 
+/// Writes a command's `result` as JSON text, piece by piece, to the client (or to a buffer).
+pub type Writer = Box<dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send>;
+
+/// An MI command whose answer may be large: checks its parameters (errors are answered as for
+/// a [`Handler`]) and returns the [`Writer`] that produces the `result`, so that the server
+/// streams it instead of building it in memory.
+pub type StreamHandler = Arc<dyn Fn(&Params<'_>) -> Result<Writer, MiError> + Send + Sync>;
+
+/// A command's answer: a value, or a writer for a streamed one.
+pub enum Outcome {
+    /// The `result` value.
+    Value(Value),
+    /// Writes the `result` JSON text.
+    Stream(Writer),
+}
+
 /// What a name runs: a registered handler, or a built-in that reads the registry itself.
 #[derive(Clone)]
 enum Action {
     Handler(Handler),
+    Stream(StreamHandler),
     Which,
     Help,
 }
@@ -87,6 +104,17 @@ impl Registry {
         self.insert(name, help, Action::Handler(handler), None)
     }
 
+    /// Registers the streamed command `name` (see [`StreamHandler`]).
+    /// [`MiError::Duplicate`] when the name exists.
+    pub fn register_stream(
+        &self,
+        name: &str,
+        help: &str,
+        handler: StreamHandler,
+    ) -> Result<(), MiError> {
+        self.insert(name, help, Action::Stream(handler), None)
+    }
+
     /// Makes `alias` run the command `target` (an alias of an alias points at the real
     /// command). [`MiError::UnknownTarget`] when `target` does not exist,
     /// [`MiError::Duplicate`] when `alias` does.
@@ -135,8 +163,22 @@ impl Registry {
     /// Runs command `method` with `params` (a JSON array, object or `null`).
     /// [`MiError::MethodNotFound`] for an unknown name, [`MiError::InvalidParams`] for params
     /// that are not structured, the handler's own error otherwise. A handler that panics is
-    /// caught and answered with [`MiError::Internal`].
+    /// caught and answered with [`MiError::Internal`]. A streamed command's answer is built
+    /// in memory here (batches, tests); the HTTP server uses [`Registry::call_streamed`].
     pub fn call(&self, method: &str, params: &Value) -> Result<Value, MiError> {
+        match self.call_streamed(method, params)? {
+            Outcome::Value(v) => Ok(v),
+            Outcome::Stream(w) => {
+                let mut buf = Vec::new();
+                w(&mut buf).map_err(|e| MiError::Internal(format!("{method}: {e}")))?;
+                serde_json::from_slice(&buf)
+                    .map_err(|e| MiError::Internal(format!("{method}: invalid JSON: {e}")))
+            }
+        }
+    }
+
+    /// Like [`Registry::call`], but a streamed command answers its [`Writer`], unrun.
+    pub fn call_streamed(&self, method: &str, params: &Value) -> Result<Outcome, MiError> {
         let action = self
             .read()
             .get(method)
@@ -146,22 +188,11 @@ impl Registry {
         match action {
             Action::Which => {
                 params.at_most(0)?;
-                Ok(json!(self.names()))
+                Ok(Outcome::Value(json!(self.names())))
             }
-            Action::Help => self.help_result(&params),
-            Action::Handler(h) => match catch_unwind(AssertUnwindSafe(|| h(&params))) {
-                Ok(r) => r,
-                Err(payload) => {
-                    let why = payload
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(MiError::Internal(format!(
-                        "command '{method}' panicked: {why}"
-                    )))
-                }
-            },
+            Action::Help => self.help_result(&params).map(Outcome::Value),
+            Action::Handler(h) => guarded(method, || h(&params)).map(Outcome::Value),
+            Action::Stream(h) => guarded(method, || h(&params)).map(Outcome::Stream),
         }
     }
 
@@ -203,6 +234,23 @@ impl Registry {
 
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Entry>> {
         self.table.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs `f`, turning a panic into [`MiError::Internal`].
+fn guarded<T>(method: &str, f: impl FnOnce() -> Result<T, MiError>) -> Result<T, MiError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(MiError::Internal(format!(
+                "command '{method}' panicked: {why}"
+            )))
+        }
     }
 }
 

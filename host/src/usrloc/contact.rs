@@ -18,6 +18,8 @@ pub(super) enum Parsed {
 #[derive(Debug)]
 pub(super) struct Requested {
     pub uri: String,
+    /// The URI's comparison key (see [`key_of`]).
+    pub key: String,
     /// Contact-params other than `expires` and `q`... kept as received, each `;name[=value]`.
     pub params: String,
     /// Final expiry in seconds (0 removes), clamped to the maximum.
@@ -28,7 +30,53 @@ pub(super) struct Requested {
     pub reg_id: Option<u32>,
 }
 
-/// Parse every Contact value of `req`.
+/// A delta-seconds value (RFC 3261 §20.19 Expires, §20.10 `expires`) as received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delta {
+    /// 0 to 2^32-1.
+    Secs(u32),
+    /// Digits only, but above 2^32-1.
+    Overlarge,
+}
+
+/// `1*DIGIT`, or `None` when it is not one.
+pub(super) fn parse_delta(v: &str) -> Option<Delta> {
+    let v = v.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        match v.parse::<u64>().ok().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Delta::Secs(n),
+            None => Delta::Overlarge,
+        },
+    )
+}
+
+/// One rule for the Expires header and the `expires` contact-param: a value above 2^32-1 is
+/// treated as if it were absent (RFC 4475 §3.1.2.4: "the element could treat them as if they
+/// contained the default values"), so the request still registers, with the expiry that
+/// applies without it, shortened to `max_expires` as any other (RFC 3261 §10.3 step 7).
+/// `None` for an absent or overlarge value.
+fn given(d: Delta) -> Option<u32> {
+    match d {
+        Delta::Secs(n) => Some(n),
+        Delta::Overlarge => None,
+    }
+}
+
+/// The Expires header of `req`: `None` when absent or overlarge, 400 when not a number.
+pub(super) fn header_expires(req: &Message) -> Result<Option<u32>, RegError> {
+    match req.header("Expires") {
+        None => Ok(None),
+        Some(v) => parse_delta(v)
+            .map(given)
+            .ok_or(RegError::Malformed("Expires")),
+    }
+}
+
+/// Parse every Contact value of `req`. A request with more than `max_request_contacts`
+/// values is refused as soon as the one over the limit is seen, before any work on them.
 pub(super) fn parse_contacts(
     req: &Message,
     hdr_expires: Option<u32>,
@@ -36,20 +84,22 @@ pub(super) fn parse_contacts(
 ) -> Result<Parsed, RegError> {
     let mut list = Vec::new();
     let mut wildcard = false;
-    for c in req.contacts() {
+    for (n, c) in req.contacts().enumerate() {
+        if cfg.max_request_contacts > 0 && n >= cfg.max_request_contacts {
+            return Err(RegError::TooManyInRequest(cfg.max_request_contacts));
+        }
         match c.map_err(|_| RegError::Malformed("Contact"))? {
             Contact::Wildcard => wildcard = true,
             Contact::Addr(na) => {
                 let uri = na.uri().map_err(|_| RegError::Malformed("Contact URI"))?;
-                let asked = match na.param("expires") {
-                    Some(Some(v)) => v
-                        .trim()
-                        .parse::<u64>()
-                        .map(|n| n.min(u64::from(u32::MAX)) as u32)
-                        .map_err(|_| RegError::Malformed("Contact expires"))?,
+                let param = match na.param("expires") {
+                    Some(Some(v)) => {
+                        given(parse_delta(v).ok_or(RegError::Malformed("Contact expires"))?)
+                    }
                     Some(None) => return Err(RegError::Malformed("Contact expires")),
-                    None => hdr_expires.unwrap_or(cfg.default_expires),
+                    None => None,
                 };
+                let asked = param.or(hdr_expires).unwrap_or(cfg.default_expires);
                 if asked != 0 && cfg.min_expires > 0 && asked < cfg.min_expires {
                     return Err(RegError::IntervalTooBrief {
                         got: asked,
@@ -75,6 +125,7 @@ pub(super) fn parse_contacts(
                 }
                 list.push(Requested {
                     uri: uri.as_str().to_string(),
+                    key: key_of(&uri),
                     params,
                     expires: asked.min(cfg.max_expires),
                     q,
@@ -121,26 +172,60 @@ fn parse_q(v: &str) -> Result<u16, RegError> {
     }
 }
 
-/// URI equality for bindings (§19.1.4, simplified): scheme and host case-insensitive, user
-/// and the rest exact; falls back to exact text when either does not parse.
-pub(super) fn uri_equal(a: &str, b: &str) -> bool {
-    match (Uri::parse(a), Uri::parse(b)) {
-        (Ok(x), Ok(y)) => {
-            x.scheme() == y.scheme()
-                && x.user() == y.user()
-                && x.host().eq_ignore_ascii_case(y.host())
-                && x.port() == y.port()
-                && x.params()
-                    .as_str()
-                    .eq_ignore_ascii_case(y.params().as_str())
-        }
-        _ => a == b,
+/// The key under which equal URIs meet (§19.1.4, simplified): scheme, host and parameters
+/// case-insensitive, user and port exact; the exact text when the URI does not parse.
+#[cfg(test)]
+pub(super) fn uri_key(u: &str) -> String {
+    match Uri::parse(u) {
+        Ok(x) => key_of(&x),
+        Err(_) => format!("raw\0{u}"),
     }
+}
+
+/// The comparison key of a parsed URI: `scheme 0 [user] 0 host 0 port 0 params`, with
+/// scheme, host and params lower-cased and `@` marking a user part (even an empty one).
+pub(super) fn key_of(x: &Uri<'_>) -> String {
+    let params = x.params();
+    let mut k = String::with_capacity(16 + x.as_str().len());
+    k.push_str(x.scheme_str());
+    k.push('\0');
+    if let Some(u) = x.user() {
+        k.push('@');
+        k.push_str(u);
+    }
+    k.push('\0');
+    k.push_str(x.host());
+    k.push('\0');
+    if let Some(p) = x.port() {
+        k.push_str(&p.to_string());
+    }
+    k.push('\0');
+    k.push_str(params.as_str());
+    // The user part stays as is: only scheme, host and params ignore case.
+    let user_end = k
+        .find('\0')
+        .and_then(|a| k[a + 1..].find('\0').map(|b| a + 1 + b));
+    match user_end {
+        Some(end) => {
+            let (head, tail) = k.split_at_mut(end);
+            let scheme_end = head.find('\0').unwrap_or(head.len());
+            head[..scheme_end].make_ascii_lowercase();
+            tail.make_ascii_lowercase();
+        }
+        None => k.make_ascii_lowercase(),
+    }
+    k
+}
+
+/// URI equality for bindings: equal keys (see [`uri_key`]).
+#[cfg(test)]
+pub(super) fn uri_equal(a: &str, b: &str) -> bool {
+    uri_key(a) == uri_key(b)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_q, uri_equal};
+    use super::{parse_delta, parse_q, uri_equal, Delta};
 
     #[test]
     fn q_values() {
@@ -151,6 +236,20 @@ mod tests {
         assert_eq!(parse_q("0"), Ok(0));
         for bad in ["1.5", "2", "0.1234", "-0.5", "x", "0.a"] {
             assert!(parse_q(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn delta_seconds() {
+        assert_eq!(parse_delta(" 600 "), Some(Delta::Secs(600)));
+        assert_eq!(parse_delta("4294967295"), Some(Delta::Secs(u32::MAX)));
+        assert_eq!(parse_delta("4294967296"), Some(Delta::Overlarge));
+        assert_eq!(
+            parse_delta("99999999999999999999999999"),
+            Some(Delta::Overlarge)
+        );
+        for bad in ["", "-1", "1.5", "soon", "+3"] {
+            assert_eq!(parse_delta(bad), None, "{bad}");
         }
     }
 

@@ -4,6 +4,7 @@
 //! command does that. `SIPCORE_TARGET_DIR` overrides where they are looked for.
 #![allow(dead_code)]
 
+pub mod sipws;
 pub mod ws;
 
 use std::io::Read;

@@ -129,3 +129,91 @@ fn client_against_server() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Connections that never send a request do not take the command slots: with more of them
+/// than [`MAX_CONCURRENT`] open, a real request is answered at once, and each silent one is
+/// answered 408 and closed after the read deadline.
+#[test]
+fn silent_connections_do_not_starve_the_others() {
+    let (srv, _) = start();
+    let a = srv.local_addr();
+    let silent: Vec<TcpStream> = (0..MAX_CONCURRENT + 4)
+        .map(|_| TcpStream::connect(a).unwrap())
+        .collect();
+    wait_for("silent connections accepted", || {
+        srv.connections() == MAX_CONCURRENT + 4
+    });
+    let t0 = Instant::now();
+    assert_eq!(call(a, "add", json!([1, 2]))["result"], json!(3));
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    for mut s in silent {
+        s.set_read_timeout(Some(http::READ_TIMEOUT * 3)).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        assert_eq!(split(&out).0, 408);
+    }
+    wait_for("connections closed", || srv.connections() == 0);
+}
+
+/// A streamed command's answer is written as produced (no Content-Length, closed at the end)
+/// and the client reads it whole, however large; in a batch it is answered like any other.
+#[test]
+fn streamed_answers() {
+    let r = Registry::new();
+    r.register_stream(
+        "numbers",
+        "",
+        Arc::new(|p: &Params<'_>| {
+            let n = p.get_int((0, "n"))?;
+            Ok(Box::new(move |w: &mut dyn Write| {
+                w.write_all(b"[")?;
+                for i in 0..n {
+                    if i > 0 {
+                        w.write_all(b",")?;
+                    }
+                    write!(w, "{i}")?;
+                }
+                w.write_all(b"]")
+            }) as crate::mi::Writer)
+        }),
+    )
+    .unwrap();
+    assert_eq!(r.call("numbers", &json!(["3"])), Ok(json!([0, 1, 2])));
+    assert!(r.call("numbers", &json!([])).is_err());
+    let srv = http::serve(Arc::new(r), "127.0.0.1:0".parse().unwrap(), "mi").unwrap();
+    let a = srv.local_addr();
+    let (status, head, body) = post(
+        a,
+        "/mi",
+        r#"{"jsonrpc":"2.0","method":"numbers","params":[300000],"id":7}"#,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        !head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["id"], json!(7));
+    assert_eq!(v["result"].as_array().map(Vec::len), Some(300_000));
+    let big = client::call(
+        a,
+        "/mi",
+        "numbers",
+        vec!["300000".into()],
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&big).unwrap()[299_999],
+        json!(299_999)
+    );
+    let v = call(a, "numbers", json!({"n": "x"}));
+    assert_eq!(v["error"]["code"], json!(-32602), "{v}");
+    let (_, _, body) = post(
+        a,
+        "/mi",
+        r#"[{"jsonrpc":"2.0","method":"numbers","params":[2],"id":1}]"#,
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v[0]["result"], json!([0, 1]));
+}

@@ -1,0 +1,118 @@
+//! `modparam` checking: every value against its module's declared parameters (a plugin's ABI
+//! [`ParamSpec`] list, or a built-in module's), with errors naming file:line:col.
+use crate::builtin_modules::{Builtin, Settings};
+use crate::config::{Config, ConfigError, Item, ModParamValue};
+use crate::modules::LoadedModule;
+use sipcore_abi::{ParamKind, ParamSpec};
+
+/// A modparam value, checked against the module's declared type.
+pub(super) struct ParamValue<'a> {
+    pub name: &'a str,
+    pub kind: ParamKind,
+    pub int: i64,
+    pub text: &'a str,
+}
+
+/// Check every modparam against its module's declared parameters; group the plugins' values
+/// per module, in file order, and apply the built-in modules' to their [`Settings`].
+pub(super) fn check_modparams<'c>(
+    cfg: &'c Config,
+    loaded: &[LoadedModule],
+    builtins: &[&'static Builtin],
+) -> Result<(Vec<Vec<ParamValue<'c>>>, Settings), ConfigError> {
+    let mut out: Vec<Vec<ParamValue<'c>>> = loaded.iter().map(|_| Vec::new()).collect();
+    let mut settings = Settings::default();
+    let mut builtin_seen: Vec<(&str, &str)> = Vec::new();
+    for item in &cfg.items {
+        let Item::ModParam {
+            module,
+            param,
+            value,
+            span,
+            param_span,
+            value_span,
+        } = item
+        else {
+            continue;
+        };
+        let plugin = loaded.iter().position(|m| &m.name == module);
+        let builtin = builtins.iter().find(|b| b.name == module);
+        let declared: &[ParamSpec] = match (plugin, builtin) {
+            (Some(idx), _) => loaded[idx].module.params().as_slice(),
+            (None, Some(b)) => b.params,
+            (None, None) => {
+                return Err(cfg.error_at(
+                    *span,
+                    format!(
+                    "modparam for module '{module}', which is not loaded (no loadmodule for it)"
+                ),
+                ))
+            }
+        };
+        let spec = declared
+            .iter()
+            .find(|p| p.name.as_str() == param)
+            .ok_or_else(|| {
+                let known: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
+                let known = if known.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!("it has: {}", known.join(", "))
+                };
+                cfg.error_at(
+                    *param_span,
+                    format!("module '{module}' has no parameter '{param}' ({known})"),
+                )
+            })?;
+        let (as_int, as_str) = match value {
+            ModParamValue::Int(i) => (Some(*i), None),
+            ModParamValue::Str(s) => (None, Some(s.as_str())),
+        };
+        let v = match (spec.kind, as_int, as_str) {
+            (ParamKind::INT, Some(i), _) => ParamValue {
+                name: param,
+                kind: ParamKind::INT,
+                int: i,
+                text: "",
+            },
+            (ParamKind::STR, _, Some(s)) => ParamValue {
+                name: param,
+                kind: ParamKind::STR,
+                int: 0,
+                text: s,
+            },
+            (k, _, _) => {
+                let want = if k == ParamKind::INT {
+                    "an integer"
+                } else {
+                    "a string"
+                };
+                return Err(cfg.error_at(
+                    *value_span,
+                    format!("parameter '{param}' of module '{module}' takes {want}"),
+                ));
+            }
+        };
+        let twice = || {
+            cfg.error_at(
+                *param_span,
+                format!("parameter '{param}' of module '{module}' set twice"),
+            )
+        };
+        let Some(idx) = plugin else {
+            if builtin_seen.contains(&(module.as_str(), param.as_str())) {
+                return Err(twice());
+            }
+            builtin_seen.push((module, param));
+            settings
+                .set(module, param, v.int)
+                .map_err(|e| cfg.error_at(*value_span, e))?;
+            continue;
+        };
+        if !spec.multi && out[idx].iter().any(|p| p.name == param.as_str()) {
+            return Err(twice());
+        }
+        out[idx].push(v);
+    }
+    Ok((out, settings))
+}

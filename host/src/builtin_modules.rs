@@ -1,0 +1,207 @@
+//! Modules built into the host: OpenSIPS configurations say `loadmodule "registrar.so"`,
+//! `"usrloc.so"`, `"sl.so"`, `"tm.so"`... for functions this host implements itself
+//! (`save`/`lookup`, `sl_send_reply`, `t_relay`, `record_route`/`loose_route`,
+//! `mf_process_maxfwd_header`, `sanity_check`/`sipmsg_validate`, ...). Such a `loadmodule`
+//! needs no file, and the module's `modparam`s are checked against the parameters declared
+//! here, as a plugin's are against its ABI [`ParamSpec`] list.
+use crate::usrloc::{RegistrarConfig, UsrlocConfig};
+use abi_stable::std_types::RStr;
+use sipcore_abi::{ParamKind, ParamSpec};
+
+/// A module the host implements.
+#[derive(Debug)]
+pub struct Builtin {
+    /// Its OpenSIPS name.
+    pub name: &'static str,
+    /// Its parameters (none for most).
+    pub params: &'static [ParamSpec],
+}
+
+const fn int(name: &'static str, default: &'static str, doc: &'static str) -> ParamSpec {
+    ParamSpec {
+        name: RStr::from_str(name),
+        kind: ParamKind::INT,
+        multi: false,
+        default: RStr::from_str(default),
+        doc: RStr::from_str(doc),
+    }
+}
+
+const REGISTRAR: &[ParamSpec] = &[
+    int(
+        "default_expires",
+        "3600",
+        "expiry (s) when the REGISTER gives none",
+    ),
+    int(
+        "min_expires",
+        "60",
+        "shorter non-zero expiries get 423 (0: no minimum)",
+    ),
+    int(
+        "max_expires",
+        "3600",
+        "longer expiries are shortened to this",
+    ),
+    int(
+        "max_contacts",
+        "10",
+        "bindings per AoR; beyond, 503 (0: no limit)",
+    ),
+    int(
+        "max_request_contacts",
+        "32",
+        "Contact values in one REGISTER; beyond, 403 (0: no limit)",
+    ),
+];
+
+const USRLOC: &[ParamSpec] = &[
+    int(
+        "hash_size",
+        "9",
+        "the table has 2^hash_size slots, each with its own lock (1-16)",
+    ),
+    int(
+        "max_registrations",
+        "100000",
+        "bindings in all tables together; beyond, 503 (0: no limit)",
+    ),
+    int(
+        "db_mode",
+        "0",
+        "0 only: the table is in memory, no database",
+    ),
+];
+
+/// Every module the host implements.
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "registrar",
+        params: REGISTRAR,
+    },
+    Builtin {
+        name: "usrloc",
+        params: USRLOC,
+    },
+    Builtin {
+        name: "sl",
+        params: &[],
+    },
+    Builtin {
+        name: "tm",
+        params: &[],
+    },
+    Builtin {
+        name: "rr",
+        params: &[],
+    },
+    Builtin {
+        name: "maxfwd",
+        params: &[],
+    },
+    Builtin {
+        name: "sanity",
+        params: &[],
+    },
+    Builtin {
+        name: "sipmsgops",
+        params: &[],
+    },
+    Builtin {
+        name: "textops",
+        params: &[],
+    },
+    Builtin {
+        name: "signaling",
+        params: &[],
+    },
+];
+
+/// The built-in module a `loadmodule` names (`"usrloc.so"` or `"usrloc"`; a path with a
+/// directory always names a file).
+pub fn find(load_name: &str) -> Option<&'static Builtin> {
+    if load_name.contains('/') {
+        return None;
+    }
+    let name = load_name.strip_suffix(".so").unwrap_or(load_name);
+    BUILTINS.iter().find(|b| b.name == name)
+}
+
+/// The settings the built-in modules' parameters give. `set(module, param, value)` is called
+/// once per checked `modparam`; an error is a message for that value.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// registrar's.
+    pub registrar: RegistrarConfig,
+    /// usrloc's.
+    pub usrloc: UsrlocConfig,
+}
+
+impl Settings {
+    /// Apply one integer modparam of a built-in module (its name and type already checked).
+    pub fn set(&mut self, module: &str, param: &str, value: i64) -> Result<(), String> {
+        let count = |max: i64| {
+            if (0..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(format!("{module} {param} must be 0-{max}"))
+            }
+        };
+        let secs = || count(i64::from(u32::MAX)).map(|v| v as u32);
+        let r = &mut self.registrar;
+        match (module, param) {
+            ("registrar", "default_expires") => r.default_expires = secs()?,
+            ("registrar", "min_expires") => r.min_expires = secs()?,
+            ("registrar", "max_expires") => r.max_expires = secs()?,
+            ("registrar", "max_contacts") => r.max_contacts = count(1_000_000)? as usize,
+            ("registrar", "max_request_contacts") => {
+                r.max_request_contacts = count(1_000_000)? as usize
+            }
+            ("usrloc", "hash_size") => {
+                if !(1..=16).contains(&value) {
+                    return Err("usrloc hash_size must be 1-16 (2^hash_size slots)".into());
+                }
+                self.usrloc.hash_size = value as u32;
+            }
+            ("usrloc", "max_registrations") => {
+                self.usrloc.max_registrations = count(100_000_000)? as usize
+            }
+            ("usrloc", "db_mode") if value != 0 => {
+                return Err("usrloc db_mode: only 0 (in memory, no database) is supported".into())
+            }
+            ("usrloc", "db_mode") => {}
+            _ => return Err(format!("module '{module}' has no parameter '{param}'")),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_params() {
+        assert_eq!(find("usrloc.so").map(|b| b.name), Some("usrloc"));
+        assert_eq!(find("registrar").map(|b| b.name), Some("registrar"));
+        assert!(find("proto_ws.so").is_none());
+        assert!(find("/opt/mods/tm.so").is_none());
+        let mut s = Settings::default();
+        for b in BUILTINS {
+            for p in b.params {
+                let v: i64 = p.default.as_str().parse().unwrap();
+                s.set(b.name, p.name.as_str(), v).unwrap();
+            }
+        }
+        assert_eq!(
+            s,
+            Settings::default(),
+            "declared defaults are the real ones"
+        );
+        s.set("registrar", "max_contacts", 2000).unwrap();
+        assert_eq!(s.registrar.max_contacts, 2000);
+        assert!(s.set("usrloc", "hash_size", 0).is_err());
+        assert!(s.set("usrloc", "db_mode", 1).is_err());
+        assert!(s.set("registrar", "max_contacts", -1).is_err());
+    }
+}

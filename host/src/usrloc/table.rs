@@ -1,0 +1,371 @@
+//! [`Registrar`]: the location table, `2^hash_size` slots each behind its own lock (OpenSIPS
+//! usrloc's hash table), with the index connection → AoRs sharded the same way. Lock order:
+//! a slot, then an index shard; never two slots at once.
+use super::aor::{apply, Request};
+use super::contact::{header_expires, parse_contacts};
+use super::{aor_of, preference, Binding, Flow, RegError, RegistrarConfig, SaveReply};
+use super::{dump, UsrlocConfig};
+use crate::sip::Message;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// The number of bindings of every table that shares it, against `max_registrations`.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicUsize);
+
+impl Counter {
+    /// Bindings counted now.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Count `n` more if that stays within `max` (0: no limit).
+    fn reserve(&self, n: usize, max: usize) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |cur| {
+                let next = cur.checked_add(n)?;
+                (max == 0 || next <= max).then_some(next)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        // Never below zero, whatever the caller counted.
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |cur| {
+                Some(cur.saturating_sub(n))
+            });
+    }
+}
+
+type Slot = HashMap<String, Vec<Binding>>;
+type ConnShard = HashMap<u64, HashSet<String>>;
+
+/// One location table (`save("location")`), safe to share between threads.
+#[derive(Debug)]
+pub struct Registrar {
+    cfg: RegistrarConfig,
+    max_registrations: usize,
+    hasher: RandomState,
+    slots: Box<[Mutex<Slot>]>,
+    conns: Box<[Mutex<ConnShard>]>,
+    count: Arc<Counter>,
+    aors: AtomicUsize,
+}
+
+// A panic while holding a slot leaves consistent data (every change is applied at once, at
+// the end of an operation): keep serving.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Registrar {
+    /// An empty table with the default usrloc settings and its own counter.
+    pub fn new(cfg: RegistrarConfig) -> Self {
+        Registrar::with_limits(cfg, UsrlocConfig::default(), Arc::default())
+    }
+
+    /// An empty table of `2^hash_size` slots (clamped to 1..=16) counting its bindings in
+    /// `count`, shared with the other tables for `max_registrations`.
+    pub fn with_limits(cfg: RegistrarConfig, ul: UsrlocConfig, count: Arc<Counter>) -> Self {
+        let n = 1usize << ul.hash_size.clamp(1, 16);
+        Registrar {
+            cfg,
+            max_registrations: ul.max_registrations,
+            hasher: RandomState::new(),
+            slots: (0..n).map(|_| Mutex::default()).collect(),
+            conns: (0..n).map(|_| Mutex::default()).collect(),
+            count,
+            aors: AtomicUsize::new(0),
+        }
+    }
+
+    /// Number of slots.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The slot of `aor` (hashed with a per-table random key, so that nobody can aim many
+    /// AoRs at one slot).
+    fn slot(&self, aor: &str) -> MutexGuard<'_, Slot> {
+        let i = self.hasher.hash_one(aor) as usize & (self.slots.len() - 1);
+        lock(&self.slots[i])
+    }
+
+    fn conn_shard(&self, conn_id: u64) -> MutexGuard<'_, ConnShard> {
+        lock(&self.conns[conn_id as usize & (self.conns.len() - 1)])
+    }
+
+    /// Number of AoRs with at least one binding.
+    pub fn len(&self) -> usize {
+        self.aors.load(Ordering::Relaxed)
+    }
+
+    /// No binding at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of bindings (of every table sharing the counter).
+    pub fn contact_count(&self) -> usize {
+        self.count.get()
+    }
+
+    /// Process a REGISTER (RFC 3261 §10.3 steps 5-8) received over `flow`. All contacts are
+    /// checked before any is applied: a refused request changes nothing. Costs the contacts
+    /// of the request and of its AoR, under the lock of the AoR's slot only.
+    pub fn save(&self, req: &Message, flow: Flow, now: Instant) -> Result<SaveReply, RegError> {
+        let to = req.to().map_err(|_| RegError::Malformed("To"))?;
+        let uri = to.uri().map_err(|_| RegError::Malformed("To URI"))?;
+        let aor = aor_of(&uri)?;
+        let call_id = req.call_id().ok_or(RegError::Malformed("Call-ID"))?;
+        let cseq = req.cseq().map_err(|_| RegError::Malformed("CSeq"))?.seq;
+        let hdr_expires = header_expires(req)?;
+        let parsed = parse_contacts(req, hdr_expires, &self.cfg)?;
+        let r = Request {
+            call_id,
+            cseq,
+            flow,
+            user_agent: req.header("User-Agent"),
+            now,
+        };
+        let mut slot = self.slot(&aor);
+        let existing = slot.get(&aor).map(Vec::as_slice).unwrap_or(&[]);
+        let Some(next) = apply(existing, parsed, &r, &self.cfg)? else {
+            return Ok(reply(existing, now));
+        };
+        let before = existing.len();
+        if next.len() > before
+            && !self
+                .count
+                .reserve(next.len() - before, self.max_registrations)
+        {
+            return Err(RegError::Full(self.max_registrations));
+        }
+        self.count.release(before.saturating_sub(next.len()));
+        let old = conn_ids(existing);
+        let new = conn_ids(&next);
+        for id in old.iter().filter(|id| new.binary_search(id).is_err()) {
+            self.unindex(*id, &aor);
+        }
+        for id in new.iter().filter(|id| old.binary_search(id).is_err()) {
+            self.index(*id, &aor);
+        }
+        let out = reply(&next, now);
+        match (before, next.is_empty()) {
+            (0, true) => {}
+            (_, true) => {
+                slot.remove(&aor);
+                self.aors.fetch_sub(1, Ordering::Relaxed);
+            }
+            (0, false) => {
+                slot.insert(aor, next);
+                self.aors.fetch_add(1, Ordering::Relaxed);
+            }
+            (_, false) => {
+                slot.insert(aor, next);
+            }
+        }
+        Ok(out)
+    }
+
+    fn index(&self, conn_id: u64, aor: &str) {
+        if conn_id != 0 {
+            self.conn_shard(conn_id)
+                .entry(conn_id)
+                .or_default()
+                .insert(aor.to_string());
+        }
+    }
+
+    /// Forget that `aor` has bindings over `conn_id`.
+    fn unindex(&self, conn_id: u64, aor: &str) {
+        if conn_id == 0 {
+            return;
+        }
+        let mut shard = self.conn_shard(conn_id);
+        if let Some(set) = shard.get_mut(&conn_id) {
+            set.remove(aor);
+            if set.is_empty() {
+                shard.remove(&conn_id);
+            }
+        }
+    }
+
+    /// Live bindings of `aor` (canonical form, see [`aor_of`]): highest q first, then the most
+    /// recently refreshed. Expired bindings are never returned, swept or not.
+    pub fn lookup(&self, aor: &str, now: Instant) -> Vec<Binding> {
+        let slot = self.slot(aor);
+        let mut v: Vec<&Binding> = live(&slot, aor, now).collect();
+        v.sort_by(|a, b| preference(b, a));
+        v.into_iter().cloned().collect()
+    }
+
+    /// `f` of the first of [`lookup`](Registrar::lookup), without building the list (a
+    /// stateless proxy sends to one contact); `None` when `aor` has no live binding.
+    pub fn with_best<R>(
+        &self,
+        aor: &str,
+        now: Instant,
+        f: impl FnOnce(&Binding) -> R,
+    ) -> Option<R> {
+        let slot = self.slot(aor);
+        // min_by keeps the first of equals, as the stable sort of `lookup` does.
+        let best = live(&slot, aor, now).min_by(|a, b| preference(b, a));
+        best.map(f)
+    }
+
+    /// The first of [`lookup`](Registrar::lookup), copied.
+    pub fn best(&self, aor: &str, now: Instant) -> Option<Binding> {
+        self.with_best(aor, now, Binding::clone)
+    }
+
+    /// Drop every binding registered over connection `conn_id` (it closed). Costs the
+    /// bindings of the AoRs that used it, one slot lock at a time, not the whole table.
+    pub fn remove_flow(&self, conn_id: u64) -> usize {
+        if conn_id == 0 {
+            return 0;
+        }
+        let Some(aors) = self.conn_shard(conn_id).remove(&conn_id) else {
+            return 0;
+        };
+        let mut n = 0;
+        for aor in aors {
+            let mut slot = self.slot(&aor);
+            let Some(list) = slot.get_mut(&aor) else {
+                continue;
+            };
+            let before = list.len();
+            list.retain(|b| b.flow.conn_id != conn_id);
+            n += before - list.len();
+            if list.is_empty() {
+                slot.remove(&aor);
+                self.aors.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.count.release(n);
+        n
+    }
+
+    /// Remove expired bindings; returns how many. Scans slot by slot, each under its own lock
+    /// for the time of that slot only (run once a second).
+    pub fn expire(&self, now: Instant) -> usize {
+        let mut total = 0;
+        for m in self.slots.iter() {
+            let mut slot = lock(m);
+            let mut gone: Vec<(u64, String)> = Vec::new();
+            let mut emptied = 0;
+            slot.retain(|aor, list| {
+                list.retain(|b| {
+                    let live = b.expires_at > now;
+                    if !live {
+                        gone.push((b.flow.conn_id, aor.clone()));
+                    }
+                    live
+                });
+                emptied += usize::from(list.is_empty());
+                !list.is_empty()
+            });
+            for (id, aor) in &gone {
+                let still = slot
+                    .get(aor)
+                    .is_some_and(|l| l.iter().any(|b| b.flow.conn_id == *id));
+                if !still {
+                    self.unindex(*id, aor);
+                }
+            }
+            drop(slot);
+            self.aors.fetch_sub(emptied, Ordering::Relaxed);
+            self.count.release(gone.len());
+            total += gone.len();
+        }
+        total
+    }
+
+    /// Append slot `i`'s AoRs to `out` as JSON objects (`dump::write_aor`), each preceded
+    /// by a comma unless `*first`; holds that slot's lock only. Returns how many AoRs.
+    pub fn dump_slot(
+        &self,
+        i: usize,
+        now: Instant,
+        brief: bool,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+    ) -> usize {
+        let Some(m) = self.slots.get(i) else {
+            return 0;
+        };
+        let slot = lock(m);
+        let mut n = 0;
+        for (aor, list) in slot.iter() {
+            let mut v: Vec<&Binding> = list.iter().filter(|b| b.expires_at > now).collect();
+            if v.is_empty() {
+                continue;
+            }
+            v.sort_by(|a, b| preference(b, a));
+            if !std::mem::take(first) {
+                out.push(b',');
+            }
+            dump::write_aor(out, aor, &v, now, brief);
+            n += 1;
+        }
+        n
+    }
+
+    /// The table's AoRs as a JSON list, OpenSIPS `ul_dump` style, sorted by AoR (for tests and
+    /// small tables; the MI streams [`dump_slot`](Registrar::dump_slot) instead).
+    pub fn dump(&self, now: Instant) -> serde_json::Value {
+        let mut out = vec![b'['];
+        let mut first = true;
+        for i in 0..self.slots.len() {
+            self.dump_slot(i, now, false, &mut out, &mut first);
+        }
+        out.push(b']');
+        let mut v: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap_or_default();
+        v.sort_by(|a, b| a["AOR"].as_str().cmp(&b["AOR"].as_str()));
+        serde_json::Value::Array(v)
+    }
+
+    /// One AoR as [`dump`](Registrar::dump) lists it (MI `ul_show_contact`), or `None` when it
+    /// has no live binding.
+    pub fn show(&self, aor: &str, now: Instant) -> Option<serde_json::Value> {
+        let slot = self.slot(aor);
+        let mut v: Vec<&Binding> = live(&slot, aor, now).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(|a, b| preference(b, a));
+        let mut out = Vec::new();
+        dump::write_aor(&mut out, aor, &v, now, false);
+        serde_json::from_slice(&out).ok()
+    }
+}
+
+fn live<'s>(slot: &'s Slot, aor: &str, now: Instant) -> impl Iterator<Item = &'s Binding> {
+    slot.get(aor)
+        .into_iter()
+        .flatten()
+        .filter(move |b| b.expires_at > now)
+}
+
+/// The distinct connections of `list`, sorted.
+fn conn_ids(list: &[Binding]) -> Vec<u64> {
+    let mut v: Vec<u64> = list.iter().map(|b| b.flow.conn_id).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The 200's Contact values: every live binding, best first (§10.3 step 8).
+fn reply(list: &[Binding], now: Instant) -> SaveReply {
+    let mut v: Vec<&Binding> = list.iter().filter(|b| b.expires_at > now).collect();
+    v.sort_by(|a, b| preference(b, a));
+    SaveReply {
+        contacts: v.into_iter().map(|b| b.contact_value(now)).collect(),
+    }
+}
