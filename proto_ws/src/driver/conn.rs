@@ -89,6 +89,9 @@ pub(crate) struct Conn {
     /// The Close code involved in closing, for the trace.
     pub close_code: Option<u16>,
     pub client: Option<Box<ClientHs>>,
+    /// Refused at admission: only its 503 is written (counted in `Shared::refusing`, not in
+    /// the directory).
+    pub refused: bool,
 }
 
 impl Conn {
@@ -112,6 +115,7 @@ impl Conn {
             dirty: false,
             close_code: None,
             client: None,
+            refused: false,
         }
     }
 

@@ -8,13 +8,16 @@
 //!   handshake (§7), keep-alives (RFC 5626 §4.4.1 double CRLF), limits.
 //! * `wqueue`: per-connection queue of encoded frames written with vectored I/O.
 //! * `timer`: a per-worker heap of deadlines with lazy invalidation.
-//! * `listen`: listener sockets (`SO_REUSEPORT`, one copy per worker).
+//! * `listen`: listener sockets (one socket shared by the workers; with `reuse_port`, one
+//!   `SO_REUSEPORT` copy per worker).
+//! * `accept`, `admission`: accepting, the connection limits and their 503 answers.
 //!
 //! Connection ids are non-zero `u64`s, never reused within the process: a global sequence
 //! number shifted left by 8 bits, the low 8 bits naming the owning worker, so a send is
 //! routed to that worker in O(1).
 
 mod accept;
+mod admission;
 mod api;
 mod conn;
 mod lifecycle;

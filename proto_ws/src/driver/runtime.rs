@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sipcore_abi::{LogLevel, SendError, SendTarget};
 
+use super::admission::{AcceptFail, Admission};
 use super::api::{ConnMeta, ConnSummary, DriverError, Sink, TraceEvent, WsConfig};
 use super::listen::{self, ListenerSet};
 use super::worker;
@@ -78,19 +79,49 @@ pub(crate) struct DirEntry {
     pub state: &'static str,
 }
 
-/// Connections by id and open connections by peer (for reuse, as OpenSIPS's TCP reuse).
+/// Connections by id, outbound connections by peer address (for reuse, as OpenSIPS's TCP
+/// reuse), and inbound admission counts.
+///
+/// `by_peer` holds **only outbound connections we opened**: an inbound connection's peer
+/// address is a browser's source port, not a place to send to (RFC 7118 §5: a client cannot
+/// accept connections), so no address taken from a message can ever select it. Only
+/// [`Self::insert_outbound`] adds to it.
 #[derive(Debug, Default)]
 pub(crate) struct Directory {
     pub conns: HashMap<u64, DirEntry>,
-    pub by_peer: HashMap<SocketAddr, u64>,
+    by_peer: HashMap<SocketAddr, u64>,
+    /// Inbound connections per peer address (`ws_max_connections_per_ip`).
+    pub admission: Admission,
 }
 
 impl Directory {
-    /// Forget a connection (and its peer mapping if it points to it).
+    /// Record an outbound connection `id` to `addr`; it becomes the one reused for `addr`
+    /// unless another open one is already.
+    pub fn insert_outbound(&mut self, id: u64, addr: SocketAddr, e: DirEntry) {
+        debug_assert!(e.meta.outbound && id & OUTBOUND_BIT != 0);
+        self.conns.insert(id, e);
+        self.by_peer.entry(addr).or_insert(id);
+    }
+
+    /// Record an admitted inbound connection (already counted by [`Admission::admit`]).
+    pub fn insert_inbound(&mut self, id: u64, e: DirEntry) {
+        self.conns.insert(id, e);
+    }
+
+    /// The outbound connection to reuse for `addr`, if one is open.
+    pub fn outbound_to(&self, addr: &SocketAddr) -> Option<u64> {
+        self.by_peer.get(addr).copied()
+    }
+
+    /// Forget a connection (its peer mapping if it points to it, its admission count if
+    /// inbound).
     pub fn remove(&mut self, id: u64) {
         if let Some(e) = self.conns.remove(&id) {
             if self.by_peer.get(&e.meta.peer) == Some(&id) {
                 self.by_peer.remove(&e.meta.peer);
+            }
+            if !e.meta.outbound {
+                self.admission.release(e.meta.peer.ip());
             }
         }
     }
@@ -117,6 +148,11 @@ pub(crate) struct Shared {
     pub dir: Mutex<Directory>,
     /// Connections alive, all workers (for `max_connections`).
     pub count: AtomicUsize,
+    /// Refused connections still being answered (503), all workers (bounded by
+    /// `refuse_pool`).
+    pub refusing: AtomicUsize,
+    /// Whether accepting fails for lack of a resource, and since when (logged once per change).
+    pub accept_fail: Mutex<AcceptFail>,
     next_worker: AtomicUsize,
 }
 
@@ -124,6 +160,11 @@ impl Shared {
     /// The directory, even if a thread panicked while holding it.
     pub fn dir(&self) -> MutexGuard<'_, Directory> {
         self.dir.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The accept failure state, even if a thread panicked while holding it.
+    pub fn accept_fail(&self) -> MutexGuard<'_, AcceptFail> {
+        self.accept_fail.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Log through the sink.
@@ -178,6 +219,7 @@ impl Runtime {
         cap(&mut cfg.lifetime);
         cap(&mut cfg.keepalive_timeout);
         cap(&mut cfg.connect_timeout);
+        cap(&mut cfg.refuse_deadline);
         if let Some(d) = cfg.keepalive_interval.as_mut() {
             cap(d);
         }
@@ -202,6 +244,8 @@ impl Runtime {
                 inboxes: OnceLock::new(),
                 dir: Mutex::new(Directory::default()),
                 count: AtomicUsize::new(0),
+                refusing: AtomicUsize::new(0),
+                accept_fail: Mutex::new(AcceptFail::default()),
                 next_worker: AtomicUsize::new(0),
             }),
             control: Mutex::new(Control::default()),
@@ -213,14 +257,29 @@ impl Runtime {
         self.control.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Bind and listen on `addr` now (one `SO_REUSEPORT` copy per worker), so errors such as
-    /// "address in use" surface before `start`. Port 0 picks a free port (see [`Self::local_addrs`]).
+    /// Bind and listen on `addr` now, one socket shared by the workers, so errors such as
+    /// "address in use" surface before `start`. Port 0 picks a free port (see
+    /// [`Self::local_addrs`]). Same as [`Self::add_listener_reuse_port`] with `false`.
     pub fn add_listener(&self, id: u32, addr: SocketAddr) -> Result<(), DriverError> {
+        self.add_listener_reuse_port(id, addr, false)
+    }
+
+    /// Bind and listen on `addr` now. Without `reuse_port`, one socket without `SO_REUSEPORT`
+    /// shared by the workers: a second process on the address fails with
+    /// [`DriverError::AddrInUse`]. With it (the socket line's `reuse_port`), one `SO_REUSEPORT`
+    /// socket per worker: the kernel spreads accepts, and other processes that set it too
+    /// share the address.
+    pub fn add_listener_reuse_port(
+        &self,
+        id: u32,
+        addr: SocketAddr,
+        reuse_port: bool,
+    ) -> Result<(), DriverError> {
         let mut c = self.control();
         if c.started || c.stopped {
             return Err(DriverError::AlreadyStarted);
         }
-        let set = listen::bind(id, addr, self.shared.cfg.workers.max(1))?;
+        let set = listen::bind(id, addr, self.shared.cfg.workers.max(1), reuse_port)?;
         c.addrs.push((id, set.addr));
         c.listeners.push(set);
         Ok(())
@@ -243,10 +302,8 @@ impl Runtime {
         let mut per_worker: Vec<Vec<(u32, std::net::TcpListener)>> =
             (0..n).map(|_| Vec::new()).collect();
         for set in c.listeners.drain(..) {
-            let shared_one = set.sockets.len() != n;
             for (i, s) in set.sockets.into_iter().enumerate() {
-                let w = if shared_one { 0 } else { i };
-                if let Some(v) = per_worker.get_mut(w) {
+                if let Some(v) = per_worker.get_mut(i % n) {
                     v.push((set.id, s));
                 }
             }
@@ -279,10 +336,17 @@ impl Runtime {
         Ok(())
     }
 
-    /// Send `data` as one text message (RFC 7118 §5) to `t`: on `t.conn_id` if it is open, else
-    /// on an open connection to `t.dst` (inbound or outbound), else on a new outbound connection
-    /// to `t.dst` (the frame waits for its handshake). Returns the connection id used. Never
-    /// blocks.
+    /// Send `data` as one text message (RFC 7118 §5) to `t`. Returns the connection id used.
+    /// Never blocks.
+    ///
+    /// * `t.conn_id` set: on that connection if it is open. If it is gone, an **inbound** one
+    ///   (a client's) is never replaced: the send fails with `NO_CONNECTION` (RFC 7118 §5: a
+    ///   client cannot accept connections; its source address is not a place to send to). A
+    ///   gone outbound one is replaced as below when `t.dst` is given.
+    /// * Else, with `t.dst`: on an open **outbound** connection we opened to `t.dst`, else on a
+    ///   new outbound connection to `t.dst` (the frame waits for its handshake). An inbound
+    ///   connection is never selected by its peer address.
+    /// * `t.dst` = `SockAddr::NONE` never opens a connection.
     pub fn send(&self, t: &SendTarget, data: &[u8]) -> Result<u64, SendError> {
         if !self.running.load(Ordering::Acquire) {
             return Err(SendError::INTERNAL);
@@ -294,12 +358,18 @@ impl Runtime {
         if t.conn_id != 0 {
             match self.send_frame(t.conn_id, true, data) {
                 Ok(()) => return Ok(t.conn_id),
-                Err(e) if dst.is_none() || e == SendError::QUEUE_FULL => return Err(e),
+                Err(e)
+                    if dst.is_none()
+                        || e == SendError::QUEUE_FULL
+                        || t.conn_id & OUTBOUND_BIT == 0 =>
+                {
+                    return Err(e)
+                }
                 Err(_) => {}
             }
         }
         let dst = dst.ok_or(SendError::NO_CONNECTION)?;
-        let existing = self.shared.dir().by_peer.get(&dst).copied();
+        let existing = self.shared.dir().outbound_to(&dst);
         if let Some(id) = existing {
             match self.send_frame(id, true, data) {
                 Ok(()) => return Ok(id),
@@ -378,8 +448,9 @@ impl Runtime {
         );
         {
             let mut dir = self.shared.dir();
-            dir.conns.insert(
+            dir.insert_outbound(
                 id,
+                addr,
                 DirEntry {
                     meta: ConnMeta {
                         id,
@@ -393,7 +464,6 @@ impl Runtime {
                     state: "connecting",
                 },
             );
-            dir.by_peer.entry(addr).or_insert(id);
         }
         let req = ConnectReq {
             id,

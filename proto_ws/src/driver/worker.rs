@@ -55,8 +55,6 @@ pub(crate) struct State {
     /// Connections gone since the last notification (reported outside the borrow).
     pub closed_out: Vec<(ConnMeta, String)>,
     pub stop_at: Option<Instant>,
-    pub limit_warned: Option<Instant>,
-    pub limit_drops: u64,
 }
 
 /// The worker as the thread-local sees it.
@@ -139,8 +137,6 @@ pub(crate) fn run(
         listeners: Vec::new(),
         closed_out: Vec::new(),
         stop_at: None,
-        limit_warned: None,
-        limit_drops: 0,
     };
     for (id, l) in listeners {
         let mut sock = mio::net::TcpListener::from_std(l);
@@ -424,6 +420,13 @@ impl State {
         }
         let mut c = self.conns.remove(slot);
         let _ = self.registry.deregister(&mut c.sock);
+        if c.refused {
+            // Never admitted: not in the directory, not known to the host.
+            self.shared
+                .refusing
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
         self.ids.remove(&c.meta.id);
         self.shared.dir().remove(c.meta.id);
         self.shared
