@@ -1,18 +1,21 @@
 //! [`Runtime`]: the public handle. Owns the listeners before `start`, the worker threads after,
 //! and routes sends and commands to the owning worker.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sipcore_abi::{LogLevel, SendError, SendTarget};
+use sipcore_abi::{SendError, SendTarget};
 
-use super::admission::{AcceptFail, Admission};
+use super::admission::AcceptFail;
 use super::api::{ConnMeta, ConnSummary, DriverError, Sink, TraceEvent, WsConfig};
+pub(crate) use super::directory::DirEntry;
+use super::directory::Directory;
 use super::listen::{self, ListenerSet};
+pub(crate) use super::shared::{new_id, worker_of, Cmd, ConnectReq, Shared, OUTBOUND_BIT};
+use super::shared::{Inbox, NEXT_UID};
 use super::worker;
 use super::wqueue;
 use crate::proto::frame::OpCode;
@@ -21,175 +24,6 @@ use crate::proto::Limits;
 
 /// Longest duration any setting may have (about 10 years).
 const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
-
-/// Bit of a connection id marking an outbound connection (its frames are masked).
-pub(crate) const OUTBOUND_BIT: u64 = 1 << 8;
-
-/// Process-wide sequence of connection ids (never reused).
-static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
-/// Process-wide sequence of runtimes (tells the fast path which runtime a thread serves).
-static NEXT_UID: AtomicU64 = AtomicU64::new(1);
-
-/// A fresh connection id for `worker`.
-pub(crate) fn new_id(worker: usize, outbound: bool) -> u64 {
-    let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
-    (seq << 9) | (u64::from(outbound) << 8) | (worker as u64 & 0xFF)
-}
-
-/// The worker owning connection `id`.
-pub(crate) fn worker_of(id: u64) -> usize {
-    (id & 0xFF) as usize
-}
-
-/// An instruction for a worker, from another thread.
-#[derive(Debug)]
-pub(crate) enum Cmd {
-    /// Queue an encoded frame on a connection (the caller already traced it).
-    Frame { id: u64, frame: Vec<u8> },
-    /// Start the closing handshake (RFC 6455 §7.1.2).
-    Close { id: u64, code: u16, reason: String },
-    /// Open an outbound connection.
-    Connect(Box<ConnectReq>),
-    /// Close everything and exit.
-    Stop,
-}
-
-/// What `connect` asked for.
-#[derive(Debug)]
-pub(crate) struct ConnectReq {
-    pub id: u64,
-    pub addr: SocketAddr,
-    pub host: String,
-    pub resource: String,
-    pub subprotocol: Option<String>,
-}
-
-/// A worker's inbox.
-pub(crate) struct Inbox {
-    pub queue: Mutex<Vec<Cmd>>,
-    pub waker: mio::Waker,
-}
-
-/// What other threads know about a connection.
-#[derive(Debug, Clone)]
-pub(crate) struct DirEntry {
-    pub meta: ConnMeta,
-    pub traced: bool,
-    pub since: Instant,
-    pub state: &'static str,
-}
-
-/// Connections by id, outbound connections by peer address (for reuse, as OpenSIPS's TCP
-/// reuse), and inbound admission counts.
-///
-/// `by_peer` holds **only outbound connections we opened**: an inbound connection's peer
-/// address is a browser's source port, not a place to send to (RFC 7118 §5: a client cannot
-/// accept connections), so no address taken from a message can ever select it. Only
-/// [`Self::insert_outbound`] adds to it.
-#[derive(Debug, Default)]
-pub(crate) struct Directory {
-    pub conns: HashMap<u64, DirEntry>,
-    by_peer: HashMap<SocketAddr, u64>,
-    /// Inbound connections per peer address (`ws_max_connections_per_ip`).
-    pub admission: Admission,
-}
-
-impl Directory {
-    /// Record an outbound connection `id` to `addr`; it becomes the one reused for `addr`
-    /// unless another open one is already.
-    pub fn insert_outbound(&mut self, id: u64, addr: SocketAddr, e: DirEntry) {
-        debug_assert!(e.meta.outbound && id & OUTBOUND_BIT != 0);
-        self.conns.insert(id, e);
-        self.by_peer.entry(addr).or_insert(id);
-    }
-
-    /// Record an admitted inbound connection (already counted by [`Admission::admit`]).
-    pub fn insert_inbound(&mut self, id: u64, e: DirEntry) {
-        self.conns.insert(id, e);
-    }
-
-    /// The outbound connection to reuse for `addr`, if one is open.
-    pub fn outbound_to(&self, addr: &SocketAddr) -> Option<u64> {
-        self.by_peer.get(addr).copied()
-    }
-
-    /// Forget a connection (its peer mapping if it points to it, its admission count if
-    /// inbound).
-    pub fn remove(&mut self, id: u64) {
-        if let Some(e) = self.conns.remove(&id) {
-            if self.by_peer.get(&e.meta.peer) == Some(&id) {
-                self.by_peer.remove(&e.meta.peer);
-            }
-            if !e.meta.outbound {
-                self.admission.release(e.meta.peer.ip());
-            }
-        }
-    }
-
-    /// Set the state of a connection; a closing one is no longer reused.
-    pub fn set_state(&mut self, id: u64, state: &'static str) {
-        if let Some(e) = self.conns.get_mut(&id) {
-            e.state = state;
-            if state == "closing" && self.by_peer.get(&e.meta.peer) == Some(&id) {
-                self.by_peer.remove(&e.meta.peer);
-            }
-        }
-    }
-}
-
-/// State shared by the handle and the workers.
-pub(crate) struct Shared {
-    pub uid: u64,
-    pub cfg: WsConfig,
-    pub server: ServerConfig,
-    pub limits: Limits,
-    pub sink: Arc<dyn Sink>,
-    pub inboxes: OnceLock<Vec<Inbox>>,
-    pub dir: Mutex<Directory>,
-    /// Connections alive, all workers (for `max_connections`).
-    pub count: AtomicUsize,
-    /// Refused connections still being answered (503), all workers (bounded by
-    /// `refuse_pool`).
-    pub refusing: AtomicUsize,
-    /// Whether accepting fails for lack of a resource, and since when (logged once per change).
-    pub accept_fail: Mutex<AcceptFail>,
-    next_worker: AtomicUsize,
-}
-
-impl Shared {
-    /// The directory, even if a thread panicked while holding it.
-    pub fn dir(&self) -> MutexGuard<'_, Directory> {
-        self.dir.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The accept failure state, even if a thread panicked while holding it.
-    pub fn accept_fail(&self) -> MutexGuard<'_, AcceptFail> {
-        self.accept_fail.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Log through the sink.
-    pub fn log(&self, level: LogLevel, msg: &str, kv: &[(&str, &str)]) {
-        self.sink.log(level, msg, kv);
-    }
-
-    /// Push a command to worker `w` and wake it if its queue was empty.
-    pub fn post(&self, w: usize, cmd: Cmd) -> Result<(), SendError> {
-        let inbox = self
-            .inboxes
-            .get()
-            .and_then(|v| v.get(w))
-            .ok_or(SendError::INTERNAL)?;
-        let was_empty = {
-            let mut q = inbox.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.push(cmd);
-            q.len() == 1
-        };
-        if was_empty && inbox.waker.wake().is_err() {
-            return Err(SendError::INTERNAL);
-        }
-        Ok(())
-    }
-}
 
 #[derive(Default)]
 struct Control {
