@@ -2,9 +2,9 @@
 //! limit below it means accepts fail with EMFILE long before the configured limit (and its 503
 //! answer) is reached, so say it once at startup.
 
-/// Descriptors needed besides the connections: the refused connections being answered
-/// (64), listeners, pollers and wakers, the MI, logs, HEP sockets.
-pub(crate) const MARGIN: u64 = 128;
+/// Descriptors needed besides the connections and the refused ones being answered:
+/// listeners, pollers and wakers, the MI, logs, HEP sockets.
+pub(crate) const MARGIN: u64 = 64;
 
 /// The soft "Max open files" limit from the text of `/proc/self/limits`; `None` when absent
 /// or unlimited.
@@ -17,9 +17,16 @@ pub(crate) fn soft_nofile(limits: &str) -> Option<u64> {
         .ok()
 }
 
-/// The warning to give, if the soft limit `soft` is below `max_connections` + [`MARGIN`].
-pub(crate) fn check(soft: u64, max_connections: usize) -> Option<(String, String, String)> {
-    let needed = (max_connections as u64).saturating_add(MARGIN);
+/// The warning to give, if the soft limit `soft` is below `max_connections` + `refuse_pool`
+/// + [`MARGIN`].
+pub(crate) fn check(
+    soft: u64,
+    max_connections: usize,
+    refuse_pool: usize,
+) -> Option<(String, String, String)> {
+    let needed = (max_connections as u64)
+        .saturating_add(refuse_pool as u64)
+        .saturating_add(MARGIN);
     (soft < needed).then(|| {
         (
             soft.to_string(),
@@ -30,14 +37,18 @@ pub(crate) fn check(soft: u64, max_connections: usize) -> Option<(String, String
 }
 
 /// Read the process's limit and call `warn` once if it is too low.
-pub(crate) fn warn_if_low(max_connections: usize, warn: impl FnOnce(&str, &[(&str, &str)])) {
+pub(crate) fn warn_if_low(
+    max_connections: usize,
+    refuse_pool: usize,
+    warn: impl FnOnce(&str, &[(&str, &str)]),
+) {
     let Ok(text) = std::fs::read_to_string("/proc/self/limits") else {
         return;
     };
     let Some(soft) = soft_nofile(&text) else {
         return;
     };
-    if let Some((soft, max, needed)) = check(soft, max_connections) {
+    if let Some((soft, max, needed)) = check(soft, max_connections, refuse_pool) {
         warn(
             "descriptor limit (ulimit -n) below ws_max_connections: accepts will fail before the limit is reached",
             &[
@@ -70,11 +81,11 @@ mod tests {
     #[test]
     fn warns_below_connections_plus_margin() {
         assert_eq!(
-            check(1024, 2048),
+            check(1024, 2048, 64),
             Some(("1024".into(), "2048".into(), "2176".into()))
         );
-        assert_eq!(check(2176, 2048), None);
-        assert!(check(2175, 2048).is_some());
-        assert_eq!(check(u64::MAX, usize::MAX), None);
+        assert_eq!(check(2176, 2048, 64), None);
+        assert!(check(2175, 2048, 64).is_some());
+        assert_eq!(check(u64::MAX, usize::MAX, usize::MAX), None);
     }
 }

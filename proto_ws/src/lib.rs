@@ -119,7 +119,7 @@ extern "C" fn init(host: HostApiRef, params: RSlice<'_, ParamEntry<'_>>) -> RRes
     guarded("init", || {
         let _ = HOST.set(host);
         let (cfg, port, trace) = params::config_from(params.as_slice())?;
-        fdlimit::warn_if_low(cfg.max_connections, |msg, kv| {
+        fdlimit::warn_if_low(cfg.max_connections, cfg.refuse_pool, |msg, kv| {
             log_via(host, LogLevel::WARN, msg, kv)
         });
         trace::TRACE_ON.store(trace.on, std::sync::atomic::Ordering::Relaxed);

@@ -41,10 +41,12 @@ impl State {
             match l.sock.accept() {
                 Ok((sock, peer)) => {
                     let id = l.id;
-                    self.accepted_ok(now);
                     self.admit(id, sock, peer, now);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_turn_ok(now);
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_resource_error(&e) => {
                     let _ = self.registry.deregister(&mut l.sock);
@@ -75,6 +77,7 @@ impl State {
                 }
             }
         }
+        self.accept_turn_ok(now);
         self.again_accept.push(li);
     }
 
@@ -96,8 +99,10 @@ impl State {
         }
     }
 
-    /// An accept succeeded: if accepting was failing, log that it recovered.
-    fn accepted_ok(&self, now: Instant) {
+    /// A turn of accepts ended (backlog drained or batch done) without a resource error: if
+    /// accepting was failing, log that it recovered. Ending the failure only here, not at the
+    /// first successful accept, keeps a backlog drained under EMFILE from flapping.
+    fn accept_turn_ok(&self, now: Instant) {
         let note = {
             let mut f = self.shared.accept_fail();
             if !f.failing() {
