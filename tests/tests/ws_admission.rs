@@ -167,7 +167,10 @@ fn sip_request(url: &str) -> tungstenite::handshake::client::Request {
 }
 
 fn assert_retry_after(v: Option<String>) {
-    let secs: u32 = v.expect("Retry-After").parse().expect("Retry-After in seconds");
+    let secs: u32 = v
+        .expect("Retry-After")
+        .parse()
+        .expect("Retry-After in seconds");
     assert!((1..=3600).contains(&secs), "Retry-After {secs}");
 }
 

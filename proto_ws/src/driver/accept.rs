@@ -14,7 +14,7 @@ use sipcore_abi::LogLevel;
 use super::admission::{AcceptNote, Note, Refusal};
 use super::api::{ConnMeta, TraceEvent};
 use super::conn::{Conn, Phase};
-use super::runtime::{new_id, DirEntry};
+use super::runtime::{new_id, Cmd, DirEntry};
 use super::timer::{Entry, Kind};
 use super::worker::{State, CONN_BASE};
 
@@ -41,7 +41,7 @@ impl State {
             match l.sock.accept() {
                 Ok((sock, peer)) => {
                     let id = l.id;
-                    self.admit(id, sock, peer, now);
+                    self.dispatch(id, sock, peer, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_turn_ok(now);
@@ -151,7 +151,48 @@ impl State {
         }
     }
 
-    fn admit(&mut self, listener: u32, sock: mio::net::TcpStream, peer: SocketAddr, now: Instant) {
+    /// A connection accepted on `listener`: admit it here, or, on a listener all workers
+    /// share, hand it to the next worker in round-robin order (whichever worker wins the
+    /// accept race, connections spread evenly).
+    fn dispatch(
+        &mut self,
+        listener: u32,
+        sock: mio::net::TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+    ) {
+        let n = self.shared.inboxes.get().map_or(1, Vec::len);
+        let shared = self
+            .shared
+            .shared_listeners
+            .get()
+            .is_some_and(|v| v.contains(&listener));
+        if n > 1 && shared {
+            let w = self.shared.next_accept.fetch_add(1, Ordering::Relaxed) % n;
+            if w != self.idx {
+                // Posting fails only before the workers exist; the connection is then dropped.
+                let _ = self.shared.post(
+                    w,
+                    Cmd::Adopt {
+                        listener,
+                        sock,
+                        peer,
+                    },
+                );
+                return;
+            }
+        }
+        self.admit(listener, sock, peer, now);
+    }
+
+    /// Admit (or refuse) a connection accepted on `listener`, on this worker.
+    pub fn admit(
+        &mut self,
+        listener: u32,
+        sock: mio::net::TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+    ) {
         let full =
             self.shared.count.fetch_add(1, Ordering::Relaxed) >= self.shared.cfg.max_connections;
         let local = sock.local_addr().unwrap_or(peer);

@@ -3,7 +3,8 @@
 //! Without `reuse_port` (the default), one socket is bound **without** `SO_REUSEPORT`, so a
 //! second process on the same address fails to start with "address in use" instead of
 //! silently taking a share of the connections; each worker polls its own descriptor of that
-//! socket (`dup`), and whichever worker is woken first accepts.
+//! socket (`dup`); whichever worker is woken first accepts, and hands the connection to the
+//! next worker in round-robin order (`accept.rs`), since the kernel does not spread them.
 //!
 //! With `reuse_port` on the socket line, one `SO_REUSEPORT` socket per worker so the kernel
 //! spreads the accepts; another process that also sets `reuse_port` on the same address
@@ -29,6 +30,8 @@ pub(crate) struct ListenerSet {
     /// One socket (or descriptor of the shared socket) per worker; fewer when descriptors
     /// ran out (worker `i` polls `sockets[i]`).
     pub sockets: Vec<std::net::TcpListener>,
+    /// One `SO_REUSEPORT` socket per worker (else one socket shared through descriptors).
+    pub reuse_port: bool,
 }
 
 fn bind_one(addr: SocketAddr, reuse_port: bool) -> std::io::Result<Socket> {
@@ -90,6 +93,7 @@ pub(crate) fn bind(
         id,
         addr: bound,
         sockets,
+        reuse_port,
     })
 }
 

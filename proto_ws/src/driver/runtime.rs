@@ -81,6 +81,8 @@ impl Runtime {
                 refusing: AtomicUsize::new(0),
                 accept_fail: Mutex::new(AcceptFail::default()),
                 next_worker: AtomicUsize::new(0),
+                next_accept: AtomicUsize::new(0),
+                shared_listeners: OnceLock::new(),
             }),
             control: Mutex::new(Control::default()),
             running: AtomicBool::new(false),
@@ -135,6 +137,13 @@ impl Runtime {
         // Hand each worker its listener sockets.
         let mut per_worker: Vec<Vec<(u32, std::net::TcpListener)>> =
             (0..n).map(|_| Vec::new()).collect();
+        let shared: Vec<u32> = c
+            .listeners
+            .iter()
+            .filter(|l| !l.reuse_port)
+            .map(|l| l.id)
+            .collect();
+        let _ = self.shared.shared_listeners.set(shared);
         for set in c.listeners.drain(..) {
             for (i, s) in set.sockets.into_iter().enumerate() {
                 if let Some(v) = per_worker.get_mut(i % n) {

@@ -41,6 +41,13 @@ pub(crate) enum Cmd {
     Close { id: u64, code: u16, reason: String },
     /// Open an outbound connection.
     Connect(Box<ConnectReq>),
+    /// Take over a connection another worker accepted on a listener the workers share
+    /// (round-robin spreading; see `accept.rs`).
+    Adopt {
+        listener: u32,
+        sock: mio::net::TcpStream,
+        peer: SocketAddr,
+    },
     /// Close everything and exit.
     Stop,
 }
@@ -78,6 +85,10 @@ pub(crate) struct Shared {
     /// Whether accepting fails for lack of a resource, and since when (logged once per change).
     pub accept_fail: Mutex<AcceptFail>,
     pub next_worker: AtomicUsize,
+    /// Round-robin counter spreading connections accepted on shared listeners.
+    pub next_accept: AtomicUsize,
+    /// Ids of the listeners whose one socket all workers share (no `reuse_port`).
+    pub shared_listeners: OnceLock<Vec<u32>>,
 }
 
 impl Shared {

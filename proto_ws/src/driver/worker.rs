@@ -394,6 +394,16 @@ impl State {
                     self.start_connect(req, now);
                 }
             }
+            Cmd::Adopt {
+                listener,
+                sock,
+                peer,
+            } => {
+                // Stopping: the connection is dropped.
+                if self.stop_at.is_none() {
+                    self.admit(listener, sock, peer, now);
+                }
+            }
             Cmd::Stop => self.begin_stop(now),
         }
     }

@@ -189,3 +189,24 @@ fn crlf_keepalives_do_not_keep_an_idle_connection() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_shared_listener_spreads_connections_over_the_workers() {
+    // One socket polled by both workers (no reuse_port): whichever accepts, connections go
+    // round-robin, so both workers get exactly half.
+    let srv = Server::start(
+        WsConfig {
+            workers: 2,
+            ..cfg()
+        },
+        Echo::No,
+    );
+    let _conns: Vec<_> = (0..10).map(|_| ws(srv.addr)).collect();
+    let list = srv.rt.connections();
+    assert_eq!(list.len(), 10);
+    let on_first = list
+        .iter()
+        .filter(|c| crate::driver::runtime::worker_of(c.id) == 0)
+        .count();
+    assert_eq!(on_first, 5, "{list:?}");
+}
