@@ -107,7 +107,7 @@ pub(crate) static PARAMS: [ParamSpec; 22] = [
         "ws_max_connections",
         I,
         "2048",
-        "maximum simultaneous connections",
+        "maximum simultaneous connections; more get 503 with Retry-After",
     ),
     p(
         "ws_max_write_queue",
@@ -155,7 +155,7 @@ pub(crate) static PARAMS: [ParamSpec; 22] = [
         "ws_max_connections_per_ip",
         I,
         "128",
-        "simultaneous inbound connections from one IP address; 0 = no limit",
+        "simultaneous inbound connections from one IP address (IPv6: one /64); 0 = no limit",
     ),
 ];
 

@@ -45,7 +45,8 @@ impl Refusal {
 /// A change of refusal state worth one log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Note {
-    /// Refusals of this kind start (the first one; `ip` is the peer's address).
+    /// Refusals of this kind start (the first one; `ip` is the peer's address, for
+    /// [`Refusal::PerIp`] the address it is counted under, see [`peer_key`]).
     Refusing(Refusal, IpAddr),
     /// A connection of this kind is admitted again after `refused` refusals.
     Admitting(Refusal, IpAddr, u64),
@@ -59,6 +60,23 @@ struct PerIp {
     refused: u64,
 }
 
+/// The address a peer is counted under: an IPv4 address as is, an IPv6 address by its /64
+/// prefix (one subscriber's network, RFC 6177; a single host has a whole /64 to pick from),
+/// an IPv4-mapped IPv6 address as the IPv4 address.
+pub(crate) fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(seg.into())
+            }
+        },
+    }
+}
+
 /// Inbound connections per peer address and the refusal states.
 #[derive(Debug, Default)]
 pub(crate) struct Admission {
@@ -69,14 +87,16 @@ pub(crate) struct Admission {
 
 impl Admission {
     /// Decide on an inbound connection from `ip`: `full` says whether the global limit is
-    /// reached, `max_per_ip` is the limit per address (0 = none). An admitted connection is
-    /// counted until [`Self::release`]. Returns the refusal, if any, and the state changes to log.
+    /// reached, `max_per_ip` is the limit per address (0 = none; IPv6 counted per /64, see
+    /// [`peer_key`]). An admitted connection is counted until [`Self::release`]. Returns the
+    /// refusal, if any, and the state changes to log.
     pub fn admit(
         &mut self,
         ip: IpAddr,
         full: bool,
         max_per_ip: usize,
     ) -> (Option<Refusal>, Vec<Note>) {
+        let key = peer_key(ip);
         let mut notes = Vec::new();
         if full {
             if self.full_refused == 0 {
@@ -89,16 +109,16 @@ impl Admission {
             notes.push(Note::Admitting(Refusal::Full, ip, self.full_refused));
             self.full_refused = 0;
         }
-        let e = self.per_ip.entry(ip).or_default();
+        let e = self.per_ip.entry(key).or_default();
         if max_per_ip != 0 && e.open >= max_per_ip {
             if e.refused == 0 {
-                notes.push(Note::Refusing(Refusal::PerIp, ip));
+                notes.push(Note::Refusing(Refusal::PerIp, key));
             }
             e.refused = e.refused.saturating_add(1);
             return (Some(Refusal::PerIp), notes);
         }
         if e.refused > 0 {
-            notes.push(Note::Admitting(Refusal::PerIp, ip, e.refused));
+            notes.push(Note::Admitting(Refusal::PerIp, key, e.refused));
             e.refused = 0;
         }
         e.open += 1;
@@ -109,6 +129,7 @@ impl Admission {
     /// last connection unless it is in refusal state (then it waits for the next admission,
     /// which logs the end of the refusals).
     pub fn release(&mut self, ip: IpAddr) {
+        let ip = peer_key(ip);
         if let Some(e) = self.per_ip.get_mut(&ip) {
             e.open = e.open.saturating_sub(1);
             if e.open == 0 && e.refused == 0 {
@@ -120,7 +141,7 @@ impl Admission {
     /// Inbound connections open from `ip`.
     #[cfg(test)]
     pub fn open_from(&self, ip: IpAddr) -> usize {
-        self.per_ip.get(&ip).map_or(0, |e| e.open)
+        self.per_ip.get(&peer_key(ip)).map_or(0, |e| e.open)
     }
 
     /// Addresses tracked (tests: entries do not leak).
@@ -232,6 +253,26 @@ mod tests {
         );
         // A refusal for the global limit does not count against the address.
         assert_eq!(a.open_from(x), 0);
+    }
+
+    #[test]
+    fn ipv6_peers_are_counted_per_64() {
+        let mut a = Admission::default();
+        let (h1, h2) = (ip("2001:db8:1:2::1"), ip("2001:db8:1:2:ffff::9"));
+        let other = ip("2001:db8:1:3::1");
+        assert_eq!(a.admit(h1, false, 2).0, None);
+        assert_eq!(a.admit(h2, false, 2).0, None);
+        assert_eq!(a.admit(h1, false, 2).0, Some(Refusal::PerIp));
+        assert_eq!(a.admit(other, false, 2).0, None);
+        assert_eq!(peer_key(ip("::ffff:10.0.0.1")), ip("10.0.0.1"));
+        a.release(h2);
+        a.release(h1);
+        a.release(other);
+        assert_eq!(
+            a.tracked(),
+            1,
+            "the /64 in refusal state waits for its next admission"
+        );
     }
 
     #[test]
