@@ -41,7 +41,8 @@ pub struct WsConfig {
     pub keepalive_interval: Option<Duration>,
     /// How long to wait for the Pong before dropping the connection. Default 10 s.
     pub keepalive_timeout: Duration,
-    /// Most simultaneous connections (inbound and outbound), all workers together. Default 2048.
+    /// Most simultaneous connections (inbound and outbound), all workers together; an inbound
+    /// one above it is answered 503 with `Retry-After`. Default 2048.
     pub max_connections: usize,
     /// Most bytes queued for writing per connection; a send beyond fails and closes it.
     /// Default 262144.
