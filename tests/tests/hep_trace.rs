@@ -6,6 +6,7 @@ mod common;
 mod hep;
 
 use common::*;
+use futures_util::SinkExt;
 use hep::*;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -167,8 +168,7 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
     assert_eq!(find(b_addr)["traced"], json!(false));
 
     // Nothing about B, ever; every event (late ones too) is A's.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let pkts = col.hep3();
+    let pkts = settle(&col, &mut a, "a-1").await;
     assert_eq!(
         mentions(&pkts, "127.0.0.2", "b-1@hep"),
         Vec::<String>::new()
@@ -187,13 +187,6 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
     );
     let before = col.count();
     options(&mut a, "a-2@hep", 2, 0, T).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let pkts = col.hep3();
-    assert_eq!(
-        pkts[before..].iter().map(summary).collect::<Vec<_>>(),
-        Vec::<String>::new(),
-        "traced while off"
-    );
     assert_eq!(
         mi_ok(&srv.cfg_path, &["ws_trace"]).await,
         json!({ "WS tracing": "off" })
@@ -222,13 +215,38 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
         "a-3@hep",
         &ids[0],
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let pkts = col.hep3();
+    let pkts = settle(&col, &mut a, "a-3").await;
     assert_eq!(
         mentions(&pkts, "127.0.0.2", "b-3@hep"),
         Vec::<String>::new()
     );
+    // Nothing while it was off: the first packet after that point is a-3's.
+    let off: Vec<String> = pkts[before..]
+        .iter()
+        .take_while(|h| !h.text().contains("a-3@hep") && !h.corr().contains("a-3@hep"))
+        .map(summary)
+        .collect();
+    assert_eq!(off, Vec::<String>::new(), "traced while off");
     assert!(!pkts.iter().any(|h| h.text().contains("a-2@hep")));
+}
+
+/// Every packet queued so far has reached the collector: two OPTIONS from the traced client
+/// `a`, each waited for at the collector. The sender sweeps every worker's batch at once and
+/// sends a sweep before taking the next, so once the first marker is in, the sweep holding
+/// anything queued earlier has been sent; the second marker, queued after that, comes in a
+/// later sweep, behind all of it (UDP over loopback keeps the order). Returns all packets.
+async fn settle(col: &Collector, a: &mut Ws, tag: &str) -> Vec<Hep3> {
+    let mut pkts = Vec::new();
+    for i in 1..=2u32 {
+        let call_id = format!("{tag}-settle{i}@hep");
+        let (req, _) = options(a, &call_id, 100 + i, 0, T).await;
+        pkts = col
+            .wait_hep3(&format!("marker {call_id}"), T, |p| {
+                find_sip(p, &req).is_some()
+            })
+            .await;
+    }
+    pkts
 }
 
 /// Does the HTTP text have this header line (case-insensitive)?
@@ -368,6 +386,17 @@ async fn hep_v2_destination_over_udp() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    // Issue 10, item 16: connection events (accept, handshake, close: queued before the SIP
+    // captures of the same connection, so they would have arrived first) are not sent over
+    // HEPv2, where they would look like SIP without a Call-ID.
+    for h in &pkts {
+        let text = String::from_utf8_lossy(&h.payload);
+        assert!(
+            text.starts_with("OPTIONS ") || text.starts_with("SIP/2.0 "),
+            "not a SIP capture over HEPv2: {text:?}"
+        );
+    }
+    srv.wait_log("connection events need version=3", T);
     for h in &pkts {
         assert_eq!((h.version, h.family, h.ip_proto), (2, AF_INET, IP_PROTO_WS));
         assert_eq!(u32::from(h.capture_id), CAPTURE_ID);
@@ -412,6 +441,56 @@ async fn flood(
     answered
 }
 
+/// The health lines (issue 10, item 14) logged for `hep_dest` so far: ("failing" |
+/// "recovered", line) in order. A marker is logged first (a frame that is not SIP; `n` = how
+/// many this test has sent, this one included): once it shows, every earlier record has been
+/// written (one log queue, in order), so the count is not a sleep-then-look.
+async fn health_lines(srv: &Server, n: usize) -> (Vec<(&'static str, String)>, String) {
+    let (mut ws, _) = connect_from(srv.addr, "127.0.0.2").await;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        "marker: not SIP",
+    ))
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    let log = loop {
+        let log = srv.log();
+        if log.matches("message is not SIP").count() >= n {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "marker {n} not logged:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("HEP destination [hep_dest]"))
+        .filter_map(|l| {
+            if l.contains(": failing (") {
+                Some(("failing", l.to_string()))
+            } else if l.contains(": recovered after ") {
+                Some(("recovered", l.to_string()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    (lines, log)
+}
+
+/// Health lines alternate failing / recovered, starting with failing: one per state change.
+fn assert_alternate(lines: &[(&str, String)], log: &str) {
+    for (i, (kind, _)) in lines.iter().enumerate() {
+        let want = if i % 2 == 0 { "failing" } else { "recovered" };
+        assert_eq!(
+            *kind, want,
+            "not one line per state change: {lines:#?}\n{log}"
+        );
+    }
+}
+
 fn assert_no_panic(srv: &mut Server) {
     assert!(srv.alive(), "sipcore died:\n{}", srv.log());
     let log = srv.log();
@@ -435,6 +514,53 @@ async fn tcp_collector_refused_drops_and_answers() {
     .await;
     assert_eq!(d["connected"], json!(false), "{d}");
     assert_eq!(d["sent"], json!(0), "{d}");
+
+    // Issue 10, item 14: logged once when it starts failing, not per attempt, not never.
+    hep_dest_stats(&srv.cfg_path, "hep_dest", |d| {
+        d["errors"].as_u64().unwrap_or(0) >= 4
+    })
+    .await;
+    let (lines, log) = health_lines(&srv, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:#?}\n{log}");
+    assert!(
+        lines[0]
+            .1
+            .contains(&format!("failing (connect to 127.0.0.1:{refused}: ")),
+        "{}",
+        lines[0].1
+    );
+
+    // The collector comes up: one line when packets flow again, with the outage's counts.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", refused))
+        .await
+        .unwrap();
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        while let Ok((mut c, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while matches!(c.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let (mut ws, _) = connect_from(srv.addr, "127.0.0.1").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    while !srv.log().contains(": recovered after ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never recovered:\n{}",
+            srv.log()
+        );
+        i += 1;
+        options(&mut ws, &format!("back-{i}@hep"), i, 0, T).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (lines, log) = health_lines(&srv, 2).await;
+    assert_eq!(lines.len(), 2, "{lines:#?}\n{log}");
+    assert_alternate(&lines, &log);
+    assert!(lines[1].1.contains(" packets dropped, "), "{}", lines[1].1);
+    reader.abort();
     assert_no_panic(&mut srv);
 }
 
@@ -470,6 +596,15 @@ async fn udp_collector_closed_port_answers() {
     for k in ["sent", "dropped", "errors", "connects"] {
         num(&d, k);
     }
+    // Hundreds of refused datagrams, one line (issue 10, item 14).
+    let (lines, log) = health_lines(&srv, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:#?}\n{log}");
+    // The first symptom names it: refused datagrams, or the small queue filling up first.
+    assert!(
+        lines[0].1.contains(": failing (send: ") || lines[0].1.contains(": failing (queue full"),
+        "{}",
+        lines[0].1
+    );
     assert_no_panic(&mut srv);
 }
 
@@ -481,12 +616,12 @@ async fn stalled_tcp_collector_drops_and_answers() {
     sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener = sock.listen(16).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let acc = accepted.clone();
     let holder = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((s, _)) = listener.accept().await {
-            acc.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            acc.lock().unwrap().push(std::time::Instant::now());
             held.push(s);
         }
     });
@@ -531,9 +666,34 @@ async fn stalled_tcp_collector_drops_and_answers() {
     })
     .await;
     assert!(
-        accepted.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        !accepted.lock().unwrap().is_empty(),
         "the sender never connected"
     );
+
+    // Issue 10, item 14: the stalled collector is retried less and less often. Traffic goes
+    // on until it has seen 6 connections; connection k+1 comes at least the k-th backoff
+    // (100, 200, 400, 800, 1600 ms) after connection k, where it used to come right after each
+    // write timeout (lower bounds: a loaded machine only makes the gaps longer).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while accepted.lock().unwrap().len() < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} connections:\n{}",
+            accepted.lock().unwrap().len(),
+            srv.log()
+        );
+        flood(srv.addr, 4, 80, 8000, "stall-more").await;
+    }
+    let times = accepted.lock().unwrap().clone();
+    for (k, w) in times.windows(2).take(5).enumerate() {
+        let gap = w[1] - w[0];
+        let min = Duration::from_millis(100) * (1 << k);
+        assert!(gap >= min, "reconnect {} after {gap:?} (< {min:?})", k + 1);
+    }
+    // Logged per state change, not per stall.
+    let (lines, log) = health_lines(&srv, 1).await;
+    assert!(!lines.is_empty(), "the stall was never logged:\n{log}");
+    assert_alternate(&lines, &log);
     assert_no_panic(&mut srv);
     holder.abort();
 }
