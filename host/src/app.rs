@@ -107,6 +107,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         return Ok(());
     }
 
+    let mut signals = install_signals()?;
     core::set_script(script);
     let host: HostApiRef = core::hostapi::host_api();
     for (m, values) in loaded.iter().zip(&params) {
@@ -181,6 +182,17 @@ pub fn run(opts: Options) -> Result<(), String> {
             server.local_addr(),
             globals.mi.root
         );
+        if !globals.mi.addr.ip().is_loopback() {
+            // MI has no authentication: anyone who reaches it can close connections, dump
+            // registrations and switch tracing.
+            crate::log!(
+                Warning,
+                "core",
+                "management interface on http://{}{} is reachable from the network and has no authentication: set mi_http_ip = 127.0.0.1 unless a firewall restricts the port",
+                server.local_addr(),
+                globals.mi.root
+            );
+        }
         Some(server)
     } else {
         None
@@ -199,7 +211,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     for s in &socket_infos {
         crate::log!(Info, "core", "listening on {}", s.describe());
     }
-    wait_for_signal()?;
+    wait_for_signal(&mut signals);
     crate::log!(Info, "core", "shutting down");
     stop_all(&started);
     for m in &loaded {
@@ -214,14 +226,30 @@ fn stop_all(started: &[(&LoadedModule, TransportRef)]) {
     }
 }
 
-fn wait_for_signal() -> Result<(), String> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    if let Some(sig) = signals.forever().next() {
+/// Handlers for SIGINT/SIGTERM (graceful stop) and SIGHUP (ignored), installed before the
+/// modules start so that no signal meant for a daemon kills the process silently.
+fn install_signals() -> Result<signal_hook::iterator::Signals, String> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))
+}
+
+/// Waits for SIGINT or SIGTERM. SIGHUP (a closed terminal, or a service manager's "reload")
+/// is logged and ignored: logs go to stderr, so there is no log file to reopen, and the
+/// configuration is read only at startup.
+fn wait_for_signal(signals: &mut signal_hook::iterator::Signals) {
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            crate::log!(
+                Info,
+                "core",
+                "received SIGHUP: ignored (logs go to stderr, nothing to reopen; restart to reload the configuration)"
+            );
+            continue;
+        }
         crate::log!(Info, "core", "received signal {sig}");
+        return;
     }
-    Ok(())
 }
 
 fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {

@@ -73,9 +73,10 @@ pub fn record(level: Level, module: &str, msg: &str, kv: &[(&str, &str)]) {
     }
     let log = root();
     let mut text = String::with_capacity(msg.len() + 16 * kv.len());
-    text.push_str(msg);
+    push_escaped(&mut text, msg);
     for (k, v) in kv {
-        let _ = write!(text, " {k}={v}");
+        let _ = write!(text, " {k}=");
+        push_escaped(&mut text, v);
     }
     match level {
         Level::Critical => slog::crit!(log, "{}", text; "module" => module),
@@ -84,6 +85,27 @@ pub fn record(level: Level, module: &str, msg: &str, kv: &[(&str, &str)]) {
         Level::Info => slog::info!(log, "{}", text; "module" => module),
         Level::Debug => slog::debug!(log, "{}", text; "module" => module),
         Level::Trace => slog::trace!(log, "{}", text; "module" => module),
+    }
+}
+
+/// Appends `s` with control characters escaped (`\n`, `\r`, `\xNN`; a tab stays), so that one
+/// record is one line whatever it quotes: a CR/LF in a header value that a script logs, or in
+/// a peer's bytes, cannot forge a log line.
+fn push_escaped(out: &mut String, s: &str) {
+    if s.chars().all(|c| c == '\t' || !c.is_control()) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push('\t'),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
     }
 }
 
@@ -117,6 +139,16 @@ macro_rules! log {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut out = String::new();
+        push_escaped(&mut out, "a\tb c");
+        assert_eq!(out, "a\tb c");
+        out.clear();
+        push_escaped(&mut out, "x\r\nDEC 01 forged line\u{1b}[31m\u{85}é");
+        assert_eq!(out, "x\\r\\nDEC 01 forged line\\x1b[31m\\x85é");
+    }
 
     #[test]
     fn opensips_levels_map() {

@@ -233,8 +233,30 @@ fn configure(params: &[ParamEntry<'_>]) -> Result<State, String> {
             log(LogLevel::WARN, &format!("hep_id [{}]: {w}", dest.name));
         }
         let text = dest.to_string();
-        dests.push(Sender::new(dest, scfg).map_err(|e| format!("hep_id {text}: {e}"))?);
+        let version = dest.version;
+        let who = text.clone();
+        // Once per state change (issue 10): a dead or stalled collector is not silent.
+        let report = Box::new(move |c: &sender::HealthChange| {
+            let level = match c {
+                sender::HealthChange::Failing { .. } => LogLevel::WARN,
+                sender::HealthChange::Recovered { .. } => LogLevel::INFO,
+            };
+            log(level, &format!("HEP destination {who}: {c}"));
+        });
+        dests.push(
+            Sender::with_reporter(dest, scfg, report).map_err(|e| format!("hep_id {text}: {e}"))?,
+        );
         log(LogLevel::INFO, &format!("HEP destination {text}"));
+        if version != codec::Version::V3 {
+            log(
+                LogLevel::INFO,
+                &format!(
+                    "HEP destination {text}: SIP captures only; connection events need version=3 \
+                     (HEPv{} has no correlation id, so Homer would drop them)",
+                    version.number()
+                ),
+            );
+        }
     }
     Ok(State { dests, render })
 }
@@ -289,8 +311,12 @@ extern "C" fn send(dest: i32, rec: &TraceRecord<'_>) -> bool {
         let Some(sender) = usize::try_from(dest).ok().and_then(|i| state.dests.get(i)) else {
             return false;
         };
-        // Rendered straight into this thread's batch of the destination's queue.
         let version = sender.dest().version;
+        if !render::carries(rec, version) {
+            // Not for this destination by design (events over HEPv1/v2): nothing was lost.
+            return true;
+        }
+        // Rendered straight into this thread's batch of the destination's queue.
         sender.send_with(|out| render::encode(rec, version, &state.render, out).is_ok())
     })
     .unwrap_or(false)

@@ -80,6 +80,13 @@ fn net_json_into(id: u64, buf: &mut [u8; 48]) -> usize {
     n
 }
 
+/// Whether a destination speaking `version` is sent `rec`. HEPv1/v2 have no payload type and
+/// no correlation id: a connection event would reach Homer as a SIP capture without a Call-ID,
+/// which it discards. So events go only to HEPv3 destinations; SIP captures go to every one.
+pub fn carries(rec: &TraceRecord<'_>, version: Version) -> bool {
+    version == Version::V3 || (rec.proto_type == sipcore_abi::TRACE_SIP && rec.parts.is_empty())
+}
+
 /// Appends the packet of `rec` for a destination speaking `version` to `out`; on error `out` is
 /// left unchanged.
 pub fn encode(
@@ -187,6 +194,20 @@ mod tests {
             conn_id: 42,
             payload: RSlice::from_slice(&[]),
             parts: RSlice::from_slice(&PARTS),
+        }
+    }
+
+    #[test]
+    fn events_only_over_hep3() {
+        let sip = TraceRecord {
+            proto_type: TRACE_SIP,
+            payload: RSlice::from_slice(b"OPTIONS sip:a@b SIP/2.0\r\n\r\n"),
+            parts: RSlice::from_slice(&[]),
+            ..event()
+        };
+        for v in [Version::V1, Version::V2, Version::V3] {
+            assert!(carries(&sip, v), "{v:?}");
+            assert_eq!(carries(&event(), v), v == Version::V3, "{v:?}");
         }
     }
 

@@ -6,6 +6,7 @@ mod common;
 mod hep;
 
 use common::*;
+use futures_util::SinkExt;
 use hep::*;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -167,8 +168,7 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
     assert_eq!(find(b_addr)["traced"], json!(false));
 
     // Nothing about B, ever; every event (late ones too) is A's.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let pkts = col.hep3();
+    let pkts = settle(&col, &mut a, "a-1").await;
     assert_eq!(
         mentions(&pkts, "127.0.0.2", "b-1@hep"),
         Vec::<String>::new()
@@ -187,13 +187,6 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
     );
     let before = col.count();
     options(&mut a, "a-2@hep", 2, 0, T).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let pkts = col.hep3();
-    assert_eq!(
-        pkts[before..].iter().map(summary).collect::<Vec<_>>(),
-        Vec::<String>::new(),
-        "traced while off"
-    );
     assert_eq!(
         mi_ok(&srv.cfg_path, &["ws_trace"]).await,
         json!({ "WS tracing": "off" })
@@ -222,13 +215,38 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
         "a-3@hep",
         &ids[0],
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let pkts = col.hep3();
+    let pkts = settle(&col, &mut a, "a-3").await;
     assert_eq!(
         mentions(&pkts, "127.0.0.2", "b-3@hep"),
         Vec::<String>::new()
     );
+    // Nothing while it was off: the first packet after that point is a-3's.
+    let off: Vec<String> = pkts[before..]
+        .iter()
+        .take_while(|h| !h.text().contains("a-3@hep") && !h.corr().contains("a-3@hep"))
+        .map(summary)
+        .collect();
+    assert_eq!(off, Vec::<String>::new(), "traced while off");
     assert!(!pkts.iter().any(|h| h.text().contains("a-2@hep")));
+}
+
+/// Every packet queued so far has reached the collector: two OPTIONS from the traced client
+/// `a`, each waited for at the collector. The sender sweeps every worker's batch at once and
+/// sends a sweep before taking the next, so once the first marker is in, the sweep holding
+/// anything queued earlier has been sent; the second marker, queued after that, comes in a
+/// later sweep, behind all of it (UDP over loopback keeps the order). Returns all packets.
+async fn settle(col: &Collector, a: &mut Ws, tag: &str) -> Vec<Hep3> {
+    let mut pkts = Vec::new();
+    for i in 1..=2u32 {
+        let call_id = format!("{tag}-settle{i}@hep");
+        let (req, _) = options(a, &call_id, 100 + i, 0, T).await;
+        pkts = col
+            .wait_hep3(&format!("marker {call_id}"), T, |p| {
+                find_sip(p, &req).is_some()
+            })
+            .await;
+    }
+    pkts
 }
 
 /// Does the HTTP text have this header line (case-insensitive)?
@@ -368,6 +386,17 @@ async fn hep_v2_destination_over_udp() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    // Issue 10, item 16: connection events (accept, handshake, close: queued before the SIP
+    // captures of the same connection, so they would have arrived first) are not sent over
+    // HEPv2, where they would look like SIP without a Call-ID.
+    for h in &pkts {
+        let text = String::from_utf8_lossy(&h.payload);
+        assert!(
+            text.starts_with("OPTIONS ") || text.starts_with("SIP/2.0 "),
+            "not a SIP capture over HEPv2: {text:?}"
+        );
+    }
+    srv.wait_log("connection events need version=3", T);
     for h in &pkts {
         assert_eq!((h.version, h.family, h.ip_proto), (2, AF_INET, IP_PROTO_WS));
         assert_eq!(u32::from(h.capture_id), CAPTURE_ID);
@@ -412,6 +441,56 @@ async fn flood(
     answered
 }
 
+/// The health lines (issue 10, item 14) logged for `hep_dest` so far: ("failing" |
+/// "recovered", line) in order. A marker is logged first (a frame that is not SIP; `n` = how
+/// many this test has sent, this one included): once it shows, every earlier record has been
+/// written (one log queue, in order), so the count is not a sleep-then-look.
+async fn health_lines(srv: &Server, n: usize) -> (Vec<(&'static str, String)>, String) {
+    let (mut ws, _) = connect_from(srv.addr, "127.0.0.2").await;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        "marker: not SIP",
+    ))
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    let log = loop {
+        let log = srv.log();
+        if log.matches("message is not SIP").count() >= n {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "marker {n} not logged:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("HEP destination [hep_dest]"))
+        .filter_map(|l| {
+            if l.contains(": failing (") {
+                Some(("failing", l.to_string()))
+            } else if l.contains(": recovered after ") {
+                Some(("recovered", l.to_string()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    (lines, log)
+}
+
+/// Health lines alternate failing / recovered, starting with failing: one per state change.
+fn assert_alternate(lines: &[(&str, String)], log: &str) {
+    for (i, (kind, _)) in lines.iter().enumerate() {
+        let want = if i % 2 == 0 { "failing" } else { "recovered" };
+        assert_eq!(
+            *kind, want,
+            "not one line per state change: {lines:#?}\n{log}"
+        );
+    }
+}
+
 fn assert_no_panic(srv: &mut Server) {
     assert!(srv.alive(), "sipcore died:\n{}", srv.log());
     let log = srv.log();
@@ -435,6 +514,53 @@ async fn tcp_collector_refused_drops_and_answers() {
     .await;
     assert_eq!(d["connected"], json!(false), "{d}");
     assert_eq!(d["sent"], json!(0), "{d}");
+
+    // Issue 10, item 14: logged once when it starts failing, not per attempt, not never.
+    hep_dest_stats(&srv.cfg_path, "hep_dest", |d| {
+        d["errors"].as_u64().unwrap_or(0) >= 4
+    })
+    .await;
+    let (lines, log) = health_lines(&srv, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:#?}\n{log}");
+    assert!(
+        lines[0]
+            .1
+            .contains(&format!("failing (connect to 127.0.0.1:{refused}: ")),
+        "{}",
+        lines[0].1
+    );
+
+    // The collector comes up: one line when packets flow again, with the outage's counts.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", refused))
+        .await
+        .unwrap();
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        while let Ok((mut c, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while matches!(c.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let (mut ws, _) = connect_from(srv.addr, "127.0.0.1").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    while !srv.log().contains(": recovered after ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never recovered:\n{}",
+            srv.log()
+        );
+        i += 1;
+        options(&mut ws, &format!("back-{i}@hep"), i, 0, T).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (lines, log) = health_lines(&srv, 2).await;
+    assert_eq!(lines.len(), 2, "{lines:#?}\n{log}");
+    assert_alternate(&lines, &log);
+    assert!(lines[1].1.contains(" packets dropped, "), "{}", lines[1].1);
+    reader.abort();
     assert_no_panic(&mut srv);
 }
 
@@ -470,6 +596,15 @@ async fn udp_collector_closed_port_answers() {
     for k in ["sent", "dropped", "errors", "connects"] {
         num(&d, k);
     }
+    // Hundreds of refused datagrams, one line (issue 10, item 14).
+    let (lines, log) = health_lines(&srv, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:#?}\n{log}");
+    // The first symptom names it: refused datagrams, or the small queue filling up first.
+    assert!(
+        lines[0].1.contains(": failing (send: ") || lines[0].1.contains(": failing (queue full"),
+        "{}",
+        lines[0].1
+    );
     assert_no_panic(&mut srv);
 }
 
@@ -481,12 +616,12 @@ async fn stalled_tcp_collector_drops_and_answers() {
     sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener = sock.listen(16).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let acc = accepted.clone();
     let holder = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((s, _)) = listener.accept().await {
-            acc.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            acc.lock().unwrap().push(std::time::Instant::now());
             held.push(s);
         }
     });
@@ -531,9 +666,34 @@ async fn stalled_tcp_collector_drops_and_answers() {
     })
     .await;
     assert!(
-        accepted.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        !accepted.lock().unwrap().is_empty(),
         "the sender never connected"
     );
+
+    // Issue 10, item 14: the stalled collector is retried less and less often. Traffic goes
+    // on until it has seen 6 connections; connection k+1 comes at least the k-th backoff
+    // (100, 200, 400, 800, 1600 ms) after connection k, where it used to come right after each
+    // write timeout (lower bounds: a loaded machine only makes the gaps longer).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while accepted.lock().unwrap().len() < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} connections:\n{}",
+            accepted.lock().unwrap().len(),
+            srv.log()
+        );
+        flood(srv.addr, 4, 80, 8000, "stall-more").await;
+    }
+    let times = accepted.lock().unwrap().clone();
+    for (k, w) in times.windows(2).take(5).enumerate() {
+        let gap = w[1] - w[0];
+        let min = Duration::from_millis(100) * (1 << k);
+        assert!(gap >= min, "reconnect {} after {gap:?} (< {min:?})", k + 1);
+    }
+    // Logged per state change, not per stall.
+    let (lines, log) = health_lines(&srv, 1).await;
+    assert!(!lines.is_empty(), "the stall was never logged:\n{log}");
+    assert_alternate(&lines, &log);
     assert_no_panic(&mut srv);
     holder.abort();
 }
@@ -628,5 +788,144 @@ async fn split_and_failed_handshakes_are_traced() {
     );
     for h in pkts.iter().filter(|h| h.src == a_addr || h.src == b_addr) {
         assert_eq!(h.dst, srv.addr, "{}", summary(h));
+    }
+}
+
+/// Issue 10 item 16: the first SIP message on a new outbound connection is traced. It is
+/// queued while the connection is still connecting, before the trace decision is made (the
+/// old server traced every later message but never that one). Each relayed request below opens
+/// a new connection to its own WebSocket UAS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_message_on_each_new_outbound_connection_is_traced() {
+    use futures_util::{SinkExt, StreamExt};
+    const UAS: usize = 4;
+    let col = Collector::udp();
+    let mut uas_addrs = Vec::new();
+    for _ in 0..UAS {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        uas_addrs.push(l.local_addr().unwrap());
+        // Accepts one connection and reads it (answers nothing: the trace is what counts).
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            #[allow(clippy::result_large_err)] // tungstenite's callback signature
+            let cb = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                      mut resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                resp.headers_mut()
+                    .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+                Ok(resp)
+            };
+            let mut ws = tokio_tungstenite::accept_hdr_async(s, cb).await.unwrap();
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+    }
+    let mut relay = String::new();
+    for (i, a) in uas_addrs.iter().enumerate() {
+        relay.push_str(&format!(
+            "    if ($hdr(X-Uas) == \"{i}\") {{ $du = \"sip:{a};transport=ws\"; forward(); exit; }}\n"
+        ));
+    }
+    let hep = trace_params(
+        &format!(
+            "[hep_dest]127.0.0.1:{};transport=udp;version=3",
+            col.addr.port()
+        ),
+        false,
+        CAPTURE_ID,
+        false,
+    );
+    let mi_port = free_port();
+    let cfg = config(mi_port, &hep).replace("route {\n", &format!("route {{\n{relay}"));
+    let srv = Server::start(&cfg);
+    wait_port(mi_port);
+    let (mut a, _) = connect_from(srv.addr, "127.0.0.1").await;
+    let mut calls = Vec::new();
+    for i in 0..UAS {
+        let call_id = format!("outbound-{i}@hep");
+        let req = options_request(&call_id, &format!("z9hG4bKout{i}"), 1).replace(
+            "Content-Length: 0\r\n",
+            &format!("X-Uas: {i}\r\nContent-Length: 0\r\n"),
+        );
+        a.send(tokio_tungstenite::tungstenite::Message::text(req))
+            .await
+            .unwrap();
+        calls.push(call_id);
+    }
+    let relayed = |p: &[Hep3], i: usize| {
+        p.iter().any(|h| {
+            h.proto_type == PT_SIP
+                && h.dst == uas_addrs[i]
+                && h.corr() == calls[i]
+                && h.text().starts_with("OPTIONS ")
+        })
+    };
+    // Connection events carry the peer as source (as for inbound connections).
+    let connected = |p: &[Hep3], i: usize| {
+        p.iter().any(|h| {
+            h.proto_type == PT_NET
+                && h.src == uas_addrs[i]
+                && event_json(h).get("Event") == Some(&json!("CONNECTED"))
+        })
+    };
+    col.wait_hep3(
+        "every relayed request and the CONNECTED event of its new connection",
+        T,
+        |p| (0..UAS).all(|i| relayed(p, i) && connected(p, i)),
+    )
+    .await;
+}
+
+/// Issue 10 item 16: a client's normal Close is reported as such in the CLOSED event, not as
+/// whatever ended the TCP connection afterwards (the client dropped it with our Close unread:
+/// "Connection reset by peer").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_close_is_reported_as_closed_by_peer() {
+    use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+    let col = Collector::udp();
+    let srv = start(
+        &format!(
+            "[hep_dest]127.0.0.1:{};transport=udp;version=3",
+            col.addr.port()
+        ),
+        false,
+        false,
+        "",
+    );
+    let mut peers = Vec::new();
+    for read_answer in [true, false] {
+        let (mut a, a_addr) = connect_from(srv.addr, "127.0.0.1").await;
+        options(&mut a, &format!("close-{read_answer}@hep"), 1, 0, T).await;
+        a.close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        }))
+        .await
+        .expect("send close");
+        if read_answer {
+            let _ = tokio::time::timeout(T, async {
+                while let Some(Ok(_)) = futures_util::StreamExt::next(&mut a).await {}
+            })
+            .await;
+        }
+        drop(a);
+        peers.push(a_addr);
+    }
+    let closed = |p: &[Hep3], peer: SocketAddr| -> Option<String> {
+        p.iter()
+            .filter(|h| h.proto_type == PT_NET && h.src == peer)
+            .map(event_json)
+            .find(|m| m.get("Event") == Some(&json!("CLOSED")))
+            .and_then(|m| m.get("Message").and_then(Value::as_str).map(String::from))
+    };
+    let pkts = col
+        .wait_hep3("both CLOSED events", T, |p| {
+            peers.iter().all(|&a| closed(p, a).is_some())
+        })
+        .await;
+    for a in peers {
+        assert_eq!(
+            closed(&pkts, a).unwrap(),
+            "closed by peer (close code 1000)",
+            "client {a}"
+        );
     }
 }

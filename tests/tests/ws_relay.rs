@@ -189,6 +189,8 @@ async fn requests_are_relayed_to_a_websocket_server_and_replies_come_back_by_via
     );
 }
 
+/// Issue 10, item 17: a next hop that refuses the connection gets the client a 503 at once
+/// (not its own transaction timeout), and the failure touches nobody else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_to_a_dead_destination_fails_alone() {
     let dead = free_port();
@@ -197,6 +199,7 @@ async fn relay_to_a_dead_destination_fails_alone() {
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
     let (mut a, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let t0 = std::time::Instant::now();
     a.send(Message::text(relay_request(
         "dead@test",
         "z9hG4bKdead",
@@ -204,7 +207,7 @@ async fn relay_to_a_dead_destination_fails_alone() {
     )))
     .await
     .unwrap();
-    // Nothing comes back for the relayed request, but the server still answers.
+    // The server still answers other requests on the same connection.
     a.send(Message::text(options_request(
         "alive@test",
         "z9hG4bKalive",
@@ -212,8 +215,19 @@ async fn relay_to_a_dead_destination_fails_alone() {
     )))
     .await
     .unwrap();
-    let reply = next_text(&mut a).await;
-    assert!(reply.starts_with("SIP/2.0 404 Not Here"), "{reply}");
-    assert_eq!(header(&reply, "Call-ID"), Some("alive@test"));
+    let mut replies = vec![next_text(&mut a).await, next_text(&mut a).await];
+    let elapsed = t0.elapsed();
+    replies.sort_by_key(|r| header(r, "Call-ID").map(str::to_string));
+    let (alive, dead_reply) = (&replies[0], &replies[1]);
+    assert!(
+        dead_reply.starts_with("SIP/2.0 503 Service Unavailable"),
+        "{dead_reply}"
+    );
+    assert_eq!(header(dead_reply, "Call-ID"), Some("dead@test"));
+    assert!(alive.starts_with("SIP/2.0 404 Not Here"), "{alive}");
+    assert_eq!(header(alive, "Call-ID"), Some("alive@test"));
+    // At once: the connect is refused on loopback, no timer of the client's is involved.
+    assert!(elapsed < Duration::from_secs(3), "503 after {elapsed:?}");
     srv.wait_log(&format!("127.0.0.1:{dead}"), Duration::from_secs(5));
+    srv.wait_log("next hop unreachable", Duration::from_secs(5));
 }

@@ -1,7 +1,8 @@
 //! The script's view of one received request: pseudo-variables read from the parsed
 //! [`Message`] and the [`ReceiveInfo`], and the core functions (`sl_send_reply`, ...).
+use super::addr::{split_host_port, SocketInfo};
 use super::proxy::{self, ProxyState};
-use super::{peer, Core, SocketInfo};
+use super::send::{peer, Core};
 use crate::script::{Env, FuncId, LogLevel, Outcome, Pv, RouteRef, SocketField, Value};
 use crate::sip::Message;
 use sipcore_abi::{Proto, ReceiveInfo};
@@ -194,9 +195,13 @@ impl MsgEnv<'_> {
             if reply { "answered" } else { "found" }, e; "peer" => peer(self.info));
         if reply && self.msg.is_request() {
             let code = e.reply_code();
-            let sent = self
-                .core
-                .reply(self.info, self.msg, code, super::bad_reason(code), &[]);
+            let sent = self.core.reply(
+                self.info,
+                self.msg,
+                code,
+                super::send::bad_reason(code),
+                &[],
+            );
             self.replied |= sent.unwrap_or(false);
         }
         -1
@@ -226,19 +231,6 @@ impl MsgEnv<'_> {
                 -1
             }
         }
-    }
-}
-
-/// `host[:port]`, `[v6]:port` or a bare v6 address.
-pub(crate) fn split_host_port(s: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = s.strip_prefix('[') {
-        if let Some((h, tail)) = rest.split_once(']') {
-            return (h, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
-        }
-    }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
-        _ => (s, None),
     }
 }
 

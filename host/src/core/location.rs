@@ -4,8 +4,8 @@
 //! Each contact registered over a connection is bound to that connection (RFC 5626 flow,
 //! RFC 7118 §5): `lookup()` sends to the connection, never to the Contact's `.invalid` host,
 //! and the binding goes when the connection closes.
-use super::proxy::{conn_uri, connection_oriented, ConnDst};
-use super::{peer, Core};
+use super::addr::{conn_uri, connection_oriented, ConnDst};
+use super::send::{peer, Core};
 use crate::sip::Message;
 use crate::usrloc::{Flow, Registrar, RegistrarConfig};
 use sipcore_abi::{Proto, ReceiveInfo};

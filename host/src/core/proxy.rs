@@ -9,24 +9,18 @@
 //! and the one it was sent on, with a MAC under a key drawn at startup (RFC 5626 §5.2: a UA
 //! cannot forge a token to reach someone else's connection). An in-dialog request that comes
 //! back on one of the two connections goes out on the other.
-use super::{Core, SocketInfo};
+//!
+//! `loose_route()` is true only when the top Route names this proxy: then the token picks the
+//! flow and the next Route, if any, becomes `$du`. A Route naming anything else is not
+//! followed (`-1`, `$du` untouched): a client's Route set cannot make the proxy send to an
+//! address of its choosing, and the script decides what to do with such a request (the
+//! default config refuses it).
+use super::addr::{connection_oriented, public_addr, split_host_port, ConnDst, SocketInfo};
+use super::secret::key;
+use super::send::{peer, Core};
 use crate::sip::{Message, Uri};
 use sha1::{Digest, Sha1};
 use sipcore_abi::{Proto, ReceiveInfo};
-use std::net::SocketAddr;
-use std::sync::OnceLock;
-
-/// A destination that is an open connection rather than an address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ConnDst {
-    /// Its transport.
-    pub proto: Proto,
-    /// The transport's connection id.
-    pub conn_id: u64,
-    /// The answer when the connection is gone: 430 Flow Failed for a flow token (RFC 5626
-    /// §5.3), 480 for a location lookup.
-    pub gone: (u16, &'static str),
-}
 
 /// What the script asked for, applied when the request is forwarded.
 #[derive(Debug, Clone)]
@@ -59,30 +53,6 @@ impl Default for ProxyState {
             bad_token: false,
         }
     }
-}
-
-/// Whether a transport keeps connections that replies and in-dialog requests must reuse.
-pub(crate) fn connection_oriented(p: Proto) -> bool {
-    p != Proto::UDP && p != Proto::NONE
-}
-
-fn key() -> &'static [u8; 32] {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let mut k = [0u8; 32];
-        if getrandom::fill(&mut k).is_err() {
-            // No OS randomness (cannot happen on Linux): derive from time and pid, and say so.
-            crate::log!(
-                Warning,
-                "core",
-                "no OS randomness: flow-token key derived from the clock"
-            );
-            let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
-            let d = Sha1::digest(seed.as_bytes());
-            k[..20].copy_from_slice(&d);
-        }
-        k
-    })
 }
 
 /// The MAC of a token's fields: the first 8 bytes of SHA-1 over the key and the fields, as
@@ -132,32 +102,32 @@ pub(crate) fn socket_of<'c>(core: &'c Core, info: &ReceiveInfo) -> Option<&'c So
         .or_else(|| core.sockets.iter().find(|s| s.proto == info.proto))
 }
 
-/// `host:port` as others should address `s` (its advertised address if it has one).
-pub(crate) fn public_addr(s: &SocketInfo) -> String {
-    let (host, port) = s.public_host_port();
-    if host.parse::<std::net::Ipv6Addr>().is_ok() {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+/// One side of a dialog as a token names it: a connection, or `(proto, 0)` for a peer reached
+/// by address over `proto` (connectionless, or a connection not open yet).
+fn side_of(proto: Proto, conn_id: u64) -> (Proto, u64) {
+    (
+        proto,
+        if connection_oriented(proto) {
+            conn_id
+        } else {
+            0
+        },
+    )
 }
 
-/// The Record-Route value for a request that came in as `info` and leaves on `out`.
+/// The Record-Route value for a request that came in as `info` and leaves on `out`: the
+/// connection it goes over, or the transport it goes to an address with (conn id 0).
 pub(crate) fn record_route_value(
     core: &Core,
     info: &ReceiveInfo,
-    out: Option<(Proto, u64)>,
+    out: (Proto, u64),
 ) -> Option<String> {
     let sock = socket_of(core, info)?;
-    let a = if connection_oriented(info.proto) {
-        info.conn_id
-    } else {
-        0
-    };
-    let out = out.filter(|(p, id)| connection_oriented(*p) && *id != 0);
+    let a = side_of(info.proto, info.conn_id);
+    let out = Some(side_of(out.0, out.1));
     Some(format!(
         "<sip:{}@{};transport={};lr>",
-        encode_token((info.proto, a), out),
+        encode_token(a, out),
         public_addr(sock),
         info.proto.name()
     ))
@@ -170,7 +140,7 @@ pub(crate) fn uri_is_ours(core: &Core, uri: &Uri<'_>) -> bool {
     let ip = host.parse::<std::net::IpAddr>().ok();
     core.sockets.iter().any(|s| {
         let adv = s.advertised.as_deref().map(|a| {
-            let (h, p) = super::env::split_host_port(a);
+            let (h, p) = split_host_port(a);
             (h.trim_start_matches('[').trim_end_matches(']'), p)
         });
         let ip_match = ip == Some(s.addr.ip());
@@ -185,47 +155,56 @@ pub(crate) fn uri_is_ours(core: &Core, uri: &Uri<'_>) -> bool {
 /// What `loose_route()` decided.
 #[derive(Debug, Default)]
 pub(crate) struct LooseRoute {
-    /// The script's return value: 1 if the request had a Route header, -1 if not.
+    /// The script's return value: 1 if the top Route names this proxy, -1 otherwise (no
+    /// Route, a malformed one, or one naming someone else).
     pub ret: i64,
-    /// The next hop to put in `$du`: the Route after ours, or the top Route if it is not ours.
+    /// The next hop to put in `$du`: the Route after ours.
     pub du: Option<String>,
 }
 
-/// `loose_route()` (RFC 3261 §16.4, §16.12): if the top Route is ours it is removed (on
-/// forward), and a flow token in it picks the connection on the other side of the dialog.
+/// `loose_route()` (RFC 3261 §16.4, §16.12; RFC 5626 §5.3): if the top Route names this proxy
+/// it is removed (on forward) and 1 is returned; a flow token in it picks the connection on
+/// the other side of the dialog, and the Route after it becomes `$du`. A Route that names us
+/// with a token that is altered, or presented from a connection that is not one of its
+/// dialog's, or (in a dialog) with no token at all (every Record-Route we write has one)
+/// marks the request so that the relay answers 403. A top Route naming anyone else gives -1
+/// and changes nothing.
 pub(crate) fn loose_route(
     core: &Core,
     info: &ReceiveInfo,
     msg: &Message,
     st: &mut ProxyState,
 ) -> LooseRoute {
+    let not_ours = LooseRoute { ret: -1, du: None };
     let mut routes = msg.routes();
     let Some(top) = routes.next() else {
-        return LooseRoute { ret: -1, du: None };
+        return not_ours;
     };
     let Ok(top) = top else {
-        crate::log!(Warning, "core", "loose_route(): malformed Route header"; "peer" => super::peer(info));
-        return LooseRoute { ret: -1, du: None };
+        crate::log!(Warning, "core", "loose_route(): malformed Route header"; "peer" => peer(info));
+        return not_ours;
     };
     let Ok(uri) = top.uri() else {
-        return LooseRoute { ret: -1, du: None };
+        return not_ours;
     };
     if !uri_is_ours(core, &uri) {
-        return LooseRoute {
-            ret: 1,
-            du: Some(uri.as_str().to_string()),
-        };
+        crate::log!(Debug, "core", "loose_route(): top Route {} is not ours", uri.as_str(); "peer" => peer(info));
+        return not_ours;
     }
     st.pop_route = true;
-    if let Some(user) = uri.user() {
-        match decode_token(user) {
-            Some([a, b]) => st.dst = other_side(info, a, b),
-            None => {
-                crate::log!(Info, "core", "loose_route(): Route {} carries a flow token that is not ours or was altered",
-                    uri.as_str(); "peer" => super::peer(info));
-                st.bad_token = true;
-            }
-        }
+    let refuse = |st: &mut ProxyState, why: &str| {
+        crate::log!(Info, "core", "loose_route(): Route {} {}", uri.as_str(), why; "peer" => peer(info));
+        st.bad_token = true;
+    };
+    match uri.user().map(decode_token) {
+        Some(Some([a, b])) => match other_side(info, a, b) {
+            Side::Conn(c) => st.dst = Some(c),
+            Side::Address => {}
+            Side::Stranger => refuse(st, "carries a flow token of another connection's dialog"),
+        },
+        Some(None) => refuse(st, "carries a flow token that is not ours or was altered"),
+        None if has_totag(msg) > 0 => refuse(st, "names us without a flow token in a dialog"),
+        None => {}
     }
     let du = match routes.next() {
         Some(Ok(next)) => Some(next.uri_str().to_string()),
@@ -234,18 +213,33 @@ pub(crate) fn loose_route(
     LooseRoute { ret: 1, du }
 }
 
-/// The connection on the other side of a dialog from the one the request came in on.
-fn other_side(info: &ReceiveInfo, a: (Proto, u64), b: (Proto, u64)) -> Option<ConnDst> {
-    let here = (info.proto, info.conn_id);
-    let there = if here == a {
+/// Where a token sends a request that came in as `info`.
+#[derive(Debug, PartialEq, Eq)]
+enum Side {
+    /// Over this connection.
+    Conn(ConnDst),
+    /// The other side is reached by address: the next Route or the Request-URI says where.
+    Address,
+    /// The request came from neither side of the token's dialog.
+    Stranger,
+}
+
+/// The other side of a dialog from the one the request came in on. A side `(proto, 0)` stands
+/// for any peer reached by address over `proto`.
+fn other_side(info: &ReceiveInfo, a: (Proto, u64), b: (Proto, u64)) -> Side {
+    let here = side_of(info.proto, info.conn_id);
+    let is = |s: (Proto, u64)| s == here || (s.1 == 0 && s.0 == here.0);
+    let there = if is(a) {
         b
-    } else if here == b {
+    } else if is(b) {
         a
     } else {
-        // From a third connection (the UA reconnected): the token cannot help.
-        return None;
+        return Side::Stranger;
     };
-    (there.1 != 0).then_some(ConnDst {
+    if there.1 == 0 {
+        return Side::Address;
+    }
+    Side::Conn(ConnDst {
         proto: there.0,
         conn_id: there.1,
         gone: (430, "Flow Failed"),
@@ -292,11 +286,6 @@ pub(crate) fn is_present_hf(msg: &Message, name: &str) -> i64 {
     } else {
         -1
     }
-}
-
-/// `$si:$sp` of a connection as a SIP URI naming it, for `$du` after a lookup.
-pub(crate) fn conn_uri(proto: Proto, peer: SocketAddr) -> String {
-    format!("sip:{peer};transport={}", proto.name())
 }
 
 #[cfg(test)]
@@ -346,10 +335,25 @@ mod tests {
         };
         let a = (Proto::WS, 5);
         let b = (Proto::WS, 9);
-        assert_eq!(other_side(&info, a, b).map(|d| d.conn_id), Some(9));
-        assert_eq!(other_side(&info, b, a).map(|d| d.conn_id), Some(9));
-        assert_eq!(other_side(&info, a, (Proto(0), 0)), None);
+        let conn = |id| {
+            Side::Conn(ConnDst {
+                proto: Proto::WS,
+                conn_id: id,
+                gone: (430, "Flow Failed"),
+            })
+        };
+        assert_eq!(other_side(&info, a, b), conn(9));
+        assert_eq!(other_side(&info, b, a), conn(9));
+        // The dialog went to an address over UDP: the next hop is by address.
+        assert_eq!(other_side(&info, a, (Proto::UDP, 0)), Side::Address);
+        // A third connection cannot use the token.
         info.conn_id = 6;
-        assert_eq!(other_side(&info, a, b), None);
+        assert_eq!(other_side(&info, a, b), Side::Stranger);
+        // An old-style token with no second side.
+        assert_eq!(other_side(&info, a, (Proto(0), 0)), Side::Stranger);
+        // From the UDP side (any UDP peer holding the token) back to the flow.
+        info.proto = Proto::UDP;
+        info.conn_id = 77;
+        assert_eq!(other_side(&info, a, (Proto::UDP, 0)), conn(5));
     }
 }

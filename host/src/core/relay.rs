@@ -1,18 +1,25 @@
 //! Stateless relay (`forward()`, `t_relay()`): RFC 3261 §16 as a stateless proxy.
 //!
-//! A request goes to the URI given to `forward("sip:...")`, else `$du`, else the (possibly
-//! rewritten) Request-URI, over the transport its `transport=` parameter names (UDP when it
-//! names none, RFC 3261 §18.1.1). The relay adds this server's Via with a stateless branch
-//! (§16.11: the same request, its retransmissions and its CANCEL get the same branch) and
-//! `received`/`rport` on the previous top Via (§18.2.1, RFC 3581), so that the reply, routed
-//! back by that Via (§18.2.2), reaches the connection the request came from: the transport
-//! reuses the open connection to that address.
-use super::proxy::{self, ConnDst, ProxyState};
-use super::{peer, Core};
+//! A request goes over the connection `lookup()` or a flow token chose, else to the URI given
+//! to `forward("sip:...")`, else `$du`, else the (possibly rewritten) Request-URI, over the
+//! transport its `transport=` parameter names (UDP when it names none, RFC 3261 §18.1.1). The
+//! relay adds this server's Via with a signed stateless branch ([`crate::sip::signed_branch`]:
+//! §16.11, the same request, its retransmissions and its CANCEL get the same branch) naming
+//! the hop the request came from, and `received`/`rport` on the previous top Via (§18.2.1,
+//! RFC 3581).
+//!
+//! A response is routed by that branch alone: if its MAC verifies, the response goes over the
+//! connection it names (never to an address: a closed connection drops the response), or for
+//! a connectionless hop to the address the next Via gives, which must be the hop's. A
+//! response whose branch does not verify reaches nobody.
+use super::addr::{connection_oriented, hop_of, ConnDst};
+use super::proxy::{self, ProxyState};
+use super::secret::key;
+use super::send::{peer, Core};
 use crate::sip::{
-    forward_request, forward_response, EditError, ForwardRequest, LoopKey, Message, Uri,
+    forward_request, forward_response, EditError, ForwardRequest, Hop, LoopKey, Message, Uri,
 };
-use sipcore_abi::{Proto, ReceiveInfo, SendTarget, SockAddr, NO_LISTENER};
+use sipcore_abi::{Proto, ReceiveInfo};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 /// Where a relayed message goes.
@@ -41,45 +48,6 @@ fn resolve(uri: &str, default_port: impl Fn(Proto) -> u16) -> Result<Next, Strin
     Ok(Next { proto, addr })
 }
 
-impl Core {
-    /// The Via sent-by for messages we send over `proto`: the socket's advertised address, or
-    /// its own.
-    fn via_for(&self, proto: Proto) -> Option<(String, u16)> {
-        Some(
-            self.sockets
-                .iter()
-                .find(|s| s.proto == proto)?
-                .public_host_port(),
-        )
-    }
-
-    /// Send over an open connection only (no new connection to its peer: a browser does not
-    /// listen).
-    fn send_conn(&self, c: &ConnDst, data: &[u8]) -> Result<u64, String> {
-        self.send(
-            &SendTarget {
-                proto: c.proto,
-                conn_id: c.conn_id,
-                dst: SockAddr::NONE,
-                listener: NO_LISTENER,
-            },
-            data,
-        )
-    }
-
-    fn send_to(&self, next: &Next, data: &[u8]) -> Result<u64, String> {
-        self.send(
-            &SendTarget {
-                proto: next.proto,
-                conn_id: 0,
-                dst: next.addr.into(),
-                listener: NO_LISTENER,
-            },
-            data,
-        )
-    }
-}
-
 /// Where `forward()` may send a request, in order of precedence after a connection chosen by
 /// `lookup()` or a flow token: the function's argument, `$du`, the rewritten Request-URI, the
 /// received Request-URI.
@@ -97,9 +65,17 @@ fn reply(core: &Core, info: &ReceiveInfo, msg: &Message, code: u16, reason: &str
     core.reply(info, msg, code, reason, &[]).unwrap_or(false)
 }
 
+/// Where a request goes: an open connection, or an address.
+enum Target {
+    Conn(ConnDst),
+    Addr(Next),
+}
+
 /// `forward([uri])` / `t_relay()`: returns 1 when sent, -1 otherwise (logged), and whether a
-/// reply was sent here: 483 when Max-Forwards is exhausted, 482 on a loop, 430 (flow token)
-/// or 480 (location) when the chosen connection is gone.
+/// reply was sent here: 483 when Max-Forwards is exhausted, 482 on a loop, 513 when the
+/// relayed request would exceed the parser's limits, 430 (flow token) or 480 (location) when
+/// the chosen connection is gone, 403 for a bad flow token; a next hop whose connection fails
+/// before carrying anything gets the client a 503 (see `pending`).
 pub(crate) fn forward(
     core: &Core,
     info: &ReceiveInfo,
@@ -109,7 +85,7 @@ pub(crate) fn forward(
     auto_reply: bool,
 ) -> (i64, bool) {
     // t_relay() answers its own failures, as OpenSIPS's t_relay does by default; forward()
-    // leaves that to the script (except 483, which it always sent).
+    // leaves that to the script (except 483 and 513, which it always sent).
     let fail = |code: u16, reason: &str| (-1, auto_reply && reply(core, info, msg, code, reason));
     if auto_reply && st.bad_token {
         return fail(403, "Forbidden (flow token)");
@@ -136,16 +112,20 @@ pub(crate) fn forward(
             }
         }
     };
-    let proto = match &next {
-        Target::Conn(c) => c.proto,
-        Target::Addr(n) => n.proto,
+    let (proto, out_conn) = match &next {
+        Target::Conn(c) => (c.proto, c.conn_id),
+        Target::Addr(n) => (n.proto, 0),
     };
     let Some((via_host, via_port)) = core.via_for(proto) else {
         crate::log!(Error, "core", "forward(): no {} socket to send from", proto.name(); "peer" => peer(info));
         return (-1, false);
     };
+    let Some(hop) = hop_of(info) else {
+        crate::log!(Error, "core", "forward(): the request has no source to answer to"; "peer" => peer(info));
+        return (-1, false);
+    };
     let loop_key = LoopKey::of(msg, dest.ru);
-    let looped = crate::sip::is_looped(msg, &loop_key, |v| {
+    let looped = crate::sip::is_looped(msg, &loop_key, key(), |v| {
         v.host().trim_start_matches('[').trim_end_matches(']') == via_host
             && v.port().unwrap_or(via_port) == via_port
     });
@@ -155,11 +135,7 @@ pub(crate) fn forward(
         return fail(482, "Loop Detected");
     }
     let rr = if st.record_route {
-        let out = match &next {
-            Target::Conn(c) => Some((c.proto, c.conn_id)),
-            Target::Addr(_) => None,
-        };
-        proxy::record_route_value(core, info, out)
+        proxy::record_route_value(core, info, (proto, out_conn))
     } else {
         None
     };
@@ -169,20 +145,27 @@ pub(crate) fn forward(
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
+    let branch = crate::sip::signed_branch(msg, &loop_key, &hop, key());
     let mut fwd = ForwardRequest::new(proto.via_token(), &via_host, via_port);
     fwd.request_uri = dest.ru;
     fwd.source = info.src.to_std();
-    fwd.force_rport = proxy::connection_oriented(info.proto);
+    fwd.force_rport = connection_oriented(info.proto);
     fwd.record_route = rr.as_deref();
     fwd.pop_route = st.pop_route;
     fwd.remove_headers = &remove;
     fwd.add_headers = &add;
     fwd.default_max_forwards = st.default_max_forwards;
     fwd.loop_key = Some(loop_key);
+    fwd.branch = Some(branch.as_str());
     let out = match forward_request(msg, &fwd) {
         Ok(b) => b,
         Err(EditError::TooManyHops) => {
             return (-1, reply(core, info, msg, 483, "Too Many Hops"));
+        }
+        Err(EditError::TooLarge(what)) => {
+            crate::log!(Info, "core", "forward(): relayed, the request would exceed the parser's limits ({}): 513", what;
+                "peer" => peer(info));
+            return (-1, reply(core, info, msg, 513, "Message Too Large"));
         }
         Err(e) => {
             crate::log!(Warning, "core", "forward(): cannot relay this request: {}", e; "peer" => peer(info));
@@ -191,10 +174,16 @@ pub(crate) fn forward(
     };
     let sent = match &next {
         Target::Conn(c) => core.send_conn(c, &out),
-        Target::Addr(n) => core.send_to(n, &out),
+        Target::Addr(n) => core.send_to(n.proto, n.addr, &out),
     };
     match (sent, &next) {
-        (Ok(_), _) => (1, false),
+        (Ok(id), Target::Addr(n)) => {
+            if connection_oriented(n.proto) && id != 0 {
+                super::pending::watch(core, n.proto, id, info, msg);
+            }
+            (1, false)
+        }
+        (Ok(_), Target::Conn(_)) => (1, false),
         (Err(e), Target::Conn(c)) => {
             crate::log!(Info, "core", "forward() over connection {} failed ({}): {} {}", c.conn_id, e, c.gone.0, c.gone.1;
                 "peer" => peer(info));
@@ -207,16 +196,14 @@ pub(crate) fn forward(
     }
 }
 
-/// Where a request goes: an open connection, or an address.
-enum Target {
-    Conn(ConnDst),
-    Addr(Next),
-}
-
-/// A reply received: if its top Via is ours, remove it and send the reply where the next Via
-/// says (RFC 3261 §16.7 step 3 and §18.2.2; stateless, so no transaction is consulted).
-pub(crate) fn relay_reply(core: &Core, info: &ReceiveInfo, msg: &Message) {
-    let ours = msg.top_via().is_ok_and(|v| {
+/// The hop a response goes back to (RFC 3261 §16.7 steps 3 and 9, stateless): `None` when it
+/// is not for us (top Via not ours: dropped, debug) or is forged (our Via with a branch whose
+/// MAC does not verify, or a next Via of another transaction: dropped, one info line with the
+/// peer).
+pub(crate) fn reply_hop(core: &Core, info: &ReceiveInfo, msg: &Message) -> Option<Hop> {
+    let code = msg.status().unwrap_or(0);
+    let top = msg.top_via().ok();
+    let ours = top.as_ref().is_some_and(|v| {
         let (host, port) = (
             v.host().trim_start_matches('[').trim_end_matches(']'),
             v.port(),
@@ -227,50 +214,68 @@ pub(crate) fn relay_reply(core: &Core, info: &ReceiveInfo, msg: &Message) {
                 && port.is_none_or(|p| p == s.addr.port() || adv_match)
         })
     });
-    if !ours {
-        crate::log!(Debug, "core", "reply {} not for us (top Via is not ours), dropped", msg.status().unwrap_or(0);
+    let Some(top) = top.filter(|_| ours) else {
+        crate::log!(Debug, "core", "reply {} not for us (top Via is not ours), dropped", code;
             "peer" => peer(info));
-        return;
+        return None;
+    };
+    let branch = top.branch().unwrap_or("");
+    let signed = match crate::sip::verify_branch(branch, key()) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::log!(Info, "core", "reply {} dropped: our Via's branch {:?}: {} (forged, or from before a restart)", code, branch, e;
+                "peer" => peer(info));
+            return None;
+        }
+    };
+    // The next Via must be the one of the transaction the branch was made for.
+    let next_branch = msg
+        .vias()
+        .nth(1)
+        .and_then(|v| crate::sip::Via::parse(v).ok())
+        .and_then(|v| v.branch().and_then(crate::sip::txn_digits_of_branch));
+    if next_branch.is_some_and(|t| t != signed.txn) {
+        crate::log!(Info, "core", "reply {} dropped: its next Via is not the one our branch was made for", code;
+            "peer" => peer(info));
+        return None;
     }
-    if !super::env::run_reply(core, info, msg) {
-        return;
-    }
+    Some(signed.hop)
+}
+
+/// Relay a response whose hop [`reply_hop`] found: our Via removed, sent over the hop's
+/// connection only (a client whose connection closed loses the response: it is never sent by
+/// opening a connection), or to the address the next Via names when that is the hop's.
+pub(crate) fn relay_reply(core: &Core, info: &ReceiveInfo, msg: &Message, hop: Hop) {
+    let code = msg.status().unwrap_or(0);
     let fwd = match forward_response(msg) {
         Ok(f) => f,
         Err(e) => {
-            crate::log!(Debug, "core", "reply {} not relayed: {}", msg.status().unwrap_or(0), e; "peer" => peer(info));
+            crate::log!(Debug, "core", "reply {} not relayed: {}", code, e; "peer" => peer(info));
             return;
         }
     };
-    let Some(proto) = Proto::from_name(fwd.dest.transport) else {
-        crate::log!(
-            Warning,
-            "core",
-            "reply {}: unknown Via transport {}",
-            msg.status().unwrap_or(0),
-            fwd.dest.transport
-        );
-        return;
+    let sent = match hop {
+        Hop::Conn { proto, conn_id } => {
+            let c = ConnDst {
+                proto: Proto(proto),
+                conn_id,
+                gone: (0, ""),
+            };
+            core.send_conn(&c, &fwd.bytes).map_err(|e| {
+                format!("the connection {conn_id} the request came from is gone ({e})")
+            })
+        }
+        Hop::Addr { proto, addr } => match fwd.dest.socket_addr() {
+            Some(to) if to.ip().to_canonical() == addr.ip().to_canonical() => {
+                core.send_to(Proto(proto), to, &fwd.bytes)
+            }
+            _ => Err(format!(
+                "the next Via ({}) is not where the request came from ({})",
+                fwd.dest.host, addr
+            )),
+        },
     };
-    let Some(addr) = fwd.dest.socket_addr() else {
-        crate::log!(
-            Warning,
-            "core",
-            "reply {}: next Via has no IP address to send to ({})",
-            msg.status().unwrap_or(0),
-            fwd.dest.host
-        );
-        return;
-    };
-    let next = Next { proto, addr };
-    if let Err(e) = core.send_to(&next, &fwd.bytes) {
-        crate::log!(
-            Warning,
-            "core",
-            "reply {} to {} failed: {}",
-            msg.status().unwrap_or(0),
-            addr,
-            e
-        );
+    if let Err(e) = sent {
+        crate::log!(Info, "core", "reply {} dropped: {}", code, e; "peer" => peer(info));
     }
 }

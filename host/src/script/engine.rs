@@ -355,7 +355,10 @@ impl Script {
                 if env.log_enabled(*level) {
                     let mark = scratch.len();
                     render(fmt, env, vars, scratch);
-                    env.log(*level, scratch.get(mark..).unwrap_or(""));
+                    // `xlog("...\n")`, OpenSIPS's usual form: the newline ends the record,
+                    // which is one log line already.
+                    let text = scratch.get(mark..).unwrap_or("");
+                    env.log(*level, text.trim_end_matches(['\r', '\n']));
                     scratch.truncate(mark);
                 }
                 1

@@ -226,7 +226,7 @@ fn xlog_formatting() {
         [
             (
                 LogLevel::Info,
-                "INVITE from 1.2.3.4:5060 [<null>] v 42\n".to_owned()
+                "INVITE from 1.2.3.4:5060 [<null>] v 42".to_owned()
             ),
             (LogLevel::Err, "plain $si \"q\"\ttab".to_owned()),
             (LogLevel::Dbg, "5060".to_owned()),
@@ -428,4 +428,15 @@ fn deep_nesting_runs() {
     let mut env = message();
     assert_eq!(run(&src, &mut env), Outcome::Return(1));
     assert_eq!(env.log_texts(), ["none"]);
+}
+
+#[test]
+fn xlog_trailing_newline_is_not_part_of_the_record() {
+    // OpenSIPS's usual `xlog("...\n")`: one record, one line (issue 10, item 18).
+    let mut env = message();
+    run(
+        "route { xlog(\"L_INFO\", \"$rm from $si\\n\"); xlog(\"two\\r\\n\\n\"); xlog(\"a\\nb\"); }",
+        &mut env,
+    );
+    assert_eq!(env.log_texts(), ["INVITE from 1.2.3.4", "two", "a\nb"]);
 }

@@ -40,6 +40,12 @@ pub enum EditError {
     /// field is named.
     #[error("invalid {0} for the rewrite")]
     InvalidInput(&'static str),
+    /// The rewritten message would exceed what the parser accepts (more than
+    /// [`MAX_HEADERS`](super::MAX_HEADERS) header fields, a line longer than
+    /// [`MAX_LINE_LEN`](super::MAX_LINE_LEN), or a size over `u32::MAX`): it
+    /// is not built; answer 513 Message Too Large (RFC 3261 §21.5.14).
+    #[error("the rewritten message would exceed the parser's limits ({0})")]
+    TooLarge(&'static str),
 }
 
 /// One edit: replace `start..end` of the source with `ins` of the scratch

@@ -12,7 +12,8 @@ use super::name_addr::NameAddr;
 use super::received;
 use super::scan::is_token;
 use super::uri::Uri;
-use super::ParseError;
+use super::via::BRANCH_MAGIC_COOKIE;
+use super::{ParseError, MAX_HEADERS, MAX_LINE_LEN};
 
 /// What to change when forwarding a request. Build with
 /// [`ForwardRequest::new`] and set the optional fields.
@@ -50,6 +51,10 @@ pub struct ForwardRequest<'a> {
     /// The loop digits of the new branch, if the caller already computed them
     /// (for loop detection); otherwise computed here.
     pub loop_key: Option<LoopKey>,
+    /// The branch of the new Via, if the caller made it (a signed branch,
+    /// see [`signed_branch`](super::signed_branch)); otherwise the unsigned
+    /// [`stateless_branch`](super::stateless_branch) digits.
+    pub branch: Option<&'a str>,
 }
 
 impl<'a> ForwardRequest<'a> {
@@ -69,6 +74,7 @@ impl<'a> ForwardRequest<'a> {
             add_headers: &[],
             default_max_forwards: 70,
             loop_key: None,
+            branch: None,
         }
     }
 
@@ -86,6 +92,12 @@ impl<'a> ForwardRequest<'a> {
                 }));
         if !host_ok {
             return Err(EditError::InvalidInput("Via host"));
+        }
+        if self
+            .branch
+            .is_some_and(|b| !b.starts_with(BRANCH_MAGIC_COOKIE) || !b.bytes().all(is_token))
+        {
+            return Err(EditError::InvalidInput("Via branch"));
         }
         if self.request_uri.is_some_and(|u| Uri::parse(u).is_err()) {
             return Err(EditError::InvalidInput("Request-URI"));
@@ -149,7 +161,9 @@ fn write_via(out: &mut Vec<u8>, fwd: &ForwardRequest<'_>, branch: &[u8]) {
 /// Errors: [`EditError::NotARequest`]; [`EditError::TooManyHops`] if
 /// Max-Forwards is 0 (answer 483); [`EditError::Parse`] if Max-Forwards or,
 /// when `source` is set, the top Via is malformed, or if `pop_route` is set
-/// and there is no Route; [`EditError::InvalidInput`] for bad caller text.
+/// and there is no Route; [`EditError::InvalidInput`] for bad caller text;
+/// [`EditError::TooLarge`] when the result would not parse again (too many
+/// header fields or too long a line: a proxy answers 513).
 pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8>, EditError> {
     if !req.is_request() {
         return Err(EditError::NotARequest);
@@ -175,8 +189,15 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
     let key = fwd
         .loop_key
         .unwrap_or_else(|| LoopKey::of(req, fwd.request_uri));
-    let branch = branch_bytes(req, &key);
-    w.insert(via_at, |o| write_via(o, fwd, &branch));
+    let unsigned;
+    let branch: &[u8] = match fwd.branch {
+        Some(b) => b.as_bytes(),
+        None => {
+            unsigned = branch_bytes(req, &key);
+            &unsigned
+        }
+    };
+    w.insert(via_at, |o| write_via(o, fwd, branch));
     if let Some(source) = fwd.source {
         received::apply(req, &mut w, source, fwd.force_rport)?;
     }
@@ -229,5 +250,55 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
             let _ = write!(o, "Content-Length: {len}\r\n");
         });
     }
-    Ok(w.finish(req.extent_range()))
+    let out = w.finish(req.extent_range());
+    within_parser_limits(&out)?;
+    Ok(out)
+}
+
+/// Checks that `out` stays within what [`Message::parse`] accepts, measured
+/// as the parser measures: at most [`MAX_HEADERS`] header fields, no start
+/// line or header field (with its continuation lines) longer than
+/// [`MAX_LINE_LEN`], at most `u32::MAX` bytes. A request at the limit gains
+/// our Via (and maybe a Record-Route, Max-Forwards or Content-Length): it
+/// must be refused rather than sent unparsable.
+fn within_parser_limits(out: &[u8]) -> Result<(), EditError> {
+    if u32::try_from(out.len()).is_err() {
+        return Err(EditError::TooLarge("size"));
+    }
+    let mut pos = 0;
+    let mut fields = 0usize;
+    let mut field_start = None;
+    let mut first = true;
+    while let Some(nl) = memchr::memchr(b'\n', out.get(pos..).unwrap_or_default()) {
+        let nl = pos + nl;
+        let end = if nl > pos && out[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        if end == pos {
+            break;
+        }
+        if first {
+            first = false;
+            if end - pos > MAX_LINE_LEN {
+                return Err(EditError::TooLarge("start line"));
+            }
+        } else if matches!(out[pos], b' ' | b'\t') {
+            if field_start.is_some_and(|s| end - s > MAX_LINE_LEN) {
+                return Err(EditError::TooLarge("header line"));
+            }
+        } else {
+            fields += 1;
+            if fields > MAX_HEADERS {
+                return Err(EditError::TooLarge("header count"));
+            }
+            if end - pos > MAX_LINE_LEN {
+                return Err(EditError::TooLarge("header line"));
+            }
+            field_start = Some(pos);
+        }
+        pos = nl + 1;
+    }
+    Ok(())
 }

@@ -7,23 +7,28 @@ use sha1::{Digest, Sha1};
 use std::io::Write;
 
 /// A stateless error reply (`code`, `reason`) to the malformed request `raw`, or `None`
-/// when `raw` is a response, an ACK (never answered, §17), not text, or lacks one of Via,
-/// From, To, Call-ID, CSeq (compact forms count). Header values are copied as received;
-/// folded continuation lines are joined with a space; CR/LF never reach the output except as
-/// line ends. To gets a tag when it has none (§8.2.6.2).
+/// when `raw` is a response, an ACK (never answered, §17), or lacks one of Via, From, To,
+/// Call-ID, CSeq (compact forms count), or one of those is not UTF-8 (it could not be copied
+/// faithfully). Other header fields and the body may hold anything: a request whose
+/// User-Agent is not UTF-8 still gets its 400. Header values are copied as received; folded
+/// continuation lines are joined with a space; CR/LF never reach the output except as line
+/// ends. To gets a tag when it has none (§8.2.6.2).
 pub fn reply_to_malformed(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let text = text.trim_start_matches(['\r', '\n']);
-    let head = text.split("\r\n\r\n").next()?;
-    let mut lines = unfold(head);
-    let start = lines.next()?;
+    let start_at = raw.iter().position(|b| !matches!(b, b'\r' | b'\n'))?;
+    let text = &raw[start_at..];
+    let head_len = text
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(text.len());
+    let mut lines = unfold(&text[..head_len]);
+    let (start, _) = lines.next()?;
     let method = start.split([' ', '\t']).next()?;
     if method.is_empty() || method.starts_with("SIP/") || method.eq_ignore_ascii_case("ACK") {
         return None;
     }
     let mut vias = Vec::new();
     let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
-    for line in lines {
+    for (line, utf8) in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
@@ -31,7 +36,7 @@ pub fn reply_to_malformed(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>
         // Full and compact names (RFC 3261 §7.3.3), as the parser knows them.
         let slot = match HeaderName::from_wire(name) {
             HeaderName::Via => {
-                vias.push(value.to_string());
+                vias.push(utf8.then(|| value.to_string())?);
                 continue;
             }
             HeaderName::From => &mut from,
@@ -40,7 +45,9 @@ pub fn reply_to_malformed(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>
             HeaderName::CSeq => &mut cseq,
             _ => continue,
         };
-        slot.get_or_insert_with(|| value.to_string());
+        if slot.is_none() {
+            *slot = Some(utf8.then(|| value.to_string())?);
+        }
     }
     let (from, mut to, call_id, cseq) = (from?, to?, call_id?, cseq?);
     if vias.is_empty() {
@@ -53,7 +60,7 @@ pub fn reply_to_malformed(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>
         to.push_str(";tag=");
         to.push_str(std::str::from_utf8(&tag).unwrap_or_default());
     }
-    let mut out = Vec::with_capacity(256 + head.len());
+    let mut out = Vec::with_capacity(256 + head_len);
     let _ = write!(out, "SIP/2.0 {code} {}\r\n", clean(reason));
     for v in &vias {
         let _ = write!(out, "Via: {}\r\n", clean(v));
@@ -70,16 +77,23 @@ pub fn reply_to_malformed(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>
     Some(out)
 }
 
-/// Header lines with continuation lines (starting with SP or HTAB) joined to the previous.
-fn unfold(head: &str) -> impl Iterator<Item = String> + '_ {
-    let mut out: Vec<String> = Vec::new();
-    for l in head.split('\n').map(|l| l.trim_end_matches('\r')) {
+/// Header lines with continuation lines (starting with SP or HTAB) joined to the previous,
+/// each with whether it was valid UTF-8 (if not, it is decoded lossily).
+fn unfold(head: &[u8]) -> impl Iterator<Item = (String, bool)> {
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for l in head.split(|&b| b == b'\n') {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        let (l, utf8) = match std::str::from_utf8(l) {
+            Ok(s) => (std::borrow::Cow::Borrowed(s), true),
+            Err(_) => (String::from_utf8_lossy(l), false),
+        };
         match out.last_mut() {
-            Some(prev) if l.starts_with([' ', '\t']) => {
+            Some((prev, ok)) if l.starts_with([' ', '\t']) => {
                 prev.push(' ');
                 prev.push_str(l.trim());
+                *ok &= utf8;
             }
-            _ => out.push(l.to_string()),
+            _ => out.push((l.into_owned(), utf8)),
         }
     }
     out.into_iter()
@@ -117,6 +131,23 @@ mod tests {
         let no_cseq = b"INVITE <sip:a@b> SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nf: <sip:a@b>;tag=1\r\nt: <sip:c@d>\r\ni: 1\r\n\r\n";
         assert_eq!(reply_to_malformed(no_cseq, 400, "x"), None);
         assert_eq!(reply_to_malformed(&[0xff, 0xfe], 400, "x"), None);
+        let bad_call_id = b"OPTIONS <sip:a@b> SIP/2.0\r\nv: SIP/2.0/WS h;branch=z9hG4bK1\r\nf: <sip:a@b>;tag=1\r\nt: <sip:c@d>\r\ni: a\xffb\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        assert_eq!(reply_to_malformed(bad_call_id, 400, "x"), None);
+    }
+
+    #[test]
+    fn other_fields_not_utf8_still_answered() {
+        // A Subject and a body that are not UTF-8 do not stop the 400 (RFC 3261 §8.2).
+        let raw = b"\r\nMESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bK9\r\nSubject: caf\xe9\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: u8\r\nCSeq: 7 MESSAGE\r\nContent-Length: 2\r\n\r\n\xff\xfe";
+        let r = String::from_utf8(reply_to_malformed(raw, 400, "Bad Request").unwrap()).unwrap();
+        assert!(
+            r.starts_with("SIP/2.0 400 Bad Request\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bK9\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag="),
+            "{r}"
+        );
+        assert!(
+            r.ends_with("\r\nCall-ID: u8\r\nCSeq: 7 MESSAGE\r\nContent-Length: 0\r\n\r\n"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod error;
 mod forward;
 mod fuzz;
 mod headers;
+mod hop;
 mod lenient;
 mod message;
 mod name_addr;
@@ -62,19 +63,24 @@ mod tests_message;
 mod tests_rfc4475;
 
 pub(crate) use branch::write_hex;
-pub use branch::{is_looped, stateless_branch, LoopKey, BRANCH_HASH_LEN, BRANCH_LEN};
+pub use branch::{stateless_branch, txn_digits_of_branch, LoopKey, BRANCH_HASH_LEN, BRANCH_LEN};
 pub use edit::EditError;
 pub use error::ParseError;
 pub use forward::{forward_request, ForwardRequest};
 #[doc(hidden)]
 pub use fuzz::fuzz_parse;
 pub use headers::{CSeq, HeaderName, Method, SipDate};
+pub use hop::{
+    is_looped, signed_branch, verify_branch, BranchError, BranchText, Hop, SignedBranch,
+};
 pub use lenient::reply_to_malformed;
 pub use message::{HeaderValues, ListValues, Message};
 pub use name_addr::{Contact, NameAddr};
 pub use params::{ParamIter, Params};
-pub use received::{via_received, with_via_received, ResponseDest, ViaReceived};
-pub use reply::{build_reply, stateless_to_tag};
+pub use received::{
+    first_via_received, via_received, with_via_received, ResponseDest, ViaReceived,
+};
+pub use reply::{build_reply, build_reply_from, stateless_to_tag};
 pub use response::{forward_response, ForwardedResponse};
 pub use uri::{unescape, Scheme, Uri};
 pub use via::{Via, BRANCH_MAGIC_COOKIE};

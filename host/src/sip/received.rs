@@ -134,6 +134,26 @@ pub fn with_via_received(msg: &Message, source: SocketAddr) -> Result<Message, E
     Ok(Message::parse(Bytes::from(w.finish(msg.extent_range())))?)
 }
 
+/// The value of the first Via header field of `msg` (every comma-separated
+/// value it holds) with [`via_received`] for `source` applied to the top Via
+/// value, and `rport` added when `force_rport` (OpenSIPS `force_rport()`):
+/// what a server that answers a request itself copies into its response
+/// (RFC 3261 §18.2.1, RFC 3581 §4), without re-parsing the request.
+///
+/// Errors: [`EditError::Parse`] if there is no Via or the top one is malformed.
+pub fn first_via_received(
+    msg: &Message,
+    source: SocketAddr,
+    force_rport: bool,
+) -> Result<Vec<u8>, EditError> {
+    let (first, _) = msg
+        .first_and_last(super::headers::HeaderName::Via)
+        .ok_or(super::ParseError::MissingHeader("Via"))?;
+    let mut w = Rewriter::new(msg);
+    apply(msg, &mut w, source, force_rport)?;
+    Ok(w.finish(first.value.range()))
+}
+
 /// Where to send a response whose top Via (after removing this element's
 /// own) is `via`, over an unreliable transport or when the connection the
 /// request came on is gone (RFC 3261 §18.2.2, RFC 3581 §4).

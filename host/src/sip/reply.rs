@@ -2,6 +2,7 @@
 //! from the request's own header text without re-serialising it.
 
 use std::io::Write;
+use std::net::SocketAddr;
 
 use sha1::{Digest, Sha1};
 
@@ -39,10 +40,26 @@ fn header(out: &mut Vec<u8>, name: &str, value: &str) {
 ///
 /// Compact header names are written in full. `code` is written as given.
 /// The `received`/`rport` Via parameters (RFC 3261 §18.2.1, RFC 3581) are not
-/// added here: pass the request through
-/// [`with_via_received`](super::with_via_received) first.
+/// added here: see [`build_reply_from`].
 pub fn build_reply(
     req: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: &str,
+    extra_headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> Vec<u8> {
+    build_reply_from(req, None, code, reason, to_tag, extra_headers, body)
+}
+
+/// [`build_reply`] for a request received from `source`: the top Via of the
+/// response gets `received` (RFC 3261 §18.2.1) and a filled `rport`
+/// (RFC 3581 §4; added when the flag is set, as OpenSIPS `force_rport()`),
+/// see [`first_via_received`](super::first_via_received). A top Via that
+/// does not parse is copied unchanged.
+pub fn build_reply_from(
+    req: &Message,
+    source: Option<(SocketAddr, bool)>,
     code: u16,
     reason: &str,
     to_tag: &str,
@@ -55,8 +72,21 @@ pub fn build_reply(
     let _ = write!(out, "{code} ");
     put(&mut out, reason);
     out.extend_from_slice(b"\r\n");
+    let mut fixed =
+        source.and_then(|(src, force)| super::received::first_via_received(req, src, force).ok());
     for v in req.headers(HeaderName::Via.as_str()) {
-        header(&mut out, "Via", v);
+        match fixed.take() {
+            Some(first) => {
+                out.extend_from_slice(b"Via: ");
+                out.extend(
+                    first
+                        .iter()
+                        .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+                );
+                out.extend_from_slice(b"\r\n");
+            }
+            None => header(&mut out, "Via", v),
+        }
     }
     if let Some(from) = req.header("From") {
         header(&mut out, "From", from);
@@ -290,5 +320,54 @@ mod tests {
             To: sip:b@example.com\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
         assert_ne!(stateless_to_tag(&a), stateless_to_tag(&b));
         assert_eq!(stateless_to_tag(&a).len(), 20);
+    }
+
+    #[test]
+    fn own_replies_carry_received_and_rport() {
+        let req = msg(JSSIP_OPTIONS);
+        let src: SocketAddr = "192.0.2.9:53123".parse().unwrap();
+        let forced = build_reply_from(&req, Some((src, true)), 200, "OK", "t", &[], None);
+        let text = String::from_utf8(forced).unwrap();
+        assert!(
+            text.contains("\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK3215764;received=192.0.2.9;rport=53123\r\n"),
+            "{text}"
+        );
+        // Without force, rport is filled only when the client asked for it.
+        let asked = msg(&JSSIP_OPTIONS.replace("z9hG4bK3215764", "z9hG4bK3215764;rport"));
+        let text = String::from_utf8(build_reply_from(
+            &asked,
+            Some((src, false)),
+            200,
+            "OK",
+            "t",
+            &[],
+            None,
+        ))
+        .unwrap();
+        assert!(
+            text.contains(";rport=53123;received=192.0.2.9\r\n"),
+            "{text}"
+        );
+        let parsed = Message::parse(Bytes::from(text.into_bytes())).unwrap();
+        assert_eq!(parsed.top_via().unwrap().rport(), Some(Some(53123)));
+        // Later Via values and lines are copied as received.
+        let two = msg(&JSSIP_OPTIONS.replace(
+            "Max-Forwards",
+            "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\nMax-Forwards",
+        ));
+        let text = String::from_utf8(build_reply_from(
+            &two,
+            Some((src, true)),
+            200,
+            "OK",
+            "t",
+            &[],
+            None,
+        ))
+        .unwrap();
+        assert!(
+            text.contains("\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n"),
+            "{text}"
+        );
     }
 }

@@ -324,3 +324,71 @@ fn force_rport_adds_rport_and_received_for_connection_oriented_clients() {
         "{out}"
     );
 }
+
+/// Fuzz finding (issue 10, item 15): a request with exactly `MAX_HEADERS` fields parses, but
+/// relayed with our Via it would have one more and no longer parse: refused, not built.
+#[test]
+fn a_relay_never_exceeds_what_the_parser_accepts() {
+    use super::{MAX_HEADERS, MAX_LINE_LEN};
+    let head = "MESSAGE sip:bob@example.com SIP/2.0\r\n\
+        Via: SIP/2.0/WS a.invalid;branch=z9hG4bK1\r\nMax-Forwards: 70\r\n\
+        From: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: c\r\n\
+        CSeq: 1 MESSAGE\r\nContent-Length: 0\r\n";
+    let with = |n: usize| {
+        let mut s = head.to_string();
+        for i in 0..n {
+            s.push_str(&format!("X-H{i}: {i}\r\n"));
+        }
+        s + "\r\n"
+    };
+    let f = ForwardRequest::new("WS", "192.0.2.1", 8080);
+    // 127 fields: the relay has 128, which parses.
+    let ok = msg(&with(MAX_HEADERS - 8));
+    assert_eq!(ok.header_count(), MAX_HEADERS - 1);
+    let out = forward_request(&ok, &f).unwrap();
+    assert_eq!(
+        Message::parse(Bytes::from(out)).unwrap().header_count(),
+        MAX_HEADERS
+    );
+    // 128 fields: the relay would have 129.
+    let full = msg(&with(MAX_HEADERS - 7));
+    assert_eq!(full.header_count(), MAX_HEADERS);
+    assert_eq!(
+        forward_request(&full, &f),
+        Err(EditError::TooLarge("header count"))
+    );
+    // A Record-Route or an added header counts too.
+    let rr = ForwardRequest {
+        record_route: Some("<sip:p.example.com;lr>"),
+        ..f
+    };
+    assert_eq!(
+        forward_request(&ok, &rr),
+        Err(EditError::TooLarge("header count"))
+    );
+    // A top Via at the line limit cannot take received/rport.
+    let pad = "x".repeat(MAX_LINE_LEN - "Via: SIP/2.0/WS a.invalid;branch=z9hG4bK1;p=".len());
+    let long = msg(&(head.replace(
+        "branch=z9hG4bK1\r\n",
+        &format!("branch=z9hG4bK1;p={pad}\r\n"),
+    ) + "\r\n"));
+    let src = ForwardRequest {
+        source: Some("192.0.2.9:4000".parse().unwrap()),
+        force_rport: true,
+        ..f
+    };
+    assert_eq!(
+        forward_request(&long, &src),
+        Err(EditError::TooLarge("header line"))
+    );
+    // A new Request-URI that makes the start line too long.
+    let ruri = format!("sip:{}@example.com", "b".repeat(MAX_LINE_LEN));
+    let big = ForwardRequest {
+        request_uri: Some(&ruri),
+        ..f
+    };
+    assert_eq!(
+        forward_request(&ok, &big),
+        Err(EditError::TooLarge("start line"))
+    );
+}

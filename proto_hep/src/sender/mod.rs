@@ -14,14 +14,20 @@
 //!   unreachable the queue fills up and further packets are dropped at `send`.
 //! * TLS: not implemented yet ([`SenderError::TlsUnsupported`]).
 //!
+//! Failures are reported once per state change through the reporter given to
+//! [`Sender::with_reporter`] ([`health`]): one [`HealthChange::Failing`] when a destination
+//! starts losing packets, one [`HealthChange::Recovered`] when it delivers again.
+//!
 //! Dropping the [`Sender`] stops the thread and joins it (the wait is bounded by the connect
 //! and write timeouts), so a plugin can be unloaded safely afterwards.
 
+pub mod health;
 pub mod queue;
 mod stats;
 pub mod tcp;
 pub mod udp;
 
+pub use health::{Health, HealthChange};
 pub use stats::SenderStats;
 
 use crate::hep_id::{HepDest, Host, Transport};
@@ -62,12 +68,18 @@ pub struct SenderConfig {
     pub tcp_write_timeout: Duration,
     /// First delay after a failed connect (or failed UDP resolution).
     pub backoff_min: Duration,
-    /// Largest delay; the delay doubles after each consecutive failure up to this.
+    /// Largest delay; the delay doubles after each consecutive failure up to this. A TCP
+    /// connection lost before it was up this long counts as a failure too (a collector that
+    /// accepts and then stalls), so the delay resets only after a connection that lasted.
     pub backoff_max: Duration,
+    /// How long a failing destination must send without error or drop to be reported
+    /// recovered.
+    pub recover_after: Duration,
 }
 
 impl Default for SenderConfig {
-    /// 4096 packets, 1 s connect timeout, 500 ms write timeout, backoff 100 ms → 5 s.
+    /// 4096 packets, 1 s connect timeout, 500 ms write timeout, backoff 100 ms → 5 s,
+    /// recovered after 2 s without failure.
     fn default() -> Self {
         SenderConfig {
             queue_len: 4096,
@@ -75,6 +87,7 @@ impl Default for SenderConfig {
             tcp_write_timeout: Duration::from_millis(500),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            recover_after: Duration::from_secs(2),
         }
     }
 }
@@ -134,6 +147,9 @@ impl Shared {
     }
 }
 
+/// Receives a destination's state changes (on its sender thread).
+pub type Reporter = Box<dyn Fn(&HealthChange) + Send>;
+
 /// Everything a sender thread needs.
 pub(crate) struct Worker {
     /// Collector host.
@@ -148,6 +164,12 @@ pub(crate) struct Worker {
     pub(crate) queue: Arc<Queue>,
     /// Emptied batches kept for reuse.
     pub(crate) spares: Vec<Batch>,
+    /// State changes are found here...
+    health: Health,
+    /// ...and reported here.
+    report: Reporter,
+    /// The latest I/O failure, named in the next `Failing` report.
+    last_error: Option<String>,
 }
 
 impl Worker {
@@ -167,6 +189,29 @@ impl Worker {
                     Ok(addrs)
                 }
             }
+        }
+    }
+
+    /// Records an I/O failure (the counters are updated by the caller).
+    pub(crate) fn failed(&mut self, what: impl std::fmt::Display) {
+        self.last_error = Some(what.to_string());
+    }
+
+    /// Reports a state change if the counters show one. Called on every turn of the sender
+    /// loop: a few atomic loads.
+    pub(crate) fn check_health(&mut self) {
+        let st = self.shared.counters.snapshot();
+        let last_error = &mut self.last_error;
+        let change = self.health.observe(Instant::now(), st, || {
+            last_error
+                .take()
+                .unwrap_or_else(|| "queue full: the collector does not keep up".into())
+        });
+        if !self.health.failing() {
+            self.last_error = None;
+        }
+        if let Some(c) = change {
+            (self.report)(&c);
         }
     }
 
@@ -208,8 +253,19 @@ pub struct Sender {
 
 impl Sender {
     /// Starts the sender thread for `dest` (named `hep-<name>`). Zero sizes and durations in
-    /// `cfg` are raised to their minimum. TLS destinations are refused for now.
+    /// `cfg` are raised to their minimum. TLS destinations are refused for now. State changes
+    /// are not reported (see [`Sender::with_reporter`]).
     pub fn new(dest: HepDest, cfg: SenderConfig) -> Result<Sender, SenderError> {
+        Sender::with_reporter(dest, cfg, Box::new(|_| {}))
+    }
+
+    /// [`Sender::new`], reporting each state change of the destination to `report`, from the
+    /// sender thread.
+    pub fn with_reporter(
+        dest: HepDest,
+        cfg: SenderConfig,
+        report: Reporter,
+    ) -> Result<Sender, SenderError> {
         if dest.transport == Transport::Tls {
             return Err(SenderError::TlsUnsupported);
         }
@@ -223,6 +279,9 @@ impl Sender {
             shared: Arc::clone(&shared),
             queue: Arc::clone(&queue),
             spares: Vec::new(),
+            health: Health::new(cfg.recover_after),
+            report,
+            last_error: None,
         };
         let transport = dest.transport;
         let thread = thread::Builder::new()
@@ -294,3 +353,5 @@ impl Drop for Sender {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_health;

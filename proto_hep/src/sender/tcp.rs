@@ -3,7 +3,12 @@
 //! * Connects eagerly, to each resolved address in turn, with `tcp_connect_timeout`.
 //! * After a failed attempt it sleeps `backoff` (100 ms → 5 s by default, doubling) without
 //!   reading the queue, so packets arriving during an outage fill the queue and are then dropped
-//!   by `send`. The first reconnect after losing an established connection is immediate.
+//!   by `send`. A connection lost before it lasted `backoff_max` counts as a failed attempt
+//!   too: a collector that accepts and then stalls is retried less and less often, not every
+//!   write timeout. The first reconnect after losing a connection that lasted is immediate.
+//! * A connection given up on is reset (`SO_LINGER` 0), not closed gracefully: the kernel
+//!   frees its unsent data (megabytes for a stalled collector) at once instead of keeping it
+//!   while the replacement fills its own buffers.
 //! * Each sweep of the queue takes every staged packet (whole batches of packets stored back
 //!   to back) and writes them with one `writev` of one slice per batch, then waits
 //!   [`BATCH_WINDOW`](super::BATCH_WINDOW) unless the sweep was large; a write
@@ -130,10 +135,62 @@ fn connect(w: &Worker) -> io::Result<TcpStream> {
                 s.set_write_timeout(Some(w.cfg.tcp_write_timeout))?;
                 return Ok(s);
             }
-            Err(e) => last = e,
+            Err(e) => last = io::Error::new(e.kind(), format!("{addr}: {e}")),
         }
     }
     Err(last)
+}
+
+/// Closes a connection we give up on with a reset, so that the kernel discards its unsent
+/// data now (a graceful close keeps it queued for a peer that is not reading).
+fn abort(s: TcpStream) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: `s` owns an open socket for the duration of the call; `linger` is a valid
+        // `struct linger` whose size is passed with it; the kernel only reads it.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+    drop(s);
+}
+
+/// Reconnection delays: doubling from `backoff_min` to `backoff_max` while attempts fail or
+/// connections do not last; reset by a connection that lasted `backoff_max`.
+struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// The delay before the next attempt after a failed one (and doubles the following).
+    fn failed(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    /// The delay before reconnecting after losing a connection that was up for `lived`.
+    fn lost(&mut self, lived: Duration) -> Duration {
+        if lived >= self.max {
+            self.next = self.min;
+            Duration::ZERO
+        } else {
+            self.failed()
+        }
+    }
 }
 
 /// True if the peer has not closed the connection (non-blocking read finds nothing).
@@ -159,14 +216,21 @@ pub(crate) fn run(mut w: Worker) {
     let shared = Arc::clone(&w.shared);
     let counters = &shared.counters;
     let mut conn: Option<(TcpStream, Instant)> = None;
+    let mut connected_at = Instant::now();
     let mut pending = Pending::default();
     let mut swept = Vec::new();
-    let mut backoff = w.cfg.backoff_min;
+    let mut backoff = Backoff {
+        next: w.cfg.backoff_min,
+        min: w.cfg.backoff_min,
+        max: w.cfg.backoff_max,
+    };
+    let mut pause = Duration::ZERO;
     let mut flush_deadline: Option<Instant> = None;
     loop {
         for b in pending.finished.drain(..) {
             w.release(b);
         }
+        w.check_health();
         let stopping = shared.stopping();
         if stopping {
             let deadline =
@@ -177,18 +241,22 @@ pub(crate) fn run(mut w: Worker) {
         }
         let Some((stream, last_io)) = &mut conn else {
             // While disconnected the queue is not swept: it fills up and `send` drops.
+            if !pause.is_zero() {
+                if !w.shared.sleep(std::mem::take(&mut pause)) {
+                    break;
+                }
+                continue;
+            }
             match connect(&w) {
                 Ok(s) => {
                     conn = Some((s, Instant::now()));
-                    backoff = w.cfg.backoff_min;
+                    connected_at = Instant::now();
                     counters.up(true);
                 }
-                Err(_) => {
+                Err(e) => {
                     counters.error();
-                    if !w.shared.sleep(backoff) {
-                        break;
-                    }
-                    backoff = (backoff * 2).min(w.cfg.backoff_max);
+                    w.failed(format_args!("connect to {e}"));
+                    pause = backoff.failed();
                 }
             }
             continue;
@@ -212,7 +280,11 @@ pub(crate) fn run(mut w: Worker) {
         if last_io.elapsed() >= PROBE_IDLE && !alive(stream) {
             counters.error();
             counters.down();
-            conn = None;
+            w.failed("connection closed by the collector");
+            if let Some((s, _)) = conn.take() {
+                abort(s);
+            }
+            pause = backoff.lost(connected_at.elapsed());
             continue;
         }
         let full = pending.packets() >= super::FULL_SWEEP;
@@ -224,11 +296,15 @@ pub(crate) fn run(mut w: Worker) {
                     w.shared.sleep(super::BATCH_WINDOW);
                 }
             }
-            Err(_) => {
+            Err(e) => {
                 counters.error();
                 counters.dropped(pending.cut());
                 counters.down();
-                conn = None;
+                w.failed(format_args!("write: {e}"));
+                if let Some((s, _)) = conn.take() {
+                    abort(s);
+                }
+                pause = backoff.lost(connected_at.elapsed());
             }
         }
     }
@@ -243,6 +319,26 @@ pub(crate) fn run(mut w: Worker) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_until_a_connection_lasts() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff {
+            next: ms(100),
+            min: ms(100),
+            max: ms(1000),
+        };
+        assert_eq!(b.failed(), ms(100));
+        assert_eq!(b.failed(), ms(200));
+        // Connections that do not last (a stalled collector) keep doubling, up to the cap.
+        assert_eq!(b.lost(ms(150)), ms(400));
+        assert_eq!(b.lost(ms(150)), ms(800));
+        assert_eq!(b.lost(ms(150)), ms(1000));
+        assert_eq!(b.lost(ms(999)), ms(1000));
+        // One that lasted: reconnect at once, and start over.
+        assert_eq!(b.lost(ms(1000)), Duration::ZERO);
+        assert_eq!(b.failed(), ms(100));
+    }
 
     fn pending(batches: &[&[&[u8]]]) -> Pending {
         let mut p = Pending::default();

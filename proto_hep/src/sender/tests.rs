@@ -28,6 +28,7 @@ fn cfg(queue_len: usize) -> SenderConfig {
         tcp_write_timeout: Duration::from_millis(200),
         backoff_min: Duration::from_millis(20),
         backoff_max: Duration::from_millis(100),
+        recover_after: Duration::from_millis(100),
     }
 }
 
@@ -305,6 +306,7 @@ fn config_is_sanitized() {
         tcp_write_timeout: Duration::ZERO,
         backoff_min: Duration::from_secs(2),
         backoff_max: Duration::from_secs(1),
+        recover_after: Duration::from_secs(1),
     }
     .sanitized();
     assert_eq!(c.queue_len, 1);

@@ -188,8 +188,9 @@ struct Link {
 
 impl Link {
     /// Sends `packets`, (re)opening the socket as needed; drops what cannot be sent.
-    fn send(&mut self, w: &Worker, mut packets: &[&[u8]]) {
-        let counters = &w.shared.counters;
+    fn send(&mut self, w: &mut Worker, mut packets: &[&[u8]]) {
+        let shared = std::sync::Arc::clone(&w.shared);
+        let counters = &shared.counters;
         while !packets.is_empty() {
             if self.socket.is_none() {
                 if self.retry_at.is_some_and(|t| Instant::now() < t) {
@@ -203,8 +204,9 @@ impl Link {
                         self.backoff = w.cfg.backoff_min;
                         counters.up(false);
                     }
-                    Err(_) => {
+                    Err(e) => {
                         counters.error();
+                        w.failed(format_args!("open a socket to the collector: {e}"));
                         counters.dropped(packets.len() as u64);
                         self.retry_at = Some(Instant::now() + self.backoff);
                         self.backoff = (self.backoff * 2).min(w.cfg.backoff_max);
@@ -215,11 +217,15 @@ impl Link {
             let Some(socket) = self.socket.as_mut() else {
                 return;
             };
+            let errors = counters.snapshot().errors;
             let (done, err) = send_all(socket, packets, counters);
             packets = packets.get(done..).unwrap_or_default();
-            if err.is_some() {
+            if let Some(e) = err {
+                w.failed(format_args!("send: {e}"));
                 self.socket = None;
                 counters.down();
+            } else if counters.snapshot().errors > errors {
+                w.failed("send: connection refused (nothing listens on the collector's port)");
             }
         }
     }
@@ -234,6 +240,7 @@ pub(crate) fn run(mut w: Worker) {
     };
     let mut batches = Vec::new();
     loop {
+        w.check_health();
         let stopping = w.shared.stopping();
         let n = w.sweep(&mut batches);
         if batches.is_empty() {
@@ -247,7 +254,7 @@ pub(crate) fn run(mut w: Worker) {
             .iter()
             .flat_map(|b| (0..b.len()).filter_map(|i| b.packet(i)))
             .collect();
-        link.send(&w, &packets);
+        link.send(&mut w, &packets);
         drop(packets);
         for b in batches.drain(..) {
             w.release(b);

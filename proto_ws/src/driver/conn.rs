@@ -7,8 +7,17 @@ use sipcore_abi::SendError;
 
 use super::api::ConnMeta;
 use super::timer::Armed;
-use super::wqueue::WriteQueue;
+use super::wqueue::{frame_len, mask_key, WriteQueue};
+use crate::proto::frame::OpCode;
 use crate::proto::WsConn;
+
+/// A receive buffer above this capacity is "large": once the large message is consumed, what
+/// is left is moved to a buffer of its own size, so the large allocation goes back.
+pub(crate) const RBUF_LARGE: usize = 16 * 1024;
+
+/// A write backlog at least this large, once freed, counts towards giving memory back to the
+/// OS (see `State::released`).
+pub(crate) const LARGE_BACKLOG: usize = 64 * 1024;
 
 /// Where a connection is in its life (RFC 6455 §4 opening, §5-6 data, §7 closing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,12 +76,19 @@ pub(crate) struct Conn {
     pub phase: Phase,
     /// Receive state, present from the data phase on.
     pub ws: Option<WsConn>,
-    /// Bytes read and not yet decoded; unallocated when empty.
+    /// Bytes read and not yet decoded; unallocated when empty, sized by what arrived.
     pub rbuf: BytesMut,
+    /// `rbuf` grew past [`RBUF_LARGE`] since it was last trimmed.
+    pub rbuf_large: bool,
     /// Frames to write.
     pub wq: WriteQueue,
     /// Outbound frames queued before the handshake completed.
     pub held: WriteQueue,
+    /// The first `held_untraced` frames of `held` were queued before the trace decision
+    /// (`Sink::opened`, made once connected): traced then if the connection is.
+    pub held_untraced: usize,
+    /// Largest write backlog (wq + held) since the queue was last empty.
+    pub backlog_peak: usize,
     pub armed: Armed,
     /// Last data message either way (idle lifetime).
     pub last_data: Instant,
@@ -88,6 +104,10 @@ pub(crate) struct Conn {
     pub dirty: bool,
     /// The Close code involved in closing, for the trace.
     pub close_code: Option<u16>,
+    /// Why the connection is closing, once its closing started (peer's Close, ours, or a
+    /// protocol error): the reason reported when it is gone, whatever ends the TCP
+    /// connection afterwards (EOF, reset, close timeout).
+    pub end_reason: Option<String>,
     pub client: Option<Box<ClientHs>>,
     /// Refused at admission: only its 503 is written (counted in `Shared::refusing`, not in
     /// the directory).
@@ -104,8 +124,11 @@ impl Conn {
             phase,
             ws: None,
             rbuf: BytesMut::new(),
+            rbuf_large: false,
             wq: WriteQueue::default(),
             held: WriteQueue::default(),
+            held_untraced: 0,
+            backlog_peak: 0,
             armed: Armed::default(),
             last_data: now,
             last_rx: now,
@@ -114,19 +137,20 @@ impl Conn {
             hs_reads: 0,
             dirty: false,
             close_code: None,
+            end_reason: None,
             client: None,
             refused: false,
         }
     }
 
-    /// Queue an encoded frame, subject to `max` queued bytes (held frames included). On
-    /// overflow nothing is queued and `QUEUE_FULL` returned; the caller closes the connection.
+    /// Queue an encoded frame, subject to `max` bytes held by the write queues (held frames
+    /// and control frames included). On overflow nothing is queued and `QUEUE_FULL` returned;
+    /// the caller closes the connection.
     pub fn queue(&mut self, frame: Vec<u8>, max: usize, now: Instant) -> Result<(), SendError> {
         if !self.phase.accepts_data() {
             return Err(SendError::CLOSED);
         }
-        let total = self.wq.bytes() + self.held.bytes() + frame.len();
-        if total > max {
+        if self.queued_cost() + frame.capacity() > max {
             return Err(SendError::QUEUE_FULL);
         }
         self.last_data = now;
@@ -134,22 +158,85 @@ impl Conn {
             self.queue_raw(frame, now);
         } else {
             self.held.push(frame);
+            self.note_backlog();
         }
         Ok(())
     }
 
-    /// Queue bytes for writing with no checks (control frames, handshake replies).
+    /// Memory held by both write queues.
+    pub fn queued_cost(&self) -> usize {
+        self.wq.cost() + self.held.cost()
+    }
+
+    /// Queue a control frame (Ping, Pong, Close) or a keep-alive answer, encoded in place,
+    /// counted against `max` like data (`ws_max_write_queue` bounds everything we queue).
+    /// False when it does not fit: nothing is queued and the caller closes the connection.
+    pub fn queue_control(&mut self, op: OpCode, payload: &[u8], max: usize, now: Instant) -> bool {
+        let client = self.meta.outbound;
+        let len = frame_len(payload.len(), client);
+        if self.queued_cost() + self.wq.frame_cost(len) > max {
+            return false;
+        }
+        if self.wq.is_empty() {
+            self.last_write = now;
+        }
+        self.wq.push_frame(op, payload, client.then(mask_key));
+        self.note_backlog();
+        true
+    }
+
+    /// Queue bytes for writing with no checks (handshake request and replies, written on an
+    /// empty queue).
     pub fn queue_raw(&mut self, bytes: Vec<u8>, now: Instant) {
         if self.wq.is_empty() {
             self.last_write = now;
         }
         self.wq.push(bytes);
+        self.note_backlog();
     }
 
-    /// Drop the receive buffer if it holds nothing, so idle connections own no buffer.
+    fn note_backlog(&mut self) {
+        self.backlog_peak = self.backlog_peak.max(self.queued_cost());
+    }
+
+    /// Drop the held frames (the connection will not open).
+    pub fn clear_held(&mut self) {
+        self.held.clear();
+        self.held_untraced = 0;
+    }
+
+    /// The write queue is empty (or the connection gone): the large backlog it had, if any,
+    /// for [`super::worker::State::released`]. Resets the peak.
+    pub fn take_backlog(&mut self) -> usize {
+        let peak = std::mem::take(&mut self.backlog_peak);
+        if peak >= LARGE_BACKLOG {
+            peak
+        } else {
+            0
+        }
+    }
+
+    /// Append bytes just read. The buffer grows with the data (at most doubling), never by
+    /// what a frame header announces.
+    pub fn push_read(&mut self, data: &[u8]) {
+        self.rbuf.extend_from_slice(data);
+        if self.rbuf.capacity() > RBUF_LARGE {
+            self.rbuf_large = true;
+        }
+    }
+
+    /// Between reads: drop the receive buffer if it holds nothing, so idle connections own no
+    /// buffer; after a large message, move the rest of a partial frame to a buffer of its own
+    /// size so the large one is freed (what is left of a frame costs what arrived).
     pub fn trim_rbuf(&mut self) {
-        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
-            self.rbuf = BytesMut::new();
+        if self.rbuf.is_empty() {
+            if self.rbuf.capacity() > 0 {
+                self.rbuf = BytesMut::new();
+            }
+            self.rbuf_large = false;
+        } else if self.rbuf_large && self.rbuf.len() <= RBUF_LARGE {
+            self.rbuf = BytesMut::from(&self.rbuf[..]);
+            self.rbuf_large = false;
         }
     }
 

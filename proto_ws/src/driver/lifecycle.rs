@@ -10,7 +10,6 @@ use super::api::TraceEvent;
 use super::conn::Phase;
 use super::timer::{Entry, Kind};
 use super::worker::State;
-use super::wqueue::encode;
 use crate::proto::frame::{close_payload, OpCode};
 use crate::proto::WsError;
 
@@ -43,6 +42,9 @@ impl State {
             self.arm(slot, Kind::Send, at);
             return;
         }
+        if c.held.is_empty() {
+            super::reclaim::released(c.take_backlog());
+        }
         // The send deadline stays armed: when it fires with an empty queue it is dropped,
         // so a connection alternating between empty and busy keeps one heap entry.
         if c.phase == Phase::Flushing {
@@ -60,7 +62,7 @@ impl State {
         c.ws = None;
         c.rbuf.clear();
         c.trim_rbuf();
-        c.held.clear();
+        c.clear_held();
         let id = c.meta.id;
         self.shared.dir().set_state(id, Phase::Closing.name());
         self.arm(slot, Kind::CloseWait, now + CLOSE_WAIT);
@@ -88,12 +90,12 @@ impl State {
             self.shared.sink.trace(&c.meta, ev);
         }
         c.close_code = Some(code);
-        let frame = encode(
-            OpCode::Close,
-            &close_payload(code, &reason),
-            c.meta.outbound,
-        );
-        c.queue_raw(frame, now);
+        c.end_reason = Some(format!("protocol error: {reason}"));
+        let max = self.shared.cfg.max_write_queue;
+        if !c.queue_control(OpCode::Close, &close_payload(code, &reason), max, now) {
+            self.kill(slot, "write queue overflow");
+            return;
+        }
         self.enter_flushing(slot, now);
     }
 
@@ -111,11 +113,16 @@ impl State {
                 return;
             }
         }
-        let frame = encode(OpCode::Close, &close_payload(code, reason), c.meta.outbound);
-        c.queue_raw(frame, now);
+        c.end_reason = Some(format!("closed by us: {reason}"));
         c.close_code = Some(code);
         c.phase = Phase::Closing;
-        c.held.clear();
+        c.clear_held();
+        if !self.control(slot, OpCode::Close, &close_payload(code, reason), now) {
+            return;
+        }
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
         let (id, peer) = (c.meta.id, c.peer_str());
         let cd = code.to_string();
         self.shared.log(
@@ -234,12 +241,12 @@ impl State {
         }
         if let (Some(iv), false) = (cfg.keepalive_interval, c.ping_out) {
             if !iv.is_zero() && now >= c.last_rx + iv {
-                let ping = encode(OpCode::Ping, b"", c.meta.outbound);
-                c.queue_raw(ping, now);
                 c.ping_out = true;
                 let at = now + cfg.keepalive_timeout;
+                if !self.control(slot, OpCode::Ping, b"", now) {
+                    return;
+                }
                 self.arm(slot, Kind::Pong, at);
-                self.mark_dirty(slot);
             }
         }
         self.arm_idle(slot);

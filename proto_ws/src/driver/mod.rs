@@ -25,6 +25,7 @@ mod lifecycle;
 mod listen;
 mod outbound;
 mod read;
+mod reclaim;
 mod runtime;
 mod shared;
 mod timer;

@@ -15,7 +15,7 @@ use super::read::Progress;
 use super::runtime::ConnectReq;
 use super::timer::Kind;
 use super::worker::{State, CONN_BASE};
-use super::wqueue::random_bytes;
+use super::wqueue::{frame_payloads, random_bytes};
 use crate::proto::error::HandshakeError;
 use crate::proto::handshake::{client_request, client_verify};
 use crate::proto::{Role, WsConn};
@@ -155,7 +155,19 @@ impl State {
             self.shared
                 .sink
                 .trace(&c.meta, TraceEvent::HandshakeRequest(&req.bytes));
+            // Messages queued while connecting, before it was known that this connection is
+            // traced (the first message is what opened it).
+            for chunk in c.held.front_chunks(c.held_untraced) {
+                for payload in frame_payloads(chunk) {
+                    let ev = TraceEvent::Message {
+                        inbound: false,
+                        payload: &payload,
+                    };
+                    self.shared.sink.trace(&c.meta, ev);
+                }
+            }
         }
+        c.held_untraced = 0;
         c.queue_raw(req.bytes, now);
         c.phase = Phase::ClientHandshake;
         let (id, meta, traced) = (c.meta.id, c.meta, c.traced);

@@ -2,6 +2,7 @@
 //! (RFC 6455 §4.2) and the data phase (§5, §6), one event per step so that `deliver` runs
 //! without the worker state borrowed.
 
+use std::cell::RefCell;
 use std::io::{self, Read};
 use std::time::Instant;
 
@@ -12,15 +13,17 @@ use super::api::TraceEvent;
 use super::conn::Phase;
 use super::timer::Kind;
 use super::worker::State;
-use super::wqueue::encode;
 use crate::proto::frame::{close_payload, OpCode};
 use crate::proto::handshake::server_handshake;
 use crate::proto::{Event, Role, WsConn};
 
 /// Most bytes read from one connection per wakeup (fairness); the rest waits a turn.
 pub(crate) const READ_BUDGET: usize = 64 * 1024;
-/// Smallest read.
-const READ_CHUNK: usize = 4096;
+
+thread_local! {
+    /// Where a worker reads; only what arrived is copied to the connection's buffer.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_BUDGET].into_boxed_slice());
+}
 /// Reply to a handshake still incomplete after `max_msg_chunks` reads.
 const TOO_MANY_READS: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nSec-WebSocket-Version: 13\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
@@ -91,28 +94,18 @@ impl State {
         if *budget == 0 {
             return Got::Budget;
         }
-        let pending =
-            c.ws.as_ref()
-                .and_then(WsConn::pending_frame_len)
-                .unwrap_or(0);
-        let missing = pending.saturating_sub(c.rbuf.len());
-        // A large frame (its size is bounded by max_msg_size) gets its buffer once, instead
-        // of being copied at every growth.
-        if missing > READ_BUDGET {
-            c.rbuf.reserve(missing);
-        }
-        let want = missing.clamp(READ_CHUNK, READ_BUDGET);
-        let start = c.rbuf.len();
-        c.rbuf.resize(start + want, 0);
-        let r = match c.rbuf.get_mut(start..) {
-            Some(dst) => c.sock.read(dst),
-            None => Ok(0),
-        };
-        let n = match &r {
-            Ok(n) => *n,
-            Err(_) => 0,
-        };
-        c.rbuf.truncate(start + n);
+        // Read into the worker's scratch buffer and keep only what arrived: a partial frame
+        // costs its bytes, not what its header announces nor a whole read buffer.
+        let want = (*budget).min(READ_BUDGET);
+        let r = SCRATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            let dst = b.get_mut(..want).unwrap_or_default();
+            let r = c.sock.read(dst);
+            if let Ok(n) = r {
+                c.push_read(dst.get(..n).unwrap_or_default());
+            }
+            r
+        });
         match r {
             Ok(0) => {
                 c.trim_rbuf();
@@ -234,6 +227,7 @@ impl State {
         }
         c.rbuf.clear();
         c.queue_raw(response, now);
+        c.end_reason = Some(format!("handshake refused ({status}): {reason}"));
         self.enter_flushing(slot, now);
     }
 
@@ -243,7 +237,6 @@ impl State {
             return Err(Step::Done);
         };
         let closing = c.phase == Phase::Closing;
-        let client = c.meta.outbound;
         let Some(ws) = c.ws.as_mut() else {
             c.rbuf.clear();
             return Ok(Progress::NeedMore);
@@ -280,8 +273,7 @@ impl State {
                 }
                 if payload.as_ref() == b"\r\n\r\n" {
                     // RFC 5626 §4.4.1 keep-alive: answer with a single CRLF, deliver nothing.
-                    c.queue_raw(encode(OpCode::Text, b"\r\n", client), now);
-                    self.mark_dirty(slot);
+                    self.control(slot, OpCode::Text, b"\r\n", now);
                     return Ok(Progress::Continue);
                 }
                 if c.traced {
@@ -302,8 +294,8 @@ impl State {
             }
             Event::Ping(p) => {
                 if !closing {
-                    c.queue_raw(encode(OpCode::Pong, &p, client), now);
-                    self.mark_dirty(slot);
+                    // Pongs count against the write queue bound like everything we queue.
+                    self.control(slot, OpCode::Pong, &p, now);
                 }
                 Ok(Progress::Continue)
             }
@@ -329,9 +321,16 @@ impl State {
                     &[("peer", &peer), ("code", &cd), ("reason", &reason)],
                 );
                 if !closing {
+                    // (When the peer answers our Close, the reason stays the one we closed for.)
+                    c.end_reason = Some("closed by peer".to_string());
                     // §5.5.1: echo the status code; an empty Close gets an empty Close.
                     let body = code.map(|v| close_payload(v, "")).unwrap_or_default();
-                    c.queue_raw(encode(OpCode::Close, &body, client), now);
+                    let max = self.shared.cfg.max_write_queue;
+                    if !c.queue_control(OpCode::Close, &body, max, now) {
+                        let reason = c.end_reason.clone().unwrap_or_default();
+                        self.kill(slot, &reason);
+                        return Ok(Progress::Continue);
+                    }
                 }
                 c.rbuf.clear();
                 self.enter_flushing(slot, now);

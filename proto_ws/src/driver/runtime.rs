@@ -179,7 +179,9 @@ impl Runtime {
         Ok(())
     }
 
-    /// Send `data` as one text message (RFC 7118 §5) to `t`. Returns the connection id used.
+    /// Send `data` as one message (RFC 7118 §5) to `t`: a text frame when `data` is valid UTF-8,
+    /// else a binary frame (RFC 7118 §4.2, RFC 6455 §5.6: a text frame must hold UTF-8, and a
+    /// strict peer fails the connection with 1007 otherwise). Returns the connection id used.
     /// Never blocks.
     ///
     /// * `t.conn_id` set: on that connection if it is open. If it is gone, an **inbound** one
@@ -197,9 +199,11 @@ impl Runtime {
         if data.len() > self.shared.cfg.max_write_queue {
             return Err(SendError::TOO_LARGE);
         }
+        // One validation per message (ASCII-accelerated in std), whatever the retries below.
+        let text = std::str::from_utf8(data).is_ok();
         let dst = t.dst.to_std();
         if t.conn_id != 0 {
-            match self.send_frame(t.conn_id, true, data) {
+            match self.send_frame(t.conn_id, text, data) {
                 Ok(()) => return Ok(t.conn_id),
                 Err(e)
                     if dst.is_none()
@@ -214,7 +218,7 @@ impl Runtime {
         let dst = dst.ok_or(SendError::NO_CONNECTION)?;
         let existing = self.shared.dir().outbound_to(&dst);
         if let Some(id) = existing {
-            match self.send_frame(id, true, data) {
+            match self.send_frame(id, text, data) {
                 Ok(()) => return Ok(id),
                 Err(SendError::QUEUE_FULL) => return Err(SendError::QUEUE_FULL),
                 Err(_) => {}
@@ -226,7 +230,18 @@ impl Runtime {
             &self.shared.cfg.resource,
             Some("sip"),
         )?;
-        self.send_frame(id, true, data)?;
+        // Straight after the connect request, in the same inbox: the frame is held until the
+        // handshake completes. Not through `send_frame`, whose directory check would fail if
+        // the worker already saw the connect fail: the send succeeded, and the failure is
+        // reported once, by `Sink::closed` for `id`.
+        let op = if text { OpCode::Text } else { OpCode::Binary };
+        let frame = wqueue::encode(op, data, true);
+        let cmd = Cmd::Frame {
+            id,
+            frame,
+            traced: false,
+        };
+        self.shared.post(worker_of(id), cmd)?;
         Ok(id)
     }
 
@@ -244,13 +259,17 @@ impl Runtime {
             Ok(r) => return r,
             Err(frame) => frame,
         };
-        let traced = {
+        // The trace decision of an outbound connection is made once connected, and frames
+        // queued before it are traced by the worker: until the connection is open the worker
+        // traces this one too, after them (so messages are traced in the order sent).
+        let (traced, decided) = {
             let dir = self.shared.dir();
             let e = dir.conns.get(&conn).ok_or(SendError::NO_CONNECTION)?;
             if e.state == "closing" {
                 return Err(SendError::CLOSED);
             }
-            e.traced.then_some(e.meta)
+            let open = e.state == "open";
+            (e.traced.then_some(e.meta).filter(|_| open), open)
         };
         if let Some(meta) = traced {
             let ev = TraceEvent::Message {
@@ -259,7 +278,12 @@ impl Runtime {
             };
             self.shared.sink.trace(&meta, ev);
         }
-        self.shared.post(w, Cmd::Frame { id: conn, frame })
+        let cmd = Cmd::Frame {
+            id: conn,
+            frame,
+            traced: decided,
+        };
+        self.shared.post(w, cmd)
     }
 
     /// Open an outbound WebSocket connection to `addr` (`host` for the `Host` header,

@@ -36,7 +36,12 @@ pub(crate) fn worker_of(id: u64) -> usize {
 #[derive(Debug)]
 pub(crate) enum Cmd {
     /// Queue an encoded frame on a connection (the caller already traced it).
-    Frame { id: u64, frame: Vec<u8> },
+    Frame {
+        id: u64,
+        frame: Vec<u8>,
+        /// The sender traced it, or knew the connection is not traced.
+        traced: bool,
+    },
     /// Start the closing handshake (RFC 6455 §7.1.2).
     Close { id: u64, code: u16, reason: String },
     /// Open an outbound connection.

@@ -21,8 +21,11 @@ use slab::Slab;
 use super::api::{ConnMeta, TraceEvent};
 use super::conn::{Conn, Phase};
 use super::read::Step;
+use super::reclaim;
 use super::runtime::{Cmd, Shared};
 use super::timer::{Entry, Kind, Timers};
+use super::wqueue::frame_payloads;
+use crate::proto::frame::OpCode;
 
 /// Token of the inbox waker.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -55,6 +58,17 @@ pub(crate) struct State {
     /// Connections gone since the last notification (reported outside the borrow).
     pub closed_out: Vec<(ConnMeta, String)>,
     pub stop_at: Option<Instant>,
+}
+
+/// Who traces a data frame being queued (HEP tracing of the messages we send).
+#[derive(Clone, Copy)]
+enum Trace<'a> {
+    /// The sender traced it (or knew the connection is not traced).
+    Done,
+    /// Trace this payload if the connection is traced.
+    Here(&'a [u8]),
+    /// Sent from another thread before the trace decision was known: trace from the frame.
+    Frame,
 }
 
 /// The worker as the thread-local sees it.
@@ -262,6 +276,7 @@ impl Worker {
             }
             st.flush_dirty(now);
         }
+        reclaim::give_back();
         self.notify_closed();
     }
 
@@ -333,15 +348,16 @@ impl State {
         };
         #[cfg(test)]
         FAST_SENDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(self.queue_frame(slot, frame, Some(data), Instant::now()))
+        Ok(self.queue_frame(slot, frame, Trace::Here(data), Instant::now()))
     }
 
-    /// Queue a data frame on `slot`; on overflow, close the connection.
+    /// Queue a data frame on `slot`; on overflow, close the connection. `trace` says who
+    /// traces the message (see [`Trace`]).
     fn queue_frame(
         &mut self,
         slot: usize,
         frame: Vec<u8>,
-        data: Option<&[u8]>,
+        trace: Trace<'_>,
         now: Instant,
     ) -> Result<(), SendError> {
         let max = self.shared.cfg.max_write_queue;
@@ -350,36 +366,92 @@ impl State {
         };
         match c.queue(frame, max, now) {
             Ok(()) => {
-                if let (true, Some(payload)) = (c.traced, data) {
-                    let ev = TraceEvent::Message {
-                        inbound: false,
-                        payload,
-                    };
-                    self.shared.sink.trace(&c.meta, ev);
+                let undecided = c.phase == Phase::Connecting;
+                match trace {
+                    Trace::Done => {}
+                    // Not connected yet, so not known to be traced: traced once it is.
+                    Trace::Here(_) | Trace::Frame if undecided => c.held_untraced += 1,
+                    _ if !c.traced => {}
+                    Trace::Here(payload) => {
+                        let ev = TraceEvent::Message {
+                            inbound: false,
+                            payload,
+                        };
+                        self.shared.sink.trace(&c.meta, ev);
+                    }
+                    Trace::Frame => {
+                        let q = if c.phase == Phase::Open {
+                            &c.wq
+                        } else {
+                            &c.held
+                        };
+                        if let Some(chunk) = q.last_chunk() {
+                            for p in frame_payloads(chunk) {
+                                let ev = TraceEvent::Message {
+                                    inbound: false,
+                                    payload: &p,
+                                };
+                                self.shared.sink.trace(&c.meta, ev);
+                            }
+                        }
+                    }
                 }
                 self.mark_dirty(slot);
                 Ok(())
             }
             Err(SendError::QUEUE_FULL) => {
-                let peer = c.peer_str();
-                let queued = c.wq.bytes().to_string();
-                self.shared.log(
-                    LogLevel::WARN,
-                    "websocket write queue overflow, closing",
-                    &[("peer", &peer), ("queued", &queued)],
-                );
-                self.kill(slot, "write queue overflow");
+                self.overflow(slot);
                 Err(SendError::QUEUE_FULL)
             }
             Err(e) => Err(e),
         }
     }
 
+    /// Queue a control frame (or keep-alive answer) on `slot` and schedule the write; on
+    /// overflow, close the connection (one log line). False when it was closed.
+    pub fn control(&mut self, slot: usize, op: OpCode, payload: &[u8], now: Instant) -> bool {
+        let max = self.shared.cfg.max_write_queue;
+        let Some(c) = self.conns.get_mut(slot) else {
+            return false;
+        };
+        if c.queue_control(op, payload, max, now) {
+            self.mark_dirty(slot);
+            true
+        } else {
+            self.overflow(slot);
+            false
+        }
+    }
+
+    /// The write queue bound was hit: one warning with the peer, and the connection is gone.
+    fn overflow(&mut self, slot: usize) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        c.end_reason = None;
+        let peer = c.peer_str();
+        let queued = (c.wq.bytes() + c.held.bytes()).to_string();
+        let memory = c.queued_cost().to_string();
+        let max = self.shared.cfg.max_write_queue.to_string();
+        self.shared.log(
+            LogLevel::WARN,
+            "websocket write queue overflow, closing",
+            &[
+                ("peer", &peer),
+                ("queued", &queued),
+                ("memory", &memory),
+                ("max", &max),
+            ],
+        );
+        self.kill(slot, "write queue overflow");
+    }
+
     fn command(&mut self, cmd: Cmd, now: Instant) {
         match cmd {
-            Cmd::Frame { id, frame } => {
+            Cmd::Frame { id, frame, traced } => {
                 if let Some(&slot) = self.ids.get(&id) {
-                    let _ = self.queue_frame(slot, frame, None, now);
+                    let trace = if traced { Trace::Done } else { Trace::Frame };
+                    let _ = self.queue_frame(slot, frame, trace, now);
                 }
             }
             Cmd::Close { id, code, reason } => {
@@ -430,6 +502,11 @@ impl State {
         }
         let mut c = self.conns.remove(slot);
         let _ = self.registry.deregister(&mut c.sock);
+        // Whatever ends the TCP connection once closing started, the reason is why it started.
+        let end = c.end_reason.take();
+        let reason = end.as_deref().unwrap_or(reason);
+        let large_rbuf = if c.rbuf_large { c.rbuf.capacity() } else { 0 };
+        reclaim::released(c.take_backlog() + large_rbuf);
         if c.refused {
             // Never admitted: not in the directory, not known to the host.
             self.shared
@@ -451,10 +528,18 @@ impl State {
         }
         let peer = c.peer_str();
         let id = c.meta.id.to_string();
+        let code = c
+            .close_code
+            .map_or_else(|| "none".to_string(), |v| v.to_string());
         self.shared.log(
             LogLevel::DBG,
             "websocket connection closed",
-            &[("peer", &peer), ("id", &id), ("reason", reason)],
+            &[
+                ("peer", &peer),
+                ("id", &id),
+                ("reason", reason),
+                ("code", &code),
+            ],
         );
         self.closed_out.push((c.meta, reason.to_string()));
     }

@@ -1,17 +1,28 @@
 //! Per-connection write queue of encoded frames, written with vectored I/O, and the masking
 //! keys of client frames (RFC 6455 §5.3), drawn from the OS CSPRNG in blocks.
+//!
+//! The queue accounts for the memory it holds (the capacity of its chunks), not only the bytes
+//! still to write, so that `ws_max_write_queue` bounds what a connection can make us hold
+//! whatever it makes us queue: data frames, and also Pongs, Closes and keep-alive answers.
+//! Small frames queued behind a backlog share chunks, so a Ping flood costs its bytes, not an
+//! allocation per Pong. Written chunks are freed at once and an empty queue keeps nothing.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
-use crate::proto::frame::{write_frame, OpCode};
+use crate::proto::frame::{write_frame, FrameHeader, OpCode};
+use crate::proto::mask::apply_mask;
 
 /// Most slices handed to one `write_vectored` call.
 const MAX_IOV: usize = 64;
 
 /// Capacity (in frames) kept by an empty queue; more is released.
 const KEEP_CAPACITY: usize = 8;
+
+/// Capacity of a chunk that gathers small frames queued behind a backlog.
+pub(crate) const SMALL_CHUNK: usize = 2048;
 
 /// Encoded frames waiting to be written.
 #[derive(Debug, Default)]
@@ -21,12 +32,29 @@ pub(crate) struct WriteQueue {
     head_off: usize,
     /// Bytes not yet written.
     bytes: usize,
+    /// Capacity of the chunks held (what the queue costs in memory).
+    cost: usize,
+}
+
+/// Length of a complete frame with a `payload_len`-byte payload (RFC 6455 §5.2).
+pub(crate) fn frame_len(payload_len: usize, masked: bool) -> usize {
+    let len = match payload_len {
+        0..=125 => 2,
+        126..=0xFFFF => 4,
+        _ => 10,
+    };
+    len + payload_len + if masked { 4 } else { 0 }
 }
 
 impl WriteQueue {
     /// Bytes waiting.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Memory held by the chunks (at least [`Self::bytes`]).
+    pub fn cost(&self) -> usize {
+        self.cost
     }
 
     /// Nothing waiting.
@@ -38,7 +66,38 @@ impl WriteQueue {
     pub fn push(&mut self, chunk: Vec<u8>) {
         if !chunk.is_empty() {
             self.bytes += chunk.len();
+            self.cost += chunk.capacity();
             self.chunks.push_back(chunk);
+        }
+    }
+
+    /// What queuing a `len`-byte small frame with [`Self::push_frame`] would add to
+    /// [`Self::cost`]: nothing when it fits the last chunk, else a new chunk (exactly `len`
+    /// on an empty queue, [`SMALL_CHUNK`] behind a backlog, so later ones share it).
+    pub fn frame_cost(&self, len: usize) -> usize {
+        match self.chunks.back() {
+            Some(c) if c.capacity() - c.len() >= len => 0,
+            Some(_) => len.max(SMALL_CHUNK),
+            None => len,
+        }
+    }
+
+    /// Encode a complete frame straight into the queue (FIN set; masked when `mask` is given),
+    /// in the spare room of the last chunk when it fits. Meant for small frames (control
+    /// frames, keep-alive answers).
+    pub fn push_frame(&mut self, opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) {
+        let len = frame_len(payload.len(), mask.is_some());
+        let extra = self.frame_cost(len);
+        if extra > 0 {
+            let chunk = Vec::with_capacity(extra);
+            self.cost += chunk.capacity();
+            self.chunks.push_back(chunk);
+        }
+        if let Some(tail) = self.chunks.back_mut() {
+            let cap = tail.capacity();
+            write_frame(tail, true, opcode, payload, mask);
+            self.cost += tail.capacity() - cap;
+            self.bytes += len;
         }
     }
 
@@ -46,14 +105,27 @@ impl WriteQueue {
     pub fn append(&mut self, other: &mut WriteQueue) {
         if other.head_off == 0 {
             self.bytes += other.bytes;
+            self.cost += other.cost;
             self.chunks.append(&mut other.chunks);
             other.bytes = 0;
+            other.cost = 0;
+            other.release();
         }
     }
 
-    /// Forget everything (the connection is being dropped).
+    /// Forget everything (the connection is being dropped or closed).
     pub fn clear(&mut self) {
         *self = WriteQueue::default();
+    }
+
+    /// The first `n` queued chunks (whole frames when nothing was written yet).
+    pub fn front_chunks(&self, n: usize) -> impl Iterator<Item = &[u8]> {
+        self.chunks.iter().take(n).map(Vec::as_slice)
+    }
+
+    /// The chunk queued last.
+    pub fn last_chunk(&self) -> Option<&[u8]> {
+        self.chunks.back().map(Vec::as_slice)
     }
 
     /// Write as much as the socket takes. Returns the number of bytes written; stops at
@@ -86,10 +158,22 @@ impl WriteQueue {
             total += n;
             self.consume(n);
         }
-        if self.bytes == 0 && self.chunks.capacity() > KEEP_CAPACITY {
-            self.chunks = VecDeque::new();
+        if total > 0 {
+            self.release();
         }
         Ok(total)
+    }
+
+    /// Give back the deque's spare capacity (no high-water mark is kept).
+    fn release(&mut self) {
+        let (len, cap) = (self.chunks.len(), self.chunks.capacity());
+        if len == 0 {
+            if cap > KEEP_CAPACITY {
+                self.chunks = VecDeque::new();
+            }
+        } else if cap > 4 * len && cap > 4 * KEEP_CAPACITY {
+            self.chunks.shrink_to(2 * len);
+        }
     }
 
     fn consume(&mut self, mut n: usize) {
@@ -102,13 +186,43 @@ impl WriteQueue {
             if n >= left {
                 n -= left;
                 self.head_off = 0;
-                self.chunks.pop_front();
+                if let Some(c) = self.chunks.pop_front() {
+                    self.cost = self.cost.saturating_sub(c.capacity());
+                }
             } else {
                 self.head_off += n;
                 n = 0;
             }
         }
     }
+}
+
+/// Every frame in `chunk`, a run of complete encoded frames, as its unmasked payload (for the
+/// trace of frames queued before a connection's trace decision). Stops at anything that does
+/// not parse.
+pub(crate) fn frame_payloads(mut chunk: &[u8]) -> Vec<Cow<'_, [u8]>> {
+    let mut out = Vec::new();
+    while let Ok(Some(h)) = FrameHeader::parse(chunk) {
+        let Some(end) = usize::try_from(h.payload_len)
+            .ok()
+            .and_then(|l| l.checked_add(h.header_len))
+        else {
+            break;
+        };
+        let Some(body) = chunk.get(h.header_len..end) else {
+            break;
+        };
+        out.push(match h.mask {
+            Some(key) => {
+                let mut b = body.to_vec();
+                apply_mask(&mut b, key, 0);
+                Cow::Owned(b)
+            }
+            None => Cow::Borrowed(body),
+        });
+        chunk = chunk.get(end..).unwrap_or_default();
+    }
+    out
 }
 
 /// Encode one complete frame (FIN set): unmasked for a server, masked with a fresh random key

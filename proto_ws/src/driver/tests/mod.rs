@@ -2,6 +2,7 @@
 //! client helpers, and tokio-tungstenite as the third-party peer.
 
 mod admission;
+mod bounds;
 mod limits;
 mod memory;
 mod outbound;

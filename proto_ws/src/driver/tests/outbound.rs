@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::*;
 
-fn to(dst: SocketAddr) -> SendTarget {
+pub(super) fn to(dst: SocketAddr) -> SendTarget {
     SendTarget {
         proto: Proto::WS,
         conn_id: 0,
@@ -22,7 +22,7 @@ fn to(dst: SocketAddr) -> SendTarget {
 /// A tokio-tungstenite server answering `sip`; reports the request headers it saw and echoes
 /// every text message with a "re:" prefix. Returns its address and a channel receiving
 /// (Host, Sec-WebSocket-Protocol, Origin) of each handshake.
-async fn tungstenite_server() -> (
+pub(super) async fn tungstenite_server() -> (
     SocketAddr,
     tokio::sync::mpsc::UnboundedReceiver<(String, String, String)>,
 ) {

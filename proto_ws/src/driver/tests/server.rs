@@ -274,3 +274,26 @@ fn reply_reaches_a_peer_that_half_closed() {
     assert_eq!(read_frame(&mut s), Some((0x81, b"last words".to_vec())));
     assert!(at_eof(&mut s));
 }
+
+/// RFC 7118 §4.2, RFC 6455 §5.6: what we send goes in a text frame when it is UTF-8, else in a
+/// binary frame (a text frame with invalid UTF-8 makes a strict peer fail with 1007).
+#[test]
+fn frame_type_follows_the_content() {
+    let srv = Server::start(cfg(), Echo::Send);
+    let mut s = ws(srv.addr);
+    let binary: &[u8] = b"MESSAGE sip:bob@x SIP/2.0\r\n\r\n\xff\xfe\x00 body";
+    s.write_all(&frame(0x82, binary)).unwrap();
+    assert_eq!(read_frame(&mut s), Some((0x82, binary.to_vec())));
+    // UTF-8 content goes as text, also when it arrived in a binary frame.
+    s.write_all(&frame(0x82, "MESSAGE κόσμε".as_bytes()))
+        .unwrap();
+    assert_eq!(
+        read_frame(&mut s),
+        Some((0x81, "MESSAGE κόσμε".as_bytes().to_vec()))
+    );
+    s.write_all(&frame(0x81, b"OPTIONS")).unwrap();
+    assert_eq!(read_frame(&mut s), Some((0x81, b"OPTIONS".to_vec())));
+    // A UTF-8 sequence cut at the end is not UTF-8.
+    s.write_all(&frame(0x82, b"abc\xce")).unwrap();
+    assert_eq!(read_frame(&mut s), Some((0x82, b"abc\xce".to_vec())));
+}

@@ -12,6 +12,7 @@ use crate::driver::TraceEvent;
 struct Tracer {
     events: Mutex<Vec<String>>,
     closed: Mutex<Vec<u64>>,
+    reasons: Mutex<Vec<String>>,
 }
 
 impl Sink for Tracer {
@@ -32,7 +33,10 @@ impl Sink for Tracer {
                 format!("msg {inbound} {}", String::from_utf8_lossy(payload))
             }
             TraceEvent::ProtocolError { close_code, .. } => format!("error {close_code}"),
-            TraceEvent::Closed { code, .. } => format!("closed {code:?}"),
+            TraceEvent::Closed { code, reason } => {
+                self.reasons.lock().unwrap().push(reason.to_string());
+                format!("closed {code:?}")
+            }
         };
         self.events.lock().unwrap().push(format!("{}:{s}", c.id));
     }
@@ -117,4 +121,81 @@ fn two_workers_share_a_listener_and_route_by_id() {
         2,
         "SO_REUSEPORT should spread 24 connections over both workers"
     );
+}
+
+/// A normal Close from the client is reported as such, not as whatever ended the TCP
+/// connection afterwards (a reset when the client dropped it with our Close unread).
+#[test]
+fn close_by_peer_is_reported_with_its_code() {
+    let sink = Arc::new(Tracer::default());
+    let rt = Runtime::new(cfg(), sink.clone());
+    rt.add_listener(1, "127.0.0.1:0".parse().unwrap()).unwrap();
+    rt.start().unwrap();
+    let addr = rt.local_addrs()[0].1;
+    for read_echo in [true, false] {
+        let mut s = ws(addr);
+        s.write_all(&frame(0x81, b"REGISTER")).unwrap();
+        wait_for(|| rt.connections().iter().any(|c| c.state == "open"));
+        let id = rt.connections()[0].id;
+        s.write_all(&frame(0x88, &[0x03, 0xE8])).unwrap();
+        if read_echo {
+            assert_eq!(read_frame(&mut s), Some((0x88, vec![0x03, 0xE8])));
+        } else {
+            // Drop the socket with our echo unread: the server sees a reset.
+            wait_for(|| rt.connections().iter().all(|c| c.state == "closing"));
+            socket2::SockRef::from(&s)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+        }
+        drop(s);
+        wait_for(|| sink.closed.lock().unwrap().contains(&id));
+        let ev = sink.events.lock().unwrap();
+        assert_eq!(ev.last().unwrap(), &format!("{id}:closed Some(1000)"));
+        assert_eq!(
+            sink.reasons.lock().unwrap().last().unwrap(),
+            "closed by peer",
+            "read_echo={read_echo}"
+        );
+    }
+    rt.stop();
+}
+
+/// Item 16 of issue 10: the first message on a new outbound connection, queued before the
+/// connection is connected (and so before it is known to be traced), is traced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_message_on_a_new_outbound_connection_is_traced() {
+    let sink = Arc::new(Tracer::default());
+    let rt = Runtime::new(cfg(), sink.clone());
+    rt.start().unwrap();
+    let (addr, _hdrs) = super::outbound::tungstenite_server().await;
+    let id = rt.send(&super::outbound::to(addr), b"OPTIONS 1").unwrap();
+    assert_eq!(
+        rt.send(&super::outbound::to(addr), b"OPTIONS 2").unwrap(),
+        id
+    );
+    let msgs = |sink: &Tracer| -> Vec<String> {
+        sink.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.contains(":msg false "))
+            .cloned()
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while msgs(&sink).len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        msgs(&sink),
+        vec![
+            format!("{id}:msg false OPTIONS 1"),
+            format!("{id}:msg false OPTIONS 2")
+        ]
+    );
+    // The connection's events come first, in order.
+    let ev = sink.events.lock().unwrap().clone();
+    assert!(ev[0].ends_with(":opened"), "{ev:?}");
+    assert!(ev[1].contains(":request GET / HTTP/1.1"), "{ev:?}");
+    rt.stop();
 }

@@ -1,0 +1,176 @@
+//! The assembled core ([`Core`]: the script, the transports, the sockets) and every way it
+//! sends: over a connection only, to an address, and stateless replies.
+//!
+//! A message for a client goes over the client's connection and nowhere else: a send to a
+//! connection of a connection-oriented transport names the connection id with no address
+//! ([`SockAddr::NONE`]), so a closed connection never turns into a new outbound connection to
+//! the client's ephemeral port (RFC 7118 §5: a WebSocket client does not accept connections).
+use super::addr::{connection_oriented, ConnDst, SocketInfo};
+use crate::script::Script;
+use crate::sip::Message;
+use abi_stable::std_types::{RResult, RSlice};
+use sipcore_abi::{Proto, ReceiveInfo, SendTarget, SockAddr, TransportRef, NO_LISTENER};
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+/// Everything the message path needs, built once at startup.
+pub struct Core {
+    pub(super) script: &'static Script,
+    transports: Vec<(Proto, TransportRef)>,
+    pub(super) sockets: Vec<SocketInfo>,
+}
+
+static SCRIPT: OnceLock<Script> = OnceLock::new();
+
+/// Publish the compiled script (before modules are initialised: they may resolve routes).
+pub fn set_script(script: Script) -> &'static Script {
+    SCRIPT.get_or_init(|| script)
+}
+
+/// The compiled script, once published.
+pub fn script() -> Option<&'static Script> {
+    SCRIPT.get()
+}
+
+/// The peer of a message, for log lines.
+pub(crate) fn peer(info: &ReceiveInfo) -> String {
+    info.src
+        .to_std()
+        .map_or_else(|| "unknown".into(), |a| a.to_string())
+}
+
+impl Core {
+    /// Assemble the core (after [`set_script`]).
+    pub fn new(transports: Vec<(Proto, TransportRef)>, sockets: Vec<SocketInfo>) -> Option<Core> {
+        Some(Core {
+            script: script()?,
+            transports,
+            sockets,
+        })
+    }
+
+    pub(super) fn transport(&self, proto: Proto) -> Option<TransportRef> {
+        self.transports
+            .iter()
+            .find(|(p, _)| *p == proto)
+            .map(|(_, t)| *t)
+    }
+
+    /// Hand `data` to the transport of `target.proto`.
+    fn send(&self, target: &SendTarget, data: &[u8]) -> Result<u64, String> {
+        let t = self
+            .transport(target.proto)
+            .ok_or_else(|| format!("no loaded module serves {}", target.proto.name()))?;
+        match (t.send())(target, RSlice::from_slice(data)) {
+            RResult::ROk(id) => Ok(id),
+            RResult::RErr(e) => Err(e.as_str().to_string()),
+        }
+    }
+
+    /// Send `data` back where the message `info` describes came from (replies, RFC 3261
+    /// §18.2.2): over the same connection for connection-oriented transports, and only over it
+    /// (no address: a closed connection is an error, not a new connection); to the source
+    /// address for connectionless ones.
+    pub(super) fn send_back(&self, info: &ReceiveInfo, data: &[u8]) -> Result<u64, String> {
+        if connection_oriented(info.proto) {
+            return self.send_conn(
+                &ConnDst {
+                    proto: info.proto,
+                    conn_id: info.conn_id,
+                    gone: (0, ""),
+                },
+                data,
+            );
+        }
+        self.send(
+            &SendTarget {
+                proto: info.proto,
+                conn_id: 0,
+                dst: info.src,
+                listener: info.listener,
+            },
+            data,
+        )
+    }
+
+    /// Send over an open connection only (no new connection to its peer: a browser does not
+    /// listen).
+    pub(super) fn send_conn(&self, c: &ConnDst, data: &[u8]) -> Result<u64, String> {
+        self.send(
+            &SendTarget {
+                proto: c.proto,
+                conn_id: c.conn_id,
+                dst: SockAddr::NONE,
+                listener: NO_LISTENER,
+            },
+            data,
+        )
+    }
+
+    /// Send to an address the script chose (a request to its next hop, a reply over a
+    /// connectionless transport): the transport may reuse or open an outbound connection.
+    pub(super) fn send_to(
+        &self,
+        proto: Proto,
+        addr: SocketAddr,
+        data: &[u8],
+    ) -> Result<u64, String> {
+        self.send(
+            &SendTarget {
+                proto,
+                conn_id: 0,
+                dst: addr.into(),
+                listener: NO_LISTENER,
+            },
+            data,
+        )
+    }
+
+    /// The Via sent-by for messages we send over `proto`: the socket's advertised address, or
+    /// its own.
+    pub(super) fn via_for(&self, proto: Proto) -> Option<(String, u16)> {
+        Some(
+            self.sockets
+                .iter()
+                .find(|s| s.proto == proto)?
+                .public_host_port(),
+        )
+    }
+
+    /// Answer the request `msg` statelessly with `code reason` and `headers` (RFC 3261
+    /// §8.2.6, §16.7: a To tag from [`stateless_to_tag`](crate::sip::stateless_to_tag) above
+    /// 100). The top Via gets `received` (§18.2.1) and a filled `rport` (RFC 3581 §4; always
+    /// for connection-oriented transports, as the relay does). An ACK is never answered
+    /// (§17): `Ok(false)`. `Ok(true)` when sent.
+    pub(super) fn reply(
+        &self,
+        info: &ReceiveInfo,
+        msg: &Message,
+        code: u16,
+        reason: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<bool, String> {
+        if msg.method_str() == Some("ACK") {
+            return Ok(false);
+        }
+        let tag = if code > 100 {
+            crate::sip::stateless_to_tag(msg)
+        } else {
+            String::new()
+        };
+        let source = info
+            .src
+            .to_std()
+            .map(|s| (s, connection_oriented(info.proto)));
+        let r = crate::sip::build_reply_from(msg, source, code, reason, &tag, headers, None);
+        self.send_back(info, &r).map(|_| true)
+    }
+}
+
+/// The reason phrase for the status a malformed request gets (RFC 4475 §3.1.2).
+pub(crate) fn bad_reason(code: u16) -> &'static str {
+    match code {
+        505 => "Version Not Supported",
+        _ => "Bad Request",
+    }
+}
