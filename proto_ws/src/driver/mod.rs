@@ -11,6 +11,8 @@
 //! * `listen`: listener sockets (one socket shared by the workers; with `reuse_port`, one
 //!   `SO_REUSEPORT` copy per worker).
 //! * `accept`, `admission`: accepting, the connection limits and their 503 answers.
+//! * `shared`, `directory`: what the handle and the workers share (ids, commands, counters),
+//!   and the directory of connections (only outbound ones can be found by address).
 //!
 //! Connection ids are non-zero `u64`s, never reused within the process: a global sequence
 //! number shifted left by 8 bits, the low 8 bits naming the owning worker, so a send is
