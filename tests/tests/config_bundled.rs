@@ -1,6 +1,6 @@
 //! Issue 10, item 19: the bundled configurations stay usable and in step with the README.
 //!
-//! * every `conf/*.cfg` passes `sipcore -c -f` as shipped, and also with its commented-out
+//! * every `conf/*.cfg` (and `bench/sipcore*.cfg`) passes `sipcore -c -f` as shipped, and also with its commented-out
 //!   `loadmodule`/`modparam` lines enabled (the HEP block the comments tell users to uncomment);
 //! * every `modparam("proto_ws", ...)` the README documents appears in `conf/sipcore.cfg`
 //!   (active, or commented out for the user to enable) with the README's value, except the
@@ -131,14 +131,24 @@ fn modparam_lines_parse() {
     );
 }
 
+/// `conf/*.cfg` and the benchmark's `bench/sipcore*.cfg` (not the Kamailio peers' configs).
 fn bundled_configs() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("conf"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cfg"))
-        .collect();
-    v.sort();
+    let cfgs = |dir: &str, prefix: &str| -> Vec<PathBuf> {
+        std::fs::read_dir(repo().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cfg"))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+            .collect()
+    };
+    let mut v = cfgs("conf", "");
     assert!(!v.is_empty(), "no conf/*.cfg");
+    v.extend(cfgs("bench", "sipcore"));
+    v.sort();
     v
 }
 

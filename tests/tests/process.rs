@@ -1,7 +1,7 @@
-//! Issue 10, process behaviour: SIGHUP does not stop the server (items 13), one log record is
+//! Issue 10, process behaviour: SIGHUP does not stop the server (item 13), one log record is
 //! one line whatever a client puts in a header (item 18), a request whose headers are not
-//! UTF-8 is answered 400 (item 18), and the startup warnings of item 14 (MI on a non-loopback
-//! address, a descriptor limit below ws_max_connections).
+//! UTF-8 is answered 400 (item 18), and item 14's startup warning about an MI listening on a
+//! non-loopback address.
 mod common;
 use common::ws::{connect_sip, next_text, Ws};
 use common::*;

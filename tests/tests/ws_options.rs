@@ -30,11 +30,16 @@ route {
 
 fn check_reply_matches(req: &str, reply: &str, code: &str) {
     assert!(reply.starts_with(&format!("SIP/2.0 {code} ")), "{reply}");
-    assert_eq!(
-        headers(reply, "Via"),
-        headers(req, "Via"),
-        "Vias copied in order"
-    );
+    // Vias copied in order; the top one gains received and the client's port in rport
+    // (RFC 3261 §18.2.1, RFC 3581: the server fills them in its own replies).
+    let (got, sent) = (headers(reply, "Via"), headers(req, "Via"));
+    assert_eq!(got.len(), sent.len(), "Vias copied in order");
+    assert_eq!(got[1..], sent[1..], "Vias copied in order");
+    let rest = got[0]
+        .strip_prefix(sent[0])
+        .and_then(|r| r.strip_prefix(";received=127.0.0.1;rport="))
+        .unwrap_or_else(|| panic!("top Via {} is not {} + received/rport", got[0], sent[0]));
+    assert!(rest.parse::<u16>().is_ok(), "{}", got[0]);
     assert_eq!(header(reply, "From"), header(req, "From"));
     assert_eq!(header(reply, "Call-ID"), header(req, "Call-ID"));
     assert_eq!(header(reply, "CSeq"), header(req, "CSeq"));

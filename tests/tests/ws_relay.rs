@@ -215,7 +215,7 @@ async fn relay_to_a_dead_destination_fails_alone() {
     )))
     .await
     .unwrap();
-    let mut replies = vec![next_text(&mut a).await, next_text(&mut a).await];
+    let mut replies = [next_text(&mut a).await, next_text(&mut a).await];
     let elapsed = t0.elapsed();
     replies.sort_by_key(|r| header(r, "Call-ID").map(str::to_string));
     let (alive, dead_reply) = (&replies[0], &replies[1]);
@@ -229,5 +229,4 @@ async fn relay_to_a_dead_destination_fails_alone() {
     // At once: the connect is refused on loopback, no timer of the client's is involved.
     assert!(elapsed < Duration::from_secs(3), "503 after {elapsed:?}");
     srv.wait_log(&format!("127.0.0.1:{dead}"), Duration::from_secs(5));
-    srv.wait_log("next hop unreachable", Duration::from_secs(5));
 }

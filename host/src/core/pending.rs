@@ -5,7 +5,7 @@
 //! waiting for its own transaction timeout.
 //!
 //! Minimal state for a stateless proxy: connection → the request's bytes and where it came
-//! from, at most [`MAX_ENTRIES`], each for at most [`WATCH_FOR`]; an entry goes as soon as
+//! from, at most [`MAX_ENTRIES`] and [`MAX_BYTES`], each for at most [`WATCH_FOR`]; an entry goes as soon as
 //! anything arrives over its connection (it is up and speaks SIP). Connection-close reports
 //! that come before the watch is registered (the connect can fail on another thread before
 //! `send` returns) are remembered for a short while in a small ring.
@@ -15,57 +15,129 @@ use bytes::Bytes;
 use sipcore_abi::{Proto, ReceiveInfo};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Most requests watched at once; past it a request is relayed unwatched (its client then
 /// waits for its own timeout, as before).
 pub(crate) const MAX_ENTRIES: usize = 4096;
+/// Most bytes of watched requests held at once (past it, as past [`MAX_ENTRIES`]).
+pub(crate) const MAX_BYTES: usize = 4 << 20;
 /// How long a request is watched after it was relayed.
 pub(crate) const WATCH_FOR: Duration = Duration::from_secs(10);
 /// Closed connections remembered for a watch that comes late.
 const RECENT: usize = 256;
 
-struct Watched {
-    info: ReceiveInfo,
-    request: Bytes,
-    until: Instant,
+/// A connection as the table keys it: protocol number and connection id.
+type Key = (u8, u64);
+
+/// What [`Table::watch`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Watch {
+    /// Watched.
+    Added,
+    /// Not watched: the table is full.
+    Full,
+    /// The connection was already reported closed: answer now.
+    AlreadyClosed,
 }
 
-#[derive(Default)]
-struct Table {
-    by_conn: HashMap<(u8, u64), Vec<Watched>>,
+/// The watch table (pure: time is passed in). `T` is what a watch keeps, `size` its bytes.
+struct Table<T> {
+    by_conn: HashMap<Key, Vec<(T, usize, Instant)>>,
     entries: usize,
-    recent_closed: VecDeque<((u8, u64), Instant)>,
+    bytes: usize,
+    recent_closed: VecDeque<(Key, Instant)>,
+    /// When expired entries are next swept (at most once a second: watching stays O(1)).
+    next_sweep: Option<Instant>,
 }
 
-static TABLE: Mutex<Option<Table>> = Mutex::new(None);
-/// Entries in the table: the receive path skips the lock while it is 0.
-static COUNT: AtomicUsize = AtomicUsize::new(0);
+impl<T> Table<T> {
+    fn new() -> Self {
+        Table {
+            by_conn: HashMap::new(),
+            entries: 0,
+            bytes: 0,
+            recent_closed: VecDeque::new(),
+            next_sweep: None,
+        }
+    }
 
-fn table() -> MutexGuard<'static, Option<Table>> {
-    TABLE.lock().unwrap_or_else(|e| e.into_inner())
-}
+    fn recount(&mut self) {
+        self.entries = self.by_conn.values().map(Vec::len).sum();
+        self.bytes = self.by_conn.values().flatten().map(|w| w.1).sum();
+    }
 
-impl Table {
     fn expire(&mut self, now: Instant) {
-        let before = self.entries;
+        if self.next_sweep.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_sweep = Some(now + Duration::from_secs(1));
         self.by_conn.retain(|_, v| {
-            v.retain(|w| w.until > now);
+            v.retain(|w| w.2 > now);
             !v.is_empty()
         });
-        self.entries = self.by_conn.values().map(Vec::len).sum();
-        if self.entries != before {
-            COUNT.store(self.entries, Ordering::Relaxed);
-        }
+        self.recount();
         while self
             .recent_closed
             .front()
-            .is_some_and(|(_, t)| now.duration_since(*t) > WATCH_FOR)
+            .is_some_and(|(_, t)| now.saturating_duration_since(*t) > WATCH_FOR)
         {
             self.recent_closed.pop_front();
         }
     }
+
+    fn watch(&mut self, key: Key, item: T, size: usize, now: Instant) -> Watch {
+        self.expire(now);
+        if self.recent_closed.iter().any(|(k, _)| *k == key) {
+            return Watch::AlreadyClosed;
+        }
+        if self.entries >= MAX_ENTRIES || self.bytes + size > MAX_BYTES {
+            return Watch::Full;
+        }
+        self.by_conn
+            .entry(key)
+            .or_default()
+            .push((item, size, now + WATCH_FOR));
+        self.entries += 1;
+        self.bytes += size;
+        Watch::Added
+    }
+
+    fn up(&mut self, key: Key) {
+        if self.by_conn.remove(&key).is_some() {
+            self.recount();
+        }
+    }
+
+    fn closed(&mut self, key: Key, now: Instant) -> Vec<T> {
+        self.expire(now);
+        if self.recent_closed.len() >= RECENT {
+            self.recent_closed.pop_front();
+        }
+        self.recent_closed.push_back((key, now));
+        let gone = self.by_conn.remove(&key).unwrap_or_default();
+        self.recount();
+        gone.into_iter()
+            .filter(|w| w.2 > now)
+            .map(|w| w.0)
+            .collect()
+    }
+}
+
+/// A watched request: where it came from, and its bytes.
+type Watched = (ReceiveInfo, Bytes);
+
+static TABLE: LazyLock<Mutex<Table<Watched>>> = LazyLock::new(|| Mutex::new(Table::new()));
+/// Entries in the table: the receive path skips the lock while it is 0.
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Run `f` on the table and publish its size.
+fn with_table<R>(f: impl FnOnce(&mut Table<Watched>) -> R) -> R {
+    let mut g: MutexGuard<'_, Table<Watched>> = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    let r = f(&mut g);
+    COUNT.store(g.entries, Ordering::Relaxed);
+    r
 }
 
 /// Watch the request `msg` (from `info`) just queued on the outbound connection `conn_id`.
@@ -73,29 +145,10 @@ pub(crate) fn watch(core: &Core, proto: Proto, conn_id: u64, info: &ReceiveInfo,
     if msg.method_str() == Some("ACK") {
         return;
     }
-    let now = Instant::now();
-    let key = (proto.0, conn_id);
-    let already_closed = {
-        let mut g = table();
-        let t = g.get_or_insert_with(Table::default);
-        t.expire(now);
-        if t.recent_closed.iter().any(|(k, _)| *k == key) {
-            true
-        } else {
-            if t.entries >= MAX_ENTRIES {
-                return;
-            }
-            t.by_conn.entry(key).or_default().push(Watched {
-                info: *info,
-                request: Bytes::copy_from_slice(msg.as_bytes()),
-                until: now + WATCH_FOR,
-            });
-            t.entries += 1;
-            COUNT.store(t.entries, Ordering::Relaxed);
-            false
-        }
-    };
-    if already_closed {
+    let bytes = Bytes::copy_from_slice(msg.as_bytes());
+    let size = bytes.len();
+    let r = with_table(|t| t.watch((proto.0, conn_id), (*info, bytes), size, Instant::now()));
+    if r == Watch::AlreadyClosed {
         answer(core, info, msg, conn_id);
     }
 }
@@ -105,35 +158,15 @@ pub(crate) fn connection_up(info: &ReceiveInfo) {
     if COUNT.load(Ordering::Relaxed) == 0 {
         return;
     }
-    let mut g = table();
-    if let Some(t) = g.as_mut() {
-        if t.by_conn.remove(&(info.proto.0, info.conn_id)).is_some() {
-            t.entries = t.by_conn.values().map(Vec::len).sum();
-            COUNT.store(t.entries, Ordering::Relaxed);
-        }
-    }
+    with_table(|t| t.up((info.proto.0, info.conn_id)));
 }
 
 /// The transport reports `conn_id` gone: answer 503 to every request still watched on it.
 pub(crate) fn connection_closed(core: &Core, proto: Proto, conn_id: u64) {
-    let now = Instant::now();
-    let key = (proto.0, conn_id);
-    let gone = {
-        let mut g = table();
-        let t = g.get_or_insert_with(Table::default);
-        t.expire(now);
-        if t.recent_closed.len() >= RECENT {
-            t.recent_closed.pop_front();
-        }
-        t.recent_closed.push_back((key, now));
-        let gone = t.by_conn.remove(&key).unwrap_or_default();
-        t.entries -= gone.len().min(t.entries);
-        COUNT.store(t.entries, Ordering::Relaxed);
-        gone
-    };
-    for w in gone {
-        if let Ok(msg) = Message::parse(w.request) {
-            answer(core, &w.info, &msg, conn_id);
+    let gone = with_table(|t| t.closed((proto.0, conn_id), Instant::now()));
+    for (info, request) in gone {
+        if let Ok(msg) = Message::parse(request) {
+            answer(core, &info, &msg, conn_id);
         }
     }
 }
@@ -143,5 +176,52 @@ fn answer(core: &Core, info: &ReceiveInfo, msg: &Message, conn_id: u64) {
         "peer" => peer(info), "callid" => msg.call_id().unwrap_or(""));
     if let Err(e) = core.reply(info, msg, 503, "Service Unavailable", &[]) {
         crate::log!(Info, "core", "503 for an unreachable next hop not sent: {}", e; "peer" => peer(info));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_connection_returns_its_watches_once() {
+        let mut t: Table<u32> = Table::new();
+        let now = Instant::now();
+        assert_eq!(t.watch((5, 1), 10, 100, now), Watch::Added);
+        assert_eq!(t.watch((5, 1), 11, 100, now), Watch::Added);
+        assert_eq!(t.watch((5, 2), 20, 100, now), Watch::Added);
+        assert_eq!(t.closed((5, 1), now), vec![10, 11]);
+        assert_eq!(t.closed((5, 1), now), Vec::<u32>::new());
+        assert_eq!((t.entries, t.bytes), (1, 100));
+        // Up: no answer later.
+        t.up((5, 2));
+        assert_eq!(t.closed((5, 2), now), Vec::<u32>::new());
+        assert_eq!((t.entries, t.bytes), (0, 0));
+    }
+
+    #[test]
+    fn a_close_reported_before_the_watch_answers_at_once() {
+        let mut t: Table<u32> = Table::new();
+        let now = Instant::now();
+        assert!(t.closed((5, 7), now).is_empty());
+        assert_eq!(t.watch((5, 7), 1, 10, now), Watch::AlreadyClosed);
+        // Remembered only for a while.
+        let later = now + WATCH_FOR + Duration::from_secs(1);
+        assert_eq!(t.watch((5, 7), 1, 10, later), Watch::Added);
+    }
+
+    #[test]
+    fn watches_expire_and_the_table_is_bounded() {
+        let mut t: Table<u32> = Table::new();
+        let now = Instant::now();
+        assert_eq!(t.watch((5, 1), 1, 10, now), Watch::Added);
+        let later = now + WATCH_FOR + Duration::from_millis(1);
+        assert_eq!(t.closed((5, 1), later), Vec::<u32>::new());
+        assert_eq!(t.watch((5, 3), 1, MAX_BYTES + 1, now), Watch::Full);
+        for i in 0..MAX_ENTRIES as u64 {
+            assert_eq!(t.watch((5, 100 + i), 0, 1, now), Watch::Added);
+        }
+        assert_eq!(t.watch((5, 99), 0, 1, now), Watch::Full);
+        assert_eq!(t.entries, MAX_ENTRIES);
     }
 }

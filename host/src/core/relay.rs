@@ -74,8 +74,9 @@ enum Target {
 /// `forward([uri])` / `t_relay()`: returns 1 when sent, -1 otherwise (logged), and whether a
 /// reply was sent here: 483 when Max-Forwards is exhausted, 482 on a loop, 513 when the
 /// relayed request would exceed the parser's limits, 430 (flow token) or 480 (location) when
-/// the chosen connection is gone, 403 for a bad flow token; a next hop whose connection fails
-/// before carrying anything gets the client a 503 (see `pending`).
+/// the chosen connection is gone, 403 for a bad flow token, 503 when the next hop's address
+/// cannot be sent to, now or (see `pending`) when its connection fails before carrying
+/// anything.
 pub(crate) fn forward(
     core: &Core,
     info: &ReceiveInfo,
@@ -85,7 +86,8 @@ pub(crate) fn forward(
     auto_reply: bool,
 ) -> (i64, bool) {
     // t_relay() answers its own failures, as OpenSIPS's t_relay does by default; forward()
-    // leaves that to the script (except 483 and 513, which it always sent).
+    // leaves that to the script (except 483, 513 and 503 for an unreachable next hop, which it
+    // always sends).
     let fail = |code: u16, reason: &str| (-1, auto_reply && reply(core, info, msg, code, reason));
     if auto_reply && st.bad_token {
         return fail(403, "Forbidden (flow token)");
@@ -190,8 +192,10 @@ pub(crate) fn forward(
             fail(c.gone.0, c.gone.1)
         }
         (Err(e), Target::Addr(n)) => {
+            // As when its connection fails later (`pending`): forward() answers too, so the
+            // client hears the same whichever thread saw the failure first.
             crate::log!(Warning, "core", "forward() to {} failed: {}", n.addr, e; "peer" => peer(info));
-            fail(503, "Service Unavailable")
+            (-1, reply(core, info, msg, 503, "Service Unavailable"))
         }
     }
 }

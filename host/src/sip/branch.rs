@@ -85,7 +85,7 @@ pub(crate) fn txn_digits(req: &Message) -> [u8; TXN_HEX] {
 }
 
 /// The transaction digits a request with the RFC 3261 branch `branch` gets
-/// (see [`txn_digits`]): for checking that a response's next Via belongs to
+/// (as for the request it came in): for checking that a response's next Via belongs to
 /// the transaction our branch names. `None` for a branch without the magic
 /// cookie (RFC 2543: the digits depend on fields a response changes).
 pub fn txn_digits_of_branch(branch: &str) -> Option<[u8; TXN_HEX]> {

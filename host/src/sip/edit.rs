@@ -100,11 +100,18 @@ impl<'m> Rewriter<'m> {
     /// message. Edits are applied in source order (insertions at one position
     /// in the order they were made, before a removal starting there); an edit
     /// overlapping an earlier removal is dropped, so a removal wins.
-    pub(crate) fn finish(mut self, extent: Range<usize>) -> Vec<u8> {
+    pub(crate) fn finish(self, extent: Range<usize>) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.finish_into(extent, &mut out);
+        out
+    }
+
+    /// [`Rewriter::finish`], appending to `out`.
+    pub(crate) fn finish_into(mut self, extent: Range<usize>, out: &mut Vec<u8>) {
         self.edits.sort_by_key(|e| (e.start, e.end));
         let removed: usize = self.edits.iter().map(|e| e.end - e.start).sum();
         let cap = (extent.end - extent.start + self.scratch.len()).saturating_sub(removed);
-        let mut out = Vec::with_capacity(cap);
+        out.reserve(cap);
         let mut cursor = extent.start;
         for e in &self.edits {
             if e.start < cursor || e.end > extent.end {
@@ -115,7 +122,6 @@ impl<'m> Rewriter<'m> {
             cursor = e.end;
         }
         out.extend_from_slice(self.src.get(cursor..extent.end).unwrap_or(&[]));
-        out
     }
 }
 

@@ -61,6 +61,8 @@ pub fn fuzz_parse(data: &[u8]) {
         if let Ok(v) = Via::parse(v) {
             let _ = (v.protocol(), v.version(), v.transport(), v.host(), v.port());
             let _ = (v.branch(), v.is_rfc3261_branch(), v.received(), v.rport());
+            // A response's branch is attacker input to the reply router.
+            let _ = v.branch().map(|b| super::hop::verify_branch(b, &[7; 32]));
             let _ = (v.param("ttl"), v.params().iter().count());
         }
     }

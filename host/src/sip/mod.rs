@@ -10,11 +10,15 @@
 //! answers with [`build_reply`] and [`stateless_to_tag`].
 //!
 //! For forwarding (RFC 3261 §16.6, §16.7), [`forward_request`] rewrites a
-//! received request in one pass (new top Via with a [`stateless_branch`],
-//! `received`/`rport` on the old one per §18.2.1 and RFC 3581, Max-Forwards,
-//! Request-URI, Record-Route, Route, added and removed headers), and
-//! [`forward_response`] removes the top Via of a response and tells where the
-//! next one says to send it ([`ResponseDest`]).
+//! received request in one pass (new top Via with a [`signed_branch`] naming
+//! the hop the request came from under a MAC, or an unsigned
+//! [`stateless_branch`], `received`/`rport` on the old one per §18.2.1 and
+//! RFC 3581, Max-Forwards, Request-URI, Record-Route, Route, added and
+//! removed headers) and refuses to build what its own parser would reject;
+//! [`verify_branch`] reads the hop back from a response's top Via, and
+//! [`forward_response`] removes that Via and tells where the next one says
+//! to send it ([`ResponseDest`]). [`build_reply_from`] answers with the
+//! `received`/`rport` of the request's source in the top Via.
 //!
 //! Pure code over bytes: no I/O, no clock, no panics on input. RFC 4475
 //! torture messages are the test corpus (`testdata/`).
@@ -58,6 +62,8 @@ mod via;
 #[cfg(test)]
 mod tests_forward;
 #[cfg(test)]
+mod tests_hop;
+#[cfg(test)]
 mod tests_message;
 #[cfg(test)]
 mod tests_rfc4475;
@@ -72,6 +78,7 @@ pub use fuzz::fuzz_parse;
 pub use headers::{CSeq, HeaderName, Method, SipDate};
 pub use hop::{
     is_looped, signed_branch, verify_branch, BranchError, BranchText, Hop, SignedBranch,
+    SIGNED_BRANCH_MAX,
 };
 pub use lenient::reply_to_malformed;
 pub use message::{HeaderValues, ListValues, Message};

@@ -146,12 +146,87 @@ pub fn first_via_received(
     source: SocketAddr,
     force_rport: bool,
 ) -> Result<Vec<u8>, EditError> {
+    let mut out = Vec::new();
+    write_first_via_received(&mut out, msg, source, force_rport)?;
+    Ok(out)
+}
+
+/// [`first_via_received`], appended to `out` (nothing is written on error).
+pub(crate) fn write_first_via_received(
+    out: &mut Vec<u8>,
+    msg: &Message,
+    source: SocketAddr,
+    force_rport: bool,
+) -> Result<(), EditError> {
     let (first, _) = msg
         .first_and_last(super::headers::HeaderName::Via)
         .ok_or(super::ParseError::MissingHeader("Via"))?;
+    let value = first.value.range();
+    if force_rport {
+        // The common case (a WebSocket client's Via has neither parameter): both are appended
+        // whatever the sent-by says, as `apply` would, without parsing the Via.
+        let raw = msg
+            .vias()
+            .next()
+            .ok_or(super::ParseError::MissingHeader("Via"))?;
+        let plain = !names_rport_or_received(raw.as_bytes());
+        if let (true, Some(end)) = (plain, msg.range_of(raw).map(|r| r.end)) {
+            out.extend_from_slice(msg.buf.get(value.start..end).unwrap_or_default());
+            out.extend_from_slice(b";received=");
+            match source.ip().to_canonical() {
+                IpAddr::V4(v4) => {
+                    for (i, o) in v4.octets().into_iter().enumerate() {
+                        if i > 0 {
+                            out.push(b'.');
+                        }
+                        push_decimal(out, o.into());
+                    }
+                }
+                v6 => write_ip(out, v6),
+            }
+            out.extend_from_slice(b";rport=");
+            push_decimal(out, source.port());
+            out.extend_from_slice(msg.buf.get(end..value.end).unwrap_or_default());
+            return Ok(());
+        }
+    }
     let mut w = Rewriter::new(msg);
     apply(msg, &mut w, source, force_rport)?;
-    Ok(w.finish(first.value.range()))
+    w.finish_into(value, out);
+    Ok(())
+}
+
+/// Appends `n` in decimal (no formatting machinery: this is on the path of every reply).
+fn push_decimal(out: &mut Vec<u8>, n: u16) {
+    let mut buf = [0u8; 5];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Whether a Via value may hold an `rport` or `received` parameter (or quoted text, which
+/// could hide one): then the general rewrite, which parses the Via, is used.
+fn names_rport_or_received(raw: &[u8]) -> bool {
+    if raw.iter().any(|&b| b == b'"' || b == b'(') {
+        return true;
+    }
+    memchr::memchr_iter(b';', raw).any(|i| {
+        let rest = raw.get(i + 1..).unwrap_or_default();
+        let rest = &rest[rest.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
+        let starts = |p: &[u8]| {
+            rest.get(..p.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(p))
+        };
+        starts(b"rport") || starts(b"received")
+    })
 }
 
 /// Where to send a response whose top Via (after removing this element's
@@ -333,5 +408,41 @@ mod tests {
             (r.transport, r.host, r.port),
             ("WS", "df7jal23ls0d.invalid", None)
         );
+    }
+
+    #[test]
+    fn fast_and_general_paths_agree() {
+        for via in [
+            "SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK1",
+            "SIP/2.0/WS a.invalid;branch=z9hG4bK1, SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK2",
+            "SIP/2.0/WS 10.0.0.1:5060 ; branch = z9hG4bK1",
+            "SIP/2.0/WS a.invalid;branch=z9hG4bK1;rport",
+            "SIP/2.0/WS a.invalid;branch=z9hG4bK1;received=1.2.3.4",
+        ] {
+            let text = format!(
+                "OPTIONS sip:p SIP/2.0\r\nVia: {via}\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
+            );
+            let req = Message::parse(Bytes::from(text.into_bytes())).unwrap();
+            for source in [
+                src("192.0.2.9:4000"),
+                src("0.0.0.0:0"),
+                src("255.10.1.100:65535"),
+                src("[2001:db8::9]:4000"),
+                src("[::ffff:192.0.2.9]:4000"),
+            ] {
+                let mut general = Vec::new();
+                let (first, _) = req
+                    .first_and_last(super::super::headers::HeaderName::Via)
+                    .unwrap();
+                let mut w = Rewriter::new(&req);
+                apply(&req, &mut w, source, true).unwrap();
+                w.finish_into(first.value.range(), &mut general);
+                assert_eq!(
+                    String::from_utf8(first_via_received(&req, source, true).unwrap()).unwrap(),
+                    String::from_utf8(general).unwrap(),
+                    "{via} from {source}"
+                );
+            }
+        }
     }
 }

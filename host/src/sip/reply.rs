@@ -72,20 +72,24 @@ pub fn build_reply_from(
     let _ = write!(out, "{code} ");
     put(&mut out, reason);
     out.extend_from_slice(b"\r\n");
-    let mut fixed =
-        source.and_then(|(src, force)| super::received::first_via_received(req, src, force).ok());
+    let mut first = source;
     for v in req.headers(HeaderName::Via.as_str()) {
-        match fixed.take() {
-            Some(first) => {
-                out.extend_from_slice(b"Via: ");
-                out.extend(
-                    first
-                        .iter()
-                        .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-                );
-                out.extend_from_slice(b"\r\n");
+        let Some((src, force)) = first.take() else {
+            header(&mut out, "Via", v);
+            continue;
+        };
+        out.extend_from_slice(b"Via: ");
+        let at = out.len();
+        if super::received::write_first_via_received(&mut out, req, src, force).is_ok() {
+            for b in out.get_mut(at..).unwrap_or_default() {
+                if *b == b'\r' || *b == b'\n' {
+                    *b = b' ';
+                }
             }
-            None => header(&mut out, "Via", v),
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.truncate(at - b"Via: ".len());
+            header(&mut out, "Via", v);
         }
     }
     if let Some(from) = req.header("From") {

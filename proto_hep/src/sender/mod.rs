@@ -23,6 +23,7 @@
 
 pub mod health;
 pub mod queue;
+mod reconnect;
 mod stats;
 pub mod tcp;
 pub mod udp;

@@ -22,6 +22,7 @@
 //! `writev` does not pass `MSG_NOSIGNAL`: like every Rust program, the host ignores SIGPIPE.
 
 use super::queue::Batch;
+use super::reconnect::{abort, Backoff};
 use super::stats::Counters;
 use super::Worker;
 use std::collections::VecDeque;
@@ -139,58 +140,6 @@ fn connect(w: &Worker) -> io::Result<TcpStream> {
         }
     }
     Err(last)
-}
-
-/// Closes a connection we give up on with a reset, so that the kernel discards its unsent
-/// data now (a graceful close keeps it queued for a peer that is not reading).
-fn abort(s: TcpStream) {
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: `s` owns an open socket for the duration of the call; `linger` is a valid
-        // `struct linger` whose size is passed with it; the kernel only reads it.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
-    }
-    drop(s);
-}
-
-/// Reconnection delays: doubling from `backoff_min` to `backoff_max` while attempts fail or
-/// connections do not last; reset by a connection that lasted `backoff_max`.
-struct Backoff {
-    next: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// The delay before the next attempt after a failed one (and doubles the following).
-    fn failed(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-
-    /// The delay before reconnecting after losing a connection that was up for `lived`.
-    fn lost(&mut self, lived: Duration) -> Duration {
-        if lived >= self.max {
-            self.next = self.min;
-            Duration::ZERO
-        } else {
-            self.failed()
-        }
-    }
 }
 
 /// True if the peer has not closed the connection (non-blocking read finds nothing).
@@ -319,26 +268,6 @@ pub(crate) fn run(mut w: Worker) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_until_a_connection_lasts() {
-        let ms = Duration::from_millis;
-        let mut b = Backoff {
-            next: ms(100),
-            min: ms(100),
-            max: ms(1000),
-        };
-        assert_eq!(b.failed(), ms(100));
-        assert_eq!(b.failed(), ms(200));
-        // Connections that do not last (a stalled collector) keep doubling, up to the cap.
-        assert_eq!(b.lost(ms(150)), ms(400));
-        assert_eq!(b.lost(ms(150)), ms(800));
-        assert_eq!(b.lost(ms(150)), ms(1000));
-        assert_eq!(b.lost(ms(999)), ms(1000));
-        // One that lasted: reconnect at once, and start over.
-        assert_eq!(b.lost(ms(1000)), Duration::ZERO);
-        assert_eq!(b.failed(), ms(100));
-    }
 
     fn pending(batches: &[&[&[u8]]]) -> Pending {
         let mut p = Pending::default();

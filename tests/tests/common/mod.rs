@@ -44,14 +44,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A fresh temporary directory for one test.
+/// A fresh temporary directory for one test, never shared: test processes in other PID
+/// namespaces (other checkouts on the same machine) can have the same process id, so the name
+/// also carries the time, and the directory is created exclusively (never an existing one
+/// emptied: it may be another run's live server directory).
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("sipcore-e2e-{}-{}-{}", tag, std::process::id(), n));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    loop {
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let d = std::env::temp_dir().join(format!(
+            "sipcore-e2e-{}-{}-{}-{}",
+            tag,
+            std::process::id(),
+            n,
+            nanos
+        ));
+        match std::fs::create_dir(&d) {
+            Ok(()) => return d,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("cannot create {}: {e}", d.display()),
+        }
+    }
 }
 
 /// Replace `{MPATH}` with the target dir and `{PORT}` with `port`.
