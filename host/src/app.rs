@@ -25,6 +25,7 @@ struct Globals {
     workers: u32,
     mi: MiEndpoint,
     mi_enabled: bool,
+    dns: crate::dns::Config,
 }
 
 /// Where the management interface listens (`mi_http_ip`, `mi_http_port`, `mi_http_root`, as
@@ -155,6 +156,7 @@ pub fn run(opts: Options) -> Result<(), String> {
                 .collect::<Vec<_>>()
         })
         .collect();
+    crate::dns::init(globals.dns.clone());
     core::install(Core::new(transports, socket_infos.clone()).ok_or("internal error: no script")?);
 
     let _mi_server = if globals.mi_enabled {
@@ -259,6 +261,7 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
         workers: 0,
         mi: MiEndpoint::default(),
         mi_enabled: false,
+        dns: crate::dns::Config::default(),
     };
     for item in &cfg.items {
         let Item::Global {
@@ -314,6 +317,10 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                 };
                 g.mi.root = format!("/{}", root.trim_start_matches('/'));
             }
+            n if crate::dns::Config::is_param(n) => g
+                .dns
+                .set(n, value)
+                .map_err(|e| cfg.error_at(*value_span, e))?,
             "mpath" => {
                 if matches!(value, GlobalValue::Int(_)) {
                     return Err(cfg.error_at(*value_span, "mpath takes a directory name"));

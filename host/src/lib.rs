@@ -6,6 +6,7 @@
 //! * [`sockets`]: `socket=` lines turned into listeners.
 //! * [`sip`]: the SIP message layer (RFC 3261), pure code over bytes.
 //! * [`core`]: what happens to a delivered message.
+//! * [`dns`]: RFC 3263 server location off the I/O workers.
 //! * [`mi`]: the management interface (JSON-RPC over HTTP) and its client.
 //! * [`log`]: the one slog drain that formats every record, the plugins' too.
 //! * [`app`]: startup and shutdown.
@@ -14,6 +15,7 @@
 pub mod app;
 pub mod config;
 pub mod core;
+pub mod dns;
 pub mod log;
 pub mod mi;
 pub mod modules;

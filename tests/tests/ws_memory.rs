@@ -10,16 +10,17 @@
 //!
 //! Other clients keep getting 200 for OPTIONS throughout.
 mod common;
-use common::ws::{connect_sip, next_text, Ws};
+#[path = "common/raw.rs"]
+mod raw;
+use common::ws::connect_sip;
 use common::*;
-use futures_util::SinkExt;
-use std::net::{Ipv4Addr, SocketAddr};
+use raw::*;
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::net::TcpStream;
 
 /// OPTIONS to the server itself get 200; everything else 404. `{EXTRA}` adds modparams.
 const CFG: &str = r#"
@@ -37,85 +38,6 @@ route {
     sl_send_reply(404, "Not Here");
 }
 "#;
-
-/// A field of `/proc/PID/status`, in KiB.
-fn proc_kib(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-/// A masked client frame (RFC 6455 §5.2, §5.3).
-fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [0x5a, 0x13, 0xc7, 0x08];
-    let mut f = vec![b0];
-    match payload.len() {
-        n @ 0..=125 => f.push(0x80 | n as u8),
-        n @ 126..=0xFFFF => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&key);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    f
-}
-
-/// A raw WebSocket connection from `src` (port chosen by the OS), with a receive buffer of
-/// `rcvbuf` bytes when given, after a hand-made `sip` handshake (RFC 6455 §4.1).
-async fn raw_ws(srv: SocketAddr, src: Ipv4Addr, rcvbuf: Option<u32>) -> TcpStream {
-    let sock = TcpSocket::new_v4().unwrap();
-    if let Some(n) = rcvbuf {
-        sock.set_recv_buffer_size(n).unwrap();
-    }
-    sock.bind(SocketAddr::new(src.into(), 0)).unwrap();
-    let mut s = sock.connect(srv).await.unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-          Sec-WebSocket-Protocol: sip\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
-            .await
-            .expect("handshake reply within 5 s")
-            .unwrap();
-        assert_eq!(n, 1, "closed during the handshake");
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
-    s
-}
-
-/// One OPTIONS round trip on `ws`: 200 within 5 s.
-async fn options_ok(ws: &mut Ws, n: u32) {
-    let call_id = format!("witness-{n}@mem");
-    ws.send(Message::text(options_request(
-        &call_id,
-        &format!("z9hG4bKw{n}"),
-        n,
-    )))
-    .await
-    .unwrap();
-    loop {
-        let r = next_text(ws).await;
-        if header(&r, "Call-ID") == Some(call_id.as_str()) {
-            assert!(r.starts_with("SIP/2.0 200 "), "{r}");
-            return;
-        }
-    }
-}
 
 /// Floods 125-byte Pings on `s` until `total` bytes are sent or the server closes it. With
 /// `slow_read`, also reads 4 KiB after every 64 KiB sent and every 10 ms while blocked, and once
@@ -174,23 +96,6 @@ async fn ping_flood(
     sent
 }
 
-/// The overflow warnings logged within `timeout` once there are `n` (fewer on timeout).
-fn overflows(srv: &Server, n: usize, timeout: Duration) -> Vec<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let lines: Vec<String> = srv
-            .log()
-            .lines()
-            .filter(|l| l.contains("websocket write queue overflow"))
-            .map(String::from)
-            .collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 const MB: u64 = 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +117,7 @@ async fn a_ping_flood_that_never_reads_is_closed_and_memory_stays_bounded() {
     // The witness is served during the flood.
     options_ok(&mut witness, 2).await;
     let sent = flood.await.unwrap();
-    let lines = overflows(&srv, 1, Duration::from_secs(20));
+    let lines = overflows(&srv, 1, Duration::from_secs(20)).await;
     let grown = proc_kib(pid, "VmHWM").saturating_sub(hwm0);
     println!("flood: {sent} bytes of Pings sent; peak RSS grew {grown} KiB");
     assert!(
@@ -243,13 +148,15 @@ async fn slow_readers_flooding_pings_are_closed_and_memory_goes_back() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut floods = Vec::new();
     let mut peers = Vec::new();
-    for _ in 0..READERS {
-        let s = raw_ws(srv.addr, Ipv4Addr::LOCALHOST, Some(4096)).await;
+    for i in 0..READERS {
+        // One loopback address each, so that a limit per client address does not refuse them.
+        let src = Ipv4Addr::new(127, 0, 1, 2 + i as u8);
+        let s = raw_ws(srv.addr, src, Some(4096)).await;
         peers.push(s.local_addr().unwrap().to_string());
         floods.push(tokio::spawn(ping_flood(s, 16 << 20, true, stop.clone())));
     }
     options_ok(&mut witness, 2).await;
-    let lines = overflows(&srv, READERS, Duration::from_secs(20));
+    let lines = overflows(&srv, READERS, Duration::from_secs(20)).await;
     let grown = proc_kib(pid, "VmHWM").saturating_sub(hwm0);
     stop.store(true, Ordering::Relaxed);
     for f in floods {

@@ -11,6 +11,7 @@
 mod addr;
 mod env;
 pub mod hostapi;
+mod locate;
 mod location;
 mod pending;
 mod proxy;

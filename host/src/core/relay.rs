@@ -16,36 +16,18 @@ use super::addr::{connection_oriented, hop_of, ConnDst};
 use super::proxy::{self, ProxyState};
 use super::secret::key;
 use super::send::{peer, Core};
+use super::locate;
+use crate::dns::DnsError;
 use crate::sip::{
-    forward_request, forward_response, EditError, ForwardRequest, Hop, LoopKey, Message, Uri,
+    forward_request, forward_response, EditError, ForwardRequest, Hop, LoopKey, Message,
 };
 use sipcore_abi::{Proto, ReceiveInfo};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 /// Where a relayed message goes.
 struct Next {
     proto: Proto,
     addr: SocketAddr,
-}
-
-/// Resolve a SIP URI to a transport and an address (RFC 3263 reduced to A/AAAA lookups:
-/// no NAPTR/SRV).
-fn resolve(uri: &str, default_port: impl Fn(Proto) -> u16) -> Result<Next, String> {
-    let u = Uri::parse(uri).map_err(|e| format!("bad destination URI {uri:?}: {e}"))?;
-    let transport = u.param("transport").flatten().unwrap_or("udp");
-    let proto = Proto::from_name(transport)
-        .ok_or_else(|| format!("unknown transport {transport:?} in {uri}"))?;
-    let host = u.host().trim_start_matches('[').trim_end_matches(']');
-    let port = u.port().unwrap_or_else(|| default_port(proto));
-    let addr = match host.parse::<IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, port),
-        Err(_) => (host, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{host} has no address"))?,
-    };
-    Ok(Next { proto, addr })
 }
 
 /// Where `forward()` may send a request, in order of precedence after a connection chosen by
@@ -76,7 +58,8 @@ enum Target {
 /// relayed request would exceed the parser's limits, 430 (flow token) or 480 (location) when
 /// the chosen connection is gone, 403 for a bad flow token, 503 when the next hop's address
 /// cannot be sent to, now or (see `pending`) when its connection fails before carrying
-/// anything.
+/// anything. A host name that is not cached is resolved off this thread (RFC 3263): 1 is
+/// returned at once and the relay completes later.
 pub(crate) fn forward(
     core: &Core,
     info: &ReceiveInfo,
@@ -84,6 +67,19 @@ pub(crate) fn forward(
     dest: Dest<'_>,
     st: &ProxyState,
     auto_reply: bool,
+) -> (i64, bool) {
+    forward_to(core, info, msg, dest, st, auto_reply, None)
+}
+
+/// [`forward`], with the destination's address already resolved when `resolved` is given.
+fn forward_to(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &Message,
+    dest: Dest<'_>,
+    st: &ProxyState,
+    auto_reply: bool,
+    resolved: Option<Next>,
 ) -> (i64, bool) {
     // t_relay() answers its own failures, as OpenSIPS's t_relay does by default; forward()
     // leaves that to the script (except 483, 513 and 503 for an unreachable next hop, which it
@@ -104,12 +100,17 @@ pub(crate) fn forward(
                 crate::log!(Error, "core", "forward(): no destination"; "peer" => peer(info));
                 return (-1, false);
             };
-            let default_port = |p: Proto| core.transport(p).map_or(5060, |t| (t.default_port())(p));
-            match resolve(dest_uri, default_port) {
-                Ok(n) => Target::Addr(n),
+            let lookup = match resolved {
+                Some(n) => Ok(Some(n)),
+                None => resolve_or_defer(core, info, msg, &dest, dest_uri, st),
+            };
+            match lookup {
+                Ok(Some(n)) => Target::Addr(n),
+                Ok(None) => return (1, false),
                 Err(e) => {
-                    crate::log!(Error, "core", "forward(): {}", e; "peer" => peer(info));
-                    return fail(478, "Unresolvable destination");
+                    crate::log!(Info, "core", "forward(): {}", e; "peer" => peer(info));
+                    let (code, reason) = locate::failure_answer(&e);
+                    return fail(code, reason);
                 }
             }
         }
@@ -281,5 +282,68 @@ pub(crate) fn relay_reply(core: &Core, info: &ReceiveInfo, msg: &Message, hop: H
     };
     if let Err(e) = sent {
         crate::log!(Info, "core", "reply {} dropped: {}", code, e; "peer" => peer(info));
+    }
+}
+
+/// A request waiting for its destination's lookup: everything [`forward_to`] needs, owned.
+struct Deferred {
+    info: ReceiveInfo,
+    msg: Message,
+    explicit: Option<String>,
+    du: Option<String>,
+    ru: Option<String>,
+    st: ProxyState,
+}
+
+/// Where `dest_uri` goes: located now (IP literal, `/etc/hosts` or the DNS cache), or
+/// `Ok(None)` when the lookup was handed to the resolver with an owned copy of the request;
+/// the relay then completes in [`forward_resolved`].
+fn resolve_or_defer(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &Message,
+    dest: &Dest<'_>,
+    dest_uri: &str,
+    st: &ProxyState,
+) -> Result<Option<Next>, DnsError> {
+    let job = || Deferred {
+        info: *info,
+        msg: msg.clone(),
+        explicit: dest.explicit.map(str::to_owned),
+        du: dest.du.map(str::to_owned),
+        ru: dest.ru.map(str::to_owned),
+        st: st.clone(),
+    };
+    let found = locate::locate_or_defer(core, info, dest_uri, || {
+        let job = job();
+        move |r| forward_resolved(job, r)
+    })?;
+    Ok(found.map(|(proto, addr)| Next { proto, addr }))
+}
+
+/// Complete a `forward()`/`t_relay()` whose destination was looked up on the resolver thread
+/// (the transport's `send` is thread-safe). The script was already told 1, so failures are
+/// answered here as `t_relay()` answers them (478/503).
+fn forward_resolved(mut job: Deferred, r: Result<(Proto, SocketAddr), DnsError>) {
+    let Some(core) = super::CORE.get() else {
+        return;
+    };
+    match r {
+        Ok((proto, addr)) => {
+            let dest = Dest {
+                explicit: job.explicit.as_deref(),
+                du: job.du.as_deref(),
+                ru: job.ru.as_deref(),
+            };
+            // The flow-token check ran before the lookup.
+            job.st.bad_token = false;
+            let next = Next { proto, addr };
+            let _ = forward_to(core, &job.info, &job.msg, dest, &job.st, true, Some(next));
+        }
+        Err(e) => {
+            crate::log!(Info, "core", "forward(): {}", e; "peer" => peer(&job.info));
+            let (code, reason) = locate::failure_answer(&e);
+            reply(core, &job.info, &job.msg, code, reason);
+        }
     }
 }

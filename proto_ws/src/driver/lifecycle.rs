@@ -90,12 +90,14 @@ impl State {
             self.shared.sink.trace(&c.meta, ev);
         }
         c.close_code = Some(code);
-        c.end_reason = Some(format!("protocol error: {reason}"));
+        let end = format!("protocol error: {reason}");
         let max = self.shared.cfg.max_write_queue;
         if !c.queue_control(OpCode::Close, &close_payload(code, &reason), max, now) {
-            self.kill(slot, "write queue overflow");
+            // No room for our Close: drop the connection at once (the error is logged).
+            self.kill(slot, &end);
             return;
         }
+        c.end_reason = Some(end);
         self.enter_flushing(slot, now);
     }
 

@@ -6,7 +6,11 @@
 //!   command queue other threads push to (woken through a `mio::Waker`).
 //! * `conn`: one connection: opening handshake (RFC 6455 §4), data phase (§5, §6), closing
 //!   handshake (§7), keep-alives (RFC 5626 §4.4.1 double CRLF), limits.
-//! * `wqueue`: per-connection queue of encoded frames written with vectored I/O.
+//! * `wqueue`: per-connection queue of encoded frames written with vectored I/O; it accounts
+//!   for the memory it holds, so `max_write_queue` bounds every frame we queue.
+//! * `send`: queuing data frames (and tracing the messages we send) and control frames.
+//! * `read`: reads into a per-worker scratch buffer, keeping only what arrived.
+//! * `reclaim`: gives freed memory back to the OS after large write backlogs.
 //! * `timer`: a per-worker heap of deadlines with lazy invalidation.
 //! * `listen`: listener sockets (one socket shared by the workers; with `reuse_port`, one
 //!   `SO_REUSEPORT` copy per worker).
@@ -29,6 +33,7 @@ mod outbound;
 mod read;
 mod reclaim;
 mod runtime;
+mod send;
 mod shared;
 mod timer;
 mod worker;

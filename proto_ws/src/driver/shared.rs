@@ -35,7 +35,7 @@ pub(crate) fn worker_of(id: u64) -> usize {
 /// An instruction for a worker, from another thread.
 #[derive(Debug)]
 pub(crate) enum Cmd {
-    /// Queue an encoded frame on a connection (the caller already traced it).
+    /// Queue an encoded frame on a connection.
     Frame {
         id: u64,
         frame: Vec<u8>,

@@ -24,8 +24,6 @@ use super::read::Step;
 use super::reclaim;
 use super::runtime::{Cmd, Shared};
 use super::timer::{Entry, Kind, Timers};
-use super::wqueue::frame_payloads;
-use crate::proto::frame::OpCode;
 
 /// Token of the inbox waker.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -58,17 +56,6 @@ pub(crate) struct State {
     /// Connections gone since the last notification (reported outside the borrow).
     pub closed_out: Vec<(ConnMeta, String)>,
     pub stop_at: Option<Instant>,
-}
-
-/// Who traces a data frame being queued (HEP tracing of the messages we send).
-#[derive(Clone, Copy)]
-enum Trace<'a> {
-    /// The sender traced it (or knew the connection is not traced).
-    Done,
-    /// Trace this payload if the connection is traced.
-    Here(&'a [u8]),
-    /// Sent from another thread before the trace decision was known: trace from the frame.
-    Frame,
 }
 
 /// The worker as the thread-local sees it.
@@ -337,123 +324,9 @@ impl State {
         }
     }
 
-    fn local_frame(
-        &mut self,
-        id: u64,
-        frame: Vec<u8>,
-        data: &[u8],
-    ) -> Result<Result<(), SendError>, Vec<u8>> {
-        let Some(&slot) = self.ids.get(&id) else {
-            return Err(frame);
-        };
-        #[cfg(test)]
-        FAST_SENDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(self.queue_frame(slot, frame, Trace::Here(data), Instant::now()))
-    }
-
-    /// Queue a data frame on `slot`; on overflow, close the connection. `trace` says who
-    /// traces the message (see [`Trace`]).
-    fn queue_frame(
-        &mut self,
-        slot: usize,
-        frame: Vec<u8>,
-        trace: Trace<'_>,
-        now: Instant,
-    ) -> Result<(), SendError> {
-        let max = self.shared.cfg.max_write_queue;
-        let Some(c) = self.conns.get_mut(slot) else {
-            return Err(SendError::NO_CONNECTION);
-        };
-        match c.queue(frame, max, now) {
-            Ok(()) => {
-                let undecided = c.phase == Phase::Connecting;
-                match trace {
-                    Trace::Done => {}
-                    // Not connected yet, so not known to be traced: traced once it is.
-                    Trace::Here(_) | Trace::Frame if undecided => c.held_untraced += 1,
-                    _ if !c.traced => {}
-                    Trace::Here(payload) => {
-                        let ev = TraceEvent::Message {
-                            inbound: false,
-                            payload,
-                        };
-                        self.shared.sink.trace(&c.meta, ev);
-                    }
-                    Trace::Frame => {
-                        let q = if c.phase == Phase::Open {
-                            &c.wq
-                        } else {
-                            &c.held
-                        };
-                        if let Some(chunk) = q.last_chunk() {
-                            for p in frame_payloads(chunk) {
-                                let ev = TraceEvent::Message {
-                                    inbound: false,
-                                    payload: &p,
-                                };
-                                self.shared.sink.trace(&c.meta, ev);
-                            }
-                        }
-                    }
-                }
-                self.mark_dirty(slot);
-                Ok(())
-            }
-            Err(SendError::QUEUE_FULL) => {
-                self.overflow(slot);
-                Err(SendError::QUEUE_FULL)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Queue a control frame (or keep-alive answer) on `slot` and schedule the write; on
-    /// overflow, close the connection (one log line). False when it was closed.
-    pub fn control(&mut self, slot: usize, op: OpCode, payload: &[u8], now: Instant) -> bool {
-        let max = self.shared.cfg.max_write_queue;
-        let Some(c) = self.conns.get_mut(slot) else {
-            return false;
-        };
-        if c.queue_control(op, payload, max, now) {
-            self.mark_dirty(slot);
-            true
-        } else {
-            self.overflow(slot);
-            false
-        }
-    }
-
-    /// The write queue bound was hit: one warning with the peer, and the connection is gone.
-    fn overflow(&mut self, slot: usize) {
-        let Some(c) = self.conns.get_mut(slot) else {
-            return;
-        };
-        c.end_reason = None;
-        let peer = c.peer_str();
-        let queued = (c.wq.bytes() + c.held.bytes()).to_string();
-        let memory = c.queued_cost().to_string();
-        let max = self.shared.cfg.max_write_queue.to_string();
-        self.shared.log(
-            LogLevel::WARN,
-            "websocket write queue overflow, closing",
-            &[
-                ("peer", &peer),
-                ("queued", &queued),
-                ("memory", &memory),
-                ("max", &max),
-            ],
-        );
-        self.kill(slot, "write queue overflow");
-    }
-
     fn command(&mut self, cmd: Cmd, now: Instant) {
         match cmd {
-            Cmd::Frame { id, frame, traced } => {
-                if let Some(&slot) = self.ids.get(&id) {
-                    let trace = if traced { Trace::Done } else { Trace::Frame };
-                    let _ = self.queue_frame(slot, frame, trace, now);
-                }
-            }
+            Cmd::Frame { id, frame, traced } => self.frame_cmd(id, frame, traced, now),
             Cmd::Close { id, code, reason } => {
                 if let Some(&slot) = self.ids.get(&id) {
                     self.begin_close(slot, code, &reason, now);

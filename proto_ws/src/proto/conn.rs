@@ -164,7 +164,9 @@ impl WsConn {
     }
 
     /// Total length (header + payload) of the frame being received, once its
-    /// header is known: a hint for how much buffer space the driver should reserve.
+    /// header is known. Only what the peer announces: a driver should not reserve
+    /// buffer space by it (a header can announce 64 KiB and be followed by one
+    /// byte); buffers grow with what arrived.
     pub fn pending_frame_len(&self) -> Option<usize> {
         self.frame
             .map(|f| usize::from(f.header_len).saturating_add(f.payload_len))
