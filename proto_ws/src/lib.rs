@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+mod fdlimit;
 mod mi;
 mod params;
 pub mod proto;
@@ -34,7 +35,8 @@ struct Pending {
     cfg: WsConfig,
     port: u16,
     trace: params::TraceParams,
-    listeners: Vec<(u32, SocketAddr, u32)>,
+    /// (id, address, `use_workers`, `reuse_port`).
+    listeners: Vec<(u32, SocketAddr, u32, bool)>,
 }
 
 static HOST: OnceLock<HostApiRef> = OnceLock::new();
@@ -117,6 +119,9 @@ extern "C" fn init(host: HostApiRef, params: RSlice<'_, ParamEntry<'_>>) -> RRes
     guarded("init", || {
         let _ = HOST.set(host);
         let (cfg, port, trace) = params::config_from(params.as_slice())?;
+        fdlimit::warn_if_low(cfg.max_connections, cfg.refuse_pool, |msg, kv| {
+            log_via(host, LogLevel::WARN, msg, kv)
+        });
         trace::TRACE_ON.store(trace.on, std::sync::atomic::Ordering::Relaxed);
         mi::register(host)?;
         *PENDING.lock().map_err(|e| e.to_string())? = Some(Pending {
@@ -154,7 +159,8 @@ extern "C" fn add_listener(spec: &ListenerSpec<'_>) -> RResult<(), RString> {
         let p = pending
             .as_mut()
             .ok_or_else(|| "add_listener before init".to_string())?;
-        p.listeners.push((spec.id, addr, spec.workers));
+        p.listeners
+            .push((spec.id, addr, spec.workers, spec.reuse_port));
         Ok(())
     })
 }
@@ -181,8 +187,9 @@ extern "C" fn start() -> RResult<(), RString> {
             p.trace.filter_route.as_deref(),
         )?;
         let rt = Runtime::new(p.cfg, Arc::new(HostSink { host, tracer }));
-        for (id, addr, _) in &p.listeners {
-            rt.add_listener(*id, *addr).map_err(|e| e.to_string())?;
+        for (id, addr, _, reuse_port) in &p.listeners {
+            rt.add_listener_reuse_port(*id, *addr, *reuse_port)
+                .map_err(|e| e.to_string())?;
         }
         rt.start().map_err(|e| e.to_string())?;
         RUNTIME

@@ -24,7 +24,7 @@ const I: ParamKind = ParamKind::INT;
 const S: ParamKind = ParamKind::STR;
 
 /// Every parameter proto_ws accepts.
-pub(crate) static PARAMS: [ParamSpec; 21] = [
+pub(crate) static PARAMS: [ParamSpec; 22] = [
     p(
         "ws_port",
         I,
@@ -107,7 +107,7 @@ pub(crate) static PARAMS: [ParamSpec; 21] = [
         "ws_max_connections",
         I,
         "2048",
-        "maximum simultaneous connections",
+        "maximum simultaneous connections; more get 503 with Retry-After",
     ),
     p(
         "ws_max_write_queue",
@@ -150,6 +150,12 @@ pub(crate) static PARAMS: [ParamSpec; 21] = [
         S,
         "",
         "route run once per connection; `drop` there stops tracing it",
+    ),
+    p(
+        "ws_max_connections_per_ip",
+        I,
+        "128",
+        "simultaneous inbound connections from one IP address (IPv6: one /64); 0 = no limit",
     ),
 ];
 
@@ -229,6 +235,9 @@ pub(crate) fn config_from(
                     .collect()
             }
             "ws_max_connections" => c.max_connections = non_negative(i, name)? as usize,
+            "ws_max_connections_per_ip" => {
+                c.max_connections_per_ip = non_negative(i, name)? as usize
+            }
             "ws_max_write_queue" => c.max_write_queue = non_negative(i, name)? as usize,
             "ws_connect_timeout" => c.connect_timeout = ms(i, name)?,
             "ws_client_origin" => c.client_origin = (!s.is_empty()).then(|| s.to_string()),

@@ -1,5 +1,7 @@
-//! Accepting inbound connections: the global connection limit, and pausing a listener after
-//! resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) instead of spinning.
+//! Accepting inbound connections: admission (`ws_max_connections`,
+//! `ws_max_connections_per_ip`; a refused client is answered 503 with `Retry-After`), and
+//! pausing a listener after resource errors (EMFILE, ENFILE, ENOBUFS, ENOMEM) instead of
+//! spinning. Refusals and accept failures are logged once per state change.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,9 +11,10 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Token};
 use sipcore_abi::LogLevel;
 
+use super::admission::{AcceptNote, Note, Refusal};
 use super::api::{ConnMeta, TraceEvent};
 use super::conn::{Conn, Phase};
-use super::runtime::{new_id, DirEntry};
+use super::runtime::{new_id, Cmd, DirEntry};
 use super::timer::{Entry, Kind};
 use super::worker::{State, CONN_BASE};
 
@@ -19,8 +22,6 @@ use super::worker::{State, CONN_BASE};
 const ACCEPT_BATCH: usize = 256;
 /// How long a listener is paused after a resource error.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-/// Least interval between two "too many connections" warnings.
-const LIMIT_WARN_EVERY: Duration = Duration::from_secs(1);
 
 /// EMFILE, ENFILE, ENOBUFS, ENOMEM: out of a resource, retrying at once would spin.
 fn is_resource_error(e: &io::Error) -> bool {
@@ -40,9 +41,12 @@ impl State {
             match l.sock.accept() {
                 Ok((sock, peer)) => {
                     let id = l.id;
-                    self.admit(id, sock, peer, now);
+                    self.dispatch(id, sock, peer, now);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_turn_ok(now);
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_resource_error(&e) => {
                     let _ = self.registry.deregister(&mut l.sock);
@@ -53,12 +57,16 @@ impl State {
                         slot: li,
                         kind: Kind::Listener,
                     });
-                    let err = e.to_string();
-                    self.shared.log(
-                        LogLevel::WARN,
-                        "accept failed, listener paused for 100 ms",
-                        &[("error", &err)],
-                    );
+                    let addr = l.sock.local_addr().map(|a| a.to_string());
+                    let note = self.shared.accept_fail().failed(now);
+                    if note == Some(AcceptNote::Failing) {
+                        let (err, addr) = (e.to_string(), addr.unwrap_or_default());
+                        self.shared.log(
+                            LogLevel::WARN,
+                            "accept failing: listener paused and retried every 100 ms until it recovers",
+                            &[("error", &err), ("listener", &addr)],
+                        );
+                    }
                     return;
                 }
                 Err(e) => {
@@ -69,6 +77,7 @@ impl State {
                 }
             }
         }
+        self.accept_turn_ok(now);
         self.again_accept.push(li);
     }
 
@@ -90,32 +99,102 @@ impl State {
         }
     }
 
-    fn admit(&mut self, listener: u32, sock: mio::net::TcpStream, peer: SocketAddr, now: Instant) {
-        let max = self.shared.cfg.max_connections;
-        if self.shared.count.fetch_add(1, Ordering::Relaxed) >= max {
-            self.shared.count.fetch_sub(1, Ordering::Relaxed);
-            drop(sock);
-            self.limit_drops += 1;
-            if self
-                .limit_warned
-                .is_none_or(|t| now >= t + LIMIT_WARN_EVERY)
-            {
-                let (n, m) = (self.limit_drops.to_string(), max.to_string());
+    /// A turn of accepts ended (backlog drained or batch done) without a resource error: if
+    /// accepting was failing, log that it recovered. Ending the failure only here, not at the
+    /// first successful accept, keeps a backlog drained under EMFILE from flapping.
+    fn accept_turn_ok(&self, now: Instant) {
+        let note = {
+            let mut f = self.shared.accept_fail();
+            if !f.failing() {
+                return;
+            }
+            f.succeeded(now)
+        };
+        if let Some(AcceptNote::Recovered { failures, for_ms }) = note {
+            let (n, ms) = (failures.to_string(), for_ms.to_string());
+            self.shared.log(
+                LogLevel::INFO,
+                "accept recovered",
+                &[("failed_accepts", &n), ("failing_ms", &ms)],
+            );
+        }
+    }
+
+    /// Log a change of refusal state.
+    fn refusal_note(&self, note: &Note) {
+        let cfg = &self.shared.cfg;
+        let max_of = |r: Refusal| match r {
+            Refusal::Full => cfg.max_connections,
+            Refusal::PerIp => cfg.max_connections_per_ip,
+        };
+        let kind = |r: Refusal| match r {
+            Refusal::Full => "ws_max_connections",
+            Refusal::PerIp => "ws_max_connections_per_ip",
+        };
+        match note {
+            Note::Refusing(r, ip) => {
+                let (m, ip) = (max_of(*r).to_string(), ip.to_string());
                 self.shared.log(
                     LogLevel::WARN,
-                    "too many websocket connections, refusing",
-                    &[
-                        ("refused", &n),
-                        ("max_connections", &m),
-                        ("peer", &peer.to_string()),
-                    ],
+                    "websocket connection limit reached, refusing with 503",
+                    &[("limit", kind(*r)), ("max", &m), ("ip", &ip)],
                 );
-                self.limit_warned = Some(now);
-                self.limit_drops = 0;
             }
-            return;
+            Note::Admitting(r, ip, n) => {
+                let (n, ip) = (n.to_string(), ip.to_string());
+                self.shared.log(
+                    LogLevel::INFO,
+                    "websocket connections admitted again",
+                    &[("limit", kind(*r)), ("refused", &n), ("ip", &ip)],
+                );
+            }
         }
-        let _ = sock.set_nodelay(true);
+    }
+
+    /// A connection accepted on `listener`: admit it here, or, on a listener all workers
+    /// share, hand it to the next worker in round-robin order (whichever worker wins the
+    /// accept race, connections spread evenly).
+    fn dispatch(
+        &mut self,
+        listener: u32,
+        sock: mio::net::TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+    ) {
+        let n = self.shared.inboxes.get().map_or(1, Vec::len);
+        let shared = self
+            .shared
+            .shared_listeners
+            .get()
+            .is_some_and(|v| v.contains(&listener));
+        if n > 1 && shared {
+            let w = self.shared.next_accept.fetch_add(1, Ordering::Relaxed) % n;
+            if w != self.idx {
+                // Posting fails only before the workers exist; the connection is then dropped.
+                let _ = self.shared.post(
+                    w,
+                    Cmd::Adopt {
+                        listener,
+                        sock,
+                        peer,
+                    },
+                );
+                return;
+            }
+        }
+        self.admit(listener, sock, peer, now);
+    }
+
+    /// Admit (or refuse) a connection accepted on `listener`, on this worker.
+    pub fn admit(
+        &mut self,
+        listener: u32,
+        sock: mio::net::TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+    ) {
+        let full =
+            self.shared.count.fetch_add(1, Ordering::Relaxed) >= self.shared.cfg.max_connections;
         let local = sock.local_addr().unwrap_or(peer);
         let id = new_id(self.idx, false);
         let meta = ConnMeta {
@@ -125,6 +204,21 @@ impl State {
             peer,
             outbound: false,
         };
+        let max_per_ip = self.shared.cfg.max_connections_per_ip;
+        let (refusal, notes) = self
+            .shared
+            .dir()
+            .admission
+            .admit(peer.ip(), full, max_per_ip);
+        for n in &notes {
+            self.refusal_note(n);
+        }
+        if let Some(r) = refusal {
+            self.shared.count.fetch_sub(1, Ordering::Relaxed);
+            self.refuse(meta, sock, r, now);
+            return;
+        }
+        let _ = sock.set_nodelay(true);
         let mut conn = Conn::new(meta, sock, Phase::ServerHandshake, now);
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
@@ -134,6 +228,7 @@ impl State {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             self.shared.count.fetch_sub(1, Ordering::Relaxed);
+            self.shared.dir().admission.release(peer.ip());
             self.shared.log(
                 LogLevel::ERR,
                 "cannot poll connection",
@@ -145,7 +240,7 @@ impl State {
         let traced = conn.traced;
         entry.insert(conn);
         self.ids.insert(id, slot);
-        self.shared.dir().conns.insert(
+        self.shared.dir().insert_inbound(
             id,
             DirEntry {
                 meta,
@@ -165,5 +260,39 @@ impl State {
         );
         let at = now + self.shared.cfg.inbound_handshake_timeout;
         self.arm(slot, Kind::Handshake, at);
+    }
+
+    /// Answer a refused connection 503 with `Retry-After` (RFC 6455 §4.2.2), then close it
+    /// once written and drained (at most `refuse_deadline`). At most `refuse_pool` are
+    /// answered at once, so refusing costs bounded descriptors and memory; beyond, the
+    /// connection is closed at once.
+    fn refuse(&mut self, meta: ConnMeta, sock: mio::net::TcpStream, r: Refusal, now: Instant) {
+        let pool = self.shared.cfg.refuse_pool;
+        if self.shared.refusing.fetch_add(1, Ordering::Relaxed) >= pool {
+            self.shared.refusing.fetch_sub(1, Ordering::Relaxed);
+            drop(sock);
+            return;
+        }
+        let mut conn = Conn::new(meta, sock, Phase::Flushing, now);
+        conn.refused = true;
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        if self
+            .registry
+            .register(
+                &mut conn.sock,
+                Token(CONN_BASE + slot),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            self.shared.refusing.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        conn.queue_raw(r.response(), now);
+        entry.insert(conn);
+        let at = now + self.shared.cfg.refuse_deadline;
+        self.arm(slot, Kind::CloseWait, at);
+        self.mark_dirty(slot);
     }
 }

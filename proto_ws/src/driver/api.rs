@@ -41,7 +41,8 @@ pub struct WsConfig {
     pub keepalive_interval: Option<Duration>,
     /// How long to wait for the Pong before dropping the connection. Default 10 s.
     pub keepalive_timeout: Duration,
-    /// Most simultaneous connections (inbound and outbound), all workers together. Default 2048.
+    /// Most simultaneous connections (inbound and outbound), all workers together; an inbound
+    /// one above it is answered 503 with `Retry-After`. Default 2048.
     pub max_connections: usize,
     /// Most bytes queued for writing per connection; a send beyond fails and closes it.
     /// Default 262144.
@@ -50,6 +51,14 @@ pub struct WsConfig {
     pub connect_timeout: Duration,
     /// `Origin` sent on outbound handshakes; `None` (default) = no header.
     pub client_origin: Option<String>,
+    /// Most simultaneous inbound connections from one IP address; 0 = no limit. Default 128.
+    /// Above it, and above `max_connections`, the handshake is answered 503 with `Retry-After`.
+    pub max_connections_per_ip: usize,
+    /// Most refused connections being answered (503) at once, all workers; beyond, a refused
+    /// connection is closed without an answer. Default 64.
+    pub refuse_pool: usize,
+    /// How long a refused connection may take to read its 503 and close. Default 1 s.
+    pub refuse_deadline: Duration,
 }
 
 impl Default for WsConfig {
@@ -73,6 +82,9 @@ impl Default for WsConfig {
             max_write_queue: 262_144,
             connect_timeout: Duration::from_millis(100),
             client_origin: None,
+            max_connections_per_ip: 128,
+            refuse_pool: 64,
+            refuse_deadline: Duration::from_secs(1),
         }
     }
 }
@@ -176,6 +188,16 @@ pub enum DriverError {
         addr: SocketAddr,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// Another socket already listens on the address (a second sipcore?). Sharing a port
+    /// between processes needs `reuse_port` on the socket line of every one of them.
+    #[error(
+        "cannot listen on {addr}: address already in use (another process listens on it; \
+         add `reuse_port` to the socket line of every process meant to share it)"
+    )]
+    AddrInUse {
+        /// The address.
+        addr: SocketAddr,
     },
     /// A worker thread or its poller could not be created.
     #[error("cannot start worker: {0}")]

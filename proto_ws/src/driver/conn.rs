@@ -109,6 +109,9 @@ pub(crate) struct Conn {
     /// connection afterwards (EOF, reset, close timeout).
     pub end_reason: Option<String>,
     pub client: Option<Box<ClientHs>>,
+    /// Refused at admission: only its 503 is written (counted in `Shared::refusing`, not in
+    /// the directory).
+    pub refused: bool,
 }
 
 impl Conn {
@@ -136,6 +139,7 @@ impl Conn {
             close_code: None,
             end_reason: None,
             client: None,
+            refused: false,
         }
     }
 

@@ -12,15 +12,21 @@
 //! * `read`: reads into a per-worker scratch buffer, keeping only what arrived.
 //! * `reclaim`: gives freed memory back to the OS after large write backlogs.
 //! * `timer`: a per-worker heap of deadlines with lazy invalidation.
-//! * `listen`: listener sockets (`SO_REUSEPORT`, one copy per worker).
+//! * `listen`: listener sockets (one socket shared by the workers; with `reuse_port`, one
+//!   `SO_REUSEPORT` copy per worker).
+//! * `accept`, `admission`: accepting, the connection limits and their 503 answers.
+//! * `shared`, `directory`: what the handle and the workers share (ids, commands, counters),
+//!   and the directory of connections (only outbound ones can be found by address).
 //!
 //! Connection ids are non-zero `u64`s, never reused within the process: a global sequence
 //! number shifted left by 8 bits, the low 8 bits naming the owning worker, so a send is
 //! routed to that worker in O(1).
 
 mod accept;
+mod admission;
 mod api;
 mod conn;
+mod directory;
 mod lifecycle;
 mod listen;
 mod outbound;
@@ -28,6 +34,7 @@ mod read;
 mod reclaim;
 mod runtime;
 mod send;
+mod shared;
 mod timer;
 mod worker;
 mod wqueue;

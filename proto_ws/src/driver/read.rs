@@ -180,11 +180,8 @@ impl State {
                 c.last_data = now;
                 c.armed.clear(Kind::Handshake);
                 let (id, peer) = (c.meta.id, c.meta.peer);
-                {
-                    let mut dir = self.shared.dir();
-                    dir.set_state(id, Phase::Open.name());
-                    dir.by_peer.insert(peer, id);
-                }
+                // Not reusable by address: only outbound connections are (runtime.rs, Directory).
+                self.shared.dir().set_state(id, Phase::Open.name());
                 let (p, i) = (peer.to_string(), id.to_string());
                 self.shared.log(
                     LogLevel::DBG,
@@ -266,9 +263,13 @@ impl State {
         };
         match ev {
             Event::Message { text, payload } => {
-                c.last_data = now;
                 if closing {
                     return Ok(Progress::Continue);
+                }
+                // RFC 5626 §4.4.1 keep-alives (CRLF, whitespace only) are not activity: the
+                // idle lifetime still closes a connection that sends nothing else.
+                if !is_keepalive(&payload) {
+                    c.last_data = now;
                 }
                 if payload.as_ref() == b"\r\n\r\n" {
                     // RFC 5626 §4.4.1 keep-alive: answer with a single CRLF, deliver nothing.
@@ -337,4 +338,12 @@ impl State {
             }
         }
     }
+}
+
+/// A data message made only of CR, LF, space and tab: a keep-alive (RFC 5626 §4.4.1), which
+/// the host answers nothing.
+fn is_keepalive(payload: &[u8]) -> bool {
+    payload
+        .iter()
+        .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
 }

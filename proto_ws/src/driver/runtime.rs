@@ -1,17 +1,21 @@
 //! [`Runtime`]: the public handle. Owns the listeners before `start`, the worker threads after,
 //! and routes sends and commands to the owning worker.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sipcore_abi::{LogLevel, SendError, SendTarget};
+use sipcore_abi::{SendError, SendTarget};
 
+use super::admission::AcceptFail;
 use super::api::{ConnMeta, ConnSummary, DriverError, Sink, TraceEvent, WsConfig};
+pub(crate) use super::directory::DirEntry;
+use super::directory::Directory;
 use super::listen::{self, ListenerSet};
+pub(crate) use super::shared::{new_id, worker_of, Cmd, ConnectReq, Shared, OUTBOUND_BIT};
+use super::shared::{Inbox, NEXT_UID};
 use super::worker;
 use super::wqueue;
 use crate::proto::frame::OpCode;
@@ -20,140 +24,6 @@ use crate::proto::Limits;
 
 /// Longest duration any setting may have (about 10 years).
 const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
-
-/// Bit of a connection id marking an outbound connection (its frames are masked).
-pub(crate) const OUTBOUND_BIT: u64 = 1 << 8;
-
-/// Process-wide sequence of connection ids (never reused).
-static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
-/// Process-wide sequence of runtimes (tells the fast path which runtime a thread serves).
-static NEXT_UID: AtomicU64 = AtomicU64::new(1);
-
-/// A fresh connection id for `worker`.
-pub(crate) fn new_id(worker: usize, outbound: bool) -> u64 {
-    let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
-    (seq << 9) | (u64::from(outbound) << 8) | (worker as u64 & 0xFF)
-}
-
-/// The worker owning connection `id`.
-pub(crate) fn worker_of(id: u64) -> usize {
-    (id & 0xFF) as usize
-}
-
-/// An instruction for a worker, from another thread.
-#[derive(Debug)]
-pub(crate) enum Cmd {
-    /// Queue an encoded frame on a connection.
-    Frame {
-        id: u64,
-        frame: Vec<u8>,
-        /// The sender traced it, or knew the connection is not traced.
-        traced: bool,
-    },
-    /// Start the closing handshake (RFC 6455 §7.1.2).
-    Close { id: u64, code: u16, reason: String },
-    /// Open an outbound connection.
-    Connect(Box<ConnectReq>),
-    /// Close everything and exit.
-    Stop,
-}
-
-/// What `connect` asked for.
-#[derive(Debug)]
-pub(crate) struct ConnectReq {
-    pub id: u64,
-    pub addr: SocketAddr,
-    pub host: String,
-    pub resource: String,
-    pub subprotocol: Option<String>,
-}
-
-/// A worker's inbox.
-pub(crate) struct Inbox {
-    pub queue: Mutex<Vec<Cmd>>,
-    pub waker: mio::Waker,
-}
-
-/// What other threads know about a connection.
-#[derive(Debug, Clone)]
-pub(crate) struct DirEntry {
-    pub meta: ConnMeta,
-    pub traced: bool,
-    pub since: Instant,
-    pub state: &'static str,
-}
-
-/// Connections by id and open connections by peer (for reuse, as OpenSIPS's TCP reuse).
-#[derive(Debug, Default)]
-pub(crate) struct Directory {
-    pub conns: HashMap<u64, DirEntry>,
-    pub by_peer: HashMap<SocketAddr, u64>,
-}
-
-impl Directory {
-    /// Forget a connection (and its peer mapping if it points to it).
-    pub fn remove(&mut self, id: u64) {
-        if let Some(e) = self.conns.remove(&id) {
-            if self.by_peer.get(&e.meta.peer) == Some(&id) {
-                self.by_peer.remove(&e.meta.peer);
-            }
-        }
-    }
-
-    /// Set the state of a connection; a closing one is no longer reused.
-    pub fn set_state(&mut self, id: u64, state: &'static str) {
-        if let Some(e) = self.conns.get_mut(&id) {
-            e.state = state;
-            if state == "closing" && self.by_peer.get(&e.meta.peer) == Some(&id) {
-                self.by_peer.remove(&e.meta.peer);
-            }
-        }
-    }
-}
-
-/// State shared by the handle and the workers.
-pub(crate) struct Shared {
-    pub uid: u64,
-    pub cfg: WsConfig,
-    pub server: ServerConfig,
-    pub limits: Limits,
-    pub sink: Arc<dyn Sink>,
-    pub inboxes: OnceLock<Vec<Inbox>>,
-    pub dir: Mutex<Directory>,
-    /// Connections alive, all workers (for `max_connections`).
-    pub count: AtomicUsize,
-    next_worker: AtomicUsize,
-}
-
-impl Shared {
-    /// The directory, even if a thread panicked while holding it.
-    pub fn dir(&self) -> MutexGuard<'_, Directory> {
-        self.dir.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Log through the sink.
-    pub fn log(&self, level: LogLevel, msg: &str, kv: &[(&str, &str)]) {
-        self.sink.log(level, msg, kv);
-    }
-
-    /// Push a command to worker `w` and wake it if its queue was empty.
-    pub fn post(&self, w: usize, cmd: Cmd) -> Result<(), SendError> {
-        let inbox = self
-            .inboxes
-            .get()
-            .and_then(|v| v.get(w))
-            .ok_or(SendError::INTERNAL)?;
-        let was_empty = {
-            let mut q = inbox.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.push(cmd);
-            q.len() == 1
-        };
-        if was_empty && inbox.waker.wake().is_err() {
-            return Err(SendError::INTERNAL);
-        }
-        Ok(())
-    }
-}
 
 #[derive(Default)]
 struct Control {
@@ -183,6 +53,7 @@ impl Runtime {
         cap(&mut cfg.lifetime);
         cap(&mut cfg.keepalive_timeout);
         cap(&mut cfg.connect_timeout);
+        cap(&mut cfg.refuse_deadline);
         if let Some(d) = cfg.keepalive_interval.as_mut() {
             cap(d);
         }
@@ -207,7 +78,11 @@ impl Runtime {
                 inboxes: OnceLock::new(),
                 dir: Mutex::new(Directory::default()),
                 count: AtomicUsize::new(0),
+                refusing: AtomicUsize::new(0),
+                accept_fail: Mutex::new(AcceptFail::default()),
                 next_worker: AtomicUsize::new(0),
+                next_accept: AtomicUsize::new(0),
+                shared_listeners: OnceLock::new(),
             }),
             control: Mutex::new(Control::default()),
             running: AtomicBool::new(false),
@@ -218,14 +93,29 @@ impl Runtime {
         self.control.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Bind and listen on `addr` now (one `SO_REUSEPORT` copy per worker), so errors such as
-    /// "address in use" surface before `start`. Port 0 picks a free port (see [`Self::local_addrs`]).
+    /// Bind and listen on `addr` now, one socket shared by the workers, so errors such as
+    /// "address in use" surface before `start`. Port 0 picks a free port (see
+    /// [`Self::local_addrs`]). Same as [`Self::add_listener_reuse_port`] with `false`.
     pub fn add_listener(&self, id: u32, addr: SocketAddr) -> Result<(), DriverError> {
+        self.add_listener_reuse_port(id, addr, false)
+    }
+
+    /// Bind and listen on `addr` now. Without `reuse_port`, one socket without `SO_REUSEPORT`
+    /// shared by the workers: a second process on the address fails with
+    /// [`DriverError::AddrInUse`]. With it (the socket line's `reuse_port`), one `SO_REUSEPORT`
+    /// socket per worker: the kernel spreads accepts, and other processes that set it too
+    /// share the address.
+    pub fn add_listener_reuse_port(
+        &self,
+        id: u32,
+        addr: SocketAddr,
+        reuse_port: bool,
+    ) -> Result<(), DriverError> {
         let mut c = self.control();
         if c.started || c.stopped {
             return Err(DriverError::AlreadyStarted);
         }
-        let set = listen::bind(id, addr, self.shared.cfg.workers.max(1))?;
+        let set = listen::bind(id, addr, self.shared.cfg.workers.max(1), reuse_port)?;
         c.addrs.push((id, set.addr));
         c.listeners.push(set);
         Ok(())
@@ -247,11 +137,16 @@ impl Runtime {
         // Hand each worker its listener sockets.
         let mut per_worker: Vec<Vec<(u32, std::net::TcpListener)>> =
             (0..n).map(|_| Vec::new()).collect();
+        let shared: Vec<u32> = c
+            .listeners
+            .iter()
+            .filter(|l| !l.reuse_port)
+            .map(|l| l.id)
+            .collect();
+        let _ = self.shared.shared_listeners.set(shared);
         for set in c.listeners.drain(..) {
-            let shared_one = set.sockets.len() != n;
             for (i, s) in set.sockets.into_iter().enumerate() {
-                let w = if shared_one { 0 } else { i };
-                if let Some(v) = per_worker.get_mut(w) {
+                if let Some(v) = per_worker.get_mut(i % n) {
                     v.push((set.id, s));
                 }
             }
@@ -286,10 +181,17 @@ impl Runtime {
 
     /// Send `data` as one message (RFC 7118 §5) to `t`: a text frame when `data` is valid UTF-8,
     /// else a binary frame (RFC 7118 §4.2, RFC 6455 §5.6: a text frame must hold UTF-8, and a
-    /// strict peer fails the connection with 1007 otherwise). On `t.conn_id` if it is open, else
-    /// on an open connection to `t.dst` (inbound or outbound), else on a new outbound connection
-    /// to `t.dst` (the frame waits for its handshake). Returns the connection id used. Never
-    /// blocks.
+    /// strict peer fails the connection with 1007 otherwise). Returns the connection id used.
+    /// Never blocks.
+    ///
+    /// * `t.conn_id` set: on that connection if it is open. If it is gone, an **inbound** one
+    ///   (a client's) is never replaced: the send fails with `NO_CONNECTION` (RFC 7118 §5: a
+    ///   client cannot accept connections; its source address is not a place to send to). A
+    ///   gone outbound one is replaced as below when `t.dst` is given.
+    /// * Else, with `t.dst`: on an open **outbound** connection we opened to `t.dst`, else on a
+    ///   new outbound connection to `t.dst` (the frame waits for its handshake). An inbound
+    ///   connection is never selected by its peer address.
+    /// * `t.dst` = `SockAddr::NONE` never opens a connection.
     pub fn send(&self, t: &SendTarget, data: &[u8]) -> Result<u64, SendError> {
         if !self.running.load(Ordering::Acquire) {
             return Err(SendError::INTERNAL);
@@ -303,12 +205,18 @@ impl Runtime {
         if t.conn_id != 0 {
             match self.send_frame(t.conn_id, text, data) {
                 Ok(()) => return Ok(t.conn_id),
-                Err(e) if dst.is_none() || e == SendError::QUEUE_FULL => return Err(e),
+                Err(e)
+                    if dst.is_none()
+                        || e == SendError::QUEUE_FULL
+                        || t.conn_id & OUTBOUND_BIT == 0 =>
+                {
+                    return Err(e)
+                }
                 Err(_) => {}
             }
         }
         let dst = dst.ok_or(SendError::NO_CONNECTION)?;
-        let existing = self.shared.dir().by_peer.get(&dst).copied();
+        let existing = self.shared.dir().outbound_to(&dst);
         if let Some(id) = existing {
             match self.send_frame(id, text, data) {
                 Ok(()) => return Ok(id),
@@ -322,7 +230,18 @@ impl Runtime {
             &self.shared.cfg.resource,
             Some("sip"),
         )?;
-        self.send_frame(id, text, data)?;
+        // Straight after the connect request, in the same inbox: the frame is held until the
+        // handshake completes. Not through `send_frame`, whose directory check would fail if
+        // the worker already saw the connect fail: the send succeeded, and the failure is
+        // reported once, by `Sink::closed` for `id`.
+        let op = if text { OpCode::Text } else { OpCode::Binary };
+        let frame = wqueue::encode(op, data, true);
+        let cmd = Cmd::Frame {
+            id,
+            frame,
+            traced: false,
+        };
+        self.shared.post(worker_of(id), cmd)?;
         Ok(id)
     }
 
@@ -340,15 +259,17 @@ impl Runtime {
             Ok(r) => return r,
             Err(frame) => frame,
         };
-        // The trace decision of an outbound connection is made once connected: until then the
-        // worker traces the frame when it knows.
+        // The trace decision of an outbound connection is made once connected, and frames
+        // queued before it are traced by the worker: until the connection is open the worker
+        // traces this one too, after them (so messages are traced in the order sent).
         let (traced, decided) = {
             let dir = self.shared.dir();
             let e = dir.conns.get(&conn).ok_or(SendError::NO_CONNECTION)?;
             if e.state == "closing" {
                 return Err(SendError::CLOSED);
             }
-            (e.traced.then_some(e.meta), e.state != "connecting")
+            let open = e.state == "open";
+            (e.traced.then_some(e.meta).filter(|_| open), open)
         };
         if let Some(meta) = traced {
             let ev = TraceEvent::Message {
@@ -394,8 +315,9 @@ impl Runtime {
         );
         {
             let mut dir = self.shared.dir();
-            dir.conns.insert(
+            dir.insert_outbound(
                 id,
+                addr,
                 DirEntry {
                     meta: ConnMeta {
                         id,
@@ -409,7 +331,6 @@ impl Runtime {
                     state: "connecting",
                 },
             );
-            dir.by_peer.entry(addr).or_insert(id);
         }
         let req = ConnectReq {
             id,

@@ -56,8 +56,6 @@ pub(crate) struct State {
     /// Connections gone since the last notification (reported outside the borrow).
     pub closed_out: Vec<(ConnMeta, String)>,
     pub stop_at: Option<Instant>,
-    pub limit_warned: Option<Instant>,
-    pub limit_drops: u64,
 }
 
 /// The worker as the thread-local sees it.
@@ -140,8 +138,6 @@ pub(crate) fn run(
         listeners: Vec::new(),
         closed_out: Vec::new(),
         stop_at: None,
-        limit_warned: None,
-        limit_drops: 0,
     };
     for (id, l) in listeners {
         let mut sock = mio::net::TcpListener::from_std(l);
@@ -343,6 +339,16 @@ impl State {
                     self.start_connect(req, now);
                 }
             }
+            Cmd::Adopt {
+                listener,
+                sock,
+                peer,
+            } => {
+                // Stopping: the connection is dropped.
+                if self.stop_at.is_none() {
+                    self.admit(listener, sock, peer, now);
+                }
+            }
             Cmd::Stop => self.begin_stop(now),
         }
     }
@@ -374,6 +380,13 @@ impl State {
         let reason = end.as_deref().unwrap_or(reason);
         let large_rbuf = if c.rbuf_large { c.rbuf.capacity() } else { 0 };
         reclaim::released(c.take_backlog() + large_rbuf);
+        if c.refused {
+            // Never admitted: not in the directory, not known to the host.
+            self.shared
+                .refusing
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
         self.ids.remove(&c.meta.id);
         self.shared.dir().remove(c.meta.id);
         self.shared

@@ -164,38 +164,6 @@ fn keepalive_ping_then_pong_deadline() {
 }
 
 #[test]
-fn max_connections_refuses_extra_and_recovers() {
-    let srv = Server::start(
-        WsConfig {
-            max_connections: 3,
-            ..cfg()
-        },
-        Echo::No,
-    );
-    let mut conns: Vec<_> = (0..3).map(|_| ws(srv.addr)).collect();
-    for _ in 0..2 {
-        let mut extra = tcp(srv.addr);
-        assert!(
-            at_eof(&mut extra),
-            "over-limit connection must be closed at once"
-        );
-    }
-    let warnings = srv
-        .logs()
-        .iter()
-        .filter(|l| l.contains("too many websocket connections"))
-        .count();
-    assert_eq!(warnings, 1, "rate-limited to one per second");
-    let mut first = conns.remove(0);
-    first.write_all(&frame(0x88, b"")).unwrap();
-    assert!(at_eof(&mut first));
-    srv.next_closed(5);
-    let mut again = ws(srv.addr);
-    again.write_all(&frame(0x81, b"ok")).unwrap();
-    assert_eq!(srv.next_msg().1, b"ok");
-}
-
-#[test]
 fn handshake_deadline_and_read_count() {
     let srv = Server::start(
         WsConfig {

@@ -94,6 +94,7 @@ fn two_thousand_idle_connections_cost_little_memory() {
     let rt = Runtime::new(
         WsConfig {
             max_connections: N + 10,
+            max_connections_per_ip: 0,
             ..cfg()
         },
         sink.clone(),
@@ -147,6 +148,7 @@ fn partial_frames_cost_what_arrived() {
     let rt = Runtime::new(
         WsConfig {
             max_connections: N + 10,
+            max_connections_per_ip: 0,
             ..cfg()
         },
         sink.clone(),

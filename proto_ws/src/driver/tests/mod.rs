@@ -1,6 +1,7 @@
 //! Driver tests over real sockets on 127.0.0.1 (port 0): a recording [`Sink`], raw RFC 6455
 //! client helpers, and tokio-tungstenite as the third-party peer.
 
+mod admission;
 mod bounds;
 mod limits;
 mod memory;

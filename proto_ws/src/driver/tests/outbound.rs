@@ -109,14 +109,42 @@ async fn client_to_tungstenite_with_reuse() {
 }
 
 #[test]
-fn inbound_connection_is_reused_by_destination() {
+fn inbound_connection_is_never_selected_by_its_address() {
+    // RFC 7118 §5: a client's source address is not a place to send to. A send to it opens
+    // (and here fails) an outbound connection; the client's own connection gets nothing.
     let srv = Server::start(cfg(), Echo::No);
     let mut s = ws(srv.addr);
     s.write_all(&frame(0x81, b"REGISTER")).unwrap();
     let (info, _, _) = srv.next_msg();
     let peer = s.local_addr().unwrap();
-    assert_eq!(srv.rt.send(&to(peer), b"INVITE").unwrap(), info.conn_id);
-    assert_eq!(read_frame(&mut s), Some((0x81, b"INVITE".to_vec())));
+    let id = srv.rt.send(&to(peer), b"INVITE").unwrap();
+    assert_ne!(id, info.conn_id);
+    assert_ne!(
+        id & crate::driver::runtime::OUTBOUND_BIT,
+        0,
+        "a new outbound one"
+    );
+    let (meta, reason) = srv.next_closed(5);
+    assert_eq!((meta.id, meta.peer), (id, peer));
+    assert!(reason.starts_with("connect failed"), "{reason}");
+    // The connection's own id still reaches it, and the INVITE never did.
+    srv.rt.send(&target(info.conn_id), b"MARKER").unwrap();
+    assert_eq!(read_frame(&mut s), Some((0x81, b"MARKER".to_vec())));
+    // Once the inbound connection is gone, its id with its address opens nothing.
+    s.write_all(&frame(0x88, b"")).unwrap();
+    assert!(at_eof(&mut s));
+    srv.next_closed(5);
+    let mut t = to(peer);
+    t.conn_id = info.conn_id;
+    assert_eq!(
+        srv.rt.send(&t, b"late reply"),
+        Err(SendError::NO_CONNECTION)
+    );
+    assert!(
+        srv.rt.connections().is_empty(),
+        "{:?}",
+        srv.rt.connections()
+    );
 }
 
 /// A raw server that answers every handshake with a wrong accept value.
