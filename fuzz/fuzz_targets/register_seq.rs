@@ -335,7 +335,11 @@ impl World {
         }
         assert!(self.reg.contact_count() >= live_total);
         assert!(self.reg.len() >= live_aors);
-        assert_eq!(self.reg.is_empty(), self.reg.len() == 0);
+        assert_eq!(
+            self.reg.is_empty(),
+            self.reg.contact_count() == 0,
+            "AoR without bindings"
+        );
     }
 
     fn sweep(&mut self) {

@@ -92,10 +92,13 @@ fn relay_request(m: &Message, f: &ForwardRequest<'_>) {
     if let Some(rr) = f.record_route {
         assert_eq!(o.header_list("Record-Route").next(), Some(rr));
     }
-    if f.pop_route {
+    let removes = |n: &str| f.remove_headers.iter().any(|r| r.eq_ignore_ascii_case(n));
+    let routes = m.header_list("Route").count();
+    if f.pop_route && !removes("Route") && routes > 0 {
         assert_eq!(
             o.header_list("Route").count() + 1,
-            m.header_list("Route").count()
+            routes,
+            "not one Route popped"
         );
     }
     for name in f.remove_headers {
