@@ -149,7 +149,15 @@ async fn fifteen_hundred_contacts_allowed_do_not_delay_others() {
     let url = srv.ws_url();
     let witness = Witness::start(&url).await;
     let mut m = common::ws::connect_sip(&url).await;
-    for cseq in 1..=5 {
+    // At least five REGISTERs, and on until the witness has 20 round trips to judge by.
+    let mut cseq = 0;
+    while cseq < 5 || witness.samples() < 20 {
+        cseq += 1;
+        assert!(
+            cseq <= 200,
+            "the witness got {} answers in 200 REGISTERs",
+            witness.samples()
+        );
         let r = ask(
             &mut m,
             register("many", "many-1", cseq, &contacts("m", 1500), 600),
@@ -171,7 +179,7 @@ async fn fifteen_hundred_contacts_allowed_do_not_delay_others() {
         p99(&rtts),
         rtts.last()
     );
-    assert!(rtts.len() >= 10, "{} samples", rtts.len());
+    assert!(rtts.len() >= 20, "{} samples", rtts.len());
     assert!(
         p99(&rtts) < Duration::from_millis(50),
         "witness p99 {:?} over {} OPTIONS",

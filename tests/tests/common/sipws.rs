@@ -57,6 +57,7 @@ pub async fn register_one(url: &str, user: &str) -> Ws {
 /// each round trip until stopped.
 pub struct Witness {
     stop: Arc<AtomicBool>,
+    count: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<Vec<Duration>>,
 }
 
@@ -83,6 +84,8 @@ impl Witness {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = count.clone();
         let task = tokio::spawn(async move {
             let mut rtts = Vec::new();
             let mut n = 0u32;
@@ -96,6 +99,7 @@ impl Witness {
                 let r = ask(&mut ws, req).await;
                 assert_eq!(status(&r), 200, "{r}");
                 rtts.push(t0.elapsed());
+                c.fetch_add(1, Ordering::SeqCst);
                 // A registered witness runs through a long dump: paced like a real client,
                 // so that it measures rather than loads. The plain one runs back to back.
                 if user.is_some() {
@@ -104,7 +108,13 @@ impl Witness {
             }
             rtts
         });
-        Witness { stop, task }
+        Witness { stop, count, task }
+    }
+
+    /// Round trips measured so far: a load keeps going until the witness has enough samples,
+    /// so that no assertion depends on how fast this machine is.
+    pub fn samples(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
     }
 
     /// Stop; every round trip measured, sorted.
