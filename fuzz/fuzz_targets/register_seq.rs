@@ -280,7 +280,7 @@ impl World {
                         let left = live.iter().filter(|b| w.matches(b)).count();
                         assert!(had == 0 || left < had, "expires=0 removed nothing");
                     } else {
-                        let found: Vec<&&Binding> = live.iter().filter(|b| w.created(b)).collect();
+                        let found: Vec<&Binding> = live.iter().filter(|b| w.created(b)).collect();
                         assert_eq!(
                             found.len(),
                             1,

@@ -214,8 +214,12 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
         });
     }
     if fwd.pop_route {
-        let (first, _) = req
-            .first_and_last(HeaderName::Route)
+        // The first Route *value*, as `Message::routes()` (what `loose_route()` read) sees it:
+        // an empty `Route:` line holds none and is skipped.
+        let first = req
+            .headers
+            .iter()
+            .find(|h| h.id == HeaderName::Route && !req.text(h.value).trim().is_empty())
             .ok_or(ParseError::MissingHeader("Route"))?;
         w.remove(req.first_value_range(first));
     }

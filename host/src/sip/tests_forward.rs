@@ -392,3 +392,24 @@ fn a_relay_never_exceeds_what_the_parser_accepts() {
         Err(EditError::TooLarge("start line"))
     );
 }
+
+/// Found by the `relay` fuzz target: an empty `Route:` line holds no value, so the first Route
+/// value (on the next line) is the one removed.
+#[test]
+fn empty_route_line_is_skipped_when_popping() {
+    let req = msg("MESSAGE sip:bob@example.net SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKm0\r\n\
+        Route: \r\nRoute: <sip:tok@proxy.example.com;lr>\r\nRoute: <sip:next.example.com;lr>\r\n\
+        Max-Forwards: 10\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>\r\n\
+        Call-ID: m\r\nCSeq: 7 MESSAGE\r\nContent-Length: 0\r\n\r\n");
+    let f = ForwardRequest {
+        pop_route: true,
+        ..ForwardRequest::new("UDP", "192.0.2.99", 5060)
+    };
+    let out = fwd_text(&req, &f);
+    assert!(!out.contains("tok@proxy.example.com"), "{out}");
+    assert!(
+        out.contains("Route: <sip:next.example.com;lr>\r\n"),
+        "{out}"
+    );
+}

@@ -119,9 +119,12 @@ impl Work {
             .min()
     }
 
-    /// The first binding `c` designates (RFC 5626 §6: same instance and reg-id = same flow
-    /// slot, whatever the URI; otherwise URI equality, §19.1.4).
-    fn find(&self, c: &Requested, k: Keys) -> Option<usize> {
+    /// The binding `c` designates, and another one it makes redundant. RFC 5626 §6: the
+    /// binding with the same instance and reg-id is the same flow slot, whatever its URI; a
+    /// binding of the same URI registered without them (RFC 3261 §19.1.4 equality) is the same
+    /// contact and goes, so that one instance never holds two bindings. Without instance and
+    /// reg-id: URI equality alone.
+    fn find(&self, c: &Requested, k: Keys) -> (Option<usize>, Option<usize>) {
         let same_uri = |b: &Binding| b.key == c.key;
         match (k.ids, &c.instance, c.reg_id) {
             (Some(h), Some(inst), Some(reg)) => {
@@ -129,12 +132,12 @@ impl Work {
                     b.instance.as_ref() == Some(inst) && b.reg_id == Some(reg)
                 });
                 let plain = self.first(&self.by_uri_plain, k.uri, same_uri);
-                match (by_ids, plain) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
+                match by_ids {
+                    Some(a) => (Some(a), plain),
+                    None => (plain, None),
                 }
             }
-            _ => self.first(&self.by_uri, k.uri, same_uri),
+            _ => (self.first(&self.by_uri, k.uri, same_uri), None),
         }
     }
 
@@ -182,11 +185,16 @@ pub(super) fn apply(
     }
     for c in list {
         let k = w.keys(&c.key, c.instance.as_ref(), c.reg_id);
-        let pos = w.find(&c, k);
-        if let Some(Some((b, _))) = pos.and_then(|i| w.list.get(i)) {
-            if b.call_id == req.call_id {
-                check_order(b, req)?;
+        let (pos, twin) = w.find(&c, k);
+        for i in pos.into_iter().chain(twin) {
+            if let Some(Some((b, _))) = w.list.get(i) {
+                if b.call_id == req.call_id {
+                    check_order(b, req)?;
+                }
             }
+        }
+        if let Some(i) = twin {
+            w.set(i, None);
         }
         match (pos, c.expires) {
             (Some(i), 0) => w.set(i, None),

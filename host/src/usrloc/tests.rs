@@ -413,3 +413,46 @@ fn dump_lists_bindings() {
     assert_eq!(c["Received"], "ws:192.0.2.1:40001");
     assert_eq!(c["Callid"], "c");
 }
+
+/// Found by the `register_seq` fuzz target: a contact registered first without instance and
+/// then with the instance and reg-id of another binding is one contact of that instance: the
+/// instance's binding takes it and the plain one goes (RFC 5626 §6), never two bindings for
+/// one instance.
+#[test]
+fn instance_binding_wins_over_a_plain_one_of_the_same_uri() {
+    let r = reg();
+    let now = Instant::now();
+    let inst = "+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-000000000001>\";reg-id=1";
+    r.save(
+        &register(
+            ALICE,
+            &[
+                "<sip:x@a.invalid;transport=ws>",
+                &format!("<sip:y@b.invalid;transport=ws>;{inst}"),
+            ],
+            Some(600),
+            "c1",
+            1,
+        ),
+        flow(1),
+        now,
+    )
+    .unwrap();
+    assert_eq!(r.lookup("alice@example.com", now).len(), 2);
+    r.save(
+        &register(
+            ALICE,
+            &[&format!("<sip:x@a.invalid;transport=ws>;{inst}")],
+            Some(600),
+            "c2",
+            1,
+        ),
+        flow(1),
+        now,
+    )
+    .unwrap();
+    let b = r.lookup("alice@example.com", now);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(b[0].uri, "sip:x@a.invalid;transport=ws");
+    assert_eq!(b[0].reg_id, Some(1));
+}
