@@ -236,7 +236,13 @@ pub(crate) fn locate(src: &str, offset: usize) -> Location<'_> {
         .map_or(src.len(), |p| offset + p);
     let line_text = &src[line_start..line_end];
     let line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
-    let col = src[line_start..offset].chars().count() + 1;
+    // A lone '\r' ending the file is cut from `line_text` like the one of a CRLF: an error at
+    // the end of the file points just past the line as shown, not one column further.
+    let col = src[line_start..offset]
+        .chars()
+        .count()
+        .min(line_text.chars().count())
+        + 1;
     Location {
         line: u32::try_from(line).unwrap_or(u32::MAX),
         col: u32::try_from(col).unwrap_or(u32::MAX),

@@ -384,3 +384,13 @@ fn nesting_is_bounded() {
         ErrorKind::Limit("nested blocks or expressions")
     );
 }
+
+/// Found by the `config` fuzz target: a file ending in a lone CR put the column of an
+/// end-of-file error one past the line quoted under it.
+#[test]
+fn column_at_end_of_file_after_a_lone_cr() {
+    let e = err("\rM\r\r\r\r");
+    assert_eq!((e.line, e.col), (1, 6), "{e:?}");
+    assert_eq!(e.source_line, "\rM\r\r\r");
+    check("M\r", 1, 2, expected("'=' after 'M'", "end of file"));
+}
