@@ -188,6 +188,29 @@ impl Message {
         }
     }
 
+    /// The range to remove to drop the first non-empty comma-separated value of
+    /// header `h` (empty elements before it go with it): the whole line if no
+    /// other value follows, else up to the next value. `None` when the line holds
+    /// no value at all.
+    pub(crate) fn first_nonempty_value_range(&self, h: &HeaderRef) -> Option<Range<usize>> {
+        let value = self.text(h.value);
+        let mut split = CommaSplit::new(value);
+        loop {
+            if !split.next()?.is_empty() {
+                break;
+            }
+        }
+        let rest_nonempty = split
+            .rest()
+            .filter(|r| r.split(',').any(|e| !e.trim().is_empty()));
+        Some(
+            match rest_nonempty.and_then(|r| self.offset_of(r.trim_start())) {
+                Some(next) => h.value.start as usize..next,
+                None => self.line_range(h),
+            },
+        )
+    }
+
     /// The range to remove to drop the first comma-separated value of header
     /// `h`: the whole line if it holds one value, else the value, its comma
     /// and the white space after it.

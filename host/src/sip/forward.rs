@@ -214,14 +214,14 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
         });
     }
     if fwd.pop_route {
-        // The first Route *value*, as `Message::routes()` (what `loose_route()` read) sees it:
-        // an empty `Route:` line holds none and is skipped.
-        let first = req
+        // The first Route *value*: empty lines and empty elements hold none and are skipped.
+        let range = req
             .headers
             .iter()
-            .find(|h| h.id == HeaderName::Route && !req.text(h.value).trim().is_empty())
+            .filter(|h| h.id == HeaderName::Route)
+            .find_map(|h| req.first_nonempty_value_range(h))
             .ok_or(ParseError::MissingHeader("Route"))?;
-        w.remove(req.first_value_range(first));
+        w.remove(range);
     }
     for h in req.headers.iter() {
         if fwd.remove_headers.iter().any(|n| req.is_named(h, n)) {

@@ -413,3 +413,30 @@ fn empty_route_line_is_skipped_when_popping() {
         "{out}"
     );
 }
+
+/// Found by the `relay` fuzz target: empty elements before the first Route value go with it.
+#[test]
+fn empty_route_elements_are_skipped_when_popping() {
+    let req = msg("MESSAGE sip:bob@example.net SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKm0\r\n\
+        Route: , <sip:tok@proxy.example.com;lr>, <sip:next.example.com;lr>\r\n\
+        Max-Forwards: 10\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>\r\n\
+        Call-ID: m\r\nCSeq: 7 MESSAGE\r\nContent-Length: 0\r\n\r\n");
+    let f = ForwardRequest {
+        pop_route: true,
+        ..ForwardRequest::new("UDP", "192.0.2.99", 5060)
+    };
+    let out = fwd_text(&req, &f);
+    assert!(
+        out.contains("\r\nRoute: <sip:next.example.com;lr>\r\n"),
+        "{out}"
+    );
+    let one = msg("MESSAGE sip:bob@example.net SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKm0\r\nRoute: <sip:tok@proxy.example.com;lr>, \r\n\
+        Max-Forwards: 10\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>\r\n\
+        Call-ID: m\r\nCSeq: 7 MESSAGE\r\nContent-Length: 0\r\n\r\n");
+    assert!(
+        !fwd_text(&one, &f).contains("Route"),
+        "a trailing empty element goes too"
+    );
+}
