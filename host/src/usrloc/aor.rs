@@ -179,7 +179,9 @@ pub(super) fn apply(
         by_uri_plain: Index::default(),
         by_ids: Index::default(),
     };
-    for b in existing {
+    // An expired binding not yet swept is gone already: nothing may match it (an
+    // unregistration that did would leave the live binding in place).
+    for b in existing.iter().filter(|b| b.expires_at > req.now) {
         let k = w.keys(&b.key, b.instance.as_ref(), b.reg_id);
         w.push(b.clone(), k);
     }

@@ -456,3 +456,27 @@ fn instance_binding_wins_over_a_plain_one_of_the_same_uri() {
     assert_eq!(b[0].uri, "sip:x@a.invalid;transport=ws");
     assert_eq!(b[0].reg_id, Some(1));
 }
+
+/// Found by the `register_seq` fuzz target: an expired binding not yet swept matches nothing.
+/// Here its Call-ID and CSeq would otherwise refuse the new REGISTER as out of order (500).
+#[test]
+fn an_expired_binding_not_yet_swept_matches_nothing() {
+    let r = reg();
+    let now = Instant::now();
+    r.save(
+        &register(ALICE, &["<sip:a@h>"], Some(60), "c1", 5),
+        flow(1),
+        now,
+    )
+    .unwrap();
+    let later = now + std::time::Duration::from_secs(61);
+    let rep = r
+        .save(
+            &register(ALICE, &["<sip:a@h>"], Some(60), "c1", 1),
+            flow(1),
+            later,
+        )
+        .expect("the expired binding's CSeq no longer counts");
+    assert_eq!(rep.contacts.len(), 1);
+    assert_eq!(r.lookup("alice@example.com", later).len(), 1);
+}
