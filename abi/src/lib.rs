@@ -39,7 +39,7 @@ pub use types::*;
 /// Major version of this ABI; must be equal in host and plugin.
 pub const ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI; informative (tables grow by appending).
-pub const ABI_MINOR: u32 = 1;
+pub const ABI_MINOR: u32 = 2;
 /// Magic bytes at the start of [`AbiStamp`], marking a sipcore plugin.
 pub const ABI_MAGIC: [u8; 8] = *b"SIPCORE\0";
 /// Name of the exported symbol holding a plugin's [`AbiStamp`].
@@ -124,6 +124,16 @@ pub struct Transport {
     /// Stop the I/O threads and close every connection.
     #[sabi(last_prefix_field)]
     pub stop: extern "C" fn(),
+    /// (1.2) Keep connection `conn_id` open for at least `secs` seconds from now even if it is
+    /// idle; `0` gives it back the normal idle lifetime. Replaces any earlier value. `false`
+    /// when there is no such (open) connection.
+    ///
+    /// The registrar calls it after a REGISTER over a connection with the longest expiry the
+    /// connection's bindings keep (RFC 5626 §4.4: a registered flow stays open while its client
+    /// only sends CRLF keep-alives; OpenSIPS registrar's `tcp_persistent_flag`). Keep-alive
+    /// pings and every other limit still apply. Read it through the `Option` accessor: a 1.1
+    /// plugin lacks it.
+    pub keep_until: extern "C" fn(conn_id: u64, secs: u32) -> bool,
 }
 
 /// Callbacks the host gives every plugin at `init`. Callable from any plugin thread.
