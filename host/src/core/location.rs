@@ -161,12 +161,48 @@ pub(crate) fn save(
             core.reply(info, msg, code, reason, &headers)
         }
     };
+    if res.is_ok() {
+        keep_flow(core, info);
+    }
     match sent {
         Ok(_) => (if res.is_ok() { 1 } else { -1 }, true),
         Err(e) => {
             crate::log!(Warning, "registrar", "cannot answer the REGISTER: {}", e; "peer" => peer(info));
             (-1, false)
         }
+    }
+}
+
+/// After a REGISTER was saved over a connection: keep the connection open, even if its client
+/// only sends CRLF keep-alives, as long as the longest binding registered over it lasts in any
+/// table (0, the normal idle lifetime, when the REGISTER removed the last one). RFC 5626 §4.4:
+/// a registered flow must stay usable; OpenSIPS registrar's `tcp_persistent_flag`. Off with
+/// `modparam("registrar", "tcp_persistent", 0)`.
+fn keep_flow(core: &Core, info: &ReceiveInfo) {
+    let on = SETTINGS.get().is_none_or(|s| s.0.tcp_persistent);
+    if !on || !connection_oriented(info.proto) || info.conn_id == 0 {
+        return;
+    }
+    let now = Instant::now();
+    let left = all_tables()
+        .iter()
+        .filter_map(|(_, r)| r.flow_expiry(info.conn_id, now))
+        .max()
+        .unwrap_or_default();
+    // Rounded up, so the connection never goes before its last binding.
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let secs = u32::try_from(secs).unwrap_or(u32::MAX);
+    if core.keep_conn(info.proto, info.conn_id, secs).is_none() {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            crate::log!(
+                Warning,
+                "registrar",
+                "the {} transport predates ABI 1.2 (no keep_until): registered connections \
+                 are closed at the transport's idle lifetime",
+                info.proto.name()
+            )
+        });
     }
 }
 

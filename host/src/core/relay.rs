@@ -13,10 +13,10 @@
 //! a connectionless hop to the address the next Via gives, which must be the hop's. A
 //! response whose branch does not verify reaches nobody.
 use super::addr::{connection_oriented, hop_of, ConnDst};
+use super::locate;
 use super::proxy::{self, ProxyState};
 use super::secret::key;
 use super::send::{peer, Core};
-use super::locate;
 use crate::dns::DnsError;
 use crate::sip::{
     forward_request, forward_response, EditError, ForwardRequest, Hop, LoopKey, Message,

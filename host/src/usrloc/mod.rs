@@ -15,6 +15,8 @@ mod table;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_keep;
+#[cfg(test)]
 mod tests_limits;
 
 use crate::sip::{unescape, Scheme, Uri};
@@ -51,6 +53,10 @@ pub struct RegistrarConfig {
     /// Most Contact values in one REGISTER (0: no limit); beyond it the answer is 403 and the
     /// request is not processed further.
     pub max_request_contacts: usize,
+    /// Keep a connection a REGISTER came over open, even if idle, as long as the bindings
+    /// registered over it last (RFC 5626 §4.4; OpenSIPS registrar's `tcp_persistent_flag`,
+    /// here on for every REGISTER). Applied by the host, not by this table.
+    pub tcp_persistent: bool,
 }
 
 impl Default for RegistrarConfig {
@@ -61,6 +67,7 @@ impl Default for RegistrarConfig {
             max_expires: 3600,
             max_contacts: 10,
             max_request_contacts: 32,
+            tcp_persistent: true,
         }
     }
 }

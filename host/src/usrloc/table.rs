@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The number of bindings of every table that shares it, against `max_registrations`.
 #[derive(Debug, Default)]
@@ -250,6 +250,30 @@ impl Registrar {
         }
         self.count.release(n);
         n
+    }
+
+    /// How long the longest-lived binding registered over connection `conn_id` has left at
+    /// `now`, in any AoR; `None` when it holds none. What the connection is kept open for
+    /// (RFC 5626 §4.4, the registrar's `tcp_persistent`). Costs the bindings of the AoRs that
+    /// use the connection (through the index connection → AoRs), one slot lock at a time.
+    pub fn flow_expiry(&self, conn_id: u64, now: Instant) -> Option<Duration> {
+        if conn_id == 0 {
+            return None;
+        }
+        let aors: Vec<String> = self
+            .conn_shard(conn_id)
+            .get(&conn_id)?
+            .iter()
+            .cloned()
+            .collect();
+        aors.iter()
+            .filter_map(|aor| {
+                live(&self.slot(aor), aor, now)
+                    .filter(|b| b.flow.conn_id == conn_id)
+                    .map(|b| b.expires_at.saturating_duration_since(now))
+                    .max()
+            })
+            .max()
     }
 
     /// Remove expired bindings; returns how many. Scans slot by slot, each under its own lock
