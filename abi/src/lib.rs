@@ -7,7 +7,10 @@
 //!
 //! # Version rule (how this interface may change)
 //! * The crate version is the ABI version ([`ABI_MAJOR`].[`ABI_MINOR`]). A plugin is accepted when
-//!   its major equals the host's; the minor may differ in either direction.
+//!   its major equals the host's; the minor may differ in either direction (abi_stable's layout
+//!   check accepts a newer plugin; for an older one, whose stamp says so, the host's loader
+//!   checks that the plugin's tables are a prefix of its own).
+//! * 1.2 appended [`Transport::keep_until`].
 //! * Function tables ([`Module`], [`Transport`], [`HostApi`]) are abi_stable *prefix types*. A minor
 //!   version may only **append** fields after the last one; it never removes, reorders, renames or
 //!   retypes a field, and never changes a struct that is passed by value or by reference.
