@@ -128,8 +128,8 @@ pub struct Transport {
     #[sabi(last_prefix_field)]
     pub stop: extern "C" fn(),
     /// (1.2) Keep connection `conn_id` open for at least `secs` seconds from now even if it is
-    /// idle; `0` gives it back the normal idle lifetime. Replaces any earlier value. `false`
-    /// when there is no such (open) connection.
+    /// idle: an earlier keep is extended, never shortened; `0` gives it back the normal idle
+    /// lifetime. `false` when there is no such (open) connection.
     ///
     /// The registrar calls it after a REGISTER over a connection with the longest expiry the
     /// connection's bindings keep (RFC 5626 §4.4: a registered flow stays open while its client

@@ -161,8 +161,8 @@ pub(crate) fn save(
             core.reply(info, msg, code, reason, &headers)
         }
     };
-    if res.is_ok() {
-        keep_flow(core, info);
+    if let Ok(ok) = &res {
+        keep_flow(core, info, ok.flow_expires);
     }
     match sent {
         Ok(_) => (if res.is_ok() { 1 } else { -1 }, true),
@@ -174,24 +174,22 @@ pub(crate) fn save(
 }
 
 /// After a REGISTER was saved over a connection: keep the connection open, even if its client
-/// only sends CRLF keep-alives, as long as the longest binding registered over it lasts in any
-/// table (0, the normal idle lifetime, when the REGISTER removed the last one). RFC 5626 §4.4:
-/// a registered flow must stay usable; OpenSIPS registrar's `tcp_persistent_flag`. Off with
-/// `modparam("registrar", "tcp_persistent", 0)`.
-fn keep_flow(core: &Core, info: &ReceiveInfo) {
+/// only sends CRLF keep-alives, as long as the longest binding of that AoR registered over it
+/// lasts (`flow_expires`; the transport extends its keep, never shortens it, so other AoRs on
+/// the same connection keep theirs). When the connection holds no binding left in any table,
+/// it gets back the normal idle lifetime. RFC 5626 §4.4: a registered flow must stay usable;
+/// OpenSIPS registrar's `tcp_persistent_flag`. Costs the one AoR (already computed by `save`)
+/// and one index lookup per table. Off with `modparam("registrar", "tcp_persistent", 0)`.
+fn keep_flow(core: &Core, info: &ReceiveInfo, flow_expires: Option<u64>) {
     let on = SETTINGS.get().is_none_or(|s| s.0.tcp_persistent);
     if !on || !connection_oriented(info.proto) || info.conn_id == 0 {
         return;
     }
-    let now = Instant::now();
-    let left = all_tables()
-        .iter()
-        .filter_map(|(_, r)| r.flow_expiry(info.conn_id, now))
-        .max()
-        .unwrap_or_default();
-    // Rounded up, so the connection never goes before its last binding.
-    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-    let secs = u32::try_from(secs).unwrap_or(u32::MAX);
+    let secs = match flow_expires {
+        Some(s) => u32::try_from(s.max(1)).unwrap_or(u32::MAX),
+        None if all_tables().iter().any(|(_, r)| r.holds_flow(info.conn_id)) => return,
+        None => 0,
+    };
     if core.keep_conn(info.proto, info.conn_id, secs).is_none() {
         static WARNED: std::sync::Once = std::sync::Once::new();
         WARNED.call_once(|| {

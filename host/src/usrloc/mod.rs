@@ -220,6 +220,10 @@ impl Binding {
 pub struct SaveReply {
     /// Contact header values for the 200 OK: every live binding of the AoR.
     pub contacts: Vec<String>,
+    /// Seconds left (rounded up) of the longest-lived binding of the AoR registered over the
+    /// request's connection; `None` when it holds none there (or the transport is
+    /// connectionless). What the connection is kept open for (RFC 5626 §4.4).
+    pub flow_expires: Option<u64>,
 }
 
 /// The canonical AoR of a To URI (§10.3 step 5): `user@host`, the user unescaped and the

@@ -1,55 +1,37 @@
-//! `flow_expiry`: how long a connection's bindings keep it open (RFC 5626 §4.4, the registrar's
-//! `tcp_persistent`).
+//! What keeps a connection open (RFC 5626 §4.4, the registrar's `tcp_persistent`): the
+//! `flow_expires` of a save, and `holds_flow`.
 use super::tests::{flow, reg, register, ALICE};
 use super::*;
 
 const BOB: &str = "sip:bob@example.com";
 
 #[test]
-fn flow_expiry_is_the_longest_binding_over_that_connection() {
+fn flow_expires_is_the_longest_binding_of_the_aor_over_that_connection() {
     let r = reg();
     let now = Instant::now();
-    assert_eq!(r.flow_expiry(7, now), None);
-    r.save(
-        &register(ALICE, &["<sip:a@h>"], Some(300), "a", 1),
-        flow(7),
-        now,
-    )
-    .unwrap();
-    r.save(
-        &register(BOB, &["<sip:b@h>"], Some(900), "b", 1),
-        flow(7),
-        now,
-    )
-    .unwrap();
-    // Another connection's longer binding does not count.
-    r.save(
-        &register(ALICE, &["<sip:c@h>"], Some(3000), "c", 1),
-        flow(8),
-        now,
-    )
-    .unwrap();
-    let secs = |c: u64, at: Instant| r.flow_expiry(c, at).map(|d| d.as_secs());
-    assert_eq!(secs(7, now), Some(900));
-    assert_eq!(secs(8, now), Some(3000));
-    assert_eq!(secs(0, now), None, "connectionless");
-    // Bob removed: Alice's binding over 7 is what is left.
-    r.save(
-        &register(BOB, &["<sip:b@h>"], Some(0), "b", 2),
-        flow(7),
-        now,
-    )
-    .unwrap();
-    assert_eq!(secs(7, now), Some(300));
-    // Expired bindings do not count, swept or not.
-    let later = now + Duration::from_secs(301);
-    assert_eq!(secs(7, later), None);
-    r.save(
-        &register(ALICE, &["<sip:a@h>"], Some(0), "a", 2),
-        flow(7),
-        now,
-    )
-    .unwrap();
-    assert_eq!(secs(7, now), None);
-    assert_eq!(secs(8, now), Some(3000));
+    assert!(!r.holds_flow(7));
+    let save = |to: &str, c: &str, exp: u32, cid: &str, cseq: u32, conn: u64| {
+        r.save(&register(to, &[c], Some(exp), cid, cseq), flow(conn), now)
+            .unwrap()
+            .flow_expires
+    };
+    assert_eq!(save(ALICE, "<sip:a@h>", 300, "a", 1, 7), Some(300));
+    // Another connection's longer binding of the same AoR does not count for 7.
+    assert_eq!(save(ALICE, "<sip:c@h>", 3000, "c", 1, 8), Some(3000));
+    assert_eq!(save(ALICE, "<sip:a2@h>", 600, "a", 2, 7), Some(600));
+    assert_eq!(save(BOB, "<sip:b@h>", 900, "b", 1, 7), Some(900));
+    // A connectionless flow has no connection to keep.
+    assert_eq!(save(BOB, "<sip:u@h>", 900, "u", 1, 0), None);
+    // Bob's binding over 7 removed: none of Bob's left there, but 7 still holds Alice's.
+    assert_eq!(save(BOB, "<sip:b@h>", 0, "b", 2, 7), None);
+    assert!(r.holds_flow(7));
+    let star = r
+        .save(&register(ALICE, &["*"], Some(0), "a", 3), flow(7), now)
+        .unwrap();
+    assert_eq!(star.flow_expires, None);
+    assert!(!r.holds_flow(7), "Contact: * removed every binding");
+    assert!(
+        !r.holds_flow(8),
+        "Contact: * removes the AoR's bindings of every connection"
+    );
 }

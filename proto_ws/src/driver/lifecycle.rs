@@ -158,9 +158,10 @@ impl State {
         }
     }
 
-    /// Keep connection `id` open for idleness until `until` (`None`: the normal idle lifetime
-    /// again), re-arming its idle deadline (it may move earlier). False when this worker has
-    /// no such connection still exchanging data.
+    /// Keep connection `id` open for idleness until at least `until` (an earlier keep is
+    /// extended, never shortened); `None`: the normal idle lifetime again, re-arming its idle
+    /// deadline (it may move earlier). False when this worker has no such connection still
+    /// exchanging data.
     pub fn keep(&mut self, id: u64, until: Option<Instant>) -> bool {
         let Some(&slot) = self.ids.get(&id) else {
             return false;
@@ -171,7 +172,10 @@ impl State {
         if !c.phase.accepts_data() {
             return false;
         }
-        c.kept_until = until;
+        c.kept_until = match (c.kept_until, until) {
+            (Some(cur), Some(new)) => Some(cur.max(new)),
+            (_, new) => new,
+        };
         if c.phase == Phase::Open {
             c.armed.clear(Kind::Idle);
             self.arm_idle(slot);

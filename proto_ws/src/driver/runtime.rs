@@ -361,8 +361,8 @@ impl Runtime {
     }
 
     /// Keep connection `conn` open for at least `secs` seconds from now even if idle (no data
-    /// message for longer than the idle lifetime); `0` gives it back the normal idle lifetime.
-    /// Replaces any earlier value. Keep-alive pings and every other limit still apply. The
+    /// message for longer than the idle lifetime); an earlier keep is extended, never
+    /// shortened; `0` gives it back the normal idle lifetime. Keep-alive pings and every other limit still apply. The
     /// registrar calls it for a registered flow (RFC 5626 §4.4; OpenSIPS registrar's
     /// `tcp_persistent_flag`). False when there is no such open connection. Never blocks: on
     /// the connection's own worker it is applied at once, from other threads handed over.
