@@ -7,7 +7,10 @@
 //!
 //! # Version rule (how this interface may change)
 //! * The crate version is the ABI version ([`ABI_MAJOR`].[`ABI_MINOR`]). A plugin is accepted when
-//!   its major equals the host's; the minor may differ in either direction.
+//!   its major equals the host's; the minor may differ in either direction (abi_stable's layout
+//!   check accepts a newer plugin; for an older one, whose stamp says so, the host's loader
+//!   checks that the plugin's tables are a prefix of its own).
+//! * 1.2 appended [`Transport::keep_until`].
 //! * Function tables ([`Module`], [`Transport`], [`HostApi`]) are abi_stable *prefix types*. A minor
 //!   version may only **append** fields after the last one; it never removes, reorders, renames or
 //!   retypes a field, and never changes a struct that is passed by value or by reference.
@@ -39,7 +42,7 @@ pub use types::*;
 /// Major version of this ABI; must be equal in host and plugin.
 pub const ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI; informative (tables grow by appending).
-pub const ABI_MINOR: u32 = 1;
+pub const ABI_MINOR: u32 = 2;
 /// Magic bytes at the start of [`AbiStamp`], marking a sipcore plugin.
 pub const ABI_MAGIC: [u8; 8] = *b"SIPCORE\0";
 /// Name of the exported symbol holding a plugin's [`AbiStamp`].
@@ -124,6 +127,16 @@ pub struct Transport {
     /// Stop the I/O threads and close every connection.
     #[sabi(last_prefix_field)]
     pub stop: extern "C" fn(),
+    /// (1.2) Keep connection `conn_id` open for at least `secs` seconds from now even if it is
+    /// idle: an earlier keep is extended, never shortened; `0` gives it back the normal idle
+    /// lifetime. `false` when there is no such (open) connection.
+    ///
+    /// The registrar calls it after a REGISTER over a connection with the longest expiry the
+    /// connection's bindings keep (RFC 5626 §4.4: a registered flow stays open while its client
+    /// only sends CRLF keep-alives; OpenSIPS registrar's `tcp_persistent_flag`). Keep-alive
+    /// pings and every other limit still apply. Read it through the `Option` accessor: a 1.1
+    /// plugin lacks it.
+    pub keep_until: extern "C" fn(conn_id: u64, secs: u32) -> bool,
 }
 
 /// Callbacks the host gives every plugin at `init`. Callable from any plugin thread.

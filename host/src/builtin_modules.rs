@@ -53,6 +53,11 @@ const REGISTRAR: &[ParamSpec] = &[
         "32",
         "Contact values in one REGISTER; beyond, 403 (0: no limit)",
     ),
+    int(
+        "tcp_persistent",
+        "1",
+        "1: a ws/tcp connection a REGISTER came over stays open while its bindings last (0: off)",
+    ),
 ];
 
 const USRLOC: &[ParamSpec] = &[
@@ -157,6 +162,7 @@ impl Settings {
             ("registrar", "max_request_contacts") => {
                 r.max_request_contacts = count(1_000_000)? as usize
             }
+            ("registrar", "tcp_persistent") => r.tcp_persistent = count(1)? == 1,
             ("usrloc", "hash_size") => {
                 if !(1..=16).contains(&value) {
                     return Err("usrloc hash_size must be 1-16 (2^hash_size slots)".into());
@@ -203,5 +209,9 @@ mod tests {
         assert!(s.set("usrloc", "hash_size", 0).is_err());
         assert!(s.set("usrloc", "db_mode", 1).is_err());
         assert!(s.set("registrar", "max_contacts", -1).is_err());
+        assert!(s.registrar.tcp_persistent);
+        s.set("registrar", "tcp_persistent", 0).unwrap();
+        assert!(!s.registrar.tcp_persistent);
+        assert!(s.set("registrar", "tcp_persistent", 2).is_err());
     }
 }

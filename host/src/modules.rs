@@ -7,7 +7,17 @@
 //! 3. it exports `sipcore_module_abi` with our magic (otherwise it is not a sipcore module);
 //! 4. its ABI major equals ours;
 //! 5. abi_stable's own version and layout checks of the root module pass.
-use sipcore_abi::{abi_stable::library::lib_header_from_path, AbiStamp, ModuleRef, TransportRef};
+//!
+//! abi_stable checks that the plugin's tables have *at least* the fields the host knows (a
+//! newer plugin in an older host). For a plugin of an older minor (its stamp says so), the
+//! loader checks the other direction instead: every field of the plugin's tables is a field of
+//! ours, same type and place, ours only appending (the README's version rule). The fields it
+//! lacks read as `None` through their `Option` accessors (the tables carry their own length).
+use sipcore_abi::abi_stable::{
+    abi_stability::abi_checking::check_layout_compatibility, library::lib_header_from_path,
+    StableAbi,
+};
+use sipcore_abi::{AbiStamp, ModuleRef, TransportRef};
 use sipcore_abi::{ABI_MAGIC, ABI_MAJOR, ABI_MINOR, ABI_STAMP_SYMBOL};
 use std::path::{Path, PathBuf};
 
@@ -108,7 +118,7 @@ pub fn resolve(name: &str, mpath: &[PathBuf]) -> Result<PathBuf, LoadError> {
 }
 
 /// Read the ABI stamp with a plain `dlopen`/`dlsym`, before abi_stable touches the library.
-fn check_stamp(path: &Path) -> Result<(), LoadError> {
+fn check_stamp(path: &Path) -> Result<AbiStamp, LoadError> {
     // SAFETY: loading a library runs its initialisers. We only load files the operator named
     // in the configuration, as every plugin host does.
     let lib = unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::Open {
@@ -141,20 +151,32 @@ fn check_stamp(path: &Path) -> Result<(), LoadError> {
             minor: stamp.minor,
         });
     }
-    Ok(())
+    Ok(stamp)
 }
 
 /// Load one module file.
 pub fn load(path: &Path) -> Result<LoadedModule, LoadError> {
-    check_stamp(path)?;
+    let stamp = check_stamp(path)?;
     let incompatible = |e: &dyn std::fmt::Display| LoadError::Incompatible {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
     let header = lib_header_from_path(path).map_err(|e| incompatible(&e))?;
-    let module = header
-        .init_root_module::<ModuleRef>()
-        .map_err(|e| incompatible(&e))?;
+    let module = match header.layout() {
+        Some(theirs) if stamp.minor < ABI_MINOR => {
+            // An older plugin: its tables must be a prefix of ours.
+            check_layout_compatibility(theirs, <ModuleRef as StableAbi>::LAYOUT)
+                .map_err(|e| incompatible(&e))?;
+            // SAFETY: the layout was checked just above, in the direction that fits a plugin
+            // whose tables are shorter than ours; fields beyond its tables' length are only
+            // read through accessors that check that length.
+            unsafe { header.init_root_module_with_unchecked_layout::<ModuleRef>() }
+                .map_err(|e| incompatible(&e))?
+        }
+        _ => header
+            .init_root_module::<ModuleRef>()
+            .map_err(|e| incompatible(&e))?,
+    };
     let name = module.name().to_string();
     Ok(LoadedModule {
         path: path.to_path_buf(),

@@ -213,6 +213,11 @@ extern "C" fn send(target: &SendTarget, data: RSlice<'_, u8>) -> RResult<u64, Se
     }
 }
 
+/// `Transport::keep_until` (ABI 1.2): see [`Runtime::keep_until`].
+extern "C" fn keep_until(conn_id: u64, secs: u32) -> bool {
+    catch_panic(|| RUNTIME.get().is_some_and(|rt| rt.keep_until(conn_id, secs))).unwrap_or(false)
+}
+
 extern "C" fn stop() {
     let _ = catch_panic(|| {
         if let Some(rt) = RUNTIME.get() {
@@ -234,6 +239,7 @@ fn transport() -> TransportRef {
         start,
         send,
         stop,
+        keep_until,
     }
     .leak_into_prefix()
 }

@@ -20,7 +20,7 @@
 function parseArgs(argv) {
   const o = {
     stack: 'jssip', url: null, domain: 'example.com', scenario: 'all',
-    timeout: 20, stepTimeout: 5, trace: false, suffix: '',
+    timeout: 20, stepTimeout: 5, trace: false, suffix: '', idle: 3,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -36,6 +36,7 @@ function parseArgs(argv) {
       case '--timeout': o.timeout = Number(val()); break;
       case '--step-timeout': o.stepTimeout = Number(val()); break;
       case '--suffix': o.suffix = val(); break;
+      case '--idle': o.idle = Number(val()); break;
       case '--trace': o.trace = true; break;
       case '-h': case '--help': usage(null); break;
       default: usage(`unknown argument ${a}`);
@@ -49,7 +50,7 @@ function usage(msg) {
   const text = [
     'usage: node scenario.js --url ws://127.0.0.1:PORT [--stack jssip|sipjs|mixed|STACK,STACK]',
     '       [--domain example.com] [--scenario NAME] [--timeout SECS] [--step-timeout SECS]',
-    '       [--suffix STR] [--trace]',
+    '       [--suffix STR] [--idle SECS (scenario idle)] [--trace]',
     'scenarios: ' + Object.keys(SCENARIOS).join(', '),
     'stacks: jssip, sipjs, mixed (alice=jssip, bob=sipjs), or "A,B" for alice,bob',
   ].join('\n');
@@ -150,6 +151,9 @@ const WS = require('ws');
 const wire = {}; // user name -> [{dir, t, msg}]
 let currentOwner = null;
 
+// WebSocket closes per user agent (scenario idle: a registered client's connection stays).
+const closes = {};
+
 class TracedWebSocket extends WS {
   constructor(url, protocols) {
     super(url, protocols);
@@ -161,6 +165,7 @@ class TracedWebSocket extends WS {
       record(owner, 'in', text);
     });
     this.on('close', (code, reason) => {
+      closes[owner] = (closes[owner] || 0) + 1;
       if (OPTS && OPTS.trace) log(`[${owner}] websocket closed ${code} ${reason}`);
     });
   }
@@ -739,6 +744,19 @@ async function scUnregistered() {
   });
 }
 
+// Both registered, then idle (no SIP; SIP.js and JsSIP send at most CRLF keep-alives) for
+// longer than the server's ws_connection_lifetime: their connections stay open (the registrar
+// keeps a registered flow, RFC 5626 §4.4) and they still reach each other.
+async function scIdle() {
+  const { alice, bob } = ctx;
+  await step('idle.wait', async () => {
+    await sleep(OPTS.idle * 1000);
+    const lost = [alice, bob].filter((u) => closes[u.name]).map((u) => u.name);
+    assert(lost.length === 0, `connection closed while idle: ${lost.join(', ')}`);
+    return { idle_s: OPTS.idle };
+  });
+}
+
 const SCENARIOS = {
   register: [],
   message: [scMessage],
@@ -746,6 +764,7 @@ const SCENARIOS = {
   call: [scCall],
   cancel: [scCancel],
   unregistered: [scUnregistered],
+  idle: [scIdle, scMessage],
   all: [scMessage, scOptions, scCall, scCancel, scUnregistered],
 };
 

@@ -64,8 +64,13 @@ fn run_node(srv: &Server, what: &str, script: &str, args: &[&str]) -> String {
 /// Run scenario.js with `stack` for `scenario` against a fresh server; panics with both
 /// sides' logs on failure.
 fn run(stack: &str, scenario: &str) {
+    run_on(&default_config().0, stack, scenario);
+}
+
+/// [`run`] against a server on `cfg`.
+fn run_on(cfg: &str, stack: &str, scenario: &str) {
     ensure_node_modules();
-    let srv = Server::start(&default_config().0);
+    let srv = Server::start(cfg);
     let url = srv.ws_url();
     let stdout = run_node(
         &srv,
@@ -91,6 +96,23 @@ fn run(stack: &str, scenario: &str) {
         steps.iter().all(|l| l.contains("\"ok\":true")),
         "a step failed:\n{stdout}"
     );
+}
+
+/// Registered JsSIP and SIP.js clients that stay idle (JsSIP sends nothing, SIP.js at most CRLF
+/// keep-alives) three times longer than `ws_connection_lifetime` keep their connections and
+/// still reach each other: the registrar keeps a registered flow (RFC 5626 §4.4).
+#[test]
+fn registered_stacks_stay_connected_past_the_idle_lifetime() {
+    let cfg = default_config().0.replacen(
+        "loadmodule \"proto_ws.so\"",
+        "loadmodule \"proto_ws.so\"\nmodparam(\"proto_ws\", \"ws_connection_lifetime\", 1)",
+        1,
+    );
+    assert!(
+        cfg.contains("ws_connection_lifetime\", 1)"),
+        "default config changed"
+    );
+    run_on(&cfg, "mixed", "idle");
 }
 
 #[test]

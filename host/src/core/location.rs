@@ -161,12 +161,46 @@ pub(crate) fn save(
             core.reply(info, msg, code, reason, &headers)
         }
     };
+    if let Ok(ok) = &res {
+        keep_flow(core, info, ok.flow_expires);
+    }
     match sent {
         Ok(_) => (if res.is_ok() { 1 } else { -1 }, true),
         Err(e) => {
             crate::log!(Warning, "registrar", "cannot answer the REGISTER: {}", e; "peer" => peer(info));
             (-1, false)
         }
+    }
+}
+
+/// After a REGISTER was saved over a connection: keep the connection open, even if its client
+/// only sends CRLF keep-alives, as long as the longest binding of that AoR registered over it
+/// lasts (`flow_expires`; the transport extends its keep, never shortens it, so other AoRs on
+/// the same connection keep theirs). When the connection holds no binding left in any table,
+/// it gets back the normal idle lifetime. RFC 5626 §4.4: a registered flow must stay usable;
+/// OpenSIPS registrar's `tcp_persistent_flag`. Costs the one AoR (already computed by `save`)
+/// and one index lookup per table. Off with `modparam("registrar", "tcp_persistent", 0)`.
+fn keep_flow(core: &Core, info: &ReceiveInfo, flow_expires: Option<u64>) {
+    let on = SETTINGS.get().is_none_or(|s| s.0.tcp_persistent);
+    if !on || !connection_oriented(info.proto) || info.conn_id == 0 {
+        return;
+    }
+    let secs = match flow_expires {
+        Some(s) => u32::try_from(s.max(1)).unwrap_or(u32::MAX),
+        None if all_tables().iter().any(|(_, r)| r.holds_flow(info.conn_id)) => return,
+        None => 0,
+    };
+    if core.keep_conn(info.proto, info.conn_id, secs).is_none() {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            crate::log!(
+                Warning,
+                "registrar",
+                "the {} transport predates ABI 1.2 (no keep_until): registered connections \
+                 are closed at the transport's idle lifetime",
+                info.proto.name()
+            )
+        });
     }
 }
 

@@ -56,6 +56,15 @@ impl Core {
             .map(|(_, t)| *t)
     }
 
+    /// Ask the transport of `proto` to keep connection `conn_id` open for `secs` seconds even if
+    /// idle (0: the normal idle lifetime), through its ABI 1.2 `keep_until`. `None` when no
+    /// loaded module serves `proto` or its plugin predates ABI 1.2; else whether the
+    /// connection exists.
+    pub(super) fn keep_conn(&self, proto: Proto, conn_id: u64, secs: u32) -> Option<bool> {
+        let keep = self.transport(proto)?.keep_until()?;
+        Some(keep(conn_id, secs))
+    }
+
     /// Hand `data` to the transport of `target.proto`.
     fn send(&self, target: &SendTarget, data: &[u8]) -> Result<u64, String> {
         let t = self

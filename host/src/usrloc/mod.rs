@@ -15,6 +15,8 @@ mod table;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_keep;
+#[cfg(test)]
 mod tests_limits;
 
 use crate::sip::{unescape, Scheme, Uri};
@@ -51,6 +53,10 @@ pub struct RegistrarConfig {
     /// Most Contact values in one REGISTER (0: no limit); beyond it the answer is 403 and the
     /// request is not processed further.
     pub max_request_contacts: usize,
+    /// Keep a connection a REGISTER came over open, even if idle, as long as the bindings
+    /// registered over it last (RFC 5626 §4.4; OpenSIPS registrar's `tcp_persistent_flag`,
+    /// here on for every REGISTER). Applied by the host, not by this table.
+    pub tcp_persistent: bool,
 }
 
 impl Default for RegistrarConfig {
@@ -61,6 +67,7 @@ impl Default for RegistrarConfig {
             max_expires: 3600,
             max_contacts: 10,
             max_request_contacts: 32,
+            tcp_persistent: true,
         }
     }
 }
@@ -213,6 +220,10 @@ impl Binding {
 pub struct SaveReply {
     /// Contact header values for the 200 OK: every live binding of the AoR.
     pub contacts: Vec<String>,
+    /// Seconds left (rounded up) of the longest-lived binding of the AoR registered over the
+    /// request's connection; `None` when it holds none there (or the transport is
+    /// connectionless). What the connection is kept open for (RFC 5626 §4.4).
+    pub flow_expires: Option<u64>,
 }
 
 /// The canonical AoR of a To URI (§10.3 step 5): `user@host`, the user unescaped and the

@@ -137,7 +137,7 @@ impl Registrar {
         let mut slot = self.slot(&aor);
         let existing = slot.get(&aor).map(Vec::as_slice).unwrap_or(&[]);
         let Some(next) = apply(existing, parsed, &r, &self.cfg)? else {
-            return Ok(reply(existing, now));
+            return Ok(reply(existing, flow.conn_id, now));
         };
         let before = existing.len();
         if next.len() > before
@@ -156,7 +156,7 @@ impl Registrar {
         for id in new.iter().filter(|id| old.binary_search(id).is_err()) {
             self.index(*id, &aor);
         }
-        let out = reply(&next, now);
+        let out = reply(&next, flow.conn_id, now);
         match (before, next.is_empty()) {
             (0, true) => {}
             (_, true) => {
@@ -250,6 +250,12 @@ impl Registrar {
         }
         self.count.release(n);
         n
+    }
+
+    /// Whether connection `conn_id` still holds a binding in this table (O(1), through the
+    /// index connection → AoRs).
+    pub fn holds_flow(&self, conn_id: u64) -> bool {
+        conn_id != 0 && self.conn_shard(conn_id).contains_key(&conn_id)
     }
 
     /// Remove expired bindings; returns how many. Scans slot by slot, each under its own lock
@@ -362,10 +368,16 @@ fn conn_ids(list: &[Binding]) -> Vec<u64> {
 }
 
 /// The 200's Contact values: every live binding, best first (§10.3 step 8).
-fn reply(list: &[Binding], now: Instant) -> SaveReply {
+fn reply(list: &[Binding], conn_id: u64, now: Instant) -> SaveReply {
     let mut v: Vec<&Binding> = list.iter().filter(|b| b.expires_at > now).collect();
     v.sort_by(|a, b| preference(b, a));
+    let flow_expires = v
+        .iter()
+        .filter(|b| conn_id != 0 && b.flow.conn_id == conn_id)
+        .map(|b| b.remaining(now))
+        .max();
     SaveReply {
         contacts: v.into_iter().map(|b| b.contact_value(now)).collect(),
+        flow_expires,
     }
 }

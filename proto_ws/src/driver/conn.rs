@@ -96,6 +96,9 @@ pub(crate) struct Conn {
     pub last_rx: Instant,
     /// Last write progress, or when the queue became non-empty (send timeout).
     pub last_write: Instant,
+    /// Not closed for idleness before this instant: the registrar keeps a registered flow
+    /// open (RFC 5626 §4.4; `Runtime::keep_until`). `None`: the normal idle lifetime.
+    pub kept_until: Option<Instant>,
     /// A keep-alive Ping is outstanding.
     pub ping_out: bool,
     /// Reads of an incomplete opening handshake.
@@ -133,6 +136,7 @@ impl Conn {
             last_data: now,
             last_rx: now,
             last_write: now,
+            kept_until: None,
             ping_out: false,
             hs_reads: 0,
             dirty: false,
@@ -238,6 +242,17 @@ impl Conn {
             self.rbuf = BytesMut::from(&self.rbuf[..]);
             self.rbuf_large = false;
         }
+    }
+
+    /// When the idle lifetime closes this connection: `lifetime` after the last data message,
+    /// or later if the registrar keeps it until then (RFC 5626 §4.4); `None` for a zero
+    /// lifetime (never).
+    pub fn idle_close_at(&self, lifetime: std::time::Duration) -> Option<Instant> {
+        if lifetime.is_zero() {
+            return None;
+        }
+        let life = self.last_data + lifetime;
+        Some(self.kept_until.map_or(life, |k| k.max(life)))
     }
 
     /// `ip:port` of the peer, for logs.

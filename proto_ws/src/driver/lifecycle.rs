@@ -137,13 +137,14 @@ impl State {
         self.mark_dirty(slot);
     }
 
-    /// Arm the idle deadline: the idle lifetime, or the next keep-alive ping if earlier.
+    /// Arm the idle deadline: the idle lifetime (not before the instant the connection is
+    /// kept until), or the next keep-alive ping if earlier.
     pub fn arm_idle(&mut self, slot: usize) {
         let cfg = &self.shared.cfg;
         let Some(c) = self.conns.get(slot) else {
             return;
         };
-        let life = (!cfg.lifetime.is_zero()).then(|| c.last_data + cfg.lifetime);
+        let life = c.idle_close_at(cfg.lifetime);
         let ping = match (cfg.keepalive_interval, c.ping_out) {
             (Some(iv), false) if !iv.is_zero() => Some(c.last_rx + iv),
             _ => None,
@@ -155,6 +156,31 @@ impl State {
         if let Some(at) = at {
             self.arm(slot, Kind::Idle, at);
         }
+    }
+
+    /// Keep connection `id` open for idleness until at least `until` (an earlier keep is
+    /// extended, never shortened); `None`: the normal idle lifetime again, re-arming its idle
+    /// deadline (it may move earlier). False when this worker has no such connection still
+    /// exchanging data.
+    pub fn keep(&mut self, id: u64, until: Option<Instant>) -> bool {
+        let Some(&slot) = self.ids.get(&id) else {
+            return false;
+        };
+        let Some(c) = self.conns.get_mut(slot) else {
+            return false;
+        };
+        if !c.phase.accepts_data() {
+            return false;
+        }
+        c.kept_until = match (c.kept_until, until) {
+            (Some(cur), Some(new)) => Some(cur.max(new)),
+            (_, new) => new,
+        };
+        if c.phase == Phase::Open {
+            c.armed.clear(Kind::Idle);
+            self.arm_idle(slot);
+        }
+        true
     }
 
     /// A deadline fired.
@@ -237,7 +263,7 @@ impl State {
         if c.phase != Phase::Open {
             return;
         }
-        if !cfg.lifetime.is_zero() && now >= c.last_data + cfg.lifetime {
+        if c.idle_close_at(cfg.lifetime).is_some_and(|at| now >= at) {
             self.begin_close(slot, 1001, "idle timeout", now);
             return;
         }

@@ -360,6 +360,29 @@ impl Runtime {
         self.shared.post(worker_of(conn), cmd).is_ok()
     }
 
+    /// Keep connection `conn` open for at least `secs` seconds from now even if idle (no data
+    /// message for longer than the idle lifetime); an earlier keep is extended, never
+    /// shortened; `0` gives it back the normal idle lifetime. Keep-alive pings and every other limit still apply. The
+    /// registrar calls it for a registered flow (RFC 5626 §4.4; OpenSIPS registrar's
+    /// `tcp_persistent_flag`). False when there is no such open connection. Never blocks: on
+    /// the connection's own worker it is applied at once, from other threads handed over.
+    pub fn keep_until(&self, conn: u64, secs: u32) -> bool {
+        if !self.running.load(Ordering::Acquire) {
+            return false;
+        }
+        let until = (secs > 0)
+            .then(|| Instant::now() + Duration::from_secs(u64::from(secs)).min(MAX_DURATION));
+        let w = worker_of(conn);
+        if let Some(kept) = worker::with_local(self.shared.uid, w, |st| st.keep(conn, until)) {
+            return kept;
+        }
+        match self.shared.dir().conns.get(&conn) {
+            Some(e) if e.state != "closing" => {}
+            _ => return false,
+        }
+        self.shared.post(w, Cmd::Keep { id: conn, until }).is_ok()
+    }
+
     /// Every connection (MI `ws_list`).
     pub fn connections(&self) -> Vec<ConnSummary> {
         let now = Instant::now();

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use sipcore_abi::{LogLevel, SendError};
 
@@ -46,6 +47,9 @@ pub(crate) enum Cmd {
     Close { id: u64, code: u16, reason: String },
     /// Open an outbound connection.
     Connect(Box<ConnectReq>),
+    /// Do not close a connection for idleness before `until` (`None`: the normal idle
+    /// lifetime again); see `Runtime::keep_until`.
+    Keep { id: u64, until: Option<Instant> },
     /// Take over a connection another worker accepted on a listener the workers share
     /// (round-robin spreading; see `accept.rs`).
     Adopt {

@@ -98,6 +98,17 @@ pub(crate) fn local_frame(
     })
 }
 
+/// Run `f` on this worker's state if this thread is worker `w` of runtime `uid` and its state
+/// is not borrowed (inside [`Sink::deliver`](super::Sink::deliver) it is not); `None` otherwise.
+pub(crate) fn with_local<R>(uid: u64, w: usize, f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    CURRENT.with(|cur| {
+        let cur = cur.try_borrow().ok()?;
+        let wk = cur.as_ref().filter(|wk| wk.uid == uid && wk.idx == w)?;
+        let mut st = wk.st.try_borrow_mut().ok()?;
+        Some(f(&mut st))
+    })
+}
+
 /// True when called on a worker thread of runtime `uid`.
 pub(crate) fn is_worker_of(uid: u64) -> bool {
     CURRENT.with(|cur| {
@@ -327,6 +338,9 @@ impl State {
     fn command(&mut self, cmd: Cmd, now: Instant) {
         match cmd {
             Cmd::Frame { id, frame, traced } => self.frame_cmd(id, frame, traced, now),
+            Cmd::Keep { id, until } => {
+                self.keep(id, until);
+            }
             Cmd::Close { id, code, reason } => {
                 if let Some(&slot) = self.ids.get(&id) {
                     self.begin_close(slot, code, &reason, now);

@@ -3,6 +3,7 @@
 
 mod admission;
 mod bounds;
+mod keep;
 mod limits;
 mod memory;
 mod outbound;
@@ -35,6 +36,9 @@ pub(crate) enum Echo {
     Send,
     /// From inside `deliver`, `send_frame` this many 40 000-byte binary frames, recording results.
     Flood(usize),
+    /// From inside `deliver`, `keep_until(conn, secs)` (same-thread path), recording `Ok` when
+    /// it returned true.
+    Keep(u32),
 }
 
 pub(crate) struct TestSink {
@@ -65,6 +69,16 @@ impl Sink for TestSink {
                     .map(|_| rt.send_frame(info.conn_id, false, &big))
                     .collect();
                 self.results.lock().unwrap().extend(r);
+            }
+        }
+        if let Echo::Keep(secs) = self.echo {
+            if let Some(rt) = self.rt.get().and_then(Weak::upgrade) {
+                let r = if rt.keep_until(info.conn_id, secs) {
+                    Ok(())
+                } else {
+                    Err(sipcore_abi::SendError::NO_CONNECTION)
+                };
+                self.results.lock().unwrap().push(r);
             }
         }
         let _ = self

@@ -63,6 +63,10 @@ static PROTOS: [ProtoSpec; 1] = [ProtoSpec {
     name: RStr::from_str("tcp"),
 }];
 
+extern "C" fn keep_until(_: u64, _: u32) -> bool {
+    false
+}
+
 fn transport() -> TransportRef {
     Transport {
         protos: RSlice::from_slice(&PROTOS),
@@ -71,6 +75,7 @@ fn transport() -> TransportRef {
         start,
         send,
         stop,
+        keep_until,
     }
     .leak_into_prefix()
 }
