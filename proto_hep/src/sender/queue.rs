@@ -251,10 +251,16 @@ impl Queue {
         let mut slots = lock(&self.slots);
         // Slots of exited threads (only we hold them) go once empty.
         slots.retain(|s| Arc::strong_count(s) > 1 || s.lock().credits > 0);
-        let (mut n, mut credits) = (0, 0);
+        let mut n = 0;
         for slot in slots.iter() {
             let mut batch = slot.lock();
-            credits += std::mem::take(&mut batch.credits);
+            // Given back while the slot is still locked: a producer that finds its fresh batch
+            // without credits must find them in the counter already, or it would refuse a
+            // packet with the queue nearly empty.
+            let credits = std::mem::take(&mut batch.credits);
+            if credits > 0 {
+                self.credits.0.fetch_add(credits, Ordering::Release);
+            }
             if batch.is_empty() {
                 continue;
             }
@@ -263,9 +269,6 @@ impl Queue {
             out.push(std::mem::replace(&mut *batch, fresh));
         }
         drop(slots);
-        if credits > 0 {
-            self.credits.0.fetch_add(credits, Ordering::Release);
-        }
         n
     }
 
