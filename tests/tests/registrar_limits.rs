@@ -94,23 +94,33 @@ async fn fifteen_hundred_contacts_in_one_register_are_refused() {
     let alice = register_one(&url, "alice").await;
     let witness = Witness::start(&url).await;
     let mut m = common::ws::connect_sip(&url).await;
-    let r = ask(
-        &mut m,
-        register("mallory", "big-1", 1, &contacts("m", 1500), 600),
-    )
-    .await;
+    // The same attack again and again, until the witness has 20 round trips to judge by.
+    let mut cseq = 0;
+    while cseq == 0 || witness.samples() < 20 {
+        cseq += 1;
+        assert!(
+            cseq <= 2000,
+            "the witness got {} answers",
+            witness.samples()
+        );
+        let r = ask(
+            &mut m,
+            register("mallory", "big-1", cseq, &contacts("m", 1500), 600),
+        )
+        .await;
+        assert_eq!(status(&r), 403, "{r}");
+        assert_eq!(
+            header(&r, "P-Registrar-Error"),
+            Some("too many contacts in one REGISTER (max_request_contacts 32)"),
+            "{r}"
+        );
+        assert!(header(&r, "Contact").is_none(), "{r}");
+    }
     let rtts = witness.finish().await;
-    assert_eq!(status(&r), 403, "{r}");
-    assert_eq!(
-        header(&r, "P-Registrar-Error"),
-        Some("too many contacts in one REGISTER (max_request_contacts 32)"),
-        "{r}"
-    );
-    assert!(header(&r, "Contact").is_none(), "{r}");
     // Mallory's connection is still served, with what the limit allows.
     let r = ask(
         &mut m,
-        register("mallory", "big-1", 2, &contacts("m", 3), 600),
+        register("mallory", "big-1", cseq + 1, &contacts("m", 3), 600),
     )
     .await;
     assert_eq!(status(&r), 200, "{r}");
