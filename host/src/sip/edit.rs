@@ -200,11 +200,14 @@ impl Message {
                 break;
             }
         }
+        // Emptiness and white space as `CommaSplit` (and so `header_list`) sees them.
         let rest_nonempty = split
             .rest()
-            .filter(|r| r.split(',').any(|e| !e.trim().is_empty()));
+            .filter(|r| CommaSplit::new(r).any(|e| !e.is_empty()));
         Some(
-            match rest_nonempty.and_then(|r| self.offset_of(r.trim_start())) {
+            match rest_nonempty
+                .and_then(|r| self.offset_of(r.trim_start_matches([' ', '\t', '\r', '\n'])))
+            {
                 Some(next) => h.value.start as usize..next,
                 None => self.line_range(h),
             },

@@ -440,3 +440,23 @@ fn empty_route_elements_are_skipped_when_popping() {
         "a trailing empty element goes too"
     );
 }
+
+/// Found by the `relay` fuzz target: a form feed is not SIP white space, so `\x0c` between two
+/// commas is a value of its own and stays when the first value is popped.
+#[test]
+fn only_sip_white_space_goes_with_the_popped_route() {
+    let req = msg("MESSAGE sip:bob@example.net SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKm0\r\n\
+        Route: <sip:tok@proxy.example.com;lr>,\x0c,<sip:next.example.com;lr>\r\n\
+        Max-Forwards: 10\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>\r\n\
+        Call-ID: m\r\nCSeq: 7 MESSAGE\r\nContent-Length: 0\r\n\r\n");
+    let f = ForwardRequest {
+        pop_route: true,
+        ..ForwardRequest::new("UDP", "192.0.2.99", 5060)
+    };
+    let out = fwd_text(&req, &f);
+    assert!(
+        out.contains("\r\nRoute: \x0c,<sip:next.example.com;lr>\r\n"),
+        "{out:?}"
+    );
+}
