@@ -3,6 +3,7 @@
 //! UTF-8 is answered 400 (item 18), and item 14's startup warning about an MI listening on a
 //! non-loopback address.
 mod common;
+use common::ws::status;
 use common::ws::{connect_sip, next_text, Ws};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
@@ -18,13 +19,6 @@ fn cfg(route: &str) -> String {
          loadmodule \"proto_ws.so\"\nmodparam(\"proto_ws\", \"require_origin\", 0)\n\
          route {{ {route} }}\n"
     )
-}
-
-fn status(msg: &str) -> u16 {
-    msg.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 async fn options_ok(ws: &mut Ws, call_id: &str, cseq: u32) {

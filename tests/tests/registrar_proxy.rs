@@ -5,22 +5,10 @@
 //! the proxy gets 482.
 mod common;
 use common::ws::{connect_sip as connect, next_text as recv, Ws};
+use common::ws::{send_text as send, status};
 use common::*;
-use futures_util::SinkExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
-
-async fn send(ws: &mut Ws, text: String) {
-    ws.send(Message::text(text)).await.unwrap();
-}
-
-fn status(msg: &str) -> u16 {
-    msg.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
 
 /// A user: its WebSocket and `.invalid` contact, as browsers do (RFC 7118 §5).
 struct Ua {

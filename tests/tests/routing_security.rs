@@ -7,22 +7,10 @@
 //! Bob and arrives first, never by a sleep.
 mod common;
 use common::ws::{connect_sip as connect, next_text as recv, Ws};
+use common::ws::{send_text as send, status};
 use common::*;
-use futures_util::SinkExt;
 use std::net::TcpListener;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
-
-async fn send(ws: &mut Ws, text: String) {
-    ws.send(Message::text(text)).await.unwrap();
-}
-
-fn status(msg: &str) -> u16 {
-    msg.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
 
 /// A browser-like user: its WebSocket, `.invalid` contact, and its port as the server saw it.
 struct Ua {

@@ -8,6 +8,7 @@
 //! * item 12: a second sipcore on the same address and port fails to start with a clear
 //!   message, unless every one of them sets `reuse_port`.
 mod common;
+use common::ws::status;
 use common::ws::{connect_sip, next_text, Ws};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
@@ -37,13 +38,6 @@ route {
 
 fn config(socket_extra: &str, params: &str) -> String {
     format!("{HEAD}socket = ws:127.0.0.1:{{PORT}}{socket_extra}\n{params}\n{ROUTE}")
-}
-
-fn status(msg: &str) -> u16 {
-    msg.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Wait until one log line contains every needle; returns the log.

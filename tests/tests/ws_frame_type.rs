@@ -3,18 +3,12 @@
 //! RFC 6455 §5.6). Relayed as a text frame, a strict client (tokio-tungstenite, as browsers)
 //! fails the connection with 1007 and loses its registration.
 mod common;
+use common::ws::status;
 use common::ws::{connect_sip, next_text, Ws};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-
-fn status(msg: &str) -> u16 {
-    msg.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
 
 async fn register(url: &str, user: &str) -> Ws {
     let mut ws = connect_sip(url).await;

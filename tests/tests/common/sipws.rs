@@ -8,13 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-/// The status code of a SIP response.
-pub fn status(msg: &str) -> u16 {
-    msg.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
+pub use super::ws::status;
 
 /// A REGISTER for `user@example.com` with these Contact header values (one line each).
 pub fn register(user: &str, call_id: &str, cseq: u32, contacts: &[String], expires: u32) -> String {

@@ -37,3 +37,19 @@ pub async fn next_text(ws: &mut Ws) -> String {
         }
     }
 }
+
+/// The status code of a SIP response (0 when it is not one).
+pub fn status(msg: &str) -> u16 {
+    msg.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Send `text` as one text frame.
+pub async fn send_text(ws: &mut Ws, text: String) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(text))
+        .await
+        .unwrap();
+}
