@@ -149,7 +149,7 @@ fn forward_to(
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     let branch = crate::sip::signed_branch(msg, &loop_key, &hop, key());
-    let mut fwd = ForwardRequest::new(proto.via_token(), &via_host, via_port);
+    let mut fwd = ForwardRequest::new(proto.via_token(), via_host, via_port);
     fwd.request_uri = dest.ru;
     fwd.source = info.src.to_std();
     fwd.force_rport = connection_oriented(info.proto);
@@ -213,9 +213,10 @@ pub(crate) fn reply_hop(core: &Core, info: &ReceiveInfo, msg: &Message) -> Optio
             v.host().trim_start_matches('[').trim_end_matches(']'),
             v.port(),
         );
+        let ip = host.parse::<std::net::IpAddr>().ok();
         core.sockets.iter().any(|s| {
             let adv_match = s.advertised.as_deref().is_some_and(|a| a.starts_with(host));
-            (s.addr.ip().to_string() == host || adv_match)
+            (ip == Some(s.addr.ip()) || adv_match)
                 && port.is_none_or(|p| p == s.addr.port() || adv_match)
         })
     });

@@ -18,6 +18,9 @@ pub struct Core {
     pub(super) script: &'static Script,
     transports: Vec<(Proto, TransportRef)>,
     pub(super) sockets: Vec<SocketInfo>,
+    /// The Via sent-by of each socket, in the order of `sockets` (computed once: it goes into
+    /// every forwarded request).
+    via: Vec<(Proto, String, u16)>,
 }
 
 static SCRIPT: OnceLock<Script> = OnceLock::new();
@@ -42,10 +45,18 @@ pub(crate) fn peer(info: &ReceiveInfo) -> String {
 impl Core {
     /// Assemble the core (after [`set_script`]).
     pub fn new(transports: Vec<(Proto, TransportRef)>, sockets: Vec<SocketInfo>) -> Option<Core> {
+        let via = sockets
+            .iter()
+            .map(|s| {
+                let (host, port) = s.public_host_port();
+                (s.proto, host, port)
+            })
+            .collect();
         Some(Core {
             script: script()?,
             transports,
             sockets,
+            via,
         })
     }
 
@@ -137,13 +148,11 @@ impl Core {
 
     /// The Via sent-by for messages we send over `proto`: the socket's advertised address, or
     /// its own.
-    pub(super) fn via_for(&self, proto: Proto) -> Option<(String, u16)> {
-        Some(
-            self.sockets
-                .iter()
-                .find(|s| s.proto == proto)?
-                .public_host_port(),
-        )
+    pub(super) fn via_for(&self, proto: Proto) -> Option<(&str, u16)> {
+        self.via
+            .iter()
+            .find(|(p, _, _)| *p == proto)
+            .map(|(_, host, port)| (host.as_str(), *port))
     }
 
     /// Answer the request `msg` statelessly with `code reason` and `headers` (RFC 3261

@@ -1,7 +1,6 @@
 //! Building the request a proxy forwards (RFC 3261 §16.6), as one rewrite of
 //! the received bytes.
 
-use std::io::Write;
 use std::net::{Ipv6Addr, SocketAddr};
 
 use super::branch::{branch_bytes, LoopKey};
@@ -10,7 +9,7 @@ use super::headers::HeaderName;
 use super::message::Message;
 use super::name_addr::NameAddr;
 use super::received;
-use super::scan::is_token;
+use super::scan::{is_token, push_decimal};
 use super::uri::Uri;
 use super::via::BRANCH_MAGIC_COOKIE;
 use super::{ParseError, MAX_HEADERS, MAX_LINE_LEN};
@@ -135,7 +134,9 @@ fn write_via(out: &mut Vec<u8>, fwd: &ForwardRequest<'_>, branch: &[u8]) {
     if bare_v6 {
         out.push(b']');
     }
-    let _ = write!(out, ":{};branch=", fwd.port);
+    out.push(b':');
+    push_decimal(out, fwd.port.into());
+    out.extend_from_slice(b";branch=");
     out.extend_from_slice(branch);
     out.extend_from_slice(b"\r\n");
 }
@@ -234,10 +235,12 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
         req.headers.iter().find(|h| h.id == HeaderName::MaxForwards),
     ) {
         (Some(n), Some(h)) => w.replace(h.value.range(), |o| {
-            let _ = write!(o, "{}", n - 1);
+            push_decimal(o, (n - 1).into());
         }),
         _ => w.insert(end, |o| {
-            let _ = write!(o, "Max-Forwards: {}\r\n", fwd.default_max_forwards);
+            o.extend_from_slice(b"Max-Forwards: ");
+            push_decimal(o, fwd.default_max_forwards.into());
+            o.extend_from_slice(b"\r\n");
         }),
     }
     for (name, value) in fwd.add_headers {
@@ -251,7 +254,9 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
     if req.content_length().is_none() {
         let len = req.body().len();
         w.insert(end, |o| {
-            let _ = write!(o, "Content-Length: {len}\r\n");
+            o.extend_from_slice(b"Content-Length: ");
+            push_decimal(o, len as u64);
+            o.extend_from_slice(b"\r\n");
         });
     }
     let out = w.finish(req.extent_range());

@@ -6,7 +6,9 @@ use super::branch::stateless_branch;
 use super::forward::{forward_request, ForwardRequest};
 use super::message::Message;
 use super::name_addr::Contact;
-use super::received::{via_received, with_via_received};
+use super::received::{
+    via_received, with_via_received, write_first_via_received, write_first_via_rewritten,
+};
 use super::reply::{build_reply, stateless_to_tag};
 use super::response::forward_response;
 use super::uri::{unescape, Uri};
@@ -94,6 +96,15 @@ pub fn fuzz_parse(data: &[u8]) {
         if let Ok(out) = forward_request(&m, &f) {
             // Forwarding a parsed request yields a message that parses.
             assert!(Message::parse(Bytes::from(out)).is_ok());
+        }
+    }
+    if m.top_via().is_ok() {
+        // The fast paths for our own replies write what the full rewrite writes.
+        for force in [false, true] {
+            let (mut fast, mut full) = (Vec::new(), Vec::new());
+            let a = write_first_via_received(&mut fast, &m, SRC, force).is_ok();
+            let b = write_first_via_rewritten(&mut full, &m, SRC, force).is_ok();
+            assert!(!b || (a && fast == full), "fast Via rewrite differs");
         }
     }
     if let Ok(fixed) = with_via_received(&m, SRC) {

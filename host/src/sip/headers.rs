@@ -103,36 +103,78 @@ impl HeaderName {
     /// Resolves a name as written on the wire: case-insensitive, compact forms
     /// map to the full header (`i` is Call-ID, `v` is Via, ...).
     pub fn from_wire(name: &str) -> HeaderName {
-        let name = trim(name);
-        if let [c] = name.as_bytes() {
-            let c = c.to_ascii_lowercase();
-            return TABLE
-                .iter()
-                .find(|(_, _, compact)| *compact == Some(c))
-                .map_or(HeaderName::Other, |(id, _, _)| *id);
+        Self::from_wire_bytes(trim(name).as_bytes())
+    }
+
+    /// [`HeaderName::from_wire`] for a name already trimmed, as bytes.
+    pub(crate) fn from_wire_bytes(name: &[u8]) -> HeaderName {
+        // Lower-case into a stack buffer and let the compiler build the length/byte dispatch
+        // of one `match` (this runs for every header line of every message).
+        let mut buf = [0u8; MAX_KNOWN_LEN];
+        let Some(key) = buf.get_mut(..name.len()) else {
+            return HeaderName::Other;
+        };
+        for (k, c) in key.iter_mut().zip(name) {
+            *k = c.to_ascii_lowercase();
         }
-        TABLE
-            .iter()
-            .find(|(_, full, _)| full.len() == name.len() && full.eq_ignore_ascii_case(name))
-            .map_or(HeaderName::Other, |(id, _, _)| *id)
+        match &*key {
+            b"accept" => HeaderName::Accept,
+            b"accept-contact" | b"a" => HeaderName::AcceptContact,
+            b"allow" => HeaderName::Allow,
+            b"allow-events" | b"u" => HeaderName::AllowEvents,
+            b"authorization" => HeaderName::Authorization,
+            b"call-id" | b"i" => HeaderName::CallId,
+            b"contact" | b"m" => HeaderName::Contact,
+            b"content-encoding" | b"e" => HeaderName::ContentEncoding,
+            b"content-length" | b"l" => HeaderName::ContentLength,
+            b"content-type" | b"c" => HeaderName::ContentType,
+            b"cseq" => HeaderName::CSeq,
+            b"date" => HeaderName::Date,
+            b"event" | b"o" => HeaderName::Event,
+            b"expires" => HeaderName::Expires,
+            b"from" | b"f" => HeaderName::From,
+            b"identity" | b"y" => HeaderName::Identity,
+            b"identity-info" | b"n" => HeaderName::IdentityInfo,
+            b"max-forwards" => HeaderName::MaxForwards,
+            b"path" => HeaderName::Path,
+            b"proxy-authenticate" => HeaderName::ProxyAuthenticate,
+            b"proxy-authorization" => HeaderName::ProxyAuthorization,
+            b"proxy-require" => HeaderName::ProxyRequire,
+            b"record-route" => HeaderName::RecordRoute,
+            b"refer-to" | b"r" => HeaderName::ReferTo,
+            b"referred-by" | b"b" => HeaderName::ReferredBy,
+            b"reject-contact" | b"j" => HeaderName::RejectContact,
+            b"request-disposition" | b"d" => HeaderName::RequestDisposition,
+            b"require" => HeaderName::Require,
+            b"route" => HeaderName::Route,
+            b"server" => HeaderName::Server,
+            b"session-expires" | b"x" => HeaderName::SessionExpires,
+            b"subject" | b"s" => HeaderName::Subject,
+            b"supported" | b"k" => HeaderName::Supported,
+            b"to" | b"t" => HeaderName::To,
+            b"unsupported" => HeaderName::Unsupported,
+            b"user-agent" => HeaderName::UserAgent,
+            b"via" | b"v" => HeaderName::Via,
+            b"www-authenticate" => HeaderName::WwwAuthenticate,
+            _ => HeaderName::Other,
+        }
     }
 
     /// The canonical full name (e.g. `Call-ID`); empty for [`HeaderName::Other`].
     pub fn as_str(self) -> &'static str {
-        TABLE
-            .iter()
-            .find(|(id, _, _)| *id == self)
-            .map_or("", |(_, full, _)| full)
+        TABLE.get(self as usize).map_or("", |(_, full, _)| full)
     }
 
     /// The compact form, if the header has one.
     pub fn compact(self) -> Option<char> {
         TABLE
-            .iter()
-            .find(|(id, _, _)| *id == self)
+            .get(self as usize)
             .and_then(|(_, _, c)| c.map(char::from))
     }
 }
+
+/// The longest name in [`TABLE`] (`Proxy-Authorization`, `Request-Disposition`).
+const MAX_KNOWN_LEN: usize = 19;
 
 /// A request method (RFC 3261 §7.1 and extensions). Methods are
 /// case-sensitive; `Other` covers every extension method.
@@ -320,6 +362,31 @@ impl SipDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `as_str` and `compact` index [`TABLE`] by variant: it must list the variants in
+    /// declaration order; and the `match` in `from_wire` must agree with the table.
+    #[test]
+    fn table_in_variant_order_and_from_wire_agrees() {
+        for (i, (id, full, compact)) in TABLE.iter().enumerate() {
+            assert_eq!(*id as usize, i, "{full}");
+            assert!(full.len() <= MAX_KNOWN_LEN, "{full}");
+            assert_eq!(HeaderName::from_wire(full), *id);
+            assert_eq!(HeaderName::from_wire(&full.to_ascii_uppercase()), *id);
+            assert_eq!(HeaderName::from_wire(&format!(" {full}\t")), *id);
+            assert_eq!(id.as_str(), *full);
+            assert_eq!(id.compact(), compact.map(char::from));
+            if let Some(c) = compact {
+                assert_eq!(HeaderName::from_wire(&char::from(*c).to_string()), *id);
+            }
+        }
+        assert_eq!(HeaderName::Other as usize, TABLE.len());
+        assert_eq!(HeaderName::Other.as_str(), "");
+        assert_eq!(
+            HeaderName::from_wire("Proxy-Authorization-X"),
+            HeaderName::Other
+        );
+        assert_eq!(HeaderName::from_wire("Vi"), HeaderName::Other);
+    }
 
     #[test]
     fn compact_and_case_insensitive_names() {

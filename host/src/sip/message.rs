@@ -70,6 +70,9 @@ pub struct Message {
     pub(crate) body: Span,
     pub(crate) content_length: Option<u32>,
     pub(crate) extent: Span,
+    /// End of the header section, which [`Message::parse`] checked is UTF-8 from the start
+    /// line on (the spans of [`Message::text`] lie inside it).
+    pub(crate) text_end: u32,
 }
 
 /// How a header name given by the caller is matched.
@@ -145,21 +148,44 @@ impl<'m, 'n> Iterator for ListValues<'m, 'n> {
 
 impl Message {
     /// Text of a span inside the validated header section.
+    ///
+    /// Runs on every header access of every message, so the UTF-8 check done once at parse
+    /// time is not repeated: a span inside the checked section whose ends are char
+    /// boundaries is UTF-8. Anything else is checked as usual.
     pub(crate) fn text(&self, span: Span) -> &str {
-        self.buf
-            .get(span.range())
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("")
+        let Some(b) = self.buf.get(span.range()) else {
+            return "";
+        };
+        let boundary = |i: u32| {
+            self.buf
+                .get(i as usize)
+                .is_none_or(|&c| !(0x80..0xc0).contains(&c))
+        };
+        if span.start >= self.extent.start
+            && span.end <= self.text_end
+            && boundary(span.start)
+            && boundary(span.end)
+        {
+            // SAFETY: `buf[extent.start..text_end]` was checked to be UTF-8 by
+            // `Message::parse` (unfolding afterwards only replaced ASCII CR/LF with SP), `buf`
+            // is immutable `Bytes`, and `b` is a sub-slice of it starting and ending on char
+            // boundaries (neither end byte is a UTF-8 continuation byte), hence UTF-8 itself.
+            return unsafe { std::str::from_utf8_unchecked(b) };
+        }
+        std::str::from_utf8(b).unwrap_or("")
     }
 
-    fn first(&self, id: HeaderName) -> Option<&str> {
+    /// The value of the first header field `id` ([`HeaderName::Other`] matches nothing
+    /// useful: use [`Message::header`]).
+    pub(crate) fn first(&self, id: HeaderName) -> Option<&str> {
         self.headers
             .iter()
             .find(|h| h.id == id)
             .map(|h| self.text(h.value))
     }
 
-    fn values(&self, id: HeaderName) -> HeaderValues<'_, 'static> {
+    /// The values of every header field `id`, one per line.
+    pub(crate) fn values(&self, id: HeaderName) -> HeaderValues<'_, 'static> {
         HeaderValues {
             msg: self,
             key: Key::Known(id),

@@ -98,11 +98,58 @@ impl<'a> Iterator for ParamIter<'a> {
     type Item = (&'a str, Option<&'a str>);
 
     fn next(&mut self) -> Option<Self::Item> {
+        // One pass per element: find its end (the next `;` outside quotes) and its first `=`.
         loop {
             let s = self.rest.strip_prefix(';').unwrap_or(self.rest);
-            if trim(s).is_empty() {
-                self.rest = "";
+            let b = s.as_bytes();
+            if b.is_empty() {
                 return None;
+            }
+            let (mut i, mut eq) = (0, None);
+            loop {
+                let Some(j) = memchr::memchr3(b';', b'"', b'=', b.get(i..).unwrap_or_default())
+                else {
+                    i = b.len();
+                    break;
+                };
+                i += j;
+                match b.get(i) {
+                    Some(b';') => break,
+                    Some(b'"') => i = quoted_end(b, i).unwrap_or(b.len()),
+                    _ => {
+                        eq.get_or_insert(i);
+                        i += 1;
+                    }
+                }
+            }
+            self.rest = s.get(i..).unwrap_or("");
+            // `;`, `"` and `=` are ASCII, so every index here is a char boundary.
+            let item = match eq {
+                Some(e) => (
+                    trim(s.get(..e).unwrap_or("")),
+                    Some(trim(s.get(e + 1..i).unwrap_or(""))),
+                ),
+                None => (trim(s.get(..i).unwrap_or("")), None),
+            };
+            if eq.is_none() && item.0.is_empty() {
+                continue;
+            }
+            return Some(item);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The iterator the single-pass version replaced.
+    fn params_reference(raw: &str) -> Vec<(&str, Option<&str>)> {
+        let (mut out, mut rest) = (Vec::new(), raw);
+        loop {
+            let s = rest.strip_prefix(';').unwrap_or(rest);
+            if trim(s).is_empty() {
+                return out;
             }
             let b = s.as_bytes();
             let mut i = 0;
@@ -113,23 +160,41 @@ impl<'a> Iterator for ParamIter<'a> {
                     i += 1;
                 }
             }
-            let elem = s.get(..i).unwrap_or("");
-            self.rest = s.get(i..).unwrap_or("");
-            let elem = trim(elem);
-            if elem.is_empty() {
-                continue;
+            let elem = trim(&s[..i]);
+            rest = &s[i..];
+            if !elem.is_empty() {
+                out.push(match elem.split_once('=') {
+                    Some((n, v)) => (trim(n), Some(trim(v))),
+                    None => (elem, None),
+                });
             }
-            return Some(match elem.split_once('=') {
-                Some((n, v)) => (trim(n), Some(trim(v))),
-                None => (elem, None),
-            });
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Every parameter list that parses, of up to seven bytes over the characters that
+    /// matter, iterates as before.
+    #[test]
+    fn params_match_reference_exhaustively() {
+        const ALPHABET: &[u8] = b";=\"a \\";
+        let mut stack = vec![String::new()];
+        let mut checked = 0;
+        while let Some(s) = stack.pop() {
+            if let Ok(p) = Params::parse_header(&s) {
+                assert_eq!(
+                    p.iter().collect::<Vec<_>>(),
+                    params_reference(p.as_str()),
+                    "{s:?}"
+                );
+                checked += 1;
+            }
+            if s.len() < 7 {
+                for &c in ALPHABET {
+                    stack.push(format!("{s}{}", char::from(c)));
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
+    }
 
     #[test]
     fn header_params_with_lws() {

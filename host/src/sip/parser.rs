@@ -191,8 +191,7 @@ impl Message {
         let b = &buf[..];
         for h in headers.iter_mut() {
             h.value = trim_span(b, h.value.start as usize, h.value.end as usize);
-            h.id = std::str::from_utf8(&b[h.name.range()])
-                .map_or(HeaderName::Other, HeaderName::from_wire);
+            h.id = HeaderName::from_wire_bytes(&b[h.name.range()]);
         }
         let (start, version) = start_line(b, first, sl_end)?;
         let available = b.len() - body_start;
@@ -225,6 +224,7 @@ impl Message {
             body: Span::new(body_start, body_end),
             content_length,
             extent: Span::new(first, body_end),
+            text_end: Span::new(first, hdr_end).end,
             buf,
         })
     }

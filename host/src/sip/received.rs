@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::edit::{EditError, Rewriter};
 use super::message::Message;
+use super::scan::{push_decimal, skip_ws, token_end};
 use super::via::Via;
 
 /// What to add to the top Via of a received request.
@@ -53,10 +54,20 @@ pub fn via_received(via: &Via<'_>, source: SocketAddr) -> ViaReceived {
 /// Writes an address as a `received` value: IPv6 as a reference in brackets
 /// (as RFC 5118 §4.5 shows it).
 fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
-    let _ = match ip {
-        IpAddr::V4(v4) => write!(out, "{v4}"),
-        IpAddr::V6(v6) => write!(out, "[{v6}]"),
-    };
+    match ip {
+        // By hand: this is on the path of every reply and every relayed request.
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_decimal(out, o.into());
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "[{v6}]");
+        }
+    }
 }
 
 /// Adds the edits that apply [`via_received`] for `source` to the top Via of
@@ -90,7 +101,8 @@ pub(crate) fn apply(
         if let (Some(port), None, true) = (fix.rport, value, name.eq_ignore_ascii_case("rport")) {
             if let Some(r) = msg.range_of(name) {
                 w.insert(r.end, |o| {
-                    let _ = write!(o, "={port}");
+                    o.push(b'=');
+                    push_decimal(o, port.into());
                 });
             }
         }
@@ -112,7 +124,8 @@ pub(crate) fn apply(
     if add_rport {
         let port = source.port();
         w.insert(end, |o| {
-            let _ = write!(o, ";rport={port}");
+            o.extend_from_slice(b";rport=");
+            push_decimal(o, port.into());
         });
     }
     Ok(())
@@ -162,71 +175,83 @@ pub(crate) fn write_first_via_received(
         .first_and_last(super::headers::HeaderName::Via)
         .ok_or(super::ParseError::MissingHeader("Via"))?;
     let value = first.value.range();
-    if force_rport {
-        // The common case (a WebSocket client's Via has neither parameter): both are appended
-        // whatever the sent-by says, as `apply` would, without parsing the Via.
-        let raw = msg
-            .vias()
-            .next()
-            .ok_or(super::ParseError::MissingHeader("Via"))?;
-        let plain = !names_rport_or_received(raw.as_bytes());
-        if let (true, Some(end)) = (plain, msg.range_of(raw).map(|r| r.end)) {
-            out.extend_from_slice(msg.buf.get(value.start..end).unwrap_or_default());
-            out.extend_from_slice(b";received=");
-            match source.ip().to_canonical() {
-                IpAddr::V4(v4) => {
-                    for (i, o) in v4.octets().into_iter().enumerate() {
-                        if i > 0 {
-                            out.push(b'.');
-                        }
-                        push_decimal(out, o.into());
-                    }
-                }
-                v6 => write_ip(out, v6),
-            }
-            out.extend_from_slice(b";rport=");
-            push_decimal(out, source.port());
-            out.extend_from_slice(msg.buf.get(end..value.end).unwrap_or_default());
-            return Ok(());
+    // The common cases, without parsing the Via: a WebSocket client's Via with neither
+    // parameter (both appended when `force_rport`, whatever the sent-by says, as `apply`
+    // would), or with a valueless `rport` and no `received` (RFC 3581 §4: the port goes into
+    // it and `received` is appended, whatever the sent-by says).
+    let raw = msg
+        .vias()
+        .next()
+        .ok_or(super::ParseError::MissingHeader("Via"))?;
+    let end = msg.range_of(raw).map(|r| r.end);
+    let fill = match (plain_rport(raw.as_bytes()), end) {
+        (Some(None), Some(end)) if force_rport => Some((end, None)),
+        (Some(Some(name_end)), Some(end)) => Some((end, Some(end - raw.len() + name_end))),
+        _ => None,
+    };
+    if let Some((end, rport_at)) = fill {
+        let port = source.port();
+        let upto = rport_at.unwrap_or(end);
+        out.extend_from_slice(msg.buf.get(value.start..upto).unwrap_or_default());
+        if rport_at.is_some() {
+            out.push(b'=');
+            push_decimal(out, port.into());
+            out.extend_from_slice(msg.buf.get(upto..end).unwrap_or_default());
         }
+        out.extend_from_slice(b";received=");
+        write_ip(out, source.ip().to_canonical());
+        if rport_at.is_none() {
+            out.extend_from_slice(b";rport=");
+            push_decimal(out, port.into());
+        }
+        out.extend_from_slice(msg.buf.get(end..value.end).unwrap_or_default());
+        return Ok(());
     }
+    write_first_via_rewritten(out, msg, source, force_rport)
+}
+
+/// [`write_first_via_received`] without its fast paths: the top Via parsed and rewritten by
+/// [`apply`]. The fuzz target checks that both give the same bytes for every Via that parses.
+pub(crate) fn write_first_via_rewritten(
+    out: &mut Vec<u8>,
+    msg: &Message,
+    source: SocketAddr,
+    force_rport: bool,
+) -> Result<(), EditError> {
+    let (first, _) = msg
+        .first_and_last(super::headers::HeaderName::Via)
+        .ok_or(super::ParseError::MissingHeader("Via"))?;
     let mut w = Rewriter::new(msg);
     apply(msg, &mut w, source, force_rport)?;
-    w.finish_into(value, out);
+    w.finish_into(first.value.range(), out);
     Ok(())
 }
 
-/// Appends `n` in decimal (no formatting machinery: this is on the path of every reply).
-fn push_decimal(out: &mut Vec<u8>, n: u16) {
-    let mut buf = [0u8; 5];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// For the fast path of [`write_first_via_received`]: `Some(None)` when the Via value has
+/// neither an `rport` nor a `received` parameter, `Some(Some(i))` when it has one valueless
+/// `rport` (ending at byte `i`) and no `received`; `None` for anything else, or when quoted
+/// text or a comment could hide a parameter (then the Via is parsed and rewritten in full).
+fn plain_rport(raw: &[u8]) -> Option<Option<usize>> {
+    if raw.iter().any(|&b| b == b'"' || b == b'(') {
+        return None;
+    }
+    let mut found = None;
+    for i in memchr::memchr_iter(b';', raw) {
+        let start = skip_ws(raw, i + 1);
+        let end = token_end(raw, start);
+        let name = raw.get(start..end).unwrap_or_default();
+        if name.eq_ignore_ascii_case(b"received") {
+            return None;
+        }
+        if name.eq_ignore_ascii_case(b"rport") {
+            let next = raw.get(skip_ws(raw, end)).copied();
+            if found.is_some() || !matches!(next, None | Some(b';')) {
+                return None;
+            }
+            found = Some(end);
         }
     }
-    out.extend_from_slice(&buf[i..]);
-}
-
-/// Whether a Via value may hold an `rport` or `received` parameter (or quoted text, which
-/// could hide one): then the general rewrite, which parses the Via, is used.
-fn names_rport_or_received(raw: &[u8]) -> bool {
-    if raw.iter().any(|&b| b == b'"' || b == b'(') {
-        return true;
-    }
-    memchr::memchr_iter(b';', raw).any(|i| {
-        let rest = raw.get(i + 1..).unwrap_or_default();
-        let rest = &rest[rest.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
-        let starts = |p: &[u8]| {
-            rest.get(..p.len())
-                .is_some_and(|h| h.eq_ignore_ascii_case(p))
-        };
-        starts(b"rport") || starts(b"received")
-    })
+    Some(found)
 }
 
 /// Where to send a response whose top Via (after removing this element's
@@ -295,6 +320,44 @@ mod tests {
 
     fn src(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    /// The fast paths of `write_first_via_received` write exactly what the full rewrite does.
+    #[test]
+    fn fast_paths_match_the_full_rewrite() {
+        let vias = [
+            "SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK3215764",
+            "SIP/2.0/WS bench1.invalid;rport;branch=z9hG4bK-1-2",
+            "SIP/2.0/WS bench1.invalid;branch=z9hG4bK-1-2;rport",
+            "SIP/2.0/WS bench1.invalid ; RPORT ;branch=z9hG4bK-1-2",
+            "SIP/2.0/UDP 10.1.1.1:4540;rport;branch=z9hG4bK1, SIP/2.0/UDP p;branch=z9hG4bK0",
+            "SIP/2.0/UDP 10.1.1.1:4540;rport=9;branch=z9hG4bK1",
+            "SIP/2.0/UDP 10.1.1.1:4540;received=10.0.0.1;branch=z9hG4bK1",
+            "SIP/2.0/UDP 10.1.1.1:4540;rport;received=10.0.0.1;branch=z9hG4bK1",
+            "SIP/2.0/UDP 10.1.1.1:4540;rportx;branch=z9hG4bK1",
+            "SIP/2.0/UDP 10.1.1.1:4540;rport;rport;branch=z9hG4bK1",
+            "SIP/2.0/UDP 10.1.1.1;x=\"a;rport\";branch=z9hG4bK1",
+            "SIP/2.0/UDP [2001:db8::1]:5060;rport;branch=z9hG4bK1",
+        ];
+        for via in vias {
+            let m = Message::parse(Bytes::from(format!(
+                "OPTIONS sip:a@b SIP/2.0\r\nVia: {via}\r\nv: SIP/2.0/TCP q;branch=z9hG4bK2\r\n\
+                 From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
+            )))
+            .unwrap();
+            for source in [src("198.51.100.7:40000"), src("[2001:db8::9]:5062")] {
+                for force in [false, true] {
+                    let (mut fast, mut full) = (Vec::new(), Vec::new());
+                    write_first_via_received(&mut fast, &m, source, force).unwrap();
+                    write_first_via_rewritten(&mut full, &m, source, force).unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&fast),
+                        String::from_utf8_lossy(&full),
+                        "{via} from {source}, force_rport {force}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

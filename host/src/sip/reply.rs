@@ -13,10 +13,17 @@ use super::scan::trim;
 /// Appends `s`, turning any CR or LF into SP so that no caller-supplied or
 /// copied text can start a new header line.
 fn put(out: &mut Vec<u8>, s: &str) {
-    out.extend(
-        s.bytes()
-            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-    );
+    let at = out.len();
+    out.extend_from_slice(s.as_bytes());
+    // Values come from a parsed message, so CR/LF is rare: find it, don't map every byte.
+    let tail = out.get_mut(at..).unwrap_or_default();
+    let mut i = 0;
+    while let Some(j) = memchr::memchr2(b'\r', b'\n', tail.get(i..).unwrap_or_default()) {
+        if let Some(b) = tail.get_mut(i + j) {
+            *b = b' ';
+        }
+        i += j + 1;
+    }
 }
 
 /// Appends `Name: value CRLF`.
@@ -73,7 +80,7 @@ pub fn build_reply_from(
     put(&mut out, reason);
     out.extend_from_slice(b"\r\n");
     let mut first = source;
-    for v in req.headers(HeaderName::Via.as_str()) {
+    for v in req.values(HeaderName::Via) {
         let Some((src, force)) = first.take() else {
             header(&mut out, "Via", v);
             continue;
@@ -92,10 +99,10 @@ pub fn build_reply_from(
             header(&mut out, "Via", v);
         }
     }
-    if let Some(from) = req.header("From") {
+    if let Some(from) = req.first(HeaderName::From) {
         header(&mut out, "From", from);
     }
-    if let Some(to) = req.header("To") {
+    if let Some(to) = req.first(HeaderName::To) {
         let add_tag = !to_tag.is_empty() && req.to().is_ok_and(|t| !t.params().contains("tag"));
         put(&mut out, "To: ");
         put(&mut out, to);
@@ -106,7 +113,7 @@ pub fn build_reply_from(
         out.extend_from_slice(b"\r\n");
     }
     for name in [HeaderName::CallId, HeaderName::CSeq] {
-        if let Some(v) = req.header(name.as_str()) {
+        if let Some(v) = req.first(name) {
             header(&mut out, name.as_str(), v);
         }
     }

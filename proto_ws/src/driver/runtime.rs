@@ -160,6 +160,7 @@ impl Runtime {
             inboxes.push(Inbox {
                 queue: Mutex::new(Vec::new()),
                 waker,
+                awake: std::sync::atomic::AtomicBool::new(false),
             });
             polls.push(poll);
         }

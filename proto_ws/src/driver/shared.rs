@@ -2,7 +2,7 @@
 //! and counters.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -75,6 +75,10 @@ pub(crate) struct ConnectReq {
 pub(crate) struct Inbox {
     pub queue: Mutex<Vec<Cmd>>,
     pub waker: mio::Waker,
+    /// The worker is between two polls and will look at the queue before it polls again,
+    /// so a poster need not wake it (one eventfd write and one wake-up fewer per hand-off
+    /// while the worker is busy). See `Worker::run_loop` for the other half.
+    pub awake: AtomicBool,
 }
 
 /// State shared by the handle and the workers.
@@ -116,7 +120,13 @@ impl Shared {
         self.sink.log(level, msg, kv);
     }
 
-    /// Push a command to worker `w` and wake it if its queue was empty.
+    /// Push a command to worker `w` and wake it if its queue was empty and it may be asleep.
+    ///
+    /// No lost wake-up: the worker clears `awake` (SeqCst) before it checks the queue under
+    /// the lock and polls; a poster checks `awake` (SeqCst) after its push under the lock. If
+    /// the worker's check came first, its clear happens before the poster's load (through the
+    /// lock), so the poster sees `false` and wakes it; otherwise the worker's check sees the
+    /// command and it does not sleep.
     pub fn post(&self, w: usize, cmd: Cmd) -> Result<(), SendError> {
         let inbox = self
             .inboxes
@@ -128,7 +138,7 @@ impl Shared {
             q.push(cmd);
             q.len() == 1
         };
-        if was_empty && inbox.waker.wake().is_err() {
+        if was_empty && !inbox.awake.load(Ordering::SeqCst) && inbox.waker.wake().is_err() {
             return Err(SendError::INTERNAL);
         }
         Ok(())

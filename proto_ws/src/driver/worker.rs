@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -189,9 +190,27 @@ impl Worker {
     fn run_loop(&self, poll: &mut Poll) {
         let mut events = Events::with_capacity(1024);
         let mut spare: Vec<Cmd> = Vec::new();
+        let inbox = self.shared.inboxes.get().and_then(|v| v.get(self.idx));
         loop {
-            let timeout = self.st.borrow().poll_timeout(Instant::now());
-            if let Err(e) = poll.poll(&mut events, timeout) {
+            // Posters skip the wake-up while `awake` is set (see `Shared::post`): clear it, then
+            // look at the queue; with commands waiting, only collect I/O events without waiting.
+            let mut timeout = self.st.borrow().poll_timeout(Instant::now());
+            if let Some(inbox) = inbox {
+                inbox.awake.store(false, Ordering::SeqCst);
+                if !inbox
+                    .queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty()
+                {
+                    timeout = Some(Duration::ZERO);
+                }
+            }
+            let polled = poll.poll(&mut events, timeout);
+            if let Some(inbox) = inbox {
+                inbox.awake.store(true, Ordering::SeqCst);
+            }
+            if let Err(e) = polled {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -205,7 +224,7 @@ impl Worker {
             let now = Instant::now();
             for ev in events.iter() {
                 match ev.token() {
-                    WAKER => self.drain_inbox(&mut spare, now),
+                    WAKER => {}
                     Token(t) if t < CONN_BASE => self.st.borrow_mut().accept(t, now),
                     Token(t) => {
                         let slot = t - CONN_BASE;
@@ -218,6 +237,7 @@ impl Worker {
                     }
                 }
             }
+            self.drain_inbox(&mut spare, now);
             self.after_batch(now);
             if self.st.borrow().finished(Instant::now()) {
                 return;
