@@ -2,7 +2,8 @@
 //! → A, RFC 7118 §7 for `ws`) through the DNS server named by `dns_server`, off the I/O
 //! workers: a lookup that waits on a slow server delays nobody else, a name that does not
 //! resolve is answered 478, a server that never answers 503 at `dns_timeout`, and the number of
-//! requests waiting for lookups is bounded (`dns_max_pending`). The DNS server is Debian's
+//! requests waiting for lookups is bounded (`dns_max_pending`), and a target whose connection
+//! is refused gives way to the next one (RFC 3263 §4.3). The DNS server is Debian's
 //! dnsmasq on a free loopback port, never the machine's resolver.
 mod common;
 use common::ws::{connect_sip, next_text, Ws};
@@ -315,6 +316,56 @@ async fn a_pending_lookup_delays_no_other_client() {
     assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
     assert_eq!(header(&reply, "Call-ID"), Some("held-1"));
     assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+/// A loopback port with nothing listening (connections to it are refused).
+fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_srv_target_fails_over_to_the_next() {
+    // RFC 3263 §4.3: fo.test's first SRV target refuses connections, the second is the UAS;
+    // all.test has only refusing targets.
+    let (uas_port, seen) = start_uas().await;
+    let (dead_a, dead_b) = (dead_port(), dead_port());
+    let dns = Dnsmasq::start(&[
+        format!("--srv-host=_sip._ws.fo.test,dead.fo.test,{dead_a},0,0"),
+        format!("--srv-host=_sip._ws.fo.test,uas.fo.test,{uas_port},10,0"),
+        "--host-record=dead.fo.test,127.0.0.1".into(),
+        "--host-record=uas.fo.test,127.0.0.1".into(),
+        format!("--srv-host=_sip._ws.all.test,d1.all.test,{dead_a},0,0"),
+        format!("--srv-host=_sip._ws.all.test,d2.all.test,{dead_b},10,0"),
+        "--host-record=d1.all.test,127.0.0.1".into(),
+        "--host-record=d2.all.test,127.0.0.1".into(),
+    ]);
+    let srv = Server::start(&config(dns.port, ""));
+    let mut a = connect_sip(&srv.ws_url()).await;
+
+    let reply = ask(&mut a, "fo-1", "du", "sip:fo.test;transport=ws").await;
+    assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    srv.wait_log(
+        &format!("trying the next target 127.0.0.1:{uas_port}"),
+        Duration::from_secs(5),
+    );
+
+    // Every target refuses: one 503, after both were tried.
+    let reply = ask(&mut a, "fo-2", "du", "sip:all.test;transport=ws").await;
+    assert!(
+        reply.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+        "{reply}"
+    );
+    srv.wait_log(
+        &format!("trying the next target 127.0.0.1:{dead_b}"),
+        Duration::from_secs(5),
+    );
+    // Only one answer for it: the next message on this connection is the witness's own.
+    let reply = ask(&mut a, "fo-3", "du", "sip:fo.test;transport=ws").await;
+    assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    witness(&srv, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

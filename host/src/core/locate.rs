@@ -39,11 +39,41 @@ fn ctx(core: &Core) -> Arc<dns::Ctx> {
     .clone()
 }
 
-/// The first target of a location result (RFC 3263 §4.3: in order).
-fn first(t: &[dns::Target], host: &str) -> Result<(Proto, SocketAddr), DnsError> {
-    t.first()
-        .map(|t| (t.proto, t.addr))
-        .ok_or_else(|| DnsError::NotFound(host.to_string()))
+/// Most further targets kept for failing over (RFC 3263 §4.3).
+pub(crate) const MAX_ALTERNATES: usize = 8;
+
+/// Where a request goes: the first target of a location result, and the next ones over the
+/// same transport, in order, for when its connection fails (RFC 3263 §4.3: "the client SHOULD
+/// try the next element"). Only the same transport: the forwarded request's Via names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Located {
+    /// The transport.
+    pub proto: Proto,
+    /// The first address.
+    pub addr: SocketAddr,
+    /// The next addresses over `proto`, without repeats, at most [`MAX_ALTERNATES`].
+    pub alternates: Vec<SocketAddr>,
+}
+
+/// The first target of a location result and its alternates (RFC 3263 §4.3: in order).
+fn first(t: &[dns::Target], host: &str) -> Result<Located, DnsError> {
+    let first = t
+        .first()
+        .ok_or_else(|| DnsError::NotFound(host.to_string()))?;
+    let mut alternates: Vec<SocketAddr> = Vec::new();
+    for n in t.iter().skip(1).filter(|n| n.proto == first.proto) {
+        if n.addr != first.addr && !alternates.contains(&n.addr) {
+            alternates.push(n.addr);
+        }
+        if alternates.len() == MAX_ALTERNATES {
+            break;
+        }
+    }
+    Ok(Located {
+        proto: first.proto,
+        addr: first.addr,
+        alternates,
+    })
 }
 
 /// Locate `dest_uri` now when no query is needed (IP literal, `/etc/hosts`, cached answers),
@@ -56,9 +86,9 @@ pub(crate) fn locate_or_defer<F>(
     info: &ReceiveInfo,
     dest_uri: &str,
     make_done: impl FnOnce() -> F,
-) -> Result<Option<(Proto, SocketAddr)>, DnsError>
+) -> Result<Option<Located>, DnsError>
 where
-    F: FnOnce(Result<(Proto, SocketAddr), DnsError>) + Send + 'static,
+    F: FnOnce(Result<Located, DnsError>) + Send + 'static,
 {
     let req = dns::Request::from_uri(dest_uri)?;
     let ctx = ctx(core);
@@ -91,5 +121,49 @@ pub(crate) fn failure_answer(e: &DnsError) -> (u16, &'static str) {
         DnsError::Timeout(_) | DnsError::Server(..) | DnsError::Busy | DnsError::Miss => {
             (503, "Service Unavailable")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(proto: Proto, a: &str) -> dns::Target {
+        dns::Target {
+            proto,
+            addr: a.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn alternates_keep_order_and_transport_without_repeats() {
+        let list = [
+            t(Proto::WS, "192.0.2.1:80"),
+            t(Proto::UDP, "192.0.2.9:5060"),
+            t(Proto::WS, "192.0.2.2:80"),
+            t(Proto::WS, "192.0.2.1:80"),
+            t(Proto::WS, "192.0.2.3:8080"),
+            t(Proto::WS, "192.0.2.2:80"),
+        ];
+        let l = first(&list, "x.test").unwrap();
+        assert_eq!(
+            (l.proto, l.addr),
+            (Proto::WS, "192.0.2.1:80".parse().unwrap())
+        );
+        assert_eq!(
+            l.alternates,
+            [
+                "192.0.2.2:80".parse().unwrap(),
+                "192.0.2.3:8080".parse().unwrap()
+            ]
+        );
+        let many: Vec<_> = (0..20)
+            .map(|i| t(Proto::WS, &format!("192.0.2.{i}:80")))
+            .collect();
+        assert_eq!(
+            first(&many, "x.test").unwrap().alternates.len(),
+            MAX_ALTERNATES
+        );
+        assert!(matches!(first(&[], "x.test"), Err(DnsError::NotFound(h)) if h == "x.test"));
     }
 }

@@ -1,8 +1,9 @@
 //! Requests relayed over an outbound connection that is not known to be up yet: if the
 //! transport reports the connection gone before anything arrived over it (the next hop refused
-//! or timed out the connect, or failed the handshake), the client gets 503 Service Unavailable
-//! at once (RFC 3261 §16.9: a proxy that cannot reach a destination answers for it) instead of
-//! waiting for its own transaction timeout.
+//! or timed out the connect, or failed the handshake), the request goes to the next target of
+//! its location result over the same transport (RFC 3263 §4.3), and when none is left the
+//! client gets 503 Service Unavailable at once (RFC 3261 §16.9: a proxy that cannot reach a
+//! destination answers for it) instead of waiting for its own transaction timeout.
 //!
 //! Minimal state for a stateless proxy: connection → the request's bytes and where it came
 //! from, at most [`MAX_ENTRIES`] and [`MAX_BYTES`], each for at most [`WATCH_FOR`]; an entry goes as soon as
@@ -14,6 +15,7 @@ use crate::sip::Message;
 use bytes::Bytes;
 use sipcore_abi::{Proto, ReceiveInfo};
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -87,13 +89,14 @@ impl<T> Table<T> {
         }
     }
 
-    fn watch(&mut self, key: Key, item: T, size: usize, now: Instant) -> Watch {
+    /// Watch `item` on `key`; when it is not added, it comes back with the reason.
+    fn watch(&mut self, key: Key, item: T, size: usize, now: Instant) -> Result<(), (Watch, T)> {
         self.expire(now);
         if self.recent_closed.iter().any(|(k, _)| *k == key) {
-            return Watch::AlreadyClosed;
+            return Err((Watch::AlreadyClosed, item));
         }
         if self.entries >= MAX_ENTRIES || self.bytes + size > MAX_BYTES {
-            return Watch::Full;
+            return Err((Watch::Full, item));
         }
         self.by_conn
             .entry(key)
@@ -101,7 +104,7 @@ impl<T> Table<T> {
             .push((item, size, now + WATCH_FOR));
         self.entries += 1;
         self.bytes += size;
-        Watch::Added
+        Ok(())
     }
 
     fn up(&mut self, key: Key) {
@@ -125,8 +128,21 @@ impl<T> Table<T> {
     }
 }
 
-/// A watched request: where it came from, and its bytes.
-type Watched = (ReceiveInfo, Bytes);
+/// A request relayed to one target of a location result, with the targets left to try
+/// (RFC 3263 §4.3).
+#[derive(Debug)]
+pub(crate) struct Retry {
+    /// The transport of every target.
+    pub proto: Proto,
+    /// The request as forwarded (our Via names `proto`, its branch the client's hop: the same
+    /// bytes go to any target).
+    pub out: Bytes,
+    /// The targets not tried yet, in order.
+    pub rest: Vec<SocketAddr>,
+}
+
+/// A watched request: where it came from, its bytes, and what is left to try.
+type Watched = (ReceiveInfo, Bytes, Option<Retry>);
 
 static TABLE: LazyLock<Mutex<Table<Watched>>> = LazyLock::new(|| Mutex::new(Table::new()));
 /// Entries in the table: the receive path skips the lock while it is 0.
@@ -140,16 +156,94 @@ fn with_table<R>(f: impl FnOnce(&mut Table<Watched>) -> R) -> R {
     r
 }
 
-/// Watch the request `msg` (from `info`) just queued on the outbound connection `conn_id`.
-pub(crate) fn watch(core: &Core, proto: Proto, conn_id: u64, info: &ReceiveInfo, msg: &Message) {
+/// Watch the request `msg` (from `info`) just queued on the outbound connection `conn_id`;
+/// `retry` holds the targets to try if that connection fails before carrying anything.
+pub(crate) fn watch(
+    core: &Core,
+    proto: Proto,
+    conn_id: u64,
+    info: &ReceiveInfo,
+    msg: &Message,
+    retry: Option<Retry>,
+) {
     if msg.method_str() == Some("ACK") {
         return;
     }
-    let bytes = Bytes::copy_from_slice(msg.as_bytes());
-    let size = bytes.len();
-    let r = with_table(|t| t.watch((proto.0, conn_id), (*info, bytes), size, Instant::now()));
-    if r == Watch::AlreadyClosed {
-        answer(core, info, msg, conn_id);
+    watch_bytes(
+        core,
+        proto,
+        conn_id,
+        info,
+        Bytes::copy_from_slice(msg.as_bytes()),
+        retry,
+    );
+}
+
+fn watch_bytes(
+    core: &Core,
+    proto: Proto,
+    conn_id: u64,
+    info: &ReceiveInfo,
+    request: Bytes,
+    retry: Option<Retry>,
+) {
+    let size = request.len() + retry.as_ref().map_or(0, |r| r.out.len());
+    let item = (*info, request, retry);
+    let mut back = None;
+    let r = with_table(
+        |t| match t.watch((proto.0, conn_id), item, size, Instant::now()) {
+            Err((Watch::AlreadyClosed, item)) => {
+                back = Some(item);
+                Watch::AlreadyClosed
+            }
+            Err((w, _)) => w,
+            Ok(()) => Watch::Added,
+        },
+    );
+    if let (Watch::AlreadyClosed, Some((info, request, retry))) = (r, back) {
+        failed(core, &info, request, retry, conn_id);
+    }
+}
+
+/// Send the forwarded request of `retry` to its next target that takes it, watching the new
+/// connection with the rest: true when one did (RFC 3263 §4.3).
+pub(crate) fn next_target(core: &Core, info: &ReceiveInfo, msg: &Message, retry: Retry) -> bool {
+    let request = Bytes::copy_from_slice(msg.as_bytes());
+    try_next(core, info, &request, retry).is_ok()
+}
+
+/// [`next_target`] on owned bytes; gives the request back when no target is left.
+fn try_next(core: &Core, info: &ReceiveInfo, request: &Bytes, mut retry: Retry) -> Result<(), ()> {
+    while !retry.rest.is_empty() {
+        let addr = retry.rest.remove(0);
+        match core.send_to(retry.proto, addr, &retry.out) {
+            Ok(id) => {
+                crate::log!(Info, "core", "next hop unreachable: trying the next target {} (RFC 3263 §4.3)", addr;
+                    "peer" => peer(info));
+                if id != 0 {
+                    let proto = retry.proto;
+                    watch_bytes(core, proto, id, info, request.clone(), Some(retry));
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                crate::log!(Info, "core", "next target {} refused at once: {}", addr, e; "peer" => peer(info));
+            }
+        }
+    }
+    Err(())
+}
+
+/// The connection `conn_id` a request was relayed on failed before carrying anything: the
+/// next target, else 503.
+fn failed(core: &Core, info: &ReceiveInfo, request: Bytes, retry: Option<Retry>, conn_id: u64) {
+    if let Some(retry) = retry {
+        if try_next(core, info, &request, retry).is_ok() {
+            return;
+        }
+    }
+    if let Ok(msg) = Message::parse(request) {
+        answer(core, info, &msg, conn_id);
     }
 }
 
@@ -161,13 +255,12 @@ pub(crate) fn connection_up(info: &ReceiveInfo) {
     with_table(|t| t.up((info.proto.0, info.conn_id)));
 }
 
-/// The transport reports `conn_id` gone: answer 503 to every request still watched on it.
+/// The transport reports `conn_id` gone: every request still watched on it goes to its next
+/// target, or is answered 503.
 pub(crate) fn connection_closed(core: &Core, proto: Proto, conn_id: u64) {
     let gone = with_table(|t| t.closed((proto.0, conn_id), Instant::now()));
-    for (info, request) in gone {
-        if let Ok(msg) = Message::parse(request) {
-            answer(core, &info, &msg, conn_id);
-        }
+    for (info, request, retry) in gone {
+        failed(core, &info, request, retry, conn_id);
     }
 }
 
@@ -187,9 +280,9 @@ mod tests {
     fn a_closed_connection_returns_its_watches_once() {
         let mut t: Table<u32> = Table::new();
         let now = Instant::now();
-        assert_eq!(t.watch((5, 1), 10, 100, now), Watch::Added);
-        assert_eq!(t.watch((5, 1), 11, 100, now), Watch::Added);
-        assert_eq!(t.watch((5, 2), 20, 100, now), Watch::Added);
+        assert_eq!(t.watch((5, 1), 10, 100, now), Ok(()));
+        assert_eq!(t.watch((5, 1), 11, 100, now), Ok(()));
+        assert_eq!(t.watch((5, 2), 20, 100, now), Ok(()));
         assert_eq!(t.closed((5, 1), now), vec![10, 11]);
         assert_eq!(t.closed((5, 1), now), Vec::<u32>::new());
         assert_eq!((t.entries, t.bytes), (1, 100));
@@ -204,24 +297,27 @@ mod tests {
         let mut t: Table<u32> = Table::new();
         let now = Instant::now();
         assert!(t.closed((5, 7), now).is_empty());
-        assert_eq!(t.watch((5, 7), 1, 10, now), Watch::AlreadyClosed);
+        assert_eq!(t.watch((5, 7), 1, 10, now), Err((Watch::AlreadyClosed, 1)));
         // Remembered only for a while.
         let later = now + WATCH_FOR + Duration::from_secs(1);
-        assert_eq!(t.watch((5, 7), 1, 10, later), Watch::Added);
+        assert_eq!(t.watch((5, 7), 1, 10, later), Ok(()));
     }
 
     #[test]
     fn watches_expire_and_the_table_is_bounded() {
         let mut t: Table<u32> = Table::new();
         let now = Instant::now();
-        assert_eq!(t.watch((5, 1), 1, 10, now), Watch::Added);
+        assert_eq!(t.watch((5, 1), 1, 10, now), Ok(()));
         let later = now + WATCH_FOR + Duration::from_millis(1);
         assert_eq!(t.closed((5, 1), later), Vec::<u32>::new());
-        assert_eq!(t.watch((5, 3), 1, MAX_BYTES + 1, now), Watch::Full);
+        assert_eq!(
+            t.watch((5, 3), 1, MAX_BYTES + 1, now),
+            Err((Watch::Full, 1))
+        );
         for i in 0..MAX_ENTRIES as u64 {
-            assert_eq!(t.watch((5, 100 + i), 0, 1, now), Watch::Added);
+            assert_eq!(t.watch((5, 100 + i), 0, 1, now), Ok(()));
         }
-        assert_eq!(t.watch((5, 99), 0, 1, now), Watch::Full);
+        assert_eq!(t.watch((5, 99), 0, 1, now), Err((Watch::Full, 0)));
         assert_eq!(t.entries, MAX_ENTRIES);
     }
 }

@@ -28,6 +28,19 @@ use std::net::SocketAddr;
 struct Next {
     proto: Proto,
     addr: SocketAddr,
+    /// Further targets of the location result over `proto`, tried in order when a connection
+    /// to the one before fails before carrying anything (RFC 3263 §4.3; see `pending`).
+    alternates: Vec<SocketAddr>,
+}
+
+impl From<locate::Located> for Next {
+    fn from(l: locate::Located) -> Self {
+        Next {
+            proto: l.proto,
+            addr: l.addr,
+            alternates: l.alternates,
+        }
+    }
 }
 
 /// Where `forward()` may send a request, in order of precedence after a connection chosen by
@@ -58,7 +71,7 @@ enum Target {
 /// relayed request would exceed the parser's limits, 430 (flow token) or 480 (location) when
 /// the chosen connection is gone, 403 for a bad flow token, 503 when the next hop's address
 /// cannot be sent to, now or (see `pending`) when its connection fails before carrying
-/// anything. A host name that is not cached is resolved off this thread (RFC 3263): 1 is
+/// anything, and no further target of its location result is left (RFC 3263 §4.3). A host name that is not cached is resolved off this thread (RFC 3263): 1 is
 /// returned at once and the relay completes later.
 pub(crate) fn forward(
     core: &Core,
@@ -175,28 +188,37 @@ fn forward_to(
             return (-1, false);
         }
     };
-    let sent = match &next {
-        Target::Conn(c) => core.send_conn(c, &out),
-        Target::Addr(n) => core.send_to(n.proto, n.addr, &out),
-    };
-    match (sent, &next) {
-        (Ok(id), Target::Addr(n)) => {
-            if connection_oriented(n.proto) && id != 0 {
-                super::pending::watch(core, n.proto, id, info, msg);
+    match next {
+        Target::Conn(c) => match core.send_conn(&c, &out) {
+            Ok(_) => (1, false),
+            Err(e) => {
+                crate::log!(Info, "core", "forward() over connection {} failed ({}): {} {}", c.conn_id, e, c.gone.0, c.gone.1;
+                    "peer" => peer(info));
+                fail(c.gone.0, c.gone.1)
             }
-            (1, false)
-        }
-        (Ok(_), Target::Conn(_)) => (1, false),
-        (Err(e), Target::Conn(c)) => {
-            crate::log!(Info, "core", "forward() over connection {} failed ({}): {} {}", c.conn_id, e, c.gone.0, c.gone.1;
-                "peer" => peer(info));
-            fail(c.gone.0, c.gone.1)
-        }
-        (Err(e), Target::Addr(n)) => {
-            // As when its connection fails later (`pending`): forward() answers too, so the
-            // client hears the same whichever thread saw the failure first.
-            crate::log!(Warning, "core", "forward() to {} failed: {}", n.addr, e; "peer" => peer(info));
-            (-1, reply(core, info, msg, 503, "Service Unavailable"))
+        },
+        Target::Addr(n) => {
+            let sent = core.send_to(n.proto, n.addr, &out);
+            if let Err(e) = &sent {
+                crate::log!(Warning, "core", "forward() to {} failed: {}", n.addr, e; "peer" => peer(info));
+            }
+            let retry = super::pending::Retry {
+                proto: n.proto,
+                out: bytes::Bytes::from(out),
+                rest: n.alternates,
+            };
+            match sent {
+                Ok(id) if connection_oriented(n.proto) && id != 0 => {
+                    super::pending::watch(core, n.proto, id, info, msg, Some(retry));
+                    (1, false)
+                }
+                Ok(_) => (1, false),
+                // As when its connection fails later (`pending`): the next target, or 503
+                // from forward() too, so the client hears the same whichever thread saw the
+                // failure first.
+                Err(_) if super::pending::next_target(core, info, msg, retry) => (1, false),
+                Err(_) => (-1, reply(core, info, msg, 503, "Service Unavailable")),
+            }
         }
     }
 }
@@ -319,18 +341,18 @@ fn resolve_or_defer(
         let job = job();
         move |r| forward_resolved(job, r)
     })?;
-    Ok(found.map(|(proto, addr)| Next { proto, addr }))
+    Ok(found.map(Next::from))
 }
 
 /// Complete a `forward()`/`t_relay()` whose destination was looked up on the resolver thread
 /// (the transport's `send` is thread-safe). The script was already told 1, so failures are
 /// answered here as `t_relay()` answers them (478/503).
-fn forward_resolved(mut job: Deferred, r: Result<(Proto, SocketAddr), DnsError>) {
+fn forward_resolved(mut job: Deferred, r: Result<locate::Located, DnsError>) {
     let Some(core) = super::CORE.get() else {
         return;
     };
     match r {
-        Ok((proto, addr)) => {
+        Ok(located) => {
             let dest = Dest {
                 explicit: job.explicit.as_deref(),
                 du: job.du.as_deref(),
@@ -338,7 +360,7 @@ fn forward_resolved(mut job: Deferred, r: Result<(Proto, SocketAddr), DnsError>)
             };
             // The flow-token check ran before the lookup.
             job.st.bad_token = false;
-            let next = Next { proto, addr };
+            let next = Next::from(located);
             let _ = forward_to(core, &job.info, &job.msg, dest, &job.st, true, Some(next));
         }
         Err(e) => {

@@ -256,8 +256,14 @@ pub fn order_srv(records: &[Srv], draw: &mut dyn FnMut(u32) -> u32) -> Vec<Srv> 
     out
 }
 
-/// The SRV records at `name`: `None` when there are none, `Some(None)` when they say the
-/// service is not there (RFC 2782: target ".") or no target has an address.
+/// SRV targets whose addresses one lookup fetches (in RFC 2782 order): the first that has
+/// addresses and up to this many more, for failing over (RFC 3263 §4.3) at a bounded cost.
+pub const MAX_SRV_TARGETS: usize = 4;
+
+/// The SRV records at `name`, as the addresses of their targets in order: `None` when there are
+/// none, `Some(None)` when they say the service is not there (RFC 2782: target ".") or no
+/// target has an address. A lookup error after the first target with addresses ends the list
+/// there instead of failing it.
 fn srv_targets(
     name: &str,
     proto: Proto,
@@ -268,15 +274,26 @@ fn srv_targets(
         Records::Srv(s) if !s.is_empty() => s,
         _ => return Ok(None),
     };
+    let mut out: Vec<Target> = Vec::new();
+    let mut fetched = 0;
     for srv in order_srv(&srvs, draw) {
         if srv.target.is_empty() || srv.target == "." {
             continue;
         }
-        if let Some(t) = host_targets(&srv.target, proto, srv.port, fetch)? {
-            return Ok(Some(Some(t)));
+        if !out.is_empty() && fetched > MAX_SRV_TARGETS {
+            break;
+        }
+        match host_targets(&srv.target, proto, srv.port, fetch) {
+            Ok(Some(t)) => {
+                out.extend(t);
+                fetched += 1;
+            }
+            Ok(None) => {}
+            Err(e) if out.is_empty() => return Err(e),
+            Err(_) => break,
         }
     }
-    Ok(Some(None))
+    Ok(Some((!out.is_empty()).then_some(out)))
 }
 
 /// The addresses of `host` (A, else AAAA, RFC 3263 §4.2), as targets on `port`.

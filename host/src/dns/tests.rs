@@ -323,6 +323,48 @@ fn srv_order_priority_then_weighted_draw_rfc2782() {
     assert_eq!(got, ["b", "zero", "a", "low"]);
 }
 
+/// RFC 3263 §4.3: every SRV target's addresses, in RFC 2782 order, up to the bound, for
+/// failing over; a target without addresses is skipped, and an error after the first target
+/// with addresses ends the list instead of failing the lookup.
+#[test]
+fn srv_lists_every_target_in_order_for_failover() {
+    let records: Vec<Srv> = (0..8)
+        .map(|i| srv(10 + i, 0, 5000 + i, &format!("h{i}.fo.test")))
+        .collect();
+    let mut z = Zone::default().add("_sip._ws.fo.test", Kind::Srv, Records::Srv(records));
+    for i in [0u16, 2, 3, 4, 5, 6, 7] {
+        z = z.add(
+            &format!("h{i}.fo.test"),
+            Kind::A,
+            Records::Addrs(vec![ip(&format!("192.0.2.{i}"))]),
+        );
+    }
+    let c = ctx(&[(Proto::WS, 80)]);
+    let got = z.locate("sip:fo.test;transport=ws", &c).unwrap();
+    // h1 has no address; h0 and then MAX_SRV_TARGETS more.
+    let want: Vec<Target> = [0u16, 2, 3, 4, 5]
+        .iter()
+        .map(|i| t(Proto::WS, &format!("192.0.2.{i}:{}", 5000 + i)))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(want.len(), 1 + super::select::MAX_SRV_TARGETS);
+
+    // A failing lookup after the first target: the list ends there.
+    let req = Request::from_uri("sip:fo.test;transport=ws").unwrap();
+    let mut fetch = |name: &str, kind: Kind| match (name, kind) {
+        ("_sip._ws.fo.test", Kind::Srv) => Ok(Records::Srv(vec![
+            srv(1, 0, 1, "a.fo.test"),
+            srv(2, 0, 2, "b.fo.test"),
+        ])),
+        ("a.fo.test", Kind::A) => Ok(Records::Addrs(vec![ip("192.0.2.1")])),
+        _ => Err(DnsError::Miss),
+    };
+    assert_eq!(
+        locate(&req, &c, &mut fetch, &mut |_| 0),
+        Ok(vec![t(Proto::WS, "192.0.2.1:1")])
+    );
+}
+
 #[test]
 fn fetch_errors_stop_the_procedure() {
     let req = Request::from_uri("sip:x.test;transport=ws").unwrap();
