@@ -40,6 +40,10 @@ enum Mode {
         /// OPTIONS in flight per connection.
         #[arg(short = 'w', long, default_value_t = 10)]
         window: usize,
+        /// Request-URI (and To) of the OPTIONS: `sip:host` without a user is what keep-alive
+        /// pings send, which a registrar configuration answers itself.
+        #[arg(long, default_value = "sip:bench@127.0.0.1")]
+        ruri: String,
         #[command(flatten)]
         window_args: measure::Window,
     },
@@ -131,6 +135,7 @@ fn main() {
                 addr,
                 conns,
                 window,
+                ruri,
                 window_args,
             } => {
                 procfs::raise_nofile();
@@ -138,6 +143,7 @@ fn main() {
                     addr,
                     conns,
                     window: window.max(1),
+                    ruri,
                     window_args,
                 })
                 .await

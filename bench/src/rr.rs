@@ -19,18 +19,26 @@ pub struct RrArgs {
     pub conns: usize,
     /// Requests in flight per connection.
     pub window: usize,
+    /// Request-URI and To URI.
+    pub ruri: String,
     /// The measurement window.
     pub window_args: Window,
 }
 
-fn write_request(out: &mut Vec<u8>, scratch: &mut Vec<u8>, m: &mut Masker, conn: usize, cseq: u64) {
+fn write_request(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    m: &mut Masker,
+    req: (&str, usize, u64),
+) {
+    let (ruri, conn, cseq) = req;
     scratch.clear();
     let _ = write!(
         scratch,
-        "OPTIONS sip:bench@127.0.0.1 SIP/2.0\r\n\
+        "OPTIONS {ruri} SIP/2.0\r\n\
          Via: SIP/2.0/WS bench{conn}.invalid;rport;branch=z9hG4bK-{conn}-{cseq}\r\n\
          Max-Forwards: 70\r\n\
-         To: <sip:bench@127.0.0.1>\r\n\
+         To: <{ruri}>\r\n\
          From: <sip:sipbench@bench.invalid>;tag=b{conn}\r\n\
          Call-ID: bench-{conn}@sipbench\r\n\
          CSeq: {cseq} OPTIONS\r\n\
@@ -62,7 +70,13 @@ pub(crate) fn parse_response(p: &[u8]) -> Option<(u16, u64)> {
     any.then_some((code, n))
 }
 
-async fn conn_task(addr: Arc<str>, id: usize, w: usize, sh: Arc<Shared>) -> std::io::Result<Hist> {
+async fn conn_task(
+    addr: Arc<str>,
+    ruri: Arc<str>,
+    id: usize,
+    w: usize,
+    sh: Arc<Shared>,
+) -> std::io::Result<Hist> {
     let mut s = TcpStream::connect(&*addr).await?;
     s.set_nodelay(true)?;
     let mut buf = ws::handshake(&mut s, &addr, "/").await?;
@@ -73,7 +87,7 @@ async fn conn_task(addr: Arc<str>, id: usize, w: usize, sh: Arc<Shared>) -> std:
     let mut hist = Hist::new();
     // Slot i sends CSeq i+1, i+1+W, ...: a response's CSeq names its slot, in any order.
     for slot in 0..w {
-        write_request(&mut out, &mut scratch, &mut m, id, slot as u64 + 1);
+        write_request(&mut out, &mut scratch, &mut m, (&ruri, id, slot as u64 + 1));
     }
     let now = Instant::now();
     sent_at.iter_mut().for_each(|t| *t = now);
@@ -112,7 +126,12 @@ async fn conn_task(addr: Arc<str>, id: usize, w: usize, sh: Arc<Shared>) -> std:
                         }
                         outstanding -= 1;
                         if !stop {
-                            write_request(&mut out, &mut scratch, &mut m, id, cseq + w as u64);
+                            write_request(
+                                &mut out,
+                                &mut scratch,
+                                &mut m,
+                                (&ruri, id, cseq + w as u64),
+                            );
                             sent_at[slot] = now;
                             outstanding += 1;
                         }
@@ -150,8 +169,17 @@ async fn conn_task(addr: Arc<str>, id: usize, w: usize, sh: Arc<Shared>) -> std:
 pub async fn run(a: RrArgs) -> Result<(), String> {
     let sh = Arc::new(Shared::default());
     let addr: Arc<str> = a.addr.clone().into();
+    let ruri: Arc<str> = a.ruri.clone().into();
     let tasks = (0..a.conns)
-        .map(|id| tokio::spawn(conn_task(addr.clone(), id, a.window, sh.clone())))
+        .map(|id| {
+            tokio::spawn(conn_task(
+                addr.clone(),
+                ruri.clone(),
+                id,
+                a.window,
+                sh.clone(),
+            ))
+        })
         .collect();
     let m = measure::window(&a.window_args, &sh).await;
     let c = measure::collect(tasks, Duration::from_secs(5)).await;
