@@ -276,6 +276,7 @@ struct Builder {
     client: Vec<DomainConfig>,
     default_server_declared: bool,
     default_client_declared: bool,
+    default_server_has_cert: bool,
     config: TlsConfig,
 }
 
@@ -286,6 +287,7 @@ impl Default for Builder {
             client: vec![DomainConfig::new(DEFAULT_DOMAIN, Side::Client)],
             default_server_declared: false,
             default_client_declared: false,
+            default_server_has_cert: false,
             config: TlsConfig {
                 server: Vec::new(),
                 client: Vec::new(),
@@ -394,7 +396,7 @@ impl Builder {
         }
         let value = value.trim();
         if name == DEFAULT_DOMAIN && param == "certificate" {
-            self.default_server_declared = true;
+            self.default_server_has_cert = true;
         }
         let mut found = false;
         let mut warning = None;
@@ -430,7 +432,7 @@ impl Builder {
                 d.match_names.push(NameFilter::Any);
             }
         }
-        if !self.default_server_declared {
+        if !self.default_server_declared && !self.default_server_has_cert {
             self.server.pop();
         }
         self.config.server = self.server;
