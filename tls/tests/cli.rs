@@ -164,6 +164,29 @@ fn s_client_renegotiation_is_refused() {
     );
 }
 
+#[test]
+fn tls12_session_ticket_resumes() {
+    let st = setup();
+    let sess_file = st._dir.path().join("session.pem");
+    let sess_file = s(&sess_file);
+    let mut reused = Vec::new();
+    for flag in ["-sess_out", "-sess_in"] {
+        let (l, port) = listener();
+        let child = s_client(port, &st.ca, &["-tls1_2", flag, &sess_file], Stdio::null());
+        let (sess, res) = accept_and_handshake(&l, &st.server);
+        res.unwrap();
+        reused.push(sess.info().resumed);
+        drop(sess);
+        let out = wait_output(child);
+        assert_eq!(out.contains("Reused, TLSv1.2"), flag == "-sess_in", "{out}");
+        assert!(
+            out.contains("TLS session ticket:"),
+            "no ticket issued: {out}"
+        );
+    }
+    assert_eq!(reused, [false, true]);
+}
+
 fn s_server(cert: &str, key: &str, extra: &[&str]) -> (Child, u16) {
     let mut child = Command::new("openssl")
         .args([
@@ -181,19 +204,30 @@ fn s_server(cert: &str, key: &str, extra: &[&str]) -> (Child, u16) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the openssl command-line tool");
-    // s_server prints "ACCEPT <addr>:<port>" once it listens (or exits on error: EOF).
+    match child.stdout.take().and_then(listening_port) {
+        Some(port) => (child, port),
+        None => {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("s_server did not start listening: {status:?}");
+        }
+    }
+}
+
+/// Reads s_server's "ACCEPT <addr>:<port>" line (None if it exits first), then drains the rest
+/// of its output in the background so it never blocks on a full pipe.
+fn listening_port(stdout: std::process::ChildStdout) -> Option<u16> {
+    let mut out = BufReader::new(stdout);
     let mut line = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
     loop {
         line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "s_server exited before listening"
-        );
+        if out.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
         if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
-            let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+            let port = addr.rsplit(':').next()?.parse().ok()?;
             std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-            return (child, port);
+            return Some(port);
         }
     }
 }

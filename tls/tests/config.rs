@@ -89,6 +89,10 @@ fn issue_11_lines_and_defaults() {
     let cfg = parse(&[("certificate", "/c.pem"), ("private_key", "/k.pem")]).unwrap();
     assert_eq!(cfg.server[0].certificate, Some(PathBuf::from("/c.pem")));
 
+    // The default server domain may be declared after its certificate was given.
+    let cfg = parse(&[("certificate", "/c.pem"), ("server_domain", "default")]).unwrap();
+    assert_eq!(cfg.server.len(), 1);
+
     // Nothing at all: only the default client domain (verified against the system roots).
     let cfg = parse(&[]).unwrap();
     assert!(cfg.server.is_empty());
