@@ -296,6 +296,8 @@ pub(crate) struct AcceptState {
     pub(crate) set: Arc<TlsContexts>,
     pub(crate) local: SocketAddr,
     pub(crate) domain: AtomicUsize,
+    /// Why the SNI callback refused the handshake, for the session's error text.
+    pub(crate) refused: OnceLock<String>,
 }
 
 /// The ex-data slot of [`AcceptState`] (one per process).
@@ -307,7 +309,7 @@ pub(crate) fn accept_index() -> Index<Ssl, Arc<AcceptState>> {
 /// The SNI callback of every server context (RFC 6066 §3; OpenSIPS `tls_sni_cb()`): OpenSSL
 /// calls it while processing the ClientHello, with or without a server_name extension. It
 /// re-selects the domain with the name received and switches the `SSL` to that domain's
-/// context (certificate, key, trust store) and verify mode. No matching domain: fatal
+/// context (certificate, key, trust store), verify mode and TLS 1.2 cipher list. No matching domain: fatal
 /// `unrecognized_name` alert. A domain whose `tls_method` excludes the version already
 /// negotiated: fatal `protocol_version` alert.
 fn sni_callback(ssl: &mut SslRef, alert: &mut SslAlert) -> Result<(), SniError> {
@@ -316,20 +318,38 @@ fn sni_callback(ssl: &mut SslRef, alert: &mut SslAlert) -> Result<(), SniError> 
     };
     let name = ssl.servername(NameType::HOST_NAME).map(str::to_owned);
     let Some(i) = state.set.server_index(state.local, name.as_deref()) else {
+        let _ = state.refused.set(format!(
+            "SNI {name:?} on {} matches no TLS server domain",
+            state.local
+        ));
         *alert = SslAlert::UNRECOGNIZED_NAME;
         return Err(SniError::ALERT_FATAL);
     };
     let dom = &state.set.server[i];
     if let Some(v) = ssl.version2().and_then(TlsVersion::from_openssl) {
         if !dom.config.method.allows(v) {
+            let _ = state.refused.set(format!(
+                "{v} is outside tls_method {} of TLS domain [{}]",
+                dom.config.method, dom.config.name
+            ));
             *alert = SslAlert::PROTOCOL_VERSION;
             return Err(SniError::ALERT_FATAL);
         }
     }
     if state.domain.swap(i, Ordering::Relaxed) != i {
+        // SSL_set_SSL_CTX takes the certificate, key and trust store of the new context, not
+        // its verify mode or cipher list: set those on the SSL (the cipher is chosen after
+        // this callback).
         ssl.set_ssl_context(&dom.ctx)
             .map_err(|_| SniError::ALERT_FATAL)?;
         ssl.set_verify(dom.verify);
+        let ciphers = dom
+            .config
+            .ciphers_list
+            .as_deref()
+            .unwrap_or(MOZILLA_INTERMEDIATE_CIPHERS);
+        ssl.set_cipher_list(ciphers)
+            .map_err(|_| SniError::ALERT_FATAL)?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use openssl::error::ErrorStack;
 use openssl::ssl::{self, ErrorCode, NameType, Ssl, SslStream};
@@ -130,6 +130,7 @@ impl<S: Read + Write> TlsSession<S> {
             set: set.clone(),
             local,
             domain: AtomicUsize::new(i),
+            refused: OnceLock::new(),
         });
         ssl.set_ex_data(accept_index(), state.clone());
         let stream = SslStream::new(ssl, stream).map_err(SessionError::Setup)?;
@@ -257,6 +258,9 @@ impl<S: Read + Write> TlsSession<S> {
             (None, None) if e.code() == ErrorCode::SYSCALL => "connection closed by peer".into(),
             (None, None) => e.to_string(),
         };
+        if let Some(why) = self.accept.as_ref().and_then(|a| a.refused.get()) {
+            return format!("{why} ({cause})");
+        }
         let verify = self.stream.ssl().verify_result();
         if verify != X509VerifyResult::OK {
             format!(

@@ -145,6 +145,17 @@ fn opensips_readme_virtual_domains() {
         Some("ECDHE-ECDSA-AES256-GCM-SHA384")
     );
     assert_eq!(cfg.client[1].name, "default");
+    // verify_cert 0 on a client domain is accepted with a warning for the log.
+    let lab: Vec<_> = cfg
+        .warnings
+        .iter()
+        .filter(|w| w.param == "verify_cert")
+        .collect();
+    assert_eq!(lab.len(), 1);
+    assert!(
+        lab[0].message.contains("[dom6]") && lab[0].message.contains("lab"),
+        "{lab:?}"
+    );
 }
 
 #[test]

@@ -234,12 +234,45 @@ fn sni_domain_with_its_own_method_refuses_an_older_version() {
         .expect("TLS 1.2 accepted on a TLSv1_3 domain")
         .to_string();
     assert!(
-        err.contains("callback failed") || err.contains("version"),
+        err.contains("TLSv1_2 is outside tls_method TLSv1_3 of TLS domain [strict]"),
         "{err}"
     );
     assert!(cli.is_err());
     let (srv, _) = connect(&server, &trust(&pki, "ca", "TLSv1_3"), Some("b.example"));
     assert_eq!(srv.unwrap().info().domain, "strict");
+}
+
+#[test]
+fn sni_domain_with_its_own_ciphers_list_uses_it() {
+    let pki = Pki::new();
+    let server = server_params(
+        &pki,
+        "a-ec",
+        &[
+            ("server_domain", "aes256".into()),
+            ("match_sip_domain", "[aes256]b.example".into()),
+            ("certificate", format!("[aes256]{}", pki.path("b.pem"))),
+            ("private_key", format!("[aes256]{}", pki.path("b.key"))),
+            (
+                "ciphers_list",
+                "[aes256]ECDHE-ECDSA-AES256-GCM-SHA384".into(),
+            ),
+        ],
+    );
+    let client = trust(&pki, "ca", "TLSv1_2");
+    // The client prefers AES-128 (Mozilla order): the default domain takes it...
+    let (srv, _) = connect(&server, &client, Some("a.example"));
+    assert_eq!(
+        srv.unwrap().info().cipher,
+        Some("ECDHE-ECDSA-AES128-GCM-SHA256")
+    );
+    // ...the SNI-selected domain allows only AES-256.
+    let (srv, _) = connect(&server, &client, Some("b.example"));
+    let info = srv.unwrap().info();
+    assert_eq!(
+        (info.domain.as_str(), info.cipher),
+        ("aes256", Some("ECDHE-ECDSA-AES256-GCM-SHA384"))
+    );
 }
 
 #[test]
@@ -310,4 +343,25 @@ fn close_notify_reads_as_end_of_stream() {
     exchange(&mut srv, &mut cli);
     assert_eq!(cli.shutdown().unwrap(), sipcore_tls::Progress::Done);
     assert!(recv(&mut srv, 1).is_empty());
+}
+
+#[test]
+fn sni_matching_no_domain_is_refused_with_unrecognized_name() {
+    let pki = Pki::new();
+    let server = [
+        ("server_domain", "only".to_string()),
+        ("match_sip_domain", "[only]a.example".into()),
+        ("certificate", format!("[only]{}", pki.path("a-ec.pem"))),
+        ("private_key", format!("[only]{}", pki.path("a-ec.key"))),
+    ];
+    let (srv, cli) = connect(&server, &trust(&pki, "ca", "-"), Some("x.example"));
+    let err = srv.err().expect("unknown SNI accepted").to_string();
+    assert!(
+        err.contains("SNI Some(\"x.example\")") && err.contains("matches no TLS server domain"),
+        "{err}"
+    );
+    let err = cli.err().expect("client ended well").to_string();
+    assert!(err.contains("unrecognized name"), "{err}");
+    let (srv, _) = connect(&server, &trust(&pki, "ca", "-"), Some("a.example"));
+    assert_eq!(srv.unwrap().info().domain, "only");
 }

@@ -190,6 +190,16 @@ impl Builder {
         if !self.default_server_declared && !self.default_server_has_cert {
             self.server.pop();
         }
+        for d in self.client.iter().filter(|d| !d.verify_cert) {
+            self.config.warnings.push(ConfigWarning {
+                param: "verify_cert".into(),
+                value: format!("[{}]0", d.name),
+                message: format!(
+                    "client domain [{}] does not verify servers' certificates: for a lab only",
+                    d.name
+                ),
+            });
+        }
         self.config.server = self.server;
         self.config.client = self.client;
         self.config
