@@ -145,6 +145,24 @@ fn settings_openssl_refuses_and_missing_parameters() {
     let e = build(&[("certificate", format!("[default]{}", s(&cert)))]).unwrap_err();
     assert!(e.to_string().contains("private_key is not"), "{e}");
 
+    let mut bad_dh = cert_and_key(&s(&cert), &s(&key));
+    bad_dh.push(("dh_params", format!("[default]{}", s(&cert))));
+    let e = build(&bad_dh).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LoadError::Pem {
+                param: "dh_params",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("a.pem") && e.to_string().contains("error:"),
+        "{e}"
+    );
+
     let mut bad_dir = cert_and_key(&s(&cert), &s(&key));
     bad_dir.push(("ca_dir", format!("[default]{}", s(&p.join("no-dir")))));
     let e = build(&bad_dir).unwrap_err();
