@@ -9,6 +9,8 @@
 //! - [`manager`]: the current context set and its hot reload.
 //! - [`session`]: a non-blocking TLS session over any `Read + Write` stream.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod context;
 pub mod filter;

@@ -111,3 +111,90 @@ fn dh_params_and_ec_curve_choose_the_key_exchange() {
     let (srv_sess, _) = run(client_with("ECDHE-RSA-AES128-GCM-SHA256", "P-256"));
     assert!(srv_sess.is_err());
 }
+
+#[test]
+fn crl_dir_refuses_a_revoked_client_certificate() {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::x509::extension::AuthorityKeyIdentifier;
+    use openssl::x509::{X509CrlBuilder, X509RevokedBuilder, X509};
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let ca = ca("CRL CA");
+    let ca_file = write_ca(p, "ca", &ca);
+    let (cert, key) = write(p, "a", &leaf(&ca, &["a.example"], Kind::Ec, false));
+    let revoked = leaf(&ca, &["revoked.example"], Kind::Ec, true);
+    let good = leaf(&ca, &["good.example"], Kind::Ec, true);
+
+    let now = Asn1Time::days_from_now(0).unwrap();
+    let mut entry = X509RevokedBuilder::new().unwrap();
+    entry
+        .set_serial_number(revoked.cert.serial_number())
+        .unwrap();
+    entry.set_revocation_date(&now).unwrap();
+    let mut crl = X509CrlBuilder::new().unwrap();
+    crl.set_issuer_name(ca.cert.subject_name()).unwrap();
+    crl.set_last_update(&Asn1Time::from_unix(0).unwrap())
+        .unwrap();
+    crl.set_next_update(&Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    crl.add_revoked(entry.build()).unwrap();
+    let x509 = X509::builder().unwrap();
+    let ctx = x509.x509v3_context(Some(&ca.cert), None);
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&ctx)
+        .unwrap();
+    crl.append_extension(aki).unwrap();
+    // cRLNumber (RFC 5280 §5.2.3) = INTEGER 1.
+    let crl_number = openssl::asn1::Asn1Object::from_str("2.5.29.20").unwrap();
+    let one = openssl::asn1::Asn1OctetString::new_from_bytes(&[0x02, 0x01, 0x01]).unwrap();
+    let ext = openssl::x509::X509Extension::new_from_der(&crl_number, false, &one).unwrap();
+    crl.append_extension(ext).unwrap();
+    crl.sign(&ca.key, MessageDigest::sha256()).unwrap();
+    let crls = p.join("crls");
+    std::fs::create_dir(&crls).unwrap();
+    std::fs::write(
+        crls.join("ca.crl.pem"),
+        crl.build().unwrap().to_pem().unwrap(),
+    )
+    .unwrap();
+    let status = Command::new("openssl")
+        .arg("rehash")
+        .arg(&crls)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let srv = contexts(&[
+        ("certificate", format!("[default]{}", s(&cert))),
+        ("private_key", format!("[default]{}", s(&key))),
+        ("verify_cert", "[default]1".into()),
+        ("require_cert", "[default]1".into()),
+        ("ca_list", format!("[default]{}", s(&ca_file))),
+        ("crl_dir", format!("[default]{}", s(&crls))),
+    ]);
+    for (name, issued, accepted) in [("good", &good, true), ("revoked", &revoked, false)] {
+        let (ccert, ckey) = write(p, name, issued);
+        let cli = contexts(&[
+            ("ca_list", format!("[default]{}", s(&ca_file))),
+            ("certificate", format!("[default]{}", s(&ccert))),
+            ("private_key", format!("[default]{}", s(&ckey))),
+        ]);
+        let (a, b, local) = pair();
+        let server = TlsSession::server(&srv, local, a).unwrap();
+        let client = TlsSession::client(&cli, local, Some("a.example"), b).unwrap();
+        let (srv_sess, _) = handshake(server, client);
+        match srv_sess {
+            Ok(sess) => {
+                assert!(accepted, "revoked certificate accepted");
+                assert_eq!(sess.info().peer, PeerCert::Verified);
+            }
+            Err(e) => {
+                assert!(!accepted, "{name}: {e}");
+                assert!(e.to_string().contains("certificate revoked"), "{e}");
+            }
+        }
+    }
+}

@@ -16,7 +16,7 @@ use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
-    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
 };
 use openssl::x509::{X509NameBuilder, X509};
 use sipcore_tls::{Io, Progress, SessionError, TlsConfig, TlsContexts, TlsSession};
@@ -91,6 +91,10 @@ pub fn ca(cn: &str) -> Issued {
             .unwrap(),
     )
     .unwrap();
+    let ski = SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(ski).unwrap();
     b.sign(&key, MessageDigest::sha256()).unwrap();
     Issued {
         cert: b.build(),
