@@ -53,3 +53,30 @@ impl TlsManager {
         Ok(self.generation.fetch_add(1, Ordering::Relaxed) + 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::TlsSession;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    /// The manager is shared by every I/O worker; a session may move with its connection.
+    #[test]
+    fn shared_and_movable_across_threads() {
+        send_sync::<TlsManager>();
+        send_sync::<TlsContexts>();
+        send::<TlsSession<std::net::TcpStream>>();
+    }
+
+    #[test]
+    fn a_config_without_server_domains_builds_and_reloads() {
+        let m = TlsManager::new(TlsConfig::from_params([]).unwrap()).unwrap();
+        assert_eq!(m.current().server_domains().count(), 0);
+        assert_eq!(m.current().client_domains().count(), 1);
+        let before = m.current();
+        assert_eq!(m.reload().unwrap(), 2);
+        assert!(!Arc::ptr_eq(&before, &m.current()));
+    }
+}
