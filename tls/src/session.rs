@@ -98,6 +98,10 @@ pub enum SessionError {
     /// A TLS error after the handshake.
     #[error("TLS error: {0}")]
     Tls(String),
+    /// The peer closed the connection without close_notify (RFC 8446 §6.1): usual for a
+    /// browser tab that goes away; the data read so far is complete up to the last record.
+    #[error("peer closed the connection without close_notify")]
+    Truncated,
 }
 
 /// A TLS session over `S`.
@@ -192,6 +196,7 @@ impl<S: Read + Write> TlsSession<S> {
         match self.stream.ssl_read(buf) {
             Ok(n) => Ok(Io::Ready(n)),
             Err(e) if e.code() == ErrorCode::ZERO_RETURN => Ok(Io::Ready(0)),
+            Err(e) if is_truncation(&e) => Err(SessionError::Truncated),
             Err(e) => io_want(&e).ok_or_else(|| SessionError::Tls(self.describe(&e))),
         }
     }
@@ -270,6 +275,23 @@ impl<S: Read + Write> TlsSession<S> {
         } else {
             cause
         }
+    }
+}
+
+/// OpenSSL 3's `SSL_R_UNEXPECTED_EOF_WHILE_READING` (not exported by openssl-sys).
+const SSL_R_UNEXPECTED_EOF_WHILE_READING: i32 = 294;
+/// OpenSSL's `ERR_LIB_SSL`.
+const ERR_LIB_SSL: i32 = 20;
+
+/// A TCP end of stream where a TLS record or close_notify was due: OpenSSL 3 reports it as an
+/// SSL error with this reason; OpenSSL 1.1 as `SSL_ERROR_SYSCALL` without an errno.
+fn is_truncation(e: &ssl::Error) -> bool {
+    match (e.code(), e.ssl_error(), e.io_error()) {
+        (ErrorCode::SSL, Some(stack), _) => stack.errors().iter().any(|x| {
+            x.library_code() == ERR_LIB_SSL && x.reason_code() == SSL_R_UNEXPECTED_EOF_WHILE_READING
+        }),
+        (ErrorCode::SYSCALL, None, None) => true,
+        _ => false,
     }
 }
 

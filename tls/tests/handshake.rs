@@ -365,3 +365,30 @@ fn sni_matching_no_domain_is_refused_with_unrecognized_name() {
     let (srv, _) = connect(&server, &trust(&pki, "ca", "-"), Some("a.example"));
     assert_eq!(srv.unwrap().info().domain, "only");
 }
+
+#[test]
+fn a_peer_that_drops_tcp_without_close_notify_reads_as_truncated() {
+    let pki = Pki::new();
+    let (srv, cli) = connect(
+        &server_params(&pki, "a-ec", &[]),
+        &trust(&pki, "ca", "-"),
+        Some("a.example"),
+    );
+    let (mut srv, mut cli) = (srv.unwrap(), cli.unwrap());
+    exchange(&mut srv, &mut cli);
+    drop(cli);
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let end = loop {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no end of stream before the deadline"
+        );
+        match srv.read(&mut buf) {
+            Ok(sipcore_tls::Io::Ready(n)) => panic!("read {n} bytes"),
+            Ok(_) => std::thread::yield_now(),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(end, SessionError::Truncated), "{end}");
+}
