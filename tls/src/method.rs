@@ -5,7 +5,9 @@
 //! Where we differ: names are matched whole and case-insensitively (OpenSIPS compares only the
 //! length of the input, so `TLS` is taken for `TLSany`), and nothing below TLS 1.2 is ever
 //! negotiated (RFC 8996 deprecates TLS 1.0 and 1.1): a range that reaches lower is raised to
-//! TLS 1.2 with a warning, and a range that lies wholly below TLS 1.2 is an error.
+//! TLS 1.2, and one that lies wholly below TLS 1.2 (OpenSIPS's own templates say `TLSv1`, which
+//! OpenSSL 3 cannot negotiate at its default security level) becomes TLS 1.2-1.3; both with a
+//! warning, so the OpenSIPS lines still start a working server.
 
 use std::fmt;
 
@@ -120,9 +122,6 @@ pub enum MethodError {
         /// High end as written.
         high: TlsVersion,
     },
-    /// Every version in the range is below TLS 1.2.
-    #[error("{0} allows only versions below TLS 1.2, which sipcore never negotiates (RFC 8996); use TLSv1_2- or leave tls_method unset")]
-    BelowFloor(String),
 }
 
 /// One end of a range, before the floor is applied.
@@ -173,28 +172,33 @@ impl TlsMethod {
                 (low, high)
             }
         };
-        let min = low.unwrap_or(TlsVersion::FLOOR);
+        // A missing low end is "the lowest supported"; the floor is applied after the range
+        // is checked.
+        let min = low.unwrap_or(TlsVersion::Tls1_0);
         let max = high.unwrap_or(TlsVersion::HIGHEST);
-        if max < TlsVersion::FLOOR {
-            return Err(MethodError::BelowFloor(value.to_string()));
-        }
         if min > max {
             return Err(MethodError::EmptyRange {
                 low: min,
                 high: max,
             });
         }
-        if min < TlsVersion::FLOOR {
+        if max < TlsVersion::FLOOR {
             let warning = format!(
-                "tls_method {value:?} allows {min}, below TLS 1.2 (RFC 8996): raised to {}",
-                TlsVersion::FLOOR
+                "tls_method {value:?} allows only versions below TLS 1.2 (RFC 8996): \
+                 TLSv1_2-TLSv1_3 used instead"
             );
+            return Ok((TlsMethod::default(), Some(warning)));
+        }
+        if min < TlsVersion::FLOOR {
+            let warning = low.map(|low| {
+                format!("tls_method {value:?} allows {low}, below TLS 1.2 (RFC 8996): raised to TLSv1_2")
+            });
             return Ok((
                 TlsMethod {
                     min: TlsVersion::FLOOR,
                     max,
                 },
-                Some(warning),
+                warning,
             ));
         }
         Ok((TlsMethod { min, max }, None))
@@ -238,15 +242,15 @@ mod tests {
     }
 
     #[test]
+    fn wholly_below_the_floor_becomes_the_default_range() {
+        // OpenSIPS's templates say "[default]TLSv1".
+        assert_eq!(ok("TLSv1"), (Tls1_2, Tls1_3, true));
+        assert_eq!(ok("-TLSv1_1"), (Tls1_2, Tls1_3, true));
+        assert_eq!(ok("TLSv1_1"), (Tls1_2, Tls1_3, true));
+    }
+
+    #[test]
     fn errors() {
-        assert_eq!(
-            TlsMethod::parse("TLSv1"),
-            Err(MethodError::BelowFloor("TLSv1".into()))
-        );
-        assert_eq!(
-            TlsMethod::parse("-TLSv1_1"),
-            Err(MethodError::BelowFloor("-TLSv1_1".into()))
-        );
         assert_eq!(
             TlsMethod::parse("TLS"),
             Err(MethodError::UnknownName("TLS".into()))

@@ -14,13 +14,13 @@ fn parse(lines: &[(&str, &str)]) -> Result<TlsConfig, ConfigError> {
 
 #[test]
 fn opensips_loadbalancer_template() {
-    // modparam lines of OpenSIPS examples/templates/loadbalancer.m4, with TLSv1 raised.
+    // The modparam lines of OpenSIPS examples/templates/loadbalancer.m4, unchanged.
     let cfg = parse(&[
         ("server_domain", "default"),
         ("match_ip_address", "[default]*"),
         ("verify_cert", "[default]1"),
         ("require_cert", "[default]0"),
-        ("tls_method", "[default]TLSv1-"),
+        ("tls_method", "[default]TLSv1"),
         (
             "certificate",
             "[default]/etc/opensips/tls/user/user-cert.pem",
@@ -55,7 +55,9 @@ fn opensips_loadbalancer_template() {
     );
     assert_eq!(cfg.warnings.len(), 1);
     assert!(
-        cfg.warnings[0].message.contains("raised to TLSv1_2"),
+        cfg.warnings[0]
+            .message
+            .contains("TLSv1_2-TLSv1_3 used instead"),
         "{:?}",
         cfg.warnings
     );
@@ -202,8 +204,8 @@ fn errors_name_the_parameter_and_the_value() {
         }
     ));
     assert!(e.to_string().contains("tls_method") && e.to_string().contains("TLSv1_2-TLSv1_3-"));
-    let e = err(&[("tls_method", "TLSv1")]);
-    assert!(e.to_string().contains("below TLS 1.2"), "{e}");
+    let e = err(&[("tls_method", "TLSv1_1-TLSv1")]);
+    assert!(e.to_string().contains("empty TLS method range"), "{e}");
     let e = err(&[("tls_method", "[default]TLSv2")]);
     assert!(
         e.to_string().contains("unknown TLS method \"TLSv2\""),
