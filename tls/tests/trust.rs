@@ -198,3 +198,35 @@ fn crl_dir_refuses_a_revoked_client_certificate() {
         }
     }
 }
+
+#[test]
+fn verify_cert_without_require_cert_asks_but_accepts_a_client_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let ca = ca("optional CA");
+    let ca_file = write_ca(p, "ca", &ca);
+    let (cert, key) = write(p, "a", &leaf(&ca, &["a.example"], Kind::Ec, false));
+    let (ccert, ckey) = write(p, "c", &leaf(&ca, &["c.example"], Kind::Ec, true));
+    let srv = contexts(&[
+        ("certificate", format!("[default]{}", s(&cert))),
+        ("private_key", format!("[default]{}", s(&key))),
+        ("verify_cert", "[default]1".into()),
+        ("require_cert", "[default]0".into()),
+        ("ca_list", format!("[default]{}", s(&ca_file))),
+    ]);
+    let trust = ("ca_list", format!("[default]{}", s(&ca_file)));
+    let anonymous = contexts(std::slice::from_ref(&trust));
+    let with_cert = contexts(&[
+        trust.clone(),
+        ("certificate", format!("[default]{}", s(&ccert))),
+        ("private_key", format!("[default]{}", s(&ckey))),
+    ]);
+    for (cli, expected) in [(anonymous, PeerCert::None), (with_cert, PeerCert::Verified)] {
+        let (a, b, local) = pair();
+        let server = TlsSession::server(&srv, local, a).unwrap();
+        let client = TlsSession::client(&cli, local, Some("a.example"), b).unwrap();
+        let (srv_sess, cli_sess) = handshake(server, client);
+        cli_sess.unwrap();
+        assert_eq!(srv_sess.unwrap().info().peer, expected);
+    }
+}
