@@ -2,6 +2,7 @@
 //! compile the script, initialise modules, create sockets, start transports, wait for a signal.
 //! Every error that comes from the configuration names file:line:col.
 mod modparams;
+mod tls;
 
 use crate::builtin_modules::{self, Builtin};
 use crate::config::{self, Config, ConfigError, GlobalValue, Item};
@@ -96,8 +97,20 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
 
     let (loaded, builtins) = load_modules(&cfg, &opts.config)?;
-    let (params, settings) =
+    let (params, settings, tls_params) =
         check_modparams(&cfg, &loaded, &builtins).map_err(|e| e.to_string())?;
+    if let Some(t) = tls::check(&cfg, &tls_params).map_err(|e| e.to_string())? {
+        for w in &t.warnings {
+            crate::log!(Warning, "tls_mgm", "{}", w);
+        }
+        crate::log!(
+            Info,
+            "tls_mgm",
+            "TLS domains loaded: {} server, {} client",
+            t.config.server.len(),
+            t.config.client.len()
+        );
+    }
     let table = FunctionTable::with_core();
     let script = script::compile(&cfg, &table).map_err(|e| e.to_string())?;
     let socket_lines = sockets::parse_all(&cfg, &loaded).map_err(|e| e.to_string())?;

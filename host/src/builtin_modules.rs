@@ -78,6 +78,64 @@ const USRLOC: &[ParamSpec] = &[
     ),
 ];
 
+const fn text(name: &'static str, doc: &'static str) -> ParamSpec {
+    ParamSpec {
+        name: RStr::from_str(name),
+        kind: ParamKind::STR,
+        multi: true,
+        default: RStr::from_str(""),
+        doc: RStr::from_str(doc),
+    }
+}
+
+/// OpenSIPS tls_mgm's parameters (`[domain]value`, repeatable): checked and loaded by
+/// [`sipcore_tls`] at startup, for the TLS transports.
+const TLS_MGM: &[ParamSpec] = &[
+    text(
+        "server_domain",
+        "declare a server TLS domain: name[=ip:port]",
+    ),
+    text(
+        "client_domain",
+        "declare a client TLS domain: name[=ip:port]",
+    ),
+    text("certificate", "[domain]certificate file (PEM)"),
+    text("private_key", "[domain]private key file (PEM)"),
+    text("ca_list", "[domain]CA certificates file (PEM)"),
+    text("ca_dir", "[domain]CA certificates directory"),
+    text("crl_dir", "[domain]CRL directory"),
+    text(
+        "crl_check_all",
+        "[domain]1: check the CRLs of the whole chain",
+    ),
+    text(
+        "tls_method",
+        "[domain]protocol range, e.g. TLSv1_2- (at least TLS 1.2)",
+    ),
+    text("ciphers_list", "[domain]OpenSSL cipher list (TLS 1.2)"),
+    text("ec_curve", "[domain]ECDH curve"),
+    text("dh_params", "[domain]DH parameters file (PEM)"),
+    text("verify_cert", "[domain]1: verify the peer's certificate"),
+    text(
+        "require_cert",
+        "[domain]1: a client certificate is required",
+    ),
+    text(
+        "match_ip_address",
+        "[domain]addresses the domain serves (ip:port, *)",
+    ),
+    text(
+        "match_sip_domain",
+        "[domain]SNI / SIP domains the domain serves (wildcards, *)",
+    ),
+    text("tls_library", "openssl only"),
+    text("client_tls_domain_avp", "AVP naming the client domain"),
+    text(
+        "client_sip_domain_avp",
+        "AVP naming the SIP domain for client domain matching",
+    ),
+];
+
 /// Every module the host implements.
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -118,6 +176,14 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "signaling",
+        params: &[],
+    },
+    Builtin {
+        name: "tls_mgm",
+        params: TLS_MGM,
+    },
+    Builtin {
+        name: "tls_openssl",
         params: &[],
     },
 ];
@@ -186,6 +252,45 @@ impl Settings {
 mod tests {
     use super::*;
 
+    /// Every tls_mgm parameter declared here is one the TLS layer takes, and the reverse.
+    #[test]
+    fn tls_mgm_params_match_the_tls_crate() {
+        for p in TLS_MGM {
+            assert!(
+                sipcore_tls::TlsConfig::is_param(p.name.as_str()),
+                "{}",
+                p.name.as_str()
+            );
+        }
+        let declared = TLS_MGM.len();
+        let taken = [
+            "server_domain",
+            "client_domain",
+            "certificate",
+            "private_key",
+            "ca_list",
+            "ca_dir",
+            "crl_dir",
+            "crl_check_all",
+            "tls_method",
+            "ciphers_list",
+            "ec_curve",
+            "dh_params",
+            "verify_cert",
+            "require_cert",
+            "match_ip_address",
+            "match_sip_domain",
+            "tls_library",
+            "client_tls_domain_avp",
+            "client_sip_domain_avp",
+        ]
+        .iter()
+        .filter(|n| sipcore_tls::TlsConfig::is_param(n))
+        .count();
+        assert_eq!(declared, taken);
+        assert!(!sipcore_tls::TlsConfig::is_param("no_such"));
+    }
+
     #[test]
     fn names_and_params() {
         assert_eq!(find("usrloc.so").map(|b| b.name), Some("usrloc"));
@@ -194,7 +299,7 @@ mod tests {
         assert!(find("/opt/mods/tm.so").is_none());
         let mut s = Settings::default();
         for b in BUILTINS {
-            for p in b.params {
+            for p in b.params.iter().filter(|p| p.kind == ParamKind::INT) {
                 let v: i64 = p.default.as_str().parse().unwrap();
                 s.set(b.name, p.name.as_str(), v).unwrap();
             }

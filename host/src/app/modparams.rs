@@ -1,7 +1,7 @@
 //! `modparam` checking: every value against its module's declared parameters (a plugin's ABI
 //! [`ParamSpec`] list, or a built-in module's), with errors naming file:line:col.
 use crate::builtin_modules::{Builtin, Settings};
-use crate::config::{Config, ConfigError, Item, ModParamValue};
+use crate::config::{Config, ConfigError, Item, ModParamValue, Span};
 use crate::modules::LoadedModule;
 use sipcore_abi::{ParamKind, ParamSpec};
 
@@ -13,15 +13,28 @@ pub(super) struct ParamValue<'a> {
     pub text: &'a str,
 }
 
+/// A `modparam("tls_mgm", ...)` in file order, with where it is (for errors).
+pub(super) struct TlsParam<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+    pub span: Span,
+    pub value_span: Span,
+}
+
+/// What the modparams give: the plugins' values per module, the built-in modules' settings,
+/// and tls_mgm's values in file order.
+pub(super) type Checked<'c> = (Vec<Vec<ParamValue<'c>>>, Settings, Vec<TlsParam<'c>>);
+
 /// Check every modparam against its module's declared parameters; group the plugins' values
 /// per module, in file order, and apply the built-in modules' to their [`Settings`].
 pub(super) fn check_modparams<'c>(
     cfg: &'c Config,
     loaded: &[LoadedModule],
     builtins: &[&'static Builtin],
-) -> Result<(Vec<Vec<ParamValue<'c>>>, Settings), ConfigError> {
+) -> Result<Checked<'c>, ConfigError> {
     let mut out: Vec<Vec<ParamValue<'c>>> = loaded.iter().map(|_| Vec::new()).collect();
     let mut settings = Settings::default();
+    let mut tls: Vec<TlsParam<'c>> = Vec::new();
     let mut builtin_seen: Vec<(&str, &str)> = Vec::new();
     for item in &cfg.items {
         let Item::ModParam {
@@ -100,6 +113,16 @@ pub(super) fn check_modparams<'c>(
             )
         };
         let Some(idx) = plugin else {
+            if module == "tls_mgm" {
+                // Repeatable `[domain]value` strings, checked together by the TLS layer.
+                tls.push(TlsParam {
+                    name: param,
+                    value: v.text,
+                    span: *span,
+                    value_span: *value_span,
+                });
+                continue;
+            }
             if builtin_seen.contains(&(module.as_str(), param.as_str())) {
                 return Err(twice());
             }
@@ -114,5 +137,5 @@ pub(super) fn check_modparams<'c>(
         }
         out[idx].push(v);
     }
-    Ok((out, settings))
+    Ok((out, settings, tls))
 }
