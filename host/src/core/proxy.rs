@@ -272,7 +272,7 @@ pub(crate) fn parse_header_lines(text: &str) -> Result<Vec<(String, String)>, St
 
 /// `has_totag()`: 1 if the To header has a tag (the request is inside a dialog).
 pub(crate) fn has_totag(msg: &Message) -> i64 {
-    if msg.to().ok().and_then(|t| t.tag()).is_some() {
+    if msg.to_tag_param().ok().flatten().flatten().is_some() {
         1
     } else {
         -1

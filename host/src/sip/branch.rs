@@ -67,13 +67,12 @@ pub(crate) fn txn_digits(req: &Message) -> [u8; TXN_HEX] {
         h.update(s.as_bytes());
     };
     let top = req.vias().next().unwrap_or("");
-    let via = req.top_via().ok();
-    match via.as_ref().and_then(|v| v.branch()) {
+    match req.top_branch().ok().flatten() {
         Some(b) if b.starts_with(BRANCH_MAGIC_COOKIE) => part(b),
         _ => {
             part(top);
-            part(req.to().ok().and_then(|t| t.tag()).unwrap_or(""));
-            part(req.from().ok().and_then(|f| f.tag()).unwrap_or(""));
+            part(req.to_tag_param().ok().flatten().flatten().unwrap_or(""));
+            part(req.from_tag_param().ok().flatten().flatten().unwrap_or(""));
             part(req.call_id().unwrap_or(""));
             part(cseq_number(req));
             part(req.ruri().unwrap_or(""));

@@ -69,6 +69,10 @@ pub fn fuzz_parse(data: &[u8]) {
         }
     }
     let _ = m.top_via();
+    // The cached fields are what the parsers give.
+    assert_eq!(m.from_tag_param(), m.from().map(|n| n.params().get("tag")));
+    assert_eq!(m.to_tag_param(), m.to().map(|n| n.params().get("tag")));
+    assert_eq!(m.top_branch(), m.top_via().map(|v| v.branch()));
     for c in m.contacts().flatten() {
         if let Contact::Addr(na) = c {
             exercise_name_addr(&na);

@@ -73,6 +73,8 @@ pub struct Message {
     /// End of the header section, which [`Message::parse`] checked is UTF-8 from the start
     /// line on (the spans of [`Message::text`] lie inside it).
     pub(crate) text_end: u32,
+    /// Header fields parsed once per message (see `cached.rs`).
+    pub(crate) cache: super::cached::Cache,
 }
 
 /// How a header name given by the caller is matched.

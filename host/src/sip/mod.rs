@@ -40,6 +40,7 @@
 //! ```
 
 mod branch;
+mod cached;
 mod edit;
 mod error;
 mod forward;

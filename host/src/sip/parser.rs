@@ -225,6 +225,7 @@ impl Message {
             content_length,
             extent: Span::new(first, body_end),
             text_end: Span::new(first, hdr_end).end,
+            cache: Default::default(),
             buf,
         })
     }

@@ -103,7 +103,7 @@ pub fn build_reply_from(
         header(&mut out, "From", from);
     }
     if let Some(to) = req.first(HeaderName::To) {
-        let add_tag = !to_tag.is_empty() && req.to().is_ok_and(|t| !t.params().contains("tag"));
+        let add_tag = !to_tag.is_empty() && matches!(req.to_tag_param(), Ok(None));
         put(&mut out, "To: ");
         put(&mut out, to);
         if add_tag {
@@ -136,15 +136,16 @@ pub fn build_reply_from(
 /// not parse, e.g. an RFC 2543 Via without branch).
 pub fn stateless_to_tag(req: &Message) -> String {
     let from_tag = req
-        .from()
+        .from_tag_param()
         .ok()
-        .and_then(|f| f.tag())
+        .flatten()
+        .flatten()
         .or_else(|| req.header("From"))
         .unwrap_or("");
     let branch = req
-        .top_via()
+        .top_branch()
         .ok()
-        .and_then(|v| v.branch())
+        .flatten()
         .or_else(|| req.vias().next())
         .unwrap_or("");
     let cseq = trim(req.header("CSeq").unwrap_or(""));

@@ -53,21 +53,18 @@ impl Message {
                 return Err(ParseError::BadUri("headers not allowed in Request-URI"));
             }
         }
-        let mut vias = 0;
-        for v in self.vias() {
-            let via = Via::parse(v)?;
-            if vias == 0 && via.branch() == Some(BRANCH_MAGIC_COOKIE) {
-                return Err(ParseError::EmptyBranch);
-            }
-            vias += 1;
+        // The top Via, From and To are parsed through the message's cache: whatever reads
+        // them next (has_totag, the stateless To tag, the reply) does not parse them again.
+        if self.top_branch()? == Some(BRANCH_MAGIC_COOKIE) {
+            return Err(ParseError::EmptyBranch);
         }
-        if vias == 0 {
-            return Err(ParseError::MissingHeader("Via"));
+        for v in self.vias().skip(1) {
+            Via::parse(v)?;
         }
         self.exactly_one(HeaderName::From)?;
-        self.from()?;
+        self.from_tag_param()?;
         self.exactly_one(HeaderName::To)?;
-        self.to()?;
+        self.to_tag_param()?;
         self.exactly_one(HeaderName::CallId)?;
         let call_id = self.call_id().unwrap_or("");
         if call_id.is_empty() || !call_id.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
