@@ -52,23 +52,27 @@ extern "C" fn ws_list(_params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiError
         let Some(rt) = crate::runtime() else {
             return Ok(json!({ "Connections": [] }));
         };
-        let items: Vec<Value> = rt
-            .connections()
-            .iter()
-            .map(|c| {
-                json!({
-                    "id": c.id,
-                    "peer": c.peer.to_string(),
-                    "local": c.local.to_string(),
-                    "age": c.age.as_secs(),
-                    "outbound": c.outbound,
-                    "traced": c.traced,
-                    "state": c.state,
-                })
-            })
-            .collect();
+        let items: Vec<Value> = rt.connections().iter().map(summary_json).collect();
         Ok(json!({ "Connections": items }))
     })
+}
+
+/// One `ws_list` item; a TLS connection also shows its TLS version and cipher.
+fn summary_json(c: &crate::driver::ConnSummary) -> Value {
+    let mut v = json!({
+        "id": c.id,
+        "peer": c.peer.to_string(),
+        "local": c.local.to_string(),
+        "age": c.age.as_secs(),
+        "outbound": c.outbound,
+        "traced": c.traced,
+        "state": c.state,
+    });
+    if let (Some(t), Some(o)) = (c.tls, v.as_object_mut()) {
+        o.insert("tls_version".into(), t.version.into());
+        o.insert("tls_cipher".into(), t.cipher.into());
+    }
+    v
 }
 
 extern "C" fn ws_close(params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiError> {

@@ -1,7 +1,6 @@
 //! Writing, closing (RFC 6455 §7), and what the deadlines do: handshake, message completion,
 //! idle lifetime, keep-alive ping / pong, send timeout, close wait.
 
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use sipcore_abi::LogLevel;
@@ -25,7 +24,10 @@ impl State {
             return;
         };
         c.dirty = false;
-        if c.phase == Phase::Connecting {
+        if matches!(
+            c.phase,
+            Phase::Connecting | Phase::TlsConnect | Phase::TlsAccept
+        ) {
             return;
         }
         match c.wq.write_to(&mut c.sock) {
@@ -48,7 +50,7 @@ impl State {
         // The send deadline stays armed: when it fires with an empty queue it is dropped,
         // so a connection alternating between empty and busy keeps one heap entry.
         if c.phase == Phase::Flushing {
-            let _ = c.sock.shutdown(Shutdown::Write);
+            c.sock.shutdown_write();
             c.phase = Phase::Draining;
         }
     }
@@ -110,7 +112,11 @@ impl State {
         match c.phase {
             Phase::Open => {}
             Phase::Closing | Phase::Flushing | Phase::Draining => return,
-            Phase::Connecting | Phase::ClientHandshake | Phase::ServerHandshake => {
+            Phase::Connecting
+            | Phase::TlsConnect
+            | Phase::TlsAccept
+            | Phase::ClientHandshake
+            | Phase::ServerHandshake => {
                 self.kill(slot, reason);
                 return;
             }
@@ -203,6 +209,7 @@ impl State {
             Kind::Handshake => {
                 let msg = match c.phase {
                     Phase::Connecting => "websocket connect timeout",
+                    Phase::TlsConnect | Phase::TlsAccept => "tls handshake timeout",
                     Phase::ClientHandshake | Phase::ServerHandshake => {
                         "websocket handshake timeout"
                     }

@@ -63,6 +63,13 @@ impl State {
             };
             let progress = match phase {
                 Phase::Connecting => return Step::Done,
+                // The session reads what the TLS handshake needs itself: no plaintext yet.
+                Phase::TlsAccept | Phase::TlsConnect => {
+                    if self.tls_step(slot, now) {
+                        continue;
+                    }
+                    return Step::Done;
+                }
                 Phase::ServerHandshake => self.server_hs(slot, now),
                 Phase::ClientHandshake => self.client_hs(slot, now),
                 Phase::Open | Phase::Closing => match self.decode_one(slot, now) {

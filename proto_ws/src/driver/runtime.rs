@@ -16,6 +16,7 @@ use super::directory::Directory;
 use super::listen::{self, ListenerSet};
 pub(crate) use super::shared::{new_id, worker_of, Cmd, ConnectReq, Shared, OUTBOUND_BIT};
 use super::shared::{Inbox, NEXT_UID};
+use super::stream::TlsHandle;
 use super::worker;
 use super::wqueue;
 use crate::proto::frame::OpCode;
@@ -29,6 +30,7 @@ const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 struct Control {
     listeners: Vec<ListenerSet>,
     addrs: Vec<(u32, SocketAddr)>,
+    tls: std::collections::HashMap<u32, TlsHandle>,
     threads: Vec<JoinHandle<()>>,
     started: bool,
     stopped: bool,
@@ -54,6 +56,7 @@ impl Runtime {
         cap(&mut cfg.keepalive_timeout);
         cap(&mut cfg.connect_timeout);
         cap(&mut cfg.refuse_deadline);
+        cap(&mut cfg.tls_handshake_timeout);
         if let Some(d) = cfg.keepalive_interval.as_mut() {
             cap(d);
         }
@@ -83,6 +86,7 @@ impl Runtime {
                 next_worker: AtomicUsize::new(0),
                 next_accept: AtomicUsize::new(0),
                 shared_listeners: OnceLock::new(),
+                listener_tls: OnceLock::new(),
             }),
             control: Mutex::new(Control::default()),
             running: AtomicBool::new(false),
@@ -111,11 +115,28 @@ impl Runtime {
         addr: SocketAddr,
         reuse_port: bool,
     ) -> Result<(), DriverError> {
+        self.add_listener_with(id, addr, reuse_port, None)
+    }
+
+    /// As [`Self::add_listener_reuse_port`]; with `tls`, a TLS listener (`wss`): every
+    /// accepted connection completes a TLS handshake (deadline `tls_handshake_timeout`) with
+    /// that configuration's server domains before its WebSocket handshake. A client refused
+    /// by the connection limits is closed at once (a 503 cannot precede TLS).
+    pub fn add_listener_with(
+        &self,
+        id: u32,
+        addr: SocketAddr,
+        reuse_port: bool,
+        tls: Option<TlsHandle>,
+    ) -> Result<(), DriverError> {
         let mut c = self.control();
         if c.started || c.stopped {
             return Err(DriverError::AlreadyStarted);
         }
         let set = listen::bind(id, addr, self.shared.cfg.workers.max(1), reuse_port)?;
+        if let Some(t) = tls {
+            c.tls.insert(id, t);
+        }
         c.addrs.push((id, set.addr));
         c.listeners.push(set);
         Ok(())
@@ -144,6 +165,7 @@ impl Runtime {
             .map(|l| l.id)
             .collect();
         let _ = self.shared.shared_listeners.set(shared);
+        let _ = self.shared.listener_tls.set(std::mem::take(&mut c.tls));
         for set in c.listeners.drain(..) {
             for (i, s) in set.sockets.into_iter().enumerate() {
                 if let Some(v) = per_worker.get_mut(i % n) {
@@ -330,6 +352,7 @@ impl Runtime {
                     traced: false,
                     since: Instant::now(),
                     state: "connecting",
+                    tls: None,
                 },
             );
         }
@@ -400,6 +423,7 @@ impl Runtime {
                 outbound: e.meta.outbound,
                 traced: e.traced,
                 state: e.state,
+                tls: e.tls,
             })
             .collect();
         v.sort_by_key(|s| s.id);

@@ -248,6 +248,17 @@ impl Worker {
     /// Read, decode and deliver until the socket is drained or the budget is spent.
     fn on_readable(&self, slot: usize, now: Instant) {
         let mut budget = super::read::READ_BUDGET;
+        {
+            // A TLS write may have waited for the socket to be readable: write again too.
+            let mut st = self.st.borrow_mut();
+            if st
+                .conns
+                .get(slot)
+                .is_some_and(|c| c.sock.is_tls() && !c.wq.is_empty())
+            {
+                st.mark_dirty(slot);
+            }
+        }
         loop {
             let step = self.st.borrow_mut().read_step(slot, now, &mut budget);
             match step {
@@ -408,7 +419,7 @@ impl State {
             return;
         }
         let mut c = self.conns.remove(slot);
-        let _ = self.registry.deregister(&mut c.sock);
+        let _ = self.registry.deregister(c.sock.tcp_mut());
         // Whatever ends the TCP connection once closing started, the reason is why it started.
         let end = c.end_reason.take();
         let reason = end.as_deref().unwrap_or(reason);
@@ -458,6 +469,15 @@ impl State {
             .is_some_and(|c| c.phase == Phase::Connecting);
         if connecting {
             self.on_connected(slot, now);
+        }
+        // A TLS handshake step, or a read that waited for the socket to take a write: read
+        // again after this batch (edge-triggered: no new readable event may come).
+        let (wanted, tls_hs) = self.conns.get_mut(slot).map_or((false, false), |c| {
+            let hs = matches!(c.phase, Phase::TlsAccept | Phase::TlsConnect);
+            (c.sock.take_read_wants_write(), hs)
+        });
+        if wanted || (tls_hs && self.tls_step(slot, now)) {
+            self.again.push(slot);
         }
         self.flush(slot, now);
     }
