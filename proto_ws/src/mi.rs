@@ -131,3 +131,35 @@ pub(crate) fn register(host: HostApiRef) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::summary_json;
+    use crate::driver::{ConnSummary, TlsSummary};
+    use std::time::Duration;
+
+    #[test]
+    fn ws_list_shows_tls_version_and_cipher_only_for_tls_connections() {
+        let mut c = ConnSummary {
+            id: 7,
+            peer: "192.0.2.1:50000".parse().unwrap(),
+            local: "192.0.2.2:443".parse().unwrap(),
+            age: Duration::from_secs(3),
+            outbound: false,
+            traced: false,
+            state: "open",
+            tls: None,
+        };
+        let plain = summary_json(&c);
+        assert!(plain.get("tls_version").is_none() && plain.get("tls_cipher").is_none());
+        assert_eq!(plain["state"], "open");
+        c.tls = Some(TlsSummary {
+            version: "TLSv1.3",
+            cipher: "TLS_AES_128_GCM_SHA256",
+        });
+        let tls = summary_json(&c);
+        assert_eq!(tls["tls_version"], "TLSv1.3");
+        assert_eq!(tls["tls_cipher"], "TLS_AES_128_GCM_SHA256");
+        assert_eq!(tls["id"], 7);
+    }
+}

@@ -290,8 +290,14 @@ impl State {
                     };
                     self.shared.sink.trace(&c.meta, ev);
                 }
+                // RFC 7118 §7: `WSS` in Via for WebSocket over TLS.
+                let proto = if c.sock.is_tls() {
+                    Proto::WSS
+                } else {
+                    Proto::WS
+                };
                 let info = ReceiveInfo {
-                    proto: Proto::WS,
+                    proto,
                     src: SockAddr::from(c.meta.peer),
                     dst: SockAddr::from(c.meta.local),
                     conn_id: c.meta.id,

@@ -59,7 +59,7 @@ fn tls_clients_upgrade_and_exchange_sip_messages_both_ways() {
             s.write_all(&frame(0x81, msg.as_bytes())).unwrap();
             let (info, got, text) = srv.next_msg();
             assert_eq!((got.as_slice(), text), (msg.as_bytes(), true));
-            assert_eq!(info.listener, 3);
+            assert_eq!((info.listener, info.proto), (3, sipcore_abi::Proto::WSS));
             // Echoed by the sink through `Runtime::send`, encrypted on the way back.
             assert_eq!(read_frame(&mut s), Some((0x81, msg.as_bytes().to_vec())));
         }

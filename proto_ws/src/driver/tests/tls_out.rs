@@ -97,6 +97,7 @@ fn outbound_tls_connects_verifies_and_exchanges_messages() {
     srv.rt.send_frame(id, true, OPTIONS.as_bytes()).unwrap();
     let (info, got, _) = srv.next_msg();
     assert_eq!((info.conn_id, got.as_slice()), (id, OPTIONS.as_bytes()));
+    assert_eq!(info.proto, sipcore_abi::Proto::WSS);
     let conns = srv.rt.connections();
     let c = conns.iter().find(|c| c.id == id).unwrap();
     let tls = c.tls.expect("TLS parameters recorded");
