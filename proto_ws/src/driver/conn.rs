@@ -111,6 +111,9 @@ pub(crate) struct Conn {
     pub ping_out: bool,
     /// Reads of an incomplete opening handshake.
     pub hs_reads: u32,
+    /// Inbound TLS: the client sent its first bytes (until then, an end of stream is a
+    /// connection closed before any handshake, e.g. a TCP health check, not a failure).
+    pub peer_spoke: bool,
     /// Queued in the worker's dirty list.
     pub dirty: bool,
     /// The Close code involved in closing, for the trace.
@@ -147,6 +150,7 @@ impl Conn {
             kept_until: None,
             ping_out: false,
             hs_reads: 0,
+            peer_spoke: false,
             dirty: false,
             close_code: None,
             end_reason: None,

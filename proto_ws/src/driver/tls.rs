@@ -66,6 +66,21 @@ impl State {
         if !matches!(c.phase, Phase::TlsAccept | Phase::TlsConnect) {
             return false;
         }
+        if c.phase == Phase::TlsAccept && !c.peer_spoke {
+            // A client that connects and leaves without a byte (a TCP health check) is closed
+            // quietly, as a plain one that sends no handshake; a failure is logged only once
+            // the client started the TLS handshake.
+            match c.sock.tcp().peek(&mut [0u8; 1]) {
+                Ok(0) => {
+                    self.kill(slot, "peer closed before the tls handshake");
+                    return false;
+                }
+                Ok(_) => c.peer_spoke = true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                // Any other error: the handshake step below reports it.
+                Err(_) => c.peer_spoke = true,
+            }
+        }
         match c.sock.handshake() {
             Ok(Progress::Done) => {
                 self.tls_done(slot, now);

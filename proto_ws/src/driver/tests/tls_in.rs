@@ -54,8 +54,11 @@ fn tls_clients_upgrade_and_exchange_sip_messages_both_ways() {
     for (version, name) in [(None, "TLSv1.3"), (Some(SslVersion::TLS1_2), "TLSv1.2")] {
         let mut s = tls_connect(&pki, srv.addr, version).unwrap();
         upgrade(&mut s);
-        let big = OPTIONS.replace("Content-Length: 0", &format!("X-Pad: {}", "p".repeat(3000)));
-        for msg in [OPTIONS, big.as_str(), OPTIONS] {
+        let pad =
+            |n: usize| OPTIONS.replace("Content-Length: 0", &format!("X-Pad: {}", "p".repeat(n)));
+        // SIP-sized, and one of several TLS records (partial writes resumed).
+        let (big, huge) = (pad(3000), pad(60_000));
+        for msg in [OPTIONS, big.as_str(), huge.as_str(), OPTIONS] {
             s.write_all(&frame(0x81, msg.as_bytes())).unwrap();
             let (info, got, text) = srv.next_msg();
             assert_eq!((got.as_slice(), text), (msg.as_bytes(), true));
@@ -119,6 +122,14 @@ fn plain_http_and_plain_websocket_to_the_tls_port_are_closed_and_logged_once() {
             "OpenSSL's reason: {logs:?}"
         );
     }
+    // A client that connects and leaves without a byte (a TCP health check): closed quietly.
+    let s = tcp(srv.addr);
+    let peer = s.local_addr().unwrap();
+    drop(s);
+    let (meta, reason) = srv.next_closed(10);
+    assert_eq!(meta.peer, peer);
+    assert_eq!(reason, "peer closed before the tls handshake");
+    assert_eq!(warnings_about(&srv, peer), Vec::<String>::new());
     // Still serving TLS.
     let mut s = tls_connect(&pki, srv.addr, None).unwrap();
     upgrade(&mut s);
