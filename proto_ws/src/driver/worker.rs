@@ -19,8 +19,8 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use sipcore_abi::{LogLevel, SendError};
 use slab::Slab;
 
-use super::api::{ConnMeta, TraceEvent};
-use super::conn::{Conn, Phase};
+use super::api::ConnMeta;
+use super::conn::Conn;
 use super::read::Step;
 use super::reclaim;
 use super::runtime::{Cmd, Shared};
@@ -409,91 +409,6 @@ impl State {
         let slots: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for slot in slots {
             self.begin_close(slot, 1001, "shutting down", now);
-        }
-    }
-
-    /// Remove the connection now: deregister, close the socket, forget it everywhere, trace,
-    /// and queue the `closed` callback.
-    pub fn kill(&mut self, slot: usize, reason: &str) {
-        if !self.conns.contains(slot) {
-            return;
-        }
-        let mut c = self.conns.remove(slot);
-        let _ = self.registry.deregister(c.sock.tcp_mut());
-        // Whatever ends the TCP connection once closing started, the reason is why it started.
-        let end = c.end_reason.take();
-        let reason = end.as_deref().unwrap_or(reason);
-        let large_rbuf = if c.rbuf_large { c.rbuf.capacity() } else { 0 };
-        reclaim::released(c.take_backlog() + large_rbuf);
-        if c.refused {
-            // Never admitted: not in the directory, not known to the host.
-            self.shared
-                .refusing
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            return;
-        }
-        self.ids.remove(&c.meta.id);
-        self.shared.dir().remove(c.meta.id);
-        self.shared
-            .count
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        if c.traced {
-            let ev = TraceEvent::Closed {
-                code: c.close_code,
-                reason,
-            };
-            self.shared.sink.trace(&c.meta, ev);
-        }
-        let peer = c.peer_str();
-        let id = c.meta.id.to_string();
-        let code = c
-            .close_code
-            .map_or_else(|| "none".to_string(), |v| v.to_string());
-        self.shared.log(
-            LogLevel::DBG,
-            "websocket connection closed",
-            &[
-                ("peer", &peer),
-                ("id", &id),
-                ("reason", reason),
-                ("code", &code),
-            ],
-        );
-        self.closed_out.push((c.meta, reason.to_string()));
-    }
-
-    fn on_writable(&mut self, slot: usize, now: Instant) {
-        let connecting = self
-            .conns
-            .get(slot)
-            .is_some_and(|c| c.phase == Phase::Connecting);
-        if connecting {
-            self.on_connected(slot, now);
-        }
-        // A TLS handshake step, or a read that waited for the socket to take a write: read
-        // again after this batch (edge-triggered: no new readable event may come).
-        let (wanted, tls_hs) = self.conns.get_mut(slot).map_or((false, false), |c| {
-            let hs = matches!(c.phase, Phase::TlsAccept | Phase::TlsConnect);
-            (c.sock.take_read_wants_write(), hs)
-        });
-        if wanted || (tls_hs && self.tls_step(slot, now)) {
-            self.again.push(slot);
-        }
-        self.flush(slot, now);
-    }
-
-    fn flush_dirty(&mut self, now: Instant) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for &slot in &dirty {
-            if self.conns.get(slot).is_some_and(|c| c.dirty) {
-                self.flush(slot, now);
-            }
-        }
-        // Keep the allocation (taken list is empty now, the new one may have entries).
-        if self.dirty.is_empty() {
-            let mut dirty = dirty;
-            dirty.clear();
-            self.dirty = dirty;
         }
     }
 }
