@@ -125,7 +125,6 @@ fn outbound_tls_connects_verifies_and_exchanges_messages() {
 fn refused(srv: &Server, server_pki: &Pki, host: &str) -> String {
     let (addr, h) = tls_ws_server(server_pki);
     let id = srv.rt.connect(addr, host, "/", Some("sip")).unwrap();
-    srv.rt.send_frame(id, true, OPTIONS.as_bytes()).unwrap();
     let (meta, reason) = srv.next_closed(10);
     assert_eq!((meta.id, meta.peer), (id, addr));
     assert!(reason.starts_with("tls handshake failed"), "{reason}");
