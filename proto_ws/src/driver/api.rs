@@ -27,7 +27,8 @@ pub struct WsConfig {
     pub allowed_origins: Vec<String>,
     /// Require the `sip` subprotocol on inbound handshakes (RFC 7118 §4.1). Default true.
     pub require_sip: bool,
-    /// Deadline for the server's 101 on outbound connections. Default 100 ms.
+    /// Deadline for the server's 101 on outbound connections (with `client_tls`, also the
+    /// deadline of the TLS handshake before it, from TCP connect). Default 100 ms.
     pub handshake_timeout: Duration,
     /// Deadline for a client to complete its opening handshake. Default 5 s.
     pub inbound_handshake_timeout: Duration,

@@ -81,7 +81,7 @@ impl Runtime {
     }
 
     /// Send one text or binary message on connection `conn`. On the connection's own worker
-    /// thread (inside [`Sink::deliver`]) the frame goes straight to its write queue and is
+    /// thread (inside [`Sink::deliver`](super::Sink::deliver)) the frame goes straight to its write queue and is
     /// written after the current batch of events; from other threads it is handed over.
     pub fn send_frame(&self, conn: u64, text: bool, data: &[u8]) -> Result<(), SendError> {
         if !self.running.load(Ordering::Acquire) {
@@ -124,6 +124,10 @@ impl Runtime {
     /// Open an outbound WebSocket connection to `addr` (`host` for the `Host` header,
     /// `resource` as Request-URI, optional subprotocol). Returns its id at once; the TCP connect
     /// and handshake proceed on a worker (bounded by `connect_timeout` and `handshake_timeout`).
+    /// With `WsConfig::client_tls`, a TLS handshake comes between them: `host` without its
+    /// port is the SNI name and the name the server certificate must carry (an IP address
+    /// literal: no SNI, the certificate must name the IP). A failure at any step is reported
+    /// by [`Sink::closed`](super::Sink::closed).
     pub fn connect(
         &self,
         addr: SocketAddr,

@@ -121,6 +121,21 @@ impl Pki {
         ])
     }
 
+    /// A server with only one domain, `sip`, for the SNI name `name` (no default domain: any
+    /// other name is refused with `unrecognized_name`, RFC 6066 §3).
+    pub fn server_only_for(&self, name: &str) -> TlsHandle {
+        let (cert, key) = (
+            self.cert_pem.to_str().unwrap(),
+            self.key_pem.to_str().unwrap(),
+        );
+        manager(&[
+            ("server_domain", "sip"),
+            ("match_sip_domain", &format!("[sip]{name}")),
+            ("certificate", &format!("[sip]{cert}")),
+            ("private_key", &format!("[sip]{key}")),
+        ])
+    }
+
     /// tls_mgm parameters of a client trusting this CA (default client domain).
     pub fn client(&self) -> TlsHandle {
         manager(&[("ca_list", self.ca_pem.to_str().unwrap())])

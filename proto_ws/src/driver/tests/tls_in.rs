@@ -201,3 +201,17 @@ fn connection_limits_apply_to_tls_listeners() {
     );
     assert_eq!(srv.rt.connections().len(), 1);
 }
+
+#[test]
+fn an_sni_no_domain_takes_is_refused_and_logged_once() {
+    let pki = Pki::new("wss test CA");
+    let tls = pki.server_only_for("sip.example.com");
+    let srv = Server::start_with(tls_cfg(), Echo::No, Some(tls));
+    // The client sends SNI `localhost`.
+    assert!(tls_connect(&pki, srv.addr, None).is_err());
+    let (meta, reason) = srv.next_closed(10);
+    assert!(reason.starts_with("tls handshake failed"), "{reason}");
+    let logs = warnings_about(&srv, meta.peer);
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(logs[0].contains("localhost"), "names the SNI: {logs:?}");
+}
