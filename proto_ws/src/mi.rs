@@ -52,23 +52,27 @@ extern "C" fn ws_list(_params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiError
         let Some(rt) = crate::runtime() else {
             return Ok(json!({ "Connections": [] }));
         };
-        let items: Vec<Value> = rt
-            .connections()
-            .iter()
-            .map(|c| {
-                json!({
-                    "id": c.id,
-                    "peer": c.peer.to_string(),
-                    "local": c.local.to_string(),
-                    "age": c.age.as_secs(),
-                    "outbound": c.outbound,
-                    "traced": c.traced,
-                    "state": c.state,
-                })
-            })
-            .collect();
+        let items: Vec<Value> = rt.connections().iter().map(summary_json).collect();
         Ok(json!({ "Connections": items }))
     })
+}
+
+/// One `ws_list` item; a TLS connection also shows its TLS version and cipher.
+fn summary_json(c: &crate::driver::ConnSummary) -> Value {
+    let mut v = json!({
+        "id": c.id,
+        "peer": c.peer.to_string(),
+        "local": c.local.to_string(),
+        "age": c.age.as_secs(),
+        "outbound": c.outbound,
+        "traced": c.traced,
+        "state": c.state,
+    });
+    if let (Some(t), Some(o)) = (c.tls, v.as_object_mut()) {
+        o.insert("tls_version".into(), t.version.into());
+        o.insert("tls_cipher".into(), t.cipher.into());
+    }
+    v
 }
 
 extern "C" fn ws_close(params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiError> {
@@ -126,4 +130,36 @@ pub(crate) fn register(host: HostApiRef) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary_json;
+    use crate::driver::{ConnSummary, TlsSummary};
+    use std::time::Duration;
+
+    #[test]
+    fn ws_list_shows_tls_version_and_cipher_only_for_tls_connections() {
+        let mut c = ConnSummary {
+            id: 7,
+            peer: "192.0.2.1:50000".parse().unwrap(),
+            local: "192.0.2.2:443".parse().unwrap(),
+            age: Duration::from_secs(3),
+            outbound: false,
+            traced: false,
+            state: "open",
+            tls: None,
+        };
+        let plain = summary_json(&c);
+        assert!(plain.get("tls_version").is_none() && plain.get("tls_cipher").is_none());
+        assert_eq!(plain["state"], "open");
+        c.tls = Some(TlsSummary {
+            version: "TLSv1.3",
+            cipher: "TLS_AES_128_GCM_SHA256",
+        });
+        let tls = summary_json(&c);
+        assert_eq!(tls["tls_version"], "TLSv1.3");
+        assert_eq!(tls["tls_cipher"], "TLS_AES_128_GCM_SHA256");
+        assert_eq!(tls["id"], 7);
+    }
 }

@@ -15,6 +15,7 @@ use super::admission::{AcceptNote, Note, Refusal};
 use super::api::{ConnMeta, TraceEvent};
 use super::conn::{Conn, Phase};
 use super::runtime::{new_id, Cmd, DirEntry};
+use super::stream::Stream;
 use super::timer::{Entry, Kind};
 use super::worker::{State, CONN_BASE};
 
@@ -219,11 +220,33 @@ impl State {
             return;
         }
         let _ = sock.set_nodelay(true);
-        let mut conn = Conn::new(meta, sock, Phase::ServerHandshake, now);
+        let tls = self.shared.listener_tls(listener).cloned();
+        let (stream, phase, deadline) = match tls {
+            None => (
+                Stream::Plain(sock),
+                Phase::ServerHandshake,
+                self.shared.cfg.inbound_handshake_timeout,
+            ),
+            Some(t) => match super::tls::server_stream(&t, local, sock) {
+                Ok(s) => (s, Phase::TlsAccept, self.shared.cfg.tls_handshake_timeout),
+                Err(e) => {
+                    self.shared.count.fetch_sub(1, Ordering::Relaxed);
+                    self.shared.dir().admission.release(peer.ip());
+                    let (p, e) = (peer.to_string(), e.to_string());
+                    self.shared.log(
+                        LogLevel::WARN,
+                        "tls handshake failed",
+                        &[("peer", &p), ("reason", &e)],
+                    );
+                    return;
+                }
+            },
+        };
+        let mut conn = Conn::new(meta, stream, phase, now);
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         if let Err(e) = self.registry.register(
-            &mut conn.sock,
+            conn.sock.tcp_mut(),
             Token(CONN_BASE + slot),
             Interest::READABLE | Interest::WRITABLE,
         ) {
@@ -246,7 +269,8 @@ impl State {
                 meta,
                 traced,
                 since: now,
-                state: Phase::ServerHandshake.name(),
+                state: phase.name(),
+                tls: None,
             },
         );
         if traced {
@@ -258,8 +282,7 @@ impl State {
             "websocket connection accepted",
             &[("peer", &p), ("id", &i)],
         );
-        let at = now + self.shared.cfg.inbound_handshake_timeout;
-        self.arm(slot, Kind::Handshake, at);
+        self.arm(slot, Kind::Handshake, now + deadline);
     }
 
     /// Answer a refused connection 503 with `Retry-After` (RFC 6455 §4.2.2), then close it
@@ -268,19 +291,25 @@ impl State {
     /// connection is closed at once.
     fn refuse(&mut self, meta: ConnMeta, sock: mio::net::TcpStream, r: Refusal, now: Instant) {
         let pool = self.shared.cfg.refuse_pool;
+        // On a TLS listener the 503 could only follow a TLS handshake, the work the limits
+        // are there to refuse: the connection is closed at once.
+        if self.shared.listener_tls(meta.listener).is_some() {
+            drop(sock);
+            return;
+        }
         if self.shared.refusing.fetch_add(1, Ordering::Relaxed) >= pool {
             self.shared.refusing.fetch_sub(1, Ordering::Relaxed);
             drop(sock);
             return;
         }
-        let mut conn = Conn::new(meta, sock, Phase::Flushing, now);
+        let mut conn = Conn::new(meta, Stream::Plain(sock), Phase::Flushing, now);
         conn.refused = true;
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         if self
             .registry
             .register(
-                &mut conn.sock,
+                conn.sock.tcp_mut(),
                 Token(CONN_BASE + slot),
                 Interest::READABLE | Interest::WRITABLE,
             )

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use sipcore_abi::{LogLevel, ReceiveInfo};
 
+use super::stream::{TlsHandle, TlsSummary};
+
 /// Everything configurable. [`Default`] gives OpenSIPS's defaults (see `params.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsConfig {
@@ -25,7 +27,8 @@ pub struct WsConfig {
     pub allowed_origins: Vec<String>,
     /// Require the `sip` subprotocol on inbound handshakes (RFC 7118 §4.1). Default true.
     pub require_sip: bool,
-    /// Deadline for the server's 101 on outbound connections. Default 100 ms.
+    /// Deadline for the server's 101 on outbound connections (with `client_tls`, also the
+    /// deadline of the TLS handshake before it, from TCP connect). Default 100 ms.
     pub handshake_timeout: Duration,
     /// Deadline for a client to complete its opening handshake. Default 5 s.
     pub inbound_handshake_timeout: Duration,
@@ -59,6 +62,12 @@ pub struct WsConfig {
     pub refuse_pool: usize,
     /// How long a refused connection may take to read its 503 and close. Default 1 s.
     pub refuse_deadline: Duration,
+    /// Deadline for a client of a TLS listener to complete its TLS handshake (RFC 8446 §4),
+    /// from accept; the WebSocket handshake then has `inbound_handshake_timeout`. Default 5 s.
+    pub tls_handshake_timeout: Duration,
+    /// TLS for every outbound connection (`wss`): SNI, server certificate and host name
+    /// checked as the client domain chosen for the destination says. `None` (default): plain.
+    pub client_tls: Option<TlsHandle>,
 }
 
 impl Default for WsConfig {
@@ -85,6 +94,8 @@ impl Default for WsConfig {
             max_connections_per_ip: 128,
             refuse_pool: 64,
             refuse_deadline: Duration::from_secs(1),
+            tls_handshake_timeout: Duration::from_secs(5),
+            client_tls: None,
         }
     }
 }
@@ -119,8 +130,10 @@ pub struct ConnSummary {
     pub outbound: bool,
     /// True when it is traced ([`Sink::opened`] returned true).
     pub traced: bool,
-    /// `connecting`, `handshake`, `open`, `closing`.
+    /// `connecting`, `tls handshake`, `handshake`, `open`, `closing`.
     pub state: &'static str,
+    /// What TLS negotiated, for a TLS connection whose TLS handshake completed.
+    pub tls: Option<TlsSummary>,
 }
 
 /// Something that happened on a traced connection (HEP tracing). Everything is borrowed.

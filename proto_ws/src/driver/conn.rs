@@ -6,6 +6,7 @@ use bytes::BytesMut;
 use sipcore_abi::SendError;
 
 use super::api::ConnMeta;
+use super::stream::Stream;
 use super::timer::Armed;
 use super::wqueue::{frame_len, mask_key, WriteQueue};
 use crate::proto::frame::OpCode;
@@ -24,6 +25,11 @@ pub(crate) const LARGE_BACKLOG: usize = 64 * 1024;
 pub(crate) enum Phase {
     /// Outbound: TCP connect in progress.
     Connecting,
+    /// Outbound over TLS: client TLS handshake in progress (RFC 8446 §4), before the
+    /// WebSocket request.
+    TlsConnect,
+    /// Inbound over TLS: server TLS handshake in progress, before the WebSocket request.
+    TlsAccept,
     /// Outbound: request sent, waiting for the 101 (§4.1).
     ClientHandshake,
     /// Inbound: waiting for the complete request (§4.2.1).
@@ -43,6 +49,7 @@ impl Phase {
     pub fn name(self) -> &'static str {
         match self {
             Phase::Connecting => "connecting",
+            Phase::TlsConnect | Phase::TlsAccept => "tls handshake",
             Phase::ClientHandshake | Phase::ServerHandshake => "handshake",
             Phase::Open => "open",
             Phase::Closing | Phase::Flushing | Phase::Draining => "closing",
@@ -53,7 +60,7 @@ impl Phase {
     pub fn accepts_data(self) -> bool {
         matches!(
             self,
-            Phase::Connecting | Phase::ClientHandshake | Phase::Open
+            Phase::Connecting | Phase::TlsConnect | Phase::ClientHandshake | Phase::Open
         )
     }
 }
@@ -72,7 +79,8 @@ pub(crate) struct ClientHs {
 pub(crate) struct Conn {
     pub meta: ConnMeta,
     pub traced: bool,
-    pub sock: mio::net::TcpStream,
+    /// The TCP socket, or the TLS session over it.
+    pub sock: Stream,
     pub phase: Phase,
     /// Receive state, present from the data phase on.
     pub ws: Option<WsConn>,
@@ -103,6 +111,9 @@ pub(crate) struct Conn {
     pub ping_out: bool,
     /// Reads of an incomplete opening handshake.
     pub hs_reads: u32,
+    /// Inbound TLS: the client sent its first bytes (until then, an end of stream is a
+    /// connection closed before any handshake, e.g. a TCP health check, not a failure).
+    pub peer_spoke: bool,
     /// Queued in the worker's dirty list.
     pub dirty: bool,
     /// The Close code involved in closing, for the trace.
@@ -119,7 +130,7 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// A new connection in `phase`.
-    pub fn new(meta: ConnMeta, sock: mio::net::TcpStream, phase: Phase, now: Instant) -> Conn {
+    pub fn new(meta: ConnMeta, sock: Stream, phase: Phase, now: Instant) -> Conn {
         Conn {
             meta,
             traced: false,
@@ -139,6 +150,7 @@ impl Conn {
             kept_until: None,
             ping_out: false,
             hs_reads: 0,
+            peer_spoke: false,
             dirty: false,
             close_code: None,
             end_reason: None,

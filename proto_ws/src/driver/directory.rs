@@ -15,6 +15,8 @@ pub(crate) struct DirEntry {
     pub traced: bool,
     pub since: Instant,
     pub state: &'static str,
+    /// TLS version and cipher, once a TLS handshake completed.
+    pub tls: Option<super::stream::TlsSummary>,
 }
 
 /// Connections by id, outbound connections by peer address (for reuse, as OpenSIPS's TCP
@@ -91,6 +93,7 @@ mod tests {
             traced: false,
             since: Instant::now(),
             state: "open",
+            tls: None,
         }
     }
 

@@ -1,7 +1,7 @@
-//! Writing, closing (RFC 6455 §7), and what the deadlines do: handshake, message completion,
-//! idle lifetime, keep-alive ping / pong, send timeout, close wait.
+//! Writing, closing (RFC 6455 §7), removing a connection, and what the deadlines do:
+//! handshake, message completion, idle lifetime, keep-alive ping / pong, send timeout, close
+//! wait.
 
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use sipcore_abi::LogLevel;
@@ -25,7 +25,10 @@ impl State {
             return;
         };
         c.dirty = false;
-        if c.phase == Phase::Connecting {
+        if matches!(
+            c.phase,
+            Phase::Connecting | Phase::TlsConnect | Phase::TlsAccept
+        ) {
             return;
         }
         match c.wq.write_to(&mut c.sock) {
@@ -48,7 +51,7 @@ impl State {
         // The send deadline stays armed: when it fires with an empty queue it is dropped,
         // so a connection alternating between empty and busy keeps one heap entry.
         if c.phase == Phase::Flushing {
-            let _ = c.sock.shutdown(Shutdown::Write);
+            c.sock.shutdown_write();
             c.phase = Phase::Draining;
         }
     }
@@ -110,7 +113,11 @@ impl State {
         match c.phase {
             Phase::Open => {}
             Phase::Closing | Phase::Flushing | Phase::Draining => return,
-            Phase::Connecting | Phase::ClientHandshake | Phase::ServerHandshake => {
+            Phase::Connecting
+            | Phase::TlsConnect
+            | Phase::TlsAccept
+            | Phase::ClientHandshake
+            | Phase::ServerHandshake => {
                 self.kill(slot, reason);
                 return;
             }
@@ -203,6 +210,7 @@ impl State {
             Kind::Handshake => {
                 let msg = match c.phase {
                     Phase::Connecting => "websocket connect timeout",
+                    Phase::TlsConnect | Phase::TlsAccept => "tls handshake timeout",
                     Phase::ClientHandshake | Phase::ServerHandshake => {
                         "websocket handshake timeout"
                     }
@@ -278,5 +286,93 @@ impl State {
             }
         }
         self.arm_idle(slot);
+    }
+
+    /// Remove the connection now: deregister, close the socket, forget it everywhere, trace,
+    /// and queue the `closed` callback.
+    pub fn kill(&mut self, slot: usize, reason: &str) {
+        if !self.conns.contains(slot) {
+            return;
+        }
+        let mut c = self.conns.remove(slot);
+        let _ = self.registry.deregister(c.sock.tcp_mut());
+        // Whatever ends the TCP connection once closing started, the reason is why it started.
+        let end = c.end_reason.take();
+        let reason = end.as_deref().unwrap_or(reason);
+        let large_rbuf = if c.rbuf_large { c.rbuf.capacity() } else { 0 };
+        super::reclaim::released(c.take_backlog() + large_rbuf);
+        if c.refused {
+            // Never admitted: not in the directory, not known to the host.
+            self.shared
+                .refusing
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        self.ids.remove(&c.meta.id);
+        self.shared.dir().remove(c.meta.id);
+        self.shared
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if c.traced {
+            let ev = TraceEvent::Closed {
+                code: c.close_code,
+                reason,
+            };
+            self.shared.sink.trace(&c.meta, ev);
+        }
+        let peer = c.peer_str();
+        let id = c.meta.id.to_string();
+        let code = c
+            .close_code
+            .map_or_else(|| "none".to_string(), |v| v.to_string());
+        self.shared.log(
+            LogLevel::DBG,
+            "websocket connection closed",
+            &[
+                ("peer", &peer),
+                ("id", &id),
+                ("reason", reason),
+                ("code", &code),
+            ],
+        );
+        self.closed_out.push((c.meta, reason.to_string()));
+    }
+
+    /// The socket of the connection in `slot` is writable: finish a connect, step a TLS
+    /// handshake, write what is queued.
+    pub fn on_writable(&mut self, slot: usize, now: Instant) {
+        let connecting = self
+            .conns
+            .get(slot)
+            .is_some_and(|c| c.phase == Phase::Connecting);
+        if connecting {
+            self.on_connected(slot, now);
+        }
+        // A TLS handshake step, or a read that waited for the socket to take a write: read
+        // again after this batch (edge-triggered: no new readable event may come).
+        let (wanted, tls_hs) = self.conns.get_mut(slot).map_or((false, false), |c| {
+            let hs = matches!(c.phase, Phase::TlsAccept | Phase::TlsConnect);
+            (c.sock.take_read_wants_write(), hs)
+        });
+        if wanted || (tls_hs && self.tls_step(slot, now)) {
+            self.again.push(slot);
+        }
+        self.flush(slot, now);
+    }
+
+    /// Write every connection queued in the dirty list.
+    pub fn flush_dirty(&mut self, now: Instant) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &slot in &dirty {
+            if self.conns.get(slot).is_some_and(|c| c.dirty) {
+                self.flush(slot, now);
+            }
+        }
+        // Keep the allocation (taken list is empty now, the new one may have entries).
+        if self.dirty.is_empty() {
+            let mut dirty = dirty;
+            dirty.clear();
+            self.dirty = dirty;
+        }
     }
 }

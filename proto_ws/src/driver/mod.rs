@@ -9,6 +9,9 @@
 //! * `wqueue`: per-connection queue of encoded frames written with vectored I/O; it accounts
 //!   for the memory it holds, so `max_write_queue` bounds every frame we queue.
 //! * `send`: queuing data frames (and tracing the messages we send) and control frames.
+//! * `stream`: the byte stream under a connection, plain TCP or TLS (`wss`), seen as one type
+//!   by the read path, the write queue, shutdown and close.
+//! * `tls`: the TLS handshake of `wss` connections, run before the WebSocket one.
 //! * `read`: reads into a per-worker scratch buffer, keeping only what arrived.
 //! * `reclaim`: gives freed memory back to the OS after large write backlogs.
 //! * `timer`: a per-worker heap of deadlines with lazy invalidation.
@@ -35,12 +38,15 @@ mod reclaim;
 mod runtime;
 mod send;
 mod shared;
+mod stream;
 mod timer;
+mod tls;
 mod worker;
 mod wqueue;
 
 pub use api::{ConnMeta, ConnSummary, DriverError, Sink, TraceEvent, WsConfig};
 pub use runtime::Runtime;
+pub use stream::{TlsHandle, TlsSummary};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
-//! Outbound connections: non-blocking TCP connect, the client opening handshake
-//! (RFC 6455 §4.1; RFC 7118 §4.1 `sip` subprotocol), frames held until it completes.
+//! Outbound connections: non-blocking TCP connect, the TLS client handshake when the runtime
+//! has `client_tls` (`wss`, see `tls.rs`), the client opening handshake (RFC 6455 §4.1;
+//! RFC 7118 §4.1 `sip` subprotocol), frames held until it completes.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,6 +14,7 @@ use super::api::{ConnMeta, TraceEvent};
 use super::conn::{ClientHs, Conn, Phase};
 use super::read::Progress;
 use super::runtime::ConnectReq;
+use super::stream::Stream;
 use super::timer::Kind;
 use super::worker::{State, CONN_BASE};
 use super::wqueue::{frame_payloads, random_bytes};
@@ -46,6 +48,17 @@ impl State {
                 return;
             }
         };
+        let sock = match &self.shared.cfg.client_tls {
+            None => Stream::Plain(sock),
+            Some(t) => match super::tls::client_stream(t, req.addr, &req.host, sock) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.shared.count.fetch_sub(1, Ordering::Relaxed);
+                    self.fail_connect(&req, &e.to_string());
+                    return;
+                }
+            },
+        };
         let ConnectReq {
             id,
             addr,
@@ -70,7 +83,7 @@ impl State {
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         if let Err(e) = self.registry.register(
-            &mut conn.sock,
+            conn.sock.tcp_mut(),
             Token(CONN_BASE + slot),
             Interest::READABLE | Interest::WRITABLE,
         ) {
@@ -112,9 +125,9 @@ impl State {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
-        let err = match c.sock.take_error() {
+        let err = match c.sock.tcp().take_error() {
             Ok(Some(e)) | Err(e) => Some(e),
-            Ok(None) => match c.sock.peer_addr() {
+            Ok(None) => match c.sock.tcp().peer_addr() {
                 Ok(_) => None,
                 Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
                 Err(e) => Some(e),
@@ -130,11 +143,39 @@ impl State {
             self.kill(slot, &reason);
             return;
         }
-        let _ = c.sock.set_nodelay(true);
-        if let Ok(local) = c.sock.local_addr() {
+        let _ = c.sock.tcp().set_nodelay(true);
+        if let Ok(local) = c.sock.tcp().local_addr() {
             c.meta.local = local;
         }
         c.traced = self.shared.sink.opened(&c.meta);
+        if c.traced {
+            self.shared.sink.trace(&c.meta, TraceEvent::Opened);
+        }
+        if !c.sock.is_tls() {
+            self.ws_request(slot, now);
+            return;
+        }
+        c.phase = Phase::TlsConnect;
+        let (id, meta, traced) = (c.meta.id, c.meta, c.traced);
+        if let Some(e) = self.shared.dir().conns.get_mut(&id) {
+            e.meta = meta;
+            e.traced = traced;
+            e.state = Phase::TlsConnect.name();
+        }
+        let at = now + self.shared.cfg.handshake_timeout;
+        self.rearm(slot, Kind::Handshake, at);
+        // The ClientHello leaves now; the rest of the handshake follows readiness events.
+        if self.tls_step(slot, now) {
+            self.again.push(slot);
+        }
+    }
+
+    /// Send the opening handshake request (RFC 6455 §4.1) on a connected (and, for TLS,
+    /// secured) connection and wait for the 101 (`handshake_timeout`).
+    pub fn ws_request(&mut self, slot: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
         let Some(hs) = c.client.as_mut() else {
             self.kill(slot, "internal: no handshake parameters");
             return;
@@ -151,7 +192,6 @@ impl State {
         );
         hs.expected_accept = req.expected_accept;
         if c.traced {
-            self.shared.sink.trace(&c.meta, TraceEvent::Opened);
             self.shared
                 .sink
                 .trace(&c.meta, TraceEvent::HandshakeRequest(&req.bytes));

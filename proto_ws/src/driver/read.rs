@@ -63,6 +63,13 @@ impl State {
             };
             let progress = match phase {
                 Phase::Connecting => return Step::Done,
+                // The session reads what the TLS handshake needs itself: no plaintext yet.
+                Phase::TlsAccept | Phase::TlsConnect => {
+                    if self.tls_step(slot, now) {
+                        continue;
+                    }
+                    return Step::Done;
+                }
                 Phase::ServerHandshake => self.server_hs(slot, now),
                 Phase::ClientHandshake => self.client_hs(slot, now),
                 Phase::Open | Phase::Closing => match self.decode_one(slot, now) {
@@ -283,8 +290,14 @@ impl State {
                     };
                     self.shared.sink.trace(&c.meta, ev);
                 }
+                // RFC 7118 §7: `WSS` in Via for WebSocket over TLS.
+                let proto = if c.sock.is_tls() {
+                    Proto::WSS
+                } else {
+                    Proto::WS
+                };
                 let info = ReceiveInfo {
-                    proto: Proto::WS,
+                    proto,
                     src: SockAddr::from(c.meta.peer),
                     dst: SockAddr::from(c.meta.local),
                     conn_id: c.meta.id,

@@ -7,8 +7,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sipcore_abi::{SendError, SendTarget};
-
 use super::admission::AcceptFail;
 use super::api::{ConnMeta, ConnSummary, DriverError, Sink, TraceEvent, WsConfig};
 pub(crate) use super::directory::DirEntry;
@@ -16,11 +14,14 @@ use super::directory::Directory;
 use super::listen::{self, ListenerSet};
 pub(crate) use super::shared::{new_id, worker_of, Cmd, ConnectReq, Shared, OUTBOUND_BIT};
 use super::shared::{Inbox, NEXT_UID};
+use super::stream::TlsHandle;
 use super::worker;
 use super::wqueue;
 use crate::proto::frame::OpCode;
 use crate::proto::handshake::ServerConfig;
 use crate::proto::Limits;
+
+mod route;
 
 /// Longest duration any setting may have (about 10 years).
 const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
@@ -29,6 +30,7 @@ const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 struct Control {
     listeners: Vec<ListenerSet>,
     addrs: Vec<(u32, SocketAddr)>,
+    tls: std::collections::HashMap<u32, TlsHandle>,
     threads: Vec<JoinHandle<()>>,
     started: bool,
     stopped: bool,
@@ -54,6 +56,7 @@ impl Runtime {
         cap(&mut cfg.keepalive_timeout);
         cap(&mut cfg.connect_timeout);
         cap(&mut cfg.refuse_deadline);
+        cap(&mut cfg.tls_handshake_timeout);
         if let Some(d) = cfg.keepalive_interval.as_mut() {
             cap(d);
         }
@@ -83,6 +86,7 @@ impl Runtime {
                 next_worker: AtomicUsize::new(0),
                 next_accept: AtomicUsize::new(0),
                 shared_listeners: OnceLock::new(),
+                listener_tls: OnceLock::new(),
             }),
             control: Mutex::new(Control::default()),
             running: AtomicBool::new(false),
@@ -111,11 +115,28 @@ impl Runtime {
         addr: SocketAddr,
         reuse_port: bool,
     ) -> Result<(), DriverError> {
+        self.add_listener_with(id, addr, reuse_port, None)
+    }
+
+    /// As [`Self::add_listener_reuse_port`]; with `tls`, a TLS listener (`wss`): every
+    /// accepted connection completes a TLS handshake (deadline `tls_handshake_timeout`) with
+    /// that configuration's server domains before its WebSocket handshake. A client refused
+    /// by the connection limits is closed at once (a 503 cannot precede TLS).
+    pub fn add_listener_with(
+        &self,
+        id: u32,
+        addr: SocketAddr,
+        reuse_port: bool,
+        tls: Option<TlsHandle>,
+    ) -> Result<(), DriverError> {
         let mut c = self.control();
         if c.started || c.stopped {
             return Err(DriverError::AlreadyStarted);
         }
         let set = listen::bind(id, addr, self.shared.cfg.workers.max(1), reuse_port)?;
+        if let Some(t) = tls {
+            c.tls.insert(id, t);
+        }
         c.addrs.push((id, set.addr));
         c.listeners.push(set);
         Ok(())
@@ -144,6 +165,7 @@ impl Runtime {
             .map(|l| l.id)
             .collect();
         let _ = self.shared.shared_listeners.set(shared);
+        let _ = self.shared.listener_tls.set(std::mem::take(&mut c.tls));
         for set in c.listeners.drain(..) {
             for (i, s) in set.sockets.into_iter().enumerate() {
                 if let Some(v) = per_worker.get_mut(i % n) {
@@ -178,173 +200,6 @@ impl Runtime {
         }
         self.running.store(true, Ordering::Release);
         Ok(())
-    }
-
-    /// Send `data` as one message (RFC 7118 §5) to `t`: a text frame when `data` is valid UTF-8,
-    /// else a binary frame (RFC 7118 §4.2, RFC 6455 §5.6: a text frame must hold UTF-8, and a
-    /// strict peer fails the connection with 1007 otherwise). Returns the connection id used.
-    /// Never blocks.
-    ///
-    /// * `t.conn_id` set: on that connection if it is open. If it is gone, an **inbound** one
-    ///   (a client's) is never replaced: the send fails with `NO_CONNECTION` (RFC 7118 §5: a
-    ///   client cannot accept connections; its source address is not a place to send to). A
-    ///   gone outbound one is replaced as below when `t.dst` is given.
-    /// * Else, with `t.dst`: on an open **outbound** connection we opened to `t.dst`, else on a
-    ///   new outbound connection to `t.dst` (the frame waits for its handshake). An inbound
-    ///   connection is never selected by its peer address.
-    /// * `t.dst` = `SockAddr::NONE` never opens a connection.
-    pub fn send(&self, t: &SendTarget, data: &[u8]) -> Result<u64, SendError> {
-        if !self.running.load(Ordering::Acquire) {
-            return Err(SendError::INTERNAL);
-        }
-        if data.len() > self.shared.cfg.max_write_queue {
-            return Err(SendError::TOO_LARGE);
-        }
-        // One validation per message (ASCII-accelerated in std), whatever the retries below.
-        let text = std::str::from_utf8(data).is_ok();
-        let dst = t.dst.to_std();
-        if t.conn_id != 0 {
-            match self.send_frame(t.conn_id, text, data) {
-                Ok(()) => return Ok(t.conn_id),
-                Err(e)
-                    if dst.is_none()
-                        || e == SendError::QUEUE_FULL
-                        || t.conn_id & OUTBOUND_BIT == 0 =>
-                {
-                    return Err(e)
-                }
-                Err(_) => {}
-            }
-        }
-        let dst = dst.ok_or(SendError::NO_CONNECTION)?;
-        let existing = self.shared.dir().outbound_to(&dst);
-        if let Some(id) = existing {
-            match self.send_frame(id, text, data) {
-                Ok(()) => return Ok(id),
-                Err(SendError::QUEUE_FULL) => return Err(SendError::QUEUE_FULL),
-                Err(_) => {}
-            }
-        }
-        let id = self.connect(
-            dst,
-            &dst.to_string(),
-            &self.shared.cfg.resource,
-            Some("sip"),
-        )?;
-        // Straight after the connect request, in the same inbox: the frame is held until the
-        // handshake completes. Not through `send_frame`, whose directory check would fail if
-        // the worker already saw the connect fail: the send succeeded, and the failure is
-        // reported once, by `Sink::closed` for `id`.
-        let op = if text { OpCode::Text } else { OpCode::Binary };
-        let frame = wqueue::encode(op, data, true);
-        let cmd = Cmd::Frame {
-            id,
-            frame,
-            traced: false,
-        };
-        self.shared.post(worker_of(id), cmd)?;
-        Ok(id)
-    }
-
-    /// Send one text or binary message on connection `conn`. On the connection's own worker
-    /// thread (inside [`Sink::deliver`]) the frame goes straight to its write queue and is
-    /// written after the current batch of events; from other threads it is handed over.
-    pub fn send_frame(&self, conn: u64, text: bool, data: &[u8]) -> Result<(), SendError> {
-        if !self.running.load(Ordering::Acquire) {
-            return Err(SendError::INTERNAL);
-        }
-        let op = if text { OpCode::Text } else { OpCode::Binary };
-        let frame = wqueue::encode(op, data, conn & OUTBOUND_BIT != 0);
-        let w = worker_of(conn);
-        let frame = match worker::local_frame(self.shared.uid, w, conn, frame, data) {
-            Ok(r) => return r,
-            Err(frame) => frame,
-        };
-        // The trace decision of an outbound connection is made once connected, and frames
-        // queued before it are traced by the worker: until the connection is open the worker
-        // traces this one too, after them (so messages are traced in the order sent).
-        let (traced, decided) = {
-            let dir = self.shared.dir();
-            let e = dir.conns.get(&conn).ok_or(SendError::NO_CONNECTION)?;
-            if e.state == "closing" {
-                return Err(SendError::CLOSED);
-            }
-            let open = e.state == "open";
-            (e.traced.then_some(e.meta).filter(|_| open), open)
-        };
-        if let Some(meta) = traced {
-            let ev = TraceEvent::Message {
-                inbound: false,
-                payload: data,
-            };
-            self.shared.sink.trace(&meta, ev);
-        }
-        let cmd = Cmd::Frame {
-            id: conn,
-            frame,
-            traced: decided,
-        };
-        self.shared.post(w, cmd)
-    }
-
-    /// Open an outbound WebSocket connection to `addr` (`host` for the `Host` header,
-    /// `resource` as Request-URI, optional subprotocol). Returns its id at once; the TCP connect
-    /// and handshake proceed on a worker (bounded by `connect_timeout` and `handshake_timeout`).
-    pub fn connect(
-        &self,
-        addr: SocketAddr,
-        host: &str,
-        resource: &str,
-        subprotocol: Option<&str>,
-    ) -> Result<u64, SendError> {
-        if !self.running.load(Ordering::Acquire) {
-            return Err(SendError::INTERNAL);
-        }
-        let n = self.shared.inboxes.get().map_or(0, Vec::len);
-        if n == 0 {
-            return Err(SendError::INTERNAL);
-        }
-        let w = self.shared.next_worker.fetch_add(1, Ordering::Relaxed) % n;
-        let id = new_id(w, true);
-        let unspecified = SocketAddr::new(
-            if addr.is_ipv4() {
-                std::net::Ipv4Addr::UNSPECIFIED.into()
-            } else {
-                std::net::Ipv6Addr::UNSPECIFIED.into()
-            },
-            0,
-        );
-        {
-            let mut dir = self.shared.dir();
-            dir.insert_outbound(
-                id,
-                addr,
-                DirEntry {
-                    meta: ConnMeta {
-                        id,
-                        listener: sipcore_abi::NO_LISTENER,
-                        local: unspecified,
-                        peer: addr,
-                        outbound: true,
-                    },
-                    traced: false,
-                    since: Instant::now(),
-                    state: "connecting",
-                },
-            );
-        }
-        let req = ConnectReq {
-            id,
-            addr,
-            host: host.to_string(),
-            resource: resource.to_string(),
-            subprotocol: subprotocol.map(str::to_string),
-        };
-        if let Err(e) = self.shared.post(w, Cmd::Connect(Box::new(req))) {
-            self.shared.dir().remove(id);
-            return Err(e);
-        }
-        Ok(id)
     }
 
     /// Start the closing handshake on `conn` (RFC 6455 §7.1.2) with `code` and `reason`
@@ -400,6 +255,7 @@ impl Runtime {
                 outbound: e.meta.outbound,
                 traced: e.traced,
                 state: e.state,
+                tls: e.tls,
             })
             .collect();
         v.sort_by_key(|s| s.id);

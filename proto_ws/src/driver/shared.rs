@@ -11,6 +11,7 @@ use sipcore_abi::{LogLevel, SendError};
 use super::admission::AcceptFail;
 use super::api::{Sink, WsConfig};
 use super::directory::Directory;
+use super::stream::TlsHandle;
 use crate::proto::handshake::ServerConfig;
 use crate::proto::Limits;
 
@@ -102,9 +103,16 @@ pub(crate) struct Shared {
     pub next_accept: AtomicUsize,
     /// Ids of the listeners whose one socket all workers share (no `reuse_port`).
     pub shared_listeners: OnceLock<Vec<u32>>,
+    /// The TLS configuration of each TLS listener, by id.
+    pub listener_tls: OnceLock<std::collections::HashMap<u32, TlsHandle>>,
 }
 
 impl Shared {
+    /// The TLS configuration of listener `id`, if it is a TLS listener.
+    pub fn listener_tls(&self, id: u32) -> Option<&TlsHandle> {
+        self.listener_tls.get().and_then(|m| m.get(&id))
+    }
+
     /// The directory, even if a thread panicked while holding it.
     pub fn dir(&self) -> MutexGuard<'_, Directory> {
         self.dir.lock().unwrap_or_else(|e| e.into_inner())

@@ -19,8 +19,8 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use sipcore_abi::{LogLevel, SendError};
 use slab::Slab;
 
-use super::api::{ConnMeta, TraceEvent};
-use super::conn::{Conn, Phase};
+use super::api::ConnMeta;
+use super::conn::Conn;
 use super::read::Step;
 use super::reclaim;
 use super::runtime::{Cmd, Shared};
@@ -248,6 +248,17 @@ impl Worker {
     /// Read, decode and deliver until the socket is drained or the budget is spent.
     fn on_readable(&self, slot: usize, now: Instant) {
         let mut budget = super::read::READ_BUDGET;
+        {
+            // A TLS write may have waited for the socket to be readable: write again too.
+            let mut st = self.st.borrow_mut();
+            if st
+                .conns
+                .get(slot)
+                .is_some_and(|c| c.sock.is_tls() && !c.wq.is_empty())
+            {
+                st.mark_dirty(slot);
+            }
+        }
         loop {
             let step = self.st.borrow_mut().read_step(slot, now, &mut budget);
             match step {
@@ -398,82 +409,6 @@ impl State {
         let slots: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for slot in slots {
             self.begin_close(slot, 1001, "shutting down", now);
-        }
-    }
-
-    /// Remove the connection now: deregister, close the socket, forget it everywhere, trace,
-    /// and queue the `closed` callback.
-    pub fn kill(&mut self, slot: usize, reason: &str) {
-        if !self.conns.contains(slot) {
-            return;
-        }
-        let mut c = self.conns.remove(slot);
-        let _ = self.registry.deregister(&mut c.sock);
-        // Whatever ends the TCP connection once closing started, the reason is why it started.
-        let end = c.end_reason.take();
-        let reason = end.as_deref().unwrap_or(reason);
-        let large_rbuf = if c.rbuf_large { c.rbuf.capacity() } else { 0 };
-        reclaim::released(c.take_backlog() + large_rbuf);
-        if c.refused {
-            // Never admitted: not in the directory, not known to the host.
-            self.shared
-                .refusing
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            return;
-        }
-        self.ids.remove(&c.meta.id);
-        self.shared.dir().remove(c.meta.id);
-        self.shared
-            .count
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        if c.traced {
-            let ev = TraceEvent::Closed {
-                code: c.close_code,
-                reason,
-            };
-            self.shared.sink.trace(&c.meta, ev);
-        }
-        let peer = c.peer_str();
-        let id = c.meta.id.to_string();
-        let code = c
-            .close_code
-            .map_or_else(|| "none".to_string(), |v| v.to_string());
-        self.shared.log(
-            LogLevel::DBG,
-            "websocket connection closed",
-            &[
-                ("peer", &peer),
-                ("id", &id),
-                ("reason", reason),
-                ("code", &code),
-            ],
-        );
-        self.closed_out.push((c.meta, reason.to_string()));
-    }
-
-    fn on_writable(&mut self, slot: usize, now: Instant) {
-        let connecting = self
-            .conns
-            .get(slot)
-            .is_some_and(|c| c.phase == Phase::Connecting);
-        if connecting {
-            self.on_connected(slot, now);
-        }
-        self.flush(slot, now);
-    }
-
-    fn flush_dirty(&mut self, now: Instant) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for &slot in &dirty {
-            if self.conns.get(slot).is_some_and(|c| c.dirty) {
-                self.flush(slot, now);
-            }
-        }
-        // Keep the allocation (taken list is empty now, the new one may have entries).
-        if self.dirty.is_empty() {
-            let mut dirty = dirty;
-            dirty.clear();
-            self.dirty = dirty;
         }
     }
 }

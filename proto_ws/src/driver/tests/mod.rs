@@ -7,7 +7,10 @@ mod keep;
 mod limits;
 mod memory;
 mod outbound;
+mod pki;
 mod server;
+mod tls_in;
+mod tls_out;
 mod trace;
 
 use std::io::{Read, Write};
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use sipcore_abi::{LogLevel, Proto, ReceiveInfo, SendTarget, SockAddr, NO_LISTENER};
 
-use super::{ConnMeta, Runtime, Sink, WsConfig};
+use super::{ConnMeta, Runtime, Sink, TlsHandle, WsConfig};
 
 /// What the sink saw.
 #[derive(Debug, Clone)]
@@ -115,6 +118,11 @@ pub(crate) struct Server {
 
 impl Server {
     pub fn start(cfg: WsConfig, echo: Echo) -> Server {
+        Server::start_with(cfg, echo, None)
+    }
+
+    /// As [`Server::start`]; with `tls`, the listener is a TLS listener.
+    pub fn start_with(cfg: WsConfig, echo: Echo, tls: Option<TlsHandle>) -> Server {
         let (tx, rx) = channel();
         let sink = Arc::new(TestSink {
             tx: Mutex::new(tx),
@@ -125,7 +133,8 @@ impl Server {
         });
         let rt = Arc::new(Runtime::new(cfg, sink.clone()));
         let _ = sink.rt.set(Arc::downgrade(&rt));
-        rt.add_listener(3, "127.0.0.1:0".parse().unwrap()).unwrap();
+        rt.add_listener_with(3, "127.0.0.1:0".parse().unwrap(), false, tls)
+            .unwrap();
         rt.start().unwrap();
         let addr = rt.local_addrs()[0].1;
         Server { rt, sink, rx, addr }
@@ -221,7 +230,7 @@ pub(crate) fn tcp(addr: SocketAddr) -> TcpStream {
 }
 
 /// Read an HTTP head (up to the blank line).
-pub(crate) fn read_head(s: &mut TcpStream) -> String {
+pub(crate) fn read_head<S: Read>(s: &mut S) -> String {
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -268,7 +277,7 @@ pub(crate) fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Read one unmasked server frame: (first byte, payload). `None` on EOF.
-pub(crate) fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+pub(crate) fn read_frame<S: Read>(s: &mut S) -> Option<(u8, Vec<u8>)> {
     let mut h = [0u8; 2];
     s.read_exact(&mut h).ok()?;
     assert_eq!(h[1] & 0x80, 0, "server frame masked");
@@ -291,7 +300,7 @@ pub(crate) fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
 }
 
 /// True when the peer closed (EOF or reset) within the read timeout.
-pub(crate) fn at_eof(s: &mut TcpStream) -> bool {
+pub(crate) fn at_eof<S: Read>(s: &mut S) -> bool {
     let mut b = [0u8; 64];
     loop {
         match s.read(&mut b) {
