@@ -8,7 +8,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(msg) = sipcore::sip::Message::parse(bytes::Bytes::copy_from_slice(data)) else {
         return;
     };
-    let mut r = Registrar::new(RegistrarConfig::default());
+    let r = Registrar::new(RegistrarConfig::default());
     let flow = Flow {
         conn_id: 1,
         proto: "ws",
