@@ -108,6 +108,15 @@ pub struct ConfigWarning {
     pub message: String,
 }
 
+/// The tls_mgm parameters that do not take a `[domain]` prefix.
+const GLOBAL_PARAMS: [&str; 5] = [
+    "server_domain",
+    "client_domain",
+    "tls_library",
+    "client_tls_domain_avp",
+    "client_sip_domain_avp",
+];
+
 /// The whole tls_mgm configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
@@ -126,15 +135,15 @@ pub struct TlsConfig {
 impl TlsConfig {
     /// Whether `name` is a tls_mgm parameter this crate takes (for a host routing modparams).
     pub fn is_param(name: &str) -> bool {
-        parse::PER_DOMAIN.contains(&name)
-            || matches!(
-                name,
-                "server_domain"
-                    | "client_domain"
-                    | "tls_library"
-                    | "client_tls_domain_avp"
-                    | "client_sip_domain_avp"
-            )
+        parse::PER_DOMAIN.contains(&name) || GLOBAL_PARAMS.contains(&name)
+    }
+
+    /// Every tls_mgm parameter this crate takes: the per-domain ones, then the others.
+    pub fn params() -> impl Iterator<Item = &'static str> {
+        parse::PER_DOMAIN
+            .iter()
+            .chain(GLOBAL_PARAMS.iter())
+            .copied()
     }
 
     /// Parses the parameters in config order. With none at all, the result has only the
