@@ -193,16 +193,18 @@ impl Worker {
         let inbox = self.shared.inboxes.get().and_then(|v| v.get(self.idx));
         loop {
             // Posters skip the wake-up while `awake` is set (see `Shared::post`): clear it, then
-            // look at the queue; with commands waiting, only collect I/O events without waiting.
+            // take the queue (one lock per turn); with commands taken, run them and only
+            // collect I/O events without waiting.
             let mut timeout = self.st.borrow().poll_timeout(Instant::now());
             if let Some(inbox) = inbox {
                 inbox.awake.store(false, Ordering::SeqCst);
-                if !inbox
-                    .queue
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .is_empty()
-                {
+                std::mem::swap(
+                    &mut *inbox.queue.lock().unwrap_or_else(|e| e.into_inner()),
+                    &mut spare,
+                );
+                if !spare.is_empty() {
+                    inbox.awake.store(true, Ordering::SeqCst);
+                    self.run_commands(&mut spare, Instant::now());
                     timeout = Some(Duration::ZERO);
                 }
             }
@@ -237,7 +239,6 @@ impl Worker {
                     }
                 }
             }
-            self.drain_inbox(&mut spare, now);
             self.after_batch(now);
             if self.st.borrow().finished(Instant::now()) {
                 return;
@@ -274,16 +275,9 @@ impl Worker {
         }
     }
 
-    fn drain_inbox(&self, spare: &mut Vec<Cmd>, now: Instant) {
-        let Some(inbox) = self.shared.inboxes.get().and_then(|v| v.get(self.idx)) else {
-            return;
-        };
-        {
-            let mut q = inbox.queue.lock().unwrap_or_else(|e| e.into_inner());
-            std::mem::swap(&mut *q, spare);
-        }
+    fn run_commands(&self, cmds: &mut Vec<Cmd>, now: Instant) {
         let mut st = self.st.borrow_mut();
-        for cmd in spare.drain(..) {
+        for cmd in cmds.drain(..) {
             st.command(cmd, now);
         }
     }
