@@ -22,7 +22,7 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 build() {
     [ -n "${SKIP_BUILD:-}" ] && return 0
     log "building release into $TARGET"
-    CARGO_TARGET_DIR=$TARGET cargo build --release -p sipcore-bench -p sipcore -p proto_ws -p proto_hep \
+    CARGO_TARGET_DIR=$TARGET cargo build --release -p sipcore-bench -p sipcore -p proto_ws -p proto_wss -p proto_hep \
         || exit 1
 }
 

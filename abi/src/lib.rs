@@ -11,6 +11,7 @@
 //!   check accepts a newer plugin; for an older one, whose stamp says so, the host's loader
 //!   checks that the plugin's tables are a prefix of its own).
 //! * 1.2 appended [`Transport::keep_until`].
+//! * 1.3 appended [`HostApi::tls_params`] and [`Transport::tls_reload`] (TLS transports).
 //! * Function tables ([`Module`], [`Transport`], [`HostApi`]) are abi_stable *prefix types*. A minor
 //!   version may only **append** fields after the last one; it never removes, reorders, renames or
 //!   retypes a field, and never changes a struct that is passed by value or by reference.
@@ -42,7 +43,7 @@ pub use types::*;
 /// Major version of this ABI; must be equal in host and plugin.
 pub const ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI; informative (tables grow by appending).
-pub const ABI_MINOR: u32 = 2;
+pub const ABI_MINOR: u32 = 3;
 /// Magic bytes at the start of [`AbiStamp`], marking a sipcore plugin.
 pub const ABI_MAGIC: [u8; 8] = *b"SIPCORE\0";
 /// Name of the exported symbol holding a plugin's [`AbiStamp`].
@@ -137,6 +138,11 @@ pub struct Transport {
     /// pings and every other limit still apply. Read it through the `Option` accessor: a 1.1
     /// plugin lacks it.
     pub keep_until: extern "C" fn(conn_id: u64, secs: u32) -> bool,
+    /// (1.3) A TLS transport reads its certificate files again (MI `tls_reload`, OpenSIPS
+    /// tls_mgm): established connections keep the contexts they started with, new handshakes
+    /// use the new ones. `Ok` carries a short summary for the MI answer; on `Err` the old
+    /// contexts stay in use. Transports without TLS leave it out (`None`).
+    pub tls_reload: ROption<extern "C" fn() -> RResult<RString, RString>>,
 }
 
 /// Callbacks the host gives every plugin at `init`. Callable from any plugin thread.
@@ -166,6 +172,10 @@ pub struct HostApi {
     /// (1.1) A connection is gone: the core forgets what it bound to it (registrar contacts,
     /// relay state).
     pub conn_closed: extern "C" fn(proto: Proto, conn_id: u64),
+    /// (1.3) The `modparam("tls_mgm", NAME, VALUE)` lines in file order, already checked and
+    /// loaded by the host at startup (a TLS transport builds its contexts from them with
+    /// `sipcore_tls`). Valid from `init` on; the strings live as long as the process.
+    pub tls_params: extern "C" fn() -> RSlice<'static, Setting<'static>>,
 }
 
 /// Run `f`, turning a panic into `Err(message)` so that it never unwinds across the ABI.

@@ -245,6 +245,16 @@ pub struct LogKv<'a> {
     pub value: RStr<'a>,
 }
 
+/// One `name = value` configuration setting (e.g. a `modparam("tls_mgm", ...)` line).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct Setting<'a> {
+    /// The parameter name.
+    pub name: RStr<'a>,
+    /// The value as written.
+    pub value: RStr<'a>,
+}
+
 /// Convenience for plugins building an error result.
 pub fn rerr<T>(msg: impl Into<String>) -> abi_stable::std_types::RResult<T, RString> {
     abi_stable::std_types::RErr(RString::from(msg.into()))

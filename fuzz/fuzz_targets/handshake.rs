@@ -11,7 +11,7 @@
 //! * a request built by [`client_request`] from the input's strings, if the server accepts
 //!   it, yields a reply the client accepts, with the host and resource it sent.
 #![no_main]
-use proto_ws::proto::handshake::{
+use sipcore_ws::proto::handshake::{
     client_request, client_verify, server_handshake, Accepted, ServerConfig, MAX_RESPONSE_LEN,
 };
 

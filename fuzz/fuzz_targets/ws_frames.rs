@@ -2,7 +2,7 @@
 //! as a client, fed in two pieces split where the input says.
 #![no_main]
 use bytes::BytesMut;
-use proto_ws::proto::{Limits, Role, WsConn};
+use sipcore_ws::proto::{Limits, Role, WsConn};
 use std::time::Instant;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

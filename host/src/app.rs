@@ -100,6 +100,8 @@ pub fn run(opts: Options) -> Result<(), String> {
     let (params, settings, tls_params) =
         check_modparams(&cfg, &loaded, &builtins).map_err(|e| e.to_string())?;
     if let Some(t) = tls::check(&cfg, &tls_params).map_err(|e| e.to_string())? {
+        let pairs: Vec<(&str, &str)> = tls_params.iter().map(|p| (p.name, p.value)).collect();
+        crate::tls_mgm::set(t.config.clone(), &pairs);
         for w in &t.warnings {
             crate::log!(Warning, "tls_mgm", "{}", w);
         }
@@ -177,6 +179,12 @@ pub fn run(opts: Options) -> Result<(), String> {
         );
         core::register_mi(&registry)?;
         core::hostapi::register_plugin_mi(&registry)?;
+        let tls_transports = loaded
+            .iter()
+            .filter_map(|m| Some((m.name.clone(), m.transport()?)))
+            .collect();
+        crate::tls_mgm::register_mi(&registry, tls_transports)
+            .map_err(|e| format!("management interface: {e}"))?;
         let server = crate::mi::http::serve(
             std::sync::Arc::new(registry),
             globals.mi.addr,

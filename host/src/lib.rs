@@ -23,4 +23,5 @@ pub mod modules;
 pub mod script;
 pub mod sip;
 pub mod sockets;
+pub mod tls_mgm;
 pub mod usrloc;

@@ -12,7 +12,7 @@ set -eu
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$HERE/../.."
 WSTEST="${WSTEST:-wstest}"
-cd "$ROOT" && cargo build --release -p proto_ws --example ws_echo_server --example ws_echo_client
+cd "$ROOT" && cargo build --release -p sipcore-ws --example ws_echo_server --example ws_echo_client
 EX="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples"
 cd "$HERE"
 "$EX/ws_echo_server" 127.0.0.1:9001 >/tmp/ab-echo-server.log 2>&1 &

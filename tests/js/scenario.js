@@ -19,7 +19,7 @@
 // ---------------------------------------------------------------- arguments
 function parseArgs(argv) {
   const o = {
-    stack: 'jssip', url: null, domain: 'example.com', scenario: 'all',
+    stack: 'jssip', url: null, bobUrl: null, domain: 'example.com', scenario: 'all',
     timeout: 20, stepTimeout: 5, trace: false, suffix: '', idle: 3,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -31,6 +31,7 @@ function parseArgs(argv) {
     switch (a) {
       case '--stack': o.stack = val(); break;
       case '--url': o.url = val(); break;
+      case '--bob-url': o.bobUrl = val(); break;
       case '--domain': o.domain = val(); break;
       case '--scenario': o.scenario = val(); break;
       case '--timeout': o.timeout = Number(val()); break;
@@ -48,7 +49,7 @@ function parseArgs(argv) {
 
 function usage(msg) {
   const text = [
-    'usage: node scenario.js --url ws://127.0.0.1:PORT [--stack jssip|sipjs|mixed|STACK,STACK]',
+    'usage: node scenario.js --url ws://127.0.0.1:PORT [--bob-url wss://...] [--stack jssip|sipjs|mixed|STACK,STACK]',
     '       [--domain example.com] [--scenario NAME] [--timeout SECS] [--step-timeout SECS]',
     '       [--suffix STR] [--idle SECS (scenario idle)] [--trace]',
     'scenarios: ' + Object.keys(SCENARIOS).join(', '),
@@ -558,7 +559,7 @@ const ctx = {};
 async function setup(o) {
   const { alice, bob } = ctx;
   for (const u of [alice, bob]) {
-    await step(`${u.name}.connect`, async () => { await u.start(); return { stack: u.stack, url: o.url }; });
+    await step(`${u.name}.connect`, async () => { await u.start(); return { stack: u.stack, url: (u === bob && o.bobUrl) || o.url }; });
   }
   for (const u of [alice, bob]) {
     await step(`${u.name}.register`, async () => {
@@ -792,10 +793,12 @@ async function main() {
     process.exit(2);
   }, o.timeout * 1000);
   timer.unref();
-  const make = (stack, name) => (stack === 'jssip' ? makeJssipUser : makeSipjsUser)(name, o);
-  ctx.alice = make(stacks[0], `alice${o.suffix}`);
-  ctx.bob = make(stacks[1], `bob${o.suffix}`);
-  out({ step: 'start', ok: true, scenario: o.scenario, alice: stacks[0], bob: stacks[1], url: o.url,
+  // --bob-url: bob connects elsewhere (e.g. alice over wss://, bob over ws://).
+  const make = (stack, name, url) =>
+    (stack === 'jssip' ? makeJssipUser : makeSipjsUser)(name, { ...o, url });
+  ctx.alice = make(stacks[0], `alice${o.suffix}`, o.url);
+  ctx.bob = make(stacks[1], `bob${o.suffix}`, o.bobUrl || o.url);
+  out({ step: 'start', ok: true, scenario: o.scenario, alice: stacks[0], bob: stacks[1], url: o.url, bobUrl: o.bobUrl || o.url,
     domain: o.domain, versions: versions() });
   try {
     await setup(o);

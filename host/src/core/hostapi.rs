@@ -25,6 +25,7 @@ pub fn host_api() -> HostApiRef {
         run_route,
         register_mi,
         conn_closed,
+        tls_params: crate::tls_mgm::tls_params,
     }
     .leak_into_prefix()
 }

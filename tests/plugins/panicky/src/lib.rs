@@ -76,6 +76,7 @@ fn transport() -> TransportRef {
         send,
         stop,
         keep_until,
+        tls_reload: abi_stable::std_types::RNone,
     }
     .leak_into_prefix()
 }

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use proto_ws::driver::{Runtime, Sink, WsConfig};
 use sipcore_abi::{LogLevel, ReceiveInfo};
+use sipcore_ws::driver::{Runtime, Sink, WsConfig};
 
 /// Echoes every message on its connection.
 struct Echo {

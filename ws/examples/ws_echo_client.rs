@@ -10,8 +10,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use proto_ws::driver::{ConnMeta, Runtime, Sink, WsConfig};
 use sipcore_abi::{LogLevel, ReceiveInfo};
+use sipcore_ws::driver::{ConnMeta, Runtime, Sink, WsConfig};
 
 enum Ev {
     Text(u64, String),

@@ -49,11 +49,12 @@ pub(crate) fn warn_if_low(
         return;
     };
     if let Some((soft, max, needed)) = check(soft, max_connections, refuse_pool) {
+        let param = crate::flavor::get().named("ws_max_connections");
         warn(
-            "descriptor limit (ulimit -n) below ws_max_connections: accepts will fail before the limit is reached",
+            &format!("descriptor limit (ulimit -n) below {param}: accepts will fail before the limit is reached"),
             &[
                 ("nofile", &soft),
-                ("ws_max_connections", &max),
+                (&param, &max),
                 ("recommended", &needed),
             ],
         );

@@ -1,9 +1,12 @@
-//! `modparam("proto_ws", ...)`: OpenSIPS's names and defaults, plus ours (README, "proto_ws
-//! parameters"). Time values keep OpenSIPS's units: `*_timeout` in milliseconds, lifetimes and
-//! keep-alive intervals in seconds.
+//! `modparam("proto_ws", ...)` and `modparam("proto_wss", ...)`: OpenSIPS's names and
+//! defaults, plus ours (README, "proto_ws parameters"); proto_wss takes the same ones with the
+//! `wss_` prefix (`wss_port`, default 443), plus `wss_tls_handshake_timeout`. Time values keep
+//! OpenSIPS's units: `*_timeout` in milliseconds, lifetimes and keep-alive intervals in seconds.
 use crate::driver::WsConfig;
+use crate::flavor::Flavor;
 use abi_stable::std_types::RStr;
 use sipcore_abi::{ParamEntry, ParamKind, ParamSpec};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 const fn p(
@@ -159,6 +162,37 @@ pub(crate) static PARAMS: [ParamSpec; 22] = [
     ),
 ];
 
+/// The parameters of `f`: proto_ws's list, or proto_wss's (the `ws_` names with `wss_`,
+/// `wss_port` 443, and the TLS handshake deadline).
+pub(crate) fn specs(f: &Flavor) -> &'static [ParamSpec] {
+    if !f.tls {
+        return &PARAMS;
+    }
+    static WSS: OnceLock<Vec<ParamSpec>> = OnceLock::new();
+    WSS.get_or_init(|| {
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let mut v: Vec<ParamSpec> = PARAMS
+            .iter()
+            .map(|p| {
+                let name = p.name.as_str();
+                let mut q = *p;
+                q.name = RStr::from_str(leak(f.named(name)));
+                if name == "ws_port" {
+                    q.default = RStr::from_str(leak(f.default_port.to_string()));
+                }
+                q
+            })
+            .collect();
+        v.push(p(
+            "wss_tls_handshake_timeout",
+            I,
+            "5000",
+            "ms a client has to complete its TLS handshake",
+        ));
+        v
+    })
+}
+
 /// The tracing parameters (OpenSIPS's names).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TraceParams {
@@ -182,29 +216,30 @@ fn non_negative(v: i64, name: &str) -> Result<u64, String> {
 
 /// Build the driver configuration and the default port from the modparams.
 pub(crate) fn config_from(
+    f: &Flavor,
     params: &[ParamEntry<'_>],
 ) -> Result<(WsConfig, u16, TraceParams), String> {
     let mut c = WsConfig::default();
     let mut t = TraceParams::default();
     c.workers = 0; // decided at start: ws_workers, else the sockets' use_workers, else cores
-    let mut port = 80u16;
+    let mut port = f.default_port;
     for e in params {
         let name = e.name.as_str();
         let (i, s) = (e.int, e.str.as_str());
-        match name {
+        match &*f.canonical(name) {
             "ws_port" => {
                 port = u16::try_from(i)
                     .ok()
                     .filter(|p| *p != 0)
-                    .ok_or("ws_port must be 1-65535")?
+                    .ok_or(format!("{name} must be 1-65535"))?
             }
             "ws_max_msg_chunks" => {
-                c.max_msg_chunks = u32::try_from(i).map_err(|_| "ws_max_msg_chunks out of range")?
+                c.max_msg_chunks = u32::try_from(i).map_err(|_| format!("{name} out of range"))?
             }
             "ws_send_timeout" => c.send_timeout = ms(i, name)?,
             "ws_resource" => {
                 if !s.starts_with('/') {
-                    return Err(format!("ws_resource must start with '/': {s:?}"));
+                    return Err(format!("{name} must start with '/': {s:?}"));
                 }
                 c.resource = s.to_string()
             }
@@ -214,7 +249,7 @@ pub(crate) fn config_from(
                 c.max_msg_size = usize::try_from(i)
                     .ok()
                     .filter(|n| *n >= 1024)
-                    .ok_or("ws_max_msg_size must be at least 1024")?
+                    .ok_or(format!("{name} must be at least 1024"))?
             }
             "ws_inbound_handshake_timeout" => c.inbound_handshake_timeout = ms(i, name)?,
             "ws_max_msg_time" => c.max_msg_time = ms(i, name)?,
@@ -242,6 +277,7 @@ pub(crate) fn config_from(
             "ws_connect_timeout" => c.connect_timeout = ms(i, name)?,
             "ws_client_origin" => c.client_origin = (!s.is_empty()).then(|| s.to_string()),
             "ws_workers" => c.workers = non_negative(i, name)? as usize,
+            "ws_tls_handshake_timeout" if f.tls => c.tls_handshake_timeout = ms(i, name)?,
             "trace_destination" => t.destination = (!s.is_empty()).then(|| s.to_string()),
             "trace_on" => t.on = i != 0,
             "trace_filter_route" => t.filter_route = (!s.is_empty()).then(|| s.to_string()),

@@ -10,7 +10,7 @@
 use crate::driver::{ConnMeta, TraceEvent};
 use abi_stable::std_types::{RSlice, RStr};
 use sipcore_abi::{
-    HostApiRef, LogKv, Proto, RouteCtx, RouteOutcome, SockAddr, TraceRecord, TRACE_NET, TRACE_SIP,
+    HostApiRef, LogKv, RouteCtx, RouteOutcome, SockAddr, TraceRecord, TRACE_NET, TRACE_SIP,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -77,7 +77,7 @@ impl Tracer {
             return true;
         };
         let ctx = RouteCtx {
-            proto: Proto::WS,
+            proto: crate::flavor::get().proto,
             peer: SockAddr::from(c.peer),
             local: SockAddr::from(c.local),
             listener: c.listener,
@@ -176,7 +176,7 @@ impl Tracer {
         let mut kvs: Vec<LogKv<'_>> = Vec::with_capacity(parts.len() + 1);
         kvs.push(LogKv {
             key: RStr::from_str("Protocol"),
-            value: RStr::from_str("WS"),
+            value: RStr::from_str(crate::flavor::get().hep_protocol),
         });
         kvs.extend(parts.iter().map(|(k, v)| LogKv {
             key: RStr::from_str(k),

@@ -1,5 +1,7 @@
-//! proto_ws's MI commands, registered with the host at `init` (OpenSIPS names):
-//! `ws_trace [on|off]` (alias `ws:trace`), `ws_list`, `ws_close ID`.
+//! The MI commands, registered with the host at `init` (OpenSIPS names): proto_ws's
+//! `ws_trace [on|off]` (alias `ws:trace`), `ws_list`, `ws_close ID`; proto_wss's
+//! `wss_trace` (alias `wss:trace`), `wss_list` (with each connection's TLS version and
+//! cipher), `wss_close`.
 use crate::trace::TRACE_ON;
 use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RStr, RString};
 use serde_json::{json, Value};
@@ -29,7 +31,8 @@ extern "C" fn ws_trace(params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiError
             } else {
                 "off"
             };
-            return Ok(json!({ "WS tracing": state }));
+            let key = format!("{} tracing", crate::flavor::get().hep_protocol);
+            return Ok(json!({ key: state }));
         };
         let m = mode.as_str().to_ascii_lowercase();
         let on = match m.as_str() {
@@ -84,7 +87,12 @@ extern "C" fn ws_close(params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiError
             .trim()
             .parse()
             .map_err(|_| err(-32602, "id must be a connection id (see ws_list)"))?;
-        let rt = crate::runtime().ok_or_else(|| err(500, "proto_ws is not running"))?;
+        let rt = crate::runtime().ok_or_else(|| {
+            err(
+                500,
+                format!("{} is not running", crate::flavor::get().module),
+            )
+        })?;
         if rt.close(id, 1000, "closed by MI") {
             Ok(json!("OK"))
         } else {
@@ -98,28 +106,39 @@ pub(crate) fn register(host: HostApiRef) -> Result<(), String> {
     let Some(register) = host.register_mi() else {
         return Ok(());
     };
-    static TRACE_ALIASES: [RStr<'static>; 1] = [RStr::from_str("ws:trace")];
+    let f = crate::flavor::get();
+    let leak = |s: String| -> RStr<'static> { RStr::from_str(Box::leak(s.into_boxed_str())) };
+    let aliases: &'static [RStr<'static>] =
+        Box::leak(Box::new([leak(format!("{}:trace", f.name))]));
     static TRACE_PARAMS: [RStr<'static>; 1] = [RStr::from_str("trace_mode")];
     static CLOSE_PARAMS: [RStr<'static>; 1] = [RStr::from_str("id")];
     let cmds = [
         MiCommand {
-            name: RStr::from_str("ws_trace"),
-            aliases: RSlice::from_slice(&TRACE_ALIASES),
-            help: RStr::from_str("query or set WebSocket tracing: ws_trace [on|off]"),
+            name: leak(f.named("ws_trace")),
+            aliases: RSlice::from_slice(aliases),
+            help: leak(format!(
+                "query or set {} tracing: {} [on|off]",
+                f.hep_protocol,
+                f.named("ws_trace")
+            )),
             params: RSlice::from_slice(&TRACE_PARAMS),
             handler: ws_trace,
         },
         MiCommand {
-            name: RStr::from_str("ws_list"),
+            name: leak(f.named("ws_list")),
             aliases: RSlice::from_slice(&[]),
-            help: RStr::from_str("open WebSocket connections"),
+            help: leak(format!("open {} connections", f.hep_protocol)),
             params: RSlice::from_slice(&[]),
             handler: ws_list,
         },
         MiCommand {
-            name: RStr::from_str("ws_close"),
+            name: leak(f.named("ws_close")),
             aliases: RSlice::from_slice(&[]),
-            help: RStr::from_str("close a WebSocket connection: ws_close ID"),
+            help: leak(format!(
+                "close a {} connection: {} ID",
+                f.hep_protocol,
+                f.named("ws_close")
+            )),
             params: RSlice::from_slice(&CLOSE_PARAMS),
             handler: ws_close,
         },
