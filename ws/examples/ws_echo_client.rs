@@ -1,4 +1,7 @@
-//! Autobahn `fuzzingserver` client on the proto_ws driver: `ws_echo_client ws://HOST:PORT AGENT`.
+//! Autobahn `fuzzingserver` client on the proto_ws driver: `ws_echo_client ws://HOST:PORT AGENT`,
+//! or over TLS `ws_echo_client wss://HOST:PORT AGENT [--ca CA]`: every connection is wss, the
+//! server's certificate verified (host name or IP address included) against the PEM CA file CA
+//! (tls_mgm's `ca_list` of the default client domain), or the system roots without `--ca`.
 //!
 //! Asks `/getCaseCount`, runs every case (`/runCase?case=i&agent=AGENT`, echoing each message
 //! with its opcode until the server closes), then `/updateReports?agent=AGENT`. Uses
@@ -11,7 +14,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use sipcore_abi::{LogLevel, ReceiveInfo};
-use sipcore_ws::driver::{ConnMeta, Runtime, Sink, WsConfig};
+use sipcore_tls::{TlsConfig, TlsManager};
+use sipcore_ws::driver::{ConnMeta, Runtime, Sink, TlsHandle, WsConfig};
 
 enum Ev {
     Text(u64, String),
@@ -60,11 +64,25 @@ fn wait_closed(rx: &Receiver<Ev>, id: u64, limit: Duration) -> Result<Vec<String
     }
 }
 
-fn run(url: &str, agent: &str) -> Result<(), String> {
-    let hostport = url
-        .strip_prefix("ws://")
-        .map(|r| r.trim_end_matches('/'))
-        .ok_or("the URL must start with ws://")?;
+/// The default client domain, verifying servers against `ca` (PEM) or the system roots.
+fn client_tls(ca: Option<&str>) -> Result<TlsHandle, String> {
+    let cfg = TlsConfig::from_params(ca.map(|ca| ("ca_list", ca))).map_err(|e| e.to_string())?;
+    let mgr = TlsManager::new(cfg).map_err(|e| e.to_string())?;
+    Ok(TlsHandle(Arc::new(mgr)))
+}
+
+fn run(url: &str, agent: &str, ca: Option<&str>) -> Result<(), String> {
+    let (rest, tls) = if let Some(r) = url.strip_prefix("ws://") {
+        if ca.is_some() {
+            return Err("--ca is for wss:// URLs".into());
+        }
+        (r, None)
+    } else if let Some(r) = url.strip_prefix("wss://") {
+        (r, Some(client_tls(ca).map_err(|e| format!("TLS: {e}"))?))
+    } else {
+        return Err("the URL must start with ws:// or wss://".into());
+    };
+    let hostport = rest.trim_end_matches('/');
     let addr: SocketAddr = hostport
         .to_socket_addrs()
         .map_err(|e| format!("{hostport}: {e}"))?
@@ -81,6 +99,7 @@ fn run(url: &str, agent: &str) -> Result<(), String> {
         send_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
         handshake_timeout: Duration::from_secs(5),
+        client_tls: tls,
         ..WsConfig::default()
     };
     let (tx, rx) = channel();
@@ -122,12 +141,18 @@ fn run(url: &str, agent: &str) -> Result<(), String> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let (Some(url), Some(agent)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: ws_echo_client ws://HOST:PORT AGENT");
-        std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (url, agent, ca) = match args.as_slice() {
+        [url, agent] => (url, agent, None),
+        [url, agent, flag, ca] if flag == "--ca" => (url, agent, Some(ca.as_str())),
+        _ => {
+            eprintln!(
+                "usage: ws_echo_client ws://HOST:PORT AGENT | wss://HOST:PORT AGENT [--ca CA]"
+            );
+            std::process::exit(2);
+        }
     };
-    if let Err(e) = run(url, agent) {
+    if let Err(e) = run(url, agent, ca) {
         eprintln!("ws_echo_client: {e}");
         std::process::exit(1);
     }

@@ -29,8 +29,9 @@ pub(crate) struct ProxyState {
     pub dst: Option<ConnDst>,
     /// `record_route()` was called.
     pub record_route: bool,
-    /// `loose_route()` found our own Route on top: remove it.
-    pub pop_route: bool,
+    /// `loose_route()` found our own Route on top: remove it (2: and the one below it, our
+    /// other half of a double Record-Route).
+    pub pop_routes: u8,
     /// `append_hf()`.
     pub add_headers: Vec<(String, String)>,
     /// `remove_hf()`.
@@ -46,7 +47,7 @@ impl Default for ProxyState {
         ProxyState {
             dst: None,
             record_route: false,
-            pop_route: false,
+            pop_routes: 0,
             add_headers: Vec::new(),
             remove_headers: Vec::new(),
             default_max_forwards: 70,
@@ -117,6 +118,12 @@ fn side_of(proto: Proto, conn_id: u64) -> (Proto, u64) {
 
 /// The Record-Route value for a request that came in as `info` and leaves on `out`: the
 /// connection it goes over, or the transport it goes to an address with (conn id 0).
+///
+/// When it leaves over another transport than it came in on (ws to wss, or later udp), two
+/// values (RFC 5658 §3, double record-routing; OpenSIPS `enable_double_rr`): first the
+/// socket facing the callee, then the one facing the caller, both with the same token, so
+/// each side's route set starts with the address it reaches us at over its own transport.
+/// `loose_route()` removes both.
 pub(crate) fn record_route_value(
     core: &Core,
     info: &ReceiveInfo,
@@ -124,13 +131,20 @@ pub(crate) fn record_route_value(
 ) -> Option<String> {
     let sock = socket_of(core, info)?;
     let a = side_of(info.proto, info.conn_id);
-    let out = Some(side_of(out.0, out.1));
-    Some(format!(
-        "<sip:{}@{};transport={};lr>",
-        encode_token(a, out),
+    let token = encode_token(a, Some(side_of(out.0, out.1)));
+    let inbound = format!(
+        "<sip:{token}@{};transport={};lr>",
         public_addr(sock),
         info.proto.name()
-    ))
+    );
+    match core.sockets.iter().find(|s| s.proto == out.0) {
+        Some(o) if out.0 != info.proto => Some(format!(
+            "<sip:{token}@{};transport={};lr>, {inbound}",
+            public_addr(o),
+            out.0.name()
+        )),
+        _ => Some(inbound),
+    }
 }
 
 /// Whether a Route URI names this proxy: one of our addresses (or advertised names), with no
@@ -191,7 +205,7 @@ pub(crate) fn loose_route(
         crate::log!(Debug, "core", "loose_route(): top Route {} is not ours", uri.as_str(); "peer" => peer(info));
         return not_ours;
     }
-    st.pop_route = true;
+    st.pop_routes = 1;
     let refuse = |st: &mut ProxyState, why: &str| {
         crate::log!(Info, "core", "loose_route(): Route {} {}", uri.as_str(), why; "peer" => peer(info));
         st.bad_token = true;
@@ -206,7 +220,19 @@ pub(crate) fn loose_route(
         None if has_totag(msg) > 0 => refuse(st, "names us without a flow token in a dialog"),
         None => {}
     }
-    let du = match routes.next() {
+    let mut next = routes.next();
+    // Double record-routing (RFC 5658 §3, `record_route_value`): the Route below ours with
+    // the same flow token is our other socket's; it goes too.
+    if let Some(Ok(n)) = &next {
+        let twin = n
+            .uri()
+            .is_ok_and(|u| u.user() == uri.user() && uri_is_ours(core, &u));
+        if twin {
+            st.pop_routes = 2;
+            next = routes.next();
+        }
+    }
+    let du = match next {
         Some(Ok(next)) => Some(next.uri_str().to_string()),
         _ => None,
     };

@@ -167,7 +167,7 @@ fn forward_to(
     fwd.source = info.src.to_std();
     fwd.force_rport = connection_oriented(info.proto);
     fwd.record_route = rr.as_deref();
-    fwd.pop_route = st.pop_route;
+    fwd.pop_routes = st.pop_routes;
     fwd.remove_headers = &remove;
     fwd.add_headers = &add;
     fwd.default_max_forwards = st.default_max_forwards;

@@ -188,30 +188,40 @@ impl Message {
         }
     }
 
-    /// The range to remove to drop the first non-empty comma-separated value of
-    /// header `h` (empty elements before it go with it): the whole line if no
-    /// other value follows, else up to the next value. `None` when the line holds
-    /// no value at all.
-    pub(crate) fn first_nonempty_value_range(&self, h: &HeaderRef) -> Option<Range<usize>> {
+    /// The range to remove to drop the first `n` non-empty comma-separated
+    /// values of header `h` (empty elements among them go with them), and how
+    /// many it holds (fewer than `n` when the line has fewer): the whole line if
+    /// no other value follows, else up to the next value. `None` when the line
+    /// holds no value at all.
+    pub(crate) fn leading_values_range(
+        &self,
+        h: &HeaderRef,
+        n: usize,
+    ) -> Option<(Range<usize>, usize)> {
         let value = self.text(h.value);
         let mut split = CommaSplit::new(value);
-        loop {
-            if !split.next()?.is_empty() {
-                break;
+        let mut k = 0;
+        while k < n {
+            match split.next() {
+                Some("") => {}
+                Some(_) => k += 1,
+                None => break,
             }
+        }
+        if k == 0 {
+            return None;
         }
         // Emptiness and white space as `CommaSplit` (and so `header_list`) sees them.
         let rest_nonempty = split
             .rest()
             .filter(|r| CommaSplit::new(r).any(|e| !e.is_empty()));
-        Some(
-            match rest_nonempty
-                .and_then(|r| self.offset_of(r.trim_start_matches([' ', '\t', '\r', '\n'])))
-            {
-                Some(next) => h.value.start as usize..next,
-                None => self.line_range(h),
-            },
-        )
+        let range = match rest_nonempty
+            .and_then(|r| self.offset_of(r.trim_start_matches([' ', '\t', '\r', '\n'])))
+        {
+            Some(next) => h.value.start as usize..next,
+            None => self.line_range(h),
+        };
+        Some((range, k))
     }
 
     /// The range to remove to drop the first comma-separated value of header

@@ -9,7 +9,7 @@ use super::headers::HeaderName;
 use super::message::Message;
 use super::name_addr::NameAddr;
 use super::received;
-use super::scan::{is_token, push_decimal};
+use super::scan::{is_token, push_decimal, CommaSplit};
 use super::uri::Uri;
 use super::via::BRANCH_MAGIC_COOKIE;
 use super::{ParseError, MAX_HEADERS, MAX_LINE_LEN};
@@ -29,10 +29,12 @@ pub struct ForwardRequest<'a> {
     /// A new Request-URI (RFC 3261 §16.6 step 2), if any.
     pub request_uri: Option<&'a str>,
     /// A Record-Route value to insert above the existing ones, in name-addr
-    /// form, e.g. `<sip:proxy.example.com;lr>` (§16.6 step 4).
+    /// form, e.g. `<sip:proxy.example.com;lr>` (§16.6 step 4), or two of them
+    /// separated by a comma (double record-routing, RFC 5658 §3).
     pub record_route: Option<&'a str>,
-    /// Remove the first Route value (§16.4: it named this proxy).
-    pub pop_route: bool,
+    /// Remove this many leading Route values (§16.4: they named this proxy; two
+    /// after double record-routing, RFC 5658 §3).
+    pub pop_routes: u8,
     /// Where the request came from: adds `received`/`rport` to the incoming
     /// top Via (RFC 3261 §18.2.1, RFC 3581 §4; see [`via_received`](super::via_received)).
     pub source: Option<SocketAddr>,
@@ -66,7 +68,7 @@ impl<'a> ForwardRequest<'a> {
             port,
             request_uri: None,
             record_route: None,
-            pop_route: false,
+            pop_routes: 0,
             source: None,
             force_rport: false,
             remove_headers: &[],
@@ -102,7 +104,10 @@ impl<'a> ForwardRequest<'a> {
             return Err(EditError::InvalidInput("Request-URI"));
         }
         if let Some(rr) = self.record_route {
-            if !NameAddr::parse(rr).is_ok_and(|na| na.is_name_addr()) || !is_single_line(rr) {
+            // One value, or two for double record-routing (RFC 5658 §3), each a name-addr.
+            let mut values = CommaSplit::new(rr);
+            let valid = values.all(|v| NameAddr::parse(v).is_ok_and(|na| na.is_name_addr()));
+            if !valid || !is_single_line(rr) {
                 return Err(EditError::InvalidInput("Record-Route"));
             }
         }
@@ -161,7 +166,7 @@ fn write_via(out: &mut Vec<u8>, fwd: &ForwardRequest<'_>, branch: &[u8]) {
 ///
 /// Errors: [`EditError::NotARequest`]; [`EditError::TooManyHops`] if
 /// Max-Forwards is 0 (answer 483); [`EditError::Parse`] if Max-Forwards or,
-/// when `source` is set, the top Via is malformed, or if `pop_route` is set
+/// when `source` is set, the top Via is malformed, or if `pop_routes` is set
 /// and there is no Route; [`EditError::InvalidInput`] for bad caller text;
 /// [`EditError::TooLarge`] when the result would not parse again (too many
 /// header fields or too long a line: a proxy answers 513).
@@ -214,15 +219,21 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
             o.extend_from_slice(b"\r\n");
         });
     }
-    if fwd.pop_route {
-        // The first Route *value*: empty lines and empty elements hold none and are skipped.
-        let range = req
-            .headers
-            .iter()
-            .filter(|h| h.id == HeaderName::Route)
-            .find_map(|h| req.first_nonempty_value_range(h))
-            .ok_or(ParseError::MissingHeader("Route"))?;
-        w.remove(range);
+    if fwd.pop_routes > 0 {
+        // The first Route *values*: empty lines and empty elements hold none and are skipped.
+        let mut left = usize::from(fwd.pop_routes);
+        for h in req.headers.iter().filter(|h| h.id == HeaderName::Route) {
+            if left == 0 {
+                break;
+            }
+            if let Some((range, k)) = req.leading_values_range(h, left) {
+                w.remove(range);
+                left -= k;
+            }
+        }
+        if left == usize::from(fwd.pop_routes) {
+            return Err(ParseError::MissingHeader("Route").into());
+        }
     }
     for h in req.headers.iter() {
         if fwd.remove_headers.iter().any(|n| req.is_named(h, n)) {

@@ -90,7 +90,7 @@ pub fn fuzz_parse(data: &[u8]) {
     let fwd = ForwardRequest {
         request_uri: Some("sip:x@192.0.2.1"),
         record_route: Some("<sip:p.invalid;lr>"),
-        pop_route: true,
+        pop_routes: 1,
         source: Some(SRC),
         remove_headers: &["Route", "k", "X-A"],
         add_headers: &[("X-B", "1")],

@@ -42,7 +42,7 @@ fn full_rewrite_exact_bytes() {
     let f = ForwardRequest {
         request_uri: Some("sip:bob@192.0.2.20:5070"),
         record_route: Some("<sip:proxy.example.com;lr>"),
-        pop_route: true,
+        pop_routes: 1,
         source: Some("198.51.100.4:41000".parse().unwrap()),
         remove_headers: &["proxy-authorization"],
         add_headers: &[("X-Proxied", "sipcore")],
@@ -110,7 +110,7 @@ fn single_route_line_removed_and_received_replaced() {
         From: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>\r\nCall-ID: m\r\nCSeq: 7 MESSAGE\r\n\
         Content-Length: 0\r\n\r\n");
     let f = ForwardRequest {
-        pop_route: true,
+        pop_routes: 1,
         source: Some("[2001:db8::7]:5060".parse().unwrap()),
         ..ForwardRequest::new("UDP", "192.0.2.99", 5060)
     };
@@ -177,10 +177,7 @@ fn errors() {
         "Route: <sip:proxy.example.com;lr>, <sip:edge.example.net;lr>\r\n",
         "",
     ));
-    let pop = ForwardRequest {
-        pop_route: true,
-        ..f
-    };
+    let pop = ForwardRequest { pop_routes: 1, ..f };
     assert_eq!(
         forward_request(&no_route, &pop),
         Err(EditError::Parse(ParseError::MissingHeader("Route")))
@@ -403,7 +400,7 @@ fn empty_route_line_is_skipped_when_popping() {
         Max-Forwards: 10\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>\r\n\
         Call-ID: m\r\nCSeq: 7 MESSAGE\r\nContent-Length: 0\r\n\r\n");
     let f = ForwardRequest {
-        pop_route: true,
+        pop_routes: 1,
         ..ForwardRequest::new("UDP", "192.0.2.99", 5060)
     };
     let out = fwd_text(&req, &f);
@@ -423,7 +420,7 @@ fn empty_route_elements_are_skipped_when_popping() {
         Max-Forwards: 10\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>\r\n\
         Call-ID: m\r\nCSeq: 7 MESSAGE\r\nContent-Length: 0\r\n\r\n");
     let f = ForwardRequest {
-        pop_route: true,
+        pop_routes: 1,
         ..ForwardRequest::new("UDP", "192.0.2.99", 5060)
     };
     let out = fwd_text(&req, &f);
@@ -451,7 +448,7 @@ fn only_sip_white_space_goes_with_the_popped_route() {
         Max-Forwards: 10\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>\r\n\
         Call-ID: m\r\nCSeq: 7 MESSAGE\r\nContent-Length: 0\r\n\r\n");
     let f = ForwardRequest {
-        pop_route: true,
+        pop_routes: 1,
         ..ForwardRequest::new("UDP", "192.0.2.99", 5060)
     };
     let out = fwd_text(&req, &f);
@@ -459,4 +456,35 @@ fn only_sip_white_space_goes_with_the_popped_route() {
         out.contains("\r\nRoute: \x0c,<sip:next.example.com;lr>\r\n"),
         "{out:?}"
     );
+}
+
+/// Double record-routing (RFC 5658 §3): both of our Route values go, whether they share a
+/// line or not, and the next hop's stays.
+#[test]
+fn two_route_values_are_popped_across_lines_and_within_one() {
+    let f = ForwardRequest {
+        pop_routes: 2,
+        ..ForwardRequest::new("WSS", "192.0.2.99", 443)
+    };
+    for routes in [
+        "Route: <sip:t@192.0.2.99:80;transport=ws;lr>, <sip:t@192.0.2.99:443;transport=wss;lr>, <sip:next.example.com;lr>\r\n",
+        "Route: <sip:t@192.0.2.99:80;transport=ws;lr>\r\nRoute: <sip:t@192.0.2.99:443;transport=wss;lr>, <sip:next.example.com;lr>\r\n",
+        "Route: <sip:t@192.0.2.99:80;transport=ws;lr>\r\nRoute: \r\nRoute: <sip:t@192.0.2.99:443;transport=wss;lr>\r\nRoute: <sip:next.example.com;lr>\r\n",
+    ] {
+        let req = msg(&format!(
+            "BYE sip:bob@example.net SIP/2.0\r\n\
+            Via: SIP/2.0/WS h.invalid;branch=z9hG4bKm0\r\n{routes}\
+            Max-Forwards: 10\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>;tag=2\r\n\
+            Call-ID: m\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n"
+        ));
+        let out = fwd_text(&req, &f);
+        assert!(!out.contains("sip:t@"), "{out}");
+        assert!(out.contains("<sip:next.example.com;lr>\r\n"), "{out}");
+    }
+    let only_ours = msg("BYE sip:bob@example.net SIP/2.0\r\n\
+        Via: SIP/2.0/WS h.invalid;branch=z9hG4bKm0\r\n\
+        Route: <sip:t@192.0.2.99:80;transport=ws;lr>,<sip:t@192.0.2.99:443;transport=wss;lr>\r\n\
+        Max-Forwards: 10\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.net>;tag=2\r\n\
+        Call-ID: m\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n");
+    assert!(!fwd_text(&only_ours, &f).contains("Route"));
 }

@@ -128,17 +128,26 @@ impl State {
             Refusal::Full => cfg.max_connections,
             Refusal::PerIp => cfg.max_connections_per_ip,
         };
-        let kind = |r: Refusal| match r {
-            Refusal::Full => "ws_max_connections",
-            Refusal::PerIp => "ws_max_connections_per_ip",
+        // The parameter's name as the user wrote it (`wss_` under proto_wss).
+        let kind = |r: Refusal| {
+            crate::flavor::get().named(match r {
+                Refusal::Full => "ws_max_connections",
+                Refusal::PerIp => "ws_max_connections_per_ip",
+            })
         };
         match note {
             Note::Refusing(r, ip) => {
                 let (m, ip) = (max_of(*r).to_string(), ip.to_string());
+                // A TLS listener closes refused connections without an answer (see `refuse`).
+                let msg = if crate::flavor::get().tls {
+                    "websocket connection limit reached, closing new connections"
+                } else {
+                    "websocket connection limit reached, refusing with 503"
+                };
                 self.shared.log(
                     LogLevel::WARN,
-                    "websocket connection limit reached, refusing with 503",
-                    &[("limit", kind(*r)), ("max", &m), ("ip", &ip)],
+                    msg,
+                    &[("limit", &kind(*r)), ("max", &m), ("ip", &ip)],
                 );
             }
             Note::Admitting(r, ip, n) => {
@@ -146,7 +155,7 @@ impl State {
                 self.shared.log(
                     LogLevel::INFO,
                     "websocket connections admitted again",
-                    &[("limit", kind(*r)), ("refused", &n), ("ip", &ip)],
+                    &[("limit", &kind(*r)), ("refused", &n), ("ip", &ip)],
                 );
             }
         }
