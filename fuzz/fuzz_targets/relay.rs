@@ -20,7 +20,7 @@ const SRC: SocketAddr = SocketAddr::new(
     40000,
 );
 
-fn forwards() -> [ForwardRequest<'static>; 5] {
+fn forwards() -> [ForwardRequest<'static>; 6] {
     [
         ForwardRequest {
             request_uri: Some("sip:bob@192.0.2.1:5060;transport=ws"),
@@ -31,7 +31,7 @@ fn forwards() -> [ForwardRequest<'static>; 5] {
             ..ForwardRequest::new("WS", "p.invalid", 443)
         },
         ForwardRequest {
-            pop_route: true,
+            pop_routes: 1,
             remove_headers: &["User-Agent"],
             ..ForwardRequest::new("UDP", "2001:db8::1", 5060)
         },
@@ -41,11 +41,19 @@ fn forwards() -> [ForwardRequest<'static>; 5] {
         ForwardRequest {
             request_uri: Some("sip:x@192.0.2.1"),
             record_route: Some("<sip:p.invalid;lr>"),
-            pop_route: true,
+            pop_routes: 1,
             source: Some(SRC),
             remove_headers: &["Route", "k", "X-A"],
             add_headers: &[("X-B", "1")],
             ..ForwardRequest::new("WS", "p.invalid", 443)
+        },
+        // Between transports (ws in, wss out): double record-routing and both Routes popped.
+        ForwardRequest {
+            record_route: Some("<sip:t@p.invalid:443;transport=wss;lr>, <sip:t@p.invalid:80;transport=ws;lr>"),
+            pop_routes: 2,
+            source: Some(SRC),
+            force_rport: true,
+            ..ForwardRequest::new("WSS", "p.invalid", 443)
         },
     ]
 }
@@ -90,15 +98,18 @@ fn relay_request(m: &Message, f: &ForwardRequest<'_>) {
     };
     assert_eq!(o.max_forwards(), Ok(Some(expect_mf)));
     if let Some(rr) = f.record_route {
-        assert_eq!(o.header_list("Record-Route").next(), Some(rr));
+        let ours: Vec<&str> = rr.split(", ").collect();
+        let got: Vec<&str> = o.header_list("Record-Route").take(ours.len()).collect();
+        assert_eq!(got, ours);
     }
     let removes = |n: &str| f.remove_headers.iter().any(|r| r.eq_ignore_ascii_case(n));
     let routes = m.header_list("Route").count();
-    if f.pop_route && !removes("Route") && routes > 0 {
+    let pop = usize::from(f.pop_routes);
+    if pop > 0 && !removes("Route") && routes > 0 {
         assert_eq!(
-            o.header_list("Route").count() + 1,
+            o.header_list("Route").count() + pop.min(routes),
             routes,
-            "not one Route popped"
+            "not {pop} Route values popped"
         );
     }
     for name in f.remove_headers {

@@ -6,6 +6,7 @@
 //! * [`sockets`]: `socket=` lines turned into listeners.
 //! * [`sip`]: the SIP message layer (RFC 3261), pure code over bytes.
 //! * [`core`]: what happens to a delivered message.
+//! * [`auth`]: digest authentication, pure (RFC 3261 §22, RFC 7616).
 //! * [`dns`]: RFC 3263 server location off the I/O workers.
 //! * [`mi`]: the management interface (JSON-RPC over HTTP) and its client.
 //! * [`log`]: the one slog drain that formats every record, the plugins' too.
@@ -13,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod auth;
 pub mod builtin_modules;
 pub mod config;
 pub mod core;

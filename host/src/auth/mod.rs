@@ -1,0 +1,8 @@
+//! Authentication (issue 12), pure parts: digest computation ([`digest`]), the Digest
+//! credentials grammar ([`credentials`]) and self-verifying nonces with replay detection
+//! ([`nonce`]), and the authorize decision and challenges ([`verify`]). No I/O: time and keys are passed in. The script functions
+//! (`www_authorize()`, ...) and the user store build on these.
+pub mod credentials;
+pub mod digest;
+pub mod nonce;
+pub mod verify;
