@@ -11,7 +11,8 @@
 //!   check accepts a newer plugin; for an older one, whose stamp says so, the host's loader
 //!   checks that the plugin's tables are a prefix of its own).
 //! * 1.2 appended [`Transport::keep_until`].
-//! * 1.3 appended [`HostApi::tls_params`] and [`Transport::tls_reload`] (TLS transports).
+//! * 1.3 appended [`HostApi::tls_params`], [`Transport::tls_reload`] and
+//!   [`Transport::send_named`] (TLS transports).
 //! * Function tables ([`Module`], [`Transport`], [`HostApi`]) are abi_stable *prefix types*. A minor
 //!   version may only **append** fields after the last one; it never removes, reorders, renames or
 //!   retypes a field, and never changes a struct that is passed by value or by reference.
@@ -143,6 +144,15 @@ pub struct Transport {
     /// use the new ones. `Ok` carries a short summary for the MI answer; on `Err` the old
     /// contexts stay in use. Transports without TLS leave it out (`None`).
     pub tls_reload: ROption<extern "C" fn() -> RResult<RString, RString>>,
+    /// (1.3) As [`Transport::send`], to a destination named `host` (the URI host `dst` was
+    /// resolved from, RFC 3263): a connection it opens carries the name (TLS SNI and the
+    /// server certificate checked against it, RFC 5922 §7.2; the WebSocket `Host`), and only a
+    /// connection opened for the same name is reused. An IP literal names the address itself.
+    pub send_named: extern "C" fn(
+        target: &SendTarget,
+        host: RStr<'_>,
+        data: RSlice<'_, u8>,
+    ) -> RResult<u64, SendError>,
 }
 
 /// Callbacks the host gives every plugin at `init`. Callable from any plugin thread.

@@ -99,7 +99,9 @@ pub fn run(opts: Options) -> Result<(), String> {
     let (loaded, builtins) = load_modules(&cfg, &opts.config)?;
     let (params, settings, tls_params) =
         check_modparams(&cfg, &loaded, &builtins).map_err(|e| e.to_string())?;
-    if let Some(t) = tls::check(&cfg, &tls_params).map_err(|e| e.to_string())? {
+    let checked_tls = tls::check(&cfg, &tls_params).map_err(|e| e.to_string())?;
+    let server_domains = checked_tls.as_ref().map_or(0, |t| t.config.server.len());
+    if let Some(t) = checked_tls {
         let pairs: Vec<(&str, &str)> = tls_params.iter().map(|p| (p.name, p.value)).collect();
         crate::tls_mgm::set(t.config.clone(), &pairs);
         for w in &t.warnings {
@@ -116,6 +118,18 @@ pub fn run(opts: Options) -> Result<(), String> {
     let table = FunctionTable::with_core();
     let script = script::compile(&cfg, &table).map_err(|e| e.to_string())?;
     let socket_lines = sockets::parse_all(&cfg, &loaded).map_err(|e| e.to_string())?;
+    if let Some(l) = socket_lines
+        .iter()
+        .find(|l| l.proto == Proto::WSS && server_domains == 0)
+    {
+        // Found here, not when the transport starts: `sipcore -c` must refuse it too.
+        return Err(cfg
+            .error_at(
+                l.span,
+                "a wss socket needs a TLS server domain: modparam(\"tls_mgm\", \"certificate\", ...) and \"private_key\"",
+            )
+            .to_string());
+    }
     if opts.check_only {
         return Ok(());
     }

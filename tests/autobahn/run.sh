@@ -20,7 +20,8 @@ SRV=$!
 trap 'kill $SRV 2>/dev/null' EXIT
 sleep 1
 "$WSTEST" -m fuzzingclient -s fuzzingclient.json
-"$WSTEST" -m fuzzingserver -s fuzzingserver.json &
+# -u 0: no web UI (its default port 8080 is the ws port of conf/sipcore.cfg).
+"$WSTEST" -u 0 -m fuzzingserver -s fuzzingserver.json &
 FS=$!
 sleep 3
 "$EX/ws_echo_client" ws://127.0.0.1:9002 sipcore-client

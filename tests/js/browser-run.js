@@ -5,6 +5,16 @@
  * playwright-core) register and call each other through a SIP-over-WebSocket server.
  *
  *   node browser-run.js --url ws://127.0.0.1:PORT [--domain example.com] [--chromium /usr/bin/chromium]
+ *   node browser-run.js --url wss://localhost:PORT/ --spki BASE64 [...]
+ *
+ * With --spki, chromium is launched with --ignore-certificate-errors-spki-list=BASE64 (the
+ * base64 SHA-256 of the server certificate's DER SubjectPublicKeyInfo, comma-separated for
+ * several): a wss:// server whose certificate has that key is accepted although its CA is not
+ * trusted; every other certificate is still verified (no --ignore-certificate-errors). Get it
+ * with
+ *   openssl x509 -pubkey -noout -in cert.pem | openssl pkey -pubin -outform der \
+ *     | openssl dgst -sha256 -binary | base64
+ * The page itself stays on http://127.0.0.1 (a wss:// connection from an http page is allowed).
  *
  * Prints one JSON line per step; exits 0 when every step passed, 1 otherwise.
  * Steps: both register; MESSAGE alice -> bob; INVITE alice -> bob answered with real WebRTC
@@ -24,8 +34,9 @@ const opt = (name, def) => {
 const URL_WS = opt('--url', null);
 const DOMAIN = opt('--domain', 'example.com');
 const CHROMIUM = opt('--chromium', process.env.CHROMIUM || '/usr/bin/chromium');
+const SPKI = opt('--spki', null);
 if (!URL_WS) {
-  process.stderr.write('usage: node browser-run.js --url ws://127.0.0.1:PORT [--domain D] [--chromium PATH]\n');
+  process.stderr.write('usage: node browser-run.js --url ws[s]://HOST:PORT [--domain D] [--chromium PATH] [--spki BASE64]\n');
   process.exit(3);
 }
 
@@ -78,11 +89,15 @@ async function waitEvent(page, pred, what, timeout = 10000) {
 async function main() {
   const server = await serve();
   const base = `http://127.0.0.1:${server.address().port}/page.html`;
+  const launchArgs = ['--no-sandbox', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    '--disable-features=WebRtcHideLocalIpsWithMdns'];
+  // Trust exactly the server certificate's key (chromium honours this list only with a
+  // --user-data-dir, which playwright always passes).
+  if (SPKI) launchArgs.push(`--ignore-certificate-errors-spki-list=${SPKI}`);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      '--disable-features=WebRtcHideLocalIpsWithMdns'],
+    args: launchArgs,
   });
   const ctx = await browser.newContext();
   const pages = {};
@@ -97,7 +112,7 @@ async function main() {
       pages[user] = page;
     }
     const { alice, bob } = pages;
-    await step('browser', async () => ({ user_agent: await alice.evaluate(() => window.harness.userAgent) }));
+    await step('browser', async () => ({ user_agent: await alice.evaluate(() => window.harness.userAgent), url: URL_WS }));
     for (const [name, page] of Object.entries(pages)) {
       await step(`${name}.register`, async () => {
         await page.evaluate(() => window.harness.start());

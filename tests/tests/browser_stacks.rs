@@ -11,10 +11,12 @@
 //! `tests/js/package-lock.json` on first use.
 mod common;
 
-use common::{default_config, Server};
-use std::path::PathBuf;
+use common::{default_config, free_port, temp_dir, Server};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 fn js_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
@@ -135,6 +137,150 @@ fn sipjs_calls_jssip_all_scenarios() {
     run("sipjs,jssip", "all");
 }
 
+/// Panics unless `CHROMIUM` (default `/usr/bin/chromium`) exists; returns its path.
+fn chromium() -> String {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} not found: install Debian's chromium (.ci/run does) or set CHROMIUM"
+    );
+    chromium
+}
+
+/// browser-run.js's steps that must all have passed in `stdout`.
+fn assert_browser_steps(stdout: &str) {
+    for step in [
+        "alice.register",
+        "bob.register",
+        "message.alice_to_bob",
+        "call.invite_answer",
+        "call.media",
+        "call.bye_from_bob",
+        "unregistered.call_carol",
+        "alice.unregister",
+        "bob.unregister",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(&format!("\"step\":\"{step}\"")) && l.contains("\"ok\":true")),
+            "step {step} missing or failed:\n{stdout}"
+        );
+    }
+}
+
+/// The repository's root (where `conf/` is).
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Run `cmd` under `sh -c`; panics unless it succeeded; returns its stdout.
+fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
+    assert!(
+        out.status.success(),
+        "{cmd} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A test CA and a certificate for localhost, 127.0.0.1 and ::1 made by the bundled
+/// `conf/tls/make-cert.sh` in a fresh temporary directory (ca.pem, cert.pem, key.pem).
+fn make_certs() -> PathBuf {
+    let dir = temp_dir("wss-certs");
+    let script = repo().join("conf/tls/make-cert.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "{} failed ({}):\n{}{}",
+        script.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        assert!(dir.join(f).is_file(), "make-cert.sh made no {f}");
+    }
+    dir
+}
+
+/// Base64 of the SHA-256 of `cert`'s DER SubjectPublicKeyInfo: what chromium's
+/// `--ignore-certificate-errors-spki-list` takes.
+fn spki_sha256_base64(cert: &Path) -> String {
+    let h = sh(&format!(
+        "openssl x509 -pubkey -noout -in '{}' | openssl pkey -pubin -outform der \
+         | openssl dgst -sha256 -binary | base64",
+        cert.display()
+    ));
+    let h = h.trim().to_string();
+    assert_eq!(h.len(), 44, "not a base64 SHA-256: {h:?}");
+    h
+}
+
+/// The bundled `conf/sipcore-wss.cfg` with `{PORT}` for its ws socket (see
+/// [`common::render`]), a free port for its wss socket (returned), the MI on a free port, the
+/// modules from the build, and the certificate and key of `certs` (see [`make_certs`]).
+fn wss_config(certs: &Path) -> (String, u16) {
+    let path = repo().join("conf/sipcore-wss.cfg");
+    let cfg = std::fs::read_to_string(&path).unwrap();
+    let wss = free_port();
+    let mi = free_port();
+    let edits = [
+        (
+            "socket = ws:127.0.0.1:8080".to_string(),
+            "socket = ws:127.0.0.1:{PORT}".to_string(),
+        ),
+        (
+            "socket = wss:127.0.0.1:8443".to_string(),
+            format!("socket = wss:127.0.0.1:{wss}"),
+        ),
+        (
+            "mi_http_port = 8889".to_string(),
+            format!("mi_http_port = {mi}"),
+        ),
+        (
+            "\"[default]conf/tls/cert.pem\"".to_string(),
+            format!("\"[default]{}\"", certs.join("cert.pem").display()),
+        ),
+        (
+            "\"[default]conf/tls/key.pem\"".to_string(),
+            format!("\"[default]{}\"", certs.join("key.pem").display()),
+        ),
+    ];
+    let mut cfg = cfg;
+    for (from, to) in edits {
+        assert!(
+            cfg.contains(&from),
+            "{} changed: no {from:?}",
+            path.display()
+        );
+        cfg = cfg.replacen(&from, &to, 1);
+    }
+    let cfg = cfg.replace("mpath", "# mpath") + "\nmpath = \"{MPATH}\"\n";
+    (cfg, wss)
+}
+
+/// Wait until something accepts TCP connections on 127.0.0.1:`port` (sipcore listens on all
+/// its sockets before it runs; [`Server::start`] waited for the ws one only).
+fn wait_listening(srv: &Server, port: u16) {
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on the wss port {port}:\n{}",
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A real browser: Debian's chromium, headless, driven by playwright-core, runs SIP.js (the ES
 /// modules npm ships) in two pages that register, exchange a MESSAGE, set up a call with real
 /// WebRTC offer/answer (fake audio device; the peer connection between the pages must reach
@@ -143,11 +289,7 @@ fn sipjs_calls_jssip_all_scenarios() {
 #[test]
 fn real_browser_sipjs_pages_register_message_and_call() {
     ensure_node_modules();
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "{chromium} not found: install Debian's chromium (.ci/run does) or set CHROMIUM"
-    );
+    let chromium = chromium();
     let srv = Server::start(&default_config().0);
     let url = srv.ws_url();
     let stdout = run_node(
@@ -163,20 +305,64 @@ fn real_browser_sipjs_pages_register_message_and_call() {
             &chromium,
         ],
     );
-    for step in [
-        "alice.register",
-        "bob.register",
-        "message.alice_to_bob",
-        "call.invite_answer",
-        "call.media",
-        "call.bye_from_bob",
-        "unregistered.call_carol",
-    ] {
-        assert!(
-            stdout
+    assert_browser_steps(&stdout);
+}
+
+/// The same two SIP.js pages in chromium over secure WebSocket: sipcore on the bundled
+/// `conf/sipcore-wss.cfg` (its wss socket, with a certificate for localhost made by
+/// `conf/tls/make-cert.sh`), the pages opening `wss://localhost:PORT/`. Chromium trusts exactly
+/// that certificate's key (`--ignore-certificate-errors-spki-list`, the base64 SHA-256 of its
+/// SubjectPublicKeyInfo) and verifies everything else as usual; the pages themselves are served
+/// over http (a wss:// connection from an http page is allowed). Same steps as over ws,
+/// including the WebRTC peer connection.
+#[test]
+fn real_browser_sipjs_pages_over_wss() {
+    ensure_node_modules();
+    let chromium = chromium();
+    let certs = make_certs();
+    let spki = spki_sha256_base64(&certs.join("cert.pem"));
+    let (cfg, wss) = wss_config(&certs);
+    let srv = Server::start(&cfg);
+    wait_listening(&srv, wss);
+    let url = format!("wss://localhost:{wss}/");
+    let stdout = run_node(
+        &srv,
+        "browser run over wss",
+        "browser-run.js",
+        &[
+            "--url",
+            &url,
+            "--spki",
+            &spki,
+            "--domain",
+            "example.com",
+            "--chromium",
+            &chromium,
+        ],
+    );
+    assert_browser_steps(&stdout);
+    assert!(
+        stdout.contains(&format!("\"url\":\"{url}\"")),
+        "browser-run.js did not report the wss URL:\n{stdout}"
+    );
+    // Verification stays on: with another key in the list (the test CA's, which the server
+    // does not present: cert.pem holds the leaf alone) the certificate is not trusted, the
+    // first page cannot register, and sipcore logs chromium's alert.
+    let other = spki_sha256_base64(&certs.join("ca.pem"));
+    assert_ne!(other, spki);
+    let out = Command::new("node")
+        .arg(js_dir().join("browser-run.js"))
+        .args(["--url", &url, "--spki", &other, "--chromium", &chromium])
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success()
+            && stdout
                 .lines()
-                .any(|l| l.contains(&format!("\"step\":\"{step}\"")) && l.contains("\"ok\":true")),
-            "step {step} missing or failed:\n{stdout}"
-        );
-    }
+                .any(|l| l.contains("\"step\":\"alice.register\"") && l.contains("\"ok\":false")),
+        "a certificate chromium does not trust was accepted ({}):\n{stdout}",
+        out.status
+    );
+    srv.wait_log("tls handshake failed", Duration::from_secs(10));
 }

@@ -19,7 +19,7 @@ use sipcore_ws::driver::{ConnMeta, Runtime, Sink, TlsHandle, WsConfig};
 
 enum Ev {
     Text(u64, String),
-    Closed(u64),
+    Closed(u64, String),
 }
 
 struct Client {
@@ -46,17 +46,24 @@ impl Sink for Client {
         }
     }
 
-    fn closed(&self, c: &ConnMeta, _reason: &str) {
-        let _ = self.tx.lock().map(|tx| tx.send(Ev::Closed(c.id)));
+    fn closed(&self, c: &ConnMeta, reason: &str) {
+        let _ = self
+            .tx
+            .lock()
+            .map(|tx| tx.send(Ev::Closed(c.id, reason.to_string())));
     }
 }
 
-/// Wait until connection `id` is closed; returns the texts it delivered.
-fn wait_closed(rx: &Receiver<Ev>, id: u64, limit: Duration) -> Result<Vec<String>, String> {
+/// Wait until connection `id` is closed; returns the texts it delivered and why it closed.
+fn wait_closed(
+    rx: &Receiver<Ev>,
+    id: u64,
+    limit: Duration,
+) -> Result<(Vec<String>, String), String> {
     let mut texts = Vec::new();
     loop {
         match rx.recv_timeout(limit) {
-            Ok(Ev::Closed(c)) if c == id => return Ok(texts),
+            Ok(Ev::Closed(c, reason)) if c == id => return Ok((texts, reason)),
             Ok(Ev::Text(c, t)) if c == id => texts.push(t),
             Ok(_) => {}
             Err(_) => return Err(format!("connection {id} not closed within {limit:?}")),
@@ -120,11 +127,11 @@ fn run(url: &str, agent: &str, ca: Option<&str>) -> Result<(), String> {
     // message can arrive (the handshake needs a round trip).
     let id = open("/getCaseCount")?;
     sink.report.store(id, Ordering::Release);
-    let texts = wait_closed(&rx, id, Duration::from_secs(10))?;
+    let (texts, reason) = wait_closed(&rx, id, Duration::from_secs(10))?;
     let count: u32 = texts
         .first()
         .and_then(|t| t.trim().parse().ok())
-        .ok_or("no case count received")?;
+        .ok_or_else(|| format!("no case count received (connection closed: {reason})"))?;
     sink.report.store(u64::MAX, Ordering::Release);
     eprintln!("running {count} cases as agent {agent}");
     for case in 1..=count {

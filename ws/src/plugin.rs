@@ -226,6 +226,25 @@ extern "C" fn send(target: &SendTarget, data: RSlice<'_, u8>) -> RResult<u64, Se
     }
 }
 
+/// `Transport::send_named` (ABI 1.3): see [`Runtime::send_named`].
+extern "C" fn send_named(
+    target: &SendTarget,
+    host: RStr<'_>,
+    data: RSlice<'_, u8>,
+) -> RResult<u64, SendError> {
+    match catch_panic(|| match RUNTIME.get() {
+        Some(rt) => rt.send_named(target, Some(host.as_str()), data.as_slice()),
+        None => Err(SendError::INTERNAL),
+    }) {
+        Ok(Ok(id)) => ROk(id),
+        Ok(Err(e)) => RErr(e),
+        Err(p) => {
+            log(LogLevel::CRIT, &format!("panicked in send_named: {p}"));
+            RErr(SendError::INTERNAL)
+        }
+    }
+}
+
 /// `Transport::keep_until` (ABI 1.2): see [`Runtime::keep_until`].
 extern "C" fn keep_until(conn_id: u64, secs: u32) -> bool {
     catch_panic(|| RUNTIME.get().is_some_and(|rt| rt.keep_until(conn_id, secs))).unwrap_or(false)
@@ -292,6 +311,7 @@ fn transport(f: &'static Flavor) -> TransportRef {
         send,
         stop,
         keep_until,
+        send_named,
         tls_reload: if f.tls {
             RSome(tls_reload as extern "C" fn() -> RResult<RString, RString>)
         } else {

@@ -53,6 +53,9 @@ pub(crate) struct Located {
     pub addr: SocketAddr,
     /// The next addresses over `proto`, without repeats, at most [`MAX_ALTERNATES`].
     pub alternates: Vec<SocketAddr>,
+    /// The host they were located from (the URI's; an IP literal for an address): what a
+    /// TLS transport checks the server certificate against (RFC 5922 §7.2).
+    pub host: String,
 }
 
 /// The first target of a location result and its alternates (RFC 3263 §4.3: in order).
@@ -73,6 +76,7 @@ fn first(t: &[dns::Target], host: &str) -> Result<Located, DnsError> {
         proto: first.proto,
         addr: first.addr,
         alternates,
+        host: host.to_string(),
     })
 }
 

@@ -139,6 +139,8 @@ pub(crate) struct Retry {
     pub out: Bytes,
     /// The targets not tried yet, in order.
     pub rest: Vec<SocketAddr>,
+    /// The host they were located from (see `Located::host`).
+    pub host: String,
 }
 
 /// A watched request: where it came from, its bytes, and what is left to try.
@@ -216,7 +218,7 @@ pub(crate) fn next_target(core: &Core, info: &ReceiveInfo, msg: &Message, retry:
 fn try_next(core: &Core, info: &ReceiveInfo, request: &Bytes, mut retry: Retry) -> Result<(), ()> {
     while !retry.rest.is_empty() {
         let addr = retry.rest.remove(0);
-        match core.send_to(retry.proto, addr, &retry.out) {
+        match core.send_to(retry.proto, addr, Some(&retry.host), &retry.out) {
             Ok(id) => {
                 crate::log!(Info, "core", "next hop unreachable: trying the next target {} (RFC 3263 §4.3)", addr;
                     "peer" => peer(info));

@@ -31,6 +31,8 @@ struct Next {
     /// Further targets of the location result over `proto`, tried in order when a connection
     /// to the one before fails before carrying anything (RFC 3263 §4.3; see `pending`).
     alternates: Vec<SocketAddr>,
+    /// The host they were located from (TLS: the name the certificate must carry).
+    host: String,
 }
 
 impl From<locate::Located> for Next {
@@ -39,6 +41,7 @@ impl From<locate::Located> for Next {
             proto: l.proto,
             addr: l.addr,
             alternates: l.alternates,
+            host: l.host,
         }
     }
 }
@@ -198,7 +201,7 @@ fn forward_to(
             }
         },
         Target::Addr(n) => {
-            let sent = core.send_to(n.proto, n.addr, &out);
+            let sent = core.send_to(n.proto, n.addr, Some(&n.host), &out);
             if let Err(e) = &sent {
                 crate::log!(Warning, "core", "forward() to {} failed: {}", n.addr, e; "peer" => peer(info));
             }
@@ -206,6 +209,7 @@ fn forward_to(
                 proto: n.proto,
                 out: bytes::Bytes::from(out),
                 rest: n.alternates,
+                host: n.host,
             };
             match sent {
                 Ok(id) if connection_oriented(n.proto) && id != 0 => {
@@ -295,7 +299,7 @@ pub(crate) fn relay_reply(core: &Core, info: &ReceiveInfo, msg: &Message, hop: H
         }
         Hop::Addr { proto, addr } => match fwd.dest.socket_addr() {
             Some(to) if to.ip().to_canonical() == addr.ip().to_canonical() => {
-                core.send_to(Proto(proto), to, &fwd.bytes)
+                core.send_to(Proto(proto), to, None, &fwd.bytes)
             }
             _ => Err(format!(
                 "the next Via ({}) is not where the request came from ({})",

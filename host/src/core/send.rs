@@ -8,7 +8,7 @@
 use super::addr::{connection_oriented, ConnDst, SocketInfo};
 use crate::script::Script;
 use crate::sip::Message;
-use abi_stable::std_types::{RResult, RSlice};
+use abi_stable::std_types::{RResult, RSlice, RStr};
 use sipcore_abi::{Proto, ReceiveInfo, SendTarget, SockAddr, TransportRef, NO_LISTENER};
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -129,21 +129,33 @@ impl Core {
 
     /// Send to an address the script chose (a request to its next hop, a reply over a
     /// connectionless transport): the transport may reuse or open an outbound connection.
+    /// `host`: the name `addr` was located from, for the transport to open the connection
+    /// for that name (TLS SNI and certificate check; ABI 1.3 `send_named`).
     pub(super) fn send_to(
         &self,
         proto: Proto,
         addr: SocketAddr,
+        host: Option<&str>,
         data: &[u8],
     ) -> Result<u64, String> {
-        self.send(
-            &SendTarget {
-                proto,
-                conn_id: 0,
-                dst: addr.into(),
-                listener: NO_LISTENER,
-            },
-            data,
-        )
+        let target = SendTarget {
+            proto,
+            conn_id: 0,
+            dst: addr.into(),
+            listener: NO_LISTENER,
+        };
+        let t = self
+            .transport(proto)
+            .ok_or_else(|| format!("no loaded module serves {}", proto.name()))?;
+        match (host, t.send_named()) {
+            (Some(h), Some(send_named)) => {
+                match send_named(&target, RStr::from_str(h), RSlice::from_slice(data)) {
+                    RResult::ROk(id) => Ok(id),
+                    RResult::RErr(e) => Err(e.as_str().to_string()),
+                }
+            }
+            _ => self.send(&target, data),
+        }
     }
 
     /// The Via sent-by for messages we send over `proto`: the socket's advertised address, or

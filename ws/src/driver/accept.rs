@@ -280,6 +280,7 @@ impl State {
                 since: now,
                 state: phase.name(),
                 tls: None,
+                name: Box::from(""),
             },
         );
         if traced {

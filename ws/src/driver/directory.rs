@@ -17,6 +17,9 @@ pub(crate) struct DirEntry {
     pub state: &'static str,
     /// TLS version and cipher, once a TLS handshake completed.
     pub tls: Option<super::stream::TlsSummary>,
+    /// Outbound: the host name it was opened for (SNI, certificate check, `Host`), lower
+    /// case; empty when it was opened for an address. Part of the reuse key.
+    pub name: Box<str>,
 }
 
 /// Connections by id, outbound connections by peer address (for reuse, as OpenSIPS's TCP
@@ -29,18 +32,21 @@ pub(crate) struct DirEntry {
 #[derive(Debug, Default)]
 pub(crate) struct Directory {
     pub conns: HashMap<u64, DirEntry>,
-    by_peer: HashMap<SocketAddr, u64>,
+    by_peer: HashMap<(SocketAddr, Box<str>), u64>,
     /// Inbound connections per peer address (`ws_max_connections_per_ip`).
     pub admission: Admission,
 }
 
 impl Directory {
-    /// Record an outbound connection `id` to `addr`; it becomes the one reused for `addr`
-    /// unless another open one is already.
+    /// Record an outbound connection `id` to `addr` (opened for the host name `e.name`); it
+    /// becomes the one reused for `addr` and that name unless another open one is already.
+    /// A connection verified for one name is never reused for another (OpenSIPS
+    /// `cert_check_on_conn_reusage`, always on).
     pub fn insert_outbound(&mut self, id: u64, addr: SocketAddr, e: DirEntry) {
         debug_assert!(e.meta.outbound);
+        let key = (addr, e.name.clone());
         self.conns.insert(id, e);
-        self.by_peer.entry(addr).or_insert(id);
+        self.by_peer.entry(key).or_insert(id);
     }
 
     /// Record an admitted inbound connection (already counted by [`Admission::admit`]).
@@ -48,17 +54,19 @@ impl Directory {
         self.conns.insert(id, e);
     }
 
-    /// The outbound connection to reuse for `addr`, if one is open.
-    pub fn outbound_to(&self, addr: &SocketAddr) -> Option<u64> {
-        self.by_peer.get(addr).copied()
+    /// The outbound connection to reuse for `addr` and the host name `name` (lower case;
+    /// empty: opened for the address), if one is open.
+    pub fn outbound_to(&self, addr: &SocketAddr, name: &str) -> Option<u64> {
+        self.by_peer.get(&(*addr, Box::from(name))).copied()
     }
 
     /// Forget a connection (its peer mapping if it points to it, its admission count if
     /// inbound).
     pub fn remove(&mut self, id: u64) {
         if let Some(e) = self.conns.remove(&id) {
-            if self.by_peer.get(&e.meta.peer) == Some(&id) {
-                self.by_peer.remove(&e.meta.peer);
+            let key = (e.meta.peer, e.name.clone());
+            if self.by_peer.get(&key) == Some(&id) {
+                self.by_peer.remove(&key);
             }
             if !e.meta.outbound {
                 self.admission.release(e.meta.peer.ip());
@@ -70,8 +78,9 @@ impl Directory {
     pub fn set_state(&mut self, id: u64, state: &'static str) {
         if let Some(e) = self.conns.get_mut(&id) {
             e.state = state;
-            if state == "closing" && self.by_peer.get(&e.meta.peer) == Some(&id) {
-                self.by_peer.remove(&e.meta.peer);
+            let key = (e.meta.peer, e.name.clone());
+            if state == "closing" && self.by_peer.get(&key) == Some(&id) {
+                self.by_peer.remove(&key);
             }
         }
     }
@@ -94,6 +103,7 @@ mod tests {
             since: Instant::now(),
             state: "open",
             tls: None,
+            name: Box::from(""),
         }
     }
 
@@ -105,17 +115,37 @@ mod tests {
         assert_eq!(d.admission.admit(ip, false, 0).0, None);
         d.insert_inbound(1, entry(1, "10.0.0.1:50000", false));
         assert_eq!(
-            d.outbound_to(&client),
+            d.outbound_to(&client, ""),
             None,
             "an inbound connection is never reused"
         );
         d.insert_outbound(0x100, client, entry(0x100, "10.0.0.1:50000", true));
-        assert_eq!(d.outbound_to(&client), Some(0x100));
+        assert_eq!(d.outbound_to(&client, ""), Some(0x100));
         d.set_state(0x100, "closing");
-        assert_eq!(d.outbound_to(&client), None, "a closing one is not reused");
+        assert_eq!(
+            d.outbound_to(&client, ""),
+            None,
+            "a closing one is not reused"
+        );
         d.remove(0x100);
         d.remove(1);
         assert!(d.conns.is_empty());
         assert_eq!(d.admission.tracked(), 0, "the inbound one was released");
+    }
+
+    /// A connection opened (and its certificate checked) for one host name is reused only
+    /// for that name, even when another name resolves to the same address.
+    #[test]
+    fn outbound_reuse_is_per_host_name() {
+        let mut d = Directory::default();
+        let server: SocketAddr = "192.0.2.5:443".parse().unwrap();
+        let mut a = entry(0x100, "192.0.2.5:443", true);
+        a.name = Box::from("a.example");
+        d.insert_outbound(0x100, server, a);
+        assert_eq!(d.outbound_to(&server, "a.example"), Some(0x100));
+        assert_eq!(d.outbound_to(&server, "b.example"), None);
+        assert_eq!(d.outbound_to(&server, ""), None);
+        d.set_state(0x100, "closing");
+        assert_eq!(d.outbound_to(&server, "a.example"), None);
     }
 }

@@ -63,6 +63,14 @@ static PROTOS: [ProtoSpec; 1] = [ProtoSpec {
     name: RStr::from_str("tcp"),
 }];
 
+extern "C" fn send_named(
+    t: &SendTarget,
+    _: RStr<'_>,
+    data: RSlice<'_, u8>,
+) -> RResult<u64, SendError> {
+    send(t, data)
+}
+
 extern "C" fn keep_until(_: u64, _: u32) -> bool {
     false
 }
@@ -77,6 +85,7 @@ fn transport() -> TransportRef {
         stop,
         keep_until,
         tls_reload: abi_stable::std_types::RNone,
+        send_named,
     }
     .leak_into_prefix()
 }

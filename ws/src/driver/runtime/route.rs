@@ -28,6 +28,20 @@ impl Runtime {
     ///   connection is never selected by its peer address.
     /// * `t.dst` = `SockAddr::NONE` never opens a connection.
     pub fn send(&self, t: &SendTarget, data: &[u8]) -> Result<u64, SendError> {
+        self.send_named(t, None, data)
+    }
+
+    /// As [`Self::send`], for a destination named `host` (the host of the URI `t.dst` was
+    /// resolved from, RFC 3263): a new connection sends it in `Host` and, over TLS, as SNI,
+    /// and checks the server certificate against it (RFC 5922 §7.2, RFC 6125); only a
+    /// connection opened for the same name is reused. An IP literal, or `None`, names the
+    /// address itself.
+    pub fn send_named(
+        &self,
+        t: &SendTarget,
+        host: Option<&str>,
+        data: &[u8],
+    ) -> Result<u64, SendError> {
         if !self.running.load(Ordering::Acquire) {
             return Err(SendError::INTERNAL);
         }
@@ -51,7 +65,8 @@ impl Runtime {
             }
         }
         let dst = dst.ok_or(SendError::NO_CONNECTION)?;
-        let existing = self.shared.dir().outbound_to(&dst);
+        let name = host.map_or_else(String::new, reuse_name);
+        let existing = self.shared.dir().outbound_to(&dst, &name);
         if let Some(id) = existing {
             match self.send_frame(id, text, data) {
                 Ok(()) => return Ok(id),
@@ -59,12 +74,12 @@ impl Runtime {
                 Err(_) => {}
             }
         }
-        let id = self.connect(
-            dst,
-            &dst.to_string(),
-            &self.shared.cfg.resource,
-            Some("sip"),
-        )?;
+        let host_header = if name.is_empty() {
+            dst.to_string()
+        } else {
+            format!("{name}:{}", dst.port())
+        };
+        let id = self.connect(dst, &host_header, &self.shared.cfg.resource, Some("sip"))?;
         // Straight after the connect request, in the same inbox: the frame is held until the
         // handshake completes. Not through `send_frame`, whose directory check would fail if
         // the worker already saw the connect fail: the send succeeded, and the failure is
@@ -169,6 +184,7 @@ impl Runtime {
                     since: Instant::now(),
                     state: "connecting",
                     tls: None,
+                    name: reuse_name(host).into(),
                 },
             );
         }
@@ -185,4 +201,10 @@ impl Runtime {
         }
         Ok(id)
     }
+}
+
+/// The reuse key of a connection opened with `Host: host`: its host name in lower case, or
+/// empty for an address (an IP literal names no one: SNI cannot carry it, RFC 6066 §3).
+fn reuse_name(host: &str) -> String {
+    super::super::tls::sni_host(host).map_or_else(String::new, str::to_ascii_lowercase)
 }
