@@ -189,6 +189,12 @@ pub(crate) fn specs(f: &Flavor) -> &'static [ParamSpec] {
             "5000",
             "ms a client has to complete its TLS handshake",
         ));
+        v.push(p(
+            "cert_check_on_conn_reusage",
+            I,
+            "0",
+            "accepted (OpenSIPS): an outbound connection is reused only for the host name it was verified for, whatever the value",
+        ));
         v
     })
 }
@@ -278,6 +284,8 @@ pub(crate) fn config_from(
             "ws_client_origin" => c.client_origin = (!s.is_empty()).then(|| s.to_string()),
             "ws_workers" => c.workers = non_negative(i, name)? as usize,
             "ws_tls_handshake_timeout" if f.tls => c.tls_handshake_timeout = ms(i, name)?,
+            // Always on: see `Directory::insert_outbound`.
+            "cert_check_on_conn_reusage" if f.tls => {}
             "trace_destination" => t.destination = (!s.is_empty()).then(|| s.to_string()),
             "trace_on" => t.on = i != 0,
             "trace_filter_route" => t.filter_route = (!s.is_empty()).then(|| s.to_string()),
