@@ -102,7 +102,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     let checked_tls = tls::check(&cfg, &tls_params).map_err(|e| e.to_string())?;
     let server_domains = checked_tls.as_ref().map_or(0, |t| t.config.server.len());
     if let Some(t) = checked_tls {
-        let pairs: Vec<(&str, &str)> = tls_params.iter().map(|p| (p.name, p.value)).collect();
+        let pairs: Vec<(&str, &str)> = tls_params.iter().map(|p| (p.name, &*p.value)).collect();
         crate::tls_mgm::set(t.config.clone(), &pairs);
         for w in &t.warnings {
             crate::log!(Warning, "tls_mgm", "{}", w);

@@ -245,11 +245,11 @@ fn wss_config(certs: &Path) -> (String, u16) {
             format!("mi_http_port = {mi}"),
         ),
         (
-            "\"[default]conf/tls/cert.pem\"".to_string(),
+            "\"[default]tls/cert.pem\"".to_string(),
             format!("\"[default]{}\"", certs.join("cert.pem").display()),
         ),
         (
-            "\"[default]conf/tls/key.pem\"".to_string(),
+            "\"[default]tls/key.pem\"".to_string(),
             format!("\"[default]{}\"", certs.join("key.pem").display()),
         ),
     ];

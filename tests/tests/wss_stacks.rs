@@ -143,8 +143,8 @@ impl Cfg {
             "socket = ws:127.0.0.1:8080",
             "socket = wss:127.0.0.1:8443",
             "mi_http_port = 8889",
-            "modparam(\"tls_mgm\", \"certificate\", \"[default]conf/tls/cert.pem\")",
-            "modparam(\"tls_mgm\", \"private_key\", \"[default]conf/tls/key.pem\")",
+            "modparam(\"tls_mgm\", \"certificate\", \"[default]tls/cert.pem\")",
+            "modparam(\"tls_mgm\", \"private_key\", \"[default]tls/key.pem\")",
             "loadmodule \"proto_wss.so\"",
             "    if (!lookup(\"location\")) {",
         ] {
@@ -162,11 +162,11 @@ impl Cfg {
             )
             .replace("mi_http_port = 8889", &format!("mi_http_port = {mi_port}"))
             .replace(
-                "[default]conf/tls/cert.pem",
+                "[default]tls/cert.pem",
                 &format!("[default]{}", pki.cert.display()),
             )
             .replace(
-                "[default]conf/tls/key.pem",
+                "[default]tls/key.pem",
                 &format!("[default]{}", pki.key.display()),
             )
             .replace("mpath", "# mpath")

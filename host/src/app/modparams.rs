@@ -13,10 +13,12 @@ pub(super) struct ParamValue<'a> {
     pub text: &'a str,
 }
 
-/// A `modparam("tls_mgm", ...)` in file order, with where it is (for errors).
+/// A `modparam("tls_mgm", ...)` in file order, with where it is (for errors). A relative file
+/// or directory path is resolved against the configuration file's directory (so a config and
+/// its certificates move together, whatever the working directory).
 pub(super) struct TlsParam<'a> {
     pub name: &'a str,
-    pub value: &'a str,
+    pub value: std::borrow::Cow<'a, str>,
     pub span: Span,
     pub value_span: Span,
 }
@@ -117,7 +119,7 @@ pub(super) fn check_modparams<'c>(
                 // Repeatable `[domain]value` strings, checked together by the TLS layer.
                 tls.push(TlsParam {
                     name: param,
-                    value: v.text,
+                    value: tls_path(cfg, param, v.text),
                     span: *span,
                     value_span: *value_span,
                 });
@@ -138,4 +140,32 @@ pub(super) fn check_modparams<'c>(
         out[idx].push(v);
     }
     Ok((out, settings, tls))
+}
+
+/// tls_mgm's parameters that name a file or directory.
+const TLS_PATHS: [&str; 6] = [
+    "certificate",
+    "private_key",
+    "ca_list",
+    "ca_dir",
+    "crl_dir",
+    "dh_params",
+];
+
+/// `[domain]path` with a relative `path` resolved against the directory of the config file.
+fn tls_path<'a>(cfg: &Config, param: &str, value: &'a str) -> std::borrow::Cow<'a, str> {
+    if !TLS_PATHS.contains(&param) {
+        return value.into();
+    }
+    let (prefix, path) = match value.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((dom, rest)) => (&value[..dom.len() + 2], rest),
+        None => ("", value),
+    };
+    let dir = std::path::Path::new(cfg.file()).parent();
+    match dir {
+        Some(d) if !path.is_empty() && std::path::Path::new(path).is_relative() => {
+            format!("{prefix}{}", d.join(path).display()).into()
+        }
+        _ => value.into(),
+    }
 }

@@ -46,7 +46,7 @@ pub(super) fn check(cfg: &Config, params: &[TlsParam<'_>]) -> Result<Option<Chec
 
 /// [`TlsConfig::from_params`], with an error at the first value that makes it fail.
 fn parse(cfg: &Config, params: &[TlsParam<'_>]) -> Result<TlsConfig, ConfigError> {
-    let pairs = |n: usize| params.iter().take(n).map(|p| (p.name, p.value));
+    let pairs = |n: usize| params.iter().take(n).map(|p| (p.name, &*p.value));
     match TlsConfig::from_params(pairs(params.len())) {
         Ok(c) => Ok(c),
         Err(e) => {
