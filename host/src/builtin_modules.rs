@@ -78,6 +78,12 @@ const USRLOC: &[ParamSpec] = &[
     ),
 ];
 
+const AUTH: &[ParamSpec] = &[int(
+    "nonce_expire",
+    "30",
+    "seconds a challenge's nonce is valid; then stale=true and the client retries by itself",
+)];
+
 const fn text(name: &'static str, doc: &'static str) -> ParamSpec {
     ParamSpec {
         name: RStr::from_str(name),
@@ -186,6 +192,10 @@ pub const BUILTINS: &[Builtin] = &[
         name: "tls_openssl",
         params: &[],
     },
+    Builtin {
+        name: "auth",
+        params: AUTH,
+    },
 ];
 
 /// The built-in module a `loadmodule` names (`"usrloc.so"` or `"usrloc"`; a path with a
@@ -206,6 +216,8 @@ pub struct Settings {
     pub registrar: RegistrarConfig,
     /// usrloc's.
     pub usrloc: UsrlocConfig,
+    /// auth's.
+    pub auth: crate::core::authz::AuthConfig,
 }
 
 impl Settings {
@@ -242,6 +254,12 @@ impl Settings {
                 return Err("usrloc db_mode: only 0 (in memory, no database) is supported".into())
             }
             ("usrloc", "db_mode") => {}
+            ("auth", "nonce_expire") => {
+                if !(1..=3600).contains(&value) {
+                    return Err("auth nonce_expire must be 1-3600 (seconds)".into());
+                }
+                self.auth.nonce_expire = value as u32;
+            }
             _ => return Err(format!("module '{module}' has no parameter '{param}'")),
         }
         Ok(())

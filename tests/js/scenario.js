@@ -19,7 +19,7 @@
 // ---------------------------------------------------------------- arguments
 function parseArgs(argv) {
   const o = {
-    stack: 'jssip', url: null, bobUrl: null, domain: 'example.com', scenario: 'all',
+    stack: 'jssip', url: null, bobUrl: null, password: null, domain: 'example.com', scenario: 'all',
     timeout: 20, stepTimeout: 5, trace: false, suffix: '', idle: 3,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -32,6 +32,7 @@ function parseArgs(argv) {
       case '--stack': o.stack = val(); break;
       case '--url': o.url = val(); break;
       case '--bob-url': o.bobUrl = val(); break;
+      case '--password': o.password = val(); break;
       case '--domain': o.domain = val(); break;
       case '--scenario': o.scenario = val(); break;
       case '--timeout': o.timeout = Number(val()); break;
@@ -52,6 +53,7 @@ function usage(msg) {
     'usage: node scenario.js --url ws://127.0.0.1:PORT [--bob-url wss://...] [--stack jssip|sipjs|mixed|STACK,STACK]',
     '       [--domain example.com] [--scenario NAME] [--timeout SECS] [--step-timeout SECS]',
     '       [--suffix STR] [--idle SECS (scenario idle)] [--trace]',
+    '       [--password PW (both users answer 401/407 challenges with it)]',
     'scenarios: ' + Object.keys(SCENARIOS).join(', '),
     'stacks: jssip, sipjs, mixed (alice=jssip, bob=sipjs), or "A,B" for alice,bob',
   ].join('\n');
@@ -331,6 +333,7 @@ function makeJssipUser(name, o) {
     no_answer_timeout: 60,
     connection_recovery_min_interval: 2,
     connection_recovery_max_interval: 30,
+    ...(o.password ? { password: o.password } : {}),
   });
   const u = { name, stack: 'jssip', uri, calls: [], messages: [], ua };
   ua.on('newMessage', (e) => {
@@ -434,6 +437,7 @@ function makeSipjsUser(name, o) {
     transportOptions: { server: o.url, connectionTimeout: 5 },
     userAgentString: 'SIP.js-harness',
     noAnswerTimeout: 60,
+    ...(o.password ? { authorizationUsername: name, authorizationPassword: o.password } : {}),
     logBuiltinEnabled: false,
     logLevel: o.trace ? 'log' : 'warn',
     logConnector: (level, category, label, content) => {

@@ -27,6 +27,8 @@ pub(crate) struct MsgEnv<'a> {
     replied: bool,
     /// What the proxy functions asked for.
     proxy: ProxyState,
+    /// What the auth functions found.
+    auth: super::authz::AuthState,
 }
 
 /// Run the main route for a request.
@@ -62,6 +64,7 @@ fn run(core: &Core, info: &ReceiveInfo, msg: &Message, route: RouteRef) -> Outco
         ru: None,
         replied: false,
         proxy: ProxyState::default(),
+        auth: Default::default(),
     };
     STATE.with(|s| match s.try_borrow_mut() {
         Ok(mut st) => core.script.run_with(&mut st, route, &mut env),
@@ -300,6 +303,17 @@ impl Env for MsgEnv<'_> {
             Pv::ReplyReason => opt(m.reason()),
             Pv::Body => Value::Str(String::from_utf8_lossy(m.body())),
             Pv::MsgLen => Value::Int(m.as_bytes().len() as i64),
+            Pv::AuthUser | Pv::AuthRealm | Pv::AuthDomain | Pv::AuthUri => {
+                use super::authz::Field;
+                let field = match pv {
+                    Pv::AuthUser => Field::User,
+                    Pv::AuthRealm => Field::Realm,
+                    Pv::AuthDomain => Field::Domain,
+                    _ => Field::Uri,
+                };
+                super::authz::credential_field(m, &self.auth, field)
+                    .map_or(Value::Null, |v| Value::Str(Cow::Owned(v)))
+            }
             Pv::Var(_) | Pv::RetCode => Value::Null,
         }
     }
@@ -405,6 +419,33 @@ impl Env for MsgEnv<'_> {
                 }
             }
             FuncId::MF_PROCESS_MAXFWD => self.mf_process(args),
+            FuncId::WWW_CHALLENGE | FuncId::PROXY_CHALLENGE => {
+                let arg = |i: usize| args.get(i).and_then(Value::as_str);
+                let (r, sent) = super::authz::challenge(
+                    self.core,
+                    self.info,
+                    self.msg,
+                    &self.auth,
+                    f == FuncId::PROXY_CHALLENGE,
+                    (arg(0), arg(1), arg(2)),
+                );
+                self.replied |= sent;
+                r
+            }
+            FuncId::WWW_AUTHORIZE | FuncId::PROXY_AUTHORIZE => super::authz::authorize(
+                self.info,
+                self.msg,
+                &mut self.auth,
+                f == FuncId::PROXY_AUTHORIZE,
+                args.first().and_then(Value::as_str),
+            ),
+            FuncId::CONSUME_CREDENTIALS => match &self.auth.authorized {
+                Some((_, header)) => {
+                    self.proxy.remove_headers.push((*header).to_string());
+                    1
+                }
+                None => -1,
+            },
             FuncId::SANITY_CHECK | FuncId::SIPMSG_VALIDATE => {
                 self.sanity(f == FuncId::SANITY_CHECK)
             }

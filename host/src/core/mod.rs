@@ -9,6 +9,7 @@
 //! [`Core`]) uses `addr`; `proxy`, `location`, `pending` and `relay` use those; `env` (the
 //! script's view) uses them all; this file wires `env`, `relay` and `pending` to the transports.
 mod addr;
+pub mod authz;
 mod env;
 pub mod hostapi;
 mod locate;

@@ -40,6 +40,16 @@ impl FuncId {
     pub const SANITY_CHECK: FuncId = FuncId(14);
     /// `sipmsg_validate()` (OpenSIPS sipmsgops): the same check, no reply.
     pub const SIPMSG_VALIDATE: FuncId = FuncId(15);
+    /// `www_challenge(realm[, qop[, algorithms]])` (OpenSIPS auth): 401 with a challenge.
+    pub const WWW_CHALLENGE: FuncId = FuncId(16);
+    /// `proxy_challenge(realm[, qop[, algorithms]])`: 407 with a challenge.
+    pub const PROXY_CHALLENGE: FuncId = FuncId(17);
+    /// `www_authorize(realm, table)` (OpenSIPS auth_db): checks `Authorization`.
+    pub const WWW_AUTHORIZE: FuncId = FuncId(18);
+    /// `proxy_authorize(realm, table)`: checks `Proxy-Authorization`.
+    pub const PROXY_AUTHORIZE: FuncId = FuncId(19);
+    /// `consume_credentials()`: the used credentials are not forwarded.
+    pub const CONSUME_CREDENTIALS: FuncId = FuncId(20);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -132,13 +142,15 @@ impl FunctionTable {
     /// `xlog([level,] format)`, `sl_send_reply(code, reason)`, `is_method(list)`,
     /// `forward([uri])`, `t_relay()`, `save(table)`, `lookup(table)`, `record_route()`,
     /// `loose_route()`, `has_totag()`, `mf_process_maxfwd_header(limit)`, `append_hf(text)`,
-    /// `remove_hf(name)`, `is_present_hf(name)`, `sanity_check()`, `sipmsg_validate()`.
+    /// `remove_hf(name)`, `is_present_hf(name)`, `sanity_check()`, `sipmsg_validate()`,
+    /// `www_challenge(realm[, qop[, algorithms]])`, `proxy_challenge(...)`,
+    /// `www_authorize(realm[, table])`, `proxy_authorize(...)`, `consume_credentials()`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 16] = [
+        let core: [(&str, &[ArgKind], usize); 21] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -159,6 +171,19 @@ impl FunctionTable {
                 &[ArgKind::IntOrStr, ArgKind::IntOrStr],
                 0,
             ),
+            (
+                "www_challenge",
+                &[ArgKind::Format, ArgKind::Str, ArgKind::Str],
+                1,
+            ),
+            (
+                "proxy_challenge",
+                &[ArgKind::Format, ArgKind::Str, ArgKind::Str],
+                1,
+            ),
+            ("www_authorize", &[ArgKind::Format, ArgKind::Str], 1),
+            ("proxy_authorize", &[ArgKind::Format, ArgKind::Str], 1),
+            ("consume_credentials", &[], 0),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.

@@ -75,6 +75,14 @@ pub enum Pv {
     Var(VarId),
     /// `$rc` / `$retcode`: return code of the last function or route call (engine-held).
     RetCode,
+    /// `$au`: the username of the Digest credentials (OpenSIPS auth).
+    AuthUser,
+    /// `$ar`: the realm of the Digest credentials.
+    AuthRealm,
+    /// `$ad`: the domain of the credentials' username (`user@domain`), else the realm.
+    AuthDomain,
+    /// `$adu`: the digest-uri of the credentials.
+    AuthUri,
 }
 
 /// Fields of `$socket_in(...)`.
@@ -356,6 +364,10 @@ const SIMPLE: &[(Pv, &str)] = &[
     (Pv::MsgLen, "ml"),
     (Pv::RetCode, "rc"),
     (Pv::RetCode, "retcode"),
+    (Pv::AuthUser, "au"),
+    (Pv::AuthRealm, "ar"),
+    (Pv::AuthDomain, "ad"),
+    (Pv::AuthUri, "adu"),
 ];
 
 /// Names of `$var(...)` variables, numbered in order of first use.

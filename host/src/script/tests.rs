@@ -369,7 +369,13 @@ fn function_table_registration() {
     assert_eq!(t.name(FuncId::SL_SEND_REPLY), Some("sl_send_reply"));
     assert_eq!(t.lookup("lookup"), Some(FuncId::LOOKUP));
     assert_eq!(t.lookup("is_present_hf"), Some(FuncId::IS_PRESENT_HF));
-    assert_eq!(t.register("my_func", &[ArgKind::Str], 1), Ok(FuncId(16)));
+    assert_eq!(t.lookup("www_authorize"), Some(FuncId::WWW_AUTHORIZE));
+    assert_eq!(
+        t.lookup("consume_credentials"),
+        Some(FuncId::CONSUME_CREDENTIALS)
+    );
+    let next = FuncId(FuncId::CONSUME_CREDENTIALS.0 + 1);
+    assert_eq!(t.register("my_func", &[ArgKind::Str], 1), Ok(next));
     assert_eq!(
         t.register("lookup", &[], 0),
         Err(RegisterError::Duplicate("lookup".into()))
