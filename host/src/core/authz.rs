@@ -327,6 +327,27 @@ fn defer(
     }
 }
 
+/// `check_from()` / `check_to()` (OpenSIPS `db_check_from` / `db_check_to` without the uri
+/// table): 1 when this run authorized someone and the From (To) URI is that user in the
+/// realm it authorized for (user exact, host case-insensitive), -1 otherwise; a client can
+/// then neither speak nor register as another.
+pub(crate) fn check_identity(msg: &Message, st: &AuthState, to: bool) -> i64 {
+    let Some((a, _)) = &st.authorized else {
+        return -1;
+    };
+    let na = if to { msg.to() } else { msg.from() };
+    let Some(uri) = na.ok().and_then(|n| n.uri().ok()) else {
+        return -1;
+    };
+    let user = a.user.split_once('@').map_or(a.user.as_str(), |(u, _)| u);
+    let domain = domain_of(&a.user, &a.realm);
+    if uri.user() == Some(user) && uri.host().eq_ignore_ascii_case(&domain) {
+        1
+    } else {
+        -1
+    }
+}
+
 /// `$au $ar $ad $adu`: from the authorized credentials, else the first Digest credentials
 /// of the request (Proxy-Authorization, then Authorization).
 pub(crate) fn credential_field(msg: &Message, st: &AuthState, field: Field) -> Option<String> {

@@ -439,6 +439,9 @@ impl Env for MsgEnv<'_> {
                 f == FuncId::PROXY_AUTHORIZE,
                 args.first().and_then(Value::as_str),
             ),
+            FuncId::CHECK_FROM | FuncId::CHECK_TO => {
+                super::authz::check_identity(self.msg, &self.auth, f == FuncId::CHECK_TO)
+            }
             FuncId::CONSUME_CREDENTIALS => match &self.auth.authorized {
                 Some((_, header)) => {
                     self.proxy.remove_headers.push((*header).to_string());

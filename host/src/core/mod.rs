@@ -117,5 +117,53 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
         }
         return;
     }
+    if is_ack_to_our_reply(&msg) {
+        // OpenSIPS sl's `sl_filter_ACK`: the ACK of a negative reply this server sent itself
+        // (a 401/407 challenge, a 404...) ends here; relayed, it would reach a callee that
+        // never saw the INVITE's answer.
+        crate::log!(Debug, "core", "ACK to a local reply absorbed"; "peer" => peer(info));
+        return;
+    }
     env::run_request(core, info, &msg);
+}
+
+/// An ACK whose To tag is the one [`crate::sip::stateless_to_tag`] gives our own stateless
+/// replies to its INVITE (same Call-ID, From tag, top branch and CSeq number, RFC 3261
+/// §17.1.1.3).
+fn is_ack_to_our_reply(msg: &Message) -> bool {
+    msg.method_str() == Some("ACK")
+        && msg
+            .to_tag_param()
+            .ok()
+            .flatten()
+            .flatten()
+            .is_some_and(|t| t == crate::sip::stateless_to_tag(msg))
+}
+
+#[cfg(test)]
+mod ack_tests {
+    use super::*;
+
+    fn msg(s: &str) -> Message {
+        Message::parse(Bytes::copy_from_slice(s.as_bytes())).unwrap()
+    }
+
+    /// The ACK of our own stateless 407 carries the tag we gave it; a callee's does not.
+    #[test]
+    fn acks_to_our_own_replies_are_recognised() {
+        let invite = "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/WS a.invalid;branch=z9hG4bKi1\r\n\
+            Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=fa\r\nTo: <sip:bob@example.com>\r\n\
+            Call-ID: ack1\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let ours = crate::sip::stateless_to_tag(&msg(invite));
+        let ack = |tag: &str| {
+            msg(&format!(
+                "ACK sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/WS a.invalid;branch=z9hG4bKi1\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=fa\r\nTo: <sip:bob@example.com>;tag={tag}\r\n\
+                 Call-ID: ack1\r\nCSeq: 5 ACK\r\nContent-Length: 0\r\n\r\n"
+            ))
+        };
+        assert!(is_ack_to_our_reply(&ack(&ours)));
+        assert!(!is_ack_to_our_reply(&ack("callee-tag")));
+        assert!(!is_ack_to_our_reply(&msg(invite)));
+    }
 }

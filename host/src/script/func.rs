@@ -50,6 +50,10 @@ impl FuncId {
     pub const PROXY_AUTHORIZE: FuncId = FuncId(19);
     /// `consume_credentials()`: the used credentials are not forwarded.
     pub const CONSUME_CREDENTIALS: FuncId = FuncId(20);
+    /// `check_from()` (OpenSIPS `db_check_from`): the From URI is the authorized user's.
+    pub const CHECK_FROM: FuncId = FuncId(21);
+    /// `check_to()` (OpenSIPS `db_check_to`): the To URI is the authorized user's.
+    pub const CHECK_TO: FuncId = FuncId(22);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -144,13 +148,14 @@ impl FunctionTable {
     /// `loose_route()`, `has_totag()`, `mf_process_maxfwd_header(limit)`, `append_hf(text)`,
     /// `remove_hf(name)`, `is_present_hf(name)`, `sanity_check()`, `sipmsg_validate()`,
     /// `www_challenge(realm[, qop[, algorithms]])`, `proxy_challenge(...)`,
-    /// `www_authorize(realm[, table])`, `proxy_authorize(...)`, `consume_credentials()`.
+    /// `www_authorize(realm[, table])`, `proxy_authorize(...)`, `consume_credentials()`,
+    /// `check_from()`, `check_to()`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 21] = [
+        let core: [(&str, &[ArgKind], usize); 23] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -184,6 +189,8 @@ impl FunctionTable {
             ("www_authorize", &[ArgKind::Format, ArgKind::Str], 1),
             ("proxy_authorize", &[ArgKind::Format, ArgKind::Str], 1),
             ("consume_credentials", &[], 0),
+            ("check_from", &[], 0),
+            ("check_to", &[], 0),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.

@@ -374,7 +374,8 @@ fn function_table_registration() {
         t.lookup("consume_credentials"),
         Some(FuncId::CONSUME_CREDENTIALS)
     );
-    let next = FuncId(FuncId::CONSUME_CREDENTIALS.0 + 1);
+    assert_eq!(t.lookup("check_to"), Some(FuncId::CHECK_TO));
+    let next = FuncId(FuncId::CHECK_TO.0 + 1);
     assert_eq!(t.register("my_func", &[ArgKind::Str], 1), Ok(next));
     assert_eq!(
         t.register("lookup", &[], 0),
