@@ -137,6 +137,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     let mut signals = install_signals()?;
     core::set_script(script);
     core::configure_location(settings.registrar, settings.usrloc);
+    core::configure_pike(settings.pike);
     let host: HostApiRef = core::hostapi::host_api();
     for (m, values) in loaded.iter().zip(&params) {
         let entries: Vec<ParamEntry<'_>> = values

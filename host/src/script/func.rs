@@ -40,6 +40,9 @@ impl FuncId {
     pub const SANITY_CHECK: FuncId = FuncId(14);
     /// `sipmsg_validate()` (OpenSIPS sipmsgops): the same check, no reply.
     pub const SIPMSG_VALIDATE: FuncId = FuncId(15);
+    /// `pike_check_req()` (OpenSIPS pike): 1 when the source may go on, -2 when this request
+    /// makes it blocked, -1 while it is blocked.
+    pub const PIKE_CHECK_REQ: FuncId = FuncId(16);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -132,13 +135,14 @@ impl FunctionTable {
     /// `xlog([level,] format)`, `sl_send_reply(code, reason)`, `is_method(list)`,
     /// `forward([uri])`, `t_relay()`, `save(table)`, `lookup(table)`, `record_route()`,
     /// `loose_route()`, `has_totag()`, `mf_process_maxfwd_header(limit)`, `append_hf(text)`,
-    /// `remove_hf(name)`, `is_present_hf(name)`, `sanity_check()`, `sipmsg_validate()`.
+    /// `remove_hf(name)`, `is_present_hf(name)`, `sanity_check()`, `sipmsg_validate()`,
+    /// `pike_check_req()`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 16] = [
+        let core: [(&str, &[ArgKind], usize); 17] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -159,6 +163,7 @@ impl FunctionTable {
                 &[ArgKind::IntOrStr, ArgKind::IntOrStr],
                 0,
             ),
+            ("pike_check_req", &[], 0),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.
@@ -214,5 +219,37 @@ impl FunctionTable {
     /// The name of an id.
     pub fn name(&self, id: FuncId) -> Option<&str> {
         self.spec(id).map(|s| &*s.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `FuncId` constants are the ids `with_core` registers their names under.
+    #[test]
+    fn core_ids_match_registration_order() {
+        let t = FunctionTable::with_core();
+        for (name, id) in [
+            ("xlog", FuncId::XLOG),
+            ("sl_send_reply", FuncId::SL_SEND_REPLY),
+            ("is_method", FuncId::IS_METHOD),
+            ("forward", FuncId::FORWARD),
+            ("t_relay", FuncId::T_RELAY),
+            ("save", FuncId::SAVE),
+            ("lookup", FuncId::LOOKUP),
+            ("record_route", FuncId::RECORD_ROUTE),
+            ("loose_route", FuncId::LOOSE_ROUTE),
+            ("has_totag", FuncId::HAS_TOTAG),
+            ("mf_process_maxfwd_header", FuncId::MF_PROCESS_MAXFWD),
+            ("append_hf", FuncId::APPEND_HF),
+            ("remove_hf", FuncId::REMOVE_HF),
+            ("is_present_hf", FuncId::IS_PRESENT_HF),
+            ("sanity_check", FuncId::SANITY_CHECK),
+            ("sipmsg_validate", FuncId::SIPMSG_VALIDATE),
+            ("pike_check_req", FuncId::PIKE_CHECK_REQ),
+        ] {
+            assert_eq!(t.lookup(name), Some(id), "{name}");
+        }
     }
 }
