@@ -266,3 +266,14 @@ fn concurrent_counting() {
     assert_eq!(verdict(&p, v4(1), 2_000), Verdict::NewlyBlocked);
     assert_eq!(p.blocked(2_000)[0].hits, 4_001);
 }
+
+/// What the README says of the memory per source: a slot and an index entry.
+#[test]
+fn a_source_is_small() {
+    let slot = std::mem::size_of::<Slot>();
+    let entry = std::mem::size_of::<(Source, u32)>() + 1;
+    assert!(
+        slot <= 64 && entry <= 32,
+        "slot {slot}, index entry {entry}"
+    );
+}
