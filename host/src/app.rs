@@ -138,6 +138,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     core::set_script(script);
     core::configure_location(settings.registrar, settings.usrloc);
     core::authz::configure(settings.auth, None);
+    core::configure_pike(settings.pike);
     let host: HostApiRef = core::hostapi::host_api();
     for (m, values) in loaded.iter().zip(&params) {
         let entries: Vec<ParamEntry<'_>> = values

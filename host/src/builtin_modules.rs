@@ -4,6 +4,7 @@
 //! `mf_process_maxfwd_header`, `sanity_check`/`sipmsg_validate`, ...). Such a `loadmodule`
 //! needs no file, and the module's `modparam`s are checked against the parameters declared
 //! here, as a plugin's are against its ABI [`ParamSpec`] list.
+use crate::pike::PikeConfig;
 use crate::usrloc::{RegistrarConfig, UsrlocConfig};
 use abi_stable::std_types::RStr;
 use sipcore_abi::{ParamKind, ParamSpec};
@@ -142,6 +143,49 @@ const TLS_MGM: &[ParamSpec] = &[
     ),
 ];
 
+/// OpenSIPS pike's parameters, and two of sipcore's (see [`crate::pike`]).
+const PIKE: &[ParamSpec] = &[
+    int(
+        "sampling_time_unit",
+        "2",
+        "seconds per sampling unit (1-3600)",
+    ),
+    int(
+        "reqs_density_per_unit",
+        "30",
+        "requests per unit and source that always pass; more block the source (0-1000000)",
+    ),
+    int(
+        "remove_latency",
+        "120",
+        "seconds after its last request before a source is forgotten (raised to sampling_time_unit + 1 when not above it)",
+    ),
+    int(
+        "pike_log_level",
+        "1",
+        "OpenSIPS log level of the block / release lines (-3 alert .. 4 debug; 1 L_WARN)",
+    ),
+    int(
+        "ipv6_prefix",
+        "128",
+        "sipcore: IPv6 sources are counted per prefix of this length (1-128; 64: per /64)",
+    ),
+    int(
+        "max_tracked",
+        "100000",
+        "sipcore: sources tracked at most; beyond, the coldest is forgotten (1-10000000)",
+    ),
+    ParamSpec {
+        name: RStr::from_str("check_route"),
+        kind: ParamKind::STR,
+        multi: false,
+        default: RStr::from_str(""),
+        doc: RStr::from_str(
+            "OpenSIPS's automatic mode: only \"\" (off) is accepted; call pike_check_req() from the route",
+        ),
+    },
+];
+
 /// Every module the host implements.
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -196,6 +240,10 @@ pub const BUILTINS: &[Builtin] = &[
         name: "auth",
         params: AUTH,
     },
+    Builtin {
+        name: "pike",
+        params: PIKE,
+    },
 ];
 
 /// The built-in module a `loadmodule` names (`"usrloc.so"` or `"usrloc"`; a path with a
@@ -218,6 +266,8 @@ pub struct Settings {
     pub usrloc: UsrlocConfig,
     /// auth's.
     pub auth: crate::core::authz::AuthConfig,
+    /// pike's.
+    pub pike: PikeConfig,
 }
 
 impl Settings {
@@ -232,7 +282,23 @@ impl Settings {
         };
         let secs = || count(i64::from(u32::MAX)).map(|v| v as u32);
         let r = &mut self.registrar;
+        let pk = &mut self.pike;
+        let range = |lo: i64, hi: i64| {
+            if (lo..=hi).contains(&value) {
+                Ok(value)
+            } else {
+                Err(format!("{module} {param} must be {lo}-{hi}"))
+            }
+        };
         match (module, param) {
+            ("pike", "sampling_time_unit") => pk.sampling_time_unit = range(1, 3600)? as u32,
+            ("pike", "reqs_density_per_unit") => {
+                pk.reqs_density_per_unit = count(1_000_000)? as u32
+            }
+            ("pike", "remove_latency") => pk.remove_latency = secs()?,
+            ("pike", "pike_log_level") => pk.log_level = range(-3, 4)?,
+            ("pike", "ipv6_prefix") => pk.ipv6_prefix = range(1, 128)? as u8,
+            ("pike", "max_tracked") => pk.max_tracked = range(1, 10_000_000)? as u32,
             ("registrar", "default_expires") => r.default_expires = secs()?,
             ("registrar", "min_expires") => r.min_expires = secs()?,
             ("registrar", "max_expires") => r.max_expires = secs()?,
@@ -263,6 +329,22 @@ impl Settings {
             _ => return Err(format!("module '{module}' has no parameter '{param}'")),
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// Apply one string modparam of a built-in module (tls_mgm's are not given here).
+    pub fn set_str(&mut self, module: &str, param: &str, value: &str) -> Result<(), String> {
+        match (module, param) {
+            // OpenSIPS's default: no automatic mode.
+            ("pike", "check_route") if value.is_empty() => Ok(()),
+            ("pike", "check_route") => Err(
+                "pike check_route (OpenSIPS's automatic mode, a route run for every packet) is \
+                 not supported: call pike_check_req() from the request route instead"
+                    .into(),
+            ),
+            _ => Err(format!("module '{module}' has no parameter '{param}'")),
+        }
     }
 }
 
@@ -316,5 +398,23 @@ mod tests {
         s.set("registrar", "tcp_persistent", 0).unwrap();
         assert!(!s.registrar.tcp_persistent);
         assert!(s.set("registrar", "tcp_persistent", 2).is_err());
+        assert_eq!(find("pike.so").map(|b| b.name), Some("pike"));
+        s.set("pike", "sampling_time_unit", 1).unwrap();
+        s.set("pike", "reqs_density_per_unit", 20).unwrap();
+        s.set("pike", "ipv6_prefix", 64).unwrap();
+        assert_eq!(
+            (
+                s.pike.sampling_time_unit,
+                s.pike.reqs_density_per_unit,
+                s.pike.ipv6_prefix
+            ),
+            (1, 20, 64)
+        );
+        assert!(s.set("pike", "sampling_time_unit", 0).is_err());
+        assert!(s.set("pike", "ipv6_prefix", 129).is_err());
+        assert!(s.set("pike", "pike_log_level", 5).is_err());
+        s.set_str("pike", "check_route", "").unwrap();
+        let e = s.set_str("pike", "check_route", "pike").unwrap_err();
+        assert!(e.contains("pike_check_req()"), "{e}");
     }
 }

@@ -9,6 +9,7 @@
 //! * [`auth`]: digest authentication, pure (RFC 3261 §22, RFC 7616).
 //! * [`dns`]: RFC 3263 server location off the I/O workers.
 //! * [`mi`]: the management interface (JSON-RPC over HTTP) and its client.
+//! * [`pike`]: flood detection per source address (OpenSIPS pike), pure.
 //! * [`log`]: the one slog drain that formats every record, the plugins' too.
 //! * [`app`]: startup and shutdown.
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@ pub mod dns;
 pub mod log;
 pub mod mi;
 pub mod modules;
+pub mod pike;
 pub mod script;
 pub mod sip;
 pub mod sockets;

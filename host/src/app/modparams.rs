@@ -129,9 +129,12 @@ pub(super) fn check_modparams<'c>(
                 return Err(twice());
             }
             builtin_seen.push((module, param));
-            settings
-                .set(module, param, v.int)
-                .map_err(|e| cfg.error_at(*value_span, e))?;
+            let applied = if v.kind == ParamKind::STR {
+                settings.set_str(module, param, v.text)
+            } else {
+                settings.set(module, param, v.int)
+            };
+            applied.map_err(|e| cfg.error_at(*value_span, e))?;
             continue;
         };
         if !spec.multi && out[idx].iter().any(|p| p.name == param.as_str()) {

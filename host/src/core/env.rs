@@ -452,6 +452,9 @@ impl Env for MsgEnv<'_> {
             FuncId::SANITY_CHECK | FuncId::SIPMSG_VALIDATE => {
                 self.sanity(f == FuncId::SANITY_CHECK)
             }
+            FuncId::PIKE_CHECK_REQ => {
+                super::pike::check_req(self.info.src.to_std().map(|a| a.ip()))
+            }
             other => {
                 self.log(
                     LogLevel::Err,

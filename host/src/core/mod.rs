@@ -15,6 +15,7 @@ pub mod hostapi;
 mod locate;
 mod location;
 mod pending;
+mod pike;
 mod proxy;
 mod relay;
 mod secret;
@@ -43,9 +44,16 @@ pub fn install(core: Core) {
 }
 
 /// The core's own MI commands: `ul_dump` and `ul_show_contact` (the location tables, as
-/// OpenSIPS's usrloc).
+/// OpenSIPS's usrloc), `pike_list` and `pike_rm` (OpenSIPS's pike).
 pub fn register_mi(registry: &crate::mi::Registry) -> Result<(), String> {
-    location::register_mi(registry).map_err(|e| format!("management interface: {e}"))
+    location::register_mi(registry)
+        .and_then(|()| pike::register_mi(registry))
+        .map_err(|e| format!("management interface: {e}"))
+}
+
+/// Apply the `pike` modparams (before the first message).
+pub fn configure_pike(cfg: crate::pike::PikeConfig) {
+    pike::configure(cfg);
 }
 
 /// Apply the `registrar` and `usrloc` modparams (before the first message).

@@ -54,6 +54,9 @@ impl FuncId {
     pub const CHECK_FROM: FuncId = FuncId(21);
     /// `check_to()` (OpenSIPS `db_check_to`): the To URI is the authorized user's.
     pub const CHECK_TO: FuncId = FuncId(22);
+    /// `pike_check_req()` (OpenSIPS pike): 1 when the source may go on, -2 when this request
+    /// makes it blocked, -1 while it is blocked.
+    pub const PIKE_CHECK_REQ: FuncId = FuncId(23);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -149,13 +152,13 @@ impl FunctionTable {
     /// `remove_hf(name)`, `is_present_hf(name)`, `sanity_check()`, `sipmsg_validate()`,
     /// `www_challenge(realm[, qop[, algorithms]])`, `proxy_challenge(...)`,
     /// `www_authorize(realm[, table])`, `proxy_authorize(...)`, `consume_credentials()`,
-    /// `check_from()`, `check_to()`.
+    /// `check_from()`, `check_to()`, `pike_check_req()`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 23] = [
+        let core: [(&str, &[ArgKind], usize); 24] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -191,6 +194,7 @@ impl FunctionTable {
             ("consume_credentials", &[], 0),
             ("check_from", &[], 0),
             ("check_to", &[], 0),
+            ("pike_check_req", &[], 0),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.
@@ -246,5 +250,37 @@ impl FunctionTable {
     /// The name of an id.
     pub fn name(&self, id: FuncId) -> Option<&str> {
         self.spec(id).map(|s| &*s.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `FuncId` constants are the ids `with_core` registers their names under.
+    #[test]
+    fn core_ids_match_registration_order() {
+        let t = FunctionTable::with_core();
+        for (name, id) in [
+            ("xlog", FuncId::XLOG),
+            ("sl_send_reply", FuncId::SL_SEND_REPLY),
+            ("is_method", FuncId::IS_METHOD),
+            ("forward", FuncId::FORWARD),
+            ("t_relay", FuncId::T_RELAY),
+            ("save", FuncId::SAVE),
+            ("lookup", FuncId::LOOKUP),
+            ("record_route", FuncId::RECORD_ROUTE),
+            ("loose_route", FuncId::LOOSE_ROUTE),
+            ("has_totag", FuncId::HAS_TOTAG),
+            ("mf_process_maxfwd_header", FuncId::MF_PROCESS_MAXFWD),
+            ("append_hf", FuncId::APPEND_HF),
+            ("remove_hf", FuncId::REMOVE_HF),
+            ("is_present_hf", FuncId::IS_PRESENT_HF),
+            ("sanity_check", FuncId::SANITY_CHECK),
+            ("sipmsg_validate", FuncId::SIPMSG_VALIDATE),
+            ("pike_check_req", FuncId::PIKE_CHECK_REQ),
+        ] {
+            assert_eq!(t.lookup(name), Some(id), "{name}");
+        }
     }
 }
