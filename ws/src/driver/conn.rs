@@ -90,8 +90,9 @@ pub(crate) struct Conn {
     pub rbuf_large: bool,
     /// Frames to write.
     pub wq: WriteQueue,
-    /// Outbound frames queued before the handshake completed.
-    pub held: WriteQueue,
+    /// Outbound frames queued before the handshake completed (boxed, allocated only then:
+    /// an inbound connection never has any, and every byte of an idle one counts).
+    pub held: Option<Box<WriteQueue>>,
     /// The first `held_untraced` frames of `held` were queued before the trace decision
     /// (`Sink::opened`, made once connected): traced then if the connection is.
     pub held_untraced: usize,
@@ -140,7 +141,7 @@ impl Conn {
             rbuf: BytesMut::new(),
             rbuf_large: false,
             wq: WriteQueue::default(),
-            held: WriteQueue::default(),
+            held: None,
             held_untraced: 0,
             backlog_peak: 0,
             armed: Armed::default(),
@@ -173,15 +174,25 @@ impl Conn {
         if self.phase == Phase::Open {
             self.queue_raw(frame, now);
         } else {
-            self.held.push(frame);
+            self.held.get_or_insert_with(Box::default).push(frame);
             self.note_backlog();
         }
         Ok(())
     }
 
+    /// No frame is held for the handshake to complete.
+    pub fn held_is_empty(&self) -> bool {
+        self.held.as_ref().is_none_or(|h| h.is_empty())
+    }
+
+    /// Bytes held for the handshake to complete.
+    pub fn held_bytes(&self) -> usize {
+        self.held.as_ref().map_or(0, |h| h.bytes())
+    }
+
     /// Memory held by both write queues.
     pub fn queued_cost(&self) -> usize {
-        self.wq.cost() + self.held.cost()
+        self.wq.cost() + self.held.as_ref().map_or(0, |h| h.cost())
     }
 
     /// Queue a control frame (Ping, Pong, Close) or a keep-alive answer, encoded in place,
@@ -217,7 +228,7 @@ impl Conn {
 
     /// Drop the held frames (the connection will not open).
     pub fn clear_held(&mut self) {
-        self.held.clear();
+        self.held = None;
         self.held_untraced = 0;
     }
 
@@ -270,5 +281,16 @@ impl Conn {
     /// `ip:port` of the peer, for logs.
     pub fn peer_str(&self) -> String {
         self.meta.peer.to_string()
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// Every idle connection pays for a `Conn` in its worker's slab: keep an eye on it
+    /// (issue 11: at most 16 KiB per idle wss connection, OpenSSL's state included).
+    #[test]
+    fn a_connection_stays_small() {
+        let n = std::mem::size_of::<super::Conn>();
+        assert!(n <= 576, "Conn grew to {n} bytes");
     }
 }

@@ -45,7 +45,7 @@ impl State {
             self.arm(slot, Kind::Send, at);
             return;
         }
-        if c.held.is_empty() {
+        if c.held_is_empty() {
             super::reclaim::released(c.take_backlog());
         }
         // The send deadline stays armed: when it fires with an empty queue it is dropped,

@@ -197,7 +197,11 @@ impl State {
                 .trace(&c.meta, TraceEvent::HandshakeRequest(&req.bytes));
             // Messages queued while connecting, before it was known that this connection is
             // traced (the first message is what opened it).
-            for chunk in c.held.front_chunks(c.held_untraced) {
+            let held = c.held.as_deref();
+            for chunk in held
+                .into_iter()
+                .flat_map(|h| h.front_chunks(c.held_untraced))
+            {
                 for payload in frame_payloads(chunk) {
                     let ev = TraceEvent::Message {
                         inbound: false,
@@ -248,7 +252,9 @@ impl State {
                 if c.wq.is_empty() {
                     c.last_write = now;
                 }
-                c.wq.append(&mut c.held);
+                if let Some(mut held) = c.held.take() {
+                    c.wq.append(&mut held);
+                }
                 let (id, peer) = (c.meta.id, c.peer_str());
                 self.shared.dir().set_state(id, Phase::Open.name());
                 let i = id.to_string();

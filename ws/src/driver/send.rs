@@ -77,11 +77,11 @@ impl State {
                     }
                     Trace::Frame => {
                         let q = if c.phase == Phase::Open {
-                            &c.wq
+                            Some(&c.wq)
                         } else {
-                            &c.held
+                            c.held.as_deref()
                         };
-                        if let Some(chunk) = q.last_chunk() {
+                        if let Some(chunk) = q.and_then(|q| q.last_chunk()) {
                             for p in frame_payloads(chunk) {
                                 let ev = TraceEvent::Message {
                                     inbound: false,
@@ -126,7 +126,7 @@ impl State {
         };
         c.end_reason = None;
         let peer = c.peer_str();
-        let queued = (c.wq.bytes() + c.held.bytes()).to_string();
+        let queued = (c.wq.bytes() + c.held_bytes()).to_string();
         let memory = c.queued_cost().to_string();
         let max = self.shared.cfg.max_write_queue.to_string();
         self.shared.log(

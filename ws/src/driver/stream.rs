@@ -3,9 +3,11 @@
 //! close see only [`Stream`]; the plain case forwards every call to the socket, so `ws` keeps
 //! its vectored writes (`writev`) and costs one branch per call.
 //!
-//! A TLS stream writes the write queue's chunks one by one through the session (one TLS record
-//! per chunk at most, `SSL_write`), and with `SSL_MODE_RELEASE_BUFFERS` (set by
-//! `sipcore-tls`) an idle session holds no record buffers.
+//! A TLS stream gathers the write queue's chunks, up to one full TLS record (16 KiB, RFC 8446
+//! §5.1), into a per-thread buffer and writes them with one `SSL_write`: one record and one
+//! `send` for a burst of replies instead of one each. With `SSL_MODE_RELEASE_BUFFERS` (set by
+//! `sipcore-tls`) an idle session holds no record buffers, and the gathering buffer belongs
+//! to the I/O thread, not the connection.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
@@ -174,20 +176,88 @@ impl Write for Stream {
         }
     }
 
-    /// Plain: one `writev`. TLS: the first non-empty slice through the session; the write
-    /// queue calls again for the rest (and, after `WouldBlock`, with the same bytes first, as
-    /// `SSL_write` requires).
+    /// Plain: one `writev`. TLS: the slices gathered up to one record ([`gather`]) through
+    /// the session. After `WouldBlock` the write queue calls again from the same head, so the
+    /// bytes offered start with the same ones and are at least as many, as `SSL_write`
+    /// requires (`SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER` lets them come from another buffer).
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.write_vectored(bufs),
-            Stream::Tls(t) => {
-                let first = bufs.iter().find(|b| !b.is_empty());
-                first.map_or(Ok(0), |b| Write::write(&mut t.session, b))
-            }
+            Stream::Tls(t) => gather(bufs, |b| Write::write(&mut t.session, b)),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.tcp_mut().flush()
+    }
+}
+
+/// Most plaintext bytes gathered for one write: a full TLS record (RFC 8446 §5.1).
+const GATHER_MAX: usize = 16 * 1024;
+
+thread_local! {
+    /// The I/O thread's gathering buffer (no connection holds one).
+    static GATHER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Call `write` once with the leading bytes of `bufs`, at most [`GATHER_MAX`]: the first
+/// non-empty slice as it is when it alone fills a record or is all there is, else the
+/// slices copied together.
+fn gather(
+    bufs: &[IoSlice<'_>],
+    mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+) -> io::Result<usize> {
+    let mut nonempty = bufs.iter().filter(|b| !b.is_empty());
+    let Some(first) = nonempty.next() else {
+        return Ok(0);
+    };
+    if first.len() >= GATHER_MAX || nonempty.next().is_none() {
+        return write(first);
+    }
+    GATHER.with(|g| {
+        let mut g = g.borrow_mut();
+        g.clear();
+        for b in bufs {
+            let take = (GATHER_MAX - g.len()).min(b.len());
+            g.extend_from_slice(&b[..take]);
+            if g.len() == GATHER_MAX {
+                break;
+            }
+        }
+        write(&g)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(bufs: &[&[u8]]) -> Vec<u8> {
+        let slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+        let mut out = Vec::new();
+        let n = gather(&slices, |b| {
+            out.extend_from_slice(b);
+            Ok(b.len())
+        })
+        .unwrap();
+        assert_eq!(n, out.len());
+        out
+    }
+
+    #[test]
+    fn gathers_up_to_one_record() {
+        assert_eq!(written(&[]), b"");
+        assert_eq!(written(&[b"", b"abc"]), b"abc");
+        assert_eq!(written(&[b"ab", b"", b"cd", b"e"]), b"abcde");
+        let big = vec![7u8; GATHER_MAX + 10];
+        assert_eq!(
+            written(&[&big, b"x"]).len(),
+            big.len(),
+            "a full record goes alone"
+        );
+        let half = vec![1u8; GATHER_MAX / 2 + 1];
+        let out = written(&[&half, &half, b"tail"]);
+        assert_eq!(out.len(), GATHER_MAX);
+        assert!(out[..half.len()] == half[..]);
     }
 }

@@ -113,11 +113,6 @@ impl WriteQueue {
         }
     }
 
-    /// Forget everything (the connection is being dropped or closed).
-    pub fn clear(&mut self) {
-        *self = WriteQueue::default();
-    }
-
     /// The first `n` queued chunks (whole frames when nothing was written yet).
     pub fn front_chunks(&self, n: usize) -> impl Iterator<Item = &[u8]> {
         self.chunks.iter().take(n).map(Vec::as_slice)
