@@ -1,19 +1,19 @@
 //! `idle` mode: open N WebSocket connections as fast as possible, hold them, and measure the
 //! server's memory growth per connection.
 
+use crate::conn::{Stream, Target};
 use crate::hist::Hist;
 use crate::procfs;
 use crate::ws;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
 /// Parameters of an idle-connections run.
 pub struct IdleArgs {
-    /// Server address.
-    pub addr: String,
+    /// Server address, and TLS or not.
+    pub target: Target,
     /// Connections to open.
     pub n: usize,
     /// Handshakes in progress at once.
@@ -28,45 +28,17 @@ pub struct IdleArgs {
     pub src_ips: u8,
 }
 
-/// Open one connection from source address `src` (port chosen by the kernel at connect time)
-/// and complete the handshake; returns the stream and the ns spent in TCP connect and in total.
-async fn open(addr: Arc<str>, src: Option<IpAddr>) -> std::io::Result<(TcpStream, u64, u64)> {
+/// Open one connection from source address `src` (port chosen by the kernel at connect time),
+/// TLS if the target is `wss`, and complete the WebSocket handshake; returns the stream and the
+/// ns spent in TCP connect and in total.
+async fn open(target: Arc<Target>, src: Option<IpAddr>) -> std::io::Result<(Stream, u64, u64)> {
     let t = Instant::now();
-    let mut s = match src {
-        None => TcpStream::connect(&*addr).await?,
-        Some(ip) => {
-            let dst: SocketAddr = addr
-                .parse()
-                .map_err(|_| std::io::Error::other("--src-ips needs --addr as ip:port"))?;
-            let sock = TcpSocket::new_v4()?;
-            bind_no_port(&sock);
-            sock.bind(SocketAddr::new(ip, 0))?;
-            sock.connect(dst).await?
-        }
-    };
-    let connected = t.elapsed().as_nanos() as u64;
-    let rest = ws::handshake(&mut s, &addr, "/").await?;
+    let (mut s, connected) = target.open(src).await?;
+    let rest = ws::handshake(&mut s, &target.addr, "/").await?;
     if !rest.is_empty() {
         return Err(std::io::Error::other("unexpected data after the 101"));
     }
     Ok((s, connected, t.elapsed().as_nanos() as u64))
-}
-
-/// IP_BIND_ADDRESS_NO_PORT: defer the source port choice to connect(), so each source IP has
-/// the whole ephemeral range per destination.
-fn bind_no_port(sock: &TcpSocket) {
-    use std::os::fd::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt reads an int we own for the given length, on a socket we own.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
 }
 
 /// Run the scenario; prints one `RESULT` line.
@@ -79,7 +51,7 @@ pub async fn run(a: IdleArgs) -> Result<(), String> {
     let (rss0, pss0) = procfs::mem_bytes(&pids);
     let cpu0 = procfs::cpu_secs(&pids);
     let sem = Arc::new(Semaphore::new(a.concurrency.max(1)));
-    let addr: Arc<str> = a.addr.clone().into();
+    let target = Arc::new(a.target.clone());
     let t0 = Instant::now();
     let mut tasks = Vec::with_capacity(a.n);
     for i in 0..a.n {
@@ -88,11 +60,11 @@ pub async fn run(a: IdleArgs) -> Result<(), String> {
             .acquire_owned()
             .await
             .map_err(|e| e.to_string())?;
-        let addr = addr.clone();
+        let target = target.clone();
         let src = (a.src_ips > 0)
             .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % a.src_ips as usize) as u8)));
         tasks.push(tokio::spawn(async move {
-            let r = open(addr, src).await;
+            let r = open(target, src).await;
             drop(permit);
             r
         }));
@@ -134,16 +106,18 @@ pub async fn run(a: IdleArgs) -> Result<(), String> {
     let mut closed_by_server = 0usize;
     let mut probe = [0u8; 64];
     for s in &held {
-        if let Ok(0) = s.try_read(&mut probe) {
+        if let Ok(0) = s.tcp().try_read(&mut probe) {
             closed_by_server += 1;
         }
     }
     println!(
-        "RESULT mode=idle n={} opened={} failed={} open_secs={:.3} handshakes_per_s={:.0} \
+        "RESULT mode=idle scheme={} tls={} n={} opened={} failed={} open_secs={:.3} handshakes_per_s={:.0} \
          server_cpu_open_s={:.2} rss_before_kib={} rss_after_kib={} rss_per_conn_b={:.0} \
          pss_before_kib={} pss_after_kib={} pss_per_conn_b={:.0} closed_by_server={} \
          server_pids={} nofile={} connect_p50_us={:.0} connect_max_us={:.0} \
          open_p50_us={:.0} open_p99_us={:.0} open_max_us={:.0}",
+        a.target.scheme(),
+        held.first().map(Stream::describe).unwrap_or_default(),
         a.n,
         ok,
         failed,

@@ -2,13 +2,16 @@
 //! A hand-written minimal client (raw TCP, RFC 6455 client handshake, masked text frames) on a
 //! few tokio worker threads, each driving many connections.
 
+mod conn;
 mod hist;
+mod hs;
 mod idle;
 mod measure;
 mod procfs;
 mod relay;
 mod rr;
 mod sink;
+mod tls;
 mod ws;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +26,10 @@ struct Cli {
     /// Client worker threads.
     #[arg(short = 't', long, default_value_t = 1, global = true)]
     threads: usize,
+    /// TLS (`wss`) for rr, hs and idle; `--addr wss://host:port` implies it. Any server
+    /// certificate is accepted and no session is ever resumed.
+    #[arg(long, global = true)]
+    tls: bool,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -31,7 +38,7 @@ struct Cli {
 enum Mode {
     /// Request/response: C connections, W OPTIONS in flight each, for D seconds.
     Rr {
-        /// Server host:port.
+        /// Server host:port (`wss://host:port` for TLS).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
         /// Connections.
@@ -47,9 +54,24 @@ enum Mode {
         #[command(flatten)]
         window_args: measure::Window,
     },
+    /// Handshake rate: C setups at once, each TCP connect + TLS full handshake (wss) +
+    /// WebSocket upgrade + close, repeated for D seconds; setups per server CPU-second.
+    Hs {
+        /// Server host:port (`wss://host:port` for TLS, or with --tls).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        addr: String,
+        /// Setups in progress at once.
+        #[arg(short = 'c', long, default_value_t = 16)]
+        conns: usize,
+        /// Spread connections over K source addresses 127.0.0.2..=127.0.0.(K+1) (0 = one).
+        #[arg(long, default_value_t = 8)]
+        src_ips: u8,
+        #[command(flatten)]
+        window_args: measure::Window,
+    },
     /// Open N idle connections as fast as possible, hold them, report memory per connection.
     Idle {
-        /// Server host:port.
+        /// Server host:port (`wss://host:port` for TLS).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
         /// Connections.
@@ -129,6 +151,8 @@ fn main() {
         }
     };
     let secs = Duration::from_secs_f64;
+    let tls = cli.tls;
+    let target = |addr: &str| conn::Target::new(addr, tls).map_err(|e| format!("TLS: {e}"));
     let r = rt.block_on(async move {
         match cli.mode {
             Mode::Rr {
@@ -140,7 +164,7 @@ fn main() {
             } => {
                 procfs::raise_nofile();
                 rr::run(rr::RrArgs {
-                    addr,
+                    target: target(&addr)?,
                     conns,
                     window: window.max(1),
                     ruri,
@@ -158,13 +182,28 @@ fn main() {
                 src_ips,
             } => {
                 idle::run(idle::IdleArgs {
-                    addr,
+                    target: target(&addr)?,
                     n,
                     concurrency,
                     hold: secs(hold),
                     pid,
                     tree,
                     src_ips: src_ips.min(250),
+                })
+                .await
+            }
+            Mode::Hs {
+                addr,
+                conns,
+                src_ips,
+                window_args,
+            } => {
+                procfs::raise_nofile();
+                hs::run(hs::HsArgs {
+                    target: target(&addr)?,
+                    conns: conns.max(1),
+                    src_ips: src_ips.min(250),
+                    window_args,
                 })
                 .await
             }

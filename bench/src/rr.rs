@@ -1,6 +1,7 @@
 //! `rr` mode: C connections, each keeping W OPTIONS in flight; requests/s, latency quantiles and
 //! the server's CPU seconds over the measurement window.
 
+use crate::conn::Target;
 use crate::hist::Hist;
 use crate::measure::{self, Shared, Window};
 use crate::ws::{self, Masker, Opcode};
@@ -9,12 +10,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Parameters of a request/response run.
 pub struct RrArgs {
-    /// Server address.
-    pub addr: String,
+    /// Server address, and TLS or not.
+    pub target: Target,
     /// Connections.
     pub conns: usize,
     /// Requests in flight per connection.
@@ -71,15 +71,14 @@ pub(crate) fn parse_response(p: &[u8]) -> Option<(u16, u64)> {
 }
 
 async fn conn_task(
-    addr: Arc<str>,
+    target: Arc<Target>,
     ruri: Arc<str>,
     id: usize,
     w: usize,
     sh: Arc<Shared>,
 ) -> std::io::Result<Hist> {
-    let mut s = TcpStream::connect(&*addr).await?;
-    s.set_nodelay(true)?;
-    let mut buf = ws::handshake(&mut s, &addr, "/").await?;
+    let (mut s, _) = target.open(None).await?;
+    let mut buf = ws::handshake(&mut s, &target.addr, "/").await?;
     let mut m = Masker::new();
     let mut out = Vec::with_capacity(512 * w);
     let mut scratch = Vec::with_capacity(512);
@@ -168,12 +167,12 @@ async fn conn_task(
 /// Run the scenario; prints one `key=value` result line and a human summary.
 pub async fn run(a: RrArgs) -> Result<(), String> {
     let sh = Arc::new(Shared::default());
-    let addr: Arc<str> = a.addr.clone().into();
+    let target = Arc::new(a.target.clone());
     let ruri: Arc<str> = a.ruri.clone().into();
     let tasks = (0..a.conns)
         .map(|id| {
             tokio::spawn(conn_task(
-                addr.clone(),
+                target.clone(),
                 ruri.clone(),
                 id,
                 a.window,
@@ -185,7 +184,8 @@ pub async fn run(a: RrArgs) -> Result<(), String> {
     let c = measure::collect(tasks, Duration::from_secs(5)).await;
     let n = c.hist.count();
     println!(
-        "RESULT mode=rr conns={} window={} secs={:.2} requests={} rps={:.0} {}",
+        "RESULT mode=rr scheme={} conns={} window={} secs={:.2} requests={} rps={:.0} {}",
+        a.target.scheme(),
         a.conns,
         a.window,
         m.elapsed,

@@ -4,8 +4,7 @@
 use base64::Engine;
 use sha1::{Digest, Sha1};
 use std::io;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The GUID of RFC 6455 section 1.3, appended to the key to compute `Sec-WebSocket-Accept`.
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -129,7 +128,11 @@ impl Masker {
 /// Perform the client opening handshake (RFC 6455 section 4.1) with subprotocol `sip`
 /// (RFC 7118 section 4) on `s`. Returns bytes read past the end of the 101 response (frames the
 /// server may already have sent), normally empty.
-pub async fn handshake(s: &mut TcpStream, host: &str, path: &str) -> io::Result<Vec<u8>> {
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    host: &str,
+    path: &str,
+) -> io::Result<Vec<u8>> {
     let mut key_raw = [0u8; 16];
     getrandom::fill(&mut key_raw).map_err(|e| io::Error::other(e.to_string()))?;
     let key = base64::engine::general_purpose::STANDARD.encode(key_raw);
