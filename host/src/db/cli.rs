@@ -60,6 +60,11 @@ impl CliError {
     }
 }
 
+/// `user@domain`, or a usage error.
+fn parse_aor(text: &str) -> Result<(&str, &str), CliError> {
+    split_aor(text).map_err(|e| CliError::Usage(e.to_string()))
+}
+
 /// Run `cmd` against `cfg`'s database; the text to print on success.
 pub fn run(cfg: &AuthDbConfig, cmd: UserCmd) -> Result<String, CliError> {
     let url = cfg.db_url.as_ref().ok_or_else(|| {
@@ -74,7 +79,7 @@ pub fn run(cfg: &AuthDbConfig, cmd: UserCmd) -> Result<String, CliError> {
             password,
             store_password,
         } => {
-            let (user, domain) = split_aor(&aor)?;
+            let (user, domain) = parse_aor(&aor)?;
             let store = UserStore::open(url, &cols, BUSY)?;
             if store.exists(user, domain)? {
                 return Err(DbError::UserExists {
@@ -92,7 +97,7 @@ pub fn run(cfg: &AuthDbConfig, cmd: UserCmd) -> Result<String, CliError> {
             password,
             store_password,
         } => {
-            let (user, domain) = split_aor(&aor)?;
+            let (user, domain) = parse_aor(&aor)?;
             let store = UserStore::open_existing(url, &cols, BUSY)?;
             if !store.exists(user, domain)? {
                 return Err(DbError::NoSuchUser {
@@ -106,12 +111,13 @@ pub fn run(cfg: &AuthDbConfig, cmd: UserCmd) -> Result<String, CliError> {
             Ok(format!("password of {user}@{domain} changed\n"))
         }
         UserCmd::Rm { aor } => {
-            let (user, domain) = split_aor(&aor)?;
+            let (user, domain) = parse_aor(&aor)?;
             UserStore::open_existing(url, &cols, BUSY)?.remove(user, domain)?;
             Ok(format!("removed {user}@{domain}\n"))
         }
         UserCmd::List => {
-            let users = UserStore::open_existing(url, &cols, BUSY)?.list()?;
+            // Created when missing, as the server does: a fresh install lists no users.
+            let users = UserStore::open(url, &cols, BUSY)?.list()?;
             Ok(users.iter().map(|(u, d)| format!("{u}@{d}\n")).collect())
         }
     }
