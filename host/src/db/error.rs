@@ -16,9 +16,6 @@ pub enum DbError {
     /// A column name (auth_db `user_column`, ...) that is not a plain SQL identifier.
     #[error("column name {0:?} is not a plain SQL identifier (letters, digits, _)")]
     BadColumn(String),
-    /// The backend named by the URL is not built in.
-    #[error("{0}")]
-    Unsupported(String),
     /// SQLite reported an error.
     #[error("sqlite {path}: {source}")]
     Sqlite {
@@ -27,6 +24,15 @@ pub enum DbError {
         /// SQLite's error.
         #[source]
         source: rusqlite::Error,
+    },
+    /// PostgreSQL reported an error (or could not be reached).
+    #[error("{url}: {source}")]
+    Postgres {
+        /// The URL, without its password.
+        url: String,
+        /// The client's error.
+        #[source]
+        source: postgres::Error,
     },
     /// `user add` of a user that exists.
     #[error("user {user}@{domain} already exists")]

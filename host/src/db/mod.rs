@@ -1,9 +1,9 @@
 //! Users in a real database (OpenSIPS's auth_db `subscriber` table): SQLite embedded, in one
-//! file, created on first start; PostgreSQL URLs are parsed but not built in yet.
+//! file, created on first start; or PostgreSQL, for several nodes sharing it.
 //!
 //! * [`url`]: `db_url` parsing ([`DbUrl`]).
 //! * [`config`]: auth_db's modparams ([`AuthDbConfig`]), the column names and pool limits.
-//! * [`sqlite`]: the SQLite backend (schema, queries).
+//! * [`sqlite`]: the SQLite backend (schema, queries); [`postgres`], the PostgreSQL one.
 //! * [`store`]: [`UserStore`], one connection with the blocking operations of
 //!   `sipcore user add|password|rm|list`.
 //! * [`pool`]: [`Pool`], the non-blocking [`crate::auth::store::CredentialStore`] the I/O
@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod pool;
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 pub mod url;
@@ -42,5 +43,7 @@ pub fn open_pool(cfg: &AuthDbConfig) -> Result<Option<Pool>, DbError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pg;
 #[cfg(test)]
 mod tests_pool;

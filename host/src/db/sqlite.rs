@@ -167,7 +167,7 @@ impl SqliteDb {
     /// Insert a row; [`DbError::UserExists`] when `user@domain` has one.
     pub fn insert(&self, user: &str, domain: &str, v: &Ha1s) -> Result<(), DbError> {
         let c = &self.cols;
-        let (names, values) = self.value_columns(v);
+        let (names, values) = value_columns(&self.cols, v);
         let marks: Vec<String> = (3..3 + names.len()).map(|i| format!("?{i}")).collect();
         let sql = format!(
             "INSERT INTO {} ({}, {}, {}) VALUES (?1, ?2, {})",
@@ -196,7 +196,7 @@ impl SqliteDb {
     /// Replace the credentials of `user@domain`; [`DbError::NoSuchUser`] when it has no row.
     pub fn update(&self, user: &str, domain: &str, v: &Ha1s) -> Result<(), DbError> {
         let c = &self.cols;
-        let (names, values) = self.value_columns(v);
+        let (names, values) = value_columns(&self.cols, v);
         let sets: Vec<String> = names
             .iter()
             .enumerate()
@@ -259,23 +259,22 @@ impl SqliteDb {
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
+}
 
-    /// The credential columns and their values ('' for none), each column once.
-    fn value_columns(&self, v: &Ha1s) -> (Vec<String>, Vec<String>) {
-        let c = &self.cols;
-        let mut names: Vec<String> = Vec::new();
-        let mut values: Vec<String> = Vec::new();
-        for (n, val) in [
-            (&c.clear, &v.password),
-            (&c.md5, &v.md5),
-            (&c.sha256, &v.sha256),
-            (&c.sha512t256, &v.sha512t256),
-        ] {
-            if !names.contains(n) {
-                names.push(n.clone());
-                values.push(val.clone().unwrap_or_default());
-            }
+/// The credential columns and their values ('' for none), each column once.
+pub(super) fn value_columns(c: &Columns, v: &Ha1s) -> (Vec<String>, Vec<String>) {
+    let mut names: Vec<String> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    for (n, val) in [
+        (&c.clear, &v.password),
+        (&c.md5, &v.md5),
+        (&c.sha256, &v.sha256),
+        (&c.sha512t256, &v.sha512t256),
+    ] {
+        if !names.contains(n) {
+            names.push(n.clone());
+            values.push(val.clone().unwrap_or_default());
         }
-        (names, values)
     }
+    (names, values)
 }

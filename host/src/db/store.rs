@@ -3,6 +3,7 @@
 //! computed here, with the domain as the realm (what OpenSIPS and opensips-cli store).
 use super::config::Columns;
 use super::error::DbError;
+use super::postgres::{PgDb, PgTarget};
 use super::sqlite::SqliteDb;
 use super::url::DbUrl;
 use crate::auth::digest::{ha1, Algorithm};
@@ -11,15 +12,23 @@ use std::time::Duration;
 
 /// A connection to the user database.
 pub struct UserStore {
-    db: SqliteDb,
+    db: Db,
     cols: Columns,
 }
 
-fn unsupported_postgres() -> DbError {
-    DbError::Unsupported(
-        "PostgreSQL (postgres://) is not built into this sipcore yet; use a sqlite:// db_url"
-            .into(),
-    )
+enum Db {
+    Sqlite(SqliteDb),
+    Postgres(PgDb),
+}
+
+/// The same call on whichever backend.
+macro_rules! on {
+    ($self:expr, $db:ident => $e:expr) => {
+        match &$self.db {
+            Db::Sqlite($db) => $e,
+            Db::Postgres($db) => $e,
+        }
+    };
 }
 
 impl UserStore {
@@ -37,16 +46,35 @@ impl UserStore {
     fn connect(url: &DbUrl, cols: &Columns, create: bool, busy: Duration) -> Result<Self, DbError> {
         match url {
             DbUrl::Sqlite { path } => Ok(UserStore {
-                db: SqliteDb::open(path, cols, create, busy)?,
+                db: Db::Sqlite(SqliteDb::open(path, cols, create, busy)?),
                 cols: cols.clone(),
             }),
-            DbUrl::Postgres { .. } => Err(unsupported_postgres()),
+            DbUrl::Postgres {
+                user,
+                password,
+                host,
+                port,
+                dbname,
+            } => {
+                let t = PgTarget {
+                    user: user.as_deref(),
+                    password: password.as_deref(),
+                    host,
+                    port: *port,
+                    dbname,
+                    name: url.to_string(),
+                };
+                Ok(UserStore {
+                    db: Db::Postgres(PgDb::open(&t, cols, create, busy)?),
+                    cols: cols.clone(),
+                })
+            }
         }
     }
 
     /// The credentials of `user` in `domain`.
     pub fn lookup(&self, user: &str, domain: &str) -> Result<Option<Ha1s>, DbError> {
-        self.db.lookup(user, domain)
+        on!(self, db => db.lookup(user, domain))
     }
 
     /// What is stored for `password`: the three HA1s (realm = `domain`), and the password
@@ -78,7 +106,7 @@ impl UserStore {
         check_names(user, domain)?;
         check_password(password)?;
         let v = self.credentials(user, domain, password, store_password);
-        self.db.insert(user, domain, &v)
+        on!(self, db => db.insert(user, domain, &v))
     }
 
     /// Set the password of `user@domain` (a stored clear password is removed unless
@@ -92,22 +120,22 @@ impl UserStore {
     ) -> Result<(), DbError> {
         check_password(password)?;
         let v = self.credentials(user, domain, password, store_password);
-        self.db.update(user, domain, &v)
+        on!(self, db => db.update(user, domain, &v))
     }
 
     /// Remove `user@domain`; [`DbError::NoSuchUser`] when it does not exist.
     pub fn remove(&self, user: &str, domain: &str) -> Result<(), DbError> {
-        self.db.delete(user, domain)
+        on!(self, db => db.delete(user, domain))
     }
 
     /// Whether `user@domain` exists.
     pub fn exists(&self, user: &str, domain: &str) -> Result<bool, DbError> {
-        self.db.exists(user, domain)
+        on!(self, db => db.exists(user, domain))
     }
 
     /// Every user as `(user, domain)`, sorted by domain then user.
     pub fn list(&self) -> Result<Vec<(String, String)>, DbError> {
-        self.db.list()
+        on!(self, db => db.list())
     }
 }
 

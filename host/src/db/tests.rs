@@ -277,15 +277,6 @@ fn auth_db_column_settings() {
 }
 
 #[test]
-fn postgres_is_not_built_in_yet() {
-    let u = DbUrl::parse("postgres://u:p@127.0.0.1/db", Path::new("/")).unwrap();
-    let e = UserStore::open(&u, &Columns::opensips(), BUSY)
-        .err()
-        .unwrap();
-    assert!(matches!(e, DbError::Unsupported(_)), "{e}");
-}
-
-#[test]
 fn open_pool_without_url_is_none() {
     assert!(open_pool(&AuthDbConfig::default()).unwrap().is_none());
 }
