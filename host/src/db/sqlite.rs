@@ -38,6 +38,7 @@ impl SqliteDb {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
+            create_private(path).map_err(|e| DbError::Invalid(format!("sqlite {name}: {e}")))?;
         }
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(busy).map_err(err)?;
@@ -277,4 +278,20 @@ pub(super) fn value_columns(c: &Columns, v: &Ha1s) -> (Vec<String>, Vec<String>)
         }
     }
     (names, values)
+}
+
+/// Make `path` an empty file only its owner can read, unless it exists: the HA1s it will hold
+/// are as good as the passwords for their realm. (SQLite gives its journal the same mode.)
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }

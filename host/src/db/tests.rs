@@ -41,6 +41,12 @@ fn schema_created_from_nothing_and_kept() {
     s.add("alice", "example.com", "pw", false).unwrap();
     drop(s);
     let path = dir.path().join("users.db");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "HA1s are readable by the owner only"
+    );
     let t = tables(&path);
     assert!(
         t.contains(&"subscriber".to_string()) && t.contains(&"version".to_string()),
