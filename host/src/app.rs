@@ -31,6 +31,8 @@ struct Globals {
     mi: MiEndpoint,
     mi_enabled: bool,
     dns: crate::dns::Config,
+    /// `db_default_url`: the database of modules that name none (auth_db).
+    db_default_url: Option<crate::db::DbUrl>,
 }
 
 /// Where the management interface listens (`mi_http_ip`, `mi_http_port`, `mi_http_root`, as
@@ -83,6 +85,41 @@ impl MiEndpoint {
     }
 }
 
+/// auth_db's settings in the configuration file `path` (its modparams, and `db_default_url`
+/// when it names no `db_url`), for `sipcore user`: no module is loaded, so a configuration
+/// whose plugins are elsewhere still serves.
+pub fn auth_db_config(path: &Path) -> Result<crate::db::AuthDbConfig, String> {
+    let cfg = config::load_file(path).map_err(|e| e.to_string())?;
+    let globals = read_globals(&cfg).map_err(|e| e.to_string())?;
+    let mut settings = builtin_modules::Settings::default();
+    let dir = modparams::config_dir(&cfg);
+    for item in &cfg.items {
+        let Item::ModParam {
+            module,
+            param,
+            value,
+            value_span,
+            ..
+        } = item
+        else {
+            continue;
+        };
+        if module != "auth_db" {
+            continue;
+        }
+        let applied = match value {
+            config::ModParamValue::Int(i) => settings.set(module, param, *i),
+            config::ModParamValue::Str(s) => settings.set_str(module, param, s, &dir),
+        };
+        applied.map_err(|e| cfg.error_at(*value_span, e).to_string())?;
+    }
+    let mut a = settings.auth_db;
+    if a.db_url.is_none() {
+        a.db_url = globals.db_default_url;
+    }
+    Ok(a)
+}
+
 /// Run the server until SIGINT/SIGTERM (or check the config and return).
 pub fn run(opts: Options) -> Result<(), String> {
     let cfg = config::load_file(&opts.config).map_err(|e| e.to_string())?;
@@ -97,8 +134,11 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
 
     let (loaded, builtins) = load_modules(&cfg, &opts.config)?;
-    let (params, settings, tls_params) =
+    let (params, mut settings, tls_params) =
         check_modparams(&cfg, &loaded, &builtins).map_err(|e| e.to_string())?;
+    if settings.auth_db.db_url.is_none() {
+        settings.auth_db.db_url = globals.db_default_url.clone();
+    }
     let checked_tls = tls::check(&cfg, &tls_params).map_err(|e| e.to_string())?;
     let server_domains = checked_tls.as_ref().map_or(0, |t| t.config.server.len());
     if let Some(t) = checked_tls {
@@ -137,7 +177,12 @@ pub fn run(opts: Options) -> Result<(), String> {
     let mut signals = install_signals()?;
     core::set_script(script);
     core::configure_location(settings.registrar, settings.usrloc);
-    core::authz::configure(settings.auth, None);
+    // The user store of www_authorize()/proxy_authorize() (auth_db's db_url): opened now, so
+    // a bad file, schema or server stops the startup with its reason.
+    let store = crate::db::open_pool(&settings.auth_db)
+        .map_err(|e| format!("auth_db: {e}"))?
+        .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::auth::store::CredentialStore>);
+    core::authz::configure(settings.auth, store);
     core::configure_pike(settings.pike);
     let host: HostApiRef = core::hostapi::host_api();
     for (m, values) in loaded.iter().zip(&params) {
@@ -297,6 +342,7 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
         mi: MiEndpoint::default(),
         mi_enabled: false,
         dns: crate::dns::Config::default(),
+        db_default_url: None,
     };
     for item in &cfg.items {
         let Item::Global {
@@ -356,6 +402,15 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                 .dns
                 .set(n, value)
                 .map_err(|e| cfg.error_at(*value_span, e))?,
+            "db_default_url" => {
+                let (GlobalValue::Str(url) | GlobalValue::Word(url)) = value else {
+                    return Err(cfg.error_at(*value_span, "db_default_url takes a URL"));
+                };
+                g.db_default_url = Some(
+                    crate::db::DbUrl::parse(url, &modparams::config_dir(cfg))
+                        .map_err(|e| cfg.error_at(*value_span, e.to_string()))?,
+                );
+            }
             "mpath" => {
                 if matches!(value, GlobalValue::Int(_)) {
                     return Err(cfg.error_at(*value_span, "mpath takes a directory name"));

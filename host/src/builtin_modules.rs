@@ -4,10 +4,12 @@
 //! `mf_process_maxfwd_header`, `sanity_check`/`sipmsg_validate`, ...). Such a `loadmodule`
 //! needs no file, and the module's `modparam`s are checked against the parameters declared
 //! here, as a plugin's are against its ABI [`ParamSpec`] list.
+use crate::db::{AuthDbConfig, DbUrl};
 use crate::pike::PikeConfig;
 use crate::usrloc::{RegistrarConfig, UsrlocConfig};
 use abi_stable::std_types::RStr;
 use sipcore_abi::{ParamKind, ParamSpec};
+use std::path::Path;
 
 /// A module the host implements.
 #[derive(Debug)]
@@ -186,6 +188,89 @@ const PIKE: &[ParamSpec] = &[
     },
 ];
 
+const fn single(name: &'static str, default: &'static str, doc: &'static str) -> ParamSpec {
+    ParamSpec {
+        name: RStr::from_str(name),
+        kind: ParamKind::STR,
+        multi: false,
+        default: RStr::from_str(default),
+        doc: RStr::from_str(doc),
+    }
+}
+
+/// OpenSIPS auth_db's parameters (names and defaults of `modules/auth_db/authdb_mod.c`), and
+/// sipcore's lookup pool limits (`db_*`, which OpenSIPS has not).
+const AUTH_DB: &[ParamSpec] = &[
+    single(
+        "db_url",
+        "",
+        "the user database: sqlite:///abs/path.db, sqlite://path/relative/to/the/config.db, postgres://user:pass@host:port/db (else db_default_url)",
+    ),
+    single("user_column", "username", "column of the user name"),
+    single("domain_column", "domain", "column of the domain"),
+    single(
+        "password_column",
+        "ha1",
+        "column of the MD5 HA1, or of the clear password with calculate_ha1",
+    ),
+    single("hash_column_sha256", "ha1_sha256", "column of the SHA-256 HA1"),
+    single(
+        "hash_column_sha512t256",
+        "ha1_sha512t256",
+        "column of the SHA-512/256 HA1",
+    ),
+    single(
+        "uri_user_column",
+        "username",
+        "uri table (does_uri_exist, not implemented): accepted, no effect",
+    ),
+    single(
+        "uri_domain_column",
+        "domain",
+        "uri table (not implemented): accepted, no effect",
+    ),
+    single(
+        "uri_uriuser_column",
+        "uri_user",
+        "uri table (not implemented): accepted, no effect",
+    ),
+    single(
+        "load_credentials",
+        "",
+        "columns loaded into AVPs: only empty (not supported)",
+    ),
+    int(
+        "calculate_ha1",
+        "0",
+        "1: password_column holds the clear password, HA1s are computed",
+    ),
+    int(
+        "use_domain",
+        "1",
+        "1: users are looked up by user name and domain (0: by user name only)",
+    ),
+    int(
+        "skip_version_check",
+        "0",
+        "accepted, no effect (the table's version is not checked)",
+    ),
+    int(
+        "db_timeout",
+        "2000",
+        "ms: deadline of one lookup, queue wait included (sipcore)",
+    ),
+    int(
+        "db_workers",
+        "2",
+        "threads querying the database, each with its connection (sipcore)",
+    ),
+    int(
+        "db_max_pending",
+        "256",
+        "lookups waiting for a thread; more fail at once (sipcore)",
+    ),
+];
+
 /// Every module the host implements.
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -244,6 +329,18 @@ pub const BUILTINS: &[Builtin] = &[
         name: "pike",
         params: PIKE,
     },
+    Builtin {
+        name: "auth_db",
+        params: AUTH_DB,
+    },
+    Builtin {
+        name: "db_sqlite",
+        params: &[],
+    },
+    Builtin {
+        name: "db_postgres",
+        params: &[],
+    },
 ];
 
 /// The built-in module a `loadmodule` names (`"usrloc.so"` or `"usrloc"`; a path with a
@@ -258,7 +355,7 @@ pub fn find(load_name: &str) -> Option<&'static Builtin> {
 
 /// The settings the built-in modules' parameters give. `set(module, param, value)` is called
 /// once per checked `modparam`; an error is a message for that value.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// registrar's.
     pub registrar: RegistrarConfig,
@@ -268,6 +365,9 @@ pub struct Settings {
     pub auth: crate::core::authz::AuthConfig,
     /// pike's.
     pub pike: PikeConfig,
+    /// auth_db's (its `db_url` already parsed, a relative SQLite path resolved against the
+    /// configuration file's directory; the global `db_default_url` when it has none).
+    pub auth_db: AuthDbConfig,
 }
 
 impl Settings {
@@ -326,25 +426,75 @@ impl Settings {
                 }
                 self.auth.nonce_expire = value as u32;
             }
+            ("auth_db", "calculate_ha1") => self.auth_db.calculate_ha1 = count(1)? == 1,
+            ("auth_db", "use_domain") => self.auth_db.use_domain = count(1)? == 1,
+            ("auth_db", "skip_version_check") => {}
+            ("auth_db", "db_timeout") => {
+                if !(1..=600_000).contains(&value) {
+                    return Err("auth_db db_timeout must be 1-600000 (ms)".into());
+                }
+                self.auth_db.pool.timeout = std::time::Duration::from_millis(value as u64);
+            }
+            ("auth_db", "db_workers") => {
+                if !(1..=64).contains(&value) {
+                    return Err("auth_db db_workers must be 1-64".into());
+                }
+                self.auth_db.pool.workers = value as usize;
+            }
+            ("auth_db", "db_max_pending") => {
+                if !(1..=1_000_000).contains(&value) {
+                    return Err("auth_db db_max_pending must be 1-1000000".into());
+                }
+                self.auth_db.pool.max_pending = value as usize;
+            }
             _ => return Err(format!("module '{module}' has no parameter '{param}'")),
         }
         Ok(())
     }
-}
 
-impl Settings {
-    /// Apply one string modparam of a built-in module (tls_mgm's are not given here).
-    pub fn set_str(&mut self, module: &str, param: &str, value: &str) -> Result<(), String> {
+    /// Apply one string modparam of a built-in module (tls_mgm's excepted); `config_dir` is
+    /// the configuration file's directory, for relative paths.
+    pub fn set_str(
+        &mut self,
+        module: &str,
+        param: &str,
+        value: &str,
+        config_dir: &Path,
+    ) -> Result<(), String> {
+        let a = &mut self.auth_db;
+        let column = |slot: &mut String| {
+            crate::db::config::check_identifier(value)
+                .map_err(|e| format!("auth_db {param}: {e}"))?;
+            *slot = value.to_string();
+            Ok::<(), String>(())
+        };
         match (module, param) {
+            ("auth_db", "db_url") if value.is_empty() => a.db_url = None,
+            ("auth_db", "db_url") => {
+                a.db_url = Some(DbUrl::parse(value, config_dir).map_err(|e| e.to_string())?)
+            }
+            ("auth_db", "user_column") => column(&mut a.user_column)?,
+            ("auth_db", "domain_column") => column(&mut a.domain_column)?,
+            ("auth_db", "password_column") => column(&mut a.password_column)?,
+            ("auth_db", "hash_column_sha256") => column(&mut a.hash_column_sha256)?,
+            ("auth_db", "hash_column_sha512t256") => column(&mut a.hash_column_sha512t256)?,
+            ("auth_db", "uri_user_column" | "uri_domain_column" | "uri_uriuser_column") => {}
+            ("auth_db", "load_credentials") if !value.is_empty() => {
+                return Err(
+                    "auth_db load_credentials: loading columns into AVPs is not supported".into(),
+                )
+            }
+            ("auth_db", "load_credentials") => {}
             // OpenSIPS's default: no automatic mode.
-            ("pike", "check_route") if value.is_empty() => Ok(()),
-            ("pike", "check_route") => Err(
+            ("pike", "check_route") if value.is_empty() => {}
+            ("pike", "check_route") => return Err(
                 "pike check_route (OpenSIPS's automatic mode, a route run for every packet) is \
-                 not supported: call pike_check_req() from the request route instead"
+                     not supported: call pike_check_req() from the request route instead"
                     .into(),
             ),
-            _ => Err(format!("module '{module}' has no parameter '{param}'")),
+            _ => return Err(format!("module '{module}' has no parameter '{param}'")),
         }
+        Ok(())
     }
 }
 
@@ -383,6 +533,12 @@ mod tests {
                 let v: i64 = p.default.as_str().parse().unwrap();
                 s.set(b.name, p.name.as_str(), v).unwrap();
             }
+            for p in b.params.iter().filter(|p| p.kind == ParamKind::STR) {
+                if b.name != "tls_mgm" {
+                    s.set_str(b.name, p.name.as_str(), p.default.as_str(), Path::new("/"))
+                        .unwrap();
+                }
+            }
         }
         assert_eq!(
             s,
@@ -413,8 +569,47 @@ mod tests {
         assert!(s.set("pike", "sampling_time_unit", 0).is_err());
         assert!(s.set("pike", "ipv6_prefix", 129).is_err());
         assert!(s.set("pike", "pike_log_level", 5).is_err());
-        s.set_str("pike", "check_route", "").unwrap();
-        let e = s.set_str("pike", "check_route", "pike").unwrap_err();
+        s.set_str("pike", "check_route", "", Path::new("/"))
+            .unwrap();
+        let e = s
+            .set_str("pike", "check_route", "pike", Path::new("/"))
+            .unwrap_err();
         assert!(e.contains("pike_check_req()"), "{e}");
+    }
+
+    #[test]
+    fn auth_db_params() {
+        assert_eq!(find("auth_db.so").map(|b| b.name), Some("auth_db"));
+        assert!(find("db_sqlite.so").is_some() && find("db_postgres.so").is_some());
+        let mut s = Settings::default();
+        let dir = Path::new("/etc/sipcore");
+        s.set_str("auth_db", "db_url", "sqlite://users.db", dir)
+            .unwrap();
+        assert_eq!(
+            s.auth_db.db_url,
+            Some(DbUrl::Sqlite {
+                path: "/etc/sipcore/users.db".into()
+            })
+        );
+        assert!(s
+            .set_str("auth_db", "db_url", "mysql://x@y/z", dir)
+            .is_err());
+        s.set_str("auth_db", "password_column", "password", dir)
+            .unwrap();
+        s.set("auth_db", "calculate_ha1", 1).unwrap();
+        let c = s.auth_db.columns().unwrap();
+        assert_eq!((c.clear.as_str(), c.md5.as_str()), ("password", "ha1"));
+        assert!(s.set_str("auth_db", "user_column", "x; drop", dir).is_err());
+        assert!(s
+            .set_str("auth_db", "load_credentials", "$avp(x)=rpid", dir)
+            .is_err());
+        assert!(s.set("auth_db", "calculate_ha1", 2).is_err());
+        assert!(s.set("auth_db", "db_timeout", 0).is_err());
+        s.set("auth_db", "db_timeout", 150).unwrap();
+        assert_eq!(
+            s.auth_db.pool.timeout,
+            std::time::Duration::from_millis(150)
+        );
+        assert!(s.set_str("auth_db", "no_such", "x", dir).is_err());
     }
 }

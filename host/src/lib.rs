@@ -7,6 +7,7 @@
 //! * [`sip`]: the SIP message layer (RFC 3261), pure code over bytes.
 //! * [`core`]: what happens to a delivered message.
 //! * [`auth`]: digest authentication, pure (RFC 3261 §22, RFC 7616).
+//! * [`db`]: the user database (auth_db's `subscriber`: SQLite), its lookup pool and `sipcore user`.
 //! * [`dns`]: RFC 3263 server location off the I/O workers.
 //! * [`mi`]: the management interface (JSON-RPC over HTTP) and its client.
 //! * [`pike`]: flood detection per source address (OpenSIPS pike), pure.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod builtin_modules;
 pub mod config;
 pub mod core;
+pub mod db;
 pub mod dns;
 pub mod log;
 pub mod mi;

@@ -5,6 +5,10 @@
 //! sipcore -c -f sipcore.cfg            check the configuration (and the modules it loads), then exit
 //! sipcore mi [-f cfg] CMD [ARGS...]    run an MI command on the running server, print the JSON answer
 //! sipcore mi --url http://127.0.0.1:8888/mi ws_trace on
+//! sipcore user add alice@example.com [--password PW] [--store-password] [-f cfg]
+//! sipcore user password alice@example.com [--password PW]
+//! sipcore user rm alice@example.com
+//! sipcore user list
 //! ```
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,6 +47,46 @@ enum Cmd {
         /// Its parameters, e.g. `on`.
         args: Vec<String>,
     },
+    /// Manage the users of the configuration's auth_db database (db_url): add, password, rm,
+    /// list. Passwords come from --password, else stdin when it is not a terminal, else a
+    /// prompt.
+    User {
+        #[command(subcommand)]
+        command: UserCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// Add a user (only its HA1s are stored unless --store-password).
+    Add {
+        /// user@domain (the domain is the digest realm).
+        aor: String,
+        /// The password (else stdin or a prompt; visible to other local users in `ps`).
+        #[arg(long)]
+        password: Option<String>,
+        /// Also store the password in clear (the `password` column).
+        #[arg(long)]
+        store_password: bool,
+    },
+    /// Change a user's password.
+    Password {
+        /// user@domain.
+        aor: String,
+        /// The new password (else stdin or a prompt).
+        #[arg(long)]
+        password: Option<String>,
+        /// Also store the password in clear.
+        #[arg(long)]
+        store_password: bool,
+    },
+    /// Remove a user.
+    Rm {
+        /// user@domain.
+        aor: String,
+    },
+    /// List the users, user@domain per line.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -54,6 +98,7 @@ fn main() -> ExitCode {
             command,
             args,
         }) => mi(&cli.config, url, timeout, &command, args),
+        Some(Cmd::User { command }) => user(&cli.config, command),
         None => serve(cli.config, cli.check),
     }
 }
@@ -105,6 +150,49 @@ fn mi(
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+fn user(config: &std::path::Path, command: UserCmd) -> ExitCode {
+    use sipcore::db::cli::UserCmd as C;
+    let cmd = match command {
+        UserCmd::Add {
+            aor,
+            password,
+            store_password,
+        } => C::Add {
+            aor,
+            password,
+            store_password,
+        },
+        UserCmd::Password {
+            aor,
+            password,
+            store_password,
+        } => C::Password {
+            aor,
+            password,
+            store_password,
+        },
+        UserCmd::Rm { aor } => C::Rm { aor },
+        UserCmd::List => C::List,
+    };
+    let cfg = match sipcore::app::auth_db_config(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sipcore user: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match sipcore::db::cli::run(&cfg, cmd) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sipcore user: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

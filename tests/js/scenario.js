@@ -45,6 +45,7 @@ function parseArgs(argv) {
     }
   }
   if (!o.url) usage('--url is required');
+  CHALLENGED = !!o.password;
   return o;
 }
 
@@ -260,7 +261,12 @@ function expectWire(user, dir, pred, desc, since, timeoutMs) {
   }, `${user.name} ${dir === 'in' ? 'receives' : 'sends'} ${desc}`, timeoutMs);
 }
 const isReq = (method, extra) => (m) => m.isRequest && m.method === method && (!extra || extra(m));
+// With --password, the 401/407 challenges on the wire are the stacks' business (they answer
+// them with credentials): the steps look at the final answer after them.
+let CHALLENGED = false;
+const isChallenge = (m) => CHALLENGED && (m.status === 401 || m.status === 407);
 const isResp = (cseqMethod, statusPred, extra) => (m) => m.isResponse && m.cseqMethod === cseqMethod &&
+  !isChallenge(m) &&
   (typeof statusPred === 'function' ? statusPred(m.status) : m.status === statusPred) && (!extra || extra(m));
 
 // ---------------------------------------------------------------- generic recorder

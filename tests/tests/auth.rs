@@ -168,6 +168,14 @@ fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
     common::headers(msg, name)
 }
 
+/// The MD5 challenge among a reply's `name` headers.
+fn md5_challenge<'a>(msg: &'a str, name: &str) -> &'a str {
+    header(msg, name)
+        .into_iter()
+        .find(|c| c.contains("algorithm=MD5"))
+        .unwrap_or_else(|| panic!("no MD5 challenge in {msg}"))
+}
+
 /// alice's registered contacts, through MI.
 async fn contacts_of(srv: &Server, user: &str) -> Vec<String> {
     let aor = format!("{user}@example.com");
@@ -190,17 +198,19 @@ async fn register_needs_the_right_password_and_a_fresh_nc() {
     let mut ws = connect_sip(&srv.ws_url()).await;
     let contact = "<sip:a1@alice.invalid;transport=ws>";
 
-    // No credentials: 401 with one challenge per algorithm, MD5 first; nothing bound.
+    // No credentials: 401 with one challenge per algorithm, most preferred first (RFC 7616
+    // §3.7), MD5 last (JsSIP and SIP.js keep the last one); nothing bound.
     let r = ask(&mut ws, register_as("alice", "alice", "c1", 1, contact, "")).await;
     assert_eq!(status(&r), 401, "{r}");
-    let ch = header(&r, "WWW-Authenticate");
-    assert_eq!(ch.len(), 3, "{r}");
+    let all = header(&r, "WWW-Authenticate");
+    assert_eq!(all.len(), 3, "{r}");
     assert!(
-        ch[0].contains("algorithm=MD5") && ch[0].contains("qop=\"auth\""),
+        all[0].contains("algorithm=SHA-512-256") && all[1].contains("algorithm=SHA-256"),
         "{r}"
     );
+    let ch = [all[2]];
     assert!(
-        ch[1].contains("algorithm=SHA-256") && ch[2].contains("algorithm=SHA-512-256"),
+        ch[0].contains("algorithm=MD5") && ch[0].contains("qop=\"auth\""),
         "{r}"
     );
     assert_eq!(param(ch[0], "realm").as_deref(), Some("example.com"));
@@ -228,7 +238,7 @@ async fn register_needs_the_right_password_and_a_fresh_nc() {
     assert!(contacts_of(&srv, "alice").await.is_empty());
 
     // The right one: 200 and the binding.
-    let ch = header(&r, "WWW-Authenticate")[0].to_string();
+    let ch = md5_challenge(&r, "WWW-Authenticate").to_string();
     let good = credentials(&ch, "alice", PW, "REGISTER", "sip:example.com", 1);
     let auth = format!("Authorization: {good}\r\n");
     let r = ask(
@@ -247,7 +257,7 @@ async fn register_needs_the_right_password_and_a_fresh_nc() {
     .await;
     assert_eq!(status(&r), 401, "{r}");
     assert!(
-        header(&r, "WWW-Authenticate")[0].contains("stale=true"),
+        md5_challenge(&r, "WWW-Authenticate").contains("stale=true"),
         "{r}"
     );
     // The next nc on the same nonce is fine.
@@ -290,7 +300,7 @@ async fn an_expired_nonce_is_stale_and_the_client_recovers() {
     let mut ws = connect_sip(&srv.ws_url()).await;
     let contact = "<sip:a1@alice.invalid;transport=ws>";
     let r = ask(&mut ws, register_as("alice", "alice", "s1", 1, contact, "")).await;
-    let ch = header(&r, "WWW-Authenticate")[0].to_string();
+    let ch = md5_challenge(&r, "WWW-Authenticate").to_string();
     // The nonce lives 1 s: wait until it is over (a clock condition, not a guess).
     let issued = Instant::now();
     while issued.elapsed() < Duration::from_millis(2100) {
@@ -310,7 +320,7 @@ async fn an_expired_nonce_is_stale_and_the_client_recovers() {
     )
     .await;
     assert_eq!(status(&r), 401, "{r}");
-    let fresh = header(&r, "WWW-Authenticate")[0].to_string();
+    let fresh = md5_challenge(&r, "WWW-Authenticate").to_string();
     assert!(fresh.contains("stale=true"), "{r}");
     let now = credentials(&fresh, "alice", PW, "REGISTER", "sip:example.com", 1);
     let r = ask(
@@ -339,7 +349,7 @@ async fn nobody_registers_or_speaks_as_someone_else() {
         register_as("alice", "alice", "r1", 1, a_contact, ""),
     )
     .await;
-    let ch = header(&r, "WWW-Authenticate")[0].to_string();
+    let ch = md5_challenge(&r, "WWW-Authenticate").to_string();
     let c = credentials(&ch, "alice", PW, "REGISTER", "sip:example.com", 1);
     let r = ask(
         &mut alice,
@@ -362,7 +372,7 @@ async fn nobody_registers_or_speaks_as_someone_else() {
     )
     .await;
     assert_eq!(status(&r), 401, "{r}");
-    let ch = header(&r, "WWW-Authenticate")[0].to_string();
+    let ch = md5_challenge(&r, "WWW-Authenticate").to_string();
     let c = credentials(&ch, "bob", PW, "REGISTER", "sip:example.com", 1);
     let wipe = register_as(
         "alice",
@@ -392,7 +402,7 @@ async fn nobody_registers_or_speaks_as_someone_else() {
     };
     let r = ask(&mut bob, msg(1, "")).await;
     assert_eq!(status(&r), 407, "{r}");
-    let ch = header(&r, "Proxy-Authenticate")[0].to_string();
+    let ch = md5_challenge(&r, "Proxy-Authenticate").to_string();
     let c = credentials(&ch, "bob", PW, "MESSAGE", "sip:alice@example.com", 1);
     let r = ask(&mut bob, msg(2, &format!("Proxy-Authorization: {c}\r\n"))).await;
     assert_eq!(status(&r), 403, "{r}");

@@ -130,7 +130,7 @@ pub(super) fn check_modparams<'c>(
             }
             builtin_seen.push((module, param));
             let applied = if v.kind == ParamKind::STR {
-                settings.set_str(module, param, v.text)
+                settings.set_str(module, param, v.text, &config_dir(cfg))
             } else {
                 settings.set(module, param, v.int)
             };
@@ -171,4 +171,12 @@ fn tls_path<'a>(cfg: &Config, param: &str, value: &'a str) -> std::borrow::Cow<'
         }
         _ => value.into(),
     }
+}
+
+/// The configuration file's directory, absolute (relative paths in it resolve against it).
+pub(super) fn config_dir(cfg: &Config) -> std::path::PathBuf {
+    let dir = std::path::Path::new(cfg.file())
+        .parent()
+        .unwrap_or(std::path::Path::new(""));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }

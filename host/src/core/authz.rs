@@ -117,9 +117,10 @@ fn header_name(proxy: bool) -> &'static str {
 }
 
 /// `www_challenge()` / `proxy_challenge()`: answer 401 / 407 with one challenge per
-/// algorithm (MD5 first: JsSIP and SIP.js read only the first), `qop="auth"` unless the
-/// second argument is empty, `stale=true` after a stale nonce. 0 (the script ends) when sent,
-/// -1 when not.
+/// algorithm, most preferred first (RFC 7616 §3.7: SHA-512-256, SHA-256, MD5; JsSIP and
+/// SIP.js keep only the last `WWW-Authenticate` header, so MD5 last is also what they need),
+/// `qop="auth"` unless the second argument is empty, `stale=true` after a stale nonce. 0
+/// (the script ends) when sent, -1 when not.
 pub(crate) fn challenge(
     core: &Core,
     info: &ReceiveInfo,
@@ -139,7 +140,7 @@ pub(crate) fn challenge(
         .1
         .is_none_or(|q| q.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")));
     let algorithms: Vec<Algorithm> = match args.2.filter(|a| !a.trim().is_empty()) {
-        None => vec![Algorithm::Md5, Algorithm::Sha256, Algorithm::Sha512_256],
+        None => Algorithm::ALL.to_vec(),
         Some(list) => list
             .split(',')
             .filter_map(|a| Algorithm::from_name(a.trim()))
