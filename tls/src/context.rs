@@ -209,6 +209,10 @@ fn common(b: &mut SslContextBuilder, d: &DomainConfig, l: &Loader<'_>) -> Result
             | SslMode::ENABLE_PARTIAL_WRITE
             | SslMode::ACCEPT_MOVING_WRITE_BUFFER,
     );
+    // One `recv` per burst instead of two per record (header, then body). Records read ahead
+    // wait inside the session: its reader must read until `WantRead` (the ws driver reads
+    // until the socket would block, or comes back on its next turn when its budget is spent).
+    b.set_read_ahead(true);
     b.set_min_proto_version(Some(d.method.min.to_openssl()))
         .and_then(|_| b.set_max_proto_version(Some(d.method.max.to_openssl())))
         .map_err(|e| l.setting("tls_method", &method, e))?;
