@@ -304,9 +304,10 @@ pub(crate) struct AcceptState {
     pub(crate) refused: OnceLock<String>,
 }
 
-/// The ex-data slot of [`AcceptState`] (one per process).
-pub(crate) fn accept_index() -> Index<Ssl, Arc<AcceptState>> {
-    static INDEX: OnceLock<Index<Ssl, Arc<AcceptState>>> = OnceLock::new();
+/// The ex-data slot of [`AcceptState`] (one per process); emptied once the handshake is done,
+/// so an established connection does not keep it.
+pub(crate) fn accept_index() -> Index<Ssl, Option<Arc<AcceptState>>> {
+    static INDEX: OnceLock<Index<Ssl, Option<Arc<AcceptState>>>> = OnceLock::new();
     *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex-data index"))
 }
 
@@ -317,7 +318,7 @@ pub(crate) fn accept_index() -> Index<Ssl, Arc<AcceptState>> {
 /// `unrecognized_name` alert. A domain whose `tls_method` excludes the version already
 /// negotiated: fatal `protocol_version` alert.
 fn sni_callback(ssl: &mut SslRef, alert: &mut SslAlert) -> Result<(), SniError> {
-    let Some(state) = ssl.ex_data(accept_index()).cloned() else {
+    let Some(state) = ssl.ex_data(accept_index()).cloned().flatten() else {
         return Ok(());
     };
     let name = ssl.servername(NameType::HOST_NAME).map(str::to_owned);

@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use openssl::error::ErrorStack;
 use openssl::ssl::{self, ErrorCode, NameType, Ssl, SslStream};
+use foreign_types::ForeignTypeRef;
 use openssl::x509::X509VerifyResult;
 use thiserror::Error;
 
@@ -108,8 +109,12 @@ pub enum SessionError {
 pub struct TlsSession<S> {
     stream: SslStream<S>,
     set: Arc<TlsContexts>,
+    /// Server side, until the handshake is done: what the SNI callback works with.
     accept: Option<Arc<AcceptState>>,
-    client_domain: usize,
+    /// A server session (else a client one).
+    server: bool,
+    /// The domain in use: the client domain, or the server domain once the handshake is done.
+    domain: usize,
 }
 
 impl<S: Read + Write> TlsSession<S> {
@@ -136,13 +141,14 @@ impl<S: Read + Write> TlsSession<S> {
             domain: AtomicUsize::new(i),
             refused: OnceLock::new(),
         });
-        ssl.set_ex_data(accept_index(), state.clone());
+        ssl.set_ex_data(accept_index(), Some(state.clone()));
         let stream = SslStream::new(ssl, stream).map_err(SessionError::Setup)?;
         Ok(TlsSession {
             stream,
             set: set.clone(),
             accept: Some(state),
-            client_domain: 0,
+            server: true,
+            domain: i,
         })
     }
 
@@ -179,16 +185,33 @@ impl<S: Read + Write> TlsSession<S> {
             stream,
             set: set.clone(),
             accept: None,
-            client_domain: i,
+            server: false,
+            domain: i,
         })
     }
 
     /// One handshake step (RFC 8446 §4, RFC 5246 §7.3). Never blocks.
     pub fn handshake(&mut self) -> Result<Progress, SessionError> {
         match self.stream.do_handshake() {
-            Ok(()) => Ok(Progress::Done),
+            Ok(()) => {
+                self.drop_accept_state();
+                Ok(Progress::Done)
+            }
             Err(e) => want(&e).ok_or_else(|| SessionError::Handshake(self.describe(&e))),
         }
+    }
+
+    /// After the handshake the SNI callback is done with: keep the domain it chose and free
+    /// its state (an idle connection holds only what it needs).
+    fn drop_accept_state(&mut self) {
+        let Some(state) = self.accept.take() else {
+            return;
+        };
+        self.domain = state.domain.load(Ordering::Relaxed);
+        let ptr = self.stream.ssl().as_ptr();
+        // SAFETY: `self.stream` owns the `SSL` and `&mut self` is the only way to it, so no
+        // other reference to it exists while this one is used.
+        unsafe { openssl::ssl::SslRef::from_ptr_mut(ptr) }.set_ex_data(accept_index(), None);
     }
 
     /// Reads plaintext into `buf` (which must not be empty).
@@ -221,13 +244,14 @@ impl<S: Read + Write> TlsSession<S> {
     /// The negotiated parameters (meaningful once the handshake is done).
     pub fn info(&self) -> SessionInfo {
         let ssl = self.stream.ssl();
-        let domain = match &self.accept {
-            Some(state) => {
+        let domain = match (&self.accept, self.server) {
+            (Some(state), _) => {
                 &self.set.server[state.domain.load(Ordering::Relaxed)]
                     .config
                     .name
             }
-            None => &self.set.client[self.client_domain].config.name,
+            (None, true) => &self.set.server[self.domain].config.name,
+            (None, false) => &self.set.client[self.domain].config.name,
         };
         let peer = match ssl.peer_certificate() {
             None => PeerCert::None,
