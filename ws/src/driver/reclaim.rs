@@ -4,8 +4,10 @@
 //! connection), but glibc's malloc keeps freed small chunks in its arenas: after a large
 //! write backlog (many frames of a slow reader) the process would stay at its peak size. Each
 //! worker adds up the large backlogs it freed (see `Conn::take_backlog`) and, once they reach
-//! [`TRIM_AT`], asks malloc to return free pages (`malloc_trim`) at the end of the batch. The
-//! cost is bounded by the work that caused it: a trim needs a megabyte of backlog freed first.
+//! [`TRIM_AT`], asks malloc to return free pages (`malloc_trim`) at the end of the batch. TLS
+//! handshakes count too (each frees OpenSSL's handshake state and buffers, scattered among the
+//! established connections' memory). The cost is bounded by the work that caused it: a trim
+//! needs a megabyte of backlog, or 64 handshakes, first.
 
 use std::cell::Cell;
 

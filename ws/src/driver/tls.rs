@@ -19,6 +19,10 @@ use super::stream::{Stream, TlsHandle};
 use super::timer::Kind;
 use super::worker::State;
 
+/// About what a completed TLS handshake frees (OpenSSL's handshake buffers and state): a
+/// trim follows every 64 handshakes (`reclaim::TRIM_AT`).
+const HANDSHAKE_FREED: usize = 16 * 1024;
+
 /// The host name to send as SNI (RFC 6066 §3) and to check the server certificate against
 /// (RFC 6125), from a `Host` value (`name`, `name:port`, `[v6]:port`, `ip:port`); `None` for
 /// an IP address literal, which SNI may not carry: the certificate must then name the IP.
@@ -118,6 +122,10 @@ impl State {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
+        // OpenSSL freed the handshake's buffers and state (certificate chain, key exchange,
+        // transcript, record buffers): count them towards giving memory back, so that a burst
+        // of handshakes does not leave the heap at its peak (see `reclaim`).
+        super::reclaim::released(HANDSHAKE_FREED);
         let summary = c.sock.tls_summary();
         let (id, peer, outbound) = (c.meta.id, c.peer_str(), c.meta.outbound);
         if let Some(s) = summary {
