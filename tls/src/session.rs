@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use foreign_types::ForeignTypeRef;
 use openssl::error::ErrorStack;
 use openssl::ssl::{self, ErrorCode, NameType, Ssl, SslStream};
-use foreign_types::ForeignTypeRef;
 use openssl::x509::X509VerifyResult;
 use thiserror::Error;
 
