@@ -462,3 +462,83 @@ fn jssip_and_sipjs_register_and_call_with_passwords() {
         .expect("node");
     assert!(!out.status.success(), "registered without a password");
 }
+
+/// Connect to `server` from `local_ip` (e.g. "127.0.0.2"), subprotocol `sip`.
+async fn connect_from(server: std::net::SocketAddr, local_ip: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(std::net::SocketAddr::new(local_ip.parse().unwrap(), 0))
+        .unwrap();
+    let tcp = tokio::time::timeout(Duration::from_secs(5), sock.connect(server))
+        .await
+        .expect("TCP connect within 5s")
+        .expect("TCP connect");
+    let mut req = format!("ws://{server}/").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+    let tcp = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+    let (ws, _) = tokio_tungstenite::client_async(req, tcp)
+        .await
+        .expect("handshake");
+    ws
+}
+
+/// Password guessing: after 5 failures for bob from one address, even the right password is
+/// refused from there (logged once), while bob from another address and alice from the same
+/// one still register.
+#[tokio::test]
+async fn guessing_a_password_is_cut_short_for_that_user_and_address_only() {
+    let (srv, _mi) = start(30);
+    let mut ws = connect_sip(&srv.ws_url()).await;
+    // Answer a fresh challenge for `user` with `pw` on `ws`: the final status.
+    async fn attempt(ws: &mut Ws, user: &str, pw: &str, cid: &str) -> u16 {
+        let contact = format!("<sip:x@{user}.invalid;transport=ws>");
+        let r = ask(ws, register_as(user, user, cid, 1, &contact, "")).await;
+        let ch = md5_challenge(&r, "WWW-Authenticate").to_string();
+        let c = credentials(&ch, user, pw, "REGISTER", "sip:example.com", 1);
+        let r = ask(
+            ws,
+            register_as(
+                user,
+                user,
+                cid,
+                2,
+                &contact,
+                &format!("Authorization: {c}\r\n"),
+            ),
+        )
+        .await;
+        status(&r)
+    }
+    for i in 0..5 {
+        assert_eq!(
+            attempt(&mut ws, "bob", "guess", &format!("g{i}")).await,
+            401
+        );
+    }
+    assert_eq!(
+        attempt(&mut ws, "bob", PW, "g5").await,
+        401,
+        "blocked for now"
+    );
+    srv.wait_log(
+        "authentication blocked: user=bob realm=example.com ip=127.0.0.1",
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        srv.log().matches("authentication blocked").count(),
+        1,
+        "logged once"
+    );
+    assert_eq!(
+        attempt(&mut ws, "alice", PW, "a1").await,
+        200,
+        "another user"
+    );
+    let mut elsewhere = connect_from(srv.addr, "127.0.0.2").await;
+    assert_eq!(
+        attempt(&mut elsewhere, "bob", PW, "b1").await,
+        200,
+        "bob from another address"
+    );
+}

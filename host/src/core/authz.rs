@@ -47,6 +47,7 @@ struct Auth {
     config: OnceLock<AuthConfig>,
     store: OnceLock<Arc<dyn CredentialStore>>,
     cache: Mutex<HashMap<(String, String), (Lookup, Instant)>>,
+    guard: Mutex<crate::auth::guard::Guard>,
 }
 
 static AUTH: LazyLock<Auth> = LazyLock::new(|| {
@@ -60,6 +61,7 @@ static AUTH: LazyLock<Auth> = LazyLock::new(|| {
         config: OnceLock::new(),
         store: OnceLock::new(),
         cache: Mutex::new(HashMap::new()),
+        guard: Mutex::new(Default::default()),
     }
 });
 
@@ -236,6 +238,20 @@ pub(crate) fn authorize(
     }) else {
         return AuthResult::NoCredentials as i64;
     };
+    let ip = info.src.to_std().map(|a| a.ip());
+    let guarded =
+        |f: &mut dyn FnMut(&mut crate::auth::guard::Guard, std::net::IpAddr) -> bool| match (
+            ip,
+            AUTH.guard.lock(),
+        ) {
+            (Some(ip), Ok(mut g)) => f(&mut g, ip),
+            _ => false,
+        };
+    if guarded(&mut |g, ip| !g.allowed(&user, ip, Instant::now())) {
+        // Too many failures for this user from this address: refused without a check (or a
+        // database lookup) until the window ends (`auth::guard`).
+        return AuthResult::InvalidPassword as i64;
+    }
     let bind = binding(info);
     let key = (user.clone(), realm.clone());
     let lookup = match known(&key) {
@@ -263,7 +279,13 @@ pub(crate) fn authorize(
         }
     };
     match r {
-        AuthResult::Authorized => st.authorized = who.map(|w| (w, hname)),
+        AuthResult::Authorized => {
+            guarded(&mut |g, ip| {
+                g.succeeded(&user, ip);
+                false
+            });
+            st.authorized = who.map(|w| (w, hname));
+        }
         AuthResult::StaleNonce => st.stale = true,
         AuthResult::InvalidPassword | AuthResult::UserUnknown => {
             // One line per failure, in a fixed form fail2ban can match (README).
@@ -271,6 +293,11 @@ pub(crate) fn authorize(
                 .src
                 .to_std()
                 .map_or((String::new(), 0), |a| (a.ip().to_string(), a.port()));
+            let why = if r == AuthResult::UserUnknown {
+                "unknown user"
+            } else {
+                "wrong password"
+            };
             crate::log!(
                 Warning,
                 "auth",
@@ -279,12 +306,20 @@ pub(crate) fn authorize(
                 realm,
                 ip,
                 port,
-                if r == AuthResult::UserUnknown {
-                    "unknown user"
-                } else {
-                    "wrong password"
-                }
+                why
             );
+            if guarded(&mut |g, a| g.failed(&user, a, Instant::now())) {
+                crate::log!(
+                    Warning,
+                    "auth",
+                    "authentication blocked: user={} realm={} ip={} for {} s after {} failures",
+                    user,
+                    realm,
+                    ip,
+                    crate::auth::guard::WINDOW.as_secs(),
+                    crate::auth::guard::MAX_FAILURES
+                );
+            }
         }
         _ => {}
     }
