@@ -77,7 +77,7 @@ mod tests {
         g.succeeded("alice", b);
         g.failed("bob", b, t0);
         g.succeeded("bob", b);
-        assert!(g.pairs.get(&("bob".to_string(), b)).is_none());
+        assert!(!g.pairs.contains_key(&("bob".to_string(), b)));
     }
 
     #[test]
