@@ -8,7 +8,7 @@
 //! checked against RFC vectors and Python's hashlib in its unit tests).
 mod common;
 use common::sipws::*;
-use common::ws::{connect_sip, next_text, send_text, Ws};
+use common::ws::{connect_from, connect_sip, next_text, send_text, Ws};
 use common::*;
 use md5::{Digest, Md5};
 use std::path::Path;
@@ -158,6 +158,19 @@ fn register_as(
     )
 }
 
+/// A REGISTER of `user` carrying `credentials` (an `Authorization` value): the reply.
+async fn register_with(
+    ws: &mut Ws,
+    user: &str,
+    call_id: &str,
+    cseq: u32,
+    contact: &str,
+    credentials: &str,
+) -> String {
+    let auth = format!("Authorization: {credentials}\r\n");
+    ask(ws, register_as(user, user, call_id, cseq, contact, &auth)).await
+}
+
 /// Send `msg`, return the reply.
 async fn ask(ws: &mut Ws, msg: String) -> String {
     send_text(ws, msg).await;
@@ -218,18 +231,7 @@ async fn register_needs_the_right_password_and_a_fresh_nc() {
 
     // A wrong password: 401 again, one log line naming the user and the peer, nothing bound.
     let bad = credentials(ch[0], "alice", "guess", "REGISTER", "sip:example.com", 1);
-    let r = ask(
-        &mut ws,
-        register_as(
-            "alice",
-            "alice",
-            "c1",
-            2,
-            contact,
-            &format!("Authorization: {bad}\r\n"),
-        ),
-    )
-    .await;
+    let r = register_with(&mut ws, "alice", "c1", 2, contact, &bad).await;
     assert_eq!(status(&r), 401, "{r}");
     srv.wait_log(
         "authentication failed: user=alice realm=example.com ip=127.0.0.1",
@@ -262,34 +264,12 @@ async fn register_needs_the_right_password_and_a_fresh_nc() {
     );
     // The next nc on the same nonce is fine.
     let next = credentials(&ch, "alice", PW, "REGISTER", "sip:example.com", 2);
-    let r = ask(
-        &mut ws,
-        register_as(
-            "alice",
-            "alice",
-            "c1",
-            5,
-            contact,
-            &format!("Authorization: {next}\r\n"),
-        ),
-    )
-    .await;
+    let r = register_with(&mut ws, "alice", "c1", 5, contact, &next).await;
     assert_eq!(status(&r), 200, "{r}");
 
     // A user that does not exist: 401 and a log line.
     let nobody = credentials(&ch, "mallory", PW, "REGISTER", "sip:example.com", 3);
-    let r = ask(
-        &mut ws,
-        register_as(
-            "mallory",
-            "mallory",
-            "c9",
-            1,
-            contact,
-            &format!("Authorization: {nobody}\r\n"),
-        ),
-    )
-    .await;
+    let r = register_with(&mut ws, "mallory", "c9", 1, contact, &nobody).await;
     assert_eq!(status(&r), 401, "{r}");
     srv.wait_log("user=mallory realm=example.com", Duration::from_secs(5));
 }
@@ -307,34 +287,12 @@ async fn an_expired_nonce_is_stale_and_the_client_recovers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let late = credentials(&ch, "alice", PW, "REGISTER", "sip:example.com", 1);
-    let r = ask(
-        &mut ws,
-        register_as(
-            "alice",
-            "alice",
-            "s1",
-            2,
-            contact,
-            &format!("Authorization: {late}\r\n"),
-        ),
-    )
-    .await;
+    let r = register_with(&mut ws, "alice", "s1", 2, contact, &late).await;
     assert_eq!(status(&r), 401, "{r}");
     let fresh = md5_challenge(&r, "WWW-Authenticate").to_string();
     assert!(fresh.contains("stale=true"), "{r}");
     let now = credentials(&fresh, "alice", PW, "REGISTER", "sip:example.com", 1);
-    let r = ask(
-        &mut ws,
-        register_as(
-            "alice",
-            "alice",
-            "s1",
-            3,
-            contact,
-            &format!("Authorization: {now}\r\n"),
-        ),
-    )
-    .await;
+    let r = register_with(&mut ws, "alice", "s1", 3, contact, &now).await;
     assert_eq!(status(&r), 200, "{r}");
 }
 
@@ -351,18 +309,7 @@ async fn nobody_registers_or_speaks_as_someone_else() {
     .await;
     let ch = md5_challenge(&r, "WWW-Authenticate").to_string();
     let c = credentials(&ch, "alice", PW, "REGISTER", "sip:example.com", 1);
-    let r = ask(
-        &mut alice,
-        register_as(
-            "alice",
-            "alice",
-            "r1",
-            2,
-            a_contact,
-            &format!("Authorization: {c}\r\n"),
-        ),
-    )
-    .await;
+    let r = register_with(&mut alice, "alice", "r1", 2, a_contact, &c).await;
     assert_eq!(status(&r), 200, "{r}");
 
     // bob, with his own good password, tries to remove alice's bindings: 403.
@@ -461,26 +408,6 @@ fn jssip_and_sipjs_register_and_call_with_passwords() {
         .output()
         .expect("node");
     assert!(!out.status.success(), "registered without a password");
-}
-
-/// Connect to `server` from `local_ip` (e.g. "127.0.0.2"), subprotocol `sip`.
-async fn connect_from(server: std::net::SocketAddr, local_ip: &str) -> Ws {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(std::net::SocketAddr::new(local_ip.parse().unwrap(), 0))
-        .unwrap();
-    let tcp = tokio::time::timeout(Duration::from_secs(5), sock.connect(server))
-        .await
-        .expect("TCP connect within 5s")
-        .expect("TCP connect");
-    let mut req = format!("ws://{server}/").into_client_request().unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
-    let tcp = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
-    let (ws, _) = tokio_tungstenite::client_async(req, tcp)
-        .await
-        .expect("handshake");
-    ws
 }
 
 /// Password guessing: after 5 failures for bob from one address, even the right password is

@@ -8,13 +8,12 @@ use common::sipws::mi;
 use common::ws::status;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+use common::ws::{connect_from, Ws};
 
 fn config(mi: u16, extra: &str) -> String {
     format!(
@@ -40,29 +39,6 @@ route {{
 }}
 "#
     )
-}
-
-/// Connect to `server` from `local_ip` (e.g. "127.0.0.2"), subprotocol `sip`.
-async fn connect_from(server: SocketAddr, local_ip: &str) -> Ws {
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::new(local_ip.parse().unwrap(), 0))
-        .unwrap();
-    let tcp = tokio::time::timeout(Duration::from_secs(5), sock.connect(server))
-        .await
-        .expect("TCP connect within 5s")
-        .expect("TCP connect");
-    let mut req = format!("ws://{server}/").into_client_request().unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
-    let (ws, resp) = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::client_async(req, tcp),
-    )
-    .await
-    .expect("handshake within 5s")
-    .expect("handshake");
-    assert_eq!(resp.status(), 101);
-    ws
 }
 
 /// The next SIP message within 5 s (pings skipped).

@@ -53,3 +53,28 @@ pub async fn send_text(ws: &mut Ws, text: String) {
         .await
         .unwrap();
 }
+
+/// Connects to `server` from the local address `local_ip` (e.g. `127.0.0.2`, another source
+/// than the other clients of a test), asking for the `sip` subprotocol; within 5 s.
+pub async fn connect_from(server: std::net::SocketAddr, local_ip: &str) -> Ws {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(std::net::SocketAddr::new(local_ip.parse().unwrap(), 0))
+        .unwrap();
+    let tcp = tokio::time::timeout(Duration::from_secs(5), sock.connect(server))
+        .await
+        .expect("TCP connect within 5s")
+        .expect("TCP connect");
+    let mut req = format!("ws://{server}/").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+    let tcp = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+    let (ws, resp) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::client_async(req, tcp),
+    )
+    .await
+    .expect("handshake within 5s")
+    .expect("handshake");
+    assert_eq!(resp.status(), 101);
+    ws
+}
