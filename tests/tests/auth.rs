@@ -367,7 +367,8 @@ async fn nobody_registers_or_speaks_as_someone_else() {
 #[test]
 fn jssip_and_sipjs_register_and_call_with_passwords() {
     let (srv, _mi) = start(30);
-    let js = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js");
+    ensure_node_modules();
+    let js = js_dir();
     let out = Command::new("node")
         .arg(js.join("scenario.js"))
         .args(["--stack", "mixed", "--url", &srv.ws_url(), "--password", PW])

@@ -11,38 +11,13 @@
 //! `tests/js/package-lock.json` on first use.
 mod common;
 
-use common::{default_config, free_port, temp_dir, Server};
+use common::{
+    default_config, ensure_node_modules, free_port, js_dir, make_cert_in, repo, temp_dir, Server,
+};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-fn js_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
-}
-
-/// `npm ci` once per test process when the packages are missing.
-fn ensure_node_modules() {
-    static DONE: Mutex<bool> = Mutex::new(false);
-    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
-    if *done {
-        return;
-    }
-    let dir = js_dir();
-    let have = ["jssip", "sip.js", "ws", "playwright-core"]
-        .iter()
-        .all(|p| dir.join("node_modules").join(p).is_dir());
-    if !have {
-        let st = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm not found: install Node.js and npm (.ci/run does)");
-        assert!(st.success(), "npm ci in {} failed: {st}", dir.display());
-    }
-    *done = true;
-}
 
 /// Run `js/<script>` under Node with `args` against `srv`; returns its stdout, or panics with
 /// both sides' logs if it failed (`what` names the run).
@@ -169,11 +144,6 @@ fn assert_browser_steps(stdout: &str) {
     }
 }
 
-/// The repository's root (where `conf/` is).
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Run `cmd` under `sh -c`; panics unless it succeeded; returns its stdout.
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
@@ -190,23 +160,7 @@ fn sh(cmd: &str) -> String {
 /// `conf/tls/make-cert.sh` in a fresh temporary directory (ca.pem, cert.pem, key.pem).
 fn make_certs() -> PathBuf {
     let dir = temp_dir("wss-certs");
-    let script = repo().join("conf/tls/make-cert.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(&dir)
-        .output()
-        .expect("bash");
-    assert!(
-        out.status.success(),
-        "{} failed ({}):\n{}{}",
-        script.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for f in ["ca.pem", "cert.pem", "key.pem"] {
-        assert!(dir.join(f).is_file(), "make-cert.sh made no {f}");
-    }
+    make_cert_in(&dir, &[]);
     dir
 }
 

@@ -18,10 +18,6 @@ const DELIBERATE: &[(&str, &str)] = &[(
     "the default config also serves SIP stacks that send no Origin (baresip, pjsip)",
 )];
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// `sipcore -c -f path` (modules from the build): (success, stderr).
 fn check(path: &Path) -> (bool, String) {
     let out = Command::new(sipcore_bin())
@@ -162,13 +158,7 @@ fn needs_certs(text: &str) -> bool {
 fn staged(name: &std::ffi::OsStr, text: &str) -> PathBuf {
     let dir = temp_dir("bundled");
     if needs_certs(text) {
-        let st = Command::new("bash")
-            .arg(repo().join("conf/tls/make-cert.sh"))
-            .arg(dir.join("tls"))
-            .stdout(Stdio::null())
-            .status()
-            .expect("run conf/tls/make-cert.sh");
-        assert!(st.success(), "make-cert.sh failed");
+        make_cert_in(&dir.join("tls"), &[]);
     }
     let copy = dir.join(name);
     std::fs::write(&copy, text).unwrap();

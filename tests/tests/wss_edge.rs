@@ -27,22 +27,7 @@ use std::time::{Duration, Instant};
 /// A test CA and a server certificate for `names` (first = CN) in a fresh directory.
 fn make_certs(names: &[&str]) -> PathBuf {
     let dir = temp_dir("wss-pki");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conf/tls/make-cert.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(&dir)
-        .args(names)
-        .output()
-        .expect("bash conf/tls/make-cert.sh");
-    assert!(
-        out.status.success(),
-        "make-cert.sh: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for f in ["ca.pem", "cert.pem", "key.pem"] {
-        assert!(dir.join(f).is_file(), "make-cert.sh made no {f}");
-    }
+    make_cert_in(&dir, names);
     dir
 }
 

@@ -22,7 +22,10 @@ mod common;
 #[path = "common/hep.rs"]
 mod hep;
 
-use common::{free_port, header, options_request, run_to_exit, temp_dir, Server};
+use common::{
+    ensure_node_modules, free_port, header, js_dir, make_cert_in, options_request, repo,
+    run_to_exit, temp_dir, Server,
+};
 use hep::{find_sip, mi_run, summary, wait_port, Collector, Hep3, IP_PROTO_WS, PT_NET, PT_SIP};
 use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVersion};
 use serde_json::{json, Value};
@@ -36,14 +39,6 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, Message, W
 
 /// Deadline of one expected event (a reply, a log line, a capture).
 const T: Duration = Duration::from_secs(10);
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn js_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
-}
 
 // ------------------------------------------------------------------------------------------
 // Certificates.
@@ -59,18 +54,7 @@ struct Pki {
 /// default localhost, 127.0.0.1, ::1) in a fresh temp dir.
 fn make_cert(tag: &str, names: &[&str]) -> Pki {
     let dir = temp_dir(tag);
-    let out = Command::new("bash")
-        .arg(repo().join("conf/tls/make-cert.sh"))
-        .arg(&dir)
-        .args(names)
-        .output()
-        .expect("run conf/tls/make-cert.sh");
-    assert!(
-        out.status.success(),
-        "make-cert.sh failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    make_cert_in(&dir, names);
     Pki {
         ca: dir.join("ca.pem"),
         cert: dir.join("cert.pem"),
@@ -422,28 +406,6 @@ impl<S: Read + Write + Tcp> SipClient<S> {
 
 // ------------------------------------------------------------------------------------------
 // Node: JsSIP / SIP.js scenarios and the TLS WebSocket server.
-
-/// `npm ci` once per test process when the packages are missing.
-fn ensure_node_modules() {
-    static DONE: Mutex<bool> = Mutex::new(false);
-    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
-    if *done {
-        return;
-    }
-    let dir = js_dir();
-    let have = ["jssip", "sip.js", "ws"]
-        .iter()
-        .all(|p| dir.join("node_modules").join(p).is_dir());
-    if !have {
-        let st = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm not found: install Node.js and npm (.ci/run does)");
-        assert!(st.success(), "npm ci in {} failed: {st}", dir.display());
-    }
-    *done = true;
-}
 
 /// scenario.js `--scenario all` with alice on `alice_url` and bob on `bob_url`, trusting `ca`.
 fn scenario_all(srv: &Wss, ca: &Path, stack: &str, alice_url: &str, bob_url: &str) -> String {

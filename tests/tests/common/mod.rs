@@ -274,3 +274,57 @@ pub fn default_config() -> (String, u16) {
         + "\nmpath = \"{MPATH}\"\n";
     (cfg, mi)
 }
+
+/// The repository's root (where `conf/` is).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `tests/js`: the Node scenario drivers (JsSIP, SIP.js, the browser run, the TLS server).
+pub fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+/// `npm ci` in [`js_dir`] once per test process when the packages are missing.
+pub fn ensure_node_modules() {
+    static DONE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if *done {
+        return;
+    }
+    let dir = js_dir();
+    let have = ["jssip", "sip.js", "ws", "playwright-core"]
+        .iter()
+        .all(|p| dir.join("node_modules").join(p).is_dir());
+    if !have {
+        let st = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm not found: install Node.js and npm (.ci/run does)");
+        assert!(st.success(), "npm ci in {} failed: {st}", dir.display());
+    }
+    *done = true;
+}
+
+/// Run the bundled `conf/tls/make-cert.sh DIR NAMES...` (a test CA and a server certificate
+/// for `names`, first = CN; none: localhost, 127.0.0.1, ::1): `DIR/ca.pem`, `cert.pem`,
+/// `key.pem`. Panics with the script's output if it failed.
+pub fn make_cert_in(dir: &std::path::Path, names: &[&str]) {
+    let out = Command::new("bash")
+        .arg(repo().join("conf/tls/make-cert.sh"))
+        .arg(dir)
+        .args(names)
+        .output()
+        .expect("run conf/tls/make-cert.sh");
+    assert!(
+        out.status.success(),
+        "make-cert.sh failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        assert!(dir.join(f).is_file(), "make-cert.sh made no {f}");
+    }
+}
