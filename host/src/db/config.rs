@@ -108,6 +108,27 @@ pub struct Columns {
     pub use_domain: bool,
 }
 
+impl Columns {
+    /// The table's columns for a schema created from nothing, each once (two settings may
+    /// name the same column), in declaration order.
+    pub fn distinct(&self) -> Vec<&str> {
+        let mut cols: Vec<&str> = Vec::new();
+        for n in [
+            &self.user,
+            &self.domain,
+            &self.clear,
+            &self.md5,
+            &self.sha256,
+            &self.sha512t256,
+        ] {
+            if !cols.contains(&n.as_str()) {
+                cols.push(n);
+            }
+        }
+        cols
+    }
+}
+
 impl AuthDbConfig {
     /// The columns, every name checked.
     pub fn columns(&self) -> Result<Columns, DbError> {

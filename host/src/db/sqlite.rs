@@ -76,20 +76,8 @@ impl SqliteDb {
         if exists {
             return Ok(());
         }
-        let mut cols: Vec<&str> = Vec::new();
-        for n in [
-            &c.user,
-            &c.domain,
-            &c.clear,
-            &c.md5,
-            &c.sha256,
-            &c.sha512t256,
-        ] {
-            if !cols.contains(&n.as_str()) {
-                cols.push(n);
-            }
-        }
-        let defs: Vec<String> = cols
+        let defs: Vec<String> = c
+            .distinct()
             .iter()
             .map(|n| format!("{n} CHAR(64) DEFAULT '' NOT NULL"))
             .collect();
