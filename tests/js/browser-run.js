@@ -4,7 +4,7 @@
  * Two SIP.js user agents in a real browser (Debian's chromium, headless, driven by
  * playwright-core) register and call each other through a SIP-over-WebSocket server.
  *
- *   node browser-run.js --url ws://127.0.0.1:PORT [--domain example.com] [--chromium /usr/bin/chromium]
+ *   node browser-run.js --url ws://127.0.0.1:PORT [--domain example.com] [--password PW] [--chromium /usr/bin/chromium]
  *   node browser-run.js --url wss://localhost:PORT/ --spki BASE64 [...]
  *
  * With --spki, chromium is launched with --ignore-certificate-errors-spki-list=BASE64 (the
@@ -33,10 +33,12 @@ const opt = (name, def) => {
 };
 const URL_WS = opt('--url', null);
 const DOMAIN = opt('--domain', 'example.com');
+// Both users' password, for a server that authenticates (the pages answer 401/407).
+const PASSWORD = opt('--password', null);
 const CHROMIUM = opt('--chromium', process.env.CHROMIUM || '/usr/bin/chromium');
 const SPKI = opt('--spki', null);
 if (!URL_WS) {
-  process.stderr.write('usage: node browser-run.js --url ws[s]://HOST:PORT [--domain D] [--chromium PATH] [--spki BASE64]\n');
+  process.stderr.write('usage: node browser-run.js --url ws[s]://HOST:PORT [--domain D] [--password PW] [--chromium PATH] [--spki BASE64]\n');
   process.exit(3);
 }
 
@@ -107,7 +109,8 @@ async function main() {
       const page = await ctx.newPage();
       page.on('console', (m) => process.stderr.write(`[${user} console] ${m.text()}\n`));
       page.on('pageerror', (e) => process.stderr.write(`[${user} pageerror] ${e}\n`));
-      await page.goto(`${base}?user=${user}&domain=${encodeURIComponent(DOMAIN)}&ws=${encodeURIComponent(URL_WS)}`);
+      const pw = PASSWORD ? `&password=${encodeURIComponent(PASSWORD)}` : '';
+      await page.goto(`${base}?user=${user}&domain=${encodeURIComponent(DOMAIN)}&ws=${encodeURIComponent(URL_WS)}${pw}`);
       await waitEvent(page, "(e) => e.name === 'ready'", `${user} page loaded SIP.js`);
       pages[user] = page;
     }

@@ -7,10 +7,10 @@
 //! Raw clients compute their digests with the `md-5` crate (the server's own digest code is
 //! checked against RFC vectors and Python's hashlib in its unit tests).
 mod common;
+use common::digest::{credentials, param};
 use common::sipws::*;
 use common::ws::{connect_from, connect_sip, next_text, send_text, Ws};
 use common::*;
-use md5::{Digest, Md5};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -104,41 +104,6 @@ fn start(nonce_expire: u32) -> (Server, u16) {
         user_cmd(&srv.cfg_path, &["add", u, "--password", PW]);
     }
     (srv, mi)
-}
-
-fn md5_hex(s: &str) -> String {
-    Md5::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The value of `name=` in a challenge (quoted or not).
-fn param(challenge: &str, name: &str) -> Option<String> {
-    let at = challenge.find(&format!("{name}="))? + name.len() + 1;
-    let rest = &challenge[at..];
-    Some(match rest.strip_prefix('"') {
-        Some(q) => q[..q.find('"')?].to_string(),
-        None => rest
-            .split([',', ' ', '\r'])
-            .next()
-            .unwrap_or("")
-            .to_string(),
-    })
-}
-
-/// MD5 Digest credentials for `user` answering `challenge` (RFC 2617 §3.2.2, qop=auth).
-fn credentials(challenge: &str, user: &str, pw: &str, method: &str, uri: &str, nc: u32) -> String {
-    let realm = param(challenge, "realm").expect("realm");
-    let nonce = param(challenge, "nonce").expect("nonce");
-    let ha1 = md5_hex(&format!("{user}:{realm}:{pw}"));
-    let ha2 = md5_hex(&format!("{method}:{uri}"));
-    let nc = format!("{nc:08x}");
-    let r = md5_hex(&format!("{ha1}:{nonce}:{nc}:abcdef:auth:{ha2}"));
-    format!(
-        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
-         response=\"{r}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"abcdef\""
-    )
 }
 
 /// A REGISTER of `user`'s contact with `extra` header lines (credentials), To `to`.

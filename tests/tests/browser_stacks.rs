@@ -1,7 +1,8 @@
 //! End to end with real third-party SIP stacks: JsSIP and SIP.js (npm) run in Node with the
 //! `ws` package as their WebSocket, against sipcore on the bundled default configuration
-//! (`conf/sipcore.cfg`: registrar bound to WebSocket connections + stateless proxy with
-//! record-route). Two users REGISTER, exchange MESSAGE and OPTIONS, call each other (INVITE /
+//! (`conf/sipcore.cfg`: digest authentication of every REGISTER and client request, users in
+//! SQLite added with `sipcore user add`, registrar bound to WebSocket connections + stateless
+//! proxy with record-route); both stacks answer the 401/407 challenges with the password. Two users REGISTER, exchange MESSAGE and OPTIONS, call each other (INVITE /
 //! 180 / 200 / ACK, INFO, re-INVITE, BYE from either side), CANCEL a ringing call, and reach
 //! an unregistered user (404/480 at once). `tests/js/scenario.js` checks every step both by
 //! the stacks' events and by the SIP messages on each WebSocket; it is the same script that
@@ -11,6 +12,7 @@
 //! `tests/js/package-lock.json` on first use.
 mod common;
 
+use common::digest::{add_users, PASSWORD};
 use common::{
     default_config, ensure_node_modules, free_port, js_dir, make_cert_in, repo, temp_dir, Server,
 };
@@ -48,6 +50,7 @@ fn run(stack: &str, scenario: &str) {
 fn run_on(cfg: &str, stack: &str, scenario: &str) {
     ensure_node_modules();
     let srv = Server::start(cfg);
+    add_users(&srv, &["alice", "bob"]);
     let url = srv.ws_url();
     let stdout = run_node(
         &srv,
@@ -58,6 +61,8 @@ fn run_on(cfg: &str, stack: &str, scenario: &str) {
             stack,
             "--url",
             &url,
+            "--password",
+            PASSWORD,
             "--domain",
             "example.com",
             "--scenario",
@@ -245,6 +250,7 @@ fn real_browser_sipjs_pages_register_message_and_call() {
     ensure_node_modules();
     let chromium = chromium();
     let srv = Server::start(&default_config().0);
+    add_users(&srv, &["alice", "bob"]);
     let url = srv.ws_url();
     let stdout = run_node(
         &srv,
@@ -253,6 +259,8 @@ fn real_browser_sipjs_pages_register_message_and_call() {
         &[
             "--url",
             &url,
+            "--password",
+            PASSWORD,
             "--domain",
             "example.com",
             "--chromium",
@@ -277,6 +285,7 @@ fn real_browser_sipjs_pages_over_wss() {
     let spki = spki_sha256_base64(&certs.join("cert.pem"));
     let (cfg, wss) = wss_config(&certs);
     let srv = Server::start(&cfg);
+    add_users(&srv, &["alice", "bob"]);
     wait_listening(&srv, wss);
     let url = format!("wss://localhost:{wss}/");
     let stdout = run_node(
@@ -286,6 +295,8 @@ fn real_browser_sipjs_pages_over_wss() {
         &[
             "--url",
             &url,
+            "--password",
+            PASSWORD,
             "--spki",
             &spki,
             "--domain",

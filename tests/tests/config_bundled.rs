@@ -269,3 +269,17 @@ fn readme_documents_every_proto_ws_parameter() {
         "proto_ws parameters missing from the README's modparam list: {undocumented:?}"
     );
 }
+
+/// `conf/sipcore-wss.cfg` routes exactly as `conf/sipcore.cfg` (authentication included):
+/// its routing section is a copy, and a fix to one must reach the other.
+#[test]
+fn the_wss_config_routes_as_the_default_config() {
+    let routes = |name: &str| {
+        let text = std::fs::read_to_string(repo().join("conf").join(name)).unwrap();
+        let at = text
+            .find("\nroute {")
+            .unwrap_or_else(|| panic!("{name}: no main route"));
+        text[at..].to_string()
+    };
+    assert_eq!(routes("sipcore-wss.cfg"), routes("sipcore.cfg"));
+}

@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The bundled default config (its registrar defaults: `max_registrations` 100,000), with
-/// its MI port; the server is started and the MI port waited for.
+/// The bundled default config (its registrar defaults: `max_registrations` 100,000) without
+/// authentication (these tests are about the MI and the registrar's table, and the memory
+/// per binding must not include cached credentials), with its MI port; the server is
+/// started and the MI port waited for.
 fn start() -> (Server, u16) {
-    let (cfg, mi_port) = default_config();
+    let (cfg, mi_port) = default_config_without_auth();
     let srv = Server::start(&cfg);
     wait_port(mi_port);
     (srv, mi_port)

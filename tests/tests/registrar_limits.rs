@@ -4,9 +4,9 @@
 //! while other users register; `max_registrations` answers 503 when the table is full. The
 //! registrar's modules are loaded the OpenSIPS way (`loadmodule "registrar.so"`, built in).
 mod common;
+use common::digest::ask_authorized;
 use common::sipws::*;
 use common::*;
-use futures_util::SinkExt;
 use std::time::Duration;
 
 /// A registrar config in OpenSIPS style: the built-in modules loaded by name, with `params`
@@ -90,6 +90,7 @@ async fn fifteen_hundred_contacts_in_one_register_are_refused() {
     let _one = SERIAL.lock().await;
     let (cfg, _mi) = default_config();
     let srv = Server::start(&cfg);
+    common::digest::add_users(&srv, &["alice", "bob", "mallory"]);
     let url = srv.ws_url();
     let alice = register_one(&url, "alice").await;
     let witness = Witness::start(&url).await;
@@ -103,7 +104,8 @@ async fn fifteen_hundred_contacts_in_one_register_are_refused() {
             "the witness got {} answers",
             witness.samples()
         );
-        let r = ask(
+        // Authenticated: the limit holds for a user with the right password too.
+        let r = ask_authorized(
             &mut m,
             register("mallory", "big-1", cseq, &contacts("m", 1500), 600),
         )
@@ -118,9 +120,9 @@ async fn fifteen_hundred_contacts_in_one_register_are_refused() {
     }
     let rtts = witness.finish().await;
     // Mallory's connection is still served, with what the limit allows.
-    let r = ask(
+    let r = ask_authorized(
         &mut m,
-        register("mallory", "big-1", cseq + 1, &contacts("m", 3), 600),
+        register("mallory", "big-1", cseq + 2, &contacts("m", 3), 600),
     )
     .await;
     assert_eq!(status(&r), 200, "{r}");
@@ -139,9 +141,7 @@ async fn fifteen_hundred_contacts_in_one_register_are_refused() {
          Call-ID: m1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
     );
     let mut alice = alice;
-    bob.send(tokio_tungstenite::tungstenite::Message::text(msg))
-        .await
-        .unwrap();
+    common::digest::send_authorized(&mut bob, msg).await;
     let got = common::ws::next_text(&mut alice).await;
     assert!(got.starts_with("MESSAGE sip:alice@alice.invalid"), "{got}");
 }

@@ -4,6 +4,7 @@
 //! a side's connection is gone, an altered token gets 403, and a request that loops back to
 //! the proxy gets 482.
 mod common;
+use common::digest::{add_users, ask_authorized, send_authorized};
 use common::ws::{connect_sip as connect, next_text as recv, Ws};
 use common::ws::{send_text as send, status};
 use common::*;
@@ -21,7 +22,7 @@ impl Ua {
     async fn register(url: &str, user: &'static str) -> Ua {
         let mut ws = connect(url).await;
         let contact = format!("sip:{user}x@{user}.invalid;transport=ws");
-        send(
+        let r = ask_authorized(
             &mut ws,
             format!(
                 "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/WS {user}.invalid;branch=z9hG4bKr{user}\r\n\
@@ -30,7 +31,6 @@ impl Ua {
             ),
         )
         .await;
-        let r = recv(&mut ws).await;
         assert_eq!(status(&r), 200, "{r}");
         assert!(
             r.contains(&format!("Contact: <{contact}>;expires=600")),
@@ -112,6 +112,7 @@ fn contacts_of(dump: &serde_json::Value, aor: &str) -> usize {
 async fn a_closed_connection_takes_its_contacts_with_it() {
     let (cfg, _mi) = default_config();
     let srv = Server::start(&cfg);
+    add_users(&srv, &["alice", "bob"]);
     let url = srv.ws_url();
     let mut alice = Ua::register(&url, "alice").await;
     let bob = Ua::register(&url, "bob").await;
@@ -139,7 +140,7 @@ async fn a_closed_connection_takes_its_contacts_with_it() {
         1,
         "",
     );
-    send(&mut alice.ws, m).await;
+    send_authorized(&mut alice.ws, m).await;
     let got = recv(&mut bob.ws).await;
     assert!(
         got.starts_with("MESSAGE sip:bobx@bob.invalid;transport=ws SIP/2.0\r\n"),
@@ -167,8 +168,7 @@ async fn a_closed_connection_takes_its_contacts_with_it() {
         "",
     );
     let t0 = Instant::now();
-    send(&mut alice.ws, m).await;
-    let r = recv(&mut alice.ws).await;
+    let r = ask_authorized(&mut alice.ws, m).await;
     assert_eq!(status(&r), 404, "{r}");
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert_eq!(
@@ -181,6 +181,7 @@ async fn a_closed_connection_takes_its_contacts_with_it() {
 async fn flow_tokens_route_the_dialog_and_report_a_lost_flow() {
     let (cfg, _mi) = default_config();
     let srv = Server::start(&cfg);
+    add_users(&srv, &["alice", "bob"]);
     let url = srv.ws_url();
     let mut alice = Ua::register(&url, "alice").await;
     let mut bob = Ua::register(&url, "bob").await;
@@ -193,7 +194,8 @@ async fn flow_tokens_route_the_dialog_and_report_a_lost_flow() {
         1,
         "",
     );
-    send(&mut alice.ws, inv).await;
+    // Sent twice: the 407 challenge, then with credentials as CSeq 2.
+    send_authorized(&mut alice.ws, inv).await;
     let got = recv(&mut bob.ws).await;
     assert!(got.starts_with("INVITE sip:bobx@bob.invalid"), "{got}");
     let rr = header(&got, "Record-Route")
@@ -213,12 +215,12 @@ async fn flow_tokens_route_the_dialog_and_report_a_lost_flow() {
     // In-dialog, both directions, routed by the token alone (the R-URIs are .invalid).
     let route = format!("Route: {rr}\r\n");
     let to_bob = "<sip:bob@example.com>;tag=callee";
-    let m = alice.request("ACK", &bob.contact, to_bob, "d1", 1, &route);
+    let m = alice.request("ACK", &bob.contact, to_bob, "d1", 2, &route);
     send(&mut alice.ws, m).await;
     assert!(recv(&mut bob.ws)
         .await
         .starts_with("ACK sip:bobx@bob.invalid"));
-    let m = alice.request("INFO", &bob.contact, to_bob, "d1", 2, &route);
+    let m = alice.request("INFO", &bob.contact, to_bob, "d1", 3, &route);
     send(&mut alice.ws, m).await;
     let info = recv(&mut bob.ws).await;
     assert!(info.starts_with("INFO sip:bobx@bob.invalid"), "{info}");
@@ -241,7 +243,7 @@ async fn flow_tokens_route_the_dialog_and_report_a_lost_flow() {
         &bob.contact,
         to_bob,
         "d1",
-        3,
+        4,
         &format!("Route: {forged}\r\n"),
     );
     send(&mut alice.ws, m).await;
@@ -249,11 +251,11 @@ async fn flow_tokens_route_the_dialog_and_report_a_lost_flow() {
     assert_eq!(status(&r), 403, "{r}");
     // A marker sent after it with the genuine token is the next thing bob gets: had the forged
     // request been relayed, it would have come first (same connections, in order).
-    let m = alice.request("INFO", &bob.contact, to_bob, "d1", 4, &route);
+    let m = alice.request("INFO", &bob.contact, to_bob, "d1", 5, &route);
     send(&mut alice.ws, m).await;
     let next = recv(&mut bob.ws).await;
     assert!(
-        next.starts_with("INFO ") && header(&next, "CSeq") == Some("4 INFO"),
+        next.starts_with("INFO ") && header(&next, "CSeq") == Some("5 INFO"),
         "a forged token reached bob: {next}"
     );
     send(&mut bob.ws, answer(&next, 200, &bob.contact)).await;
@@ -275,7 +277,7 @@ async fn flow_tokens_route_the_dialog_and_report_a_lost_flow() {
         "sip:bobx@bob.invalid;transport=ws",
         to_bob,
         "d1",
-        5,
+        6,
         &route,
     );
     send(&mut alice.ws, m).await;

@@ -6,6 +6,7 @@
 //! unparsable is refused. Every "Bob got nothing" is proven by a later message that does reach
 //! Bob and arrives first, never by a sleep.
 mod common;
+use common::digest::{add_users, ask_authorized, send_authorized};
 use common::ws::{connect_sip as connect, next_text as recv, Ws};
 use common::ws::{send_text as send, status};
 use common::*;
@@ -29,7 +30,7 @@ impl Ua {
             _ => unreachable!("plain ws"),
         };
         let contact = format!("sip:{user}x@{user}.invalid;transport=ws");
-        send(
+        let r = ask_authorized(
             &mut ws,
             format!(
                 "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/WS {user}.invalid;branch=z9hG4bKr{user}\r\n\
@@ -38,7 +39,6 @@ impl Ua {
             ),
         )
         .await;
-        let r = recv(&mut ws).await;
         assert_eq!(status(&r), 200, "{r}");
         // Our own replies carry received and a filled rport (RFC 3261 §18.2.1, RFC 3581).
         let via = header(&r, "Via").unwrap();
@@ -130,7 +130,7 @@ fn answer(req: &str, code: u16) -> String {
 /// receives (so nothing sent before it reached him), and Alice gets his 200.
 async fn marker_reaches_bob(alice: &mut Ua, bob: &mut Ua, call: &str) {
     let m = alice.message("bob", call, "marker");
-    send(&mut alice.ws, m).await;
+    send_authorized(&mut alice.ws, m).await;
     let got = recv(&mut bob.ws).await;
     assert!(got.starts_with("MESSAGE sip:bobx@bob.invalid"), "{got}");
     assert_eq!(
@@ -153,6 +153,7 @@ async fn marker_reaches_bob(alice: &mut Ua, bob: &mut Ua, call: &str) {
 async fn a_route_to_bobs_address_does_not_reach_bob() {
     let (cfg, _mi) = default_config();
     let srv = Server::start(&cfg);
+    add_users(&srv, &["alice", "bob", "mallory"]);
     let url = srv.ws_url();
     let mut alice = Ua::register(&url, "alice").await;
     let mut bob = Ua::register(&url, "bob").await;
@@ -186,6 +187,7 @@ async fn a_route_to_bobs_address_does_not_reach_bob() {
 async fn a_forged_response_reaches_nobody() {
     let (cfg, _mi) = default_config();
     let srv = Server::start(&cfg);
+    add_users(&srv, &["alice", "bob", "mallory"]);
     let url = srv.ws_url();
     let mut alice = Ua::register(&url, "alice").await;
     let mut bob = Ua::register(&url, "bob").await;
@@ -214,7 +216,7 @@ async fn a_forged_response_reaches_nobody() {
     marker_reaches_bob(&mut alice, &mut bob, "after-forged-0").await;
     // One of ours, as Mallory sees it on a request Alice sends her, with the hop altered.
     let m = alice.message("mallory", "to-mallory", "hi");
-    send(&mut alice.ws, m).await;
+    send_authorized(&mut alice.ws, m).await;
     let got = recv(&mut mallory.ws).await;
     let ours = headers(&got, "Via")[0].to_string();
     let real = ours.split("branch=").nth(1).unwrap().to_string();
@@ -253,6 +255,7 @@ async fn a_forged_response_reaches_nobody() {
 async fn a_route_to_an_unused_port_makes_no_connection() {
     let (cfg, _mi) = default_config();
     let srv = Server::start(&cfg);
+    add_users(&srv, &["alice", "bob", "mallory"]);
     let url = srv.ws_url();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -331,8 +334,8 @@ async fn a_route_to_an_unused_port_makes_no_connection() {
     ];
     for (req, code) in attacks {
         let call = header(&req, "Call-ID").unwrap().to_string();
-        send(&mut alice.ws, req).await;
-        let r = recv(&mut alice.ws).await;
+        // Alice has the password: the answers below are the routing's, not a challenge.
+        let r = ask_authorized(&mut alice.ws, req).await;
         assert_eq!(
             (status(&r), header(&r, "Call-ID")),
             (code, Some(call.as_str())),
@@ -353,11 +356,12 @@ async fn a_route_to_an_unused_port_makes_no_connection() {
 async fn a_reply_for_a_closed_connection_is_dropped() {
     let (cfg, _mi) = default_config();
     let srv = Server::start(&cfg);
+    add_users(&srv, &["alice", "bob", "mallory"]);
     let url = srv.ws_url();
     let mut alice = Ua::register(&url, "alice").await;
     let mut bob = Ua::register(&url, "bob").await;
     let m = alice.message("bob", "orphan", "hi");
-    send(&mut alice.ws, m).await;
+    send_authorized(&mut alice.ws, m).await;
     let got = recv(&mut bob.ws).await;
     drop(alice);
     // Bob answers (and retransmits his answer, as a UAS does when the request is
@@ -383,15 +387,27 @@ async fn a_reply_for_a_closed_connection_is_dropped() {
 }
 
 /// Item 15: a request the relay could only send with more header fields than the parser
-/// accepts (128 fields + our Via) is answered 513 and reaches nobody.
+/// accepts (128 fields + our Via) is answered 513 and reaches nobody. A CANCEL: the default
+/// config lets it through unauthenticated (it cannot be challenged), so it reaches the relay
+/// with its 128 fields; an authenticated request loses its credentials to
+/// `consume_credentials()` on the way and stays within the limit.
 #[tokio::test]
 async fn a_request_at_the_header_limit_is_refused_not_relayed_unparsable() {
     let (cfg, _mi) = default_config();
     let srv = Server::start(&cfg);
+    add_users(&srv, &["alice", "bob", "mallory"]);
     let url = srv.ws_url();
     let mut alice = Ua::register(&url, "alice").await;
     let mut bob = Ua::register(&url, "bob").await;
-    let base = alice.message("bob", "fat", "x");
+    let base = alice.request(
+        "CANCEL",
+        "sip:bob@example.com",
+        "<sip:bob@example.com>",
+        "fat",
+        1,
+        "",
+        "",
+    );
     let fields = base
         .split("\r\n")
         .skip(1)
@@ -402,5 +418,6 @@ async fn a_request_at_the_header_limit_is_refused_not_relayed_unparsable() {
     send(&mut alice.ws, fat).await;
     let r = recv(&mut alice.ws).await;
     assert_eq!(status(&r), 513, "{r}");
+    assert_eq!(header(&r, "CSeq"), Some("1 CANCEL"), "{r}");
     marker_reaches_bob(&mut alice, &mut bob, "after-fat").await;
 }

@@ -3,6 +3,7 @@
 //! configuration (relative db_url), only HA1s are stored (checked against values computed with
 //! Python's hashlib), and the exit codes and messages are an operator's.
 mod common;
+use common::pg::Pg;
 use common::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -266,106 +267,6 @@ fn opensips_auth_db_settings() {
     let (pw, md5, ..) = row(&db, "alice").unwrap();
     assert_eq!(pw, "alice-pw", "calculate_ha1 needs the clear password");
     assert_eq!(md5, hashlib("alice", "alice-pw").0);
-}
-
-/// A PostgreSQL server of Debian's `postgresql` binaries in a temporary directory on a free
-/// port (run as user `postgres` when we are root, as initdb requires); stopped on drop.
-struct Pg {
-    dir: PathBuf,
-    bin: PathBuf,
-    port: u16,
-    root: bool,
-}
-
-impl Pg {
-    fn start() -> Pg {
-        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("bin"))
-            .filter(|b| b.join("pg_ctl").is_file())
-            .collect();
-        bins.sort();
-        let bin = bins.pop().expect(
-            "PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin: install Debian's postgresql package",
-        );
-        let dir = temp_dir("pg");
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout.starts_with(b"0\n"))
-            .unwrap();
-        if root {
-            let st = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir)
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
-        let pg = Pg {
-            dir,
-            bin,
-            port: free_port(),
-            root,
-        };
-        let data = pg.dir.join("data").display().to_string();
-        pg.run(&[
-            "initdb",
-            "-D",
-            &data,
-            "-A",
-            "trust",
-            "-U",
-            "sipcore",
-            "--no-sync",
-        ]);
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            pg.port,
-            pg.dir.display()
-        );
-        let log = pg.dir.join("pg.log").display().to_string();
-        pg.run(&[
-            "pg_ctl", "-D", &data, "-o", &opts, "-l", &log, "-w", "-t", "120", "start",
-        ]);
-        pg
-    }
-
-    fn command(&self, tool: &str) -> Command {
-        let exe = self.bin.join(tool);
-        let mut c = if self.root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(exe);
-            c
-        } else {
-            Command::new(exe)
-        };
-        c.current_dir(&self.dir);
-        c
-    }
-
-    fn run(&self, args: &[&str]) {
-        let out = self.command(args[0]).args(&args[1..]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let data = self.dir.join("data").display().to_string();
-        let _ = self
-            .command("pg_ctl")
-            .args(["-D", &data, "-m", "immediate", "stop"])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// The same commands against PostgreSQL (`postgres://` db_url, several nodes' shared table).

@@ -3,6 +3,7 @@
 //! RFC 6455 §5.6). Relayed as a text frame, a strict client (tokio-tungstenite, as browsers)
 //! fails the connection with 1007 and loses its registration.
 mod common;
+use common::digest::{add_users, ask_authorized, authorize_bytes};
 use common::ws::status;
 use common::ws::{connect_sip, next_text, Ws};
 use common::*;
@@ -18,10 +19,20 @@ async fn register(url: &str, user: &str) -> Ws {
          Call-ID: reg-{user}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{user}x@{user}.invalid;transport=ws>;expires=600\r\n\
          Content-Length: 0\r\n\r\n"
     );
-    ws.send(Message::text(req)).await.unwrap();
-    let r = next_text(&mut ws).await;
+    let r = ask_authorized(&mut ws, req).await;
     assert_eq!(status(&r), 200, "{r}");
     ws
+}
+
+/// Send the MESSAGE `sent` in a binary frame, answer its 407 challenge, and send it again
+/// with credentials, in a binary frame too.
+async fn send_binary_authorized(ws: &mut Ws, sent: Vec<u8>) {
+    ws.send(Message::binary(sent.clone())).await.unwrap();
+    let challenge = next_text(ws).await;
+    assert_eq!(status(&challenge), 407, "{challenge}");
+    ws.send(Message::binary(authorize_bytes(&sent, &challenge)))
+        .await
+        .unwrap();
 }
 
 /// A MESSAGE from alice to bob with `body` (Content-Length set).
@@ -74,6 +85,7 @@ fn answer(req: &str) -> String {
 async fn a_message_that_is_not_utf8_reaches_the_callee_in_a_binary_frame() {
     let (cfg, _mi) = default_config();
     let srv = Server::start(&cfg);
+    add_users(&srv, &["alice", "bob"]);
     let url = srv.ws_url();
     let mut bob = register(&url, "bob").await;
     let mut alice = connect_sip(&url).await;
@@ -81,7 +93,7 @@ async fn a_message_that_is_not_utf8_reaches_the_callee_in_a_binary_frame() {
     // Not UTF-8 (0xFF never appears in UTF-8; a cut sequence at the end).
     let body: &[u8] = b"\x00\x01\xff\xfe binary payload \xce";
     let sent = message(1, "application/octet-stream", body);
-    alice.send(Message::binary(sent.clone())).await.unwrap();
+    send_binary_authorized(&mut alice, sent).await;
     let got = match next_data(&mut bob).await {
         Message::Binary(b) => b.to_vec(),
         other => panic!("expected a binary frame, got {other:?}"),
@@ -94,8 +106,8 @@ async fn a_message_that_is_not_utf8_reaches_the_callee_in_a_binary_frame() {
     assert_eq!(status(&reply), 200, "{reply}");
 
     // Bob is still registered and connected: a UTF-8 MESSAGE reaches him as text.
-    let sent = message(2, "text/plain;charset=utf-8", "κόσμε".as_bytes());
-    alice.send(Message::binary(sent)).await.unwrap();
+    let sent = message(3, "text/plain;charset=utf-8", "κόσμε".as_bytes());
+    send_binary_authorized(&mut alice, sent).await;
     match next_data(&mut bob).await {
         Message::Text(t) => {
             assert!(t.starts_with("MESSAGE sip:bobx@bob.invalid"), "{t}");

@@ -22,6 +22,7 @@ mod common;
 #[path = "common/hep.rs"]
 mod hep;
 
+use common::digest::{add_users, authorize, is_challenge, PASSWORD};
 use common::{
     ensure_node_modules, free_port, header, js_dir, make_cert_in, options_request, repo,
     run_to_exit, temp_dir, Server,
@@ -194,9 +195,11 @@ impl Cfg {
         self
     }
 
-    /// Start sipcore and wait until the ws, wss and MI ports accept connections.
+    /// Start sipcore with alice and bob ([`PASSWORD`]) in its user database, and wait until
+    /// the ws, wss and MI ports accept connections.
     fn start(self) -> Wss {
         let srv = Server::start(&self.text);
+        add_users(&srv, &["alice", "bob"]);
         wait_port(self.wss_port);
         wait_port(self.mi_port);
         Wss {
@@ -413,6 +416,7 @@ fn scenario_all(srv: &Wss, ca: &Path, stack: &str, alice_url: &str, bob_url: &st
     let out = Command::new("node")
         .arg(js_dir().join("scenario.js"))
         .args(["--stack", stack, "--url", alice_url, "--bob-url", bob_url])
+        .args(["--password", PASSWORD])
         .args([
             "--domain",
             "example.com",
@@ -969,7 +973,7 @@ fn relay_to(uas: &NodeUas, server: &Pki, ca_list: &Path) -> Wss {
 fn message_out(srv: &Wss, call_id: &str) -> String {
     let mut c = ws_connect(srv.srv.port);
     let body = "hello over wss";
-    c.send(&format!(
+    let req = format!(
         "MESSAGE sip:out@127.0.0.1 SIP/2.0\r\n\
          Via: SIP/2.0/WS cl1ent.invalid;branch=z9hG4bK{}\r\n\
          Max-Forwards: 70\r\n\
@@ -981,8 +985,14 @@ fn message_out(srv: &Wss, call_id: &str) -> String {
          Content-Length: {}\r\n\r\n{body}",
         call_id.len(),
         body.len()
-    ));
-    let reply = c.recv(T);
+    );
+    c.send(&req);
+    let mut reply = c.recv(T);
+    // Alice answers the default config's challenge.
+    if is_challenge(&reply) {
+        c.send(&authorize(&req, &reply));
+        reply = c.recv(T);
+    }
     assert_eq!(header(&reply, "Call-ID"), Some(call_id), "{reply}");
     reply
 }

@@ -266,7 +266,9 @@ pub(crate) fn authorize(
     };
     let (r, who) = match &lookup {
         Lookup::Failed(e) => {
-            crate::log!(Warning, "auth", "credentials of {}@{} not available: {}", user, realm, e; "peer" => peer(info));
+            // The store logs its state changes (down, answering again) once; one line per
+            // request while it is down would flood the log.
+            crate::log!(Debug, "auth", "credentials of {}@{} not available: {}", user, realm, e; "peer" => peer(info));
             return AuthResult::Error as i64;
         }
         Lookup::NotFound => {
@@ -357,7 +359,8 @@ fn defer(
     match store.lookup(&key.0, &key.1, done) {
         Ok(()) => 0,
         Err(e) => {
-            crate::log!(Warning, "auth", "{}", e; "peer" => peer(&info));
+            // Down or queue full: the store logged that state once (see above).
+            crate::log!(Debug, "auth", "{}", e; "peer" => peer(&info));
             AuthResult::Error as i64
         }
     }

@@ -273,18 +273,22 @@ fn worker(shared: &Shared, rx: &Mutex<Receiver<Job>>, connect: &Connect) {
 }
 
 /// A lookup on this thread's connection, (re)opened first if needed; a failed connection is
-/// dropped, so the next job opens a new one.
+/// dropped, so the next job opens a new one. A kept connection that fails is tried once
+/// more on a new one before the failure counts: it may date from before the database
+/// restarted (each thread keeps its own, and only one of them saw the outage).
 fn run(
     conn: &mut Option<Box<dyn Backend>>,
     connect: &Connect,
     user: &str,
     domain: &str,
 ) -> Result<Option<Ha1s>, DbError> {
-    let c = match conn {
-        Some(c) => c,
-        None => conn.insert(connect()?),
-    };
-    let r = c.lookup(user, domain);
+    if let Some(c) = conn {
+        match c.lookup(user, domain) {
+            Ok(found) => return Ok(found),
+            Err(_) => *conn = None,
+        }
+    }
+    let r = conn.insert(connect()?).lookup(user, domain);
     if r.is_err() {
         *conn = None;
     }

@@ -59,6 +59,8 @@ enum Mode {
 /// A database whose behaviour the test sets.
 struct Db {
     mode: Mutex<Mode>,
+    /// Bumped by a restart: connections opened before it are closed.
+    epoch: AtomicUsize,
     changed: Condvar,
     started: Mutex<Sender<String>>,
 }
@@ -68,6 +70,7 @@ impl Db {
         let (tx, rx) = channel();
         let db = Arc::new(Db {
             mode: Mutex::new(mode),
+            epoch: AtomicUsize::new(0),
             changed: Condvar::new(),
             started: Mutex::new(tx),
         });
@@ -85,16 +88,20 @@ impl Db {
             if *db.mode.lock().unwrap() == Mode::Down {
                 return Err(DbError::Invalid("connection refused".into()));
             }
-            Ok(Box::new(Conn(db.clone())) as Box<dyn Backend>)
+            let epoch = db.epoch.load(Ordering::SeqCst);
+            Ok(Box::new(Conn(db.clone(), epoch)) as Box<dyn Backend>)
         })
     }
 }
 
-struct Conn(Arc<Db>);
+struct Conn(Arc<Db>, usize);
 
 impl Backend for Conn {
     fn lookup(&mut self, user: &str, _domain: &str) -> Result<Option<Ha1s>, DbError> {
         let _ = self.0.started.lock().unwrap().send(user.to_string());
+        if self.1 != self.0.epoch.load(Ordering::SeqCst) {
+            return Err(DbError::Invalid("connection closed".into()));
+        }
         let mut m = self.0.mode.lock().unwrap();
         while *m == Mode::Hang {
             m = self.0.changed.wait(m).unwrap();
@@ -249,6 +256,26 @@ fn connection_refused_then_back() {
     assert!(pool.is_down());
     db.set(Mode::Up);
     ask_until(&pool, "bob", |l| *l == Lookup::NotFound);
+}
+
+/// The database restarted while the pool was idle: the connection each thread kept is
+/// closed. The next lookup opens a new one and answers; the database is not marked down
+/// (before, every thread's stale connection failed one lookup and marked it down once more).
+#[test]
+fn a_connection_from_before_a_restart_is_replaced_not_reported() {
+    let (db, _started) = Db::new(Mode::Up);
+    let pool = Pool::start("test".into(), cfg(1, 16, 600_000), db.connect()).unwrap();
+    assert!(matches!(
+        answer(&ask(&pool, "alice").unwrap()),
+        Lookup::Found(_)
+    ));
+    db.epoch.fetch_add(1, Ordering::SeqCst);
+    assert!(matches!(
+        answer(&ask(&pool, "alice").unwrap()),
+        Lookup::Found(_)
+    ));
+    assert!(!pool.is_down());
+    assert_eq!(answer(&ask(&pool, "bob").unwrap()), Lookup::NotFound);
 }
 
 /// A real SQLite file another process holds an exclusive lock on: lookups fail (at the

@@ -4,6 +4,8 @@
 //! command does that. `SIPCORE_TARGET_DIR` overrides where they are looked for.
 #![allow(dead_code)]
 
+pub mod digest;
+pub mod pg;
 pub mod sipws;
 pub mod ws;
 
@@ -273,6 +275,17 @@ pub fn default_config() -> (String, u16) {
         .replace("mpath", "# mpath")
         + "\nmpath = \"{MPATH}\"\n";
     (cfg, mi)
+}
+
+/// [`default_config`] without its `route(authenticate);` (digest authentication of every
+/// REGISTER and client request): for tests whose subject is a bound or a queue rather than
+/// who may send (100,000 registrations, a flood), so that the users' database and the
+/// credential cache neither slow them down nor count in their memory figures.
+pub fn default_config_without_auth() -> (String, u16) {
+    let (cfg, mi) = default_config();
+    let call = "\n    route(authenticate);\n";
+    assert!(cfg.contains(call), "default config changed");
+    (cfg.replacen(call, "\n", 1), mi)
 }
 
 /// The repository's root (where `conf/` is).

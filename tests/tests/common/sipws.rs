@@ -1,5 +1,6 @@
 //! SIP over a raw WebSocket for the registrar and MI limit tests: REGISTERs, a witness that
 //! measures its OPTIONS round trips, MI calls through the `sipcore mi` command line.
+use super::digest::ask_authorized;
 use super::ws::{connect_sip, next_text, Ws};
 use super::*;
 use futures_util::SinkExt;
@@ -38,11 +39,12 @@ pub async fn ask(ws: &mut Ws, text: String) -> String {
     next_text(ws).await
 }
 
-/// Register `user` with one contact over a new connection; asserts the 200.
+/// Register `user` with one contact over a new connection (answering a challenge with
+/// [`super::digest::PASSWORD`] if the server sends one); asserts the 200.
 pub async fn register_one(url: &str, user: &str) -> Ws {
     let mut ws = connect_sip(url).await;
     let c = vec![format!("<sip:{user}@{user}.invalid;transport=ws>")];
-    let r = ask(&mut ws, register(user, &format!("reg-{user}"), 1, &c, 600)).await;
+    let r = ask_authorized(&mut ws, register(user, &format!("reg-{user}"), 1, &c, 600)).await;
     assert_eq!(status(&r), 200, "{r}");
     ws
 }
@@ -73,7 +75,7 @@ impl Witness {
             .as_ref()
             .map(|u| vec![format!("<sip:{u}@{u}.invalid;transport=ws>")]);
         if let (Some(u), Some(c)) = (&user, &contact) {
-            let r = ask(&mut ws, register(u, "witness", 1, c, 600)).await;
+            let r = ask_authorized(&mut ws, register(u, "witness", 1, c, 600)).await;
             assert_eq!(status(&r), 200, "{r}");
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -90,7 +92,7 @@ impl Witness {
                     _ => options_request(&format!("w{n}"), &format!("z9hG4bKw{n}"), n),
                 };
                 let t0 = Instant::now();
-                let r = ask(&mut ws, req).await;
+                let r = ask_authorized(&mut ws, req).await;
                 assert_eq!(status(&r), 200, "{r}");
                 rtts.push(t0.elapsed());
                 c.fetch_add(1, Ordering::SeqCst);
@@ -164,7 +166,8 @@ pub fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Register `users` (AoRs `PREFIXi@example.com`, one contact each) over one connection,
-/// `window` REGISTERs in flight at a time; every answer must be 200.
+/// `window` REGISTERs in flight at a time; every answer must be 200 (challenges are answered
+/// a window at a time, as [`super::digest::authorize`] does).
 pub async fn register_bulk(
     url: &str,
     prefix: &str,
@@ -182,7 +185,23 @@ pub async fn register_bulk(
                 .unwrap();
         }
         ws.flush().await.unwrap();
+        let mut challenged = Vec::new();
         for _ in batch {
+            let r = next_text(&mut ws).await;
+            if super::digest::is_challenge(&r) {
+                // The Call-ID is the user's name.
+                let u = super::header(&r, "Call-ID").unwrap().to_string();
+                let c = vec![format!("<sip:{u}@h.invalid;transport=ws>")];
+                challenged.push(super::digest::authorize(&register(&u, &u, 1, &c, 600), &r));
+            } else {
+                assert_eq!(status(&r), 200, "{r}");
+            }
+        }
+        for signed in &challenged {
+            ws.feed(Message::text(signed.clone())).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        for _ in &challenged {
             let r = next_text(&mut ws).await;
             assert_eq!(status(&r), 200, "{r}");
         }
