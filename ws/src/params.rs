@@ -91,7 +91,7 @@ pub(crate) static PARAMS: [ParamSpec; 22] = [
     p(
         "ws_keepalive_interval",
         I,
-        "0",
+        "30",
         "seconds of idleness before a ping is sent; 0 = no pings",
     ),
     p(
@@ -220,6 +220,9 @@ fn non_negative(v: i64, name: &str) -> Result<u64, String> {
     u64::try_from(v).map_err(|_| format!("{name} must not be negative"))
 }
 
+/// `ws_keepalive_interval` when not set: seconds of idleness before a ping.
+pub(crate) const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Build the driver configuration and the default port from the modparams.
 pub(crate) fn config_from(
     f: &Flavor,
@@ -228,6 +231,9 @@ pub(crate) fn config_from(
     let mut c = WsConfig::default();
     let mut t = TraceParams::default();
     c.workers = 0; // decided at start: ws_workers, else the sockets' use_workers, else cores
+                   // Pings on by default (as Kamailio's keepalive_mechanism): a dead peer is found, and the
+                   // NATs and proxies on the way (often 60 s of idleness) keep the connection.
+    c.keepalive_interval = Some(DEFAULT_KEEPALIVE_INTERVAL);
     let mut port = f.default_port;
     for e in params {
         let name = e.name.as_str();
@@ -293,4 +299,20 @@ pub(crate) fn config_from(
         }
     }
     Ok((c, port, t))
+}
+
+#[cfg(test)]
+mod defaults {
+    use super::*;
+
+    /// Pings are on unless `ws_keepalive_interval` says 0 (issue 13: as Kamailio's
+    /// keepalive_mechanism); the pong timeout stays 10 s.
+    #[test]
+    fn pings_are_on_by_default() {
+        for f in [&crate::flavor::WS, &crate::flavor::WSS] {
+            let (c, _, _) = config_from(f, &[]).unwrap();
+            assert_eq!(c.keepalive_interval, Some(Duration::from_secs(30)));
+            assert_eq!(c.keepalive_timeout, Duration::from_secs(10));
+        }
+    }
 }
