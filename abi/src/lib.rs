@@ -13,6 +13,8 @@
 //! * 1.2 appended [`Transport::keep_until`].
 //! * 1.3 appended [`HostApi::tls_params`], [`Transport::tls_reload`] and
 //!   [`Transport::send_named`] (TLS transports).
+//! * 1.4 appended [`Transport::stop_within`] and [`Module::flush`] (graceful shutdown within
+//!   the host's `shutdown_timeout`).
 //! * Function tables ([`Module`], [`Transport`], [`HostApi`]) are abi_stable *prefix types*. A minor
 //!   version may only **append** fields after the last one; it never removes, reorders, renames or
 //!   retypes a field, and never changes a struct that is passed by value or by reference.
@@ -44,7 +46,7 @@ pub use types::*;
 /// Major version of this ABI; must be equal in host and plugin.
 pub const ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI; informative (tables grow by appending).
-pub const ABI_MINOR: u32 = 3;
+pub const ABI_MINOR: u32 = 4;
 /// Magic bytes at the start of [`AbiStamp`], marking a sipcore plugin.
 pub const ABI_MAGIC: [u8; 8] = *b"SIPCORE\0";
 /// Name of the exported symbol holding a plugin's [`AbiStamp`].
@@ -98,6 +100,11 @@ pub struct Module {
     pub transport: ROption<TransportRef>,
     /// (1.1) The trace-sink table, for modules that ship traces (proto_hep).
     pub trace_sink: ROption<TraceSinkRef>,
+    /// (1.4) Send what the module still has queued (proto_hep: trace packets) within `ms`
+    /// milliseconds and stop its threads; what is left after that is dropped (and counted).
+    /// The host calls it at shutdown after stopping every transport (whose closing connections
+    /// are traced) and before `destroy`. Modules with nothing queued leave it out (`None`).
+    pub flush: ROption<extern "C" fn(ms: u64)>,
 }
 
 impl RootModule for ModuleRef {
@@ -153,6 +160,11 @@ pub struct Transport {
         host: RStr<'_>,
         data: RSlice<'_, u8>,
     ) -> RResult<u64, SendError>,
+    /// (1.4) As [`Transport::stop`], giving the open connections up to `ms` milliseconds to
+    /// send what is queued for them and finish their closing handshakes (WebSocket Close 1001,
+    /// RFC 6455 §7.4.1 "going away"); connections still open then are cut. Returns when the
+    /// transport's threads are done, within about `ms`.
+    pub stop_within: extern "C" fn(ms: u64),
 }
 
 /// Callbacks the host gives every plugin at `init`. Callable from any plugin thread.

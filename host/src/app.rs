@@ -33,7 +33,13 @@ struct Globals {
     dns: crate::dns::Config,
     /// `db_default_url`: the database of modules that name none (auth_db).
     db_default_url: Option<crate::db::DbUrl>,
+    /// `shutdown_timeout`: how long SIGTERM/SIGINT let connections flush and close and trace
+    /// queues drain before the process exits.
+    shutdown_timeout: std::time::Duration,
 }
+
+/// `shutdown_timeout` when not set.
+const DEFAULT_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where the management interface listens (`mi_http_ip`, `mi_http_port`, `mi_http_root`, as
 /// OpenSIPS's httpd/mi_http; loopback by default).
@@ -294,18 +300,52 @@ pub fn run(opts: Options) -> Result<(), String> {
         crate::log!(Info, "core", "listening on {}", s.describe());
     }
     wait_for_signal(&mut signals);
-    crate::log!(Info, "core", "shutting down");
-    stop_all(&started);
+    let timeout = globals.shutdown_timeout;
+    crate::log!(
+        Info,
+        "core",
+        "shutting down (shutdown_timeout {} s)",
+        timeout.as_secs()
+    );
+    let deadline = std::time::Instant::now() + timeout;
+    stop_within(&started, deadline);
+    // Then what the transports' closing connections traced, and anything else queued.
+    for m in &loaded {
+        if let Some(flush) = m.module.flush().and_then(|f| f.into_option()) {
+            flush(ms_until(deadline));
+        }
+    }
     for m in &loaded {
         (m.module.destroy())();
     }
     Ok(())
 }
 
+/// Milliseconds from now until `deadline` (0 once it passed).
+fn ms_until(deadline: std::time::Instant) -> u64 {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn stop_all(started: &[(&LoadedModule, TransportRef)]) {
     for (_, t) in started.iter().rev() {
         (t.stop())();
     }
+}
+
+/// Graceful stop: every transport gets until `deadline` to flush its connections and close
+/// them (ABI 1.4 `stop_within`; a 1.3 plugin is stopped the old way), all at once, so that a
+/// slow client of one does not eat the time of the others.
+fn stop_within(started: &[(&LoadedModule, TransportRef)], deadline: std::time::Instant) {
+    std::thread::scope(|s| {
+        for (_, t) in started.iter().rev() {
+            let t = *t;
+            s.spawn(move || match t.stop_within() {
+                Some(f) => f(ms_until(deadline)),
+                None => (t.stop())(),
+            });
+        }
+    });
 }
 
 /// Handlers for SIGINT/SIGTERM (graceful stop) and SIGHUP (ignored), installed before the
@@ -343,6 +383,7 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
         mi_enabled: false,
         dns: crate::dns::Config::default(),
         db_default_url: None,
+        shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
     };
     for item in &cfg.items {
         let Item::Global {
@@ -410,6 +451,15 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                     crate::db::DbUrl::parse(url, &modparams::config_dir(cfg))
                         .map_err(|e| cfg.error_at(*value_span, e.to_string()))?,
                 );
+            }
+            "shutdown_timeout" => {
+                let s = int("a number of seconds (0-3600)")?;
+                if !(0..=3600).contains(&s) {
+                    return Err(
+                        cfg.error_at(*value_span, "shutdown_timeout must be 0-3600 (seconds)")
+                    );
+                }
+                g.shutdown_timeout = std::time::Duration::from_secs(s as u64);
             }
             "mpath" => {
                 if matches!(value, GlobalValue::Int(_)) {

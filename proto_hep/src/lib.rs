@@ -290,7 +290,33 @@ extern "C" fn init(host: HostApiRef, params: RSlice<'_, ParamEntry<'_>>) -> RRes
 }
 
 extern "C" fn destroy() {
-    // Senders flush (bounded by their timeouts) when dropped at process exit.
+    // The senders live in a static, which is never dropped: `flush` (ABI 1.4), which the host
+    // calls at shutdown before this, is what sends what they hold.
+}
+
+/// `Module::flush` (ABI 1.4): every destination's sender sends what it holds (UDP: all of it;
+/// TCP: for up to `tcp_write_timeout`) and stops, all of them at once, within `ms`.
+extern "C" fn flush(ms: u64) {
+    let _ = catch_panic(|| {
+        let Some(state) = STATE.get() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + Duration::from_millis(ms);
+        for s in &state.dests {
+            s.begin_stop();
+        }
+        for s in &state.dests {
+            if !s.wait_stopped(deadline) {
+                log(
+                    LogLevel::WARN,
+                    &format!(
+                        "HEP destination {}: still sending at shutdown_timeout; the rest is lost",
+                        s.dest().name
+                    ),
+                );
+            }
+        }
+    });
 }
 
 extern "C" fn dest_id(name: RStr<'_>) -> i32 {
@@ -367,6 +393,7 @@ fn root_module() -> ModuleRef {
         destroy,
         transport: RNone,
         trace_sink: RSome(sink()),
+        flush: RSome(flush as extern "C" fn(u64)),
     }
     .leak_into_prefix()
 }

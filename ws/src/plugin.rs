@@ -258,6 +258,16 @@ extern "C" fn stop() {
     });
 }
 
+/// `Transport::stop_within` (ABI 1.4): the host's `shutdown_timeout` for the connections to
+/// flush their queues and close (see [`Runtime::stop_within`]).
+extern "C" fn stop_within(ms: u64) {
+    let _ = catch_panic(|| {
+        if let Some(rt) = RUNTIME.get() {
+            rt.stop_within(std::time::Duration::from_millis(ms));
+        }
+    });
+}
+
 /// proto_wss: the host's tls_mgm values (ABI 1.3 `tls_params`) built into OpenSSL contexts.
 /// The host loaded the same values at startup, so this fails only if a file changed since.
 fn tls_manager(host: HostApiRef) -> Result<Arc<TlsManager>, String> {
@@ -312,6 +322,7 @@ fn transport(f: &'static Flavor) -> TransportRef {
         stop,
         keep_until,
         send_named,
+        stop_within,
         tls_reload: if f.tls {
             RSome(tls_reload as extern "C" fn() -> RResult<RString, RString>)
         } else {
@@ -332,6 +343,7 @@ pub fn root_module(f: &'static Flavor) -> ModuleRef {
         destroy,
         transport: RSome(transport(f)),
         trace_sink: RNone,
+        flush: RNone,
     }
     .leak_into_prefix()
 }

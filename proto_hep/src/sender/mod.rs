@@ -249,7 +249,7 @@ pub struct Sender {
     dest: HepDest,
     queue: Arc<Queue>,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Sender {
@@ -299,7 +299,7 @@ impl Sender {
             dest,
             queue,
             shared,
-            thread: Some(thread),
+            thread: std::sync::Mutex::new(Some(thread)),
         })
     }
 
@@ -337,6 +337,40 @@ impl Sender {
     pub fn dest(&self) -> &HepDest {
         &self.dest
     }
+
+    /// Tells the thread to stop (without waiting): it sends what is queued (UDP), or flushes
+    /// for up to `tcp_write_timeout` (TCP), then exits. Packets offered after this are still
+    /// taken while it runs. See [`Sender::wait_stopped`].
+    pub fn begin_stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            t.thread().unpark();
+        }
+    }
+
+    /// Waits until the thread has exited, or until `deadline`; true when it has. For a
+    /// sender that lives in a `static` (never dropped): the plugin's shutdown.
+    pub fn wait_stopped(&self, deadline: std::time::Instant) -> bool {
+        let mut guard = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match guard.as_ref() {
+                None => return true,
+                Some(t) if t.is_finished() => {
+                    if let Some(t) = guard.take() {
+                        let _ = t.join();
+                    }
+                    return true;
+                }
+                Some(_) if std::time::Instant::now() >= deadline => return false,
+                Some(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
+    }
 }
 
 impl Drop for Sender {
@@ -344,7 +378,8 @@ impl Drop for Sender {
     /// sender gets up to `tcp_write_timeout` to flush; the rest is dropped.
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
+        let slot = self.thread.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(thread) = slot.take() {
             thread.thread().unpark();
             // A panic on the sender thread is not ours to propagate from a destructor.
             let _ = thread.join();

@@ -270,6 +270,13 @@ impl Runtime {
     /// Close every connection (Close 1001, flushed for at most 200 ms), stop and join the
     /// workers (not joined when called on a worker thread). Idempotent.
     pub fn stop(&self) {
+        self.stop_within(worker::STOP_GRACE);
+    }
+
+    /// [`Runtime::stop`] giving the connections up to `grace` to send what is queued for them
+    /// and finish their closing handshakes (the host's `shutdown_timeout`); the workers exit
+    /// as soon as their last connection is gone.
+    pub fn stop_within(&self, grace: Duration) {
         let threads = {
             let mut c = self.control();
             if c.stopped {
@@ -281,7 +288,7 @@ impl Runtime {
         };
         let n = self.shared.inboxes.get().map_or(0, Vec::len);
         for w in 0..n {
-            let _ = self.shared.post(w, Cmd::Stop);
+            let _ = self.shared.post(w, Cmd::Stop(grace));
         }
         // A worker cannot join itself (stop called from inside a Sink callback): the
         // workers then exit on their own.

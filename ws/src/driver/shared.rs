@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sipcore_abi::{LogLevel, SendError};
 
@@ -58,8 +58,9 @@ pub(crate) enum Cmd {
         sock: mio::net::TcpStream,
         peer: SocketAddr,
     },
-    /// Close everything and exit.
-    Stop,
+    /// Close everything (Close 1001) and exit once every connection is gone, or after the
+    /// grace period at the latest.
+    Stop(Duration),
 }
 
 /// What `connect` asked for.

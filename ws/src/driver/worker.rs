@@ -31,7 +31,7 @@ pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Tokens below this are listeners (their index); connections are `CONN_BASE + slot`.
 pub(crate) const CONN_BASE: usize = 1 << 16;
 /// How long `stop` lets Close frames flush.
-const STOP_GRACE: Duration = Duration::from_millis(200);
+pub(crate) const STOP_GRACE: Duration = Duration::from_millis(200);
 
 /// A listener socket of this worker.
 pub(crate) struct Listener {
@@ -388,15 +388,15 @@ impl State {
                     self.admit(listener, sock, peer, now);
                 }
             }
-            Cmd::Stop => self.begin_stop(now),
+            Cmd::Stop(grace) => self.begin_stop(now, grace),
         }
     }
 
-    fn begin_stop(&mut self, now: Instant) {
+    fn begin_stop(&mut self, now: Instant, grace: Duration) {
         if self.stop_at.is_some() {
             return;
         }
-        self.stop_at = Some(now + STOP_GRACE);
+        self.stop_at = Some(now + grace);
         for mut l in self.listeners.drain(..) {
             let _ = self.registry.deregister(&mut l.sock);
         }

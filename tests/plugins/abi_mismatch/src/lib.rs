@@ -29,6 +29,7 @@ pub fn sipcore_root_module() -> ModuleRef {
         destroy,
         transport: RNone,
         trace_sink: RNone,
+        flush: RNone,
     }
     .leak_into_prefix()
 }

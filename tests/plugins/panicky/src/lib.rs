@@ -75,6 +75,10 @@ extern "C" fn keep_until(_: u64, _: u32) -> bool {
     false
 }
 
+extern "C" fn stop_within(_: u64) {
+    stop()
+}
+
 fn transport() -> TransportRef {
     Transport {
         protos: RSlice::from_slice(&PROTOS),
@@ -86,6 +90,7 @@ fn transport() -> TransportRef {
         keep_until,
         tls_reload: abi_stable::std_types::RNone,
         send_named,
+        stop_within,
     }
     .leak_into_prefix()
 }
@@ -99,6 +104,7 @@ fn root() -> ModuleRef {
         destroy,
         transport: RSome(transport()),
         trace_sink: abi_stable::std_types::RNone,
+        flush: abi_stable::std_types::RNone,
     }
     .leak_into_prefix()
 }
