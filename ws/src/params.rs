@@ -27,7 +27,7 @@ const I: ParamKind = ParamKind::INT;
 const S: ParamKind = ParamKind::STR;
 
 /// Every parameter proto_ws accepts.
-pub(crate) static PARAMS: [ParamSpec; 22] = [
+pub(crate) static PARAMS: [ParamSpec; 23] = [
     p(
         "ws_port",
         I,
@@ -117,6 +117,12 @@ pub(crate) static PARAMS: [ParamSpec; 22] = [
         I,
         "262144",
         "bytes queued per connection before it is closed",
+    ),
+    p(
+        "ws_max_worker_queue",
+        I,
+        "67108864",
+        "bytes queued over one I/O worker's connections: from 3/4 new handshakes get 503, beyond the largest queue is shed with Close 1013",
     ),
     p(
         "ws_connect_timeout",
@@ -286,6 +292,13 @@ pub(crate) fn config_from(
                 c.max_connections_per_ip = non_negative(i, name)? as usize
             }
             "ws_max_write_queue" => c.max_write_queue = non_negative(i, name)? as usize,
+            "ws_max_worker_queue" => {
+                let n = non_negative(i, name)? as usize;
+                if n < 65536 {
+                    return Err(format!("{name} must be at least 65536 (bytes)"));
+                }
+                c.max_worker_queue = n;
+            }
             "ws_connect_timeout" => c.connect_timeout = ms(i, name)?,
             "ws_client_origin" => c.client_origin = (!s.is_empty()).then(|| s.to_string()),
             "ws_workers" => c.workers = non_negative(i, name)? as usize,

@@ -127,12 +127,14 @@ impl State {
         let max_of = |r: Refusal| match r {
             Refusal::Full => cfg.max_connections,
             Refusal::PerIp => cfg.max_connections_per_ip,
+            Refusal::Overloaded => cfg.max_worker_queue,
         };
         // The parameter's name as the user wrote it (`wss_` under proto_wss).
         let kind = |r: Refusal| {
             crate::flavor::get().named(match r {
                 Refusal::Full => "ws_max_connections",
                 Refusal::PerIp => "ws_max_connections_per_ip",
+                Refusal::Overloaded => "ws_max_worker_queue",
             })
         };
         match note {
@@ -214,6 +216,12 @@ impl State {
             peer,
             outbound: false,
         };
+        if self.overloaded() {
+            self.shared.count.fetch_sub(1, Ordering::Relaxed);
+            self.note_overload_refusal();
+            self.refuse(meta, sock, Refusal::Overloaded, now);
+            return;
+        }
         let max_per_ip = self.shared.cfg.max_connections_per_ip;
         let (refusal, notes) = self
             .shared
@@ -228,6 +236,7 @@ impl State {
             self.refuse(meta, sock, r, now);
             return;
         }
+        self.note_admitted();
         let _ = sock.set_nodelay(true);
         let tls = self.shared.listener_tls(listener).cloned();
         let (stream, phase, deadline) = match tls {

@@ -23,6 +23,8 @@ pub(crate) enum Refusal {
     Full,
     /// `ws_max_connections_per_ip` connections from this address are open.
     PerIp,
+    /// The worker's write queues hold 3/4 of `ws_max_worker_queue` (see `overload.rs`).
+    Overloaded,
 }
 
 impl Refusal {
@@ -32,6 +34,7 @@ impl Refusal {
         let body: &str = match self {
             Refusal::Full => "too many connections\n",
             Refusal::PerIp => "too many connections from your address\n",
+            Refusal::Overloaded => "server overloaded\n",
         };
         format!(
             "HTTP/1.1 503 Service Unavailable\r\nRetry-After: {RETRY_AFTER_SECS}\r\n\

@@ -50,6 +50,11 @@ pub struct WsConfig {
     /// Most bytes queued for writing per connection; a send beyond fails and closes it.
     /// Default 262144.
     pub max_write_queue: usize,
+    /// Most bytes queued for writing over all the connections of one I/O worker (memory it
+    /// may hold for slow readers). From 3/4 of it new handshakes on that worker get 503 with
+    /// `Retry-After`; beyond it the connection with the largest queue is shed: its queued
+    /// frames are dropped and it gets Close 1013 (Try Again Later). Default 64 MiB.
+    pub max_worker_queue: usize,
     /// Deadline of an outbound TCP connect. Default 100 ms.
     pub connect_timeout: Duration,
     /// `Origin` sent on outbound handshakes; `None` (default) = no header.
@@ -89,6 +94,7 @@ impl Default for WsConfig {
             keepalive_timeout: Duration::from_secs(10),
             max_connections: 2048,
             max_write_queue: 262_144,
+            max_worker_queue: 64 << 20,
             connect_timeout: Duration::from_millis(100),
             client_origin: None,
             max_connections_per_ip: 128,

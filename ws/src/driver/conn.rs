@@ -97,7 +97,10 @@ pub(crate) struct Conn {
     /// (`Sink::opened`, made once connected): traced then if the connection is.
     pub held_untraced: usize,
     /// Largest write backlog (wq + held) since the queue was last empty.
-    pub backlog_peak: usize,
+    pub backlog_peak: u32,
+    /// What this connection's queues count for in its worker's total (`State::queued`), as
+    /// of the last `State::account` (bytes, saturating).
+    pub accounted: u32,
     pub armed: Armed,
     /// Last data message either way (idle lifetime).
     pub last_data: Instant,
@@ -144,6 +147,7 @@ impl Conn {
             held: None,
             held_untraced: 0,
             backlog_peak: 0,
+            accounted: 0,
             armed: Armed::default(),
             last_data: now,
             last_rx: now,
@@ -223,7 +227,8 @@ impl Conn {
     }
 
     fn note_backlog(&mut self) {
-        self.backlog_peak = self.backlog_peak.max(self.queued_cost());
+        let cost = u32::try_from(self.queued_cost()).unwrap_or(u32::MAX);
+        self.backlog_peak = self.backlog_peak.max(cost);
     }
 
     /// Drop the held frames (the connection will not open).
@@ -235,7 +240,7 @@ impl Conn {
     /// The write queue is empty (or the connection gone): the large backlog it had, if any,
     /// for [`super::worker::State::released`]. Resets the peak.
     pub fn take_backlog(&mut self) -> usize {
-        let peak = std::mem::take(&mut self.backlog_peak);
+        let peak = std::mem::take(&mut self.backlog_peak) as usize;
         if peak >= LARGE_BACKLOG {
             peak
         } else {

@@ -40,6 +40,12 @@ impl State {
                 return;
             }
         }
+        if c.accounted > 0 {
+            self.account(slot, now);
+        }
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
         if !c.wq.is_empty() {
             let at = c.last_write + send_timeout;
             self.arm(slot, Kind::Send, at);
@@ -295,6 +301,7 @@ impl State {
             return;
         }
         let mut c = self.conns.remove(slot);
+        self.unaccount(c.accounted);
         let _ = self.registry.deregister(c.sock.tcp_mut());
         // Whatever ends the TCP connection once closing started, the reason is why it started.
         let end = c.end_reason.take();

@@ -33,6 +33,7 @@ mod directory;
 mod lifecycle;
 mod listen;
 mod outbound;
+mod overload;
 mod read;
 mod reclaim;
 mod runtime;

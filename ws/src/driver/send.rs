@@ -93,6 +93,7 @@ impl State {
                     }
                 }
                 self.mark_dirty(slot);
+                self.account(slot, now);
                 Ok(())
             }
             Err(SendError::QUEUE_FULL) => {

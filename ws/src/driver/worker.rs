@@ -57,6 +57,11 @@ pub(crate) struct State {
     /// Connections gone since the last notification (reported outside the borrow).
     pub closed_out: Vec<(ConnMeta, String)>,
     pub stop_at: Option<Instant>,
+    /// Bytes queued for writing over this worker's connections (the sum of their
+    /// `Conn::accounted`), against `max_worker_queue`.
+    pub queued: usize,
+    /// Handshakes refused since this worker became overloaded (0: not refusing).
+    pub overload_refused: u64,
 }
 
 /// The worker as the thread-local sees it.
@@ -150,6 +155,8 @@ pub(crate) fn run(
         listeners: Vec::new(),
         closed_out: Vec::new(),
         stop_at: None,
+        queued: 0,
+        overload_refused: 0,
     };
     for (id, l) in listeners {
         let mut sock = mio::net::TcpListener::from_std(l);

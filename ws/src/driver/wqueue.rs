@@ -159,6 +159,22 @@ impl WriteQueue {
         Ok(total)
     }
 
+    /// Drop every chunk but one being written (chunks hold whole frames, so the stream still
+    /// ends on a frame boundary). Returns the bytes dropped.
+    pub fn truncate_to_front(&mut self) -> usize {
+        let keep = usize::from(self.head_off > 0);
+        let mut dropped = 0;
+        while self.chunks.len() > keep {
+            if let Some(c) = self.chunks.pop_back() {
+                dropped += c.len();
+                self.cost = self.cost.saturating_sub(c.capacity());
+            }
+        }
+        self.bytes = self.bytes.saturating_sub(dropped);
+        self.release();
+        dropped
+    }
+
     /// Give back the deque's spare capacity (no high-water mark is kept).
     fn release(&mut self) {
         let (len, cap) = (self.chunks.len(), self.chunks.capacity());
@@ -318,6 +334,31 @@ mod tests {
         assert_eq!(q.write_to(&mut w).unwrap(), 4);
         assert!(q.is_empty());
         assert_eq!(w.out, b"hello world");
+    }
+
+    /// Shedding keeps only a chunk already being written, so the stream stays on a frame
+    /// boundary; an untouched queue is emptied; cost and bytes follow.
+    #[test]
+    fn truncate_to_front_keeps_only_a_chunk_being_written() {
+        let mut q = WriteQueue::default();
+        q.push(b"first".to_vec());
+        q.push(b"second".to_vec());
+        q.push(b"third".to_vec());
+        assert_eq!(q.truncate_to_front(), 16);
+        assert!(q.is_empty() && q.cost() == 0);
+        q.push(b"first".to_vec());
+        q.push(b"second".to_vec());
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: 2,
+            budget: 2,
+        };
+        assert_eq!(q.write_to(&mut w).unwrap(), 2);
+        assert_eq!(q.truncate_to_front(), 6);
+        assert_eq!((q.bytes(), q.cost()), (3, 5));
+        w.budget = 100;
+        q.write_to(&mut w).unwrap();
+        assert_eq!(w.out, b"first");
     }
 
     #[test]
