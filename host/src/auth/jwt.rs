@@ -153,6 +153,11 @@ impl Decoded {
         format!("{}.{}", self.header_json, self.claims_json)
     }
 
+    /// The header's `alg` (RFC 7515 §4.1.1), if a string.
+    pub fn alg(&self) -> Option<&str> {
+        self.alg.as_deref()
+    }
+
     /// The claims set.
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
