@@ -189,6 +189,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         .map_err(|e| format!("auth_db: {e}"))?
         .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::auth::store::CredentialStore>);
     core::authz::configure(settings.auth, store);
+    core::authz_jwt::configure(settings.auth_jwt.clone());
     core::configure_pike(settings.pike);
     let host: HostApiRef = core::hostapi::host_api();
     for (m, values) in loaded.iter().zip(&params) {

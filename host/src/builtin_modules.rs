@@ -271,6 +271,42 @@ const AUTH_DB: &[ParamSpec] = &[
     ),
 ];
 
+/// OpenSIPS auth_jwt's parameters (names and defaults of `modules/auth_jwt/authjwt_mod.c`;
+/// those of its database mode are accepted with no effect, as `jwt_db_authorize()` is not
+/// implemented), and sipcore's `username_claim` and `clock_skew`.
+const AUTH_JWT: &[ParamSpec] = &[
+    int(
+        "db_mode",
+        "0",
+        "0 only: keys come from the script (jwt_script_authorize); jwt_db_authorize is not implemented",
+    ),
+    single("db_url", "", "jwt_db_authorize's database: accepted, no effect"),
+    single("profiles_table", "jwt_profiles", "accepted, no effect (jwt_db_authorize)"),
+    single("secrets_table", "jwt_secrets", "accepted, no effect (jwt_db_authorize)"),
+    single("tag_column", "tag", "accepted, no effect (jwt_db_authorize)"),
+    single("username_column", "sip_username", "accepted, no effect (jwt_db_authorize)"),
+    single("secret_tag_column", "corresponding_tag", "accepted, no effect (jwt_db_authorize)"),
+    single("secret_column", "secret", "accepted, no effect (jwt_db_authorize)"),
+    single("start_ts_column", "start_ts", "accepted, no effect (jwt_db_authorize)"),
+    single("end_ts_column", "end_ts", "accepted, no effect (jwt_db_authorize)"),
+    single("tag_claim", "tag", "accepted, no effect (jwt_db_authorize)"),
+    single(
+        "load_credentials",
+        "",
+        "columns loaded into AVPs: only empty (not supported)",
+    ),
+    single(
+        "username_claim",
+        "sub",
+        "the claim naming the SIP user: user or user@domain (sipcore)",
+    ),
+    int(
+        "clock_skew",
+        "30",
+        "seconds of leeway on the exp and nbf claims, 0-300 (sipcore)",
+    ),
+];
+
 /// Every module the host implements.
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -334,6 +370,10 @@ pub const BUILTINS: &[Builtin] = &[
         params: AUTH_DB,
     },
     Builtin {
+        name: "auth_jwt",
+        params: AUTH_JWT,
+    },
+    Builtin {
         name: "db_sqlite",
         params: &[],
     },
@@ -368,6 +408,8 @@ pub struct Settings {
     /// auth_db's (its `db_url` already parsed, a relative SQLite path resolved against the
     /// configuration file's directory; the global `db_default_url` when it has none).
     pub auth_db: AuthDbConfig,
+    /// auth_jwt's.
+    pub auth_jwt: crate::core::authz_jwt::JwtConfig,
 }
 
 impl Settings {
@@ -425,6 +467,20 @@ impl Settings {
                     return Err("auth nonce_expire must be 1-3600 (seconds)".into());
                 }
                 self.auth.nonce_expire = value as u32;
+            }
+            ("auth_jwt", "db_mode") if value != 0 => {
+                return Err(
+                    "auth_jwt db_mode: only 0 is supported (jwt_db_authorize is not implemented; \
+                     pass the key to jwt_script_authorize)"
+                        .into(),
+                )
+            }
+            ("auth_jwt", "db_mode") => {}
+            ("auth_jwt", "clock_skew") => {
+                if !(0..=300).contains(&value) {
+                    return Err("auth_jwt clock_skew must be 0-300 (seconds)".into());
+                }
+                self.auth_jwt.clock_skew = value as u32;
             }
             ("auth_db", "calculate_ha1") => self.auth_db.calculate_ha1 = count(1)? == 1,
             ("auth_db", "use_domain") => self.auth_db.use_domain = count(1)? == 1,
@@ -485,6 +541,22 @@ impl Settings {
                 )
             }
             ("auth_db", "load_credentials") => {}
+            (
+                "auth_jwt",
+                "db_url" | "profiles_table" | "secrets_table" | "tag_column" | "username_column"
+                | "secret_tag_column" | "secret_column" | "start_ts_column" | "end_ts_column"
+                | "tag_claim",
+            ) => {}
+            ("auth_jwt", "load_credentials") if !value.is_empty() => {
+                return Err(
+                    "auth_jwt load_credentials: loading columns into AVPs is not supported".into(),
+                )
+            }
+            ("auth_jwt", "load_credentials") => {}
+            ("auth_jwt", "username_claim") if value.is_empty() => {
+                return Err("auth_jwt username_claim: the name of a claim, e.g. sub".into())
+            }
+            ("auth_jwt", "username_claim") => self.auth_jwt.username_claim = value.to_string(),
             // OpenSIPS's default: no automatic mode.
             ("pike", "check_route") if value.is_empty() => {}
             ("pike", "check_route") => return Err(
@@ -611,5 +683,31 @@ mod tests {
             std::time::Duration::from_millis(150)
         );
         assert!(s.set_str("auth_db", "no_such", "x", dir).is_err());
+    }
+
+    #[test]
+    fn auth_jwt_params() {
+        assert_eq!(find("auth_jwt.so").map(|b| b.name), Some("auth_jwt"));
+        let mut s = Settings::default();
+        let dir = Path::new("/etc/sipcore");
+        s.set_str("auth_jwt", "username_claim", "sip_user", dir)
+            .unwrap();
+        s.set("auth_jwt", "clock_skew", 5).unwrap();
+        assert_eq!(
+            (s.auth_jwt.username_claim.as_str(), s.auth_jwt.clock_skew),
+            ("sip_user", 5)
+        );
+        s.set_str("auth_jwt", "db_url", "mysql://u:p@h/db", dir)
+            .unwrap();
+        s.set_str("auth_jwt", "tag_claim", "kid", dir).unwrap();
+        s.set("auth_jwt", "db_mode", 0).unwrap();
+        let e = s.set("auth_jwt", "db_mode", 1).unwrap_err();
+        assert!(e.contains("jwt_db_authorize"), "{e}");
+        assert!(s.set("auth_jwt", "clock_skew", 301).is_err());
+        assert!(s.set_str("auth_jwt", "username_claim", "", dir).is_err());
+        assert!(s
+            .set_str("auth_jwt", "load_credentials", "$avp(x)=y", dir)
+            .is_err());
+        assert!(s.set_str("auth_jwt", "no_such", "x", dir).is_err());
     }
 }

@@ -83,8 +83,36 @@ thread_local! {
 pub(crate) struct AuthState {
     /// The last `*_authorize()` found a stale nonce: the challenge says `stale=true`.
     pub stale: bool,
-    /// Who `*_authorize()` authorized, and from which header.
-    pub authorized: Option<(Authorized, &'static str)>,
+    /// Who `*_authorize()` or `jwt_script_authorize()` authenticated.
+    pub authorized: Option<Identity>,
+}
+
+/// An authenticated identity: what `check_from()` / `check_to()` compare and `$au $ar $ad
+/// $adu` show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    /// The user name as authenticated (`$au`): `alice`, or `alice@example.com`.
+    pub user: String,
+    /// `$ar`: the digest realm; for a token, the domain of a `user@domain` claim.
+    pub realm: Option<String>,
+    /// The domain the From / To host must be (`$ad`); `None`: the user part alone is compared.
+    pub domain: Option<String>,
+    /// `$adu`: the digest-uri (none for a token).
+    pub uri: Option<String>,
+    /// The header that carried the credentials, removed by `consume_credentials()`.
+    pub header: Option<&'static str>,
+}
+
+impl Identity {
+    fn digest(a: Authorized, header: &'static str) -> Identity {
+        Identity {
+            domain: Some(domain_of(&a.user, &a.realm)),
+            user: a.user,
+            realm: Some(a.realm),
+            uri: Some(a.uri),
+            header: Some(header),
+        }
+    }
 }
 
 fn now_secs() -> u64 {
@@ -286,7 +314,7 @@ pub(crate) fn authorize(
                 g.succeeded(&user, ip);
                 false
             });
-            st.authorized = who.map(|w| (w, hname));
+            st.authorized = who.map(|w| Identity::digest(w, hname));
         }
         AuthResult::StaleNonce => st.stale = true,
         AuthResult::InvalidPassword | AuthResult::UserUnknown => {
@@ -370,8 +398,10 @@ fn defer(
 /// table): 1 when this run authorized someone and the From (To) URI is that user in the
 /// realm it authorized for (user exact, host case-insensitive), -1 otherwise; a client can
 /// then neither speak nor register as another.
+/// A token naming `alice` (no domain) matches alice at any host: a multi-domain server
+/// puts `user@domain` in the claim, or checks `$fd` / `$td` itself.
 pub(crate) fn check_identity(msg: &Message, st: &AuthState, to: bool) -> i64 {
-    let Some((a, _)) = &st.authorized else {
+    let Some(a) = &st.authorized else {
         return -1;
     };
     let na = if to { msg.to() } else { msg.from() };
@@ -379,8 +409,11 @@ pub(crate) fn check_identity(msg: &Message, st: &AuthState, to: bool) -> i64 {
         return -1;
     };
     let user = a.user.split_once('@').map_or(a.user.as_str(), |(u, _)| u);
-    let domain = domain_of(&a.user, &a.realm);
-    if uri.user() == Some(user) && uri.host().eq_ignore_ascii_case(&domain) {
+    let host_ok = a
+        .domain
+        .as_deref()
+        .is_none_or(|d| uri.host().eq_ignore_ascii_case(d));
+    if uri.user() == Some(user) && host_ok {
         1
     } else {
         -1
@@ -390,13 +423,13 @@ pub(crate) fn check_identity(msg: &Message, st: &AuthState, to: bool) -> i64 {
 /// `$au $ar $ad $adu`: from the authorized credentials, else the first Digest credentials
 /// of the request (Proxy-Authorization, then Authorization).
 pub(crate) fn credential_field(msg: &Message, st: &AuthState, field: Field) -> Option<String> {
-    if let Some((a, _)) = &st.authorized {
-        return Some(match field {
-            Field::User => a.user.clone(),
+    if let Some(a) = &st.authorized {
+        return match field {
+            Field::User => Some(a.user.clone()),
             Field::Realm => a.realm.clone(),
-            Field::Domain => domain_of(&a.user, &a.realm),
+            Field::Domain => a.domain.clone(),
             Field::Uri => a.uri.clone(),
-        });
+        };
     }
     let c = ["Proxy-Authorization", "Authorization"]
         .iter()

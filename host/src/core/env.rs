@@ -29,6 +29,8 @@ pub(crate) struct MsgEnv<'a> {
     proxy: ProxyState,
     /// What the auth functions found.
     auth: super::authz::AuthState,
+    /// What the last call stored for its output arguments, by position.
+    outputs: Vec<(usize, String)>,
 }
 
 /// Run the main route for a request.
@@ -65,6 +67,7 @@ fn run(core: &Core, info: &ReceiveInfo, msg: &Message, route: RouteRef) -> Outco
         replied: false,
         proxy: ProxyState::default(),
         auth: Default::default(),
+        outputs: Vec::new(),
     };
     STATE.with(|s| match s.try_borrow_mut() {
         Ok(mut st) => core.script.run_with(&mut st, route, &mut env),
@@ -340,6 +343,7 @@ impl Env for MsgEnv<'_> {
     }
 
     fn call(&mut self, f: FuncId, args: &[Value<'_>]) -> i64 {
+        self.outputs.clear();
         match f {
             FuncId::SL_SEND_REPLY => self.sl_send_reply(args),
             FuncId::FORWARD | FuncId::T_RELAY => {
@@ -442,18 +446,33 @@ impl Env for MsgEnv<'_> {
             FuncId::CHECK_FROM | FuncId::CHECK_TO => {
                 super::authz::check_identity(self.msg, &self.auth, f == FuncId::CHECK_TO)
             }
-            FuncId::CONSUME_CREDENTIALS => match &self.auth.authorized {
-                Some((_, header)) => {
-                    self.proxy.remove_headers.push((*header).to_string());
-                    1
+            FuncId::CONSUME_CREDENTIALS => {
+                match self.auth.authorized.as_ref().and_then(|a| a.header) {
+                    Some(header) => {
+                        self.proxy.remove_headers.push(header.to_string());
+                        1
+                    }
+                    None => -1,
                 }
-                None => -1,
-            },
+            }
             FuncId::SANITY_CHECK | FuncId::SIPMSG_VALIDATE => {
                 self.sanity(f == FuncId::SANITY_CHECK)
             }
             FuncId::PIKE_CHECK_REQ => {
                 super::pike::check_req(self.info.src.to_std().map(|a| a.ip()))
+            }
+            FuncId::JWT_SCRIPT_AUTHORIZE => {
+                let arg = |i: usize| args.get(i).and_then(Value::as_str).unwrap_or("");
+                let out = super::authz_jwt::script_authorize(
+                    self.info,
+                    self.msg,
+                    &mut self.auth,
+                    arg(0),
+                    arg(1),
+                );
+                self.outputs.extend(out.decoded.map(|d| (2, d)));
+                self.outputs.extend(out.user.map(|u| (3, u)));
+                out.code
             }
             other => {
                 self.log(
@@ -463,6 +482,11 @@ impl Env for MsgEnv<'_> {
                 -1
             }
         }
+    }
+
+    fn take_output(&mut self, index: usize) -> Option<String> {
+        let at = self.outputs.iter().position(|(i, _)| *i == index)?;
+        Some(self.outputs.swap_remove(at).1)
     }
 
     fn log(&mut self, level: LogLevel, text: &str) {

@@ -10,6 +10,7 @@
 //! script's view) uses them all; this file wires `env`, `relay` and `pending` to the transports.
 mod addr;
 pub mod authz;
+pub mod authz_jwt;
 mod env;
 pub mod hostapi;
 mod locate;

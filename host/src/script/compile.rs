@@ -413,6 +413,13 @@ impl<'c> Compiler<'c> {
             },
             (ArgKind::Int, Arg::Pv(p)) => CArg::PvInt(self.pv_ref(p)?),
             (ArgKind::Pv | ArgKind::IntOrStr, Arg::Pv(p)) => CArg::Pv(self.pv_ref(p)?),
+            (ArgKind::OutPv, Arg::Pv(p)) => {
+                let pv = self.pv_ref(p)?;
+                if !pv.is_writable() {
+                    return Err(self.err(p.span, ErrorKind::ReadOnlyPv(p.name.clone())));
+                }
+                CArg::Out(pv)
+            }
             (ArgKind::Format, Arg::Str(s)) => {
                 let f = self.format(s)?;
                 match f.as_literal() {

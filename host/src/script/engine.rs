@@ -101,6 +101,7 @@ impl Script {
                     Err(Stop) => Flow::Exit,
                 },
             };
+            st.vars.flush();
             if !matches!(flow, Flow::Next) {
                 return flow;
             }
@@ -117,7 +118,9 @@ impl Script {
         depth: u32,
     ) -> Flow {
         while let Node::If { cond, then, els } = node {
-            match self.truth(cond, env, &st.vars, &mut st.scratch) {
+            let truth = self.truth(cond, env, &st.vars, &mut st.scratch);
+            st.vars.flush();
+            match truth {
                 Ok(true) => return self.block(then, env, st, depth),
                 Ok(false) => match &**els {
                     [next @ Node::If { .. }] => node = next,
@@ -390,7 +393,7 @@ impl Script {
         let mut held: SmallVec<[Held; 4]> = SmallVec::new();
         for a in args {
             held.push(match a {
-                CArg::Const(_) => Held::Null,
+                CArg::Const(_) | CArg::Out(_) => Held::Null,
                 CArg::Pv(pv) => hold_value(&pv_value(pv, env, vars), scratch),
                 CArg::PvInt(pv) => pv_value(pv, env, vars)
                     .as_int()
@@ -413,6 +416,20 @@ impl Script {
         let r = env.call(id, &vals);
         drop(vals);
         scratch.truncate(mark);
+        for (i, a) in args.iter().enumerate() {
+            let CArg::Out(pv) = a else { continue };
+            let Some(text) = env.take_output(i) else {
+                continue;
+            };
+            match pv {
+                Pv::Var(id) => vars.set_later(*id, text),
+                _ => {
+                    if let Err(e) = env.pv_set(pv, Value::Str(text.into())) {
+                        env.log(LogLevel::Err, &format!("cannot store into {pv}: {e}"));
+                    }
+                }
+            }
+        }
         r
     }
 }

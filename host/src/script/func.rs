@@ -57,6 +57,9 @@ impl FuncId {
     /// `pike_check_req()` (OpenSIPS pike): 1 when the source may go on, -2 when this request
     /// makes it blocked, -1 while it is blocked.
     pub const PIKE_CHECK_REQ: FuncId = FuncId(23);
+    /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])` (OpenSIPS auth_jwt):
+    /// checks a bearer JSON Web Token (RFC 8898); 1 valid, -1 invalid, -2 undecodable.
+    pub const JWT_SCRIPT_AUTHORIZE: FuncId = FuncId(24);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -75,6 +78,10 @@ pub enum ArgKind {
     Pv,
     /// An integer or string literal, bare word or pseudo-variable; passed as it is.
     IntOrStr,
+    /// A writable pseudo-variable (`$var(name)`) the function stores a result in (OpenSIPS's
+    /// output `pvar` parameters). Passed as `Value::Null`; after the call the engine stores
+    /// what [`super::Env::take_output`] gives for this position.
+    OutPv,
 }
 
 impl ArgKind {
@@ -86,6 +93,7 @@ impl ArgKind {
             ArgKind::Format => "a string or a pseudo-variable",
             ArgKind::Pv => "a pseudo-variable",
             ArgKind::IntOrStr => "an integer, a string or a pseudo-variable",
+            ArgKind::OutPv => "a writable pseudo-variable, e.g. $var(name)",
         }
     }
 }
@@ -152,13 +160,14 @@ impl FunctionTable {
     /// `remove_hf(name)`, `is_present_hf(name)`, `sanity_check()`, `sipmsg_validate()`,
     /// `www_challenge(realm[, qop[, algorithms]])`, `proxy_challenge(...)`,
     /// `www_authorize(realm[, table])`, `proxy_authorize(...)`, `consume_credentials()`,
-    /// `check_from()`, `check_to()`, `pike_check_req()`.
+    /// `check_from()`, `check_to()`, `pike_check_req()`,
+    /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 24] = [
+        let core: [(&str, &[ArgKind], usize); 25] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -195,6 +204,16 @@ impl FunctionTable {
             ("check_from", &[], 0),
             ("check_to", &[], 0),
             ("pike_check_req", &[], 0),
+            (
+                "jwt_script_authorize",
+                &[
+                    ArgKind::Format,
+                    ArgKind::Format,
+                    ArgKind::OutPv,
+                    ArgKind::OutPv,
+                ],
+                2,
+            ),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.
@@ -279,6 +298,7 @@ mod tests {
             ("sanity_check", FuncId::SANITY_CHECK),
             ("sipmsg_validate", FuncId::SIPMSG_VALIDATE),
             ("pike_check_req", FuncId::PIKE_CHECK_REQ),
+            ("jwt_script_authorize", FuncId::JWT_SCRIPT_AUTHORIZE),
         ] {
             assert_eq!(t.lookup(name), Some(id), "{name}");
         }

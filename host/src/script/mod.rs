@@ -50,6 +50,13 @@ pub trait Env {
     /// A host function other than `xlog` / `is_method`. Arguments follow the function's
     /// [`ArgKind`]s. Return > 0 for true, < 0 for false; 0 stops the script.
     fn call(&mut self, f: FuncId, args: &[Value<'_>]) -> i64;
+    /// After [`Env::call`]: the value the call stored for its argument `index` (0-based),
+    /// one declared [`ArgKind::OutPv`]; `None` leaves that pseudo-variable as it was. The
+    /// engine writes it (a `$var` becomes visible from the next statement on).
+    fn take_output(&mut self, index: usize) -> Option<String> {
+        let _ = index;
+        None
+    }
     /// Output of `xlog`, and the engine's own run-time errors.
     fn log(&mut self, level: LogLevel, text: &str);
     /// Whether `log` would print at `level`; `xlog` skips formatting when not.

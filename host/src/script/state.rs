@@ -3,7 +3,7 @@
 use super::pv::VarId;
 use super::value::Value;
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 /// A value detached from the [`super::Env`]: strings live in the scratch buffer.
 #[derive(Clone, Copy)]
@@ -44,6 +44,9 @@ pub(crate) struct Vars {
     slots: Vec<Slot>,
     /// `$rc`: set through shared references while an expression runs.
     pub(super) retcode: Cell<i64>,
+    /// `$var`s a function's output argument set while an expression ran (shared
+    /// references): stored by [`Vars::flush`] once the statement or condition is done.
+    pending: RefCell<Vec<(VarId, String)>>,
 }
 
 #[derive(Debug, Default)]
@@ -100,5 +103,26 @@ impl Vars {
             s.state = SlotState::Null;
         }
         self.retcode.set(0);
+        self.pending.get_mut().clear();
+    }
+
+    /// Queue `$var(id) = text` for the next [`Vars::flush`].
+    pub(super) fn set_later(&self, id: VarId, text: String) {
+        self.pending.borrow_mut().push((id, text));
+    }
+
+    /// Store the queued writes, in order.
+    pub(super) fn flush(&mut self) {
+        if self.pending.get_mut().is_empty() {
+            return;
+        }
+        let pending = std::mem::take(self.pending.get_mut());
+        for (id, text) in &pending {
+            self.set(*id, Value::Str(Cow::Borrowed(text)));
+        }
+        // Keep the allocation for the next run.
+        let mut p = pending;
+        p.clear();
+        *self.pending.get_mut() = p;
     }
 }

@@ -14,6 +14,8 @@ pub(super) struct TestEnv {
     pub sets: Vec<(String, Value<'static>)>,
     pub myself: Vec<&'static str>,
     pub refuse_set: bool,
+    /// What the next calls store in their output arguments, by position.
+    pub outputs: HashMap<usize, String>,
 }
 
 impl TestEnv {
@@ -62,6 +64,10 @@ impl Env for TestEnv {
         self.calls
             .push((f, args.iter().map(|a| a.clone().into_owned()).collect()));
         self.rets.get(&f).copied().unwrap_or(1)
+    }
+
+    fn take_output(&mut self, index: usize) -> Option<String> {
+        self.outputs.remove(&index)
     }
 
     fn log(&mut self, level: LogLevel, text: &str) {
@@ -272,6 +278,23 @@ fn pseudo_variable_errors() {
         9,
         ErrorKind::ReadOnlyPv("si".into()),
     );
+    // An output argument must be writable, and a pseudo-variable.
+    check(
+        "route { jwt_script_authorize(\"t\", \"k\", $si); }",
+        1,
+        40,
+        ErrorKind::ReadOnlyPv("si".into()),
+    );
+    check(
+        "route { jwt_script_authorize(\"t\", \"k\", \"x\"); }",
+        1,
+        40,
+        ErrorKind::ArgKind {
+            func: "jwt_script_authorize".into(),
+            index: 3,
+            expected: "a writable pseudo-variable, e.g. $var(name)",
+        },
+    );
     // Inside a format string the position is that of the `$` in the file.
     check(
         "route { xlog(\"x $bar y\"); }",
@@ -378,7 +401,7 @@ fn function_table_registration() {
     // The next id after the last core function.
     assert_eq!(
         t.register("my_func", &[ArgKind::Str], 1),
-        Ok(FuncId(FuncId::PIKE_CHECK_REQ.0 + 1))
+        Ok(FuncId(FuncId::JWT_SCRIPT_AUTHORIZE.0 + 1))
     );
     assert_eq!(
         t.register("lookup", &[], 0),

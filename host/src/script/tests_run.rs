@@ -440,3 +440,38 @@ fn xlog_trailing_newline_is_not_part_of_the_record() {
     );
     assert_eq!(env.log_texts(), ["INVITE from 1.2.3.4", "two", "a\nb"]);
 }
+
+/// Output arguments (`ArgKind::OutPv`): the function gets `Null` there, and what it gives
+/// back is stored, in a `$var` from the next statement or branch on, elsewhere at once.
+#[test]
+fn output_arguments() {
+    let mut env = message();
+    env.outputs.insert(2, "decoded".into());
+    env.outputs.insert(3, "alice".into());
+    let src = r#"route {
+        $var(u) = "before";
+        if (jwt_script_authorize("$hdr(X-Num)", "k", $var(d), $var(u))) {
+            xlog("L_INFO", "d=$var(d) u=$var(u)");
+        }
+        jwt_script_authorize("t", "k", $var(d), $du);
+        xlog("L_INFO", "d=$var(d) u=$var(u)");
+    }"#;
+    run(src, &mut env);
+    assert_eq!(
+        env.log_texts(),
+        ["d=decoded u=alice", "d=decoded u=alice"],
+        "the second call gave nothing back: unchanged"
+    );
+    let calls = env.called(FuncId::JWT_SCRIPT_AUTHORIZE);
+    assert_eq!(
+        calls[0],
+        [Value::str("42"), Value::str("k"), Value::Null, Value::Null]
+    );
+    let mut env = message();
+    env.outputs.insert(3, "sip:x@y".into());
+    run(
+        r#"route { jwt_script_authorize("t", "k", $var(d), $du); }"#,
+        &mut env,
+    );
+    assert_eq!(env.sets, [("$du".to_string(), Value::str("sip:x@y"))]);
+}

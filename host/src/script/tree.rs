@@ -78,6 +78,8 @@ pub(crate) enum CArg {
     PvInt(Pv),
     /// A rendered format string.
     Format(Format),
+    /// A writable pseudo-variable the function may store a result in ([`super::ArgKind::OutPv`]).
+    Out(Pv),
 }
 
 /// A function call.
