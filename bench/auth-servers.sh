@@ -89,14 +89,15 @@ wait_builds() {
     local i busy
     [ -n "${NO_WAIT:-}" ] && return 0
     for i in $(seq 1 10); do
-        busy=$(ps -eo ni=,comm= | awk '$1 <= 0 && $2 ~ /^(rustc|cc1|cc1plus|ld|ld\.lld|cargo|clang)$/' | wc -l)
+        busy=$(ps -eo ni=,comm= | awk '$1 <= 0 && $2 ~ /^(rustc|cc1|cc1plus|ld|ld\.lld|cargo|clang|clippy-driver)$/' | wc -l)
         [ "$busy" -eq 0 ] && return 0
         log "$busy compiler processes at normal priority (another build?), waiting 30 s (try $i/10)"
         sleep 30
     done
 }
 
-# niced_note: how much niced work runs beside, for the results header.
+# niced_note: what else runs, for the results header: niced processes (fuzzers), and
+# compilers at normal priority (other sessions' builds, when wait_builds gave up).
 niced_note() {
-    echo "niced processes beside: $(ps -eo ni=,comm= | awk '$1 > 0' | wc -l) ($(ps -eo ni=,pcpu=,comm= | awk '$1 > 0 && $2 > 5 {printf "%s %s%% ", $3, $2}'))"
+    echo "niced processes beside: $(ps -eo ni=,comm= | awk '$1 > 0' | wc -l) ($(ps -eo ni=,pcpu=,comm= | awk '$1 > 0 && $2 > 5 {printf "%s %s%% ", $3, $2}')); compilers at normal priority: $(ps -eo ni=,comm= | awk '$1 <= 0 && $2 ~ /^(rustc|cc1|cc1plus|ld|cargo|clang|clippy-driver)$/' | wc -l)"
 }

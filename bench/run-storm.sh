@@ -11,16 +11,19 @@
 #   sipcore   conf/sipcore.cfg + modparam("proto_ws", "ws_max_connections", 12000) (default 2048;
 #             the 128 per source address are kept: one connection per address here); pike stays
 #             on for non-loopback sources, which all clients are (2 requests each per 2 s unit);
-#   kamailio  kamailio-auth.cfg (tcp_max_connections 20000 already) with -m 512 -M 16: Debian's
-#             64 MB of shared memory do not hold 10,000 connections (16 KB read buffer each);
+#   kamailio  kamailio-auth.cfg (tcp_max_connections 20000 already) with -m 2048 -M 16: Debian's
+#             64 MB of shared memory do not hold 10,000 connections (a 64 KB websocket buffer and a
+#             16 KB TCP read buffer each; 512 MB did not either);
 #   opensips  ws-auth.cfg.in (tcp_max_connections 19800) with its usual -m 4096 -M 32.
 # The users: USERS = N + 1; sipcore's written with bench/mkusers.py (OpenSIPS's schema, the same
 # HA1s as `sipcore user add`, which would take minutes for 10,000).
 #
 # Usage: bench/run-storm.sh
 # Env:   N=10000 SERVERS="sipcore kamailio opensips" SCENARIOS=fresh SKIP_BUILD=1 NO_WAIT=1
+#        CONC=20 (connection setups with their first registration in progress at once)
 set -u
 N=${N:-10000}
+CONC=${CONC:-20}
 USERS=$((N + 1))
 read -ra scenarios <<<"${SCENARIOS:-fresh}"
 # shellcheck source=bench/lib.sh
@@ -30,7 +33,7 @@ build
 RUN=${TMPDIR:-/tmp}/sipcore-storm-run
 SC_EXTRA='modparam("proto_ws", "ws_max_connections", 12000)'
 SC_USERS_FAST=1
-KAM_MEM="-m 512 -M 16"
+KAM_MEM="-m 2048 -M 16"
 # shellcheck source=bench/auth-servers.sh
 . "$ROOT/bench/auth-servers.sh"
 read -ra servers <<<"${SERVERS:-sipcore}"
@@ -41,7 +44,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null
 rm -rf "$RUN"
 for srv in "${servers[@]}"; do make_users "$srv" || exit 1; done
 wait_builds
-header "N=$N servers=${servers[*]} scenarios=${scenarios[*]} ulimit_n=$(ulimit -n)" >"$OUT"
+header "N=$N CONC=$CONC servers=${servers[*]} scenarios=${scenarios[*]} ulimit_n=$(ulimit -n)" >"$OUT"
 echo "# tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + uncommitted changes'); sipcore binary built $(date -u -r "$R/sipcore" +%FT%TZ); $(niced_note)" >>"$OUT"
 trap halt EXIT
 
@@ -51,7 +54,7 @@ for sc in "${scenarios[@]}"; do
     for srv in "${servers[@]}"; do
         start "$srv" || { log "$srv did not start"; halt; continue; }
         log "$srv $sc: $N clients"
-        line=$("$R/sipbench" -t 1 storm --addr "127.0.0.1:$PORT" -n "$N" --first 1 "${extra[@]}" \
+        line=$("$R/sipbench" -t 1 storm --addr "127.0.0.1:$PORT" -n "$N" --first 1 --concurrency "$CONC" "${extra[@]}" \
             --witness-ruri "sip:127.0.0.1:$PORT" --pid "$SP" --tree 2>>"$OUT.client.log" | grep '^RESULT')
         died=""
         kill -0 "$SP" 2>/dev/null || died=" SERVER_DIED=1"

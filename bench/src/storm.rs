@@ -171,12 +171,20 @@ fn ms(h: &Hist, q: f64) -> f64 {
 pub async fn run(a: StormArgs) -> Result<(), String> {
     let target = Arc::new(a.target.clone());
     let phase = Arc::new(AtomicU8::new(IDLE));
-    let w = tokio::spawn(witness(
-        target.clone(),
-        a.witness_ruri.clone(),
-        Duration::from_secs_f64(a.witness_gap_ms / 1000.0),
-        phase.clone(),
-    ));
+    // The witness on a thread and runtime of its own: queued behind 10,000 client tasks on
+    // the shared runtime, it would measure the load generator instead of the server.
+    let w = {
+        let (target, ruri, phase) = (target.clone(), a.witness_ruri.clone(), phase.clone());
+        let gap = Duration::from_secs_f64(a.witness_gap_ms / 1000.0);
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(witness(target, ruri, gap, phase))
+                .map_err(|e| e.to_string())
+        })
+    };
     let shared = Arc::new((a.domain.clone(), a.reuse_nonce, a.expires, a.window_s));
     let setup = Arc::new(Semaphore::new(a.concurrency.max(1)));
     let (go_tx, go_rx) = watch::channel(None);
@@ -216,6 +224,7 @@ pub async fn run(a: StormArgs) -> Result<(), String> {
     tokio::time::sleep(Duration::from_secs_f64(a.baseline_s)).await;
     let pids = a.pid.map(|p| procfs::pids(p, a.tree)).unwrap_or_default();
     let cpu0 = procfs::cpu_secs(&pids);
+    let self0 = procfs::self_cpu_secs();
     let t0 = Instant::now();
     phase.store(DURING, Ordering::Relaxed);
     let _ = go_tx.send(Some(t0));
@@ -242,16 +251,18 @@ pub async fn run(a: StormArgs) -> Result<(), String> {
     }
     let storm_s = t0.elapsed().as_secs_f64();
     let cpu = procfs::cpu_secs(&pids) - cpu0;
+    let client_cpu = procfs::self_cpu_secs() - self0;
     failed += ready - finished;
     phase.store(OVER, Ordering::Relaxed);
     let _ = done_tx.send(true);
-    let (before, during) = match tokio::time::timeout(Duration::from_secs(10), w).await {
+    let (before, during) = match tokio::task::spawn_blocking(move || w.join()).await {
         Ok(Ok(Ok(x))) => x,
-        other => {
-            eprintln!(
-                "witness failed: {:?}",
-                other.map(|r| r.map(|x| x.map(|_| ())))
-            );
+        Ok(Ok(Err(e))) => {
+            eprintln!("witness failed: {e}");
+            (Hist::new(), Hist::new())
+        }
+        _ => {
+            eprintln!("witness panicked");
             (Hist::new(), Hist::new())
         }
     };
@@ -259,7 +270,7 @@ pub async fn run(a: StormArgs) -> Result<(), String> {
     println!(
         "RESULT mode=storm reuse_nonce={} clients={} registered={} setup_failed={} setup_s={:.1} \
          storm_s={:.2} ok_in_window={} late={} failed={} done_p50_ms={:.1} done_p99_ms={:.1} \
-         done_max_ms={:.1} server_cpu_s={:.2} reg_per_cpu_s={:.0} witness_before_n={} \
+         done_max_ms={:.1} server_cpu_s={:.2} reg_per_cpu_s={:.0} client_cpu_s={:.2} witness_before_n={} \
          witness_before_p50_ms={:.2} witness_before_p99_ms={:.2} witness_before_max_ms={:.2} \
          witness_during_n={} witness_during_p50_ms={:.2} witness_during_p99_ms={:.2} \
          witness_during_max_ms={:.2} server_pids={}",
@@ -281,6 +292,7 @@ pub async fn run(a: StormArgs) -> Result<(), String> {
         } else {
             0.0
         },
+        client_cpu,
         before.count(),
         ms(&before, 0.5),
         ms(&before, 0.99),
