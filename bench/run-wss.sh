@@ -14,7 +14,7 @@
 # The fuzzers of the other sessions (nice 19) are paused during each sipbench run and resumed
 # right after (also on failure). Prints one line per run and the medians.
 #
-# Usage: bench/run-wss.sh   Env: DUR=8 ROUNDS=3 IDLE_N=5000 HS_C=16 SKIP_BUILD=1 NO_WAIT=1
+# Usage: bench/run-wss.sh   Env: DUR=8 ROUNDS=3 IDLE_N=5000 HS_C=16 SKIP_BUILD=1 NO_WAIT=1 NO_PAUSE=1
 #        SERVERS="sipcore kamailio kamailio-tlsf opensips" SCENARIOS="rr hs-ec hs-rsa idle"
 set -u
 DUR=${DUR:-8}
@@ -58,8 +58,9 @@ fi
 # Pause/resume the other sessions' fuzzers (the pattern is built here so that no command
 # line of ours contains it).
 FUZZ="x86_64-unknown-linux-gnu""/release/"
-fuzz_stop() { pkill -STOP -f "$FUZZ" 2>/dev/null || true; }
-fuzz_cont() { pkill -CONT -f "$FUZZ" 2>/dev/null || true; }
+# NO_PAUSE=1: leave them running (they are niced; say so with the figures).
+fuzz_stop() { [ -n "${NO_PAUSE:-}" ] || pkill -STOP -f "$FUZZ" 2>/dev/null || true; }
+fuzz_cont() { [ -n "${NO_PAUSE:-}" ] || pkill -CONT -f "$FUZZ" 2>/dev/null || true; }
 trap 'fuzz_cont; halt' EXIT
 trap 'exit 130' INT TERM
 

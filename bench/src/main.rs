@@ -3,15 +3,19 @@
 //! few tokio worker threads, each driving many connections.
 
 mod conn;
+mod digest;
 mod hist;
 mod hs;
 mod idle;
 mod measure;
 mod procfs;
+mod register;
 mod relay;
 mod rr;
 mod sink;
+mod storm;
 mod tls;
+mod ua;
 mod ws;
 
 use clap::{Parser, Subcommand};
@@ -110,6 +114,87 @@ enum Mode {
         window: usize,
         #[command(flatten)]
         window_args: measure::Window,
+    },
+    /// Authenticated registrations: C connections sharing U users `user<N>@domain` (password
+    /// `pw<N>`), each looping REGISTER -> 401 -> REGISTER with MD5 digest credentials -> 200;
+    /// registrations per server CPU-second and the latency of each registration.
+    Register {
+        /// Server host:port.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// SIP domain of the users (and digest realm).
+        #[arg(long, default_value = "example.com")]
+        domain: String,
+        /// Connections.
+        #[arg(short = 'c', long, default_value_t = 100)]
+        conns: usize,
+        /// Users, spread over the connections (connection i registers users i, i+C, ... in
+        /// turn); at least C.
+        #[arg(short = 'u', long, default_value_t = 1000)]
+        users: usize,
+        /// Number of the first user.
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        /// Re-register with credentials for the last nonce (nc + 1), as clients do, instead of
+        /// a fresh 401 round each time; only an expired nonce is challenged again.
+        #[arg(long)]
+        reuse_nonce: bool,
+        /// Registration lifetime asked for (Contact expires and Expires), seconds.
+        #[arg(long, default_value_t = 600)]
+        expires: u32,
+        /// Answer the challenges with a wrong password (a check that the server refuses it:
+        /// every registration must fail).
+        #[arg(long)]
+        wrong_password: bool,
+        #[command(flatten)]
+        window_args: measure::Window,
+    },
+    /// Registration storm: N clients, one connection and one loopback source address each, all
+    /// registered, then all re-registering at once; each one's time to its 200 against the
+    /// 32 s window (Timer F), and a witness's OPTIONS latency before and during the storm.
+    Storm {
+        /// Server ip:port.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// SIP domain of the users (and digest realm).
+        #[arg(long, default_value = "example.com")]
+        domain: String,
+        /// Clients.
+        #[arg(short = 'n', long, default_value_t = 10000)]
+        clients: usize,
+        /// Number of the first user.
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        /// Source address of the first client; client i binds this + i.
+        #[arg(long, default_value = "127.1.0.1")]
+        src_base: std::net::Ipv4Addr,
+        /// Connection setups (with their first registration) in progress at once.
+        #[arg(long, default_value_t = 200)]
+        concurrency: usize,
+        /// Re-register with credentials for the held nonce instead of a fresh 401 round.
+        #[arg(long)]
+        reuse_nonce: bool,
+        /// Registration lifetime asked for, seconds.
+        #[arg(long, default_value_t = 600)]
+        expires: u32,
+        /// Seconds within which every client must have its 200 (Timer F = 64*T1).
+        #[arg(long, default_value_t = 32.0)]
+        window: f64,
+        /// Seconds of witness measurements before the storm.
+        #[arg(long, default_value_t = 5.0)]
+        baseline: f64,
+        /// Request-URI of the witness's OPTIONS (the server itself, answered before auth).
+        #[arg(long, default_value = "sip:127.0.0.1")]
+        witness_ruri: String,
+        /// Pause between two witness OPTIONS, ms.
+        #[arg(long, default_value_t = 10.0)]
+        witness_gap_ms: f64,
+        /// Server PID (CPU seconds during the storm).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Also count the server PID's descendant processes.
+        #[arg(long)]
+        tree: bool,
     },
     /// UDP sink that discards datagrams (a stand-in HEP collector); prints counts periodically.
     Sink {
@@ -221,6 +306,66 @@ fn main() {
                     pairs: pairs.max(1),
                     window: window.max(1),
                     window_args,
+                })
+                .await
+            }
+            Mode::Register {
+                addr,
+                domain,
+                conns,
+                users,
+                first,
+                reuse_nonce,
+                expires,
+                wrong_password,
+                window_args,
+            } => {
+                procfs::raise_nofile();
+                register::run(register::RegisterArgs {
+                    target: target(&addr)?,
+                    domain,
+                    conns: conns.max(1),
+                    users,
+                    first,
+                    reuse_nonce,
+                    expires,
+                    wrong_password,
+                    window_args,
+                })
+                .await
+            }
+            Mode::Storm {
+                addr,
+                domain,
+                clients,
+                first,
+                src_base,
+                concurrency,
+                reuse_nonce,
+                expires,
+                window,
+                baseline,
+                witness_ruri,
+                witness_gap_ms,
+                pid,
+                tree,
+            } => {
+                procfs::raise_nofile();
+                storm::run(storm::StormArgs {
+                    target: target(&addr)?,
+                    domain,
+                    clients,
+                    first,
+                    src_base,
+                    concurrency,
+                    reuse_nonce,
+                    expires,
+                    window_s: window,
+                    baseline_s: baseline,
+                    witness_ruri,
+                    witness_gap_ms,
+                    pid,
+                    tree,
                 })
                 .await
             }

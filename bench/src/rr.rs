@@ -25,7 +25,7 @@ pub struct RrArgs {
     pub window_args: Window,
 }
 
-fn write_request(
+pub(crate) fn write_request(
     out: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
     m: &mut Masker,
