@@ -213,8 +213,11 @@ pub fn record_at(severity: Severity, module: &str, msg: &str, kv: &[(&str, &str)
 /// Hands one record to the drain; the tag carries the exact severity ([`Severity::name`];
 /// slog wants both as constants).
 fn emit(severity: Severity, module: &str, text: &str) {
+    emit_to(root(), severity, module, text)
+}
+
+fn emit_to(log: &Logger, severity: Severity, module: &str, text: &str) {
     use slog::Level as L;
-    let log = root();
     match severity {
         Severity::Alert => slog::log!(log, L::Critical, "ALERT", "{}", text; "module" => module),
         Severity::Crit => slog::log!(log, L::Critical, "CRITICAL", "{}", text; "module" => module),
@@ -278,6 +281,37 @@ macro_rules! log {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keeps each record's tag and slog level.
+    struct Tags(Mutex<Vec<(String, slog::Level)>>);
+
+    impl Drain for &'static Tags {
+        type Ok = ();
+        type Err = slog::Never;
+        fn log(&self, r: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+            let mut v = self.0.lock().unwrap();
+            v.push((r.tag().to_string(), r.level()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn records_carry_their_exact_severity_in_the_tag() {
+        let tags: &'static Tags = Box::leak(Box::new(Tags(Mutex::new(Vec::new()))));
+        let log = Logger::root(tags, o!());
+        for s in Severity::ALL {
+            emit_to(&log, s, "m", "t");
+        }
+        let got = tags.0.lock().unwrap().clone();
+        let want: Vec<(String, slog::Level)> = Severity::ALL
+            .iter()
+            .map(|s| (s.name().to_string(), s.to_slog()))
+            .collect();
+        assert_eq!(got, want);
+        for (tag, level) in got {
+            assert_eq!(Severity::from_name(&tag).map(|s| s.to_slog()), Some(level));
+        }
+    }
 
     #[test]
     fn control_characters_are_escaped() {
