@@ -27,6 +27,12 @@ pub struct Options {
 struct Globals {
     log_level: i64,
     log_stderror: bool,
+    /// `log_json = yes`: JSON lines on stderr.
+    log_json: bool,
+    /// `log_facility` (syslog; OpenSIPS's default LOG_DAEMON).
+    log_facility: log::syslog::Facility,
+    /// `log_name`: the syslog tag.
+    log_name: String,
     workers: u32,
     mi: MiEndpoint,
     mi_enabled: bool,
@@ -130,14 +136,24 @@ pub fn auth_db_config(path: &Path) -> Result<crate::db::AuthDbConfig, String> {
 pub fn run(opts: Options) -> Result<(), String> {
     let cfg = config::load_file(&opts.config).map_err(|e| e.to_string())?;
     let globals = read_globals(&cfg).map_err(|e| e.to_string())?;
-    log::init(log::level_from_opensips(globals.log_level));
-    if !globals.log_stderror {
-        crate::log!(
-            Info,
-            "core",
-            "log_stderror=no: logs still go to stderr (use your service manager to route them)"
-        );
-    }
+    // A check (`-c`) reports to the terminal that runs it, whatever the service logs to.
+    let target = if opts.check_only || globals.log_stderror {
+        if globals.log_json {
+            log::Target::Json
+        } else {
+            log::Target::Stderr
+        }
+    } else {
+        log::Target::Syslog {
+            facility: globals.log_facility,
+            tag: globals.log_name.clone(),
+        }
+    };
+    log::init(&log::Settings {
+        level: globals.log_level,
+        target,
+    })
+    .map_err(|e| e.to_string())?;
 
     let (loaded, builtins) = load_modules(&cfg, &opts.config)?;
     let (params, mut settings, tls_params) =
@@ -358,7 +374,7 @@ fn install_signals() -> Result<signal_hook::iterator::Signals, String> {
 }
 
 /// Waits for SIGINT or SIGTERM. SIGHUP (a closed terminal, or a service manager's "reload")
-/// is logged and ignored: logs go to stderr, so there is no log file to reopen, and the
+/// is logged and ignored: logs go to stderr or syslog, so there is no log file to reopen, and the
 /// configuration is read only at startup.
 fn wait_for_signal(signals: &mut signal_hook::iterator::Signals) {
     for sig in signals.forever() {
@@ -366,7 +382,7 @@ fn wait_for_signal(signals: &mut signal_hook::iterator::Signals) {
             crate::log!(
                 Info,
                 "core",
-                "received SIGHUP: ignored (logs go to stderr, nothing to reopen; restart to reload the configuration)"
+                "received SIGHUP: ignored (no log file to reopen; restart to reload the configuration)"
             );
             continue;
         }
@@ -379,6 +395,9 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
     let mut g = Globals {
         log_level: 3,
         log_stderror: true,
+        log_json: false,
+        log_facility: log::syslog::Facility::DAEMON,
+        log_name: "sipcore".into(),
         workers: 0,
         mi: MiEndpoint::default(),
         mi_enabled: false,
@@ -386,6 +405,7 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
         db_default_url: None,
         shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
     };
+    let mut log_json_at = None;
     for item in &cfg.items {
         let Item::Global {
             name,
@@ -403,6 +423,31 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
         match name.as_str() {
             "log_level" | "debug" => g.log_level = int("an integer (-3..4)")?,
             "log_stderror" | "stderror_enabled" => g.log_stderror = int("yes/no")? != 0,
+            "log_json" => {
+                g.log_json = int("yes/no")? != 0;
+                log_json_at = Some(*value_span);
+            }
+            "log_facility" => {
+                let (GlobalValue::Str(f) | GlobalValue::Word(f)) = value else {
+                    return Err(
+                        cfg.error_at(*value_span, "log_facility takes a name, e.g. LOG_LOCAL0")
+                    );
+                };
+                g.log_facility =
+                    log::syslog::Facility::parse(f).map_err(|e| cfg.error_at(*value_span, e))?;
+            }
+            "log_name" => {
+                let (GlobalValue::Str(n) | GlobalValue::Word(n)) = value else {
+                    return Err(cfg.error_at(*value_span, "log_name takes a name"));
+                };
+                if !log::syslog::valid_tag(n) {
+                    return Err(cfg.error_at(
+                        *value_span,
+                        format!("log_name: '{n}' is not a syslog tag (1-32 printable ASCII characters, no space, ':', '[' or ']')"),
+                    ));
+                }
+                g.log_name = n.clone();
+            }
             "workers" | "children" | "tcp_workers" => {
                 g.workers = u32::try_from(int("a positive integer")?)
                     .ok()
@@ -468,9 +513,7 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                 }
             }
             // Accepted for compatibility with OpenSIPS configs; no effect here.
-            "log_name"
-            | "log_facility"
-            | "auto_aliases"
+            "auto_aliases"
             | "tcp_connection_lifetime"
             | "server_header"
             | "user_agent_header"
@@ -479,16 +522,41 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
             _ => return Err(cfg.error_at(*span, format!("unknown global parameter '{name}'"))),
         }
     }
+    if let (Some(at), true, false) = (log_json_at, g.log_json, g.log_stderror) {
+        return Err(cfg.error_at(
+            at,
+            "log_json = yes writes JSON lines to stderr, but log_stderror = no sends records to syslog",
+        ));
+    }
     Ok(g)
 }
 
-/// Default module path: the directory of the running executable (where cargo puts the plugins).
+/// The compiled-in module path of a packaged build (`SIPCORE_DEFAULT_MPATH` when it was built,
+/// e.g. `/usr/lib/sipcore/modules` for the Debian package); `None` for a plain cargo build.
+pub const PACKAGED_MPATH: Option<&str> = option_env!("SIPCORE_DEFAULT_MPATH");
+
+/// Default module path: the packaged one, else the directory of the running executable (where
+/// cargo puts the plugins).
 fn default_mpath() -> Vec<PathBuf> {
+    if let Some(dir) = PACKAGED_MPATH.filter(|d| !d.is_empty()) {
+        return vec![PathBuf::from(dir)];
+    }
     std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .into_iter()
         .collect()
+}
+
+/// What to do about a plugin not found in the default `mpath`: say where plugins come from.
+fn default_mpath_hint() -> &'static str {
+    if PACKAGED_MPATH.is_some() {
+        " (the default mpath of this packaged build; reinstall the package, or set mpath)"
+    } else {
+        " (mpath defaults to the sipcore binary's directory: run target/release/sipcore after \
+         `cargo build --release --workspace`, which builds the plugins beside it, or set mpath \
+         to where the .so files are; `cargo install` copies only the binary)"
+    }
 }
 
 /// The plugins loaded, and the built-in modules named by `loadmodule` (no file needed).
@@ -497,6 +565,7 @@ type Modules = (Vec<LoadedModule>, Vec<&'static Builtin>);
 fn load_modules(cfg: &Config, cfg_path: &Path) -> Result<Modules, String> {
     let base = cfg_path.parent().unwrap_or(Path::new("."));
     let mut mpath = default_mpath();
+    let mut mpath_set = false;
     let mut loaded: Vec<LoadedModule> = Vec::new();
     let mut builtins: Vec<&'static Builtin> = Vec::new();
     for item in &cfg.items {
@@ -507,6 +576,7 @@ fn load_modules(cfg: &Config, cfg_path: &Path) -> Result<Modules, String> {
                     GlobalValue::Str(s) | GlobalValue::Word(s) => s.as_str(),
                     GlobalValue::Int(_) => "",
                 };
+                mpath_set = true;
                 mpath = dirs
                     .split(';')
                     .filter(|s| !s.is_empty())
@@ -529,7 +599,10 @@ fn load_modules(cfg: &Config, cfg_path: &Path) -> Result<Modules, String> {
                     builtins.push(b);
                     continue;
                 }
-                let file = modules::resolve(path, &mpath).map_err(|e| at(e.to_string()))?;
+                let file = modules::resolve(path, &mpath).map_err(|e| {
+                    let hint = if mpath_set { "" } else { default_mpath_hint() };
+                    at(format!("{e}{hint}"))
+                })?;
                 let m = modules::load(&file).map_err(|e| at(e.to_string()))?;
                 if loaded.iter().any(|o| o.name == m.name) {
                     return Err(at(format!("module {} loaded twice", m.name)));

@@ -98,6 +98,23 @@ fn missing_module_file() {
 }
 
 #[test]
+fn missing_module_in_the_default_mpath_says_where_plugins_come_from() {
+    // No mpath: the binary's directory (a plain cargo build), which is where a `cargo install`ed
+    // binary finds no plugins; the error says so.
+    let cfg = "loadmodule \"proto_nothing.so\"\nroute { exit; }\n";
+    let dir = target_dir().display().to_string();
+    expect_error(
+        cfg,
+        &[
+            "{CFG}:1:",
+            &format!("{dir}/proto_nothing.so"),
+            "mpath defaults to the sipcore binary's directory",
+            "`cargo install` copies only the binary",
+        ],
+    );
+}
+
+#[test]
 fn library_that_is_not_a_module() {
     let cfg = "mpath = \"{MPATH}\"\nloadmodule \"test_plugin_not_ours.so\"\nroute { exit; }\n";
     expect_error(cfg, &["libtest_plugin_not_ours.so", "not a sipcore module"]);

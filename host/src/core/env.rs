@@ -491,13 +491,13 @@ impl Env for MsgEnv<'_> {
 
     fn log(&mut self, level: LogLevel, text: &str) {
         let lvl = script_level(level);
-        if crate::log::enabled(lvl) {
-            crate::log::record(lvl, "script", text, &[]);
+        if crate::log::enabled_at(lvl) {
+            crate::log::record_at(lvl, "script", text, &[]);
         }
     }
 
     fn log_enabled(&self, level: LogLevel) -> bool {
-        crate::log::enabled(script_level(level))
+        crate::log::enabled_at(script_level(level))
     }
 
     fn is_myself(&mut self, v: &Value<'_>) -> bool {
@@ -505,13 +505,7 @@ impl Env for MsgEnv<'_> {
     }
 }
 
-/// Script log levels (`L_*`) to slog levels.
-pub(crate) fn script_level(level: LogLevel) -> slog::Level {
-    match level {
-        LogLevel::Alert | LogLevel::Crit => slog::Level::Critical,
-        LogLevel::Err => slog::Level::Error,
-        LogLevel::Warn => slog::Level::Warning,
-        LogLevel::Notice | LogLevel::Info => slog::Level::Info,
-        LogLevel::Dbg => slog::Level::Debug,
-    }
+/// Script log levels (`L_*`) to the log's severities (the same OpenSIPS numbers).
+pub(crate) fn script_level(level: LogLevel) -> crate::log::Severity {
+    crate::log::Severity::from_opensips(level.opensips_value())
 }

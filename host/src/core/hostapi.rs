@@ -134,11 +134,11 @@ impl Env for CtxEnv<'_> {
     }
 
     fn log(&mut self, level: LogLevel, text: &str) {
-        crate::log::record(script_level(level), "script", text, &[]);
+        crate::log::record_at(script_level(level), "script", text, &[]);
     }
 
     fn log_enabled(&self, level: LogLevel) -> bool {
-        crate::log::enabled(script_level(level))
+        crate::log::enabled_at(script_level(level))
     }
 
     fn is_myself(&mut self, v: &Value<'_>) -> bool {

@@ -49,20 +49,20 @@ fn start_timer() {
     }
 }
 
-fn level(p: &Pike) -> slog::Level {
-    crate::log::level_from_opensips(p.config().log_level)
+fn level(p: &Pike) -> crate::log::Severity {
+    crate::log::Severity::from_opensips(p.config().log_level)
 }
 
 /// The release line (OpenSIPS's text, with the address instead of its node pointer).
 fn log_release(p: &Pike, s: Source, why: Release) {
     let lvl = level(p);
-    if crate::log::enabled(lvl) {
+    if crate::log::enabled_at(lvl) {
         let why = match why {
             Release::Calm => "",
             Release::Evicted => " (forgotten: max_tracked reached)",
             Release::Removed => " (pike_rm)",
         };
-        crate::log::record(lvl, "pike", &format!("PIKE - UNBLOCKing ip {s}{why}"), &[]);
+        crate::log::record_at(lvl, "pike", &format!("PIKE - UNBLOCKing ip {s}{why}"), &[]);
     }
 }
 
@@ -80,9 +80,9 @@ pub(crate) fn check_req(src: Option<IpAddr>) -> i64 {
     }
     if c.verdict == Verdict::NewlyBlocked {
         let lvl = level(p);
-        if crate::log::enabled(lvl) {
+        if crate::log::enabled_at(lvl) {
             let s = Source::of(ip, p.config().ipv6_prefix);
-            crate::log::record(lvl, "pike", &format!("PIKE - BLOCKing ip {s}"), &[]);
+            crate::log::record_at(lvl, "pike", &format!("PIKE - BLOCKing ip {s}"), &[]);
         }
     }
     c.verdict.code()

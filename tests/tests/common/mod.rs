@@ -97,6 +97,15 @@ impl Server {
 
     /// Like [`Server::start`], run under a wrapper command, e.g. `["prlimit", "--nofile=64"]`.
     pub fn start_wrapped(cfg: &str, wrapper: &[&str]) -> Server {
+        Server::start_with(cfg, wrapper, &[])
+    }
+
+    /// Like [`Server::start`], with these environment variables set for sipcore.
+    pub fn start_env(cfg: &str, env: &[(&str, &std::ffi::OsStr)]) -> Server {
+        Server::start_with(cfg, &[], env)
+    }
+
+    fn start_with(cfg: &str, wrapper: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Server {
         let port = free_port();
         let dir = temp_dir("srv");
         let cfg_path = dir.join("sipcore.cfg");
@@ -112,6 +121,7 @@ impl Server {
             None => Command::new(sipcore_bin()),
         };
         let child = cmd
+            .envs(env.iter().copied())
             .arg("-f")
             .arg(&cfg_path)
             .stdin(Stdio::null())
