@@ -102,7 +102,11 @@ fn missing_module_in_the_default_mpath_says_where_plugins_come_from() {
     // No mpath: the binary's directory (a plain cargo build), which is where a `cargo install`ed
     // binary finds no plugins; the error says so.
     let cfg = "loadmodule \"proto_nothing.so\"\nroute { exit; }\n";
-    let dir = target_dir().display().to_string();
+    // The binary names its own directory, resolved (no `..`).
+    let dir = std::fs::canonicalize(target_dir())
+        .unwrap()
+        .display()
+        .to_string();
     expect_error(
         cfg,
         &[
