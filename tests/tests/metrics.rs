@@ -91,6 +91,19 @@ async fn metrics_pass_promtool_and_move_with_traffic() {
         refused(v) >= before_refusal + 1.0
     });
 
+    // A message over ws_max_msg_size (65535) is a limit violation: Close 1009.
+    let mut big = connect_sip(&srv.ws_url()).await;
+    let _ = big
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            "x".repeat(70_000),
+        ))
+        .await;
+    wait_metrics(mi_port, "the oversized message", |v| {
+        get(v, "sipcore_ws_limit_violations_total") >= 1.0
+            && get(v, "sipcore_ws_close_sent_1009_total") >= 1.0
+    });
+    drop(big);
+
     // The same figures over MI, in OpenSIPS's shapes.
     let cfg_path = &srv.cfg_path;
     let all = mi(cfg_path, &["get_statistics", "all"]).await.unwrap();
