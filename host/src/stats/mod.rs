@@ -9,7 +9,7 @@
 //! * [`prometheus`]: the text exposition format, pure.
 //! * [`mi`]: the MI commands.
 //!
-//! Everything else (usrloc levels, the plugins' statistics through ABI 1.4 `Module::stats`) is
+//! Everything else (usrloc levels, the plugins' statistics through ABI 1.5 `Module::stats`) is
 //! a [`Source`] asked only when statistics are read. A reset is a baseline remembered per
 //! counter (read path only), so plugins need no reset call and nothing on the message path
 //! changes.
@@ -72,7 +72,7 @@ pub fn add_source(s: Source) {
     lock(&SOURCES).push(s);
 }
 
-/// A plugin's ABI 1.4 `Module::stats` as a [`Source`]: the records it reports are copied into
+/// A plugin's ABI 1.5 `Module::stats` as a [`Source`]: the records it reports are copied into
 /// samples during the call (nothing it lends outlives the call).
 pub fn plugin_source(f: extern "C" fn(&StatSink)) -> Source {
     Box::new(move |out: &mut Vec<Sample>| {
