@@ -1,4 +1,5 @@
-//! ABI 1.1 additions: tracing, script routes run by plugins, MI commands, connection events.
+//! ABI 1.1 additions: tracing, script routes run by plugins, MI commands, connection events;
+//! and the 1.5 statistics records.
 //!
 //! All of it was appended to the prefix tables of 1.0 (see the version rule in the crate docs):
 //! a 1.0 plugin still loads, and a 1.1 plugin asks the [`crate::HostApi`] accessors, which
@@ -8,6 +9,7 @@ use abi_stable::{
     std_types::{RResult, RSlice, RStr, RString},
     StableAbi,
 };
+use std::ffi::c_void;
 
 /// HEP payload type of a SIP message (HEP3 spec, chunk 0x000B).
 pub const TRACE_SIP: u8 = 0x01;
@@ -120,4 +122,49 @@ pub struct MiCommand<'a> {
     pub params: RSlice<'a, RStr<'a>>,
     /// The handler (a [`MiHandler`]).
     pub handler: extern "C" fn(params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiError>,
+}
+
+/// Where a plugin's [`crate::Module::stats`] reports its statistics: it calls
+/// `(sink.emit)(sink.ctx, &record)` once per statistic, on the calling thread, before it
+/// returns; `record` is borrowed for the duration of the call (the host copies it).
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct StatSink {
+    /// The host's context, passed back unchanged.
+    pub ctx: *mut c_void,
+    /// Receives one record.
+    pub emit: extern "C" fn(ctx: *mut c_void, rec: &StatRecord<'_>),
+}
+
+/// One statistic of a plugin, as OpenSIPS modules export them (`stat_export_t`): a group (the
+/// module's name in OpenSIPS; `ws`, `wss`, `hep` here), a name, the value now, and whether it
+/// is a gauge (a level that goes up and down, OpenSIPS's `STAT_NO_RESET`) or a counter (only
+/// grows; `reset_statistics` resets it, which the host does by remembering a baseline).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct StatRecord<'a> {
+    /// Group, e.g. `ws`.
+    pub group: RStr<'a>,
+    /// Name within the group, e.g. `connections`.
+    pub name: RStr<'a>,
+    /// Value now.
+    pub value: u64,
+    /// True for a gauge, false for a counter.
+    pub gauge: bool,
+    /// One line saying what it counts (the Prometheus `# HELP` text).
+    pub help: RStr<'a>,
+}
+
+impl StatSink {
+    /// Report one statistic (see [`StatRecord`] for the fields).
+    pub fn report(&self, group: &str, name: &str, value: u64, gauge: bool, help: &str) {
+        let rec = StatRecord {
+            group: RStr::from_str(group),
+            name: RStr::from_str(name),
+            value,
+            gauge,
+            help: RStr::from_str(help),
+        };
+        (self.emit)(self.ctx, &rec);
+    }
 }

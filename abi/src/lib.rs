@@ -15,6 +15,8 @@
 //!   [`Transport::send_named`] (TLS transports).
 //! * 1.4 appended [`Transport::stop_within`] and [`Module::flush`] (graceful shutdown within
 //!   the host's `shutdown_timeout`).
+//! * 1.5 appended [`Module::stats`] (a plugin's statistics, for MI `get_statistics` and
+//!   `/metrics`).
 //! * Function tables ([`Module`], [`Transport`], [`HostApi`]) are abi_stable *prefix types*. A minor
 //!   version may only **append** fields after the last one; it never removes, reorders, renames or
 //!   retypes a field, and never changes a struct that is passed by value or by reference.
@@ -46,7 +48,7 @@ pub use types::*;
 /// Major version of this ABI; must be equal in host and plugin.
 pub const ABI_MAJOR: u32 = 1;
 /// Minor version of this ABI; informative (tables grow by appending).
-pub const ABI_MINOR: u32 = 4;
+pub const ABI_MINOR: u32 = 5;
 /// Magic bytes at the start of [`AbiStamp`], marking a sipcore plugin.
 pub const ABI_MAGIC: [u8; 8] = *b"SIPCORE\0";
 /// Name of the exported symbol holding a plugin's [`AbiStamp`].
@@ -105,6 +107,11 @@ pub struct Module {
     /// The host calls it at shutdown after stopping every transport (whose closing connections
     /// are traced) and before `destroy`. Modules with nothing queued leave it out (`None`).
     pub flush: ROption<extern "C" fn(ms: u64)>,
+    /// (1.5) Report the module's statistics through the [`StatSink`], one [`StatRecord`] each,
+    /// before returning. The host calls
+    /// it when asked for statistics (MI `get_statistics`, `GET /metrics`), never on the message
+    /// path. `None`: the module has no statistics.
+    pub stats: ROption<extern "C" fn(sink: &StatSink)>,
 }
 
 impl RootModule for ModuleRef {

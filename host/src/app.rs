@@ -235,6 +235,12 @@ pub fn run(opts: Options) -> Result<(), String> {
         );
     }
 
+    core::add_stats_source();
+    for m in &loaded {
+        if let Some(f) = m.module.stats().and_then(|s| s.into_option()) {
+            crate::stats::add_source(crate::stats::plugin_source(f));
+        }
+    }
     core::hostapi::set_trace_sinks(
         loaded
             .iter()
@@ -262,6 +268,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             std::time::Instant::now(),
         );
         core::register_mi(&registry)?;
+        crate::stats::mi::register(&registry).map_err(|e| format!("management interface: {e}"))?;
         core::hostapi::register_plugin_mi(&registry)?;
         let tls_transports = loaded
             .iter()
@@ -269,10 +276,11 @@ pub fn run(opts: Options) -> Result<(), String> {
             .collect();
         crate::tls_mgm::register_mi(&registry, tls_transports)
             .map_err(|e| format!("management interface: {e}"))?;
-        let server = crate::mi::http::serve(
+        let server = crate::mi::http::serve_with_metrics(
             std::sync::Arc::new(registry),
             globals.mi.addr,
             &globals.mi.root,
+            std::sync::Arc::new(|| crate::stats::prometheus::render(&crate::stats::collect())),
         )
         .map_err(|e| {
             format!(

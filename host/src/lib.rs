@@ -12,6 +12,7 @@
 //! * [`mi`]: the management interface (JSON-RPC over HTTP) and its client.
 //! * [`pike`]: flood detection per source address (OpenSIPS pike), pure.
 //! * [`log`]: the one slog drain that formats every record, the plugins' too.
+//! * [`stats`]: statistics with OpenSIPS's names, MI `get_statistics` and Prometheus `/metrics`.
 //! * [`app`]: startup and shutdown.
 #![warn(missing_docs)]
 
@@ -29,5 +30,6 @@ pub mod pike;
 pub mod script;
 pub mod sip;
 pub mod sockets;
+pub mod stats;
 pub mod tls_mgm;
 pub mod usrloc;

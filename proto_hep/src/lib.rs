@@ -22,7 +22,7 @@ use render::RenderCfg;
 use sender::{Sender, SenderConfig};
 use sipcore_abi::{
     catch_panic, HostApiRef, LogLevel, MiCommand, MiError, Module, ModuleRef, ParamEntry,
-    ParamKind, ParamSpec, TraceRecord, TraceSink, TraceSinkRef,
+    ParamKind, ParamSpec, StatSink, TraceRecord, TraceSink, TraceSinkRef,
 };
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -380,6 +380,70 @@ extern "C" fn mi_hep_stats(_params: RSlice<'_, RStr<'_>>) -> RResult<RString, Mi
     }
 }
 
+/// ABI 1.5 `Module::stats`, group `hep`: `sent` and `dropped` over every destination, then
+/// per destination `<name>-sent`, `<name>-dropped`, `<name>-errors` (counters) and
+/// `<name>-connected` (gauge, 0/1), named by the `hep_id` name as usrloc names its per-table
+/// statistics (`location-users`).
+extern "C" fn report_stats(out: &StatSink) {
+    let _ = catch_panic(|| {
+        let Some(state) = STATE.get() else {
+            return;
+        };
+        let all: Vec<_> = state
+            .dests
+            .iter()
+            .map(|d| (d.dest().name.clone(), d.stats()))
+            .collect();
+        let sent = all.iter().map(|(_, s)| s.sent).sum();
+        let dropped = all.iter().map(|(_, s)| s.dropped).sum();
+        out.report(
+            "hep",
+            "sent",
+            sent,
+            false,
+            "HEP packets sent, all destinations",
+        );
+        out.report(
+            "hep",
+            "dropped",
+            dropped,
+            false,
+            "HEP packets dropped, all destinations",
+        );
+        for (name, st) in &all {
+            let per = [
+                (
+                    "sent",
+                    st.sent,
+                    false,
+                    "HEP packets sent to this destination",
+                ),
+                (
+                    "dropped",
+                    st.dropped,
+                    false,
+                    "HEP packets dropped for this destination",
+                ),
+                (
+                    "errors",
+                    st.errors,
+                    false,
+                    "I/O failures of this HEP destination",
+                ),
+                (
+                    "connected",
+                    u64::from(st.connected),
+                    true,
+                    "1 while this HEP destination is connected",
+                ),
+            ];
+            for (what, v, gauge, help) in per {
+                out.report("hep", &format!("{name}-{what}"), v, gauge, help);
+            }
+        }
+    });
+}
+
 fn sink() -> TraceSinkRef {
     TraceSink { dest_id, send }.leak_into_prefix()
 }
@@ -394,6 +458,7 @@ fn root_module() -> ModuleRef {
         transport: RNone,
         trace_sink: RSome(sink()),
         flush: RSome(flush as extern "C" fn(u64)),
+        stats: RSome(report_stats),
     }
     .leak_into_prefix()
 }

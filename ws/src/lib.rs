@@ -16,6 +16,7 @@ mod mi;
 mod params;
 pub mod plugin;
 pub mod proto;
+mod stats;
 mod trace;
 
 pub(crate) use plugin::runtime;

@@ -12,7 +12,7 @@ use abi_stable::{
 };
 use sipcore_abi::{
     catch_panic, HostApiRef, ListenerSpec, LogKv, LogLevel, Module, ModuleRef, ParamEntry, Proto,
-    ProtoSpec, ReceiveInfo, SendError, SendTarget, Transport, TransportRef,
+    ProtoSpec, ReceiveInfo, SendError, SendTarget, StatSink, Transport, TransportRef,
 };
 use sipcore_tls::{TlsConfig, TlsManager};
 use std::net::SocketAddr;
@@ -344,6 +344,13 @@ pub fn root_module(f: &'static Flavor) -> ModuleRef {
         transport: RSome(transport(f)),
         trace_sink: RNone,
         flush: RNone,
+        stats: RSome(report_stats),
     }
     .leak_into_prefix()
+}
+
+/// ABI 1.5 `Module::stats`: the counters of [`crate::stats`], under the flavor's name (`ws`
+/// or `wss`).
+extern "C" fn report_stats(sink: &StatSink) {
+    let _ = catch_panic(|| crate::stats::report(sink, flavor::get().name));
 }

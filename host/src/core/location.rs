@@ -146,6 +146,10 @@ pub(crate) fn save(
         local,
     };
     let res = table(table_name).save(msg, flow, Instant::now());
+    match &res {
+        Ok(_) => crate::stats::counters::REG_ACCEPTED.inc(),
+        Err(_) => crate::stats::counters::REG_REJECTED.inc(),
+    }
     let sent = match &res {
         Ok(ok) => {
             let lines = contact_lines(&ok.contacts);
@@ -308,4 +312,73 @@ pub(crate) fn register_mi(registry: &Registry) -> Result<(), MiError> {
                 .ok_or_else(|| MiError::custom(404, "AOR not found"))
         }),
     )
+}
+
+/// The usrloc and registrar statistics read now (a [`crate::stats::Source`]): usrloc's
+/// `registered_users` (AoRs in every table) and, per table, `<table>-users`,
+/// `<table>-contacts` (gauges) and `<table>-expires` (bindings expired, a counter); the
+/// registrar's settings `max_expires`, `max_contacts`, `default_expire` (gauges, as OpenSIPS).
+pub(crate) fn stats(out: &mut Vec<crate::stats::Sample>) {
+    use crate::stats::Sample;
+    let tables = all_tables();
+    let users: usize = tables.iter().map(|(_, t)| t.len()).sum();
+    out.push(Sample::new(
+        "usrloc",
+        "registered_users",
+        users as u64,
+        true,
+        "AoRs registered, all tables",
+    ));
+    for (name, t) in &tables {
+        let rows = [
+            (
+                "users",
+                t.len() as u64,
+                true,
+                "AoRs registered in this table",
+            ),
+            (
+                "contacts",
+                t.own_contacts() as u64,
+                true,
+                "bindings (contacts) in this table",
+            ),
+            (
+                "expires",
+                t.expired_total(),
+                false,
+                "bindings of this table removed because they expired",
+            ),
+        ];
+        for (what, v, gauge, help) in rows {
+            out.push(Sample::new(
+                "usrloc",
+                &format!("{name}-{what}"),
+                v,
+                gauge,
+                help,
+            ));
+        }
+    }
+    let (reg, _) = SETTINGS.get().copied().unwrap_or_default();
+    let rows = [
+        (
+            "max_expires",
+            u64::from(reg.max_expires),
+            "registrar max_expires (s)",
+        ),
+        (
+            "max_contacts",
+            reg.max_contacts as u64,
+            "registrar max_contacts",
+        ),
+        (
+            "default_expire",
+            u64::from(reg.default_expires),
+            "registrar default_expires (s)",
+        ),
+    ];
+    for (name, v, help) in rows {
+        out.push(Sample::new("registrar", name, v, true, help));
+    }
 }

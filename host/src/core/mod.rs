@@ -52,6 +52,12 @@ pub fn register_mi(registry: &crate::mi::Registry) -> Result<(), String> {
         .map_err(|e| format!("management interface: {e}"))
 }
 
+/// The core's statistics that are read rather than counted (usrloc and registrar levels), as a
+/// [`crate::stats::Source`].
+pub fn add_stats_source() {
+    crate::stats::add_source(Box::new(location::stats));
+}
+
 /// Apply the `pike` modparams (before the first message).
 pub fn configure_pike(cfg: crate::pike::PikeConfig) {
     pike::configure(cfg);
@@ -95,6 +101,7 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
     let msg = match Message::parse(Bytes::copy_from_slice(bytes)) {
         Ok(m) => m,
         Err(e) => {
+            crate::stats::counters::CORE_BAD_MSG_HDR.inc();
             // RFC 4475 §3.1.2: a malformed request is answered 400 (505 for the version)
             // when its transaction headers can be found; anything else is dropped.
             let answer = crate::sip::reply_to_malformed(
@@ -111,26 +118,39 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
                     "peer" => peer(info), "proto" => info.proto.name(), "len" => bytes.len()),
             }
             if let Some(a) = answer {
-                let _ = core.send_back(info, &a);
+                if core.send_back(info, &a).is_ok() {
+                    crate::stats::counters::reply_sent(e.reply_code());
+                    crate::stats::counters::SL_SENT_ERR.inc();
+                }
             }
             return;
         }
     };
     if !msg.is_request() {
+        crate::stats::counters::CORE_RCV_REPLIES.inc();
         // Routed by our signed branch (forged ones stop here); the script sees it; then it
         // goes over the hop the branch names.
-        if let Some(hop) = relay::reply_hop(core, info, &msg) {
-            if env::run_reply(core, info, &msg) {
-                relay::relay_reply(core, info, &msg, hop);
+        match relay::reply_hop(core, info, &msg) {
+            Some(hop) if env::run_reply(core, info, &msg) => {
+                relay::relay_reply(core, info, &msg, hop)
             }
+            _ => crate::stats::counters::CORE_DROP_REPLIES.inc(),
         }
         return;
+    }
+    crate::stats::counters::CORE_RCV_REQUESTS.inc();
+    if msg.top_via().is_err() {
+        crate::stats::counters::CORE_ERR_REQUESTS.inc();
+    }
+    if msg.request_uri().is_err() {
+        crate::stats::counters::CORE_BAD_URIS.inc();
     }
     if is_ack_to_our_reply(&msg) {
         // OpenSIPS sl's `sl_filter_ACK`: the ACK of a negative reply this server sent itself
         // (a 401/407 challenge, a 404...) ends here; relayed, it would reach a callee that
         // never saw the INVITE's answer.
         crate::log!(Debug, "core", "ACK to a local reply absorbed"; "peer" => peer(info));
+        crate::stats::counters::SL_RCV_ACKS.inc();
         return;
     }
     env::run_request(core, info, &msg);

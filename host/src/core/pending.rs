@@ -269,7 +269,11 @@ pub(crate) fn connection_closed(core: &Core, proto: Proto, conn_id: u64) {
 fn answer(core: &Core, info: &ReceiveInfo, msg: &Message, conn_id: u64) {
     crate::log!(Info, "core", "next hop unreachable (connection {} failed before it carried anything): 503", conn_id;
         "peer" => peer(info), "callid" => msg.call_id().unwrap_or(""));
-    if let Err(e) = core.reply(info, msg, 503, "Service Unavailable", &[]) {
+    let sent = core.reply(info, msg, 503, "Service Unavailable", &[]);
+    if matches!(sent, Ok(true)) {
+        crate::stats::counters::SL_SENT_ERR.inc();
+    }
+    if let Err(e) = sent {
         crate::log!(Info, "core", "503 for an unreachable next hop not sent: {}", e; "peer" => peer(info));
     }
 }

@@ -58,9 +58,14 @@ pub(crate) struct Dest<'a> {
     pub ru: Option<&'a str>,
 }
 
-/// Send a stateless reply to `msg` (never to an ACK); true when sent.
+/// Send a stateless reply to `msg` (never to an ACK) for a relay failure; true when sent
+/// (counted as `sl:sent_err_replies`).
 fn reply(core: &Core, info: &ReceiveInfo, msg: &Message, code: u16, reason: &str) -> bool {
-    core.reply(info, msg, code, reason, &[]).unwrap_or(false)
+    let sent = core.reply(info, msg, code, reason, &[]).unwrap_or(false);
+    if sent {
+        crate::stats::counters::SL_SENT_ERR.inc();
+    }
+    sent
 }
 
 /// Where a request goes: an open connection, or an address.
@@ -193,8 +198,12 @@ fn forward_to(
     };
     match next {
         Target::Conn(c) => match core.send_conn(&c, &out) {
-            Ok(_) => (1, false),
+            Ok(_) => {
+                crate::stats::counters::CORE_FWD_REQUESTS.inc();
+                (1, false)
+            }
             Err(e) => {
+                crate::stats::counters::CORE_DROP_REQUESTS.inc();
                 crate::log!(Info, "core", "forward() over connection {} failed ({}): {} {}", c.conn_id, e, c.gone.0, c.gone.1;
                     "peer" => peer(info));
                 fail(c.gone.0, c.gone.1)
@@ -202,8 +211,12 @@ fn forward_to(
         },
         Target::Addr(n) => {
             let sent = core.send_to(n.proto, n.addr, Some(&n.host), &out);
-            if let Err(e) = &sent {
-                crate::log!(Warning, "core", "forward() to {} failed: {}", n.addr, e; "peer" => peer(info));
+            match &sent {
+                Ok(_) => crate::stats::counters::CORE_FWD_REQUESTS.inc(),
+                Err(e) => {
+                    crate::stats::counters::CORE_DROP_REQUESTS.inc();
+                    crate::log!(Warning, "core", "forward() to {} failed: {}", n.addr, e; "peer" => peer(info));
+                }
             }
             let retry = super::pending::Retry {
                 proto: n.proto,
@@ -282,6 +295,7 @@ pub(crate) fn relay_reply(core: &Core, info: &ReceiveInfo, msg: &Message, hop: H
     let fwd = match forward_response(msg) {
         Ok(f) => f,
         Err(e) => {
+            crate::stats::counters::CORE_ERR_REPLIES.inc();
             crate::log!(Debug, "core", "reply {} not relayed: {}", code, e; "peer" => peer(info));
             return;
         }
@@ -307,8 +321,12 @@ pub(crate) fn relay_reply(core: &Core, info: &ReceiveInfo, msg: &Message, hop: H
             )),
         },
     };
-    if let Err(e) = sent {
-        crate::log!(Info, "core", "reply {} dropped: {}", code, e; "peer" => peer(info));
+    match sent {
+        Ok(_) => crate::stats::counters::CORE_FWD_REPLIES.inc(),
+        Err(e) => {
+            crate::stats::counters::CORE_DROP_REPLIES.inc();
+            crate::log!(Info, "core", "reply {} dropped: {}", code, e; "peer" => peer(info));
+        }
     }
 }
 

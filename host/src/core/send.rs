@@ -193,7 +193,9 @@ impl Core {
             .to_std()
             .map(|s| (s, connection_oriented(info.proto)));
         let r = crate::sip::build_reply_from(msg, source, code, reason, &tag, headers, None);
-        self.send_back(info, &r).map(|_| true)
+        self.send_back(info, &r)?;
+        crate::stats::counters::reply_sent(code);
+        Ok(true)
     }
 }
 

@@ -160,12 +160,25 @@ impl Slots<'_> {
     }
 }
 
+/// What a connection may ask for: the MI commands at `root`, and `/metrics` when set.
+pub(super) struct Site<'a> {
+    /// The commands.
+    pub registry: &'a Registry,
+    /// The JSON-RPC path, e.g. `/mi`.
+    pub root: &'a str,
+    /// Renders `GET /metrics`.
+    pub metrics: Option<&'a super::http::Metrics>,
+}
+
+/// Path of the Prometheus endpoint.
+pub(super) const METRICS_PATH: &str = "/metrics";
+
 /// Serves one connection: reads one request, answers it, closes. A request that arrives
 /// while every execution slot is taken is answered 503 with `Retry-After: 1`.
-pub(super) fn serve(mut s: TcpStream, registry: &Registry, root: &str, slots: &Slots<'_>) {
+pub(super) fn serve(mut s: TcpStream, site: &Site<'_>, slots: &Slots<'_>) {
     let deadline = Instant::now() + READ_TIMEOUT;
     let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
-    let (status, extra, body) = match answer(&mut s, registry, root, deadline, slots) {
+    let (status, extra, body) = match answer(&mut s, site, deadline, slots) {
         Ok(a) => a,
         Err(ReadEnd::Status(st)) => (st, "", Body::Bytes(text(st))),
         Err(ReadEnd::Gone) => return,
@@ -201,11 +214,11 @@ fn text(st: Status) -> Vec<u8> {
 
 fn answer<'a>(
     s: &mut TcpStream,
-    registry: &Registry,
-    root: &str,
+    site: &Site<'_>,
     deadline: Instant,
     slots: &'a Slots<'a>,
 ) -> Result<Answer<'a>, ReadEnd> {
+    let (registry, root) = (site.registry, site.root);
     let mut buf = Vec::with_capacity(1024);
     let head = loop {
         read_some(s, &mut buf, deadline)?;
@@ -216,6 +229,19 @@ fn answer<'a>(
             Err(st) => return Err(ReadEnd::Status(st)),
         }
     };
+    if let (METRICS_PATH, Some(render)) = (head.path.as_str(), site.metrics) {
+        if head.method != "GET" {
+            return Ok((
+                METHOD_NOT_ALLOWED,
+                "Allow: GET\r\n",
+                Body::Bytes(text(METHOD_NOT_ALLOWED)),
+            ));
+        }
+        let Some(_permit) = slots.take() else {
+            return Ok((BUSY, "Retry-After: 1\r\n", Body::Bytes(text(BUSY))));
+        };
+        return Ok((OK, PROMETHEUS, Body::Bytes(render().into_bytes())));
+    }
     if head.path != root {
         return Err(ReadEnd::Status(NOT_FOUND));
     }
@@ -263,6 +289,7 @@ fn answer<'a>(
 }
 
 const JSON: &str = "Content-Type: application/json\r\n";
+const PROMETHEUS: &str = "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n";
 
 /// Writes a 200 whose body is `{"jsonrpc":"2.0","result":` + what `writer` writes +
 /// `,"id":ID}`, delimited by the close of the connection.

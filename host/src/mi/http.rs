@@ -7,7 +7,9 @@
 //! Answers: 200 with the JSON-RPC response; 204 when the body held only notifications; 404 for
 //! another path; 405 (`Allow: GET, POST`) for another method; 411 without Content-Length; 413
 //! for a body over 64 KiB; 408 when the request takes over 2 s to arrive; 503 when busy.
-//! `GET <root>` answers the JSON array of command names. Every answer closes the connection.
+//! `GET <root>` answers the JSON array of command names; `GET /metrics`, when the server was
+//! started with [`serve_with_metrics`], the Prometheus text the [`Metrics`] function renders
+//! (it takes a command slot like a request). Every answer closes the connection.
 
 use super::{conn, Registry};
 use std::io;
@@ -37,10 +39,33 @@ pub struct MiServer {
     accept: Option<JoinHandle<()>>,
 }
 
+/// Renders the answer of `GET /metrics` (Prometheus text exposition format).
+pub type Metrics = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// Starts the MI server on `addr` (port 0 picks one) answering JSON-RPC at path `root`
 /// (a missing leading `/` is added). Fails only when the socket cannot be bound or the
 /// accepting thread cannot be started.
 pub fn serve(registry: Arc<Registry>, addr: SocketAddr, root: &str) -> io::Result<MiServer> {
+    start(registry, addr, root, None)
+}
+
+/// [`serve`], also answering `GET /metrics` with what `metrics` renders (OpenSIPS's
+/// prometheus module serves it on the same httpd as mi_http).
+pub fn serve_with_metrics(
+    registry: Arc<Registry>,
+    addr: SocketAddr,
+    root: &str,
+    metrics: Metrics,
+) -> io::Result<MiServer> {
+    start(registry, addr, root, Some(metrics))
+}
+
+fn start(
+    registry: Arc<Registry>,
+    addr: SocketAddr,
+    root: &str,
+    metrics: Option<Metrics>,
+) -> io::Result<MiServer> {
     let listener = TcpListener::bind(addr)?;
     let addr = listener.local_addr()?;
     let root: Arc<str> = Arc::from(format!("/{}", root.trim_start_matches('/')));
@@ -50,6 +75,7 @@ pub fn serve(registry: Arc<Registry>, addr: SocketAddr, root: &str) -> io::Resul
     let counters = Counters {
         active: active.clone(),
         conns: conns.clone(),
+        metrics,
     };
     let st = stopping.clone();
     let accept = thread::Builder::new()
@@ -114,10 +140,11 @@ fn wake_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The server's counts: commands running, connections open.
+/// The server's counts (commands running, connections open) and its `/metrics` renderer.
 struct Counters {
     active: Arc<AtomicUsize>,
     conns: Arc<AtomicUsize>,
+    metrics: Option<Metrics>,
 }
 
 /// Decrements the count of connections open when the connection's thread ends, even by panic.
@@ -153,6 +180,7 @@ fn accept_loop(
         counters.conns.fetch_add(1, Ordering::SeqCst);
         let slot = Slot(counters.conns.clone());
         let (registry, root, active) = (registry.clone(), root.clone(), counters.active.clone());
+        let metrics = counters.metrics.clone();
         // On spawn failure the closure, stream and slot are dropped: connection closed, slot freed.
         let _ = thread::Builder::new().name("mi-req".into()).spawn(move || {
             let _slot = slot;
@@ -160,7 +188,12 @@ fn accept_loop(
                 active: &active,
                 max: MAX_CONCURRENT,
             };
-            conn::serve(stream, &registry, &root, &slots);
+            let site = conn::Site {
+                registry: &registry,
+                root: &root,
+                metrics: metrics.as_ref(),
+            };
+            conn::serve(stream, &site, &slots);
         });
     }
 }

@@ -9,7 +9,7 @@ use crate::sip::Message;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -56,6 +56,10 @@ pub struct Registrar {
     conns: Box<[Mutex<ConnShard>]>,
     count: Arc<Counter>,
     aors: AtomicUsize,
+    /// Bindings of this table only (usrloc's `<table>-contacts`).
+    contacts: AtomicUsize,
+    /// Bindings removed because they expired (usrloc's `<table>-expires`).
+    expired: AtomicU64,
 }
 
 // A panic while holding a slot leaves consistent data (every change is applied at once, at
@@ -82,6 +86,8 @@ impl Registrar {
             conns: (0..n).map(|_| Mutex::default()).collect(),
             count,
             aors: AtomicUsize::new(0),
+            contacts: AtomicUsize::new(0),
+            expired: AtomicU64::new(0),
         }
     }
 
@@ -116,6 +122,16 @@ impl Registrar {
         self.count.get()
     }
 
+    /// Number of bindings of this table.
+    pub fn own_contacts(&self) -> usize {
+        self.contacts.load(Ordering::Relaxed)
+    }
+
+    /// Bindings removed by [`Registrar::expire`] since the table was created.
+    pub fn expired_total(&self) -> u64 {
+        self.expired.load(Ordering::Relaxed)
+    }
+
     /// Process a REGISTER (RFC 3261 §10.3 steps 5-8) received over `flow`. All contacts are
     /// checked before any is applied: a refused request changes nothing. Costs the contacts
     /// of the request and of its AoR, under the lock of the AoR's slot only.
@@ -148,6 +164,13 @@ impl Registrar {
             return Err(RegError::Full(self.max_registrations));
         }
         self.count.release(before.saturating_sub(next.len()));
+        if next.len() >= before {
+            self.contacts
+                .fetch_add(next.len() - before, Ordering::Relaxed);
+        } else {
+            self.contacts
+                .fetch_sub(before - next.len(), Ordering::Relaxed);
+        }
         let old = conn_ids(existing);
         let new = conn_ids(&next);
         for id in old.iter().filter(|id| new.binary_search(id).is_err()) {
@@ -249,6 +272,7 @@ impl Registrar {
             }
         }
         self.count.release(n);
+        self.contacts.fetch_sub(n, Ordering::Relaxed);
         n
     }
 
@@ -288,6 +312,8 @@ impl Registrar {
             drop(slot);
             self.aors.fetch_sub(emptied, Ordering::Relaxed);
             self.count.release(gone.len());
+            self.contacts.fetch_sub(gone.len(), Ordering::Relaxed);
+            self.expired.fetch_add(gone.len() as u64, Ordering::Relaxed);
             total += gone.len();
         }
         total

@@ -480,3 +480,39 @@ fn an_expired_binding_not_yet_swept_matches_nothing() {
     assert_eq!(rep.contacts.len(), 1);
     assert_eq!(r.lookup("alice@example.com", later).len(), 1);
 }
+
+#[test]
+fn own_contacts_and_expired_count_follow_every_change() {
+    // Two tables sharing one counter: each keeps its own figures (usrloc's
+    // `<table>-contacts` and `<table>-expires`).
+    let shared = std::sync::Arc::new(Counter::default());
+    let ul = UsrlocConfig::default();
+    let a = Registrar::with_limits(RegistrarConfig::default(), ul, shared.clone());
+    let b = Registrar::with_limits(RegistrarConfig::default(), ul, shared);
+    let now = Instant::now();
+    let two = ["<sip:a1@h>;expires=60", "<sip:a2@h>;expires=120"];
+    a.save(&register(ALICE, &two, None, "c", 1), flow(1), now)
+        .unwrap();
+    b.save(
+        &register(ALICE, &["<sip:b@h>"], Some(600), "d", 1),
+        flow(2),
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        (a.own_contacts(), b.own_contacts(), a.contact_count()),
+        (2, 1, 3)
+    );
+    // A REGISTER that removes one binding.
+    a.save(
+        &register(ALICE, &["<sip:a1@h>;expires=0"], None, "c", 2),
+        flow(1),
+        now,
+    )
+    .unwrap();
+    assert_eq!(a.own_contacts(), 1);
+    assert_eq!(a.expire(now + Duration::from_secs(121)), 1);
+    assert_eq!((a.own_contacts(), a.expired_total()), (0, 1));
+    assert_eq!(b.remove_flow(2), 1);
+    assert_eq!((b.own_contacts(), b.expired_total()), (0, 0));
+}

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod digest;
+pub mod metrics;
 pub mod pg;
 pub mod sipws;
 pub mod ws;

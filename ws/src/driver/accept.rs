@@ -232,6 +232,7 @@ impl State {
             self.refusal_note(n);
         }
         if let Some(r) = refusal {
+            crate::stats::handshake_refused(503);
             self.shared.count.fetch_sub(1, Ordering::Relaxed);
             self.refuse(meta, sock, r, now);
             return;
@@ -248,6 +249,7 @@ impl State {
             Some(t) => match super::tls::server_stream(&t, local, sock) {
                 Ok(s) => (s, Phase::TlsAccept, self.shared.cfg.tls_handshake_timeout),
                 Err(e) => {
+                    crate::stats::TLS_HANDSHAKES_FAILED.inc();
                     self.shared.count.fetch_sub(1, Ordering::Relaxed);
                     self.shared.dir().admission.release(peer.ip());
                     let (p, e) = (peer.to_string(), e.to_string());
@@ -280,6 +282,8 @@ impl State {
         conn.traced = self.shared.sink.opened(&meta);
         let traced = conn.traced;
         entry.insert(conn);
+        crate::stats::CONNECTIONS.inc();
+        crate::stats::CONNECTIONS_TOTAL.inc();
         self.ids.insert(id, slot);
         self.shared.dir().insert_inbound(
             id,

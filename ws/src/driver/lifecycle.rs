@@ -99,6 +99,9 @@ impl State {
             self.shared.sink.trace(&c.meta, ev);
         }
         c.close_code = Some(code);
+        if matches!(code, 1008 | 1009) {
+            crate::stats::LIMIT_VIOLATIONS.inc();
+        }
         let end = format!("protocol error: {reason}");
         let max = self.shared.cfg.max_write_queue;
         if !c.queue_control(OpCode::Close, &close_payload(code, &reason), max, now) {
@@ -106,6 +109,7 @@ impl State {
             self.kill(slot, &end);
             return;
         }
+        crate::stats::close_sent(Some(code));
         c.end_reason = Some(end);
         self.enter_flushing(slot, now);
     }
@@ -135,6 +139,7 @@ impl State {
         if !self.control(slot, OpCode::Close, &close_payload(code, reason), now) {
             return;
         }
+        crate::stats::close_sent(Some(code));
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
@@ -222,6 +227,9 @@ impl State {
                     }
                     _ => return,
                 };
+                if c.phase != Phase::Connecting {
+                    crate::stats::HANDSHAKE_TIMEOUTS.inc();
+                }
                 if c.traced {
                     let ev = TraceEvent::HandshakeFailed {
                         status: 0,
@@ -316,6 +324,7 @@ impl State {
             return;
         }
         self.ids.remove(&c.meta.id);
+        crate::stats::CONNECTIONS.dec();
         self.shared.dir().remove(c.meta.id);
         self.shared
             .count

@@ -97,6 +97,8 @@ impl State {
         }
         entry.insert(conn);
         self.ids.insert(id, slot);
+        crate::stats::CONNECTIONS.inc();
+        crate::stats::CONNECTIONS_TOTAL.inc();
         let at = now + self.shared.cfg.connect_timeout;
         self.arm(slot, Kind::Handshake, at);
     }
@@ -245,6 +247,7 @@ impl State {
                         .trace(&c.meta, TraceEvent::HandshakeReply(reply));
                 }
                 c.rbuf.advance(n.min(c.rbuf.len()));
+                crate::stats::HANDSHAKES_ACCEPTED.inc();
                 c.client = None;
                 c.phase = Phase::Open;
                 c.ws = Some(WsConn::new(Role::Client, self.shared.limits));

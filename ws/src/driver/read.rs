@@ -171,6 +171,7 @@ impl State {
                 Progress::Continue
             }
             Ok(Some(acc)) => {
+                crate::stats::HANDSHAKES_ACCEPTED.inc();
                 if c.traced {
                     let req = c.rbuf.get(..acc.consumed).unwrap_or_default();
                     self.shared
@@ -214,6 +215,7 @@ impl State {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
+        crate::stats::handshake_refused(status);
         let peer = c.peer_str();
         let st = status.to_string();
         self.shared.log(
@@ -321,6 +323,7 @@ impl State {
                 Ok(Progress::Continue)
             }
             Event::Close { code, reason } => {
+                crate::stats::close_received(code);
                 if c.close_code.is_none() {
                     c.close_code = code;
                 }
@@ -344,6 +347,7 @@ impl State {
                         self.kill(slot, &reason);
                         return Ok(Progress::Continue);
                     }
+                    crate::stats::close_sent(code);
                 }
                 c.rbuf.clear();
                 self.enter_flushing(slot, now);

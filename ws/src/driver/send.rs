@@ -126,6 +126,7 @@ impl State {
             return;
         };
         c.end_reason = None;
+        crate::stats::WRITE_QUEUE_DROPS.inc();
         let peer = c.peer_str();
         let queued = (c.wq.bytes() + c.held_bytes()).to_string();
         let memory = c.queued_cost().to_string();

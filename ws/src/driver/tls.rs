@@ -102,6 +102,7 @@ impl State {
                     "tls handshake failed",
                     &[("peer", &peer), ("reason", &why)],
                 );
+                crate::stats::TLS_HANDSHAKES_FAILED.inc();
                 let reason = format!("tls handshake failed: {why}");
                 if c.traced {
                     let ev = TraceEvent::HandshakeFailed {

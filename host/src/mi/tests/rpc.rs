@@ -168,3 +168,32 @@ fn http_error_paths() {
         (413, &b"Content Too Large\n"[..])
     );
 }
+
+#[test]
+fn metrics_path_serves_the_renderer_only_on_get() {
+    let r = Arc::new(Registry::with_builtins("0", Instant::now()));
+    let metrics: http::Metrics = Arc::new(|| "# TYPE x gauge\nx 1\n".to_string());
+    let srv =
+        http::serve_with_metrics(r.clone(), "127.0.0.1:0".parse().unwrap(), "mi", metrics).unwrap();
+    let addr = srv.local_addr();
+    let (st, head, body) = raw(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((st, body.as_slice()), (200, &b"# TYPE x gauge\nx 1\n"[..]));
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let (st, head, _) = post(addr, "/metrics", "{}");
+    assert_eq!(st, 405, "{head}");
+    assert!(head.contains("Allow: GET"), "{head}");
+    // The MI keeps its path; without a renderer /metrics is just another unknown path.
+    assert_eq!(
+        call(addr, "version", json!([]))["result"],
+        json!({"Server": "sipcore 0"})
+    );
+    let plain = http::serve(r, "127.0.0.1:0".parse().unwrap(), "mi").unwrap();
+    let (st, _, _) = raw(
+        plain.local_addr(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(st, 404);
+}

@@ -30,6 +30,7 @@ pub fn sipcore_root_module() -> ModuleRef {
         transport: RNone,
         trace_sink: RNone,
         flush: RNone,
+        stats: RNone,
     }
     .leak_into_prefix()
 }

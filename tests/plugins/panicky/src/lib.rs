@@ -105,6 +105,7 @@ fn root() -> ModuleRef {
         transport: RSome(transport()),
         trace_sink: abi_stable::std_types::RNone,
         flush: abi_stable::std_types::RNone,
+        stats: abi_stable::std_types::RNone,
     }
     .leak_into_prefix()
 }
