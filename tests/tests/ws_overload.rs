@@ -159,6 +159,13 @@ async fn a_worker_over_its_budget_refuses_503_then_sheds_the_largest_queue_1013(
         .rposition(|w| w == close)
         .unwrap_or_else(|| panic!("no Close 1013 at the end of {} bytes", buf.len()));
     assert_eq!(&buf[at + 4..], b"overloaded", "the Close is the last frame");
+    // Counted: the statistics say so (MI get_statistics, OpenSIPS's shape).
+    let st = common::sipws::mi(&srv.cfg_path, &["get_statistics", "ws:"])
+        .await
+        .expect("get_statistics");
+    assert_eq!(st["ws:overload_shed"], 1, "{st}");
+    assert_eq!(st["ws:close_sent_1013"], 1, "{st}");
+    assert!(st["ws:overload_refused"].as_u64() >= Some(1), "{st}");
     let log = srv.log();
     assert_eq!(
         log.matches("websocket worker overloaded").count(),

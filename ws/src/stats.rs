@@ -50,6 +50,11 @@ pub(crate) static TLS_HANDSHAKES_FAILED: Stat = Stat::new();
 pub(crate) static LIMIT_VIOLATIONS: Stat = Stat::new();
 /// Connections closed because their write queue exceeded `ws_max_write_queue`.
 pub(crate) static WRITE_QUEUE_DROPS: Stat = Stat::new();
+/// Handshakes refused with 503 because their worker's write queues neared
+/// `ws_max_worker_queue` (also in `handshakes_refused_503`).
+pub(crate) static OVERLOAD_REFUSED: Stat = Stat::new();
+/// Connections shed with Close 1013 because their worker was over `ws_max_worker_queue`.
+pub(crate) static OVERLOAD_SHED: Stat = Stat::new();
 
 /// The refusal statuses counted one by one (`handshakes_refused_<status>`); any other is
 /// counted under `other`.
@@ -58,9 +63,9 @@ static REFUSED_BY: [Stat; 7] = [const { Stat::new() }; 7];
 
 /// The Close codes counted one by one (`close_sent_<code>`, `close_received_<code>`, RFC 6455
 /// §7.4.1); `none` is a Close without a code, `other` any other code.
-const CODES: [u16; 9] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011];
-static CLOSE_SENT: [Stat; 11] = [const { Stat::new() }; 11];
-static CLOSE_RECEIVED: [Stat; 11] = [const { Stat::new() }; 11];
+const CODES: [u16; 10] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1013];
+static CLOSE_SENT: [Stat; 12] = [const { Stat::new() }; 12];
+static CLOSE_RECEIVED: [Stat; 12] = [const { Stat::new() }; 12];
 
 /// A handshake refused with HTTP `status`.
 pub(crate) fn handshake_refused(status: u16) {
@@ -110,7 +115,7 @@ fn code_name(i: usize) -> String {
 
 /// Report every statistic under `group` (the flavor's name, `ws` or `wss`).
 pub(crate) fn report(sink: &StatSink, group: &str) {
-    let fixed: [(&str, &Stat, bool, &str); 7] = [
+    let fixed: [(&str, &Stat, bool, &str); 9] = [
         (
             "connections",
             &CONNECTIONS,
@@ -152,6 +157,18 @@ pub(crate) fn report(sink: &StatSink, group: &str) {
             &WRITE_QUEUE_DROPS,
             false,
             "connections closed because their write queue was full",
+        ),
+        (
+            "overload_refused",
+            &OVERLOAD_REFUSED,
+            false,
+            "handshakes refused with 503 because their worker's write queues neared ws_max_worker_queue",
+        ),
+        (
+            "overload_shed",
+            &OVERLOAD_SHED,
+            false,
+            "connections shed with Close 1013 because their worker was over ws_max_worker_queue",
         ),
     ];
     for (name, s, gauge, help) in fixed {

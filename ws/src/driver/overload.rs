@@ -4,8 +4,8 @@
 //! the budget the connection holding the most is shed: its queued frames are dropped and it
 //! gets Close 1013 "Try Again Later" (RFC 6455 §7.4.1, IANA registry), so the others keep
 //! being served and the process stays within its bound. One log line per shed connection,
-//! one when refusals start and one when they end; both are counted in `Shared`.
-use std::sync::atomic::Ordering;
+//! one when refusals start and one when they end; both are counted (`ws:overload_refused`,
+//! `ws:overload_shed`, and the Close in `ws:close_sent_1013`).
 use std::time::Instant;
 
 use sipcore_abi::LogLevel;
@@ -41,7 +41,8 @@ impl State {
 
     /// A handshake was refused for overload: counted, and logged when refusals start.
     pub fn note_overload_refusal(&mut self) {
-        self.shared.overload_refused.fetch_add(1, Ordering::Relaxed);
+        crate::stats::OVERLOAD_REFUSED.inc();
+        crate::stats::handshake_refused(503);
         if self.overload_refused == 0 {
             let queued = self.queued.to_string();
             let max = self.shared.cfg.max_worker_queue.to_string();
@@ -95,7 +96,7 @@ impl State {
                 "websocket worker over max_worker_queue: shedding the largest queue with Close 1013",
                 &[("peer", &peer), ("dropped", &d), ("max_worker_queue", &max)],
             );
-            self.shared.shed.fetch_add(1, Ordering::Relaxed);
+            crate::stats::OVERLOAD_SHED.inc();
             // No longer open: not picked again.
             self.begin_close(slot, 1013, "overloaded", now);
         }

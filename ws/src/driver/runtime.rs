@@ -2,7 +2,7 @@
 //! and routes sends and commands to the owning worker.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -87,8 +87,6 @@ impl Runtime {
                 next_accept: AtomicUsize::new(0),
                 shared_listeners: OnceLock::new(),
                 listener_tls: OnceLock::new(),
-                shed: AtomicU64::new(0),
-                overload_refused: AtomicU64::new(0),
             }),
             control: Mutex::new(Control::default()),
             running: AtomicBool::new(false),

@@ -106,10 +106,6 @@ pub(crate) struct Shared {
     pub shared_listeners: OnceLock<Vec<u32>>,
     /// The TLS configuration of each TLS listener, by id.
     pub listener_tls: OnceLock<std::collections::HashMap<u32, TlsHandle>>,
-    /// Connections shed with Close 1013 by a worker over `max_worker_queue`, all workers.
-    pub shed: AtomicU64,
-    /// Handshakes refused with 503 by a worker near `max_worker_queue`, all workers.
-    pub overload_refused: AtomicU64,
 }
 
 impl Shared {
