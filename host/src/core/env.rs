@@ -197,6 +197,10 @@ impl MsgEnv<'_> {
         let Err(e) = self.msg.validate_for_proxy() else {
             return 1;
         };
+        // Only on this (rare) path: was it the Request-URI?
+        if self.msg.is_request() && self.msg.request_uri().is_err() {
+            crate::stats::counters::CORE_BAD_URIS.inc();
+        }
         crate::log!(Info, "core", "malformed {} {}: {}", self.msg.method_str().unwrap_or("message"),
             if reply { "answered" } else { "found" }, e; "peer" => peer(self.info));
         if reply && self.msg.is_request() {

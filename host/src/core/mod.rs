@@ -139,11 +139,11 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
         return;
     }
     crate::stats::counters::CORE_RCV_REQUESTS.inc();
-    if msg.top_via().is_err() {
+    // Through the message's cache: sanity_check(), has_totag() and the relay read the top
+    // Via's branch again from there, so counting costs no second parse. (A bad Request-URI
+    // is counted where it is parsed: `sanity_check()`.)
+    if msg.top_branch().is_err() {
         crate::stats::counters::CORE_ERR_REQUESTS.inc();
-    }
-    if msg.request_uri().is_err() {
-        crate::stats::counters::CORE_BAD_URIS.inc();
     }
     if is_ack_to_our_reply(&msg) {
         // OpenSIPS sl's `sl_filter_ACK`: the ACK of a negative reply this server sent itself

@@ -50,7 +50,7 @@ counters! {
     CORE_DROP_REPLIES, "core", "drop_replies", "replies dropped: not for us, forged, dropped by the script, or not deliverable";
     CORE_ERR_REQUESTS, "core", "err_requests", "requests received without a usable top Via";
     CORE_ERR_REPLIES, "core", "err_replies", "replies that could not be relayed (no Via left to send them to)";
-    CORE_BAD_URIS, "core", "bad_URIs_rcvd", "requests whose Request-URI does not parse";
+    CORE_BAD_URIS, "core", "bad_URIs_rcvd", "requests whose Request-URI does not parse (found by sanity_check)";
     CORE_BAD_MSG_HDR, "core", "bad_msg_hdr", "messages that do not parse (answered 400 when possible, else dropped)";
     SL_1XX, "sl", "1xx_replies", "1xx replies sent statelessly";
     SL_2XX, "sl", "2xx_replies", "2xx replies sent statelessly";
