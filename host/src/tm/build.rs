@@ -63,6 +63,13 @@ fn common(req: &Message) -> Result<Common<'_>, BuildError> {
     })
 }
 
+/// Checks that an ACK (given a response with a To) and a CANCEL can be built from `req`.
+pub(crate) fn check_copyable(req: &Message) -> Result<(), BuildError> {
+    common(req)?;
+    req.to()?;
+    Ok(())
+}
+
 /// Writes the request line, Via, Max-Forwards, the request's Routes, From, To, Call-ID and
 /// CSeq of a `method` request with an empty body.
 fn write(req: &Message, c: &Common<'_>, method: &str, to: &str) -> Vec<u8> {

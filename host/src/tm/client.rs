@@ -14,8 +14,7 @@ use crate::sip::{Message, Method};
 /// later be built from it.
 fn check(req: &Message, invite: bool) -> Result<(), BuildError> {
     let method = req.method().ok_or(BuildError::NotARequest)?;
-    // The CANCEL builder checks exactly what the ACK builder needs from the request.
-    super::build::build_cancel(req)?;
+    super::build::check_copyable(req)?;
     if (method == Method::Invite) != invite || method == Method::Ack {
         return Err(BuildError::NotARequest);
     }

@@ -1,16 +1,17 @@
 //! The transaction layer (RFC 3261 §17, RFC 6026) as pure state machines: no I/O, no clock,
 //! time passed in, in the manner of the other protocol cores (`ws/src/proto`, `sip`, `auth`).
 //!
-//! * [`key`]: the keys transactions are found by (§17.1.3 client, §17.2.3 server, with the
-//!   RFC 2543 fallback) and CANCEL matching (§9.2).
+//! * [`ClientKey`], [`ServerKey`]: the keys transactions are found by (§17.1.3 client, §17.2.3
+//!   server, with the RFC 2543 fallback) and CANCEL matching (§9.2, [`ServerKey::of_cancelled`]).
 //! * [`ClientInvite`], [`ClientNonInvite`] (§17.1.1, §17.1.2; RFC 6026 §7.2 Accepted state) and
 //!   [`ServerInvite`], [`ServerNonInvite`] (§17.2.1 with 100 Trying, §17.2.2; RFC 6026 §7.1
 //!   Accepted state): each takes an [`Event`] and the current instant and returns the
 //!   [`Action`]s the driver must carry out (send bytes to the transaction's peer, pass a message
 //!   to the TU, arm or disarm a timer, report a timeout or transport error, forget the
 //!   transaction). [`Transaction`] is any of the four.
-//! * [`build`]: the ACK for a non-2xx response (§17.1.1.3) and the CANCEL of a request (§9.1).
-//! * [`select`]: the proxy's choice of the best final response (§16.7 step 6).
+//! * [`build_ack`], [`build_cancel`]: the ACK for a non-2xx response (§17.1.1.3) and the CANCEL
+//!   of a request (§9.1).
+//! * [`best_response`]: the proxy's choice of the final response (§16.7 steps 6, 7).
 //! * [`ProxyContext`]: one server transaction and its client branches (§16.7, §16.8, §16.10),
 //!   with OpenSIPS tm's `fr_timeout` / `fr_inv_timeout` per branch.
 //! * [`Table`]: transactions in N shards by key hash, each its own lock (no global lock on the
@@ -23,7 +24,7 @@
 mod build;
 mod client;
 mod context;
-pub mod key;
+mod key;
 mod select;
 mod server;
 mod table;
@@ -34,6 +35,8 @@ mod txn;
 mod tests_client;
 #[cfg(test)]
 mod tests_context;
+#[cfg(test)]
+mod tests_flow;
 #[cfg(test)]
 mod tests_key;
 #[cfg(test)]
