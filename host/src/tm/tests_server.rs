@@ -105,8 +105,9 @@ fn invite_2xx_accepted_state_rfc6026() {
     assert!(t
         .on_event(Event::Received(invite()), t0 + ms(700))
         .is_empty());
-    // An ACK matched here (a 2xx ACK with the INVITE's branch) goes to the TU, to be
-    // forwarded statelessly; it does not end the transaction.
+    // RFC 6026 §7.1: an ACK matched to the transaction in Accepted goes to the TU (which
+    // forwards it statelessly) and does not end it. (An ACK for a 2xx normally carries a new
+    // branch, matches no transaction and is forwarded statelessly by the core.)
     let acts = t.on_event(Event::Received(ack("a6c85cf")), t0 + ms(800));
     assert_eq!(show(&acts, t0), ["up ACK"]);
     assert_eq!(t.state(), State::Accepted);
