@@ -10,6 +10,7 @@
 //! * [`db`]: the user database (auth_db's `subscriber`: SQLite), its lookup pool and `sipcore user`.
 //! * [`dns`]: RFC 3263 server location off the I/O workers.
 //! * [`mi`]: the management interface (JSON-RPC over HTTP) and its client.
+//! * [`tm`]: the transaction layer (RFC 3261 §17, RFC 6026), pure state machines.
 //! * [`pike`]: flood detection per source address (OpenSIPS pike), pure.
 //! * [`log`]: the one slog drain that formats every record, the plugins' too.
 //! * [`stats`]: statistics with OpenSIPS's names, MI `get_statistics` and Prometheus `/metrics`.
@@ -32,4 +33,5 @@ pub mod sip;
 pub mod sockets;
 pub mod stats;
 pub mod tls_mgm;
+pub mod tm;
 pub mod usrloc;

@@ -1,0 +1,159 @@
+//! Transaction keys (RFC 3261 §17.1.3, §17.2.3) and CANCEL matching (§9.2), with RFC 4475
+//! torture messages.
+
+use bytes::Bytes;
+
+use super::tests_util::{ack, inv_resp, invite, msg, request, response};
+use super::{ClientKey, KeyError, ServerKey};
+use crate::sip::Message;
+
+fn torture(data: &'static [u8]) -> Message {
+    Message::parse(Bytes::from_static(data)).unwrap()
+}
+
+fn text(m: &Message) -> String {
+    String::from_utf8(m.as_bytes().to_vec()).unwrap()
+}
+
+#[test]
+fn server_key_rfc3261_branch_sent_by_method() {
+    let inv = ServerKey::of(&invite()).unwrap();
+    assert!(inv.is_rfc3261());
+    assert_eq!(inv.method(), "INVITE");
+    // A retransmission and the ACK of a non-2xx response (same branch) find the INVITE's
+    // transaction (§17.2.3: ACK matches the INVITE).
+    assert_eq!(ServerKey::of(&invite()).unwrap(), inv);
+    assert_eq!(ServerKey::of(&ack("a6c85cf")).unwrap(), inv);
+    // The CANCEL is its own transaction, but names the INVITE's (§9.2).
+    let cancel = request("CANCEL", "z9hG4bK776asdhds");
+    assert_ne!(ServerKey::of(&cancel).unwrap(), inv);
+    assert_eq!(ServerKey::of(&cancel).unwrap().method(), "CANCEL");
+    assert_eq!(ServerKey::of_cancelled(&cancel).unwrap(), inv);
+    // Another branch, another sent-by: another transaction. Host case does not matter.
+    let other_branch = request("INVITE", "z9hG4bK776asdhdt");
+    assert_ne!(ServerKey::of(&other_branch).unwrap(), inv);
+    let moved = msg(&text(&invite()).replace("pc33.atlanta", "pc34.atlanta"));
+    assert_ne!(ServerKey::of(&moved).unwrap(), inv);
+    let with_port = msg(&text(&invite()).replace(".com;branch", ".com:5060;branch"));
+    assert_ne!(ServerKey::of(&with_port).unwrap(), inv);
+    let upper = msg(&text(&invite()).replace("pc33.atlanta", "PC33.Atlanta"));
+    assert_eq!(ServerKey::of(&upper).unwrap(), inv);
+    // With the cookie, the other fields do not matter (a CANCEL with another Call-ID matches:
+    // the branch is unique, §17.2.3).
+    let odd = msg(&text(&cancel).replace("Call-ID: a84b", "Call-ID: zzzz"));
+    assert_eq!(ServerKey::of_cancelled(&odd).unwrap(), inv);
+    // A non-INVITE has its own method in the key.
+    let bye = request("BYE", "z9hG4bK776asdhds");
+    assert_eq!(ServerKey::of(&bye).unwrap().method(), "BYE");
+    assert_ne!(ServerKey::of(&bye).unwrap(), inv);
+}
+
+#[test]
+fn server_key_rfc2543_fallback_with_inv2543() {
+    // RFC 4475 §3.4.3: an RFC 2543 INVITE (no branch at all).
+    let inv = torture(include_bytes!("../sip/testdata/inv2543.dat"));
+    let key = ServerKey::of(&inv).unwrap();
+    assert!(!key.is_rfc3261());
+    let raw = text(&inv);
+    // The ACK of a non-2xx carries the response's To tag: still the INVITE's key.
+    let ack = msg(&raw
+        .replacen("INVITE sip", "ACK sip", 1)
+        .replace("CSeq: 56 INVITE", "CSeq: 56 ACK")
+        .replace(
+            "user=phone\r\nCall-ID",
+            "user=phone;tag=8321234356\r\nCall-ID",
+        ));
+    assert_eq!(ack.to_tag_param(), Ok(Some(Some("8321234356"))));
+    assert_eq!(ServerKey::of(&ack).unwrap(), key);
+    // The CANCEL (§9.2: Request-URI, Call-ID, To, From, CSeq number, top Via) names it.
+    let cancel = msg(&raw
+        .replacen("INVITE sip", "CANCEL sip", 1)
+        .replace("CSeq: 56 INVITE", "CSeq: 56 CANCEL"));
+    assert_eq!(ServerKey::of_cancelled(&cancel).unwrap(), key);
+    assert_ne!(ServerKey::of(&cancel).unwrap(), key);
+    // Each of those fields tells transactions apart.
+    for (from, to) in [
+        ("INVITE sip:UserB@", "INVITE sip:UserC@"),
+        ("Call-ID: inv2543.1717", "Call-ID: inv2543.1718"),
+        ("CSeq: 56 INVITE", "CSeq: 57 INVITE"),
+        ("Via: SIP/2.0/UDP iftgw", "Via: SIP/2.0/UDP iftgx"),
+        ("Via: SIP/2.0/UDP", "Via: SIP/2.0/TCP"),
+        ("user=phone>\r\n", "user=phone>;tag=x\r\n"),
+    ] {
+        let changed = msg(&raw.replacen(from, to, 1));
+        assert_ne!(ServerKey::of(&changed).unwrap(), key, "{to}");
+    }
+    // A non-INVITE keeps the To tag in its key.
+    let bye = |tag: &str| {
+        msg(&raw
+            .replacen("INVITE sip", "BYE sip", 1)
+            .replace("CSeq: 56 INVITE", "CSeq: 57 BYE")
+            .replace(
+                "user=phone\r\nCall-ID",
+                &format!("user=phone;tag={tag}\r\nCall-ID"),
+            ))
+    };
+    assert_ne!(
+        ServerKey::of(&bye("1")).unwrap(),
+        ServerKey::of(&bye("2")).unwrap()
+    );
+}
+
+#[test]
+fn wsinv_branch_without_cookie_falls_back() {
+    // RFC 4475 §3.1.1.1: LWS everywhere; its branch "390skdjuw" has no magic cookie.
+    let m = torture(include_bytes!("../sip/testdata/wsinv.dat"));
+    assert_eq!(m.top_branch(), Ok(Some("390skdjuw")));
+    let key = ServerKey::of(&m).unwrap();
+    assert!(!key.is_rfc3261());
+    assert_eq!(key.method(), "INVITE");
+}
+
+#[test]
+fn every_torture_request_has_a_key_or_a_typed_error() {
+    for data in [
+        &include_bytes!("../sip/testdata/lwsdisp.dat")[..],
+        include_bytes!("../sip/testdata/transports.dat"),
+        include_bytes!("../sip/testdata/intmeth.dat"),
+        include_bytes!("../sip/testdata/esc02.dat"),
+        include_bytes!("../sip/testdata/mpart01.dat"),
+        include_bytes!("../sip/testdata/unreason.dat"),
+        include_bytes!("../sip/testdata/noreason.dat"),
+    ] {
+        let m = Message::parse(Bytes::copy_from_slice(data)).unwrap();
+        if m.is_request() {
+            let k = ServerKey::of(&m).unwrap();
+            assert_eq!(k.is_rfc3261(), m.top_via().unwrap().is_rfc3261_branch());
+            // RE%47IST%45R is not REGISTER, and the key keeps the method as written.
+            assert_eq!(k.method(), m.method_str().unwrap());
+        } else {
+            assert_eq!(ServerKey::of(&m), Err(KeyError::NotARequest));
+            let k = ClientKey::of(&m).unwrap();
+            assert_eq!(k.method(), m.cseq().unwrap().method);
+        }
+    }
+}
+
+#[test]
+fn client_key_branch_and_cseq_method() {
+    let sent = ClientKey::of(&invite()).unwrap();
+    assert_eq!(sent.branch(), "z9hG4bK776asdhds");
+    assert_eq!(sent.method(), "INVITE");
+    for code in [100, 180, 200, 486] {
+        assert_eq!(ClientKey::of(&inv_resp(code)).unwrap(), sent);
+    }
+    // The CANCEL shares the branch; its response matches the CANCEL's transaction only.
+    let cancel = ClientKey::of(&request("CANCEL", "z9hG4bK776asdhds")).unwrap();
+    assert_ne!(cancel, sent);
+    assert_eq!(
+        ClientKey::of(&response(200, "CANCEL", "z9hG4bK776asdhds")).unwrap(),
+        cancel
+    );
+    assert_ne!(
+        ClientKey::of(&response(200, "INVITE", "z9hG4bK776asdhdX")).unwrap(),
+        sent
+    );
+    // No branch: no client key.
+    let inv = torture(include_bytes!("../sip/testdata/inv2543.dat"));
+    assert_eq!(ClientKey::of(&inv), Err(KeyError::NoBranch));
+}
