@@ -87,39 +87,14 @@ async fn sigterm_delivers_what_is_queued_then_closes_1001() {
         1,
     );
     let mut srv = Server::start(&format!("shutdown_timeout = 60\n{cfg}"));
-    let mut bob = raw_ws(srv.addr, Ipv4Addr::new(127, 0, 4, 4), Some(4096)).await;
-    let reg = common::sipws::register(
-        "bob",
-        "reg-bob",
-        1,
-        &["<sip:bobx@bob.invalid;transport=ws>".to_string()],
-        600,
-    );
-    use tokio::io::AsyncWriteExt;
-    bob.write_all(&frame(0x81, reg.as_bytes())).await.unwrap();
-    let (_, ok) = raw::read_frame(&mut bob).await;
-    assert!(
-        ok.starts_with(b"SIP/2.0 200 "),
-        "{}",
-        String::from_utf8_lossy(&ok)
-    );
+    let mut bob = raw::raw_bob(srv.addr, Ipv4Addr::new(127, 0, 4, 4), 4096).await;
 
     // Alice sends the MESSAGEs, then an OPTIONS: its answer means the script has handed every
     // MESSAGE to Bob's connection (one connection is handled in order), before SIGTERM.
     let mut alice = connect_sip(&srv.ws_url()).await;
     let body = "x".repeat(1000);
     for n in 0..N {
-        send_text(
-            &mut alice,
-            format!(
-                "MESSAGE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/WS a.invalid;branch=z9hG4bKq{n}\r\n\
-                 Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n\
-                 Call-ID: q-{n}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n\
-                 Content-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
-        )
-        .await;
+        send_text(&mut alice, raw::message_to_bob(&format!("q-{n}"), &body)).await;
     }
     send_text(&mut alice, options_request("q-end", "z9hG4bKqend", 1)).await;
     let r = next_text(&mut alice).await;

@@ -9,10 +9,10 @@ mod common;
 mod raw;
 use common::ws::{connect_sip, next_text, send_text, status, Ws};
 use common::*;
-use raw::{frame, raw_ws};
+
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 fn config() -> String {
     let (cfg, _mi) = default_config_without_auth();
@@ -34,17 +34,7 @@ async fn batch(alice: &mut Ws, n: &mut usize) {
     let body = "x".repeat(1000);
     for _ in 0..50 {
         *n += 1;
-        send_text(
-            alice,
-            format!(
-                "MESSAGE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/WS a.invalid;branch=z9hG4bKo{n}\r\n\
-                 Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n\
-                 Call-ID: o-{n}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n\
-                 Content-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
-        )
-        .await;
+        send_text(alice, raw::message_to_bob(&format!("o-{n}"), &body)).await;
     }
     let call = format!("o-opt-{n}");
     send_text(alice, options_request(&call, &format!("z9hG4bK{call}"), 1)).await;
@@ -62,46 +52,17 @@ async fn batch(alice: &mut Ws, n: &mut usize) {
     }
 }
 
-/// The status line of the answer to a fresh opening handshake, and its head.
+/// The head of the answer to a fresh opening handshake.
 async fn handshake_answer(srv: &Server) -> String {
     let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(
-        b"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-          Sec-WebSocket-Protocol: sip\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await {
-            Ok(Ok(1)) => head.push(b[0]),
-            other => panic!("no handshake answer ({other:?}): {head:?}"),
-        }
-    }
-    String::from_utf8(head).unwrap()
+    raw::handshake(&mut s).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_over_its_budget_refuses_503_then_sheds_the_largest_queue_1013() {
     let srv = Server::start(&config());
-    let mut bob = raw_ws(srv.addr, Ipv4Addr::new(127, 0, 7, 7), Some(4096)).await;
+    let mut bob = raw::raw_bob(srv.addr, Ipv4Addr::new(127, 0, 7, 7), 4096).await;
     let bob_addr = bob.local_addr().unwrap();
-    let reg = common::sipws::register(
-        "bob",
-        "reg-bob",
-        1,
-        &["<sip:bobx@bob.invalid;transport=ws>".to_string()],
-        600,
-    );
-    bob.write_all(&frame(0x81, reg.as_bytes())).await.unwrap();
-    let (_, ok) = raw::read_frame(&mut bob).await;
-    assert!(
-        ok.starts_with(b"SIP/2.0 200 "),
-        "{}",
-        String::from_utf8_lossy(&ok)
-    );
     let mut alice = connect_sip(&srv.ws_url()).await;
 
     // Fill Bob's queue (past the kernel's socket buffers) until new handshakes get 503.

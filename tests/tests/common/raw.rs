@@ -54,6 +54,14 @@ pub async fn raw_ws(srv: SocketAddr, src: Ipv4Addr, rcvbuf: Option<u32>) -> TcpS
     }
     sock.bind(SocketAddr::new(src.into(), 0)).unwrap();
     let mut s = sock.connect(srv).await.unwrap();
+    let head = handshake(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    s
+}
+
+/// Send a hand-made `sip` opening handshake on `s` and read the answer's head (whatever its
+/// status), within 5 s.
+pub async fn handshake(s: &mut TcpStream) -> String {
     s.write_all(
         b"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
@@ -71,8 +79,35 @@ pub async fn raw_ws(srv: SocketAddr, src: Ipv4Addr, rcvbuf: Option<u32>) -> TcpS
         assert_eq!(n, 1, "closed during the handshake");
         head.push(b[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
-    s
+    String::from_utf8(head).unwrap()
+}
+
+/// Bob registered (`<sip:bobx@bob.invalid;transport=ws>`, no authentication asked) over a raw
+/// connection from `src` with a `rcvbuf`-byte receive buffer, which reads nothing more until
+/// the test does: the slow or silent callee of the queue tests.
+pub async fn raw_bob(srv: SocketAddr, src: Ipv4Addr, rcvbuf: u32) -> TcpStream {
+    let mut bob = raw_ws(srv, src, Some(rcvbuf)).await;
+    let contact = ["<sip:bobx@bob.invalid;transport=ws>".to_string()];
+    let reg = crate::common::sipws::register("bob", "reg-bob", 1, &contact, 600);
+    bob.write_all(&frame(0x81, reg.as_bytes())).await.unwrap();
+    let (_, ok) = read_frame(&mut bob).await;
+    assert!(
+        ok.starts_with(b"SIP/2.0 200 "),
+        "{}",
+        String::from_utf8_lossy(&ok)
+    );
+    bob
+}
+
+/// A MESSAGE from Alice to Bob (`call` is its Call-ID and branch suffix) with a text `body`.
+pub fn message_to_bob(call: &str, body: &str) -> String {
+    format!(
+        "MESSAGE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/WS a.invalid;branch=z9hG4bK{call}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n\
+         Call-ID: {call}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// One OPTIONS round trip on `ws`: 200 within 5 s.
