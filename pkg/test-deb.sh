@@ -84,7 +84,7 @@ grep -q "^socket = ws:127.0.0.1:$port$" "$tmp/sipcore.cfg" || fail "no socket li
 /usr/sbin/sipcore -f "$tmp/sipcore.cfg" 2>"$tmp/stderr.log" &
 server=$!
 deadline=$((SECONDS + 20))
-until grep -q "listening on" "$tmp/stderr.log"; do
+until grep -qs "listening on" "$tmp/stderr.log"; do
     kill -0 "$server" 2>/dev/null || { cat "$tmp/stderr.log" >&2; fail "sipcore exited"; }
     [ $SECONDS -lt $deadline ] || { cat "$tmp/stderr.log" >&2; fail "sipcore did not listen"; }
     sleep 0.1
