@@ -52,6 +52,57 @@ pub struct Ctx<'a> {
     pub binding: &'a [u8],
 }
 
+/// The credentials [`check`] looks at: the first Digest credentials for the realm in a
+/// supported algorithm (RFC 7616 §3.7: a client answers one of the challenges).
+#[derive(Debug)]
+pub struct Found<'v> {
+    /// Index among the header values (the one `consume_credentials()` removes).
+    pub index: usize,
+    /// The parsed credentials.
+    pub credentials: Credentials<'v>,
+    /// Their algorithm.
+    pub algorithm: Algorithm,
+}
+
+/// What [`find`] saw among the header values.
+#[derive(Debug)]
+pub enum Search<'v> {
+    /// Credentials to check.
+    Found(Found<'v>),
+    /// None for this realm (some may have been malformed: `malformed` says so).
+    None {
+        /// A value for this realm or another did not parse.
+        malformed: bool,
+    },
+}
+
+/// Find the credentials to check among `values` (the `Authorization` or
+/// `Proxy-Authorization` header values, in order) for `realm`. Each value is parsed once: the
+/// caller learns whose credentials they are (to look the user up) and hands them to [`check`].
+pub fn find<'v>(values: impl IntoIterator<Item = &'v str>, realm: &str) -> Search<'v> {
+    let mut malformed = false;
+    for (index, v) in values.into_iter().enumerate() {
+        match credentials::parse(v) {
+            Ok(c) if c.realm == realm => {
+                let alg = c
+                    .algorithm
+                    .as_deref()
+                    .map_or(Some(Algorithm::Md5), Algorithm::from_name);
+                if let Some(algorithm) = alg {
+                    return Search::Found(Found {
+                        index,
+                        credentials: c,
+                        algorithm,
+                    });
+                }
+            }
+            Ok(_) | Err(credentials::CredentialsError::NotDigest) => {}
+            Err(_) => malformed = true,
+        }
+    }
+    Search::None { malformed }
+}
+
 /// Check the Digest credentials among `values` (the `Authorization` or `Proxy-Authorization`
 /// header values, in order) for `ctx.realm`. `ha1` looks up the stored HA1 of a user for an
 /// algorithm (`None`: no such user). The first credentials for the realm in a supported
@@ -60,34 +111,29 @@ pub fn authorize<'v>(
     values: impl IntoIterator<Item = &'v str>,
     ctx: &Ctx<'_>,
     nonces: &Nonces,
+    ha1: impl FnMut(&str, &str, Algorithm) -> Option<String>,
+) -> (AuthResult, Option<Authorized>) {
+    match find(values, ctx.realm) {
+        Search::Found(f) => check(f, ctx, nonces, ha1),
+        Search::None { malformed: true } => (AuthResult::Error, None),
+        Search::None { malformed: false } => (AuthResult::NoCredentials, None),
+    }
+}
+
+/// Check credentials [`find`] found: the nonce is ours and for this client, the response is
+/// the one the stored HA1 gives, then the nonce is fresh and its `nc` new (RFC 3261 §22.4,
+/// RFC 7616 §3.4). The nonce's MAC is computed once.
+pub fn check(
+    found: Found<'_>,
+    ctx: &Ctx<'_>,
+    nonces: &Nonces,
     mut ha1: impl FnMut(&str, &str, Algorithm) -> Option<String>,
 ) -> (AuthResult, Option<Authorized>) {
-    let mut malformed = false;
-    let mut found: Option<(usize, Credentials<'v>, Algorithm)> = None;
-    for (i, v) in values.into_iter().enumerate() {
-        match credentials::parse(v) {
-            Ok(c) if c.realm == ctx.realm => {
-                let alg = c
-                    .algorithm
-                    .as_deref()
-                    .map_or(Some(Algorithm::Md5), Algorithm::from_name);
-                if let Some(alg) = alg {
-                    found = Some((i, c, alg));
-                    break;
-                }
-            }
-            Ok(_) | Err(credentials::CredentialsError::NotDigest) => {}
-            Err(_) => malformed = true,
-        }
-    }
-    let Some((index, c, alg)) = found else {
-        let r = if malformed {
-            AuthResult::Error
-        } else {
-            AuthResult::NoCredentials
-        };
-        return (r, None);
-    };
+    let Found {
+        index,
+        credentials: c,
+        algorithm: alg,
+    } = found;
     if c.userhash || c.response.len() != alg.hex_len() {
         return (AuthResult::Error, None);
     }
@@ -108,7 +154,7 @@ pub fn authorize<'v>(
         return (AuthResult::InvalidPassword, None);
     }
     let nc = c.nc.as_ref().map(|n| n.1);
-    match nonces.check(&c.nonce, ctx.now, ctx.binding, nc) {
+    match nonces.check_intact(&c.nonce, ctx.now, nc) {
         NonceCheck::Valid => (
             AuthResult::Authorized,
             Some(Authorized {

@@ -257,15 +257,12 @@ pub(crate) fn authorize(
     };
     let hname = header_name(proxy);
     let values: Vec<&str> = msg.headers(hname).collect();
-    // Whose credentials: the first Digest ones for this realm.
-    let Some(user) = values.iter().find_map(|v| {
-        crate::auth::credentials::parse(v)
-            .ok()
-            .filter(|c| c.realm == realm.as_str())
-            .map(|c| c.username.into_owned())
-    }) else {
+    // Whose credentials: the first Digest ones for this realm, parsed once for the lookup and
+    // the check. None usable (malformed ones included): challenge again.
+    let verify::Search::Found(found) = verify::find(values.iter().copied(), &realm) else {
         return AuthResult::NoCredentials as i64;
     };
+    let user = found.credentials.username.to_string();
     let ip = info.src.to_std().map(|a| a.ip());
     let guarded =
         |f: &mut dyn FnMut(&mut crate::auth::guard::Guard, std::net::IpAddr) -> bool| match (
@@ -299,14 +296,10 @@ pub(crate) fn authorize(
             crate::log!(Debug, "auth", "credentials of {}@{} not available: {}", user, realm, e; "peer" => peer(info));
             return AuthResult::Error as i64;
         }
-        Lookup::NotFound => {
-            verify::authorize(values.iter().copied(), &ctx, &AUTH.nonces, |_, _, _| None)
-        }
-        Lookup::Found(h) => {
-            verify::authorize(values.iter().copied(), &ctx, &AUTH.nonces, |u, r, alg| {
-                (u == user).then(|| h.for_algorithm(alg, u, r)).flatten()
-            })
-        }
+        Lookup::NotFound => verify::check(found, &ctx, &AUTH.nonces, |_, _, _| None),
+        Lookup::Found(h) => verify::check(found, &ctx, &AUTH.nonces, |u, r, alg| {
+            (u == user).then(|| h.for_algorithm(alg, u, r)).flatten()
+        }),
     };
     match r {
         AuthResult::Authorized => {
