@@ -64,22 +64,20 @@ pub struct Found<'v> {
     pub algorithm: Algorithm,
 }
 
-/// What [`find`] saw among the header values.
-#[derive(Debug)]
-pub enum Search<'v> {
-    /// Credentials to check.
-    Found(Found<'v>),
-    /// None for this realm (some may have been malformed: `malformed` says so).
-    None {
-        /// A value for this realm or another did not parse.
-        malformed: bool,
-    },
+/// [`find`] found no credentials to check for the realm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotFound {
+    /// A value for this realm or another did not parse.
+    pub malformed: bool,
 }
 
 /// Find the credentials to check among `values` (the `Authorization` or
 /// `Proxy-Authorization` header values, in order) for `realm`. Each value is parsed once: the
 /// caller learns whose credentials they are (to look the user up) and hands them to [`check`].
-pub fn find<'v>(values: impl IntoIterator<Item = &'v str>, realm: &str) -> Search<'v> {
+pub fn find<'v>(
+    values: impl IntoIterator<Item = &'v str>,
+    realm: &str,
+) -> Result<Found<'v>, NotFound> {
     let mut malformed = false;
     for (index, v) in values.into_iter().enumerate() {
         match credentials::parse(v) {
@@ -89,7 +87,7 @@ pub fn find<'v>(values: impl IntoIterator<Item = &'v str>, realm: &str) -> Searc
                     .as_deref()
                     .map_or(Some(Algorithm::Md5), Algorithm::from_name);
                 if let Some(algorithm) = alg {
-                    return Search::Found(Found {
+                    return Ok(Found {
                         index,
                         credentials: c,
                         algorithm,
@@ -100,7 +98,7 @@ pub fn find<'v>(values: impl IntoIterator<Item = &'v str>, realm: &str) -> Searc
             Err(_) => malformed = true,
         }
     }
-    Search::None { malformed }
+    Err(NotFound { malformed })
 }
 
 /// Check the Digest credentials among `values` (the `Authorization` or `Proxy-Authorization`
@@ -114,9 +112,9 @@ pub fn authorize<'v>(
     ha1: impl FnMut(&str, &str, Algorithm) -> Option<String>,
 ) -> (AuthResult, Option<Authorized>) {
     match find(values, ctx.realm) {
-        Search::Found(f) => check(f, ctx, nonces, ha1),
-        Search::None { malformed: true } => (AuthResult::Error, None),
-        Search::None { malformed: false } => (AuthResult::NoCredentials, None),
+        Ok(f) => check(f, ctx, nonces, ha1),
+        Err(NotFound { malformed: true }) => (AuthResult::Error, None),
+        Err(NotFound { malformed: false }) => (AuthResult::NoCredentials, None),
     }
 }
 

@@ -259,7 +259,7 @@ pub(crate) fn authorize(
     let values: Vec<&str> = msg.headers(hname).collect();
     // Whose credentials: the first Digest ones for this realm, parsed once for the lookup and
     // the check. None usable (malformed ones included): challenge again.
-    let verify::Search::Found(found) = verify::find(values.iter().copied(), &realm) else {
+    let Ok(found) = verify::find(values.iter().copied(), &realm) else {
         return AuthResult::NoCredentials as i64;
     };
     let user = found.credentials.username.to_string();
