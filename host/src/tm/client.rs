@@ -56,12 +56,7 @@ impl ClientInvite {
             interval: values.t1(),
             ack: None,
         };
-        let mut acts = Actions::new();
-        acts.push(Action::Send(bytes));
-        if !reliable {
-            t.core.arm(Timer::A, now + values.t1(), &mut acts);
-        }
-        t.core.arm(Timer::B, now + values.t1x64(), &mut acts);
+        let acts = t.core.start_client(Timer::A, Timer::B, bytes, now);
         Ok((t, acts))
     }
 
@@ -141,21 +136,10 @@ impl ClientInvite {
         let c = &mut self.core;
         match (c.state, timer) {
             (State::Calling, Timer::A) if c.fired(Timer::A, now) => {
-                if c.fired(Timer::B, now) {
-                    // The transaction timed out while the retransmission was due.
-                    acts.push(Action::Timeout);
-                    c.terminate(acts);
-                    return;
-                }
-                acts.push(Action::Send(self.bytes.clone()));
-                c.retransmits += 1;
                 self.interval = self.interval.saturating_mul(2);
-                c.arm(Timer::A, now + self.interval, acts);
+                c.retransmit(Timer::A, Timer::B, &self.bytes, self.interval, now, acts);
             }
-            (State::Calling, Timer::B) if c.fired(Timer::B, now) => {
-                acts.push(Action::Timeout);
-                c.terminate(acts);
-            }
+            (State::Calling, Timer::B) if c.fired(Timer::B, now) => c.time_out(acts),
             (State::Completed, Timer::D) | (State::Accepted, Timer::M) if c.fired(timer, now) => {
                 c.terminate(acts);
             }
@@ -193,12 +177,7 @@ impl ClientNonInvite {
             bytes: bytes.clone(),
             interval: values.t1(),
         };
-        let mut acts = Actions::new();
-        acts.push(Action::Send(bytes));
-        if !reliable {
-            t.core.arm(Timer::E, now + values.t1(), &mut acts);
-        }
-        t.core.arm(Timer::F, now + values.t1x64(), &mut acts);
+        let acts = t.core.start_client(Timer::E, Timer::F, bytes, now);
         Ok((t, acts))
     }
 
@@ -238,25 +217,22 @@ impl ClientNonInvite {
                 }
             }
             Event::Timer(Timer::E) if pending && c.fired(Timer::E, now) => {
-                if c.fired(Timer::F, now) {
-                    acts.push(Action::Timeout);
-                    c.terminate(&mut acts);
-                    return acts;
-                }
-                acts.push(Action::Send(self.bytes.clone()));
-                c.retransmits += 1;
                 // §17.1.2.2: doubling up to T2 in Trying, T2 in Proceeding.
                 self.interval = if c.state == State::Trying {
                     self.interval.saturating_mul(2).min(c.values.t2())
                 } else {
                     c.values.t2()
                 };
-                c.arm(Timer::E, now + self.interval, &mut acts);
+                c.retransmit(
+                    Timer::E,
+                    Timer::F,
+                    &self.bytes,
+                    self.interval,
+                    now,
+                    &mut acts,
+                );
             }
-            Event::Timer(Timer::F) if pending && c.fired(Timer::F, now) => {
-                acts.push(Action::Timeout);
-                c.terminate(&mut acts);
-            }
+            Event::Timer(Timer::F) if pending && c.fired(Timer::F, now) => c.time_out(&mut acts),
             Event::Timer(Timer::K) if c.state == State::Completed && c.fired(Timer::K, now) => {
                 c.terminate(&mut acts);
             }

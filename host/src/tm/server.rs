@@ -153,21 +153,11 @@ impl ServerInvite {
         let c = &mut self.core;
         match (c.state, timer) {
             (State::Completed, Timer::G) if c.fired(Timer::G, now) => {
-                if c.fired(Timer::H, now) {
-                    acts.push(Action::Timeout);
-                    c.terminate(acts);
-                    return;
-                }
-                acts.push(Action::Send(self.last.clone()));
-                c.retransmits += 1;
                 self.interval = self.interval.saturating_mul(2).min(c.values.t2());
-                c.arm(Timer::G, now + self.interval, acts);
+                c.retransmit(Timer::G, Timer::H, &self.last, self.interval, now, acts);
             }
-            (State::Completed, Timer::H) if c.fired(Timer::H, now) => {
-                // §17.2.1: the ACK never came; the TU is told.
-                acts.push(Action::Timeout);
-                c.terminate(acts);
-            }
+            // §17.2.1: the ACK never came; the TU is told.
+            (State::Completed, Timer::H) if c.fired(Timer::H, now) => c.time_out(acts),
             (State::Confirmed, Timer::I) | (State::Accepted, Timer::L) if c.fired(timer, now) => {
                 c.terminate(acts);
             }

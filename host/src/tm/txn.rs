@@ -116,6 +116,52 @@ impl Core {
         acts.push(Action::Terminated);
     }
 
+    /// A client transaction starts (§17.1.1.2, §17.1.2.2): the request goes out, retransmission
+    /// timer `retx` (A or E) is armed at T1 over an unreliable transport, and the deadline
+    /// `deadline` (B or F) at 64*T1.
+    pub(crate) fn start_client(
+        &mut self,
+        retx: Timer,
+        deadline: Timer,
+        bytes: Bytes,
+        now: Instant,
+    ) -> Actions {
+        let mut acts = Actions::new();
+        acts.push(Action::Send(bytes));
+        if !self.reliable {
+            self.arm(retx, now + self.values.t1(), &mut acts);
+        }
+        self.arm(deadline, now + self.values.t1x64(), &mut acts);
+        acts
+    }
+
+    /// The transaction's deadline passed (timer B, F or H): the TU is told, and it ends.
+    pub(crate) fn time_out(&mut self, acts: &mut Actions) {
+        acts.push(Action::Timeout);
+        self.terminate(acts);
+    }
+
+    /// Retransmission timer `timer` (A, E or G) fired: unless the deadline timer `deadline`
+    /// is due too (then the transaction times out: a retransmission due after the deadline
+    /// counts as the timeout), `bytes` go again and `timer` is re-armed `interval` from now.
+    pub(crate) fn retransmit(
+        &mut self,
+        timer: Timer,
+        deadline: Timer,
+        bytes: &Bytes,
+        interval: std::time::Duration,
+        now: Instant,
+        acts: &mut Actions,
+    ) {
+        if self.fired(deadline, now) {
+            self.time_out(acts);
+            return;
+        }
+        acts.push(Action::Send(bytes.clone()));
+        self.retransmits += 1;
+        self.arm(timer, now + interval, acts);
+    }
+
     /// Enters `state` and arms `timer` for `wait`, or terminates at once when `wait` is zero
     /// (reliable transports: "fire in zero seconds", §17.1.1.2, §17.1.2.2, §17.2.1, §17.2.2).
     pub(crate) fn linger(
