@@ -6,6 +6,7 @@
 use crate::hist::Hist;
 use crate::measure::{self, Shared, Window};
 use crate::rr::parse_response;
+use crate::ua::next_text;
 use crate::ws::{self, Masker, Opcode};
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -31,37 +32,6 @@ pub struct RelayArgs {
 
 fn io_err(s: &str) -> std::io::Error {
     std::io::Error::other(s.to_string())
-}
-
-/// Read frames until one text message arrives; answers pings.
-async fn next_text(
-    s: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    m: &mut Masker,
-) -> std::io::Result<Vec<u8>> {
-    let mut tmp = [0u8; 16384];
-    loop {
-        if let Some(f) = ws::parse_frame(buf) {
-            let payload = buf[f.start..f.end].to_vec();
-            buf.drain(..f.end);
-            match f.opcode {
-                Opcode::Text | Opcode::Binary => return Ok(payload),
-                Opcode::Ping => {
-                    let mut out = Vec::new();
-                    m.push_frame(&mut out, 0xA, &payload);
-                    s.write_all(&out).await?;
-                }
-                Opcode::Close => return Err(io_err("server sent close")),
-                _ => {}
-            }
-            continue;
-        }
-        let n = s.read(&mut tmp).await?;
-        if n == 0 {
-            return Err(io_err("server closed the connection"));
-        }
-        buf.extend_from_slice(&tmp[..n]);
-    }
 }
 
 /// B: register, then answer every MESSAGE with 200 until the connection closes.
