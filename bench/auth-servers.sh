@@ -72,16 +72,6 @@ start() {
     sleep 1 # let multi-process servers fork their children before they are listed for --tree
 }
 
-# halt: stop the server started last (OpenSIPS daemonizes: not our child, wait by polling).
-halt() {
-    [ -n "${SP:-}" ] || return 0
-    kill "$SP" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$SP" 2>/dev/null || break; sleep 0.1; done
-    wait "$SP" 2>/dev/null
-    SP=
-    sleep 1
-}
-
 # wait_builds: until no compiler or linker runs at normal priority (another session's build
 # would share the cores with the servers), up to 10 tries 30 s apart; niced work (fuzzers) is
 # left running. NO_WAIT=1: not at all.

@@ -71,6 +71,17 @@ stop() {
 }
 trap stop EXIT
 
+# halt: stop the server started last, also one that daemonized and is not our child
+# (OpenSIPS: wait by polling its pid). run-peers.sh has its own, by server name.
+halt() {
+    [ -n "${SP:-}" ] || return 0
+    kill "$SP" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$SP" 2>/dev/null || break; sleep 0.1; done
+    wait "$SP" 2>/dev/null
+    SP=
+    sleep 1
+}
+
 # get LINE KEY: the value of KEY=value in a RESULT-style line.
 get() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 

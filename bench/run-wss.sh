@@ -109,16 +109,6 @@ start() {
     sleep 1 # let multi-process servers fork their children before they are listed for --tree
 }
 
-# halt: stop the server started last (OpenSIPS daemonizes: not our child, wait by polling).
-halt() {
-    [ -n "${SP:-}" ] || return 0
-    kill "$SP" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$SP" 2>/dev/null || break; sleep 0.1; done
-    wait "$SP" 2>/dev/null
-    SP=
-    sleep 1
-}
-
 # bench SCENARIO: the sipbench command of a scenario (after start), its RESULT line on stdout.
 bench() {
     local a=(--addr "wss://127.0.0.1:$PORT" --pid "$SP" --tree)
