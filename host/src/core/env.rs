@@ -31,6 +31,38 @@ pub(crate) struct MsgEnv<'a> {
     auth: super::authz::AuthState,
     /// What the last call stored for its output arguments, by position.
     outputs: Vec<(usize, String)>,
+    /// `$si` as text, written once per message into this buffer (no allocation): configs
+    /// compare it on every request (the default one, for pike's loopback exemption).
+    si: IpText,
+}
+
+/// An IP address's text, formatted once, in place (an IPv6 address takes at most 45 bytes).
+struct IpText {
+    buf: [u8; 46],
+    len: u8,
+}
+
+impl Default for IpText {
+    fn default() -> Self {
+        IpText {
+            buf: [0; 46],
+            len: 0,
+        }
+    }
+}
+
+impl IpText {
+    /// The text of `ip`, formatted on the first call.
+    fn get(&mut self, ip: std::net::IpAddr) -> &str {
+        if self.len == 0 {
+            use std::io::Write;
+            let mut w = std::io::Cursor::new(&mut self.buf[..]);
+            if write!(w, "{ip}").is_ok() {
+                self.len = w.position() as u8;
+            }
+        }
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
 }
 
 /// Run the main route for a request.
@@ -68,6 +100,7 @@ fn run(core: &Core, info: &ReceiveInfo, msg: &Message, route: RouteRef) -> Outco
         proxy: ProxyState::default(),
         auth: Default::default(),
         outputs: Vec::new(),
+        si: IpText::default(),
     };
     STATE.with(|s| match s.try_borrow_mut() {
         Ok(mut st) => core.script.run_with(&mut st, route, &mut env),
@@ -248,7 +281,10 @@ impl Env for MsgEnv<'_> {
     fn pv_get(&mut self, pv: &Pv) -> Value<'_> {
         let m = self.msg;
         match pv {
-            Pv::SrcIp => addr_ip(self.info.src.to_std()),
+            Pv::SrcIp => match self.info.src.to_std() {
+                Some(a) => Value::str(self.si.get(a.ip())),
+                None => Value::Null,
+            },
             Pv::SrcPort => addr_port(self.info.src.to_std()),
             Pv::RecvIp => self.socket_field(SocketField::Ip),
             Pv::RecvPort => self.socket_field(SocketField::Port),
@@ -512,4 +548,27 @@ impl Env for MsgEnv<'_> {
 /// Script log levels (`L_*`) to the log's severities (the same OpenSIPS numbers).
 pub(crate) fn script_level(level: LogLevel) -> crate::log::Severity {
     crate::log::Severity::from_opensips(level.opensips_value())
+}
+
+#[cfg(test)]
+mod ip_text {
+    use super::IpText;
+
+    /// `$si` as written in place: the same text as `IpAddr`'s Display, the longest included.
+    #[test]
+    fn formats_like_display_once() {
+        for ip in [
+            "127.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:192.0.2.7",
+        ] {
+            let a: std::net::IpAddr = ip.parse().unwrap();
+            let mut t = IpText::default();
+            assert_eq!(t.get(a), a.to_string());
+            // Formatted once: a later call returns the same text.
+            assert_eq!(t.get("10.0.0.1".parse().unwrap()), a.to_string());
+        }
+    }
 }
