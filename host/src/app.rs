@@ -207,6 +207,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     core::authz::configure(settings.auth, store);
     core::authz_jwt::configure(settings.auth_jwt.clone());
     core::configure_pike(settings.pike);
+    core::configure_tm(settings.tm);
     let host: HostApiRef = core::hostapi::host_api();
     for (m, values) in loaded.iter().zip(&params) {
         let entries: Vec<ParamEntry<'_>> = values

@@ -145,6 +145,40 @@ const TLS_MGM: &[ParamSpec] = &[
     ),
 ];
 
+/// OpenSIPS tm's parameters (RFC 3261 §17 timers and the proxy's final-response timers).
+const TM: &[ParamSpec] = &[
+    int(
+        "fr_timeout",
+        "30",
+        "seconds a branch waits for a final response (for an INVITE: for any response) (1-3600)",
+    ),
+    int(
+        "fr_inv_timeout",
+        "120",
+        "seconds an INVITE branch answered provisionally waits for the final response (1-3600)",
+    ),
+    int(
+        "T1_timer",
+        "500",
+        "RFC 3261 T1 in milliseconds: first retransmission interval over UDP (10-60000)",
+    ),
+    int(
+        "T2_timer",
+        "4000",
+        "RFC 3261 T2 in milliseconds: longest retransmission interval (10-600000; raised to T1_timer when below it)",
+    ),
+    int(
+        "max_transactions",
+        "100000",
+        "transactions held at once; beyond, t_relay() answers 503 (sipcore's; 1-100000000)",
+    ),
+    int(
+        "max_transactions_per_source",
+        "1000",
+        "transactions one connection (UDP: one IP address) holds at once; beyond, its t_relay() gets 503 with Retry-After (sipcore's; 1-100000000)",
+    ),
+];
+
 /// OpenSIPS pike's parameters, and two of sipcore's (see [`crate::pike`]).
 const PIKE: &[ParamSpec] = &[
     int(
@@ -323,7 +357,7 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "tm",
-        params: &[],
+        params: TM,
     },
     Builtin {
         name: "rr",
@@ -405,6 +439,8 @@ pub struct Settings {
     pub auth: crate::core::authz::AuthConfig,
     /// pike's.
     pub pike: PikeConfig,
+    /// tm's.
+    pub tm: crate::core::TmConfig,
     /// auth_db's (its `db_url` already parsed, a relative SQLite path resolved against the
     /// configuration file's directory; the global `db_default_url` when it has none).
     pub auth_db: AuthDbConfig,
@@ -433,6 +469,16 @@ impl Settings {
             }
         };
         match (module, param) {
+            ("tm", "fr_timeout") => self.tm.fr_timeout = range(1, 3600)? as u32,
+            ("tm", "fr_inv_timeout") => self.tm.fr_inv_timeout = range(1, 3600)? as u32,
+            ("tm", "T1_timer") => self.tm.t1_ms = range(10, 60_000)? as u32,
+            ("tm", "T2_timer") => self.tm.t2_ms = range(10, 600_000)? as u32,
+            ("tm", "max_transactions_per_source") => {
+                self.tm.max_per_source = range(1, 100_000_000)? as u32
+            }
+            ("tm", "max_transactions") => {
+                self.tm.max_transactions = range(1, 100_000_000)? as u32
+            }
             ("pike", "sampling_time_unit") => pk.sampling_time_unit = range(1, 3600)? as u32,
             ("pike", "reqs_density_per_unit") => {
                 pk.reqs_density_per_unit = count(1_000_000)? as u32

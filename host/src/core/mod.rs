@@ -6,7 +6,8 @@
 //! can unwind into the plugin.
 //!
 //! Imports between the files flow one way: `addr` and `secret` are leaves; `send` (the
-//! [`Core`]) uses `addr`; `proxy`, `location`, `pending` and `relay` use those; `env` (the
+//! [`Core`]) uses `addr`; `stateful` (the transaction layer's driver) uses those two;
+//! `proxy`, `location`, `pending` and `relay` use those; `env` (the
 //! script's view) uses them all; this file wires `env`, `relay` and `pending` to the transports.
 mod addr;
 pub mod authz;
@@ -21,10 +22,12 @@ mod proxy;
 mod relay;
 mod secret;
 mod send;
+mod stateful;
 
 pub use addr::SocketInfo;
 pub(crate) use send::peer;
 pub use send::{script, set_script, Core};
+pub use stateful::TmConfig;
 
 use crate::sip::Message;
 use abi_stable::std_types::RSlice;
@@ -56,11 +59,17 @@ pub fn register_mi(registry: &crate::mi::Registry) -> Result<(), String> {
 /// [`crate::stats::Source`].
 pub fn add_stats_source() {
     crate::stats::add_source(Box::new(location::stats));
+    crate::stats::add_source(Box::new(stateful::stats));
 }
 
 /// Apply the `pike` modparams (before the first message).
 pub fn configure_pike(cfg: crate::pike::PikeConfig) {
     pike::configure(cfg);
+}
+
+/// Apply the `tm` modparams (before the first message).
+pub fn configure_tm(cfg: TmConfig) {
+    stateful::configure(cfg);
 }
 
 /// Apply the `registrar` and `usrloc` modparams (before the first message).
@@ -73,6 +82,7 @@ pub(crate) fn connection_closed(proto: Proto, conn_id: u64) {
     location::connection_closed(proto, conn_id);
     if let Some(core) = CORE.get() {
         pending::connection_closed(core, proto, conn_id);
+        stateful::connection_closed(core, proto, conn_id);
     }
     crate::log!(
         Trace,
@@ -132,7 +142,11 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
         // goes over the hop the branch names.
         match relay::reply_hop(core, info, &msg) {
             Some(hop) if env::run_reply(core, info, &msg) => {
-                relay::relay_reply(core, info, &msg, hop)
+                // A response of a client transaction goes to it; one that none knows (a 2xx
+                // retransmitted after its transaction ended, RFC 6026) is relayed statelessly.
+                if !stateful::on_response(core, &msg) {
+                    relay::relay_reply(core, info, &msg, hop)
+                }
             }
             _ => crate::stats::counters::CORE_DROP_REPLIES.inc(),
         }
@@ -151,6 +165,11 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
         // never saw the INVITE's answer.
         crate::log!(Debug, "core", "ACK to a local reply absorbed"; "peer" => peer(info));
         crate::stats::counters::SL_RCV_ACKS.inc();
+        return;
+    }
+    if stateful::absorb(core, info, &msg) {
+        // A retransmission or the ACK of a non-2xx response of a transaction held here
+        // (RFC 3261 §17.2.3): the transaction answers it, the script does not see it.
         return;
     }
     env::run_request(core, info, &msg);

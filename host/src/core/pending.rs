@@ -267,6 +267,12 @@ pub(crate) fn connection_closed(core: &Core, proto: Proto, conn_id: u64) {
 }
 
 fn answer(core: &Core, info: &ReceiveInfo, msg: &Message, conn_id: u64) {
+    if super::stateful::unreachable(core, msg) {
+        // t_relay(): its transaction answers (the branch ends as if answered 503, §16.9).
+        crate::log!(Info, "core", "next hop unreachable (connection {} failed before it carried anything)", conn_id;
+            "peer" => peer(info), "callid" => msg.call_id().unwrap_or(""));
+        return;
+    }
     crate::log!(Info, "core", "next hop unreachable (connection {} failed before it carried anything): 503", conn_id;
         "peer" => peer(info), "callid" => msg.call_id().unwrap_or(""));
     let sent = core.reply(info, msg, 503, "Service Unavailable", &[]);

@@ -109,6 +109,14 @@ fn forward_to(
     if auto_reply && st.bad_token {
         return fail(403, "Forbidden (flow token)");
     }
+    let method = msg.method_str();
+    if auto_reply && method == Some("CANCEL") && super::stateful::cancel(core, info, msg) {
+        // §16.10: answered here, and the INVITE's pending branches get their CANCEL.
+        return (1, true);
+    }
+    // t_relay() is stateful (RFC 3261 §16 with §17 transactions); an ACK never has a
+    // transaction of its own and a CANCEL of an INVITE not held here is relayed as is.
+    let stateful = auto_reply && !matches!(method, Some("ACK" | "CANCEL"));
     let conn = if dest.explicit.is_none() {
         st.dst
     } else {
@@ -181,7 +189,7 @@ fn forward_to(
     fwd.default_max_forwards = st.default_max_forwards;
     fwd.loop_key = Some(loop_key);
     fwd.branch = Some(branch.as_str());
-    let out = match forward_request(msg, &fwd) {
+    let mut out = match forward_request(msg, &fwd) {
         Ok(b) => b,
         Err(EditError::TooManyHops) => {
             return (-1, reply(core, info, msg, 483, "Too Many Hops"));
@@ -196,6 +204,12 @@ fn forward_to(
             return (-1, false);
         }
     };
+    if stateful {
+        match relay_stateful(core, info, msg, &next, out) {
+            Ok(r) => return r,
+            Err(back) => out = back,
+        }
+    }
     match next {
         Target::Conn(c) => match core.send_conn(&c, &out) {
             Ok(_) => {
@@ -236,6 +250,60 @@ fn forward_to(
                 Err(_) if super::pending::next_target(core, info, msg, retry) => (1, false),
                 Err(_) => (-1, reply(core, info, msg, 503, "Service Unavailable")),
             }
+        }
+    }
+}
+
+/// `t_relay()`: `out` goes out on a new transaction ([`super::stateful::relay`]). `Err` gives
+/// `out` back when its first send failed, for the stateless path to answer (the next target
+/// of a location result, or 503); a full transaction table is answered 503 here.
+fn relay_stateful(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &Message,
+    next: &Target,
+    out: Vec<u8>,
+) -> Result<(i64, bool), Vec<u8>> {
+    use super::stateful::{BranchDst, Relayed};
+    let dst = match next {
+        Target::Conn(c) => BranchDst::Conn(*c),
+        Target::Addr(n) => BranchDst::Addr {
+            proto: n.proto,
+            addr: n.addr,
+            host: n.host.clone(),
+        },
+    };
+    let keep = out.clone();
+    match super::stateful::relay(core, info, msg, dst, out) {
+        Ok(Relayed::Absorbed) => Ok((0, false)),
+        Ok(Relayed::Sent(id)) => {
+            crate::stats::counters::CORE_FWD_REQUESTS.inc();
+            if let Target::Addr(n) = next {
+                if connection_oriented(n.proto) && id != 0 {
+                    let retry = super::pending::Retry {
+                        proto: n.proto,
+                        out: bytes::Bytes::from(keep),
+                        rest: n.alternates.clone(),
+                        host: n.host.clone(),
+                    };
+                    super::pending::watch(core, n.proto, id, info, msg, Some(retry));
+                }
+            }
+            Ok((1, false))
+        }
+        Err(e) if e == super::stateful::TABLE_FULL || e == super::stateful::SOURCE_FULL => {
+            crate::log!(Warning, "tm", "t_relay(): {}: 503", e; "peer" => peer(info));
+            let sent = core
+                .reply(info, msg, 503, "Service Unavailable", &[("Retry-After", "5")])
+                .unwrap_or(false);
+            if sent {
+                crate::stats::counters::SL_SENT_ERR.inc();
+            }
+            Ok((-1, sent))
+        }
+        Err(e) => {
+            crate::log!(Debug, "tm", "t_relay(): first send failed: {}", e; "peer" => peer(info));
+            Err(keep)
         }
     }
 }

@@ -78,6 +78,10 @@ pub enum ProxyEvent {
     BranchTimeout(BranchId),
     /// A branch's transport failed: as if it got a 503 (§16.9).
     BranchTransportError(BranchId),
+    /// A branch ended without a response, counted as this code: the flow it was sent over
+    /// closed (430 Flow Failed for a flow token, RFC 5626 §5.3; 480 for a registered
+    /// contact's connection, as the relay answers when it is gone at send time).
+    BranchGone(BranchId, u16),
     /// The server transaction's request was cancelled (a CANCEL matched it, §16.10).
     Cancel,
 }
@@ -111,7 +115,6 @@ pub enum ProxyAction {
 
 #[derive(Debug, Clone)]
 struct Branch {
-    request: Message,
     provisional: bool,
     /// The final code: received, or counted for a timeout or transport error.
     code: Option<u16>,
@@ -150,12 +153,9 @@ impl ProxyContext {
         }
     }
 
-    /// Records a branch forwarded now with `request` (as sent), arming its `fr_timeout`.
-    pub fn add_branch(
-        &mut self,
-        request: Message,
-        now: Instant,
-    ) -> Result<(BranchId, Vec<ProxyAction>), ContextError> {
+    /// Records a branch forwarded now, arming its `fr_timeout`. (The request itself is the
+    /// driver's: its client transaction holds it.)
+    pub fn add_branch(&mut self, now: Instant) -> Result<(BranchId, Vec<ProxyAction>), ContextError> {
         if self.closed {
             return Err(ContextError::Closed);
         }
@@ -167,7 +167,6 @@ impl ProxyContext {
         }
         let b = self.branches.len();
         self.branches.push(Branch {
-            request,
             provisional: false,
             code: None,
             response: None,
@@ -186,11 +185,6 @@ impl ProxyContext {
         let mut acts = Vec::new();
         self.maybe_choose(&mut acts);
         acts
-    }
-
-    /// The request sent on `branch`.
-    pub fn request(&self, branch: BranchId) -> Option<&Message> {
-        self.branches.get(branch).map(|b| &b.request)
     }
 
     /// The final response received on `branch`.
@@ -239,6 +233,7 @@ impl ProxyContext {
             }
             ProxyEvent::BranchTimeout(b) => self.end_branch(b, 408, None, &mut acts),
             ProxyEvent::BranchTransportError(b) => self.end_branch(b, 503, None, &mut acts),
+            ProxyEvent::BranchGone(b, code) => self.end_branch(b, code, None, &mut acts),
             ProxyEvent::Cancel => {
                 if self.invite && self.final_sent.is_none() && !self.cancelled {
                     self.cancelled = true;

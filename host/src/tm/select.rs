@@ -8,8 +8,9 @@ use crate::sip::Message;
 pub enum Choice {
     /// Forward the final response of this branch.
     Forward(usize),
-    /// Send a response of this code generated here: 500 in place of a chosen 503 (§16.7
-    /// step 6), or the code of a branch that ended without a response (a timeout: 408).
+    /// Send a response of this code generated here: 500 in place of a chosen 503 response
+    /// (§16.7 step 6), or the code of a branch that ended without a response (a timeout:
+    /// 408; an unreachable next hop: 503).
     Generate(u16),
 }
 
@@ -53,8 +54,11 @@ fn rank(code: u16, cancelled: bool) -> u32 {
 
 /// Chooses the response a stateful proxy sends upstream (RFC 3261 §16.7 step 6) from the
 /// final codes of its branches (`None`: still pending, in which case there is no choice yet,
-/// nor with no branch at all). Ties go to the earlier branch. A chosen 503 becomes a
-/// generated 500 (a 503 would tell the client that this proxy is unavailable).
+/// nor with no branch at all). Ties go to the earlier branch. A chosen 503 response becomes
+/// a generated 500 (a 503 would tell the client that this proxy is unavailable); a branch
+/// that ended with 503 and no response (§16.9: its next hop could not be reached) is
+/// answered 503, as the stateless relay answers it: this proxy is not the one unavailable,
+/// and a client may try another server (RFC 3263 §4.3).
 /// `responded[i]` says whether branch `i` has a response to forward (a branch ended by a
 /// timeout has none: its code is generated).
 pub fn best_response(
@@ -78,9 +82,10 @@ pub fn best_response(
     } else {
         Vec::new()
     };
-    let choice = if code == 503 {
+    let responded_b = responded.get(branch).copied().unwrap_or(false);
+    let choice = if code == 503 && responded_b {
         Choice::Generate(500)
-    } else if responded.get(branch).copied().unwrap_or(false) {
+    } else if responded_b {
         Choice::Forward(branch)
     } else {
         Choice::Generate(code)

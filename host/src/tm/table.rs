@@ -76,6 +76,17 @@ impl<K: Hash + Eq, V> Table<K, V> {
         self.shard(key).contains_key(key)
     }
 
+    /// Gives back the memory of shards that held many more entries than they hold now
+    /// (after a burst): each shard's capacity beyond four times its entries.
+    pub fn shrink(&self) {
+        for s in self.shards.iter() {
+            let mut m = s.lock().unwrap_or_else(|e| e.into_inner());
+            if m.capacity() > 4 * m.len() + 16 {
+                m.shrink_to_fit();
+            }
+        }
+    }
+
     /// Entries in all shards (each locked in turn: a snapshot, not atomic).
     pub fn len(&self) -> usize {
         self.shards

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::tests_util::{inv_resp, invite, ms, request, response};
+use super::tests_util::{inv_resp, ms, response};
 use super::{ContextError, ProxyAction, ProxyConfig, ProxyContext, ProxyEvent, ProxyTimer};
 
 fn show(acts: &[ProxyAction], t0: Instant) -> Vec<String> {
@@ -32,7 +32,7 @@ fn show(acts: &[ProxyAction], t0: Instant) -> Vec<String> {
 fn ctx(branches: usize, t0: Instant) -> ProxyContext {
     let mut c = ProxyContext::new(true, ProxyConfig::default());
     for i in 0..branches {
-        let (b, acts) = c.add_branch(invite(), t0).unwrap();
+        let (b, acts) = c.add_branch(t0).unwrap();
         assert_eq!(b, i);
         assert_eq!(show(&acts, t0), [format!("arm Fr({i}) 30")]);
     }
@@ -94,7 +94,7 @@ fn fr_inv_timeout_cancels_the_ringing_branch() {
             ..ProxyConfig::default()
         };
         let mut c = ProxyContext::new(true, config);
-        c.add_branch(invite(), t0).unwrap();
+        c.add_branch(t0).unwrap();
         c.close();
         resp(&mut c, 0, 180, t0, t0);
         let ev = ProxyEvent::Timer(ProxyTimer::FrInv(0));
@@ -140,13 +140,13 @@ fn forked_2xx_cancels_the_other_branches() {
 fn six_hundred_cancels_and_wins_after_the_others_end() {
     let t0 = Instant::now();
     let mut c = ProxyContext::new(true, ProxyConfig::default());
-    c.add_branch(invite(), t0).unwrap();
-    c.add_branch(invite(), t0).unwrap();
+    c.add_branch(t0).unwrap();
+    c.add_branch(t0).unwrap();
     resp(&mut c, 1, 183, t0, t0);
     // §16.7 step 5: not forwarded at once, others cancelled, no new branches.
     assert_eq!(resp(&mut c, 0, 603, t0, t0), ["cancel 1", "disarm Fr(0)"]);
     assert_eq!(
-        c.add_branch(invite(), t0).unwrap_err(),
+        c.add_branch(t0).unwrap_err(),
         ContextError::Finished
     );
     assert!(c.close().is_empty());
@@ -187,7 +187,18 @@ fn timeouts_transport_errors_and_503() {
     assert_eq!(resp(&mut c, 0, 503, t0, t0), ["disarm Fr(0)", "reply 500"]);
     let mut c = ctx(1, t0);
     let acts = c.on_event(ProxyEvent::BranchTransportError(0), t0);
-    assert_eq!(show(&acts, t0), ["disarm Fr(0)", "reply 500"]);
+    assert_eq!(show(&acts, t0), ["disarm Fr(0)", "reply 503"]);
+}
+
+#[test]
+fn a_branch_whose_flow_closed_ends_with_its_code() {
+    let t0 = Instant::now();
+    let mut c = ctx(1, t0);
+    let acts = c.on_event(ProxyEvent::BranchGone(0, 480), t0);
+    assert_eq!(show(&acts, t0), ["disarm Fr(0)", "reply 480"]);
+    // A late final response of that branch changes nothing (a late 2xx would still go
+    // upstream: RFC 6026).
+    assert!(resp(&mut c, 0, 486, t0, t0).is_empty());
 }
 
 #[test]
@@ -207,11 +218,11 @@ fn challenges_of_other_branches_are_named() {
 fn no_choice_before_close() {
     let t0 = Instant::now();
     let mut c = ProxyContext::new(true, ProxyConfig::default());
-    c.add_branch(invite(), t0).unwrap();
+    c.add_branch(t0).unwrap();
     assert_eq!(resp(&mut c, 0, 404, t0, t0), ["disarm Fr(0)"]);
     assert_eq!(show(&c.close(), t0), ["forward 0:404"]);
     assert_eq!(
-        c.add_branch(invite(), t0).unwrap_err(),
+        c.add_branch(t0).unwrap_err(),
         ContextError::Closed
     );
 }
@@ -220,8 +231,8 @@ fn no_choice_before_close() {
 fn non_invite_has_no_fr_inv_and_no_cancel() {
     let t0 = Instant::now();
     let mut c = ProxyContext::new(false, ProxyConfig::default());
-    c.add_branch(request("MESSAGE", "z9hG4bKm"), t0).unwrap();
-    c.add_branch(request("MESSAGE", "z9hG4bKn"), t0).unwrap();
+    c.add_branch(t0).unwrap();
+    c.add_branch(t0).unwrap();
     c.close();
     let r = |code| ProxyEvent::Response(0, Box::new(response(code, "MESSAGE", "z9hG4bKm")));
     assert!(c.on_event(r(100), t0).is_empty());
@@ -237,10 +248,10 @@ fn at_most_max_branches() {
     let t0 = Instant::now();
     let mut c = ProxyContext::new(true, ProxyConfig::default());
     for _ in 0..super::MAX_BRANCHES {
-        c.add_branch(invite(), t0).unwrap();
+        c.add_branch(t0).unwrap();
     }
     assert_eq!(
-        c.add_branch(invite(), t0).unwrap_err(),
+        c.add_branch(t0).unwrap_err(),
         ContextError::TooManyBranches
     );
 }

@@ -301,6 +301,18 @@ impl<K: Clone + Eq + Hash + Ord, T: Copy + Eq + Hash + Ord> TimerQueue<K, T> {
         }
     }
 
+    /// Gives back the memory of a queue that held many more timers than it holds now (after
+    /// a burst): capacity beyond four times what is armed.
+    pub fn shrink(&mut self) {
+        self.compact();
+        if self.armed.capacity() > 4 * self.armed.len() + 64 {
+            self.armed.shrink_to_fit();
+        }
+        if self.heap.capacity() > 4 * self.heap.len() + 64 {
+            self.heap.shrink_to_fit();
+        }
+    }
+
     /// Rebuilds the heap when stale entries outnumber live ones.
     fn compact(&mut self) {
         if self.heap.len() > 2 * self.armed.len() + 64 {

@@ -22,7 +22,19 @@ pub async fn connect_sip(url: &str) -> Ws {
 }
 
 /// The next SIP message (a text or binary frame; pings and pongs skipped), within 5 s.
+/// 100 Trying is skipped: t_relay() is stateful and sends it for every INVITE (RFC 3261
+/// §17.2.1), hop by hop; the tests of the transaction layer read it with [`next_any_text`].
 pub async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        let t = next_any_text(ws).await;
+        if !t.starts_with("SIP/2.0 100 ") {
+            return t;
+        }
+    }
+}
+
+/// The next text (or binary, as text) message, whatever it is.
+pub async fn next_any_text(ws: &mut Ws) -> String {
     loop {
         let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await

@@ -1,0 +1,389 @@
+//! One stateful relay (OpenSIPS tm's "cell"): the server transaction of a request, its
+//! proxy context (RFC 3261 §16.7) and the client transactions of its branches, driven by
+//! work items under the cell's table-shard lock. The machines are `crate::tm`'s; this file
+//! only carries out their actions: bytes go through the [`Core`]'s transports, timers into
+//! the timer queue, responses from one machine to the next.
+use crate::core::addr::ConnDst;
+use crate::core::send::{peer, Core};
+use crate::sip::{forward_response, Message};
+use crate::tm::{
+    build_cancel, Action, Actions, BranchId, ClientKey, ClientNonInvite, Event, ProxyAction,
+    ProxyContext, ProxyEvent, ProxyTimer, ServerKey, Timer, TimerValues, Transaction,
+};
+use bytes::Bytes;
+use sipcore_abi::{Proto, ReceiveInfo};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Where a branch's requests go.
+#[derive(Debug, Clone)]
+pub(crate) enum BranchDst {
+    /// Over an open connection only (a registered client's flow).
+    Conn(ConnDst),
+    /// To an address, over `proto` (the transport may open a connection for `host`).
+    Addr {
+        proto: Proto,
+        addr: SocketAddr,
+        host: String,
+    },
+}
+
+impl BranchDst {
+    pub(crate) fn proto(&self) -> Proto {
+        match self {
+            BranchDst::Conn(c) => c.proto,
+            BranchDst::Addr { proto, .. } => *proto,
+        }
+    }
+
+    fn send(&self, core: &Core, bytes: &[u8]) -> Result<u64, String> {
+        match self {
+            BranchDst::Conn(c) => core.send_conn(c, bytes),
+            BranchDst::Addr { proto, addr, host } => core.send_to(*proto, *addr, Some(host), bytes),
+        }
+    }
+}
+
+/// A timer of a cell, as the timer queue keys it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Slot {
+    /// The server transaction's (G, H, I, J, L).
+    Server(Timer),
+    /// A branch's client transaction's (A, B, D, E, F, K, M).
+    Client(u8, Timer),
+    /// The client transaction of a branch's CANCEL (E, F, K).
+    Cancel(u8, Timer),
+    /// The proxy context's (`fr_timeout`, `fr_inv_timeout`).
+    Ctx(ProxyTimer),
+    /// 64*T1 after a branch's CANCEL: an INVITE branch still without a final response is
+    /// given up (RFC 3261 §9.1: "SHOULD consider the original transaction cancelled and
+    /// SHOULD destroy the client transaction").
+    GiveUp(u8),
+}
+
+/// One branch: where it goes, its client transaction and that of its CANCEL.
+pub(crate) struct Branch {
+    pub(crate) dst: BranchDst,
+    /// The connection it went out on (protocol number, id), when connection-oriented.
+    pub(crate) conn: Option<(u8, u64)>,
+    pub(crate) key: ClientKey,
+    pub(crate) txn: Option<Transaction>,
+    pub(crate) cancel: Option<(ClientKey, Transaction)>,
+}
+
+/// One relayed request's state.
+pub(crate) struct Cell {
+    pub(crate) server_key: ServerKey,
+    pub(crate) server: Option<Transaction>,
+    /// Where the request came from: responses go back there (RFC 3261 §18.2.2).
+    pub(crate) upstream: ReceiveInfo,
+    /// Whom it is counted against (`max_transactions_per_source`).
+    pub(crate) source: super::Source,
+    pub(crate) ctx: ProxyContext,
+    pub(crate) branches: Vec<Branch>,
+    pub(crate) values: TimerValues,
+}
+
+/// Something to feed to one of a cell's machines.
+pub(crate) enum Work {
+    Server(Event),
+    Client(BranchId, Event),
+    Cancel(BranchId, Event),
+    Ctx(ProxyEvent),
+    /// Branch `b`'s transactions are dropped and the context told it ended: by a transport
+    /// failure (its connection closed: `true`) or a timeout (see [`Slot::GiveUp`]).
+    Drop(BranchId, bool),
+}
+
+/// What processing asks of the store after the cell's lock is released, and what the first
+/// send of a branch did.
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub(crate) arm: Vec<(Slot, Instant)>,
+    pub(crate) disarm: Vec<Slot>,
+    /// Client keys to index (a CANCEL's client transaction) and to forget.
+    pub(crate) add_client: Vec<(ClientKey, BranchId)>,
+    pub(crate) drop_client: Vec<ClientKey>,
+    /// The result of the first send of a branch's client transaction.
+    pub(crate) first_send: Option<Result<u64, String>>,
+}
+
+/// The reason phrase of a response this proxy generates.
+fn reason(code: u16) -> &'static str {
+    match code {
+        408 => "Request Timeout",
+        430 => "Flow Failed",
+        480 => "Temporarily Unavailable",
+        487 => "Request Terminated",
+        500 => "Server Internal Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+impl Cell {
+    /// Feeds `work` and everything it leads to, in order.
+    pub(crate) fn run(&mut self, core: &Core, now: Instant, work: Work, fx: &mut Effects) {
+        let mut queue = VecDeque::from([work]);
+        while let Some(w) = queue.pop_front() {
+            match w {
+                Work::Server(ev) => self.server_event(core, ev, now, fx),
+                Work::Client(b, ev) => self.client_event(core, b, ev, now, fx, &mut queue),
+                Work::Cancel(b, ev) => self.cancel_event(core, b, ev, now, fx),
+                Work::Ctx(ev) => {
+                    let acts = self.ctx.on_event(ev, now);
+                    self.proxy_actions(core, acts, now, fx, &mut queue);
+                }
+                Work::Drop(b, transport) => {
+                    let Some(branch) = self.branches.get_mut(b) else {
+                        continue;
+                    };
+                    if branch.txn.take().is_some() {
+                        fx.drop_client.push(branch.key.clone());
+                    }
+                    if let Some((k, _)) = branch.cancel.take() {
+                        fx.drop_client.push(k);
+                    }
+                    queue.push_back(Work::Ctx(match (&branch.dst, transport) {
+                        (_, false) => ProxyEvent::BranchTimeout(b),
+                        (BranchDst::Conn(c), true) if c.gone.0 >= 300 => {
+                            ProxyEvent::BranchGone(b, c.gone.0)
+                        }
+                        (_, true) => ProxyEvent::BranchTransportError(b),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Carries out what the proxy context asks.
+    pub(crate) fn proxy_actions(
+        &mut self,
+        core: &Core,
+        acts: Vec<ProxyAction>,
+        now: Instant,
+        fx: &mut Effects,
+        queue: &mut VecDeque<Work>,
+    ) {
+        for a in acts {
+            match a {
+                ProxyAction::Forward { response, .. } => {
+                    // Our Via off (§16.7 step 9); the server transaction sends it and
+                    // answers retransmissions of the request with it.
+                    let code = response.status().unwrap_or(0);
+                    match forward_response(&response)
+                        .map_err(|e| e.to_string())
+                        .and_then(|f| Message::parse(Bytes::from(f.bytes)).map_err(|e| e.to_string()))
+                    {
+                        Ok(up) => queue.push_back(Work::Server(Event::Respond(up))),
+                        Err(e) => {
+                            crate::stats::counters::CORE_ERR_REPLIES.inc();
+                            crate::log!(Info, "tm", "reply {} not relayed: {}", code, e;
+                                "peer" => peer(&self.upstream));
+                        }
+                    }
+                }
+                ProxyAction::Reply(408)
+                    if matches!(self.server, Some(Transaction::ServerNonInvite(_))) =>
+                {
+                    // RFC 4320 §4.2: no 408 to a non-INVITE request (its client has timed
+                    // out by now); the server transaction just ends.
+                    crate::log!(Debug, "tm", "non-INVITE timed out downstream: no 408 sent (RFC 4320)";
+                        "peer" => peer(&self.upstream));
+                    self.server = None;
+                }
+                ProxyAction::Reply(code) => {
+                    if let Some(req) = self.server_request() {
+                        let tag = crate::sip::stateless_to_tag(req);
+                        let r = crate::sip::build_reply(req, code, reason(code), &tag, &[], None);
+                        match Message::parse(Bytes::from(r)) {
+                            Ok(m) => queue.push_back(Work::Server(Event::Respond(m))),
+                            Err(e) => crate::log!(Error, "tm", "generated {} does not parse: {}", code, e),
+                        }
+                    }
+                }
+                ProxyAction::Cancel(b) => self.send_cancel(core, b, now, fx),
+                ProxyAction::Arm(t, at) => fx.arm.push((Slot::Ctx(t), at)),
+                ProxyAction::Disarm(t) => fx.disarm.push(Slot::Ctx(t)),
+            }
+        }
+    }
+
+    fn server_request(&self) -> Option<&Message> {
+        match self.server.as_ref()? {
+            Transaction::ServerInvite(t) => Some(t.request()),
+            Transaction::ServerNonInvite(t) => Some(t.request()),
+            _ => None,
+        }
+    }
+
+    fn server_event(&mut self, core: &Core, ev: Event, now: Instant, fx: &mut Effects) {
+        let Some(txn) = self.server.as_mut() else {
+            return;
+        };
+        let acts = txn.on_event(ev, now);
+        self.server_actions(core, acts, fx);
+    }
+
+    /// Carries out the server transaction's actions.
+    pub(crate) fn server_actions(&mut self, core: &Core, acts: Actions, fx: &mut Effects) {
+        for a in acts {
+            match a {
+                Action::Send(bytes) => {
+                    if let Err(e) = core.send_back(&self.upstream, &bytes) {
+                        crate::stats::counters::CORE_DROP_REPLIES.inc();
+                        crate::log!(Info, "tm", "reply not sent upstream: {}", e; "peer" => peer(&self.upstream));
+                    } else if !bytes.starts_with(b"SIP/2.0 100 ") {
+                        crate::stats::counters::CORE_FWD_REPLIES.inc();
+                    }
+                }
+                Action::Arm(t, at) => fx.arm.push((Slot::Server(t), at)),
+                Action::Disarm(t) => fx.disarm.push(Slot::Server(t)),
+                Action::Terminated => self.server = None,
+                // An ACK passed up in the Accepted state (RFC 6026 §7.1) is relayed by the
+                // script like any 2xx ACK (the receive path let it through); a timeout
+                // (timer H: no ACK came) or a transport error ends nothing else.
+                Action::PassUp(_) | Action::Timeout | Action::TransportError => {}
+            }
+        }
+    }
+
+    fn client_event(
+        &mut self,
+        core: &Core,
+        b: BranchId,
+        ev: Event,
+        now: Instant,
+        fx: &mut Effects,
+        queue: &mut VecDeque<Work>,
+    ) {
+        let Some(txn) = self.branches.get_mut(b).and_then(|br| br.txn.as_mut()) else {
+            return;
+        };
+        let acts = txn.on_event(ev, now);
+        self.client_actions(core, b, acts, fx, queue);
+    }
+
+    /// Carries out the actions of branch `b`'s client transaction.
+    pub(crate) fn client_actions(
+        &mut self,
+        core: &Core,
+        b: BranchId,
+        acts: Actions,
+        fx: &mut Effects,
+        queue: &mut VecDeque<Work>,
+    ) {
+        let Some(branch) = self.branches.get_mut(b) else {
+            return;
+        };
+        let slot = b as u8;
+        for a in acts {
+            match a {
+                Action::Send(bytes) => {
+                    let r = branch.dst.send(core, &bytes);
+                    if r.is_err() {
+                        queue.push_back(Work::Client(b, Event::TransportError));
+                    }
+                    if fx.first_send.is_none() {
+                        fx.first_send = Some(r);
+                    }
+                }
+                Action::PassUp(resp) => queue.push_back(Work::Ctx(ProxyEvent::Response(b, resp))),
+                Action::Arm(t, at) => fx.arm.push((Slot::Client(slot, t), at)),
+                Action::Disarm(t) => fx.disarm.push(Slot::Client(slot, t)),
+                Action::Timeout => queue.push_back(Work::Ctx(ProxyEvent::BranchTimeout(b))),
+                Action::TransportError => {
+                    queue.push_back(Work::Ctx(ProxyEvent::BranchTransportError(b)))
+                }
+                Action::Terminated => {
+                    branch.txn = None;
+                    fx.drop_client.push(branch.key.clone());
+                }
+            }
+        }
+    }
+
+    fn cancel_event(&mut self, core: &Core, b: BranchId, ev: Event, now: Instant, fx: &mut Effects) {
+        let Some(branch) = self.branches.get_mut(b) else {
+            return;
+        };
+        let Some((key, txn)) = branch.cancel.as_mut() else {
+            return;
+        };
+        let acts = txn.on_event(ev, now);
+        let slot = b as u8;
+        let mut over = false;
+        for a in acts {
+            match a {
+                Action::Send(bytes) => {
+                    if let Err(e) = branch.dst.send(core, &bytes) {
+                        crate::log!(Info, "tm", "CANCEL not sent: {}", e; "peer" => peer(&self.upstream));
+                    }
+                }
+                Action::Arm(t, at) => fx.arm.push((Slot::Cancel(slot, t), at)),
+                Action::Disarm(t) => fx.disarm.push(Slot::Cancel(slot, t)),
+                Action::Terminated => {
+                    fx.drop_client.push(key.clone());
+                    over = true;
+                }
+                // The CANCEL's own response or timeout changes nothing: the INVITE branch
+                // ends with its 487 or its own timers (§9.1).
+                Action::PassUp(_) | Action::Timeout | Action::TransportError => {}
+            }
+        }
+        if over {
+            branch.cancel = None;
+        }
+    }
+
+    /// §9.1: a CANCEL for branch `b`, its own client transaction over the same destination.
+    fn send_cancel(&mut self, core: &Core, b: BranchId, now: Instant, fx: &mut Effects) {
+        let values = self.values;
+        let Some(branch) = self.branches.get_mut(b) else {
+            return;
+        };
+        let Some(Transaction::ClientInvite(invite)) = branch.txn.as_ref() else {
+            return;
+        };
+        let made = build_cancel(invite.request())
+            .map_err(|e| e.to_string())
+            .and_then(|c| Message::parse(Bytes::from(c)).map_err(|e| e.to_string()))
+            .and_then(|m| {
+                let key = ClientKey::of(&m).map_err(|e| e.to_string())?;
+                let reliable = crate::core::addr::connection_oriented(branch.dst.proto());
+                ClientNonInvite::new(m, reliable, values, now)
+                    .map(|(t, acts)| (key, t, acts))
+                    .map_err(|e| e.to_string())
+            });
+        match made {
+            Ok((key, t, acts)) => {
+                fx.add_client.push((key.clone(), b));
+                branch.cancel = Some((key, Transaction::ClientNonInvite(t)));
+                let slot = b as u8;
+                fx.arm.push((Slot::GiveUp(slot), now + values.t1x64()));
+                for a in acts {
+                    match a {
+                        Action::Send(bytes) => {
+                            if let Err(e) = branch.dst.send(core, &bytes) {
+                                crate::log!(Info, "tm", "CANCEL not sent: {}", e; "peer" => peer(&self.upstream));
+                            }
+                        }
+                        Action::Arm(t, at) => fx.arm.push((Slot::Cancel(slot, t), at)),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => crate::log!(Error, "tm", "CANCEL for branch {} not built: {}", b, e),
+        }
+    }
+
+    /// Nothing of the cell is left running.
+    pub(crate) fn is_over(&self) -> bool {
+        self.server.is_none()
+            && self
+                .branches
+                .iter()
+                .all(|b| b.txn.is_none() && b.cancel.is_none())
+    }
+}

@@ -1,0 +1,154 @@
+//! The transaction timers' thread: one [`TimerQueue`] of every cell's deadlines, polled by a
+//! thread that sleeps until the earliest one (or until an earlier one is armed) and feeds what
+//! is due to its cell. The queue's lock is never held while a cell is fed. A timer that fires
+//! for a cell that is gone (ids are never reused) is dropped.
+use super::cell::Slot;
+use crate::tm::TimerQueue;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+struct Timers {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+struct Queue {
+    timers: TimerQueue<u64, Slot>,
+    /// When the thread is next due to wake up (None: waiting for a first timer).
+    sleeping_until: Option<Instant>,
+}
+
+static TIMERS: OnceLock<Timers> = OnceLock::new();
+
+/// Transactions ended since the last trim.
+static ENDED: AtomicUsize = AtomicUsize::new(0);
+
+/// Ended transactions that make the thread return free memory to the OS: glibc's malloc
+/// keeps the small chunks of ended transactions in its arenas, so after a burst the process
+/// would stay at its peak size (the same reason as proto_ws's `reclaim`). About 4 MB of
+/// transactions; at most one trim a second.
+const TRIM_AFTER: usize = 1024;
+
+/// A transaction ended (see [`TRIM_AFTER`]).
+pub(super) fn ended() {
+    ENDED.fetch_add(1, Ordering::Relaxed);
+}
+
+fn timers() -> &'static Timers {
+    TIMERS.get_or_init(|| {
+        let t = Timers {
+            queue: Mutex::new(Queue {
+                timers: TimerQueue::new(),
+                sleeping_until: None,
+            }),
+            wake: Condvar::new(),
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("sipcore-tm-timer".into())
+            .spawn(run)
+        {
+            crate::log!(Critical, "tm", "the transaction timer thread did not start: {}", e);
+        }
+        t
+    })
+}
+
+/// Arms and disarms timers of cell `id`, waking the thread when a deadline comes before the
+/// one it sleeps until.
+pub(super) fn update(id: u64, arm: &[(Slot, Instant)], disarm: &[Slot]) {
+    if arm.is_empty() && disarm.is_empty() {
+        return;
+    }
+    let t = timers();
+    let mut q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
+    for s in disarm {
+        q.timers.disarm(&id, *s);
+    }
+    let mut earlier = false;
+    for &(s, at) in arm {
+        q.timers.arm(id, s, at);
+        earlier |= q.sleeping_until.is_none_or(|w| at < w);
+    }
+    drop(q);
+    if earlier {
+        t.wake.notify_one();
+    }
+}
+
+/// Cell `id` with `branches` branches is over: its timers still armed go (the machines drop
+/// theirs without a disarm each), so that they do not linger in the queue until they fire.
+pub(super) fn forget(id: u64, branches: usize) {
+    use crate::tm::{ProxyTimer, Timer::*};
+    let Some(t) = TIMERS.get() else {
+        return;
+    };
+    let mut q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
+    for timer in [G, H, I, J, L] {
+        q.timers.disarm(&id, Slot::Server(timer));
+    }
+    for b in 0..branches.min(usize::from(u8::MAX)) {
+        let n = b as u8;
+        for timer in [A, B, D, E, F, K, M] {
+            q.timers.disarm(&id, Slot::Client(n, timer));
+        }
+        for timer in [E, F, K] {
+            q.timers.disarm(&id, Slot::Cancel(n, timer));
+        }
+        q.timers.disarm(&id, Slot::Ctx(ProxyTimer::Fr(b)));
+        q.timers.disarm(&id, Slot::Ctx(ProxyTimer::FrInv(b)));
+        q.timers.disarm(&id, Slot::GiveUp(n));
+    }
+}
+
+fn run() {
+    // The statics are set before this thread runs anything that needs them.
+    let t = timers();
+    let mut q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let now = Instant::now();
+        let due = q.timers.expire(now);
+        if !due.is_empty() {
+            drop(q);
+            if let Some(core) = crate::core::CORE.get() {
+                for (id, slot) in due {
+                    super::fire(core, id, slot);
+                }
+            }
+            q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        if ENDED.load(Ordering::Relaxed) >= TRIM_AFTER {
+            ENDED.store(0, Ordering::Relaxed);
+            q.timers.shrink();
+            drop(q);
+            super::shrink();
+            trim();
+            q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        let next = q.timers.next_deadline();
+        q.sleeping_until = next;
+        // At least once a second, for the trim.
+        let wait = next.map_or(Duration::from_secs(1), |at| {
+            at.saturating_duration_since(now)
+                .clamp(Duration::from_millis(1), Duration::from_secs(1))
+        });
+        q = t.wake.wait_timeout(q, wait).unwrap_or_else(|e| e.into_inner()).0;
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() {
+    extern "C" {
+        fn malloc_trim(pad: usize) -> i32;
+    }
+    // SAFETY: glibc's malloc_trim takes no pointer, only releases free memory, and is
+    // thread-safe (it locks each arena).
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() {}

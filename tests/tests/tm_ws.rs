@@ -1,0 +1,229 @@
+//! Issue 14, the transaction layer over WebSocket on the bundled default config (its
+//! `t_relay()` is stateful; authentication left out, the subject is the relay): 100 Trying
+//! for an INVITE, CANCEL answered here and sent downstream (§16.10) with the 487 relayed
+//! and its ACK absorbed, `modparam("tm", "fr_timeout", ...)` ending an unanswered INVITE
+//! with 408, a ringing callee whose connection closes answered 480 at once, a
+//! retransmission absorbed by its transaction, and `max_transactions_per_source`.
+mod common;
+use common::ws::{connect_sip, next_any_text, next_text, send_text, status, Ws};
+use common::*;
+use std::time::{Duration, Instant};
+
+struct Ua {
+    ws: Ws,
+    user: &'static str,
+}
+
+impl Ua {
+    async fn register(url: &str, user: &'static str) -> Ua {
+        let mut ws = connect_sip(url).await;
+        send_text(
+            &mut ws,
+            format!(
+                "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/WS {user}.invalid;branch=z9hG4bKr{user}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:{user}@example.com>;tag=t{user}\r\nTo: <sip:{user}@example.com>\r\n\
+                 Call-ID: reg-{user}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{user}x@{user}.invalid;transport=ws>;expires=600\r\n\
+                 Content-Length: 0\r\n\r\n"
+            ),
+        )
+        .await;
+        let r = next_text(&mut ws).await;
+        assert_eq!(status(&r), 200, "{r}");
+        Ua { ws, user }
+    }
+
+    /// Sends [`Ua::request`].
+    async fn send(&mut self, method: &str, to: &str, call: &str, cseq: u32, to_tag: &str) {
+        let m = self.request(method, to, call, cseq, to_tag);
+        send_text(&mut self.ws, m).await;
+    }
+
+    /// A request to `to`@example.com with branch `z9hG4bK{call}{cseq}` (CANCEL and ACK of a
+    /// non-2xx reuse the INVITE's, §9.1, §17.1.1.3).
+    fn request(&self, method: &str, to: &str, call: &str, cseq: u32, to_tag: &str) -> String {
+        let cseq_method = method;
+        format!(
+            "{method} sip:{to}@example.com SIP/2.0\r\nVia: SIP/2.0/WS {u}.invalid;branch=z9hG4bK{call}{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{u}@example.com>;tag=f{u}\r\nTo: <sip:{to}@example.com>{to_tag}\r\n\
+             Call-ID: {call}\r\nCSeq: {cseq} {cseq_method}\r\nContact: <sip:{u}x@{u}.invalid;transport=ws>\r\n\
+             Content-Length: 0\r\n\r\n",
+            u = self.user
+        )
+    }
+}
+
+/// The reply a UA sends to `req`, To tagged `callee`.
+fn answer(req: &str, code: u16) -> String {
+    let mut out = format!("SIP/2.0 {code} Whatever\r\n");
+    for v in headers(req, "Via") {
+        out.push_str(&format!("Via: {v}\r\n"));
+    }
+    for rr in headers(req, "Record-Route") {
+        out.push_str(&format!("Record-Route: {rr}\r\n"));
+    }
+    for h in ["From", "Call-ID", "CSeq"] {
+        out.push_str(&format!("{h}: {}\r\n", header(req, h).unwrap()));
+    }
+    out.push_str(&format!(
+        "To: {};tag=callee\r\nContent-Length: 0\r\n\r\n",
+        header(req, "To").unwrap()
+    ));
+    out
+}
+
+/// The default config without authentication, with `modparam` lines for tm.
+fn config(tm: &[(&str, u32)]) -> (String, u16) {
+    let (cfg, mi) = default_config_without_auth();
+    let anchor = "loadmodule \"registrar.so\"\n";
+    assert!(cfg.contains(anchor), "default config changed");
+    let mut lines = String::from("loadmodule \"tm.so\"\n");
+    for (name, v) in tm {
+        lines.push_str(&format!("modparam(\"tm\", \"{name}\", {v})\n"));
+    }
+    (cfg.replace(anchor, &format!("{anchor}{lines}")), mi)
+}
+
+#[tokio::test]
+async fn invite_gets_100_trying_and_cancel_is_sent_downstream() {
+    let (cfg, _mi) = config(&[]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob = Ua::register(&url, "bob").await;
+
+    let invite = alice.request("INVITE", "bob", "c1", 1, "");
+    send_text(&mut alice.ws, invite.clone()).await;
+    // §17.2.1: the proxy's 100 Trying, before anything from Bob.
+    let trying = next_any_text(&mut alice.ws).await;
+    assert!(trying.starts_with("SIP/2.0 100 Trying\r\n"), "{trying}");
+    let got = next_any_text(&mut bob.ws).await;
+    assert!(got.starts_with("INVITE sip:bobx@bob.invalid"), "{got}");
+    send_text(&mut bob.ws, answer(&got, 180)).await;
+    let ringing = next_any_text(&mut alice.ws).await;
+    assert_eq!(status(&ringing), 180, "{ringing}");
+    assert_eq!(headers(&ringing, "Via").len(), 1, "{ringing}");
+
+    // Alice cancels: the proxy answers the CANCEL itself and cancels Bob's branch.
+    alice.send("CANCEL", "bob", "c1", 1, "").await;
+    let ok = next_any_text(&mut alice.ws).await;
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert_eq!(header(&ok, "CSeq"), Some("1 CANCEL"), "{ok}");
+    let cancel = next_any_text(&mut bob.ws).await;
+    assert!(cancel.starts_with("CANCEL sip:bobx@bob.invalid"), "{cancel}");
+    // The CANCEL has the INVITE's branch (§9.1).
+    assert_eq!(headers(&cancel, "Via")[0], headers(&got, "Via")[0]);
+    send_text(&mut bob.ws, answer(&cancel, 200)).await;
+    send_text(&mut bob.ws, answer(&got, 487)).await;
+    // Bob gets the hop-by-hop ACK of his 487 from the proxy (§17.1.1.3).
+    let ack = next_any_text(&mut bob.ws).await;
+    assert!(ack.starts_with("ACK sip:bobx@bob.invalid"), "{ack}");
+    assert_eq!(header(&ack, "CSeq"), Some("1 ACK"), "{ack}");
+    let terminated = next_any_text(&mut alice.ws).await;
+    assert_eq!(status(&terminated), 487, "{terminated}");
+    // Alice's ACK of the 487 ends at the proxy: Bob already has his.
+    alice.send("ACK", "bob", "c1", 1, ";tag=callee").await;
+    // A marker from Alice after it is the next thing Bob sees.
+    alice.send("MESSAGE", "bob", "m1", 1, "").await;
+    let next = next_any_text(&mut bob.ws).await;
+    assert!(next.starts_with("MESSAGE "), "Alice's ACK was relayed: {next}");
+}
+
+#[tokio::test]
+async fn fr_timeout_ends_an_unanswered_invite_with_408() {
+    let (cfg, _mi) = config(&[("fr_timeout", 1), ("fr_inv_timeout", 60)]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob = Ua::register(&url, "bob").await;
+    let t0 = Instant::now();
+    alice.send("INVITE", "bob", "c2", 1, "").await;
+    let got = next_any_text(&mut bob.ws).await;
+    assert!(got.starts_with("INVITE "), "{got}");
+    // Bob never answers; fr_timeout (1 s) ends the branch: 408 for Alice.
+    let r = next_text(&mut alice.ws).await;
+    assert_eq!(status(&r), 408, "{r}");
+    assert!(t0.elapsed() >= Duration::from_secs(1), "408 before fr_timeout");
+    // No CANCEL for Bob: his branch had no provisional response (§9.1). A marker sent after
+    // the 408 is the next thing he sees (a CANCEL would have been queued before the 408).
+    alice.send("MESSAGE", "bob", "m2", 1, "").await;
+    let next = next_any_text(&mut bob.ws).await;
+    assert!(next.starts_with("MESSAGE "), "{next}");
+}
+
+#[tokio::test]
+async fn a_ringing_callee_whose_connection_closes_gets_the_caller_480_at_once() {
+    let (cfg, _mi) = config(&[]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob = Ua::register(&url, "bob").await;
+    alice.send("INVITE", "bob", "c3", 1, "").await;
+    let got = next_any_text(&mut bob.ws).await;
+    send_text(&mut bob.ws, answer(&got, 180)).await;
+    assert_eq!(status(&next_text(&mut alice.ws).await), 180);
+    // Bob's tab closes while ringing: without the transaction layer noticing, Alice would
+    // wait for fr_inv_timeout (120 s).
+    let t0 = Instant::now();
+    drop(bob);
+    let r = next_text(&mut alice.ws).await;
+    assert_eq!(status(&r), 480, "{r}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_retransmission_is_absorbed_by_its_transaction() {
+    let (cfg, _mi) = config(&[]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob = Ua::register(&url, "bob").await;
+    let m = alice.request("MESSAGE", "bob", "r1", 1, "");
+    send_text(&mut alice.ws, m.clone()).await;
+    let got = next_any_text(&mut bob.ws).await;
+    assert!(got.starts_with("MESSAGE "), "{got}");
+    // The same request again (same branch): its transaction is pending, Bob does not get it
+    // twice.
+    send_text(&mut alice.ws, m).await;
+    alice.send("MESSAGE", "bob", "r2", 1, "").await;
+    let next = next_any_text(&mut bob.ws).await;
+    assert!(
+        next.contains("Call-ID: r2\r\n"),
+        "the retransmission was relayed: {next}"
+    );
+    send_text(&mut bob.ws, answer(&got, 200)).await;
+    send_text(&mut bob.ws, answer(&next, 200)).await;
+    let a = next_text(&mut alice.ws).await;
+    let b = next_text(&mut alice.ws).await;
+    assert_eq!((status(&a), status(&b)), (200, 200), "{a}\n{b}");
+}
+
+#[tokio::test]
+async fn one_source_holds_at_most_its_share_of_transactions() {
+    let (cfg, mi) = config(&[("max_transactions_per_source", 5)]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob = Ua::register(&url, "bob").await;
+    let mut carol = Ua::register(&url, "carol").await;
+    // Five MESSAGEs Bob does not answer are held; the sixth is refused at once.
+    for i in 0..5 {
+        let m = alice.request("MESSAGE", "bob", &format!("q{i}"), 1, "");
+        send_text(&mut alice.ws, m).await;
+        assert!(next_any_text(&mut bob.ws).await.starts_with("MESSAGE "));
+    }
+    alice.send("MESSAGE", "bob", "q5", 1, "").await;
+    let r = next_text(&mut alice.ws).await;
+    assert_eq!(status(&r), 503, "{r}");
+    assert_eq!(header(&r, "Retry-After"), Some("5"), "{r}");
+    // Carol is not affected.
+    carol.send("MESSAGE", "bob", "k1", 1, "").await;
+    let got = next_any_text(&mut bob.ws).await;
+    assert!(got.contains("Call-ID: k1\r\n"), "{got}");
+    send_text(&mut bob.ws, answer(&got, 200)).await;
+    assert_eq!(status(&next_text(&mut carol.ws).await), 200);
+    // The statistic counts what is held: Alice's five.
+    let held = common::metrics::values(&common::metrics::scrape(mi))
+        .get("sipcore_tm_inuse_transactions")
+        .copied();
+    assert_eq!(held, Some(5.0));
+}
