@@ -292,13 +292,19 @@ fn unknown_builtin_parameter_is_a_config_error() {
         err.contains("module 'registrar' has no parameter 'no_such_param' (it has: default_expires, min_expires, max_expires, max_contacts, max_request_contacts, tcp_persistent)"),
         "{err}"
     );
-    let cfg = "mpath = \"{MPATH}\"\nloadmodule \"tm.so\"\nmodparam(\"tm\", \"fr_timeout\", 5)\nroute { exit; }\n";
+    let cfg = "mpath = \"{MPATH}\"\nloadmodule \"rr.so\"\nmodparam(\"rr\", \"append_fromtag\", 1)\nroute { exit; }\n";
     let (st, err, _) = run_to_exit(cfg, "builtin2.cfg");
     assert_eq!(st.code(), Some(1), "{err}");
     assert!(
-        err.contains("module 'tm' has no parameter 'fr_timeout' (it has none)"),
+        err.contains("module 'rr' has no parameter 'append_fromtag' (it has none)"),
         "{err}"
     );
+    // tm's are checked (OpenSIPS's names and units).
+    let cfg = "mpath = \"{MPATH}\"\nloadmodule \"tm.so\"\nmodparam(\"tm\", \"fr_timeout\", 5)\nmodparam(\"tm\", \"fr_inv_timeout\", 0)\nroute { exit; }\n";
+    let (st, err, path) = run_to_exit(cfg, "builtin4.cfg");
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{}:4:", path.display())), "{err}");
+    assert!(err.contains("tm fr_inv_timeout must be 1-3600"), "{err}");
     let cfg = "mpath = \"{MPATH}\"\nloadmodule \"usrloc.so\"\nmodparam(\"usrloc\", \"hash_size\", 40)\nroute { exit; }\n";
     let (st, err, _) = run_to_exit(cfg, "builtin3.cfg");
     assert_eq!(st.code(), Some(1), "{err}");

@@ -73,7 +73,8 @@ fn frames(buf: &[u8]) -> Vec<(u8, Vec<u8>)> {
 /// megabytes wait in his write queue (its bound and the send timeout raised for the test)
 /// when SIGTERM comes. He then reads everything: every MESSAGE, then Close 1001, and the
 /// server exits 0. (Before, the workers gave closing connections 200 ms, and with
-/// `shutdown_timeout = 0` the queue is still lost: this test then fails.)
+/// `shutdown_timeout = 0` the queue is still lost: this test then fails.) Alice's one
+/// connection holds all 6,000 transactions: `max_transactions_per_source` is raised for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_delivers_what_is_queued_then_closes_1001() {
     const N: usize = 6000;
@@ -83,7 +84,9 @@ async fn sigterm_delivers_what_is_queued_then_closes_1001() {
     let cfg = cfg.replacen(
         send_timeout,
         "modparam(\"proto_ws\", \"ws_send_timeout\", 600000)\n\
-         modparam(\"proto_ws\", \"ws_max_write_queue\", 67108864)",
+         modparam(\"proto_ws\", \"ws_max_write_queue\", 67108864)\n\
+         loadmodule \"tm.so\"\n\
+         modparam(\"tm\", \"max_transactions_per_source\", 100000)",
         1,
     );
     let mut srv = Server::start(&format!("shutdown_timeout = 60\n{cfg}"));

@@ -14,6 +14,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
+/// The default config with the queue bounds of this test, and Alice's connection allowed
+/// more held transactions than `max_transactions_per_source`'s 1000 (Bob never answers).
 fn config() -> String {
     let (cfg, _mi) = default_config_without_auth();
     let send_timeout = "modparam(\"proto_ws\", \"ws_send_timeout\", 100)";
@@ -23,7 +25,9 @@ fn config() -> String {
         "modparam(\"proto_ws\", \"ws_send_timeout\", 600000)\n\
          modparam(\"proto_ws\", \"ws_max_write_queue\", 67108864)\n\
          modparam(\"proto_ws\", \"ws_max_worker_queue\", 1048576)\n\
-         modparam(\"proto_ws\", \"ws_workers\", 1)",
+         modparam(\"proto_ws\", \"ws_workers\", 1)\n\
+         loadmodule \"tm.so\"\n\
+         modparam(\"tm\", \"max_transactions_per_source\", 100000)",
         1,
     )
 }

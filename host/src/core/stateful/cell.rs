@@ -65,7 +65,7 @@ pub(crate) enum Slot {
 /// One branch: where it goes, its client transaction and that of its CANCEL.
 pub(crate) struct Branch {
     pub(crate) dst: BranchDst,
-    /// The connection it went out on (protocol number, id), when connection-oriented.
+    /// The client connection it went out on (protocol number, id), for [`BranchDst::Conn`].
     pub(crate) conn: Option<(u8, u64)>,
     pub(crate) key: ClientKey,
     pub(crate) txn: Option<Transaction>,

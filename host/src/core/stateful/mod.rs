@@ -239,46 +239,56 @@ pub(crate) fn relay(
             return Err(e);
         }
     };
-    let (mut cell, server_acts, client_acts, ctx_acts) = cell;
-    // The server transaction's first actions (100 Trying), then the branch's (the request).
+    let (cell, server_acts, client_acts, ctx_acts) = cell;
+    // Stored before anything is sent, and set going under its lock: a response that comes
+    // back at once (another I/O thread) waits for the lock and finds its transaction.
+    if s.cells.insert(id, cell).is_err() {
+        undo(s);
+        return Err(TABLE_FULL.into());
+    }
+    s.live.fetch_add(1, Ordering::Relaxed);
     let mut fx = Effects::default();
-    let mut queue = std::collections::VecDeque::new();
-    cell.server_actions(core, server_acts, &mut fx);
-    cell.client_actions(core, 0, client_acts, &mut fx, &mut queue);
-    let first = fx.first_send.take();
-    match &first {
+    let started = s.cells.with(&id, |cell| {
+        let mut queue = std::collections::VecDeque::new();
+        cell.server_actions(core, server_acts, &mut fx);
+        cell.client_actions(core, 0, client_acts, &mut fx, &mut queue);
+        let sent = match fx.first_send.take() {
+            Some(Err(e)) => return Err(e),
+            Some(Ok(id)) => id,
+            None => 0,
+        };
+        // Watched: a client's connection (a registered flow). An outbound connection we
+        // opened is `pending`'s until it carries something (its failure moves the request
+        // to the next target, RFC 3263 §4.3); after that, fr_timeout ends the branch.
+        if let Some(c) = cell.branches[0].conn {
+            watch_conn(s, c, id, 0);
+        }
+        cell.proxy_actions(core, ctx_acts, now, &mut fx, &mut queue);
+        while let Some(w) = queue.pop_front() {
+            cell.run(core, now, w, &mut fx);
+        }
+        Ok((sent, cell.is_over()))
+    });
+    match started {
+        Some(Ok((sent, over))) => {
+            if over {
+                if let Some(cell) = s.cells.remove(&id) {
+                    finish(s, id, cell, fx);
+                }
+            } else {
+                apply(s, id, fx);
+            }
+            Ok(Relayed::Sent(sent))
+        }
         Some(Err(e)) => {
             // Answered by the caller as the stateless relay answers it (next target or 503).
-            undo(s);
-            return Err(e.clone());
-        }
-        Some(Ok(conn)) if *conn != 0 && cell.branches[0].conn.is_none() => {
-            let proto = cell.branches[0].dst.proto();
-            if super::addr::connection_oriented(proto) {
-                cell.branches[0].conn = Some((proto.0, *conn));
+            if let Some(cell) = s.cells.remove(&id) {
+                finish(s, id, cell, Effects::default());
             }
+            Err(e)
         }
-        _ => {}
+        None => Err("transaction vanished".into()),
     }
-    cell.proxy_actions(core, ctx_acts, now, &mut fx, &mut queue);
-    while let Some(w) = queue.pop_front() {
-        cell.run(core, now, w, &mut fx);
-    }
-    let sent = first.and_then(Result::ok).unwrap_or(0);
-    s.live.fetch_add(1, Ordering::Relaxed);
-    if cell.is_over() {
-        finish(s, id, cell, fx);
-        return Ok(Relayed::Sent(sent));
-    }
-    if let Some(c) = cell.branches[0].conn {
-        watch_conn(s, c, id, 0);
-    }
-    if s.cells.insert(id, cell).is_err() {
-        // Ids are unique and the table has room for every indexed cell.
-        crate::log!(Error, "tm", "transaction {} not stored", id; "peer" => peer(info));
-    }
-    apply(s, id, fx);
-    Ok(Relayed::Sent(sent))
 }
 
 /// What [`new_cell`] makes: the cell and the first actions of its server transaction, its
@@ -364,10 +374,14 @@ pub(crate) fn absorb(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool {
     };
     let ack = msg.method_str() == Some("ACK");
     if ack {
+        // In the Accepted state (a 2xx was sent) the ACK is the 2xx's, end to end (RFC 6026
+        // §7.1): the script relays it.
         let matches = s
             .cells
             .with(&id, |c| match c.server.as_ref() {
-                Some(Transaction::ServerInvite(t)) => t.ack_matches(msg),
+                Some(Transaction::ServerInvite(t)) => {
+                    t.state() != crate::tm::State::Accepted && t.ack_matches(msg)
+                }
                 _ => false,
             })
             .unwrap_or(false);
@@ -375,7 +389,6 @@ pub(crate) fn absorb(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool {
             return false;
         }
     }
-    let _ = info;
     feed(core, s, id, Work::Server(Event::Received(msg.clone())));
     crate::log!(Debug, "tm", "{} absorbed by its transaction", msg.method_str().unwrap_or("request");
         "peer" => peer(info));
