@@ -78,12 +78,15 @@ fn note_first_drop(shared: &Shared, d: Datagram, peer: SocketAddr, len: usize) {
 pub fn run(shared: &Shared, sock: &UdpSocket, listener: u32, local: SocketAddr) {
     let mut buf = vec![0u8; BUF_LEN];
     let mut failing = false;
-    while !shared.stopping.load(Ordering::Acquire) {
-        match sock.recv_from(&mut buf) {
+    loop {
+        let got = sock.recv_from(&mut buf);
+        // Stopping wakes the receive with a read shutdown, which some kernels report as an
+        // error: whatever it returned, stop first.
+        if shared.stopping.load(Ordering::Acquire) {
+            break;
+        }
+        match got {
             Ok((n, peer)) => {
-                if shared.stopping.load(Ordering::Acquire) {
-                    break;
-                }
                 failing = false;
                 let data = buf.get(..n).unwrap_or_default();
                 if let Err(p) = catch_panic(|| datagram(shared, data, peer, listener, local)) {

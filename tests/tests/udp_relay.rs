@@ -207,6 +207,8 @@ async fn ws_uas(listener: tokio::net::TcpListener, seen: Arc<Mutex<Vec<String>>>
     while let Ok((tcp, _)) = listener.accept().await {
         let seen = seen.clone();
         tokio::spawn(async move {
+            // The callback signature is tungstenite's; its error type is not ours to shrink.
+            #[allow(clippy::result_large_err)]
             let cb = |_: &server::Request, mut resp: server::Response| {
                 resp.headers_mut()
                     .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
@@ -260,4 +262,70 @@ async fn a_udp_request_is_relayed_to_a_websocket_server_and_answered_by_rport() 
         got[0]
     );
     assert!(vias[1].contains(&format!("rport={port}")), "{}", got[0]);
+}
+
+/// IPv6 only: `socket=udp:[::1]:PORT`, a client and a UAS on `[::1]`.
+const CFG6: &str = r#"
+log_level = 3
+mpath = "{MPATH}"
+mi_http_port = {PORT}
+socket = udp:[::1]:{UDP}
+loadmodule "proto_udp.so"
+route {
+    if (is_method("OPTIONS") && $rU == NULL) {
+        sl_send_reply(200, "OK");
+        exit;
+    }
+    $du = "sip:[::1]:{UAS}";
+    forward();
+}
+"#;
+
+#[test]
+fn ipv6_requests_are_answered_and_relayed() {
+    let bind6 = || std::net::UdpSocket::bind("[::1]:0").expect("IPv6 loopback");
+    let (client, uas) = (bind6(), bind6());
+    let udp = bind6().local_addr().unwrap().port();
+    let (c, u) = (client.local_addr().unwrap(), uas.local_addr().unwrap());
+    let cfg = CFG6
+        .replace("{UDP}", &udp.to_string())
+        .replace("{UAS}", &u.port().to_string());
+    let srv = Server::start(&cfg);
+    srv.wait_log(
+        &format!("listening on udp:[::1]:{udp}"),
+        Duration::from_secs(10),
+    );
+    let us: SocketAddr = format!("[::1]:{udp}").parse().unwrap();
+    let recv = |s: &std::net::UdpSocket| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = vec![0u8; 65_536];
+        let (n, from) = s.recv_from(&mut buf).expect("a datagram within 5 s");
+        (String::from_utf8_lossy(&buf[..n]).into_owned(), from)
+    };
+
+    let req = udp_request("OPTIONS", "sip:[::1]", &c.to_string(), true, "v6-1", "");
+    client.send_to(req.as_bytes(), us).unwrap();
+    let (r, from) = recv(&client);
+    assert_eq!(from, us);
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    assert!(
+        header(&r, "Via")
+            .unwrap()
+            .contains(&format!("rport={}", c.port())),
+        "{r}"
+    );
+
+    let req = udp_request("MESSAGE", "sip:bob@[::1]", &c.to_string(), true, "v6-2", "");
+    client.send_to(req.as_bytes(), us).unwrap();
+    let (seen, from) = recv(&uas);
+    assert_eq!(from, us);
+    let top = headers(&seen, "Via")[0];
+    assert!(
+        top.starts_with(&format!("SIP/2.0/UDP [::1]:{udp};branch=z9hG4bK")),
+        "{seen}"
+    );
+    uas.send_to(ok_for(&seen).as_bytes(), us).unwrap();
+    let (back, _) = recv(&client);
+    assert!(back.starts_with("SIP/2.0 200 OK\r\n"), "{back}");
+    assert_eq!(header(&back, "Call-ID"), Some("v6-2"));
 }

@@ -51,9 +51,14 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Bound to a port the OS chooses.
+    /// Bound to 127.0.0.1, at a port the OS chooses.
     pub fn new() -> Peer {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Peer::on("127.0.0.1")
+    }
+
+    /// Bound to `ip` (e.g. `127.0.0.2`, another loopback source), at a port the OS chooses.
+    pub fn on(ip: &str) -> Peer {
+        let sock = UdpSocket::bind((ip, 0)).unwrap();
         let addr = sock.local_addr().unwrap();
         Peer { sock, addr }
     }
