@@ -168,7 +168,8 @@ extern "C" fn send_named(
     send_guarded("send_named", target, data.as_slice())
 }
 
-/// `Transport::keep_until` (ABI 1.2): there are no connections to keep.
+/// `Transport::keep_until` (ABI 1.2): there are no connections to keep (and nothing here
+/// can panic, so there is nothing to catch).
 extern "C" fn keep_until(_conn_id: u64, _secs: u32) -> bool {
     false
 }
