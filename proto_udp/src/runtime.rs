@@ -44,6 +44,21 @@ impl Listener {
     }
 }
 
+/// The index of the listener a datagram to `dst` leaves from (RFC 3261 §18.2.2: a reply from
+/// the socket its request came in on): `listener` if it is one of `plans` and of `dst`'s
+/// address family, else the first of `dst`'s family.
+pub fn pick<'a>(
+    plans: impl Iterator<Item = &'a ListenerPlan> + Clone,
+    listener: u32,
+    dst: SocketAddr,
+) -> Option<usize> {
+    let fits = |p: &ListenerPlan| p.addr.is_ipv4() == dst.is_ipv4();
+    let named = (listener != NO_LISTENER)
+        .then(|| plans.clone().position(|p| p.id == listener && fits(p)))
+        .flatten();
+    named.or_else(|| plans.clone().position(fits))
+}
+
 /// Why the transport could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -116,15 +131,9 @@ impl Runtime {
         &self.listeners
     }
 
-    /// The listener a datagram to `dst` leaves from: `listener` if it is one of ours and of
-    /// `dst`'s family, else the first of `dst`'s family.
     fn route(&self, listener: u32, dst: SocketAddr) -> Option<&Listener> {
-        let fits = |l: &&Listener| l.plan.addr.is_ipv4() == dst.is_ipv4();
-        let named = (listener != NO_LISTENER)
-            .then(|| self.listeners.iter().find(|l| l.plan.id == listener))
-            .flatten()
-            .filter(fits);
-        named.or_else(|| self.listeners.iter().find(fits))
+        let i = pick(self.listeners.iter().map(|l| &l.plan), listener, dst)?;
+        self.listeners.get(i)
     }
 
     /// Send `data` as one datagram to `target.dst` (no connection: `conn_id` is ignored and 0
@@ -207,5 +216,45 @@ impl Runtime {
                 &[],
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(id: u32, addr: &str) -> ListenerPlan {
+        ListenerPlan {
+            id,
+            addr: addr.parse().unwrap(),
+            workers: 1,
+            reuse_port: false,
+            advertised: String::new(),
+            tag: String::new(),
+        }
+    }
+
+    #[test]
+    fn sends_leave_from_the_named_socket_else_the_first_of_the_family() {
+        let plans = [
+            plan(2, "192.0.2.1:5060"),
+            plan(3, "[2001:db8::1]:5060"),
+            plan(5, "192.0.2.2:5062"),
+            plan(6, "[2001:db8::2]:5062"),
+        ];
+        let at = |l, d: &str| pick(plans.iter(), l, d.parse().unwrap());
+        let (v4, v6) = ("198.51.100.7:5060", "[2001:db8::99]:5060");
+        assert_eq!(at(5, v4), Some(2));
+        assert_eq!(at(6, v6), Some(3));
+        // No listener named, an unknown one, or one of the other family: the first that fits.
+        assert_eq!(at(NO_LISTENER, v4), Some(0));
+        assert_eq!(at(NO_LISTENER, v6), Some(1));
+        assert_eq!(at(9, v4), Some(0));
+        assert_eq!(at(5, v6), Some(1));
+        // Nothing of the family.
+        assert_eq!(
+            pick(plans[..1].iter(), NO_LISTENER, v6.parse().unwrap()),
+            None
+        );
     }
 }
