@@ -9,8 +9,9 @@
 # /usr/lib/sipcore/modules/proto_*.so, the conffile /etc/sipcore/sipcore.cfg, the unit), the
 # system user and /var/lib/sipcore; `sipcore -c` on the installed config; `systemd-analyze
 # verify` on the unit (when the command exists); then the installed binary, as root in the
-# foreground, on a copy of the installed config with free ports (no mpath: the compiled-in
-# /usr/lib/sipcore/modules) answers an OPTIONS over WebSocket with 200; `dpkg -r` keeps the
+# foreground, on a copy of the installed config with free ports and a UDP socket added (no
+# mpath: the compiled-in /usr/lib/sipcore/modules) answers an OPTIONS over WebSocket and one
+# over UDP with 200; `dpkg -r` keeps the
 # conffile, `dpkg -P` removes it and the state directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,7 @@ fi
 dpkg -i "$deb"
 for f in /usr/sbin/sipcore /usr/lib/sipcore/modules/proto_ws.so \
     /usr/lib/sipcore/modules/proto_wss.so /usr/lib/sipcore/modules/proto_hep.so \
+    /usr/lib/sipcore/modules/proto_udp.so \
     /etc/sipcore/sipcore.cfg /usr/share/doc/sipcore/LICENSE-MIT; do
     [ -f "$f" ] || fail "$f not installed"
 done
@@ -76,11 +78,17 @@ fi
 free_port() {
     node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
+free_udp_port() {
+    node -e 'const s=require("dgram").createSocket("udp4");s.bind(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
 port=$(free_port)
 mi=$(free_port)
-sed -e "s/^socket = ws:127.0.0.1:8080$/socket = ws:127.0.0.1:$port/" \
+uport=$(free_udp_port)
+sed -e "s/^socket = ws:127.0.0.1:8080$/socket = ws:127.0.0.1:$port\nsocket = udp:127.0.0.1:$uport/" \
+    -e 's/^loadmodule "proto_ws.so"$/loadmodule "proto_ws.so"\nloadmodule "proto_udp.so"/' \
     -e "s/^mi_http_port = 8888$/mi_http_port = $mi/" /etc/sipcore/sipcore.cfg >"$tmp/sipcore.cfg"
 grep -q "^socket = ws:127.0.0.1:$port$" "$tmp/sipcore.cfg" || fail "no socket line to change"
+grep -q '^loadmodule "proto_udp.so"$' "$tmp/sipcore.cfg" || fail "no loadmodule line for proto_udp"
 /usr/sbin/sipcore -f "$tmp/sipcore.cfg" 2>"$tmp/stderr.log" &
 server=$!
 deadline=$((SECONDS + 20))
@@ -94,6 +102,11 @@ grep -q "module proto_ws .* loaded from /usr/lib/sipcore/modules/proto_ws.so" "$
 reply=$(NODE_PATH=tests/js/node_modules node pkg/ws-options.js "ws://127.0.0.1:$port/")
 [ "$reply" = "SIP/2.0 200 OK" ] || fail "OPTIONS got '$reply'"
 echo "OPTIONS over WebSocket: $reply"
+grep -q "module proto_udp .* loaded from /usr/lib/sipcore/modules/proto_udp.so" "$tmp/stderr.log" ||
+    { cat "$tmp/stderr.log" >&2; fail "proto_udp not loaded from /usr/lib/sipcore/modules"; }
+reply=$(node pkg/udp-options.js 127.0.0.1 "$uport")
+[ "$reply" = "SIP/2.0 200 OK" ] || fail "OPTIONS over UDP got '$reply'"
+echo "OPTIONS over UDP: $reply"
 kill "$server"
 wait "$server" || true
 server=""

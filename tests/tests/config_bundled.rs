@@ -93,6 +93,11 @@ fn modparam(line: &str) -> Option<(String, String, Val)> {
 /// proto_ws modparams in `text`: (param, value, commented out?). Lines commented with `#`
 /// count (the config documents them for the user to enable).
 fn ws_params(text: &str) -> Vec<(String, Val, bool)> {
+    module_params(text, "proto_ws")
+}
+
+/// [`ws_params`] for the modparams of `module`.
+fn module_params(text: &str, module: &str) -> Vec<(String, Val, bool)> {
     text.lines()
         .filter_map(|l| {
             let t = l.trim_start();
@@ -101,7 +106,7 @@ fn ws_params(text: &str) -> Vec<(String, Val, bool)> {
                 None => (t, false),
             };
             let (m, p, v) = modparam(body)?;
-            (m == "proto_ws").then_some((p, v, commented))
+            (m == module).then_some((p, v, commented))
         })
         .collect()
 }
@@ -243,12 +248,24 @@ fn default_config_sets_every_documented_proto_ws_parameter() {
 
 #[test]
 fn readme_documents_every_proto_ws_parameter() {
+    readme_documents_every_parameter_of("proto_ws", 10);
+}
+
+#[test]
+fn readme_documents_every_proto_udp_parameter() {
+    readme_documents_every_parameter_of("proto_udp", 6);
+}
+
+/// Every parameter `module` declares (at least `min`) has a `modparam` line in the README.
+fn readme_documents_every_parameter_of(module: &str, min: usize) {
     // The loader names every declared parameter when refusing an unknown one.
-    let cfg = "mpath = \"{MPATH}\"\nsocket = ws:127.0.0.1:{PORT}\nloadmodule \"proto_ws.so\"\n\
-               modparam(\"proto_ws\", \"no_such_parameter\", 1)\nroute { exit; }\n";
+    let cfg = format!(
+        "mpath = \"{{MPATH}}\"\nloadmodule \"{module}.so\"\n\
+         modparam(\"{module}\", \"no_such_parameter\", 1)\nroute {{ exit; }}\n"
+    );
     let dir = temp_dir("params");
     let path = dir.join("probe.cfg");
-    std::fs::write(&path, render(cfg, free_port())).unwrap();
+    std::fs::write(&path, render(&cfg, free_port())).unwrap();
     let (ok, err) = check(&path);
     assert!(!ok, "an unknown parameter was accepted");
     let list = err
@@ -257,16 +274,19 @@ fn readme_documents_every_proto_ws_parameter() {
         .and_then(|r| r.split(')').next())
         .unwrap_or_else(|| panic!("no parameter list in: {err}"));
     let declared: Vec<&str> = list.split(',').map(str::trim).collect();
-    assert!(declared.len() >= 10, "{declared:?}");
+    assert!(declared.len() >= min, "{declared:?}");
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let documented: Vec<String> = ws_params(&readme).into_iter().map(|(n, ..)| n).collect();
+    let documented: Vec<String> = module_params(&readme, module)
+        .into_iter()
+        .map(|(n, ..)| n)
+        .collect();
     let undocumented: Vec<&&str> = declared
         .iter()
         .filter(|d| !documented.iter().any(|n| n == *d))
         .collect();
     assert!(
         undocumented.is_empty(),
-        "proto_ws parameters missing from the README's modparam list: {undocumented:?}"
+        "{module} parameters missing from the README's modparam list: {undocumented:?}"
     );
 }
 

@@ -38,6 +38,8 @@ async fn metrics_pass_promtool_and_move_with_traffic() {
         "sipcore_ws_handshakes_accepted_total",
         "sipcore_hep_sent_total",
         "sipcore_hep_collector_dropped_total",
+        "sipcore_udp_received_total",
+        "sipcore_udp_dropped_not_sip_total",
     ] {
         get(&before, name);
     }

@@ -193,10 +193,28 @@ impl Core {
             .to_std()
             .map(|s| (s, connection_oriented(info.proto)));
         let r = crate::sip::build_reply_from(msg, source, code, reason, &tag, headers, None);
-        self.send_back(info, &r)?;
+        self.send_back(&reply_dest(info, msg), &r)?;
         crate::stats::counters::reply_sent(code);
         Ok(true)
     }
+}
+
+/// Where a reply of ours to `msg` goes: `info` itself, except over a connectionless
+/// transport when the top Via names a port and has no `rport`: then the source IP at that
+/// port (RFC 3261 §18.2.2 "received" and the sent-by port; with `rport`, the source port,
+/// RFC 3581 §4), as OpenSIPS's `update_sock_struct_from_ip`. A Via without a port keeps the
+/// source port (a client behind NAT that omits both is still reached).
+fn reply_dest(info: &ReceiveInfo, msg: &Message) -> ReceiveInfo {
+    let mut to = *info;
+    if connection_oriented(info.proto) {
+        return to;
+    }
+    if let (Some(src), Ok(via)) = (info.src.to_std(), msg.top_via()) {
+        if let (None, Some(port)) = (via.rport(), via.port()) {
+            to.src = SocketAddr::new(src.ip(), port).into();
+        }
+    }
+    to
 }
 
 /// The reason phrase for the status a malformed request gets (RFC 4475 §3.1.2).
@@ -204,5 +222,62 @@ pub(crate) fn bad_reason(code: u16) -> &'static str {
     match code {
         505 => "Version Not Supported",
         _ => "Bad Request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(via: &str) -> Message {
+        let text = format!(
+            "OPTIONS sip:p.example.com SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+             From: <sip:a@example.com>;tag=1\r\nTo: <sip:p.example.com>\r\nCall-ID: c\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        Message::parse(bytes::Bytes::from(text)).unwrap()
+    }
+
+    fn from(proto: Proto) -> ReceiveInfo {
+        ReceiveInfo {
+            proto,
+            src: SockAddr::from("192.0.2.1:40000".parse::<SocketAddr>().unwrap()),
+            dst: SockAddr::NONE,
+            conn_id: 7,
+            listener: 0,
+        }
+    }
+
+    /// RFC 3261 §18.2.2 and RFC 3581 §4 for our own replies over UDP.
+    #[test]
+    fn udp_replies_go_to_the_via_port_unless_rport() {
+        let dest = |proto, via| {
+            reply_dest(&from(proto), &options(via))
+                .src
+                .to_std()
+                .unwrap()
+        };
+        let udp = Proto::UDP;
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        // The sent-by port, at the source IP (never the Via's host).
+        let v = "SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK1";
+        assert_eq!(dest(udp, v), at("192.0.2.1:5070"));
+        // rport asks for the source port.
+        let v = "SIP/2.0/UDP 10.0.0.5:5070;rport;branch=z9hG4bK1";
+        assert_eq!(dest(udp, v), at("192.0.2.1:40000"));
+        // No port in the Via: the source port.
+        assert_eq!(
+            dest(udp, "SIP/2.0/UDP h;branch=z9hG4bK1"),
+            at("192.0.2.1:40000")
+        );
+        // Connection-oriented transports answer over the connection, whatever the Via says.
+        let ws = reply_dest(
+            &from(Proto::WS),
+            &options("SIP/2.0/WS h.invalid:5;branch=z9hG4bK1"),
+        );
+        assert_eq!(
+            (ws.conn_id, ws.src.to_std()),
+            (7, Some(at("192.0.2.1:40000")))
+        );
     }
 }

@@ -4,17 +4,21 @@ use std::collections::HashMap;
 use std::io::Write;
 
 /// The bundled default config without authentication (see [`default_config_without_auth`]),
-/// plus proto_hep with one UDP destination `collector` at `hep_port`, so that every group of
-/// statistics is exported; with its MI port.
+/// plus proto_hep with one UDP destination `collector` at `hep_port` and proto_udp with a UDP
+/// socket, so that every group of statistics is exported; with its MI port.
 pub fn stats_config(hep_port: u16) -> (String, u16) {
     let (cfg, mi) = default_config_without_auth();
-    let cfg = cfg.replace(
-        "loadmodule \"proto_ws.so\"",
-        &format!(
-            "loadmodule \"proto_ws.so\"\nloadmodule \"proto_hep.so\"\n\
-             modparam(\"proto_hep\", \"hep_id\", \"[collector]127.0.0.1:{hep_port};transport=udp\")"
-        ),
-    );
+    let ws = "socket = ws:127.0.0.1:{PORT}";
+    let udp = super::udp::free_udp_port();
+    let cfg = cfg
+        .replace(ws, &format!("{ws}\nsocket = udp:127.0.0.1:{udp}"))
+        .replace(
+            "loadmodule \"proto_ws.so\"",
+            &format!(
+                "loadmodule \"proto_ws.so\"\nloadmodule \"proto_udp.so\"\nloadmodule \"proto_hep.so\"\n\
+                 modparam(\"proto_hep\", \"hep_id\", \"[collector]127.0.0.1:{hep_port};transport=udp\")"
+            ),
+        );
     (cfg, mi)
 }
 
