@@ -476,9 +476,7 @@ impl Settings {
             ("tm", "max_transactions_per_source") => {
                 self.tm.max_per_source = range(1, 100_000_000)? as u32
             }
-            ("tm", "max_transactions") => {
-                self.tm.max_transactions = range(1, 100_000_000)? as u32
-            }
+            ("tm", "max_transactions") => self.tm.max_transactions = range(1, 100_000_000)? as u32,
             ("pike", "sampling_time_unit") => pk.sampling_time_unit = range(1, 3600)? as u32,
             ("pike", "reqs_density_per_unit") => {
                 pk.reqs_density_per_unit = count(1_000_000)? as u32

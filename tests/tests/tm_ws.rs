@@ -109,7 +109,10 @@ async fn invite_gets_100_trying_and_cancel_is_sent_downstream() {
     assert_eq!(status(&ok), 200, "{ok}");
     assert_eq!(header(&ok, "CSeq"), Some("1 CANCEL"), "{ok}");
     let cancel = next_any_text(&mut bob.ws).await;
-    assert!(cancel.starts_with("CANCEL sip:bobx@bob.invalid"), "{cancel}");
+    assert!(
+        cancel.starts_with("CANCEL sip:bobx@bob.invalid"),
+        "{cancel}"
+    );
     // The CANCEL has the INVITE's branch (§9.1).
     assert_eq!(headers(&cancel, "Via")[0], headers(&got, "Via")[0]);
     send_text(&mut bob.ws, answer(&cancel, 200)).await;
@@ -125,7 +128,10 @@ async fn invite_gets_100_trying_and_cancel_is_sent_downstream() {
     // A marker from Alice after it is the next thing Bob sees.
     alice.send("MESSAGE", "bob", "m1", 1, "").await;
     let next = next_any_text(&mut bob.ws).await;
-    assert!(next.starts_with("MESSAGE "), "Alice's ACK was relayed: {next}");
+    assert!(
+        next.starts_with("MESSAGE "),
+        "Alice's ACK was relayed: {next}"
+    );
 }
 
 #[tokio::test]
@@ -142,7 +148,10 @@ async fn fr_timeout_ends_an_unanswered_invite_with_408() {
     // Bob never answers; fr_timeout (1 s) ends the branch: 408 for Alice.
     let r = next_text(&mut alice.ws).await;
     assert_eq!(status(&r), 408, "{r}");
-    assert!(t0.elapsed() >= Duration::from_secs(1), "408 before fr_timeout");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "408 before fr_timeout"
+    );
     // No CANCEL for Bob: his branch had no provisional response (§9.1). A marker sent after
     // the 408 is the next thing he sees (a CANCEL would have been queued before the 408).
     alice.send("MESSAGE", "bob", "m2", 1, "").await;

@@ -117,8 +117,7 @@ async fn a_slow_callee_flooded_with_messages_is_closed_alone() {
             tx.flush().await.unwrap();
         }
         let lines = overflows(&srv, 1, Duration::ZERO).await;
-        if !lines.is_empty() || sent >= CALLERS * PER_CALLER || Instant::now() > flood_deadline
-        {
+        if !lines.is_empty() || sent >= CALLERS * PER_CALLER || Instant::now() > flood_deadline {
             break lines;
         }
     };
@@ -128,7 +127,10 @@ async fn a_slow_callee_flooded_with_messages_is_closed_alone() {
     // The write queues, plus at most 4 KiB for each transaction held (every MESSAGE sent
     // made one).
     let bound = 16 * MB + 4 * sent as u64;
-    assert!(grown < bound, "peak RSS grew {grown} KiB (bound {bound} KiB)");
+    assert!(
+        grown < bound,
+        "peak RSS grew {grown} KiB (bound {bound} KiB)"
+    );
     assert_eq!(
         lines.len(),
         1,
@@ -170,7 +172,11 @@ async fn a_slow_callee_flooded_with_messages_is_closed_alone() {
             .get("sipcore_tm_inuse_transactions")
             .copied()
     };
-    assert_eq!(held(), Some(0.0), "transactions left after every MESSAGE was answered");
+    assert_eq!(
+        held(),
+        Some(0.0),
+        "transactions left after every MESSAGE was answered"
+    );
     // The memory goes back once Bob's queue is freed and the callers are gone: all of the
     // queue's; of the transactions', what glibc's malloc gives back (it keeps about 2 KiB of
     // each freed transaction in its arenas even after the trim the transaction layer asks for

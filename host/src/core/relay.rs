@@ -294,7 +294,13 @@ fn relay_stateful(
         Err(e) if e == super::stateful::TABLE_FULL || e == super::stateful::SOURCE_FULL => {
             crate::log!(Warning, "tm", "t_relay(): {}: 503", e; "peer" => peer(info));
             let sent = core
-                .reply(info, msg, 503, "Service Unavailable", &[("Retry-After", "5")])
+                .reply(
+                    info,
+                    msg,
+                    503,
+                    "Service Unavailable",
+                    &[("Retry-After", "5")],
+                )
                 .unwrap_or(false);
             if sent {
                 crate::stats::counters::SL_SENT_ERR.inc();

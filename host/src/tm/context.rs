@@ -155,7 +155,10 @@ impl ProxyContext {
 
     /// Records a branch forwarded now, arming its `fr_timeout`. (The request itself is the
     /// driver's: its client transaction holds it.)
-    pub fn add_branch(&mut self, now: Instant) -> Result<(BranchId, Vec<ProxyAction>), ContextError> {
+    pub fn add_branch(
+        &mut self,
+        now: Instant,
+    ) -> Result<(BranchId, Vec<ProxyAction>), ContextError> {
         if self.closed {
             return Err(ContextError::Closed);
         }

@@ -145,10 +145,7 @@ fn six_hundred_cancels_and_wins_after_the_others_end() {
     resp(&mut c, 1, 183, t0, t0);
     // §16.7 step 5: not forwarded at once, others cancelled, no new branches.
     assert_eq!(resp(&mut c, 0, 603, t0, t0), ["cancel 1", "disarm Fr(0)"]);
-    assert_eq!(
-        c.add_branch(t0).unwrap_err(),
-        ContextError::Finished
-    );
+    assert_eq!(c.add_branch(t0).unwrap_err(), ContextError::Finished);
     assert!(c.close().is_empty());
     assert_eq!(
         resp(&mut c, 1, 487, t0, t0),
@@ -221,10 +218,7 @@ fn no_choice_before_close() {
     c.add_branch(t0).unwrap();
     assert_eq!(resp(&mut c, 0, 404, t0, t0), ["disarm Fr(0)"]);
     assert_eq!(show(&c.close(), t0), ["forward 0:404"]);
-    assert_eq!(
-        c.add_branch(t0).unwrap_err(),
-        ContextError::Closed
-    );
+    assert_eq!(c.add_branch(t0).unwrap_err(), ContextError::Closed);
 }
 
 #[test]
@@ -250,10 +244,7 @@ fn at_most_max_branches() {
     for _ in 0..super::MAX_BRANCHES {
         c.add_branch(t0).unwrap();
     }
-    assert_eq!(
-        c.add_branch(t0).unwrap_err(),
-        ContextError::TooManyBranches
-    );
+    assert_eq!(c.add_branch(t0).unwrap_err(), ContextError::TooManyBranches);
 }
 
 #[test]

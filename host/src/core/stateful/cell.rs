@@ -132,7 +132,19 @@ impl Cell {
                 Work::Client(b, ev) => self.client_event(core, b, ev, now, fx, &mut queue),
                 Work::Cancel(b, ev) => self.cancel_event(core, b, ev, now, fx),
                 Work::Ctx(ev) => {
+                    // fr_timeout ended a branch without a provisional response: its client
+                    // transaction stops retransmitting (no CANCEL is possible yet, §9.1), as
+                    // OpenSIPS's tm does.
+                    let fr = match ev {
+                        ProxyEvent::Timer(ProxyTimer::Fr(b)) => Some(b),
+                        _ => None,
+                    };
                     let acts = self.ctx.on_event(ev, now);
+                    if let Some(branch) = fr.and_then(|b| self.branches.get_mut(b)) {
+                        if branch.txn.take().is_some() {
+                            fx.drop_client.push(branch.key.clone());
+                        }
+                    }
                     self.proxy_actions(core, acts, now, fx, &mut queue);
                 }
                 Work::Drop(b, transport) => {
@@ -174,8 +186,9 @@ impl Cell {
                     let code = response.status().unwrap_or(0);
                     match forward_response(&response)
                         .map_err(|e| e.to_string())
-                        .and_then(|f| Message::parse(Bytes::from(f.bytes)).map_err(|e| e.to_string()))
-                    {
+                        .and_then(|f| {
+                            Message::parse(Bytes::from(f.bytes)).map_err(|e| e.to_string())
+                        }) {
                         Ok(up) => queue.push_back(Work::Server(Event::Respond(up))),
                         Err(e) => {
                             crate::stats::counters::CORE_ERR_REPLIES.inc();
@@ -199,7 +212,9 @@ impl Cell {
                         let r = crate::sip::build_reply(req, code, reason(code), &tag, &[], None);
                         match Message::parse(Bytes::from(r)) {
                             Ok(m) => queue.push_back(Work::Server(Event::Respond(m))),
-                            Err(e) => crate::log!(Error, "tm", "generated {} does not parse: {}", code, e),
+                            Err(e) => {
+                                crate::log!(Error, "tm", "generated {} does not parse: {}", code, e)
+                            }
                         }
                     }
                 }
@@ -304,7 +319,14 @@ impl Cell {
         }
     }
 
-    fn cancel_event(&mut self, core: &Core, b: BranchId, ev: Event, now: Instant, fx: &mut Effects) {
+    fn cancel_event(
+        &mut self,
+        core: &Core,
+        b: BranchId,
+        ev: Event,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
         let Some(branch) = self.branches.get_mut(b) else {
             return;
         };

@@ -22,8 +22,9 @@ pub(crate) use cell::BranchDst;
 use super::send::{peer, Core};
 use crate::sip::Message;
 use crate::tm::{
-    Actions, ProxyAction, ClientInvite, ClientKey, ClientNonInvite, Event, ProxyConfig, ProxyContext, ProxyEvent,
-    ServerInvite, ServerKey, ServerNonInvite, Table, TimerValues, Transaction,
+    Actions, ClientInvite, ClientKey, ClientNonInvite, Event, ProxyAction, ProxyConfig,
+    ProxyContext, ProxyEvent, ServerInvite, ServerKey, ServerNonInvite, Table, TimerValues,
+    Transaction,
 };
 use bytes::Bytes;
 use cell::{Branch, Cell, Effects, Slot, Work};
@@ -232,7 +233,17 @@ pub(crate) fn relay(
         s.by_client.remove(&client_key);
         give_back(s, src);
     };
-    let cell = match new_cell(s, id, info, msg, dst, out, src, (&server_key, &client_key), now) {
+    let cell = match new_cell(
+        s,
+        id,
+        info,
+        msg,
+        dst,
+        out,
+        src,
+        (&server_key, &client_key),
+        now,
+    ) {
         Ok(c) => c,
         Err(e) => {
             undo(s);

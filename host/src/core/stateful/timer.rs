@@ -48,7 +48,12 @@ fn timers() -> &'static Timers {
             .name("sipcore-tm-timer".into())
             .spawn(run)
         {
-            crate::log!(Critical, "tm", "the transaction timer thread did not start: {}", e);
+            crate::log!(
+                Critical,
+                "tm",
+                "the transaction timer thread did not start: {}",
+                e
+            );
         }
         t
     })
@@ -134,7 +139,11 @@ fn run() {
             at.saturating_duration_since(now)
                 .clamp(Duration::from_millis(1), Duration::from_secs(1))
         });
-        q = t.wake.wait_timeout(q, wait).unwrap_or_else(|e| e.into_inner()).0;
+        q = t
+            .wake
+            .wait_timeout(q, wait)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
 }
 
