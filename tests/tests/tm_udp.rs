@@ -292,3 +292,60 @@ fn an_unanswered_invite_is_retransmitted_until_fr_timeout_then_408() {
     let next = silent.recv_sip();
     assert!(next.contains("Call-ID: fr-marker2\r\n"), "{next}");
 }
+
+/// A phone registered over UDP (behind a NAT: its Contact names a private address) is
+/// reached where its REGISTER came from: a WebSocket client's MESSAGE to it arrives at its
+/// source address through `lookup()` and the stateful `t_relay()` of the default config,
+/// and its 200 comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_registered_over_udp_is_reached_at_its_source_address() {
+    let udp = free_udp_port();
+    let (cfg, _mi) = default_config_without_auth();
+    let (ws, load) = ("socket = ws:127.0.0.1:{PORT}", "loadmodule \"proto_ws.so\"");
+    assert!(
+        cfg.contains(ws) && cfg.contains(load),
+        "default config changed"
+    );
+    let cfg = cfg
+        .replace(ws, &format!("{ws}\nsocket = udp:127.0.0.1:{udp}"))
+        .replace(load, &format!("{load}\nloadmodule \"proto_udp.so\""));
+    let srv = Server::start(&cfg);
+    wait_udp(&srv, udp);
+    let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
+    let phone = Peer::new();
+    let register = udp_request(
+        "REGISTER",
+        "sip:example.com",
+        "10.1.2.3:5060",
+        true,
+        "reg-phone",
+        "Contact: <sip:phone@10.1.2.3:5060>;expires=600\r\n",
+    )
+    .replace("<sip:alice@example.com>", "<sip:phone@example.com>")
+    .replace("To: <sip:example.com>", "To: <sip:phone@example.com>");
+    phone.send(to, register.as_bytes());
+    let r = phone.recv_sip();
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+
+    let mut alice = connect_sip(&srv.ws_url()).await;
+    send_text(
+        &mut alice,
+        "MESSAGE sip:phone@example.com SIP/2.0\r\nVia: SIP/2.0/WS a.invalid;branch=z9hG4bKtophone\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=wsa\r\nTo: <sip:phone@example.com>\r\n\
+         Call-ID: to-phone\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+            .to_string(),
+    )
+    .await;
+    let m = phone.recv_sip();
+    assert!(
+        m.starts_with("MESSAGE sip:phone@10.1.2.3:5060 SIP/2.0\r\n"),
+        "{m}"
+    );
+    phone.send(to, ok_for(&m).as_bytes());
+    let r = next_text(&mut alice).await;
+    assert_eq!(
+        (status(&r), header(&r, "Call-ID")),
+        (200, Some("to-phone")),
+        "{r}"
+    );
+}

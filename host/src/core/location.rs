@@ -219,7 +219,8 @@ pub(crate) struct Found {
 }
 
 /// `lookup(table)`: the best live binding of the Request-URI's AoR (highest q, then most
-/// recent; a stateless proxy does not fork).
+/// recent; no forking yet). Over a connection-oriented transport the request goes over the
+/// binding's connection; over UDP to the address its REGISTER came from.
 pub(crate) fn lookup(table_name: &str, ruri: Option<&str>, info: &ReceiveInfo) -> Option<Found> {
     let uri = crate::sip::Uri::parse(ruri?).ok()?;
     let aor = match crate::usrloc::aor_of(&uri) {
@@ -232,9 +233,14 @@ pub(crate) fn lookup(table_name: &str, ruri: Option<&str>, info: &ReceiveInfo) -
     table(table_name).with_best(&aor, Instant::now(), |b| {
         let proto = Proto::from_name(b.flow.proto).unwrap_or(Proto::UDP);
         let by_conn = connection_oriented(proto) && b.flow.conn_id != 0;
+        // A binding registered over UDP is reached where its REGISTER came from (the source
+        // address, as nathelper's `fix_nated_register` + `received` do for OpenSIPS): right
+        // behind a NAT, and a Contact naming another host cannot turn the proxy into a
+        // reflector towards it.
+        let by_addr = !connection_oriented(proto) && b.flow.peer.port() != 0;
         Found {
             ruri: b.uri.clone(),
-            du: by_conn.then(|| conn_uri(proto, b.flow.peer)),
+            du: (by_conn || by_addr).then(|| conn_uri(proto, b.flow.peer)),
             dst: by_conn.then_some(ConnDst {
                 proto,
                 conn_id: b.flow.conn_id,
