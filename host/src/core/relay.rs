@@ -275,7 +275,10 @@ fn relay_stateful(
     };
     let keep = out.clone();
     match super::stateful::relay(core, info, msg, dst, out) {
-        Ok(Relayed::Absorbed) => Ok((0, false)),
+        Ok(Relayed::Exists) => {
+            super::stateful::absorb(core, info, msg);
+            Ok((0, false))
+        }
         Ok(Relayed::Sent(id)) => {
             crate::stats::counters::CORE_FWD_REQUESTS.inc();
             if let Target::Addr(n) = next {

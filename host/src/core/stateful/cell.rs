@@ -79,7 +79,7 @@ pub(crate) struct Cell {
     /// Where the request came from: responses go back there (RFC 3261 §18.2.2).
     pub(crate) upstream: ReceiveInfo,
     /// Whom it is counted against (`max_transactions_per_source`).
-    pub(crate) source: super::Source,
+    pub(crate) source: super::share::Source,
     pub(crate) ctx: ProxyContext,
     pub(crate) branches: Vec<Branch>,
     pub(crate) values: TimerValues,

@@ -21,6 +21,15 @@ struct Queue {
 
 static TIMERS: OnceLock<Timers> = OnceLock::new();
 
+/// What the thread calls: a timer of a cell fired; a trim is due (the tables shrink).
+type Fire = fn(&crate::core::send::Core, u64, Slot);
+static CALLBACKS: OnceLock<(Fire, fn())> = OnceLock::new();
+
+/// Sets what the thread calls (once, before the first timer is armed).
+pub(super) fn install(fire: Fire, shrink: fn()) {
+    let _ = CALLBACKS.set((fire, shrink));
+}
+
 /// Transactions ended since the last trim.
 static ENDED: AtomicUsize = AtomicUsize::new(0);
 
@@ -115,9 +124,9 @@ fn run() {
         let due = q.timers.expire(now);
         if !due.is_empty() {
             drop(q);
-            if let Some(core) = crate::core::CORE.get() {
+            if let (Some(core), Some((fire, _))) = (crate::core::CORE.get(), CALLBACKS.get()) {
                 for (id, slot) in due {
-                    super::fire(core, id, slot);
+                    fire(core, id, slot);
                 }
             }
             q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -127,7 +136,9 @@ fn run() {
             ENDED.store(0, Ordering::Relaxed);
             q.timers.shrink();
             drop(q);
-            super::shrink();
+            if let Some((_, shrink)) = CALLBACKS.get() {
+                shrink();
+            }
             trim();
             q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
             continue;

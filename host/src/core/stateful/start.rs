@@ -1,0 +1,193 @@
+//! `t_relay()` starts a cell: its server transaction, its branch's client transaction and its
+//! proxy context, stored before the request goes out.
+use super::cell::{Branch, BranchDst, Cell, Effects};
+use super::share::{give_back, take_share, Source};
+use super::store::{apply, finish, store, watch_conn, Store, SOURCE_FULL, TABLE_FULL};
+use crate::core::send::Core;
+use crate::sip::Message;
+use crate::tm::{
+    Actions, ClientInvite, ClientKey, ClientNonInvite, ProxyAction, ProxyContext, ServerInvite,
+    ServerKey, ServerNonInvite, Transaction,
+};
+use bytes::Bytes;
+use sipcore_abi::ReceiveInfo;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// What [`relay`] did.
+pub(crate) enum Relayed {
+    /// The request went out on a new transaction; the id the transport returned.
+    Sent(u64),
+    /// It retransmits a request whose transaction exists (it came in while the first copy
+    /// was being relayed): the caller feeds it there ([`super::absorb`]).
+    Exists,
+}
+
+/// `t_relay()` of `msg` (not ACK or CANCEL), already rewritten as `out` for `dst`: a cell with
+/// its server transaction and one client transaction, which sends `out`. `Err` (nothing is
+/// kept): the transaction table is full (the text says so) or the first send failed (the
+/// transport's error), for the caller to answer as a stateless relay does.
+pub(crate) fn relay(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &Message,
+    dst: BranchDst,
+    out: Vec<u8>,
+) -> Result<Relayed, String> {
+    let s = store();
+    let now = Instant::now();
+    let server_key = ServerKey::of(msg).map_err(|e| e.to_string())?;
+    let out = Message::parse(Bytes::from(out)).map_err(|e| e.to_string())?;
+    let client_key = ClientKey::of(&out).map_err(|e| e.to_string())?;
+    let src = Source::of(info);
+    if !take_share(&s.per_source, s.max_per_source, src) {
+        return Err(SOURCE_FULL.into());
+    }
+    let id = s.next_id.fetch_add(1, Ordering::Relaxed);
+    match s.by_server.insert(server_key.clone(), id) {
+        Ok(()) => {}
+        Err(e) => {
+            give_back(&s.per_source, src);
+            if e == crate::tm::TableError::Exists {
+                return Ok(Relayed::Exists);
+            }
+            return Err(TABLE_FULL.into());
+        }
+    }
+    let undo = |s: &Store| {
+        s.by_server.remove(&server_key);
+        s.by_client.remove(&client_key);
+        give_back(&s.per_source, src);
+    };
+    let cell = match new_cell(
+        s,
+        id,
+        info,
+        msg,
+        dst,
+        out,
+        src,
+        (&server_key, &client_key),
+        now,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            undo(s);
+            return Err(e);
+        }
+    };
+    let (cell, server_acts, client_acts, ctx_acts) = cell;
+    // Stored before anything is sent, and set going under its lock: a response that comes
+    // back at once (another I/O thread) waits for the lock and finds its transaction.
+    if s.cells.insert(id, cell).is_err() {
+        undo(s);
+        return Err(TABLE_FULL.into());
+    }
+    s.live.fetch_add(1, Ordering::Relaxed);
+    let mut fx = Effects::default();
+    let started = s.cells.with(&id, |cell| {
+        let mut queue = std::collections::VecDeque::new();
+        cell.server_actions(core, server_acts, &mut fx);
+        cell.client_actions(core, 0, client_acts, &mut fx, &mut queue);
+        let sent = match fx.first_send.take() {
+            Some(Err(e)) => return Err(e),
+            Some(Ok(id)) => id,
+            None => 0,
+        };
+        // Watched: a client's connection (a registered flow). An outbound connection we
+        // opened is `pending`'s until it carries something (its failure moves the request
+        // to the next target, RFC 3263 §4.3); after that, fr_timeout ends the branch.
+        if let Some(c) = cell.branches[0].conn {
+            watch_conn(s, c, id, 0);
+        }
+        cell.proxy_actions(core, ctx_acts, now, &mut fx, &mut queue);
+        while let Some(w) = queue.pop_front() {
+            cell.run(core, now, w, &mut fx);
+        }
+        Ok((sent, cell.is_over()))
+    });
+    match started {
+        Some(Ok((sent, over))) => {
+            if over {
+                if let Some(cell) = s.cells.remove(&id) {
+                    finish(s, id, cell, fx);
+                }
+            } else {
+                apply(s, id, fx);
+            }
+            Ok(Relayed::Sent(sent))
+        }
+        Some(Err(e)) => {
+            // Answered by the caller as the stateless relay answers it (next target or 503).
+            if let Some(cell) = s.cells.remove(&id) {
+                finish(s, id, cell, Effects::default());
+            }
+            Err(e)
+        }
+        None => Err("transaction vanished".into()),
+    }
+}
+
+/// What [`new_cell`] makes: the cell and the first actions of its server transaction, its
+/// branch's client transaction and its proxy context.
+type NewCell = (Box<Cell>, Actions, Actions, Vec<ProxyAction>);
+
+/// The machines of a new cell for `msg` relayed as `out` to `dst` (keys already indexed).
+#[allow(clippy::too_many_arguments)]
+fn new_cell(
+    s: &Store,
+    id: u64,
+    info: &ReceiveInfo,
+    msg: &Message,
+    dst: BranchDst,
+    out: Message,
+    src: Source,
+    keys: (&ServerKey, &ClientKey),
+    now: Instant,
+) -> Result<NewCell, String> {
+    let invite = msg.method_str() == Some("INVITE");
+    let reliable_up = crate::core::addr::connection_oriented(info.proto);
+    let reliable_down = crate::core::addr::connection_oriented(dst.proto());
+    let (server, server_acts) = if invite {
+        ServerInvite::new(msg.clone(), reliable_up, s.values)
+            .map(|(t, a)| (Transaction::ServerInvite(t), a))
+    } else {
+        ServerNonInvite::new(msg.clone(), reliable_up, s.values)
+            .map(|t| (Transaction::ServerNonInvite(t), Actions::new()))
+    }
+    .map_err(|e| e.to_string())?;
+    let (client, client_acts) = if invite {
+        ClientInvite::new(out, reliable_down, s.values, now)
+            .map(|(t, a)| (Transaction::ClientInvite(t), a))
+    } else {
+        ClientNonInvite::new(out, reliable_down, s.values, now)
+            .map(|(t, a)| (Transaction::ClientNonInvite(t), a))
+    }
+    .map_err(|e| e.to_string())?;
+    s.by_client
+        .insert(keys.1.clone(), (id, 0))
+        .map_err(|_| TABLE_FULL.to_string())?;
+    let mut ctx = ProxyContext::new(invite, s.proxy);
+    let (_, mut ctx_acts) = ctx.add_branch(now).map_err(|e| e.to_string())?;
+    // One branch (forking comes with append_branch()): no more will be added.
+    ctx_acts.append(&mut ctx.close());
+    let cell = Box::new(Cell {
+        server_key: keys.0.clone(),
+        server: Some(server),
+        upstream: *info,
+        source: src,
+        ctx,
+        branches: vec![Branch {
+            conn: match &dst {
+                BranchDst::Conn(c) => Some((c.proto.0, c.conn_id)),
+                BranchDst::Addr { .. } => None,
+            },
+            dst,
+            key: keys.1.clone(),
+            txn: Some(client),
+            cancel: None,
+        }],
+        values: s.values,
+    });
+    Ok((cell, server_acts, client_acts, ctx_acts))
+}
