@@ -236,3 +236,38 @@ async fn one_source_holds_at_most_its_share_of_transactions() {
         .copied();
     assert_eq!(held, Some(5.0));
 }
+
+/// A CANCEL is matched only from the hop its INVITE came from: Mallory, who copies Alice's Via
+/// (the whole key of her transaction), cancels nothing. Her CANCEL is relayed statelessly
+/// with a branch of her own hop, which matches no transaction at Bob, and Alice's call goes on.
+#[tokio::test]
+async fn a_cancel_from_another_connection_cancels_nothing() {
+    let (cfg, _mi) = config(&[]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob = Ua::register(&url, "bob").await;
+    let mut mallory = connect_sip(&url).await;
+    alice.send("INVITE", "bob", "c9", 1, "").await;
+    let got = next_any_text(&mut bob.ws).await;
+    assert!(got.starts_with("INVITE "), "{got}");
+    send_text(&mut bob.ws, answer(&got, 180)).await;
+    assert_eq!(status(&next_text(&mut alice.ws).await), 180);
+
+    send_text(&mut mallory, alice.request("CANCEL", "bob", "c9", 1, "")).await;
+    let relayed = next_any_text(&mut bob.ws).await;
+    assert!(relayed.starts_with("CANCEL "), "{relayed}");
+    assert_ne!(
+        headers(&relayed, "Via")[0],
+        headers(&got, "Via")[0],
+        "Mallory's CANCEL carries the branch of Alice's INVITE"
+    );
+    // Bob answers the INVITE: Alice gets the 200, not a 487.
+    send_text(&mut bob.ws, answer(&got, 200)).await;
+    let r = next_text(&mut alice.ws).await;
+    assert_eq!(
+        (status(&r), header(&r, "CSeq")),
+        (200, Some("1 INVITE")),
+        "{r}"
+    );
+}

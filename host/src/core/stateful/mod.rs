@@ -114,6 +114,19 @@ pub(crate) fn cancel(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool {
     let Some(id) = s.by_server.with(&key, |id| *id) else {
         return false;
     };
+    // Only the hop the INVITE came from may cancel it: the key is made of the client's own
+    // Via, which another client could copy. A CANCEL from elsewhere is relayed statelessly,
+    // where its branch (signed with its own hop) matches nothing downstream.
+    let same_hop = s
+        .cells
+        .with(&id, |c| {
+            super::addr::hop_of(&c.upstream) == super::addr::hop_of(info)
+        })
+        .unwrap_or(false);
+    if !same_hop {
+        crate::log!(Info, "tm", "CANCEL from another hop than its INVITE's: not matched"; "peer" => peer(info));
+        return false;
+    }
     if let Err(e) = core.reply(info, msg, 200, "OK", &[]) {
         crate::log!(Info, "tm", "200 for CANCEL not sent: {}", e; "peer" => peer(info));
     }
