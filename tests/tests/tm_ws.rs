@@ -271,3 +271,39 @@ async fn a_cancel_from_another_connection_cancels_nothing() {
         "{r}"
     );
 }
+
+/// OpenSIPS's CANCEL idiom, `if (is_method("CANCEL")) { if (t_check_trans()) t_relay(); exit; }`:
+/// a CANCEL of a call in progress goes through (200 here, CANCEL downstream); one that
+/// cancels nothing ends in the script.
+#[tokio::test]
+async fn t_check_trans_finds_the_invite_a_cancel_cancels() {
+    let (cfg, _mi) = config(&[]);
+    let anchor = "route {\n";
+    assert!(cfg.contains(anchor), "default config changed");
+    let cfg = cfg.replacen(
+        anchor,
+        "route {\n    if (is_method(\"CANCEL\")) {\n        if (t_check_trans()) t_relay();\n        exit;\n    }\n",
+        1,
+    );
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob = Ua::register(&url, "bob").await;
+    // A CANCEL of nothing ends in the script: Bob's next message is the INVITE after it.
+    alice.send("CANCEL", "bob", "none", 1, "").await;
+    alice.send("INVITE", "bob", "c10", 1, "").await;
+    let got = next_any_text(&mut bob.ws).await;
+    assert!(got.starts_with("INVITE "), "{got}");
+    send_text(&mut bob.ws, answer(&got, 180)).await;
+    assert_eq!(status(&next_text(&mut alice.ws).await), 180);
+    alice.send("CANCEL", "bob", "c10", 1, "").await;
+    let ok = next_text(&mut alice.ws).await;
+    assert_eq!(
+        (status(&ok), header(&ok, "CSeq")),
+        (200, Some("1 CANCEL")),
+        "{ok}"
+    );
+    let cancel = next_any_text(&mut bob.ws).await;
+    assert!(cancel.starts_with("CANCEL "), "{cancel}");
+    assert_eq!(headers(&cancel, "Via")[0], headers(&got, "Via")[0]);
+}

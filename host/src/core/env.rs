@@ -498,6 +498,13 @@ impl Env for MsgEnv<'_> {
             FuncId::SANITY_CHECK | FuncId::SIPMSG_VALIDATE => {
                 self.sanity(f == FuncId::SANITY_CHECK)
             }
+            FuncId::T_CHECK_TRANS => {
+                if super::stateful::check_trans(self.msg) {
+                    1
+                } else {
+                    -1
+                }
+            }
             FuncId::PIKE_CHECK_REQ => {
                 super::pike::check_req(self.info.src.to_std().map(|a| a.ip()))
             }

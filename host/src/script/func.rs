@@ -60,6 +60,9 @@ impl FuncId {
     /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])` (OpenSIPS auth_jwt):
     /// checks a bearer JSON Web Token (RFC 8898); 1 valid, -1 invalid, -2 undecodable.
     pub const JWT_SCRIPT_AUTHORIZE: FuncId = FuncId(24);
+    /// `t_check_trans()` (OpenSIPS tm): for a CANCEL, whether the INVITE it cancels has a
+    /// transaction here (§9.2); for another request, whether it belongs to one (§17.2.3).
+    pub const T_CHECK_TRANS: FuncId = FuncId(25);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -161,13 +164,13 @@ impl FunctionTable {
     /// `www_challenge(realm[, qop[, algorithms]])`, `proxy_challenge(...)`,
     /// `www_authorize(realm[, table])`, `proxy_authorize(...)`, `consume_credentials()`,
     /// `check_from()`, `check_to()`, `pike_check_req()`,
-    /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`.
+    /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 25] = [
+        let core: [(&str, &[ArgKind], usize); 26] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -214,6 +217,7 @@ impl FunctionTable {
                 ],
                 2,
             ),
+            ("t_check_trans", &[], 0),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.
@@ -299,6 +303,7 @@ mod tests {
             ("sipmsg_validate", FuncId::SIPMSG_VALIDATE),
             ("pike_check_req", FuncId::PIKE_CHECK_REQ),
             ("jwt_script_authorize", FuncId::JWT_SCRIPT_AUTHORIZE),
+            ("t_check_trans", FuncId::T_CHECK_TRANS),
         ] {
             assert_eq!(t.lookup(name), Some(id), "{name}");
         }

@@ -134,6 +134,23 @@ pub(crate) fn cancel(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool {
     true
 }
 
+/// `t_check_trans()`: for a CANCEL, whether the INVITE it cancels has a transaction here
+/// (§9.2); for another request, whether it belongs to one (§17.2.3: a retransmission, or an
+/// ACK the receive path let through to the script, RFC 6026 §7.1). Retransmissions and the
+/// ACKs of non-2xx responses are absorbed before the script runs, so a script sees `false`
+/// for those, and OpenSIPS's `if (t_check_trans()) t_relay(); exit;` does what it does there.
+pub(crate) fn check_trans(msg: &Message) -> bool {
+    let Some(s) = STORE.get() else {
+        return false;
+    };
+    let key = if msg.method_str() == Some("CANCEL") {
+        ServerKey::of_cancelled(msg)
+    } else {
+        ServerKey::of(msg)
+    };
+    key.is_ok_and(|k| s.by_server.contains(&k))
+}
+
 /// The outbound connection `msg`'s branch went out on failed before carrying anything (see
 /// `pending`): the branch ends as if answered 503 (§16.9); true when `msg` has a transaction.
 pub(crate) fn unreachable(core: &Core, msg: &Message) -> bool {
