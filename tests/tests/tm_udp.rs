@@ -349,3 +349,46 @@ async fn a_phone_registered_over_udp_is_reached_at_its_source_address() {
         "{r}"
     );
 }
+
+/// `t_reply()` answers through a server transaction: over UDP the transaction stays (timer J)
+/// and answers the request's retransmission with the same reply, without the script.
+#[test]
+fn t_reply_answers_retransmissions_from_its_transaction() {
+    let udp = free_udp_port();
+    let mi = free_port();
+    let cfg = format!(
+        "log_level = 3\nmpath = \"{{MPATH}}\"\nmi_http_port = {mi}\n\
+         socket = udp:127.0.0.1:{udp}\nsocket = ws:127.0.0.1:{{PORT}}\n\
+         loadmodule \"proto_udp.so\"\nloadmodule \"proto_ws.so\"\nloadmodule \"tm.so\"\n\
+         route {{\n    if (is_method(\"MESSAGE\")) {{\n        t_reply(404, \"Nobody Here\");\n        exit;\n    }}\n    sl_send_reply(500, \"Unexpected\");\n}}\n"
+    );
+    let srv = Server::start(&cfg);
+    wait_udp(&srv, udp);
+    let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
+    let peer = Peer::new();
+    let m = udp_request(
+        "MESSAGE",
+        "sip:bob@example.com",
+        &peer.addr.to_string(),
+        true,
+        "t-reply",
+        "",
+    );
+    peer.send(to, m.as_bytes());
+    let first = peer.recv_sip();
+    assert!(first.starts_with("SIP/2.0 404 Nobody Here\r\n"), "{first}");
+    assert!(
+        header(&first, "To").is_some_and(|t| t.contains(";tag=")),
+        "{first}"
+    );
+    let held = || {
+        common::metrics::values(&common::metrics::scrape(mi))
+            .get("sipcore_tm_inuse_transactions")
+            .copied()
+    };
+    assert_eq!(held(), Some(1.0), "the transaction stays for timer J");
+    peer.send(to, m.as_bytes());
+    let again = peer.recv_sip();
+    assert_eq!(again, first, "the retransmission gets the same reply");
+    assert_eq!(held(), Some(1.0));
+}

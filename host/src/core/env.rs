@@ -189,23 +189,37 @@ impl MsgEnv<'_> {
         )
     }
 
-    fn sl_send_reply(&mut self, args: &[Value<'_>]) -> i64 {
+    /// `sl_send_reply(code, reason)`, or `t_reply(code, reason)` when `stateful`.
+    fn send_reply(&mut self, args: &[Value<'_>], stateful: bool) -> i64 {
+        let name = if stateful { "t_reply" } else { "sl_send_reply" };
         let Some(code) = args
             .first()
             .and_then(Value::as_int)
             .and_then(|c| u16::try_from(c).ok())
         else {
-            self.log(LogLevel::Err, "sl_send_reply: the code is not an integer");
+            self.log(
+                LogLevel::Err,
+                &format!("{name}: the code is not an integer"),
+            );
             return -1;
         };
         if !(100..=699).contains(&code) {
-            self.log(
-                LogLevel::Err,
-                &format!("sl_send_reply: invalid code {code}"),
-            );
+            self.log(LogLevel::Err, &format!("{name}: invalid code {code}"));
             return -1;
         }
         let reason = args.get(1).and_then(Value::as_str).unwrap_or("");
+        if stateful {
+            return match super::stateful::reply(self.core, self.info, self.msg, code, reason) {
+                Ok(()) => {
+                    self.replied = true;
+                    1
+                }
+                Err(e) => {
+                    crate::log!(Warning, "tm", "t_reply {} failed: {}", code, e; "peer" => peer(self.info));
+                    -1
+                }
+            };
+        }
         match self.core.reply(self.info, self.msg, code, reason, &[]) {
             Ok(sent) => {
                 self.replied |= sent;
@@ -385,7 +399,7 @@ impl Env for MsgEnv<'_> {
     fn call(&mut self, f: FuncId, args: &[Value<'_>]) -> i64 {
         self.outputs.clear();
         match f {
-            FuncId::SL_SEND_REPLY => self.sl_send_reply(args),
+            FuncId::SL_SEND_REPLY | FuncId::T_REPLY => self.send_reply(args, f == FuncId::T_REPLY),
             FuncId::FORWARD | FuncId::T_RELAY => {
                 let explicit = args
                     .first()

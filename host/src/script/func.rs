@@ -63,6 +63,9 @@ impl FuncId {
     /// `t_check_trans()` (OpenSIPS tm): for a CANCEL, whether the INVITE it cancels has a
     /// transaction here (§9.2); for another request, whether it belongs to one (§17.2.3).
     pub const T_CHECK_TRANS: FuncId = FuncId(25);
+    /// `t_reply(code, reason)` (OpenSIPS tm): a reply through the request's server
+    /// transaction (made if there is none), which answers its retransmissions.
+    pub const T_REPLY: FuncId = FuncId(26);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -164,13 +167,13 @@ impl FunctionTable {
     /// `www_challenge(realm[, qop[, algorithms]])`, `proxy_challenge(...)`,
     /// `www_authorize(realm[, table])`, `proxy_authorize(...)`, `consume_credentials()`,
     /// `check_from()`, `check_to()`, `pike_check_req()`,
-    /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`.
+    /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`, `t_reply(code, reason)`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 26] = [
+        let core: [(&str, &[ArgKind], usize); 27] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -218,6 +221,7 @@ impl FunctionTable {
                 2,
             ),
             ("t_check_trans", &[], 0),
+            ("t_reply", &[ArgKind::Int, ArgKind::Format], 2),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.
@@ -304,6 +308,7 @@ mod tests {
             ("pike_check_req", FuncId::PIKE_CHECK_REQ),
             ("jwt_script_authorize", FuncId::JWT_SCRIPT_AUTHORIZE),
             ("t_check_trans", FuncId::T_CHECK_TRANS),
+            ("t_reply", FuncId::T_REPLY),
         ] {
             assert_eq!(t.lookup(name), Some(id), "{name}");
         }

@@ -18,13 +18,16 @@
 //! Files, imports flowing one way: `share` (each source's share) and `timer` (the timer
 //! thread, which calls back through the functions `store` installs) are leaves; `cell` (one
 //! cell's machines) uses `share`; `store` (tables, feeding a cell) uses those; `start`
-//! (`t_relay()` starting a cell) uses `store`; this file is the receive path's entry points.
+//! (`t_relay()` starting a cell) and `answer` (`t_reply()`) use `store`; this file is the
+//! receive path's entry points.
+mod answer;
 mod cell;
 mod share;
 mod start;
 mod store;
 mod timer;
 
+pub(crate) use answer::reply;
 pub(crate) use cell::BranchDst;
 pub(crate) use start::{relay, Relayed};
 pub use store::TmConfig;
