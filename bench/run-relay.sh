@@ -6,7 +6,8 @@
 # See BENCHMARKS.md for what each figure means.
 #
 # Usage: bench/run-relay.sh      (from anywhere; needs /usr/sbin/kamailio with websocket/xhttp)
-# Env:   DUR=10 (seconds per run), SKIP_BUILD=1, TARGET=/work/target-bench (CARGO_TARGET_DIR)
+# Env:   DUR=10 (seconds per run), SKIP_BUILD=1, TARGET=/work/target-bench (CARGO_TARGET_DIR),
+#        SERVERS="sipcore kamailio-t_relay" (a subset, in that order)
 set -u
 DUR=${DUR:-10}
 # shellcheck source=bench/lib.sh
@@ -39,7 +40,7 @@ start() {
 }
 
 
-for srv in sipcore kamailio-forward kamailio-t_relay kamailio-forward-tlsf; do
+for srv in ${SERVERS:-sipcore kamailio-forward kamailio-t_relay kamailio-forward-tlsf}; do
     scenario $srv relay25x10 "${CLIENT[@]}" relay -p 25 -w 10 -d "$DUR"
     scenario $srv relay1x1 "${CLIENT[@]}" relay -p 1 -w 1 -d "$DUR"
 done

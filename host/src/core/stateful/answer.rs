@@ -93,6 +93,7 @@ pub(crate) fn reply(
         ctx,
         branches: Vec::new(),
         values: s.values,
+        armed: Default::default(),
     });
     if s.cells.insert(id, cell).is_err() {
         s.by_server.remove(&key);
@@ -109,6 +110,7 @@ pub(crate) fn reply(
             Work::Server(Event::Respond(resp)),
             &mut fx,
         );
+        c.note_timers(&fx);
         c.is_over()
     });
     match over {

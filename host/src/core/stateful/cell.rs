@@ -83,6 +83,8 @@ pub(crate) struct Cell {
     pub(crate) ctx: ProxyContext,
     pub(crate) branches: Vec<Branch>,
     pub(crate) values: TimerValues,
+    /// The timers armed for it (a fired one may linger here): disarmed when it ends.
+    pub(crate) armed: smallvec::SmallVec<[Slot; 6]>,
 }
 
 /// Something to feed to one of a cell's machines.
@@ -397,6 +399,17 @@ impl Cell {
                 }
             }
             Err(e) => crate::log!(Error, "tm", "CANCEL for branch {} not built: {}", b, e),
+        }
+    }
+
+    /// Keeps [`Cell::armed`] up to date with what `fx` arms and disarms (under the cell's
+    /// lock, after its work).
+    pub(crate) fn note_timers(&mut self, fx: &Effects) {
+        self.armed.retain(|s| !fx.disarm.contains(s));
+        for (slot, _) in &fx.arm {
+            if !self.armed.contains(slot) {
+                self.armed.push(*slot);
+            }
         }
     }
 

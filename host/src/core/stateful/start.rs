@@ -104,6 +104,7 @@ pub(crate) fn relay(
         while let Some(w) = queue.pop_front() {
             cell.run(core, now, w, &mut fx);
         }
+        cell.note_timers(&fx);
         Ok((sent, cell.is_over()))
     });
     match started {
@@ -188,6 +189,7 @@ fn new_cell(
             cancel: None,
         }],
         values: s.values,
+        armed: Default::default(),
     });
     Ok((cell, server_acts, client_acts, ctx_acts))
 }

@@ -151,6 +151,7 @@ pub(super) fn feed(core: &Core, s: &Store, id: u64, work: Work) -> bool {
     let mut fx = Effects::default();
     let over = s.cells.with(&id, |c| {
         c.run(core, now, work, &mut fx);
+        c.note_timers(&fx);
         c.is_over()
     });
     match over {
@@ -200,7 +201,7 @@ pub(super) fn finish(s: &Store, id: u64, cell: Box<Cell>, fx: Effects) {
     for k in fx.drop_client {
         s.by_client.remove(&k);
     }
-    timer::forget(id, cell.branches.len());
+    timer::forget(id, &cell.armed);
     s.live.fetch_sub(1, Ordering::Relaxed);
     timer::ended();
 }

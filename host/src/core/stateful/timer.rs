@@ -36,8 +36,12 @@ static ENDED: AtomicUsize = AtomicUsize::new(0);
 /// Ended transactions that make the thread return free memory to the OS: glibc's malloc
 /// keeps the small chunks of ended transactions in its arenas, so after a burst the process
 /// would stay at its peak size (the same reason as proto_ws's `reclaim`). About 4 MB of
-/// transactions; at most one trim a second.
+/// transactions, and only once the burst is over: no transaction ended for [`QUIET`] (under a
+/// steady load the memory is used again at once, and a trim would only cost time).
 const TRIM_AFTER: usize = 1024;
+
+/// How long no transaction may have ended before a trim.
+const QUIET: Duration = Duration::from_millis(500);
 
 /// A transaction ended (see [`TRIM_AFTER`]).
 pub(super) fn ended() {
@@ -90,28 +94,18 @@ pub(super) fn update(id: u64, arm: &[(Slot, Instant)], disarm: &[Slot]) {
     }
 }
 
-/// Cell `id` with `branches` branches is over: its timers still armed go (the machines drop
-/// theirs without a disarm each), so that they do not linger in the queue until they fire.
-pub(super) fn forget(id: u64, branches: usize) {
-    use crate::tm::{ProxyTimer, Timer::*};
+/// Cell `id` is over: the timers it still has armed go (the machines drop theirs without a
+/// disarm each), so that they do not linger in the queue until they fire.
+pub(super) fn forget(id: u64, armed: &[Slot]) {
+    if armed.is_empty() {
+        return;
+    }
     let Some(t) = TIMERS.get() else {
         return;
     };
     let mut q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
-    for timer in [G, H, I, J, L] {
-        q.timers.disarm(&id, Slot::Server(timer));
-    }
-    for b in 0..branches.min(usize::from(u8::MAX)) {
-        let n = b as u8;
-        for timer in [A, B, D, E, F, K, M] {
-            q.timers.disarm(&id, Slot::Client(n, timer));
-        }
-        for timer in [E, F, K] {
-            q.timers.disarm(&id, Slot::Cancel(n, timer));
-        }
-        q.timers.disarm(&id, Slot::Ctx(ProxyTimer::Fr(b)));
-        q.timers.disarm(&id, Slot::Ctx(ProxyTimer::FrInv(b)));
-        q.timers.disarm(&id, Slot::GiveUp(n));
+    for s in armed {
+        q.timers.disarm(&id, *s);
     }
 }
 
@@ -119,6 +113,7 @@ fn run() {
     // The statics are set before this thread runs anything that needs them.
     let t = timers();
     let mut q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut last_ended, mut last_change) = (0, Instant::now());
     loop {
         let now = Instant::now();
         let due = q.timers.expire(now);
@@ -132,8 +127,15 @@ fn run() {
             q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
             continue;
         }
-        if ENDED.load(Ordering::Relaxed) >= TRIM_AFTER {
+        // A trim once the ended count stopped moving for QUIET (checked at the wake-ups,
+        // at least one a second).
+        let ended = ENDED.load(Ordering::Relaxed);
+        if ended != last_ended {
+            last_ended = ended;
+            last_change = now;
+        } else if ended >= TRIM_AFTER && now.duration_since(last_change) >= QUIET {
             ENDED.store(0, Ordering::Relaxed);
+            last_ended = 0;
             q.timers.shrink();
             drop(q);
             if let Some((_, shrink)) = CALLBACKS.get() {
