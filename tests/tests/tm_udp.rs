@@ -108,20 +108,7 @@ fn sipp_calls_complete_over_a_link_that_loses_every_first_copy() {
     let link = LossyLink::start(uas_addr);
     let srv = Server::start(&relay_config(udp, link.addr, ""));
     wait_udp(&srv, udp);
-    let mut uas = Sipp::spawn(
-        "uas",
-        &[
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &uas_port.to_string(),
-            "-m",
-            "5",
-        ],
-    );
-    wait_udp_bound(uas_port);
+    let mut uas = Sipp::uas(uas_port, 5);
     let target = format!("127.0.0.1:{udp}");
     // -nr: the UAC never retransmits; only sipcore's transactions can make up for the loss.
     let mut uac = Sipp::spawn(
@@ -160,20 +147,7 @@ async fn a_websocket_call_to_a_udp_uas_completes_over_the_lossy_link() {
     let link = LossyLink::start(uas_addr);
     let srv = Server::start(&relay_config(udp, link.addr, ""));
     wait_udp(&srv, udp);
-    let mut uas = Sipp::spawn(
-        "uas",
-        &[
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &uas_port.to_string(),
-            "-m",
-            "1",
-        ],
-    );
-    wait_udp_bound(uas_port);
+    let mut uas = Sipp::uas(uas_port, 1);
     let mut ws = connect_sip(&srv.ws_url()).await;
     let req = |method: &str, cseq: u32, branch: &str, to_tag: &str| {
         format!(

@@ -70,20 +70,7 @@ fn sipp_calls_are_relayed_statelessly_over_udp() {
     let srv = Server::start(&cfg);
     wait_udp(&srv, udp);
 
-    let mut uas = Sipp::spawn(
-        "uas",
-        &[
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &uas_port.to_string(),
-            "-m",
-            "20",
-        ],
-    );
-    wait_udp_bound(uas_port);
+    let mut uas = Sipp::uas(uas_port, 20);
     let target = format!("127.0.0.1:{udp}");
     let mut uac = Sipp::spawn(
         "uac",

@@ -183,6 +183,18 @@ impl Sipp {
         }
     }
 
+    /// SIPp's built-in UAS (`-sn uas`) on 127.0.0.1:`port` for `calls` calls, once its port
+    /// is bound.
+    pub fn uas(port: u16, calls: usize) -> Sipp {
+        let (port, calls) = (port.to_string(), calls.to_string());
+        let uas = Sipp::spawn(
+            "uas",
+            &["-sn", "uas", "-i", "127.0.0.1", "-p", &port, "-m", &calls],
+        );
+        wait_udp_bound(port.parse().unwrap());
+        uas
+    }
+
     /// One of its files (`stdout.log`, `errors.log`, `messages.log`), or "".
     pub fn file(&self, f: &str) -> String {
         std::fs::read_to_string(self.dir.join(f)).unwrap_or_default()
