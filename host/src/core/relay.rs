@@ -273,6 +273,8 @@ fn relay_stateful(
             host: n.host.clone(),
         },
     };
+    // Shared, not copied: the pending watch and the failure path keep the same bytes.
+    let out = bytes::Bytes::from(out);
     let keep = out.clone();
     match super::stateful::relay(core, info, msg, dst, out) {
         Ok(Relayed::Exists) => {
@@ -285,7 +287,7 @@ fn relay_stateful(
                 if connection_oriented(n.proto) && id != 0 {
                     let retry = super::pending::Retry {
                         proto: n.proto,
-                        out: bytes::Bytes::from(keep),
+                        out: keep,
                         rest: n.alternates.clone(),
                         host: n.host.clone(),
                     };
@@ -312,7 +314,7 @@ fn relay_stateful(
         }
         Err(e) => {
             crate::log!(Debug, "tm", "t_relay(): first send failed: {}", e; "peer" => peer(info));
-            Err(keep)
+            Err(keep.to_vec())
         }
     }
 }

@@ -32,12 +32,12 @@ pub(crate) fn relay(
     info: &ReceiveInfo,
     msg: &Message,
     dst: BranchDst,
-    out: Vec<u8>,
+    out: Bytes,
 ) -> Result<Relayed, String> {
     let s = store();
     let now = Instant::now();
     let server_key = ServerKey::of(msg).map_err(|e| e.to_string())?;
-    let out = Message::parse(Bytes::from(out)).map_err(|e| e.to_string())?;
+    let out = Message::parse(out).map_err(|e| e.to_string())?;
     let client_key = ClientKey::of(&out).map_err(|e| e.to_string())?;
     let src = Source::of(info);
     if !take_share(&s.per_source, s.max_per_source, src) {
