@@ -231,7 +231,7 @@ fn proxy(head: u8, ops: &[u8], t0: Instant) {
         assert_eq!(queue.len(), ctx.armed().len());
     };
     for _ in 0..n {
-        let (_, acts) = ctx.add_branch(request(method, ""), now).unwrap();
+        let (_, acts) = ctx.add_branch(now).unwrap();
         feed(acts, &ctx, &mut queue);
     }
     let acts = if head & 32 == 0 { ctx.close() } else { Vec::new() };
