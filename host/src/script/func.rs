@@ -66,6 +66,26 @@ impl FuncId {
     /// `t_reply(code, reason)` (OpenSIPS tm): a reply through the request's server
     /// transaction (made if there is none), which answers its retransmissions.
     pub const T_REPLY: FuncId = FuncId(26);
+    /// `t_on_failure(route)` (OpenSIPS tm): `failure_route[route]` runs when every branch of
+    /// the transaction `t_relay()` makes ended without a 2xx. The route is resolved when the
+    /// script is compiled; the host receives its index ([`super::RouteRef::index`]).
+    pub const T_ON_FAILURE: FuncId = FuncId(27);
+    /// `t_on_reply(route)` (OpenSIPS tm): `onreply_route[route]` runs for each response of the
+    /// transaction's branches (route index as for `t_on_failure`).
+    pub const T_ON_REPLY: FuncId = FuncId(28);
+    /// `t_on_branch(route)` (OpenSIPS tm): `branch_route[route]` runs for each branch before
+    /// it goes out (route index as for `t_on_failure`).
+    pub const T_ON_BRANCH: FuncId = FuncId(29);
+    /// `t_check_status(re)` (OpenSIPS tm): whether the reply code (`$T_reply_code` in a
+    /// failure route, `$rs` in a reply route) matches the regular expression, checked when the
+    /// script is compiled.
+    pub const T_CHECK_STATUS: FuncId = FuncId(30);
+    /// `t_newtran()` (OpenSIPS tm): the request's server transaction is made now, so that its
+    /// retransmissions are absorbed while the script works on it.
+    pub const T_NEWTRAN: FuncId = FuncId(31);
+    /// `append_branch([uri])` (OpenSIPS core): one more branch for `t_relay()`, to `uri` or to
+    /// the current `$ru` / `$du`.
+    pub const APPEND_BRANCH: FuncId = FuncId(32);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -167,13 +187,15 @@ impl FunctionTable {
     /// `www_challenge(realm[, qop[, algorithms]])`, `proxy_challenge(...)`,
     /// `www_authorize(realm[, table])`, `proxy_authorize(...)`, `consume_credentials()`,
     /// `check_from()`, `check_to()`, `pike_check_req()`,
-    /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`, `t_reply(code, reason)`.
+    /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`, `t_reply(code, reason)`,
+    /// `t_on_failure(route)`, `t_on_reply(route)`, `t_on_branch(route)`, `t_check_status(re)`,
+    /// `t_newtran()`, `append_branch([uri])`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 27] = [
+        let core: [(&str, &[ArgKind], usize); 33] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -222,6 +244,12 @@ impl FunctionTable {
             ),
             ("t_check_trans", &[], 0),
             ("t_reply", &[ArgKind::Int, ArgKind::Format], 2),
+            ("t_on_failure", &[ArgKind::Str], 1),
+            ("t_on_reply", &[ArgKind::Str], 1),
+            ("t_on_branch", &[ArgKind::Str], 1),
+            ("t_check_status", &[ArgKind::Str], 1),
+            ("t_newtran", &[], 0),
+            ("append_branch", &[ArgKind::Format], 0),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.
@@ -309,6 +337,12 @@ mod tests {
             ("jwt_script_authorize", FuncId::JWT_SCRIPT_AUTHORIZE),
             ("t_check_trans", FuncId::T_CHECK_TRANS),
             ("t_reply", FuncId::T_REPLY),
+            ("t_on_failure", FuncId::T_ON_FAILURE),
+            ("t_on_reply", FuncId::T_ON_REPLY),
+            ("t_on_branch", FuncId::T_ON_BRANCH),
+            ("t_check_status", FuncId::T_CHECK_STATUS),
+            ("t_newtran", FuncId::T_NEWTRAN),
+            ("append_branch", FuncId::APPEND_BRANCH),
         ] {
             assert_eq!(t.lookup(name), Some(id), "{name}");
         }

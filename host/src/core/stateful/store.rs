@@ -163,8 +163,20 @@ pub(super) fn feed(core: &Core, s: &Store, id: u64, work: Work) -> bool {
             true
         }
         Some(false) => {
-            apply(s, id, fx);
+            settle(core, s, id, fx);
             true
+        }
+    }
+}
+
+/// [`apply`], then the failure route the work asked for, if any (no lock held: the route
+/// may add branches to the cell).
+pub(super) fn settle(core: &Core, s: &Store, id: u64, mut fx: Effects) {
+    let failure = fx.failure.take();
+    apply(s, id, fx);
+    if let Some(run) = failure {
+        if !super::hooks::failure(core, id, run) {
+            feed(core, s, id, Work::Resume);
         }
     }
 }
