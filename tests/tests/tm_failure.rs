@@ -290,3 +290,104 @@ fn t_on_failure_of_a_missing_route_is_a_config_error() {
         "{err}"
     );
 }
+
+/// Serial forking (RFC 3261 §16.6, OpenSIPS's `serialize_branches()` / `next_branches()`):
+/// three phones of one AoR registered over UDP with q 1.0, 0.5 and 0.5. The INVITE rings the
+/// q 1.0 phone alone; its 486 sends the failure route to the next group, both q 0.5 phones in
+/// parallel; the first 200 wins and the other, which rang, gets a CANCEL.
+#[test]
+fn serialize_branches_rings_groups_of_q_in_turn() {
+    let udp = free_udp_port();
+    let script = "route {\n\
+        \x20   if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
+        \x20   if (has_totag()) { loose_route(); t_relay(); exit; }\n\
+        \x20   if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
+        \x20   serialize_branches(1);\n\
+        \x20   t_on_failure(\"next\");\n\
+        \x20   t_relay();\n\
+        \x20   exit;\n\
+        }\n\
+        failure_route[next] {\n\
+        \x20   if (next_branches()) { t_on_failure(\"next\"); t_relay(); }\n\
+        }\n";
+    let srv = Server::start(&config(udp, "", script));
+    wait_udp(&srv, udp);
+    let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
+    let phones = [Peer::new(), Peer::new(), Peer::new()];
+    for (i, (p, q)) in phones.iter().zip(["1.0", "0.5", "0.5"]).enumerate() {
+        let reg = udp_request(
+            "REGISTER",
+            "sip:example.com",
+            &p.addr.to_string(),
+            true,
+            &format!("serial-reg{i}"),
+            &format!("Contact: <sip:phone{i}@{}>;q={q};expires=600\r\n", p.addr),
+        )
+        .replace("<sip:alice@example.com>", "<sip:phone@example.com>")
+        .replace("To: <sip:example.com>", "To: <sip:phone@example.com>");
+        p.send(to, reg.as_bytes());
+        let r = p.recv_sip();
+        assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    }
+    let caller = Peer::new();
+    let invite = udp_request(
+        "INVITE",
+        "sip:phone@example.com",
+        &caller.addr.to_string(),
+        true,
+        "serial-call",
+        "",
+    );
+    caller.send(to, invite.as_bytes());
+    let inv0 = phones[0].recv_sip();
+    assert!(inv0.starts_with("INVITE sip:phone0@"), "{inv0}");
+    // The q 0.5 phones are not rung with it (a parallel branch goes out in the same t_relay(),
+    // before the first phone could even read its copy).
+    for p in &phones[1..] {
+        assert!(
+            p.recv_within(Duration::from_millis(300)).is_none(),
+            "a q 0.5 phone rang in parallel with the q 1.0 one"
+        );
+    }
+    let busy = ok_for(&inv0).replace("SIP/2.0 200 OK", "SIP/2.0 486 Busy Here");
+    phones[0].send(to, busy.as_bytes());
+    // (Timer A may have retransmitted the INVITE meanwhile: those copies come first.)
+    loop {
+        let m = phones[0].recv_sip();
+        if m.starts_with("ACK ") {
+            break;
+        }
+        assert_eq!(
+            m, inv0,
+            "neither the ACK of the 486 nor a copy of the INVITE"
+        );
+    }
+    let inv1 = phones[1].recv_sip();
+    let inv2 = phones[2].recv_sip();
+    let branch = |m: &str| header(m, "Via").unwrap().to_string();
+    assert_ne!(branch(&inv1), branch(&inv2), "one branch per phone");
+    assert!(inv1.starts_with("INVITE sip:phone1@"), "{inv1}");
+    assert!(inv2.starts_with("INVITE sip:phone2@"), "{inv2}");
+    let ringing = ok_for(&inv2).replace("SIP/2.0 200 OK", "SIP/2.0 180 Ringing");
+    phones[2].send(to, ringing.as_bytes());
+    let r = loop {
+        let m = caller.recv_sip();
+        if m.starts_with("SIP/2.0 180") {
+            break m;
+        }
+        assert!(m.starts_with("SIP/2.0 100"), "{m}");
+    };
+    assert!(r.starts_with("SIP/2.0 180"), "{r}");
+    phones[1].send(to, ok_for(&inv1).as_bytes());
+    let ok = caller.recv_sip();
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+    let cancel = loop {
+        let m = phones[2].recv_sip();
+        if !m.starts_with("INVITE ") {
+            break m;
+        }
+    };
+    assert!(cancel.starts_with("CANCEL sip:phone2@"), "{cancel}");
+    // The caller never saw the 486.
+    assert!(!ok.contains("486"));
+}

@@ -1,9 +1,10 @@
 //! The script's view of one received request: pseudo-variables read from the parsed
 //! [`Message`] and the [`ReceiveInfo`], and the core functions (`sl_send_reply`, ...).
 use super::addr::{split_host_port, SocketInfo};
-use super::fork::{BranchTarget, TmEnv};
+use super::fork::TmEnv;
 use super::proxy::{self, ProxyState};
 use super::send::{peer, Core};
+use super::stateful::BranchTarget;
 use crate::script::{Env, FuncId, LogLevel, Outcome, Pv, RouteRef, SocketField, Value};
 use crate::sip::Message;
 use sipcore_abi::{Proto, ReceiveInfo};
@@ -112,12 +113,23 @@ fn run_env(core: &Core, route: RouteRef, env: &mut MsgEnv<'_>) -> Outcome {
 /// transaction resumes (the held response goes upstream unless the route did either).
 pub(crate) fn run_failure(core: &Core, id: u64, run: super::stateful::FailureRun) {
     let mut env = MsgEnv::new(core, &run.upstream, &run.request);
-    if let Some(st) = run.relay {
-        env.proxy = *st;
+    let saved_st = run.relay.as_ref().map(|s| s.st.clone()).unwrap_or_default();
+    if let Some(saved) = run.relay {
+        env.proxy = saved.st;
+        env.tm.serial = saved.serial;
     }
     env.tm.failure = Some((id, run.code));
     if run_env(core, run.route, &mut env) == Outcome::Drop {
         crate::log!(Debug, "tm", "failure_route dropped {}", run.code; "peer" => peer(&run.upstream));
+    }
+    // t_on_failure() again in the failure route: armed for the next round, with the groups
+    // next_branches() has not taken yet.
+    if let Some(route) = env.tm.opts.failure {
+        let saved = super::stateful::Saved {
+            st: saved_st,
+            serial: std::mem::take(&mut env.tm.serial),
+        };
+        super::stateful::rearm(id, route, saved);
     }
     super::stateful::resume(core, id);
 }
@@ -316,16 +328,7 @@ impl MsgEnv<'_> {
     /// or in a failure route (new branches of its transaction), each through `branch_route`
     /// when `t_on_branch()` armed one (its `drop` skips the branch).
     fn relay_branches(&mut self) -> i64 {
-        let main = BranchTarget {
-            ru: self
-                .ru
-                .clone()
-                .or_else(|| self.msg.ruri().map(str::to_string))
-                .unwrap_or_default(),
-            du: self.du.clone(),
-            dst: self.proxy.dst,
-            st: ProxyState::default(),
-        };
+        let main = self.main_target();
         let mut targets: Vec<BranchTarget> = std::iter::once(main)
             .chain(self.tm.branches.drain(..))
             .map(|mut t| {
@@ -355,11 +358,70 @@ impl MsgEnv<'_> {
             self.info,
             self.msg,
             &targets,
-            &self.tm.opts,
+            (&self.tm.opts, &self.tm.serial),
             self.tm.failure.map(|(id, _)| id),
         );
         self.replied |= replied;
         r
+    }
+
+    /// The Request-URI's target as the main route has it now.
+    fn main_target(&self) -> BranchTarget {
+        BranchTarget {
+            ru: self
+                .ru
+                .clone()
+                .or_else(|| self.msg.ruri().map(str::to_string))
+                .unwrap_or_default(),
+            du: self.du.clone(),
+            dst: self.proxy.dst,
+            q: self.tm.ru_q,
+            st: ProxyState::default(),
+        }
+    }
+
+    /// Makes `t` the Request-URI's target.
+    fn set_main(&mut self, t: BranchTarget) {
+        self.ru = Some(t.ru);
+        self.du = t.du;
+        self.proxy.dst = t.dst;
+        self.tm.ru_q = t.q;
+    }
+
+    /// `serialize_branches(clear)` (OpenSIPS core): the Request-URI and the branches are
+    /// grouped by q (highest first); the first group stays for `t_relay()`, the others wait
+    /// for `next_branches()` in a failure route (serial forking, RFC 3261 §16.6). 1 when there
+    /// was something to order, -1 otherwise.
+    fn serialize_branches(&mut self) -> i64 {
+        if self.tm.branches.is_empty() {
+            return -1;
+        }
+        let all: Vec<BranchTarget> = std::iter::once(self.main_target())
+            .chain(self.tm.branches.drain(..))
+            .collect();
+        let (first, rest) = super::fork::serialize(all);
+        let mut first = first.into_iter();
+        if let Some(m) = first.next() {
+            self.set_main(m);
+        }
+        self.tm.branches.extend(first);
+        self.tm.serial = rest;
+        1
+    }
+
+    /// `next_branches()` (OpenSIPS core): in a failure route, the next group of
+    /// `serialize_branches()` becomes the Request-URI and branches; -1 when none is left.
+    fn next_branches(&mut self) -> i64 {
+        if self.tm.serial.is_empty() {
+            return -1;
+        }
+        let mut group = self.tm.serial.remove(0).into_iter();
+        let Some(m) = group.next() else {
+            return -1;
+        };
+        self.set_main(m);
+        self.tm.branches = group.collect();
+        1
     }
 
     /// `mf_process_maxfwd_header(limit)`: -1 when Max-Forwards is 0 (the script answers 483)
@@ -520,6 +582,7 @@ impl Env for MsgEnv<'_> {
             FuncId::SL_SEND_REPLY | FuncId::T_REPLY => self.send_reply(args, f == FuncId::T_REPLY),
             FuncId::T_RELAY
                 if !self.tm.branches.is_empty()
+                    || !self.tm.serial.is_empty()
                     || self.tm.failure.is_some()
                     || self.tm.opts.on_branch.is_some() =>
             {
@@ -554,6 +617,8 @@ impl Env for MsgEnv<'_> {
                     _ => -1,
                 }
             }
+            FuncId::SERIALIZE_BRANCHES => self.serialize_branches(),
+            FuncId::NEXT_BRANCHES => self.next_branches(),
             FuncId::T_NEWTRAN => match super::stateful::newtran(self.core, self.info, self.msg) {
                 Ok(()) => 1,
                 Err(e) => {
@@ -575,6 +640,7 @@ impl Env for MsgEnv<'_> {
                         ru: u.to_string(),
                         du: None,
                         dst: None,
+                        q: None,
                         st: ProxyState::default(),
                     },
                     None => BranchTarget {
@@ -585,6 +651,7 @@ impl Env for MsgEnv<'_> {
                             .unwrap_or_default(),
                         du: self.du.clone(),
                         dst: self.proxy.dst,
+                        q: self.tm.ru_q,
                         st: ProxyState::default(),
                     },
                 };
@@ -630,6 +697,7 @@ impl Env for MsgEnv<'_> {
                 self.ru = Some(first.ruri);
                 self.du = first.du;
                 self.proxy.dst = first.dst;
+                self.tm.ru_q = first.q;
                 // The other contacts are parallel branches of t_relay() (OpenSIPS's lookup()
                 // without its 'b' flag); forward() relays to the first only.
                 self.tm.branches.clear();
@@ -637,6 +705,7 @@ impl Env for MsgEnv<'_> {
                     ru: f.ruri,
                     du: f.du,
                     dst: f.dst,
+                    q: f.q,
                     st: ProxyState::default(),
                 }));
                 1

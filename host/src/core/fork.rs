@@ -3,28 +3,12 @@
 //! branches a failure route relays to. Each branch is the request rewritten for its own
 //! target, with its own signed Via branch (its index under the MAC), on a client transaction
 //! of the one cell ([`super::stateful`]).
-use super::addr::ConnDst;
 use super::locate;
-use super::proxy::ProxyState;
 use super::relay::build_out;
 use super::send::{peer, Core};
-use super::stateful::{self, BranchDst, Relayed, TmOpts};
+use super::stateful::{self, BranchDst, BranchTarget, Relayed, TmOpts};
 use crate::sip::Message;
 use sipcore_abi::ReceiveInfo;
-
-/// One target of a forked request.
-#[derive(Debug, Clone)]
-pub(crate) struct BranchTarget {
-    /// Its Request-URI.
-    pub ru: String,
-    /// `$du`: where it goes when not over `dst`.
-    pub du: Option<String>,
-    /// The connection it goes over (a registered client's flow).
-    pub dst: Option<ConnDst>,
-    /// What the script asked of its relay (record-route, header edits; a branch route may
-    /// change them for this branch only).
-    pub st: ProxyState,
-}
 
 /// The script's transaction state for one request (OpenSIPS tm's per-message settings).
 #[derive(Debug, Default)]
@@ -35,6 +19,32 @@ pub(crate) struct TmEnv {
     pub branches: Vec<BranchTarget>,
     /// In a failure route: the cell and the final code chosen (`$T_reply_code`).
     pub failure: Option<(u64, u16)>,
+    /// The q value of the Request-URI's target (the first contact of `lookup()`).
+    pub ru_q: Option<u16>,
+    /// Groups of targets `serialize_branches()` left for `next_branches()`, best q first.
+    pub serial: Vec<Vec<BranchTarget>>,
+}
+
+/// `serialize_branches()` (OpenSIPS core): `targets` (the Request-URI's first) grouped by q,
+/// highest first (RFC 3261 §16.6: equal q in parallel, groups in sequence); the first group
+/// stays, the others are returned for `next_branches()` in a failure route. A target without
+/// q counts as 1.0.
+pub(crate) fn serialize(
+    mut targets: Vec<BranchTarget>,
+) -> (Vec<BranchTarget>, Vec<Vec<BranchTarget>>) {
+    let q = |t: &BranchTarget| t.q.unwrap_or(1000);
+    // Stable: among equal q, the order they were added in.
+    targets.sort_by_key(|t| std::cmp::Reverse(q(t)));
+    let mut groups: Vec<Vec<BranchTarget>> = Vec::new();
+    for t in targets {
+        match groups.last_mut() {
+            Some(g) if g.first().map(q) == Some(q(&t)) => g.push(t),
+            _ => groups.push(vec![t]),
+        }
+    }
+    let mut groups = groups.into_iter();
+    let first = groups.next().unwrap_or_default();
+    (first, groups.collect())
 }
 
 /// How a target is reached.
@@ -73,7 +83,7 @@ pub(crate) fn relay_branches(
     info: &ReceiveInfo,
     msg: &Message,
     targets: &[BranchTarget],
-    opts: &TmOpts,
+    (opts, serial): (&TmOpts, &[Vec<BranchTarget>]),
     cell: Option<u64>,
 ) -> (i64, bool) {
     let joining = cell.is_some();
@@ -121,33 +131,35 @@ pub(crate) fn relay_branches(
             BranchDst::Addr { .. } => (503, "Service Unavailable"),
         };
         match cell {
-            None => match stateful::relay(core, info, msg, (dst, out), (opts, &t.st), false) {
-                Ok(Relayed::Sent { cell: id, .. }) => {
-                    cell = Some(id);
-                    sent_any = true;
+            None => {
+                match stateful::relay(core, info, msg, (dst, out), (opts, &t.st, serial), false) {
+                    Ok(Relayed::Sent { cell: id, .. }) => {
+                        cell = Some(id);
+                        sent_any = true;
+                    }
+                    Ok(Relayed::Exists) => {
+                        stateful::absorb(core, info, msg);
+                        return (0, false);
+                    }
+                    Err(e) if e == stateful::TABLE_FULL || e == stateful::SOURCE_FULL => {
+                        crate::log!(Warning, "tm", "t_relay(): {}: 503", e; "peer" => peer(info));
+                        let sent = core
+                            .reply(
+                                info,
+                                msg,
+                                503,
+                                "Service Unavailable",
+                                &[("Retry-After", "5")],
+                            )
+                            .unwrap_or(false);
+                        return (-1, sent);
+                    }
+                    Err(e) => {
+                        crate::log!(Info, "tm", "t_relay(): branch to {} failed: {}", t.ru, e; "peer" => peer(info));
+                        last_fail = gone;
+                    }
                 }
-                Ok(Relayed::Exists) => {
-                    stateful::absorb(core, info, msg);
-                    return (0, false);
-                }
-                Err(e) if e == stateful::TABLE_FULL || e == stateful::SOURCE_FULL => {
-                    crate::log!(Warning, "tm", "t_relay(): {}: 503", e; "peer" => peer(info));
-                    let sent = core
-                        .reply(
-                            info,
-                            msg,
-                            503,
-                            "Service Unavailable",
-                            &[("Retry-After", "5")],
-                        )
-                        .unwrap_or(false);
-                    return (-1, sent);
-                }
-                Err(e) => {
-                    crate::log!(Info, "tm", "t_relay(): branch to {} failed: {}", t.ru, e; "peer" => peer(info));
-                    last_fail = gone;
-                }
-            },
+            }
             Some(id) => match stateful::add_branch(core, id, index, dst, out) {
                 Ok(_) => sent_any = true,
                 Err(e) => {
@@ -177,5 +189,40 @@ pub(crate) fn relay_branches(
             }
             (-1, sent)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ru: &str, q: Option<u16>) -> BranchTarget {
+        BranchTarget {
+            ru: ru.into(),
+            du: None,
+            dst: None,
+            q,
+            st: Default::default(),
+        }
+    }
+
+    /// RFC 3261 §16.6: equal q in parallel, groups by decreasing q; no q counts as 1.0; among
+    /// equal q the order they were added in.
+    #[test]
+    fn serialize_groups_by_decreasing_q() {
+        let (first, rest) = serialize(vec![
+            t("sip:a", Some(500)),
+            t("sip:b", None),
+            t("sip:c", Some(1000)),
+            t("sip:d", Some(500)),
+            t("sip:e", Some(100)),
+        ]);
+        let names = |g: &[BranchTarget]| g.iter().map(|t| t.ru.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&first), ["sip:b", "sip:c"]);
+        assert_eq!(rest.len(), 2);
+        assert_eq!(names(&rest[0]), ["sip:a", "sip:d"]);
+        assert_eq!(names(&rest[1]), ["sip:e"]);
+        let (first, rest) = serialize(vec![t("sip:x", Some(300))]);
+        assert_eq!((names(&first), rest.len()), (vec!["sip:x".to_string()], 0));
     }
 }

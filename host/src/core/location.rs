@@ -217,6 +217,8 @@ pub(crate) struct Found {
     pub du: Option<String>,
     /// The connection to send over.
     pub dst: Option<ConnDst>,
+    /// The binding's q in thousandths, when its REGISTER gave one.
+    pub q: Option<u16>,
 }
 
 /// `lookup(table)`: the live bindings of the Request-URI's AoR, best first (highest q, then
@@ -256,6 +258,7 @@ pub(crate) fn lookup(
                 conn_id: b.flow.conn_id,
                 gone: (480, "Temporarily Unavailable"),
             }),
+            q: b.q_given.then_some(b.q),
         }
     };
     let t = table(table_name);

@@ -309,7 +309,7 @@ fn relay_stateful(
     // Shared, not copied: the pending watch and the failure path keep the same bytes.
     let out = bytes::Bytes::from(out);
     let keep = out.clone();
-    match super::stateful::relay(core, info, msg, (dst, out), tm, true) {
+    match super::stateful::relay(core, info, msg, (dst, out), (tm.0, tm.1, &[]), true) {
         Ok(Relayed::Exists) => {
             super::stateful::absorb(core, info, msg);
             Ok((0, false))

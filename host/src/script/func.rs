@@ -86,6 +86,10 @@ impl FuncId {
     /// `append_branch([uri])` (OpenSIPS core): one more branch for `t_relay()`, to `uri` or to
     /// the current `$ru` / `$du`.
     pub const APPEND_BRANCH: FuncId = FuncId(32);
+    /// `serialize_branches(clear)` (OpenSIPS core): serial forking by q; the first group stays.
+    pub const SERIALIZE_BRANCHES: FuncId = FuncId(33);
+    /// `next_branches()` (OpenSIPS core): the next q group, in a failure route.
+    pub const NEXT_BRANCHES: FuncId = FuncId(34);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -189,13 +193,13 @@ impl FunctionTable {
     /// `check_from()`, `check_to()`, `pike_check_req()`,
     /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`, `t_reply(code, reason)`,
     /// `t_on_failure(route)`, `t_on_reply(route)`, `t_on_branch(route)`, `t_check_status(re)`,
-    /// `t_newtran()`, `append_branch([uri])`.
+    /// `t_newtran()`, `append_branch([uri])`, `serialize_branches([clear])`, `next_branches()`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 33] = [
+        let core: [(&str, &[ArgKind], usize); 35] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -250,6 +254,8 @@ impl FunctionTable {
             ("t_check_status", &[ArgKind::Str], 1),
             ("t_newtran", &[], 0),
             ("append_branch", &[ArgKind::Format], 0),
+            ("serialize_branches", &[ArgKind::Int], 0),
+            ("next_branches", &[], 0),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.
@@ -343,6 +349,8 @@ mod tests {
             ("t_check_status", FuncId::T_CHECK_STATUS),
             ("t_newtran", FuncId::T_NEWTRAN),
             ("append_branch", FuncId::APPEND_BRANCH),
+            ("serialize_branches", FuncId::SERIALIZE_BRANCHES),
+            ("next_branches", FuncId::NEXT_BRANCHES),
         ] {
             assert_eq!(t.lookup(name), Some(id), "{name}");
         }

@@ -34,6 +34,32 @@ pub(crate) struct TmOpts {
     pub(crate) fr_inv_timeout: Option<Duration>,
 }
 
+/// One target of a forked request (a contact of `lookup()`, `append_branch()`, or the
+/// Request-URI).
+#[derive(Debug, Clone)]
+pub(crate) struct BranchTarget {
+    /// Its Request-URI.
+    pub(crate) ru: String,
+    /// `$du`: where it goes when not over `dst`.
+    pub(crate) du: Option<String>,
+    /// The connection it goes over (a registered client's flow).
+    pub(crate) dst: Option<ConnDst>,
+    /// Its q value in thousandths (RFC 3261 §20.10), for `serialize_branches()`; `None`: 1.0.
+    pub(crate) q: Option<u16>,
+    /// What the script asked of its relay (record-route, header edits; a branch route may
+    /// change them for this branch only).
+    pub(crate) st: crate::core::proxy::ProxyState,
+}
+
+/// What a cell keeps of the main route for its failure route: the relay state (OpenSIPS keeps
+/// record-route and header edits in the transaction's copy of the request) and the groups of
+/// targets `serialize_branches()` left for `next_branches()`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Saved {
+    pub(crate) st: crate::core::proxy::ProxyState,
+    pub(crate) serial: Vec<Vec<BranchTarget>>,
+}
+
 /// A failure route to run for a cell once its lock is released (see
 /// [`crate::tm::ProxyAction::Failure`]).
 pub(crate) struct FailureRun {
@@ -43,9 +69,8 @@ pub(crate) struct FailureRun {
     /// The request as received (the route relays it again to new branches).
     pub(crate) request: Message,
     pub(crate) upstream: ReceiveInfo,
-    /// What the main route asked of the relay (record-route, header edits), for the branches
-    /// the failure route adds (OpenSIPS keeps them in the transaction's copy of the request).
-    pub(crate) relay: Option<Box<crate::core::proxy::ProxyState>>,
+    /// What the main route left for the failure route (see [`Saved`]).
+    pub(crate) relay: Option<Box<Saved>>,
 }
 
 /// Where a branch's requests go.
@@ -119,8 +144,8 @@ pub(crate) struct Cell {
     pub(crate) armed: smallvec::SmallVec<[Slot; 6]>,
     /// The script's routes and timeouts for it.
     pub(crate) opts: TmOpts,
-    /// The main route's relay state, kept only when a failure route is armed.
-    pub(crate) relay: Option<Box<crate::core::proxy::ProxyState>>,
+    /// What the main route left for its failure route, kept only when one is armed.
+    pub(crate) relay: Option<Box<Saved>>,
 }
 
 /// Something to feed to one of a cell's machines.

@@ -2,7 +2,7 @@
 //! added to a cell after its first (`lookup()` found several contacts, `append_branch()`, or
 //! `t_relay()` in a failure route), closing it once the script is done, and resuming it after
 //! its failure route (OpenSIPS tm's `t_on_failure`).
-use super::cell::{Branch, BranchDst, Effects, TmOpts, Work};
+use super::cell::{Branch, BranchDst, Effects, Saved, TmOpts, Work};
 use super::store::{feed, finish, settle, store, watch_conn, Store};
 use crate::core::send::Core;
 use crate::sip::Message;
@@ -138,4 +138,17 @@ pub(crate) fn resume(core: &Core, id: u64) {
     if let Some(s) = super::store::STORE.get() {
         feed(core, s, id, Work::Resume);
     }
+}
+
+/// `t_on_failure()` called again in cell `id`'s failure route: the cell runs `failure` the next
+/// time its branches all fail, with what is left of `saved` (OpenSIPS re-arms likewise).
+pub(crate) fn rearm(id: u64, failure: crate::script::RouteRef, saved: Saved) {
+    let Some(s) = super::store::STORE.get() else {
+        return;
+    };
+    s.cells.with(&id, |c| {
+        c.opts.failure = Some(failure);
+        c.ctx.arm_failure(true);
+        c.relay = Some(Box::new(saved));
+    });
 }

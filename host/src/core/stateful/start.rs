@@ -1,6 +1,6 @@
 //! `t_relay()` starts a cell: its server transaction, its branch's client transaction and its
 //! proxy context, stored before the request goes out.
-use super::cell::{Branch, BranchDst, Cell, Effects, TmOpts};
+use super::cell::{Branch, BranchDst, BranchTarget, Cell, Effects, Saved, TmOpts};
 use super::share::{give_back, take_share, Source};
 use super::store::{finish, settle, store, watch_conn, Store, SOURCE_FULL, TABLE_FULL};
 use crate::core::send::Core;
@@ -40,7 +40,11 @@ pub(crate) fn relay(
     info: &ReceiveInfo,
     msg: &Message,
     (dst, out): (BranchDst, Bytes),
-    (opts, st): (&TmOpts, &crate::core::proxy::ProxyState),
+    (opts, st, serial): (
+        &TmOpts,
+        &crate::core::proxy::ProxyState,
+        &[Vec<BranchTarget>],
+    ),
     close: bool,
 ) -> Result<Relayed, String> {
     let s = store();
@@ -59,8 +63,10 @@ pub(crate) fn relay(
             give_back(&s.per_source, src);
             if e == crate::tm::TableError::Exists {
                 let out = Bytes::copy_from_slice(out.as_bytes());
-                return Ok(adopt(core, s, &server_key, (dst, out), (opts, st), close)
-                    .unwrap_or(Relayed::Exists));
+                return Ok(
+                    adopt(core, s, &server_key, (dst, out), (opts, st, serial), close)
+                        .unwrap_or(Relayed::Exists),
+                );
             }
             return Err(TABLE_FULL.into());
         }
@@ -79,7 +85,7 @@ pub(crate) fn relay(
         out,
         src,
         (&server_key, &client_key),
-        (opts, st, close),
+        (opts, st, serial, close),
         now,
     ) {
         Ok(c) => c,
@@ -159,7 +165,12 @@ fn new_cell(
     out: Message,
     src: Source,
     keys: (&ServerKey, &ClientKey),
-    (opts, st, close): (&TmOpts, &crate::core::proxy::ProxyState, bool),
+    (opts, st, serial, close): (
+        &TmOpts,
+        &crate::core::proxy::ProxyState,
+        &[Vec<BranchTarget>],
+        bool,
+    ),
     now: Instant,
 ) -> Result<NewCell, String> {
     let invite = msg.method_str() == Some("INVITE");
@@ -209,12 +220,7 @@ fn new_cell(
         values: s.values,
         armed: Default::default(),
         opts: *opts,
-        relay: opts.failure.map(|_| {
-            Box::new(crate::core::proxy::ProxyState {
-                dst: None,
-                ..st.clone()
-            })
-        }),
+        relay: saved(opts, st, serial),
     });
     Ok((cell, server_acts, client_acts, ctx_acts))
 }
@@ -227,7 +233,11 @@ fn adopt(
     s: &Store,
     key: &ServerKey,
     (dst, out): (BranchDst, Bytes),
-    (opts, st): (&TmOpts, &crate::core::proxy::ProxyState),
+    (opts, st, serial): (
+        &TmOpts,
+        &crate::core::proxy::ProxyState,
+        &[Vec<BranchTarget>],
+    ),
     close: bool,
 ) -> Option<Relayed> {
     let id = s.by_server.with(key, |id| *id)?;
@@ -237,12 +247,7 @@ fn adopt(
             c.opts = *opts;
             c.ctx.set_config(super::fork::config(s, opts));
             c.ctx.arm_failure(opts.failure.is_some());
-            c.relay = opts.failure.map(|_| {
-                Box::new(crate::core::proxy::ProxyState {
-                    dst: None,
-                    ..st.clone()
-                })
-            });
+            c.relay = saved(opts, st, serial);
         }
         open
     })?;
@@ -257,5 +262,22 @@ fn adopt(
     Some(Relayed::Sent {
         conn: sent.unwrap_or(0),
         cell: id,
+    })
+}
+
+/// What a cell keeps for its failure route: only when one is armed.
+fn saved(
+    opts: &TmOpts,
+    st: &crate::core::proxy::ProxyState,
+    serial: &[Vec<BranchTarget>],
+) -> Option<Box<Saved>> {
+    opts.failure.map(|_| {
+        Box::new(Saved {
+            st: crate::core::proxy::ProxyState {
+                dst: None,
+                ..st.clone()
+            },
+            serial: serial.to_vec(),
+        })
     })
 }
