@@ -369,6 +369,10 @@ pub const BUILTINS: &[Builtin] = &[
         params: &[],
     },
     Builtin {
+        name: "path",
+        params: &[],
+    },
+    Builtin {
         name: "maxfwd",
         params: &[],
     },

@@ -336,6 +336,9 @@ impl MsgEnv<'_> {
                     dst: t.dst,
                     ..self.proxy.clone()
                 };
+                if let Some(r) = &t.route {
+                    t.st.add_headers.push(("Route".to_string(), r.clone()));
+                }
                 t
             })
             .collect();
@@ -376,6 +379,7 @@ impl MsgEnv<'_> {
             du: self.du.clone(),
             dst: self.proxy.dst,
             q: self.tm.ru_q,
+            route: self.tm.ru_route.clone(),
             st: ProxyState::default(),
         }
     }
@@ -386,6 +390,7 @@ impl MsgEnv<'_> {
         self.du = t.du;
         self.proxy.dst = t.dst;
         self.tm.ru_q = t.q;
+        self.tm.ru_route = t.route;
     }
 
     /// `serialize_branches(clear)` (OpenSIPS core): the Request-URI and the branches are
@@ -618,6 +623,14 @@ impl Env for MsgEnv<'_> {
                 }
             }
             FuncId::SERIALIZE_BRANCHES => self.serialize_branches(),
+            FuncId::ADD_PATH | FuncId::ADD_PATH_RECEIVED => {
+                if self.msg.method_str() != Some("REGISTER") {
+                    self.log(LogLevel::Err, "add_path: not a REGISTER");
+                    return -1;
+                }
+                self.proxy.path = Some(f == FuncId::ADD_PATH_RECEIVED);
+                1
+            }
             FuncId::NEXT_BRANCHES => self.next_branches(),
             FuncId::T_NEWTRAN => match super::stateful::newtran(self.core, self.info, self.msg) {
                 Ok(()) => 1,
@@ -641,6 +654,7 @@ impl Env for MsgEnv<'_> {
                         du: None,
                         dst: None,
                         q: None,
+                        route: None,
                         st: ProxyState::default(),
                     },
                     None => BranchTarget {
@@ -652,6 +666,7 @@ impl Env for MsgEnv<'_> {
                         du: self.du.clone(),
                         dst: self.proxy.dst,
                         q: self.tm.ru_q,
+                        route: self.tm.ru_route.clone(),
                         st: ProxyState::default(),
                     },
                 };
@@ -663,6 +678,17 @@ impl Env for MsgEnv<'_> {
                     .first()
                     .and_then(Value::as_str)
                     .filter(|s| !s.is_empty());
+                // The binding's Path as the Route set (RFC 3327 §5.3).
+                let with_route;
+                let st = match &self.tm.ru_route {
+                    Some(r) if explicit.is_none() => {
+                        let mut st = self.proxy.clone();
+                        st.add_headers.push(("Route".to_string(), r.clone()));
+                        with_route = st;
+                        &with_route
+                    }
+                    _ => &self.proxy,
+                };
                 let (r, replied) = super::relay::forward(
                     self.core,
                     self.info,
@@ -672,7 +698,7 @@ impl Env for MsgEnv<'_> {
                         du: self.du.as_deref(),
                         ru: self.ru.as_deref(),
                     },
-                    &self.proxy,
+                    st,
                     f == FuncId::T_RELAY,
                     &self.tm.opts,
                 );
@@ -681,7 +707,9 @@ impl Env for MsgEnv<'_> {
             }
             FuncId::SAVE => {
                 let table = args.first().and_then(Value::as_str).unwrap_or("location");
-                let (r, replied) = super::location::save(self.core, self.info, self.msg, table);
+                let flags = args.get(1).and_then(Value::as_str).unwrap_or("");
+                let (r, replied) =
+                    super::location::save(self.core, self.info, self.msg, table, flags);
                 self.replied |= replied;
                 r
             }
@@ -698,6 +726,7 @@ impl Env for MsgEnv<'_> {
                 self.du = first.du;
                 self.proxy.dst = first.dst;
                 self.tm.ru_q = first.q;
+                self.tm.ru_route = first.path;
                 // The other contacts are parallel branches of t_relay() (OpenSIPS's lookup()
                 // without its 'b' flag); forward() relays to the first only.
                 self.tm.branches.clear();
@@ -706,6 +735,7 @@ impl Env for MsgEnv<'_> {
                     du: f.du,
                     dst: f.dst,
                     q: f.q,
+                    route: f.path,
                     st: ProxyState::default(),
                 }));
                 1

@@ -21,6 +21,8 @@ pub(crate) struct TmEnv {
     pub failure: Option<(u64, u16)>,
     /// The q value of the Request-URI's target (the first contact of `lookup()`).
     pub ru_q: Option<u16>,
+    /// The Route set of the Request-URI's target (its binding's Path).
+    pub ru_route: Option<String>,
     /// Groups of targets `serialize_branches()` left for `next_branches()`, best q first.
     pub serial: Vec<Vec<BranchTarget>>,
 }
@@ -202,6 +204,7 @@ mod tests {
             du: None,
             dst: None,
             q,
+            route: None,
             st: Default::default(),
         }
     }

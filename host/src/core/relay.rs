@@ -253,6 +253,12 @@ pub(super) fn build_out(
     } else {
         None
     };
+    let path = match st.path {
+        Some(received) if msg.method_str() == Some("REGISTER") => {
+            proxy::path_value(core, info, (proto, out_conn), received)
+        }
+        _ => None,
+    };
     let remove: Vec<&str> = st.remove_headers.iter().map(String::as_str).collect();
     let add: Vec<(&str, &str)> = st
         .add_headers
@@ -265,6 +271,7 @@ pub(super) fn build_out(
     fwd.source = info.src.to_std();
     fwd.force_rport = connection_oriented(info.proto);
     fwd.record_route = rr.as_deref();
+    fwd.path = path.as_deref();
     fwd.pop_routes = st.pop_routes;
     fwd.remove_headers = &remove;
     fwd.add_headers = &add;

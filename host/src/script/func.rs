@@ -90,6 +90,10 @@ impl FuncId {
     pub const SERIALIZE_BRANCHES: FuncId = FuncId(33);
     /// `next_branches()` (OpenSIPS core): the next q group, in a failure route.
     pub const NEXT_BRANCHES: FuncId = FuncId(34);
+    /// `add_path()` (OpenSIPS path): a REGISTER relayed from here carries our Path (RFC 3327).
+    pub const ADD_PATH: FuncId = FuncId(35);
+    /// `add_path_received()` (OpenSIPS path): the same, with the client's source address.
+    pub const ADD_PATH_RECEIVED: FuncId = FuncId(36);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -193,19 +197,20 @@ impl FunctionTable {
     /// `check_from()`, `check_to()`, `pike_check_req()`,
     /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`, `t_reply(code, reason)`,
     /// `t_on_failure(route)`, `t_on_reply(route)`, `t_on_branch(route)`, `t_check_status(re)`,
-    /// `t_newtran()`, `append_branch([uri])`, `serialize_branches([clear])`, `next_branches()`.
+    /// `t_newtran()`, `append_branch([uri])`, `serialize_branches([clear])`, `next_branches()`,
+    /// `add_path([user])`, `add_path_received([user])`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 35] = [
+        let core: [(&str, &[ArgKind], usize); 37] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
             ("forward", &[ArgKind::Format], 0),
             ("t_relay", &[], 0),
-            ("save", &[ArgKind::Str], 1),
+            ("save", &[ArgKind::Str, ArgKind::Str], 1),
             ("lookup", &[ArgKind::Str], 1),
             ("record_route", &[], 0),
             ("loose_route", &[], 0),
@@ -256,6 +261,8 @@ impl FunctionTable {
             ("append_branch", &[ArgKind::Format], 0),
             ("serialize_branches", &[ArgKind::Int], 0),
             ("next_branches", &[], 0),
+            ("add_path", &[ArgKind::Str], 0),
+            ("add_path_received", &[ArgKind::Str], 0),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.
@@ -351,6 +358,8 @@ mod tests {
             ("append_branch", FuncId::APPEND_BRANCH),
             ("serialize_branches", FuncId::SERIALIZE_BRANCHES),
             ("next_branches", FuncId::NEXT_BRANCHES),
+            ("add_path", FuncId::ADD_PATH),
+            ("add_path_received", FuncId::ADD_PATH_RECEIVED),
         ] {
             assert_eq!(t.lookup(name), Some(id), "{name}");
         }

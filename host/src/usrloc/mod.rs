@@ -193,6 +193,9 @@ pub struct Binding {
     pub reg_id: Option<u32>,
     /// The User-Agent of the REGISTER.
     pub user_agent: Option<String>,
+    /// The REGISTER's Path values, comma-separated, topmost first (RFC 3327 §5.3): the route
+    /// set towards the contact, through the edge proxies it registered through.
+    pub path: Option<String>,
     /// When it was last refreshed.
     pub updated: Instant,
 }
