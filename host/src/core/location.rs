@@ -499,3 +499,36 @@ pub(crate) fn stats(out: &mut Vec<crate::stats::Sample>) {
         out.push(Sample::new("registrar", name, v, true, help));
     }
 }
+
+#[cfg(test)]
+mod path_tests {
+    use super::{path_next_hop, top_path_ip};
+
+    /// RFC 3327: the next hop is the first Path URI, or the address its `received` names.
+    #[test]
+    fn next_hop_of_a_path() {
+        assert_eq!(
+            path_next_hop("<sip:tok@192.0.2.1:5060;transport=udp;lr;ob>, <sip:p2.example.com;lr>"),
+            "sip:tok@192.0.2.1:5060;transport=udp;lr;ob"
+        );
+        assert_eq!(
+            path_next_hop("<sip:tok@192.0.2.1;lr;received=\"sip:198.51.100.7:3456\">"),
+            "sip:198.51.100.7:3456"
+        );
+    }
+
+    /// Only an IP literal names a hop; IPv4-mapped IPv6 is the IPv4 address.
+    #[test]
+    fn top_path_ip_is_an_ip_literal() {
+        assert_eq!(
+            top_path_ip("<sip:t@192.0.2.1:5060;lr>"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            top_path_ip("<sip:t@[::ffff:192.0.2.1]:5060;lr>"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(top_path_ip("<sip:edge.example.com;lr>"), None);
+        assert_eq!(top_path_ip("garbage"), None);
+    }
+}
