@@ -52,6 +52,11 @@ const REGISTRAR: &[ParamSpec] = &[
         "bindings per AoR; beyond, 503 (0: no limit)",
     ),
     int(
+        "flow_timer",
+        "120",
+        "Flow-Timer seconds in the 200 to an Outbound REGISTER, RFC 5626 §6 (0: none; Kamailio outbound's name)",
+    ),
+    int(
         "max_request_contacts",
         "32",
         "Contact values in one REGISTER; beyond, 403 (0: no limit)",
@@ -499,6 +504,7 @@ impl Settings {
             ("registrar", "min_expires") => r.min_expires = secs()?,
             ("registrar", "max_expires") => r.max_expires = secs()?,
             ("registrar", "max_contacts") => r.max_contacts = count(1_000_000)? as usize,
+            ("registrar", "flow_timer") => r.flow_timer = range(0, 86_400)? as u32,
             ("registrar", "max_request_contacts") => {
                 r.max_request_contacts = count(1_000_000)? as usize
             }

@@ -307,3 +307,50 @@ fn browsers_reach_each_other_through_the_edge_with_kamailio_as_registrar() {
     let edge_dump = mi_call(mi_port_of(&edge), "ul_dump", serde_json::json!([])).to_string();
     assert!(!edge_dump.contains("@example.com"), "{edge_dump}");
 }
+
+/// RFC 5626 §6 at the registrar: an Outbound REGISTER (reg-id, +sip.instance, Supported:
+/// outbound) whose first hop's Path lacks `ob` is refused 439; with `ob` (or with no Path: we
+/// are the first hop) the 200 carries `Require: outbound` and `Flow-Timer`.
+#[test]
+fn outbound_registers_get_flow_timer_or_439() {
+    let reg_udp = free_udp_port();
+    let registrar = Server::start(&registrar_config(reg_udp));
+    wait_udp(&registrar, reg_udp);
+    let to: std::net::SocketAddr = format!("127.0.0.1:{reg_udp}").parse().unwrap();
+    let phone = Peer::new();
+    let reg = |path: Option<&str>, id: &str| {
+        let path = path.map(|p| format!("Path: {p}\r\n")).unwrap_or_default();
+        udp_request(
+            "REGISTER",
+            "sip:example.com",
+            &phone.addr.to_string(),
+            true,
+            id,
+            &format!(
+                "Contact: <sip:ob@{}>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\";expires=600\r\n\
+                 {path}Supported: outbound, path\r\n",
+                phone.addr
+            ),
+        )
+        .replace("<sip:alice@example.com>", "<sip:ob@example.com>")
+        .replace("To: <sip:example.com>", "To: <sip:ob@example.com>")
+    };
+    phone.send(
+        to,
+        reg(Some(&format!("<sip:{};lr>", phone.addr)), "no-ob").as_bytes(),
+    );
+    let r = phone.recv_sip();
+    assert!(r.starts_with("SIP/2.0 439 "), "{r}");
+    phone.send(
+        to,
+        reg(Some(&format!("<sip:{};lr;ob>", phone.addr)), "ob").as_bytes(),
+    );
+    let r = phone.recv_sip();
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    assert_eq!(header(&r, "Require"), Some("outbound"), "{r}");
+    assert_eq!(header(&r, "Flow-Timer"), Some("120"), "{r}");
+    phone.send(to, reg(None, "direct").as_bytes());
+    let r = phone.recv_sip();
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    assert_eq!(header(&r, "Flow-Timer"), Some("120"), "{r}");
+}

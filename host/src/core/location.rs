@@ -187,6 +187,32 @@ pub(crate) fn save(
             return (-1, sent.unwrap_or(false));
         }
     }
+    // RFC 5626 §6: an Outbound REGISTER (reg-id and +sip.instance, Supported: outbound) is
+    // refused 439 when its first hop (the bottom Path) did not mark itself Outbound-capable
+    // with `ob`; the 200 then says `Require: outbound` and how often to keep the flow alive.
+    let outbound = msg
+        .header_list("Supported")
+        .any(|o| o.trim().eq_ignore_ascii_case("outbound"))
+        && msg.header_list("Contact").any(|c| {
+            let c = c.to_ascii_lowercase();
+            c.contains(";reg-id=") && c.contains("+sip.instance=")
+        });
+    if outbound {
+        let first_hop_ob = path_values.last().is_none_or(|p| {
+            p.split('>')
+                .next()
+                .unwrap_or("")
+                .split(';')
+                .any(|x| x.trim().eq_ignore_ascii_case("ob"))
+        });
+        if !first_hop_ob {
+            crate::stats::counters::REG_REJECTED.inc();
+            crate::log!(Info, "registrar", "Outbound REGISTER whose first hop lacks outbound support: 439"; "peer" => peer(info));
+            let sent = core.reply(info, msg, 439, "First Hop Lacks Outbound Support", &[]);
+            return (-1, sent.unwrap_or(false));
+        }
+    }
+    let flow_timer = SETTINGS.get().map_or(120, |s| s.0.flow_timer).to_string();
     let path = (!path_values.is_empty()).then(|| path_values.join(", "));
     let res = table(table_name).save_with_path(msg, flow, path.as_deref(), Instant::now());
     match &res {
@@ -200,6 +226,12 @@ pub(crate) fn save(
                 lines.iter().map(|c| ("Contact", c.as_str())).collect();
             if let (Some(p), true) = (path.as_deref(), mode != 0 && ua_path) {
                 headers.push(("Path", p));
+            }
+            if outbound {
+                headers.push(("Require", "outbound"));
+                if flow_timer != "0" {
+                    headers.push(("Flow-Timer", flow_timer.as_str()));
+                }
             }
             core.reply(info, msg, 200, "OK", &headers)
         }

@@ -57,6 +57,10 @@ pub struct RegistrarConfig {
     /// registered over it last (RFC 5626 §4.4; OpenSIPS registrar's `tcp_persistent_flag`,
     /// here on for every REGISTER). Applied by the host, not by this table.
     pub tcp_persistent: bool,
+    /// `Flow-Timer` seconds in the 200 to an Outbound REGISTER (RFC 5626 §6: how often the
+    /// client should send keep-alives on its flow); 0: none sent (Kamailio outbound's
+    /// `flow_timer`).
+    pub flow_timer: u32,
 }
 
 impl Default for RegistrarConfig {
@@ -68,6 +72,7 @@ impl Default for RegistrarConfig {
             max_contacts: 10,
             max_request_contacts: 32,
             tcp_persistent: true,
+            flow_timer: 120,
         }
     }
 }
