@@ -52,11 +52,6 @@ const REGISTRAR: &[ParamSpec] = &[
         "bindings per AoR; beyond, 503 (0: no limit)",
     ),
     int(
-        "flow_timer",
-        "120",
-        "Flow-Timer seconds in the 200 to an Outbound REGISTER, RFC 5626 §6 (0: none; Kamailio outbound's name)",
-    ),
-    int(
         "max_request_contacts",
         "32",
         "Contact values in one REGISTER; beyond, 403 (0: no limit)",
@@ -65,6 +60,11 @@ const REGISTRAR: &[ParamSpec] = &[
         "tcp_persistent",
         "1",
         "1: a ws/tcp connection a REGISTER came over stays open while its bindings last (0: off)",
+    ),
+    int(
+        "flow_timer",
+        "120",
+        "Flow-Timer seconds in the 200 to an Outbound REGISTER, RFC 5626 §6 (0: none; Kamailio outbound's name)",
     ),
 ];
 
