@@ -1,4 +1,4 @@
-//! The host's SIP message layer: a lazy, zero-copy RFC 3261 parser and the
+//! sipcore's SIP message layer (the host's `sipcore::sip`, shared with the stream transports): a lazy, zero-copy RFC 3261 parser and the
 //! stateless-reply builder.
 //!
 //! In the SER/OpenSIPS manner, [`Message::parse`] does the framing eagerly
@@ -23,10 +23,8 @@
 //! Pure code over bytes: no I/O, no clock, no panics on input. RFC 4475
 //! torture messages are the test corpus (`testdata/`).
 //!
-//! ```ignore
-//! // (not a doctest: the crate path depends on where the module is mounted;
-//! // the same code runs as the unit test `tests_message::module_doc_example`)
-//! use crate::sip::{build_reply, stateless_to_tag, Message};
+//! ```
+//! use sipcore_sip::{build_reply, stateless_to_tag, Message};
 //! let req = Message::parse(bytes::Bytes::from_static(
 //!     b"OPTIONS sip:a@example.com SIP/2.0\r\nv: SIP/2.0/WS x.invalid;branch=z9hG4bK1\r\n\
 //!       f: <sip:b@example.com>;tag=1\r\nt: <sip:a@example.com>\r\ni: c1\r\n\
@@ -69,8 +67,7 @@ mod tests_message;
 #[cfg(test)]
 mod tests_rfc4475;
 
-pub(crate) use branch::write_hex;
-pub use branch::{stateless_branch, txn_digits_of_branch, LoopKey, BRANCH_HASH_LEN, BRANCH_LEN};
+pub use branch::{stateless_branch, write_hex, txn_digits_of_branch, LoopKey, BRANCH_HASH_LEN, BRANCH_LEN};
 pub use edit::EditError;
 pub use error::ParseError;
 pub use forward::{forward_request, ForwardRequest};
