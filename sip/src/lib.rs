@@ -20,6 +20,9 @@
 //! to send it ([`ResponseDest`]). [`build_reply_from`] answers with the
 //! `received`/`rport` of the request's source in the top Via.
 //!
+//! [`stream`] finds where each message ends on a TCP or TLS stream (RFC 3261 §18.3) and
+//! spots the CRLF keep-alives (RFC 5626 §4.4.1).
+//!
 //! Pure code over bytes: no I/O, no clock, no panics on input. RFC 4475
 //! torture messages are the test corpus (`testdata/`).
 //!
@@ -54,6 +57,7 @@ mod received;
 mod reply;
 mod response;
 mod scan;
+pub mod stream;
 mod uri;
 mod validate;
 mod via;
@@ -66,6 +70,8 @@ mod tests_hop;
 mod tests_message;
 #[cfg(test)]
 mod tests_rfc4475;
+#[cfg(test)]
+mod tests_stream;
 
 pub use branch::{stateless_branch, write_hex, txn_digits_of_branch, LoopKey, BRANCH_HASH_LEN, BRANCH_LEN};
 pub use edit::EditError;
