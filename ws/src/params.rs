@@ -171,6 +171,9 @@ pub(crate) static PARAMS: [ParamSpec; 23] = [
 /// The parameters of `f`: proto_ws's list, or proto_wss's (the `ws_` names with `wss_`,
 /// `wss_port` 443, and the TLS handshake deadline).
 pub(crate) fn specs(f: &Flavor) -> &'static [ParamSpec] {
+    if f.stream {
+        return stream_specs(f);
+    }
     if !f.tls {
         return &PARAMS;
     }
@@ -201,6 +204,101 @@ pub(crate) fn specs(f: &Flavor) -> &'static [ParamSpec] {
             "0",
             "accepted (OpenSIPS): an outbound connection is reused only for the host name it was verified for, whatever the value",
         ));
+        v
+    })
+}
+
+/// The `ws_` parameters that mean the same over a SIP stream, under the stream flavor's
+/// prefix (`tcp_port`, `tcp_send_timeout`, `tcp_max_msg_chunks`; the core's
+/// `tcp_connection_lifetime`, `tcp_max_connections`, `tcp_connect_timeout` as modparams).
+const STREAM_SHARED: [&str; 14] = [
+    "ws_port",
+    "ws_max_msg_chunks",
+    "ws_send_timeout",
+    "ws_max_msg_size",
+    "ws_max_msg_time",
+    "ws_connection_lifetime",
+    "ws_max_connections",
+    "ws_max_write_queue",
+    "ws_max_worker_queue",
+    "ws_connect_timeout",
+    "ws_workers",
+    "trace_destination",
+    "trace_on",
+    "trace_filter_route",
+];
+
+/// The parameters of proto_tcp / proto_tls (OpenSIPS proto_tcp's and proto_tls's names, and
+/// ours as proto_ws has them).
+fn stream_specs(f: &Flavor) -> &'static [ParamSpec] {
+    static TCP: OnceLock<Vec<ParamSpec>> = OnceLock::new();
+    static TLS: OnceLock<Vec<ParamSpec>> = OnceLock::new();
+    let cell = if f.tls { &TLS } else { &TCP };
+    cell.get_or_init(|| {
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let mut v: Vec<ParamSpec> = PARAMS
+            .iter()
+            .filter(|p| STREAM_SHARED.contains(&p.name.as_str()) || p.name.as_str() == "ws_max_connections_per_ip")
+            .map(|p| {
+                let name = p.name.as_str();
+                let mut q = *p;
+                q.name = RStr::from_str(leak(f.named(name)));
+                match name {
+                    "ws_port" => q.default = RStr::from_str(leak(f.default_port.to_string())),
+                    // OpenSIPS proto_tcp's default.
+                    "ws_max_msg_chunks" => {
+                        q.default = RStr::from_str("32");
+                        q.doc = RStr::from_str("max reads of one message; 0 = no limit");
+                    }
+                    "ws_max_msg_size" => {
+                        q.doc = RStr::from_str("largest message (header section and body) accepted, in bytes; the connection is closed above")
+                    }
+                    "ws_max_connections" => {
+                        q.doc = RStr::from_str("maximum simultaneous connections; more are closed at accept")
+                    }
+                    "ws_max_worker_queue" => {
+                        q.doc = RStr::from_str("bytes queued over one I/O worker's connections: from 3/4 new connections are closed, beyond the largest queue is shed")
+                    }
+                    _ => {}
+                }
+                q
+            })
+            .collect();
+        let named = |n: &str| leak(f.named(n));
+        v.push(p(
+            named("ws_crlf_pingpong"),
+            I,
+            "1",
+            "answer a CRLF CRLF keep-alive with CRLF (RFC 5626 §4.4.1)",
+        ));
+        for n in [
+            "ws_crlf_drop",
+            "ws_async",
+            "ws_async_max_postponed_chunks",
+            "ws_async_local_connect_timeout",
+            "ws_async_local_write_timeout",
+        ] {
+            v.push(p(
+                named(n),
+                I,
+                "0",
+                "accepted (OpenSIPS), no effect: see README",
+            ));
+        }
+        if f.tls {
+            v.push(p(
+                named("ws_handshake_timeout"),
+                I,
+                "5000",
+                "ms for the TLS handshake, inbound and outbound",
+            ));
+            v.push(p(
+                "cert_check_on_conn_reusage",
+                I,
+                "0",
+                "accepted (OpenSIPS): an outbound connection is reused only for the host name it was verified for, whatever the value",
+            ));
+        }
         v
     })
 }
@@ -241,10 +339,22 @@ pub(crate) fn config_from(
                    // NATs and proxies on the way (often 60 s of idleness) keep the connection.
     c.keepalive_interval = Some(DEFAULT_KEEPALIVE_INTERVAL);
     let mut port = f.default_port;
+    if f.stream {
+        // RFC 3261 §18.3 framing; the clients send the keep-alives (RFC 5626 §4.4.1), we
+        // answer them; OpenSIPS proto_tcp's 32 reads per message.
+        c.sip_stream = true;
+        c.keepalive_interval = None;
+        c.max_msg_chunks = 32;
+        c.handshake_timeout = c.tls_handshake_timeout;
+    }
     for e in params {
         let name = e.name.as_str();
         let (i, s) = (e.int, e.str.as_str());
-        match &*f.canonical(name) {
+        let canonical = f.canonical(name);
+        if f.stream && !stream_param(&canonical, f) {
+            return Err(format!("unknown parameter {name}"));
+        }
+        match &*canonical {
             "ws_port" => {
                 port = u16::try_from(i)
                     .ok()
@@ -262,6 +372,11 @@ pub(crate) fn config_from(
                 c.resource = s.to_string()
             }
             "require_origin" => c.require_origin = i != 0,
+            // proto_tls's tls_handshake_timeout: the TLS handshake both ways.
+            "ws_handshake_timeout" if f.stream => {
+                c.tls_handshake_timeout = ms(i, name)?;
+                c.handshake_timeout = c.tls_handshake_timeout;
+            }
             "ws_handshake_timeout" => c.handshake_timeout = ms(i, name)?,
             "ws_max_msg_size" => {
                 c.max_msg_size = usize::try_from(i)
@@ -303,6 +418,13 @@ pub(crate) fn config_from(
             "ws_client_origin" => c.client_origin = (!s.is_empty()).then(|| s.to_string()),
             "ws_workers" => c.workers = non_negative(i, name)? as usize,
             "ws_tls_handshake_timeout" if f.tls => c.tls_handshake_timeout = ms(i, name)?,
+            "ws_crlf_pingpong" if f.stream => c.crlf_pingpong = i != 0,
+            "ws_crlf_drop"
+            | "ws_async"
+            | "ws_async_max_postponed_chunks"
+            | "ws_async_local_connect_timeout"
+            | "ws_async_local_write_timeout"
+                if f.stream => {}
             // Always on: see `Directory::insert_outbound`.
             "cert_check_on_conn_reusage" if f.tls => {}
             "trace_destination" => t.destination = (!s.is_empty()).then(|| s.to_string()),
@@ -312,6 +434,13 @@ pub(crate) fn config_from(
         }
     }
     Ok((c, port, t))
+}
+
+/// Whether `canonical` (a `ws_` name) is one of the stream flavor `f`'s parameters.
+fn stream_param(canonical: &str, f: &Flavor) -> bool {
+    let own = f.named(canonical);
+    stream_specs(f).iter().any(|p| p.name.as_str() == own)
+        || (canonical == "cert_check_on_conn_reusage" && f.tls)
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@
 //!   by the read path, the write queue, shutdown and close.
 //! * `tls`: the TLS handshake of `wss` connections, run before the WebSocket one.
 //! * `read`: reads into a per-worker scratch buffer, keeping only what arrived.
+//! * `sipstream`: the SIP stream framing (`proto_tcp`, `proto_tls`, RFC 3261 §18.3) in place
+//!   of WebSocket: open at once, messages delimited by Content-Length, CRLF keep-alives.
 //! * `reclaim`: gives freed memory back to the OS after large write backlogs.
 //! * `timer`: a per-worker heap of deadlines with lazy invalidation.
 //! * `listen`: listener sockets (one socket shared by the workers; with `reuse_port`, one
@@ -39,6 +41,7 @@ mod reclaim;
 mod runtime;
 mod send;
 mod shared;
+mod sipstream;
 mod stream;
 mod timer;
 mod tls;

@@ -178,6 +178,10 @@ impl State {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
+        if self.shared.cfg.sip_stream {
+            self.stream_connected(slot, now);
+            return;
+        }
         let Some(hs) = c.client.as_mut() else {
             self.kill(slot, "internal: no handshake parameters");
             return;
