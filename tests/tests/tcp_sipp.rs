@@ -1,7 +1,8 @@
 //! Issue 14, SIP over TCP (`proto_tcp.so`, RFC 3261 §18) with a third-party SIP stack: SIPp
 //! over TCP (`-t t1`, Debian's `sip-tester`) as UAC and UAS through sipcore's stateful
-//! `t_relay()` with record-routing: full calls (INVITE/180/200/ACK/BYE), and an INVITE the
-//! UAS never answers gets 408 at `fr_inv_timeout`... (see each test).
+//! `t_relay()` with record-routing: full calls (INVITE/180/200/ACK/BYE); a call cancelled while
+//! ringing (CANCEL relayed over the callee's connection, 487 back); an INVITE the callee never
+//! answers gets 408 at `fr_timeout` and the callee gets the CANCEL.
 mod common;
 use common::tcp::*;
 use common::udp::*;
@@ -88,4 +89,90 @@ fn sipp_calls_over_tcp_through_t_relay_with_record_route() {
     // SIPp's to us and ours to the UAS (and the harness's probe of the port at startup).
     let st = tcp_stats(mi);
     assert_eq!(st.get("connections_total"), Some(&3), "{st:?}");
+}
+
+/// A callee on a TCP listener of the test, which sipcore connects to.
+fn callee() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+/// Accept sipcore's connection within 10 s.
+fn accept(l: &std::net::TcpListener) -> TcpPeer {
+    l.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                return TcpPeer::accepted(s);
+            }
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("sipcore never connected to the callee: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_call_cancelled_while_ringing_over_tcp() {
+    let (l, uas_port) = callee();
+    let (cfg, _mi) = relay(uas_port, 10);
+    let srv = Server::start(&cfg);
+    wait_tcp(&srv, srv.port);
+    let target = format!("127.0.0.1:{}", srv.port);
+    let p = free_port().to_string();
+    let sf = sipp_scenario("cancel_uac.xml");
+    let mut uac = Sipp::spawn(
+        "cancel-uac",
+        &[
+            &target, "-sf", sf.to_str().unwrap(), "-t", "t1", "-i", "127.0.0.1", "-p", &p,
+            "-m", "1", "-timeout", "30s", "-timeout_error",
+        ],
+    );
+    let mut uas = accept(&l);
+    let invite = uas.recv_sip();
+    assert!(invite.starts_with("INVITE sip:callee@"), "{invite}");
+    uas.send(reply_to(&invite, "180 Ringing", "callee1").as_bytes());
+    // The CANCEL comes over the same connection (RFC 3261 §9.1: to the INVITE's destination,
+    // with its branch).
+    let cancel = uas.recv_sip();
+    assert!(cancel.starts_with("CANCEL sip:callee@"), "{cancel}");
+    let branch = |m: &str| header(m, "Via").and_then(|v| v.split_once("branch=")).map(|(_, b)| b.split(';').next().unwrap_or("").to_string());
+    assert_eq!(branch(&cancel), branch(&invite), "{cancel}");
+    uas.send(reply_to(&cancel, "200 OK", "callee1").as_bytes());
+    uas.send(reply_to(&invite, "487 Request Terminated", "callee1").as_bytes());
+    // Our ACK for the 487 is hop-by-hop (RFC 3261 §17.1.1.3).
+    let ack = uas.recv_sip();
+    assert!(ack.starts_with("ACK sip:callee@"), "{ack}");
+    uac.assert_success(Duration::from_secs(30));
+}
+
+#[test]
+fn an_invite_the_callee_never_answers_gets_408_at_fr_timeout() {
+    let (l, uas_port) = callee();
+    let (cfg, _mi) = relay(uas_port, 2);
+    let srv = Server::start(&cfg);
+    wait_tcp(&srv, srv.port);
+    let target = format!("127.0.0.1:{}", srv.port);
+    let p = free_port().to_string();
+    let sf = sipp_scenario("timeout_uac.xml");
+    let mut uac = Sipp::spawn(
+        "timeout-uac",
+        &[
+            &target, "-sf", sf.to_str().unwrap(), "-t", "t1", "-i", "127.0.0.1", "-p", &p,
+            "-m", "1", "-timeout", "30s", "-timeout_error",
+        ],
+    );
+    let mut uas = accept(&l);
+    let invite = uas.recv_sip();
+    assert!(invite.starts_with("INVITE sip:callee@"), "{invite}");
+    // Nothing answered: over TCP nothing is retransmitted (RFC 3261 §17.1.1.2: timer A only
+    // over unreliable transports); at fr_timeout the caller gets 408 and the callee a CANCEL
+    // (or nothing: no provisional came, RFC 3261 §9.1 says not to CANCEL then).
+    uac.assert_success(Duration::from_secs(30));
+    let log = srv.log();
+    assert!(!log.contains("ERR"), "{log}");
 }

@@ -61,6 +61,15 @@ impl TcpPeer {
         }
     }
 
+    /// A connection accepted by a listener of the test (a UAS sipcore connects to).
+    pub fn accepted(sock: TcpStream) -> TcpPeer {
+        sock.set_nodelay(true).unwrap();
+        TcpPeer {
+            sock,
+            buf: Vec::new(),
+        }
+    }
+
     /// Our address.
     pub fn local(&self) -> SocketAddr {
         self.sock.local_addr().unwrap()
@@ -109,7 +118,12 @@ impl TcpPeer {
         let m = self
             .read_until(Duration::from_secs(10), sip_message_len)
             .expect("sipcore closed the connection")
-            .expect("no SIP message within 10 s");
+            .unwrap_or_else(|| {
+                panic!(
+                    "no SIP message within 10 s; received {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                )
+            });
         String::from_utf8(m).unwrap()
     }
 
@@ -160,4 +174,26 @@ pub fn tcp_stats(mi_port: u16) -> HashMap<String, u64> {
 /// MI `tcp_list`: the connections.
 pub fn tcp_list(mi_port: u16) -> Value {
     mi_call(mi_port, "tcp_list", json!({}))
+}
+
+/// A response to the request `req` (its Vias, From, To with `tag` added unless it has one,
+/// Call-ID, CSeq), with no body.
+pub fn reply_to(req: &str, status: &str, tag: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for v in headers(req, "Via") {
+        out.push_str(&format!("Via: {v}\r\n"));
+    }
+    let to = header(req, "To").unwrap_or("");
+    let to = if to.contains("tag=") {
+        to.to_string()
+    } else {
+        format!("{to};tag={tag}")
+    };
+    out.push_str(&format!(
+        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(req, "From").unwrap_or(""),
+        header(req, "Call-ID").unwrap_or(""),
+        header(req, "CSeq").unwrap_or("")
+    ));
+    out
 }
