@@ -140,8 +140,9 @@ impl State {
         match note {
             Note::Refusing(r, ip) => {
                 let (m, ip) = (max_of(*r).to_string(), ip.to_string());
-                // A TLS listener closes refused connections without an answer (see `refuse`).
-                let msg = if crate::flavor::get().tls {
+                // A TLS listener, or a SIP stream, closes refused connections without an
+                // answer (see `refuse`).
+                let msg = if crate::flavor::get().tls || self.shared.cfg.sip_stream {
                     "websocket connection limit reached, closing new connections"
                 } else {
                     "websocket connection limit reached, refusing with 503"
