@@ -205,3 +205,33 @@ fn a_reader_that_never_reads_is_closed_alone() {
     );
     answered(&mut witness, 100_000);
 }
+
+/// OpenSIPS's core `tcp_connection_lifetime = N` (a global line) reaches proto_tcp: an idle
+/// connection is closed after it (here 1 s), and another that keeps sending only CRLF pings
+/// is closed too (keep-alives are not activity; the registrar keeps registered flows open).
+#[test]
+fn the_core_tcp_connection_lifetime_closes_idle_connections() {
+    let mi = free_port();
+    let cfg = CFG
+        .replace("{MI}", &mi.to_string())
+        .replace("log_level = 3\n", "log_level = 3\ntcp_connection_lifetime = 1\n");
+    let srv = Server::start(&cfg);
+    wait_tcp(&srv, srv.port);
+    let mut idle = TcpPeer::connect(srv.port);
+    answered(&mut idle, 1);
+    let mut pinger = TcpPeer::connect(srv.port);
+    answered(&mut pinger, 2);
+    let t = Instant::now();
+    let mut pinger_closed = false;
+    while t.elapsed() < Duration::from_secs(10) && !pinger_closed {
+        use std::io::Write;
+        if pinger.sock.write_all(b"\r\n\r\n").is_err() {
+            pinger_closed = true;
+            break;
+        }
+        pinger_closed = pinger.closed_within(Duration::from_millis(300));
+    }
+    assert!(pinger_closed, "the pinging connection was kept");
+    assert!(idle.closed_within(Duration::from_secs(10)), "the idle connection was kept");
+    assert!(t.elapsed() >= Duration::from_millis(500), "closed too early");
+}

@@ -137,9 +137,12 @@ impl TcpPeer {
         assert_eq!(got, bytes);
     }
 
-    /// Whether sipcore closes the connection within `within` (what arrives first is discarded).
+    /// Whether sipcore closes the connection within `within` (what arrives first, e.g. pongs,
+    /// is discarded).
     pub fn closed_within(&mut self, within: Duration) -> bool {
-        self.read_until(within, |_| None).is_err()
+        let r = self.read_until(within, |_| None).is_err();
+        self.buf.clear();
+        r
     }
 }
 
