@@ -527,11 +527,7 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                 int("an integer")?;
             }
             // Accepted for compatibility with OpenSIPS configs; no effect here.
-            "auto_aliases"
-            | "server_header"
-            | "user_agent_header"
-            | "dns"
-            | "rev_dns" => {}
+            "auto_aliases" | "server_header" | "user_agent_header" | "dns" | "rev_dns" => {}
             _ => return Err(cfg.error_at(*span, format!("unknown global parameter '{name}'"))),
         }
     }

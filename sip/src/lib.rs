@@ -73,7 +73,9 @@ mod tests_rfc4475;
 #[cfg(test)]
 mod tests_stream;
 
-pub use branch::{stateless_branch, write_hex, txn_digits_of_branch, LoopKey, BRANCH_HASH_LEN, BRANCH_LEN};
+pub use branch::{
+    stateless_branch, txn_digits_of_branch, write_hex, LoopKey, BRANCH_HASH_LEN, BRANCH_LEN,
+};
 pub use edit::EditError;
 pub use error::ParseError;
 pub use forward::{forward_request, ForwardRequest};

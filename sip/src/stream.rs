@@ -171,7 +171,9 @@ fn content_length(head: &[u8]) -> Result<u64, FrameError> {
         }
         let mut value = trim(&line[colon + 1..]).to_vec();
         // RFC 3261 §7.3.1 line folding: continuation lines start with SP or HT.
-        while let Some(next) = lines.next_if(|l| l.first().is_some_and(|&b| b == b' ' || b == b'\t')) {
+        while let Some(next) =
+            lines.next_if(|l| l.first().is_some_and(|&b| b == b' ' || b == b'\t'))
+        {
             let next = next.strip_suffix(b"\r").unwrap_or(next);
             if !value.is_empty() && !trim(next).is_empty() {
                 value.push(b' ');
@@ -203,13 +205,18 @@ fn trim(s: &[u8]) -> &[u8] {
     let Some(start) = start else {
         return &[];
     };
-    let end = s.iter().rposition(|&b| b != b' ' && b != b'\t').unwrap_or(start);
+    let end = s
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(start);
     &s[start..=end]
 }
 
 /// Bytes of leading CR/LF in `buf` (RFC 3261 §7.5: ignored before a start line).
 pub fn leading_crlf(buf: &[u8]) -> usize {
-    buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count()
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
 }
 
 /// Everything [`next_frame`] finds in `buf` read in one piece, in order, with the error that

@@ -46,9 +46,19 @@ fn content_length_delimits_the_body() {
 /// The compact form `l`, any case, whitespace around the colon (RFC 3261 §7.3.1, §20.14).
 #[test]
 fn compact_and_spaced_forms() {
-    for h in ["l: 3", "L:3", "content-length :  3 ", "CONTENT-LENGTH:\t3", "l:\r\n 3"] {
+    for h in [
+        "l: 3",
+        "L:3",
+        "content-length :  3 ",
+        "CONTENT-LENGTH:\t3",
+        "l:\r\n 3",
+    ] {
         let m = format!("MESSAGE sip:a@b SIP/2.0\r\nCall-ID: x\r\n{h}\r\n\r\nabc");
-        assert_eq!(one(m.as_bytes()), Ok(Frame::Message { len: m.len() }), "{h:?}");
+        assert_eq!(
+            one(m.as_bytes()),
+            Ok(Frame::Message { len: m.len() }),
+            "{h:?}"
+        );
     }
 }
 
@@ -74,7 +84,10 @@ fn content_length_errors() {
     assert_eq!(one(same.as_bytes()), Ok(Frame::Message { len: same.len() }));
     // A header whose name merely contains "l" is not Content-Length.
     let other = "OPTIONS sip:a@b SIP/2.0\r\nX-l: 7\r\nl: 0\r\n\r\n";
-    assert_eq!(one(other.as_bytes()), Ok(Frame::Message { len: other.len() }));
+    assert_eq!(
+        one(other.as_bytes()),
+        Ok(Frame::Message { len: other.len() })
+    );
 }
 
 /// Every split of a message into two reads: incomplete until the last byte, then the
@@ -143,7 +156,10 @@ fn keepalive_ping_and_pong() {
     assert_eq!(one(b"\r\nOPTIONS"), Ok(Frame::Skip { len: 2 }));
     assert_eq!(one(b"\n\nOPTIONS"), Ok(Frame::Skip { len: 1 }));
     let (frames, err, rest) = split_all(b"\r\n\r\n\r\n\r\n\r\n", &LIMITS);
-    assert_eq!((frames, err, rest), (vec![Frame::Ping, Frame::Ping], None, 2));
+    assert_eq!(
+        (frames, err, rest),
+        (vec![Frame::Ping, Frame::Ping], None, 2)
+    );
 }
 
 /// Limits: a header section that never ends, a message announcing more than allowed (refused
@@ -174,7 +190,10 @@ fn limits_and_garbage() {
     );
     // Exactly at the limit is accepted.
     let body = 200 - "OPTIONS sip:a@b SIP/2.0\r\nl: 000\r\n\r\n".len();
-    let fits = format!("OPTIONS sip:a@b SIP/2.0\r\nl: {body:03}\r\n\r\n{}", "z".repeat(body));
+    let fits = format!(
+        "OPTIONS sip:a@b SIP/2.0\r\nl: {body:03}\r\n\r\n{}",
+        "z".repeat(body)
+    );
     assert_eq!(fits.len(), 200);
     assert_eq!(
         next_frame(fits.as_bytes(), 0, &limits),

@@ -58,7 +58,11 @@ fn answered(peer: &mut TcpPeer, n: u32) {
     peer.send(options(me, n).as_bytes());
     let r = peer.recv_sip();
     assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
-    assert_eq!(header(&r, "CSeq"), Some(format!("{n} OPTIONS").as_str()), "{r}");
+    assert_eq!(
+        header(&r, "CSeq"),
+        Some(format!("{n} OPTIONS").as_str()),
+        "{r}"
+    );
 }
 
 #[test]
@@ -73,7 +77,11 @@ fn pipelined_and_split_messages_and_keepalives() {
     p.send(burst.as_bytes());
     for n in 1..=3 {
         let r = p.recv_sip();
-        assert_eq!(header(&r, "CSeq"), Some(format!("{n} OPTIONS").as_str()), "{r}");
+        assert_eq!(
+            header(&r, "CSeq"),
+            Some(format!("{n} OPTIONS").as_str()),
+            "{r}"
+        );
     }
     // One request with a body, written in 16 pieces (under tcp_max_msg_chunks, 32; every
     // split position is a unit test of sipcore-sip's framing).
@@ -144,7 +152,10 @@ fn framing_errors_close_only_that_connection_with_one_log_line() {
         );
         let log = srv.wait_log(&format!("peer={peer}"), Duration::from_secs(10));
         let lines: Vec<&str> = log.lines().filter(|l| l.contains(&peer)).collect();
-        let errors: Vec<&&str> = lines.iter().filter(|l| l.contains("protocol error")).collect();
+        let errors: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.contains("protocol error"))
+            .collect();
         assert_eq!(errors.len(), 1, "{reason}: {lines:#?}");
         assert!(errors[0].contains(reason), "{reason}: {lines:#?}");
         answered(&mut witness, 2 + i as u32);
@@ -186,17 +197,24 @@ fn a_reader_that_never_reads_is_closed_alone() {
             closed = true;
             break;
         }
-        if n % 20 == 0 {
+        if n.is_multiple_of(20) {
             let t = Instant::now();
             answered(&mut witness, 1 + n);
-            assert!(t.elapsed() < Duration::from_secs(1), "witness waited {:?}", t.elapsed());
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "witness waited {:?}",
+                t.elapsed()
+            );
             if srv.log().contains(&format!("peer={peer}")) {
                 closed = true;
                 break;
             }
         }
     }
-    assert!(closed, "the slow reader was never closed after {n} requests");
+    assert!(
+        closed,
+        "the slow reader was never closed after {n} requests"
+    );
     let log = srv.wait_log(&format!("peer={peer}"), Duration::from_secs(10));
     assert!(
         log.lines()
@@ -212,9 +230,10 @@ fn a_reader_that_never_reads_is_closed_alone() {
 #[test]
 fn the_core_tcp_connection_lifetime_closes_idle_connections() {
     let mi = free_port();
-    let cfg = CFG
-        .replace("{MI}", &mi.to_string())
-        .replace("log_level = 3\n", "log_level = 3\ntcp_connection_lifetime = 1\n");
+    let cfg = CFG.replace("{MI}", &mi.to_string()).replace(
+        "log_level = 3\n",
+        "log_level = 3\ntcp_connection_lifetime = 1\n",
+    );
     let srv = Server::start(&cfg);
     wait_tcp(&srv, srv.port);
     let mut idle = TcpPeer::connect(srv.port);
@@ -232,6 +251,12 @@ fn the_core_tcp_connection_lifetime_closes_idle_connections() {
         pinger_closed = pinger.closed_within(Duration::from_millis(300));
     }
     assert!(pinger_closed, "the pinging connection was kept");
-    assert!(idle.closed_within(Duration::from_secs(10)), "the idle connection was kept");
-    assert!(t.elapsed() >= Duration::from_millis(500), "closed too early");
+    assert!(
+        idle.closed_within(Duration::from_secs(10)),
+        "the idle connection was kept"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "closed too early"
+    );
 }

@@ -85,7 +85,13 @@ async fn tcp_messages_are_traced_with_ip_proto_6() {
     let list = mi_call(mi, "tcp_list", json!([]));
     let text = list.to_string();
     assert!(text.contains(&me.to_string()), "{list}");
-    assert_eq!(mi_call(mi, "tcp_trace", json!([])), json!({"TCP tracing": "on"}));
+    assert_eq!(
+        mi_call(mi, "tcp_trace", json!([])),
+        json!({"TCP tracing": "on"})
+    );
     assert_eq!(mi_call(mi, "tcp_trace", json!(["off"])), json!("OK"));
-    assert_eq!(mi_call(mi, "tcp_trace", json!([])), json!({"TCP tracing": "off"}));
+    assert_eq!(
+        mi_call(mi, "tcp_trace", json!([])),
+        json!({"TCP tracing": "off"})
+    );
 }

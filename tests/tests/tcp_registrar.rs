@@ -14,7 +14,10 @@ fn start() -> (Server, u16) {
     let tcp = free_port();
     let (cfg, _mi) = default_config_without_auth();
     let (ws, load) = ("socket = ws:127.0.0.1:{PORT}", "loadmodule \"proto_ws.so\"");
-    assert!(cfg.contains(ws) && cfg.contains(load), "default config changed");
+    assert!(
+        cfg.contains(ws) && cfg.contains(load),
+        "default config changed"
+    );
     let cfg = cfg
         .replace(ws, &format!("{ws}\nsocket = tcp:127.0.0.1:{tcp}"))
         .replace(load, &format!("{load}\nloadmodule \"proto_tcp.so\""));
@@ -34,7 +37,15 @@ impl Drop for Dump {
 }
 
 /// A request over TCP from `me` with `extra` header lines.
-fn tcp_request(method: &str, ruri: &str, me: std::net::SocketAddr, from: &str, to: &str, id: &str, extra: &str) -> String {
+fn tcp_request(
+    method: &str,
+    ruri: &str,
+    me: std::net::SocketAddr,
+    from: &str,
+    to: &str,
+    id: &str,
+    extra: &str,
+) -> String {
     format!(
         "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bK{id}\r\nMax-Forwards: 70\r\n\
          From: <{from}>;tag=f{id}\r\nTo: <{to}>\r\nCall-ID: {id}\r\nCSeq: 1 {method}\r\n\
@@ -78,14 +89,21 @@ async fn a_phone_registered_over_tcp_is_reached_over_its_connection() {
     )
     .await;
     let m = phone.recv_sip();
-    assert!(m.starts_with("MESSAGE sip:phone@10.1.2.3:5060;transport=tcp SIP/2.0\r\n"), "{m}");
+    assert!(
+        m.starts_with("MESSAGE sip:phone@10.1.2.3:5060;transport=tcp SIP/2.0\r\n"),
+        "{m}"
+    );
     assert!(
         header(&m, "Via").is_some_and(|v| v.starts_with(&format!("SIP/2.0/TCP 127.0.0.1:{tcp};"))),
         "{m}"
     );
     phone.send(reply_to(&m, "200 OK", "ph").as_bytes());
     let r = next_text(&mut alice).await;
-    assert_eq!((status(&r), header(&r, "Call-ID")), (200, Some("ws-to-tcp")), "{r}");
+    assert_eq!(
+        (status(&r), header(&r, "Call-ID")),
+        (200, Some("ws-to-tcp")),
+        "{r}"
+    );
 
     // A TCP caller's INVITE reaches the phone over the phone's connection; 180 and 200 back.
     let mut caller = TcpPeer::connect(tcp);
@@ -101,20 +119,32 @@ async fn a_phone_registered_over_tcp_is_reached_over_its_connection() {
     );
     caller.send(inv.as_bytes());
     let got = phone.recv_sip();
-    assert!(got.starts_with("INVITE sip:phone@10.1.2.3:5060;transport=tcp SIP/2.0\r\n"), "{got}");
+    assert!(
+        got.starts_with("INVITE sip:phone@10.1.2.3:5060;transport=tcp SIP/2.0\r\n"),
+        "{got}"
+    );
     phone.send(reply_to(&got, "180 Ringing", "ph2").as_bytes());
     phone.send(
         reply_to(&got, "200 OK", "ph2")
-            .replace("Content-Length: 0\r\n", "Contact: <sip:phone@10.1.2.3:5060;transport=tcp>\r\nContent-Length: 0\r\n")
+            .replace(
+                "Content-Length: 0\r\n",
+                "Contact: <sip:phone@10.1.2.3:5060;transport=tcp>\r\nContent-Length: 0\r\n",
+            )
             .as_bytes(),
     );
     let mut seen = Vec::new();
     while !seen.iter().any(|r: &String| r.starts_with("SIP/2.0 200 ")) {
         let r = caller.recv_sip();
-        assert!(r.starts_with("SIP/2.0 1") || r.starts_with("SIP/2.0 200 "), "{r}");
+        assert!(
+            r.starts_with("SIP/2.0 1") || r.starts_with("SIP/2.0 200 "),
+            "{r}"
+        );
         seen.push(r);
     }
-    assert!(seen.iter().any(|r| r.starts_with("SIP/2.0 180 ")), "{seen:#?}");
+    assert!(
+        seen.iter().any(|r| r.starts_with("SIP/2.0 180 ")),
+        "{seen:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,8 +178,15 @@ async fn a_phone_over_tcp_reaches_a_websocket_client_and_back() {
     );
     phone.send(m.as_bytes());
     let got = next_text(&mut alice).await;
-    assert!(got.starts_with("MESSAGE sip:alice@a.invalid;transport=ws SIP/2.0\r\n"), "{got}");
+    assert!(
+        got.starts_with("MESSAGE sip:alice@a.invalid;transport=ws SIP/2.0\r\n"),
+        "{got}"
+    );
     send_text(&mut alice, reply_to(&got, "200 OK", "al")).await;
     let r = phone.recv_sip();
-    assert_eq!((r.lines().next(), header(&r, "Call-ID")), (Some("SIP/2.0 200 OK"), Some("tcp-to-ws")), "{r}");
+    assert_eq!(
+        (r.lines().next(), header(&r, "Call-ID")),
+        (Some("SIP/2.0 200 OK"), Some("tcp-to-ws")),
+        "{r}"
+    );
 }

@@ -43,8 +43,22 @@ fn relay(uas: u16, fr: u32) -> (String, u16) {
 
 fn uac_args<'a>(target: &'a str, port: &'a str, calls: &'a str) -> Vec<&'a str> {
     vec![
-        target, "-sn", "uac", "-t", "t1", "-i", "127.0.0.1", "-p", port, "-m", calls, "-r", "10",
-        "-timeout", "40s", "-timeout_error",
+        target,
+        "-sn",
+        "uac",
+        "-t",
+        "t1",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        port,
+        "-m",
+        calls,
+        "-r",
+        "10",
+        "-timeout",
+        "40s",
+        "-timeout_error",
     ]
 }
 
@@ -128,8 +142,20 @@ fn a_call_cancelled_while_ringing_over_tcp() {
     let mut uac = Sipp::spawn(
         "cancel-uac",
         &[
-            &target, "-sf", sf.to_str().unwrap(), "-t", "t1", "-i", "127.0.0.1", "-p", &p,
-            "-m", "1", "-timeout", "30s", "-timeout_error",
+            &target,
+            "-sf",
+            sf.to_str().unwrap(),
+            "-t",
+            "t1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-m",
+            "1",
+            "-timeout",
+            "30s",
+            "-timeout_error",
         ],
     );
     let mut uas = accept(&l);
@@ -140,7 +166,11 @@ fn a_call_cancelled_while_ringing_over_tcp() {
     // with its branch).
     let cancel = uas.recv_sip();
     assert!(cancel.starts_with("CANCEL sip:callee@"), "{cancel}");
-    let branch = |m: &str| header(m, "Via").and_then(|v| v.split_once("branch=")).map(|(_, b)| b.split(';').next().unwrap_or("").to_string());
+    let branch = |m: &str| {
+        header(m, "Via")
+            .and_then(|v| v.split_once("branch="))
+            .map(|(_, b)| b.split(';').next().unwrap_or("").to_string())
+    };
     assert_eq!(branch(&cancel), branch(&invite), "{cancel}");
     uas.send(reply_to(&cancel, "200 OK", "callee1").as_bytes());
     uas.send(reply_to(&invite, "487 Request Terminated", "callee1").as_bytes());
@@ -162,8 +192,20 @@ fn an_invite_the_callee_never_answers_gets_408_at_fr_timeout() {
     let mut uac = Sipp::spawn(
         "timeout-uac",
         &[
-            &target, "-sf", sf.to_str().unwrap(), "-t", "t1", "-i", "127.0.0.1", "-p", &p,
-            "-m", "1", "-timeout", "30s", "-timeout_error",
+            &target,
+            "-sf",
+            sf.to_str().unwrap(),
+            "-t",
+            "t1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-m",
+            "1",
+            "-timeout",
+            "30s",
+            "-timeout_error",
         ],
     );
     let mut uas = accept(&l);

@@ -24,7 +24,13 @@ struct SClient {
 impl SClient {
     fn connect(port: u16, ca: &std::path::Path) -> SClient {
         let mut child = Command::new("openssl")
-            .args(["s_client", "-quiet", "-verify_return_error", "-verify_ip", "127.0.0.1"])
+            .args([
+                "s_client",
+                "-quiet",
+                "-verify_return_error",
+                "-verify_ip",
+                "127.0.0.1",
+            ])
             .arg("-connect")
             .arg(format!("127.0.0.1:{port}"))
             .arg("-CAfile")
@@ -118,7 +124,8 @@ fn sip_over_tls_with_openssl_s_client() {
     let _dump = Dump(srv.log_path.clone());
     let mut c = SClient::connect(srv.port, &pki.join("ca.pem"));
 
-    let opts = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS client.invalid;branch=z9hG4bKtls1\r\n\
+    let opts =
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS client.invalid;branch=z9hG4bKtls1\r\n\
                 Max-Forwards: 70\r\nTo: <sip:127.0.0.1>\r\nFrom: <sip:a@example.com>;tag=t1\r\n\
                 Call-ID: tls-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     c.send(opts.as_bytes());
@@ -127,7 +134,8 @@ fn sip_over_tls_with_openssl_s_client() {
     let r = String::from_utf8_lossy(&got[..n]).into_owned();
     assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
     assert!(
-        header(&r, "Via").is_some_and(|v| v.starts_with("SIP/2.0/TLS client.invalid;branch=z9hG4bKtls1")),
+        header(&r, "Via")
+            .is_some_and(|v| v.starts_with("SIP/2.0/TLS client.invalid;branch=z9hG4bKtls1")),
         "{r}"
     );
 
@@ -146,9 +154,14 @@ fn sip_over_tls_with_openssl_s_client() {
     let mut uas = TcpPeer::accepted(sock);
     let relayed = uas.recv_sip();
     let vias = headers(&relayed, "Via");
-    assert!(vias.first().is_some_and(|v| v.starts_with("SIP/2.0/TCP 127.0.0.1:")), "{relayed}");
     assert!(
-        vias.get(1).is_some_and(|v| v.starts_with("SIP/2.0/TLS client.invalid;branch=z9hG4bKtls2")),
+        vias.first()
+            .is_some_and(|v| v.starts_with("SIP/2.0/TCP 127.0.0.1:")),
+        "{relayed}"
+    );
+    assert!(
+        vias.get(1)
+            .is_some_and(|v| v.starts_with("SIP/2.0/TLS client.invalid;branch=z9hG4bKtls2")),
         "{relayed}"
     );
     uas.send(reply_to(&relayed, "200 OK", "bob").as_bytes());

@@ -35,9 +35,7 @@ const SENT_BY: [(&str, &str); 1] = [("quotbal", "192.0.2.59:5050")];
 
 /// The torture message `name`, its Via's sent-by port (if in [`SENT_BY`]) made `port`.
 fn torture(name: &str, port: u16) -> Vec<u8> {
-    let p = repo()
-        .join("sip/src/testdata")
-        .join(format!("{name}.dat"));
+    let p = repo().join("sip/src/testdata").join(format!("{name}.dat"));
     let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let Some((_, sent_by)) = SENT_BY.iter().find(|(n, _)| *n == name) else {
         return data;

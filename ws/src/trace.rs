@@ -15,7 +15,6 @@ use sipcore_abi::{
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-
 /// The global switch (`trace_on`, MI `ws_trace`).
 pub(crate) static TRACE_ON: AtomicBool = AtomicBool::new(false);
 

@@ -20,7 +20,10 @@ pub fn wait_tcp_listening(port: u16) {
         if up {
             return;
         }
-        assert!(Instant::now() < deadline, "nothing listens on tcp port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on tcp port {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -37,7 +40,18 @@ pub fn wait_tcp(srv: &Server, port: u16) {
 /// listens; `extra` arguments after.
 pub fn sipp_uas_tcp(port: u16, calls: usize, extra: &[&str]) -> Sipp {
     let (p, c) = (port.to_string(), calls.to_string());
-    let mut args = vec!["-sn", "uas", "-t", "t1", "-i", "127.0.0.1", "-p", &p, "-m", &c];
+    let mut args = vec![
+        "-sn",
+        "uas",
+        "-t",
+        "t1",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &p,
+        "-m",
+        &c,
+    ];
     args.extend_from_slice(extra);
     let uas = Sipp::spawn("uas-tcp", &args);
     wait_tcp_listening(port);

@@ -243,7 +243,9 @@ impl State {
         let tls = self.shared.listener_tls(listener).cloned();
         let (stream, phase, deadline) = match tls {
             // A SIP stream is open at once (RFC 3261 §18.3: no handshake).
-            None if self.shared.cfg.sip_stream => (Stream::Plain(sock), Phase::Open, Duration::ZERO),
+            None if self.shared.cfg.sip_stream => {
+                (Stream::Plain(sock), Phase::Open, Duration::ZERO)
+            }
             None => (
                 Stream::Plain(sock),
                 Phase::ServerHandshake,

@@ -48,7 +48,11 @@ impl State {
         let (id, peer, out) = (c.meta.id, c.peer_str(), c.meta.outbound);
         self.shared.dir().set_state(id, Phase::Open.name());
         let i = id.to_string();
-        let msg = if out { "connected" } else { "connection accepted" };
+        let msg = if out {
+            "connected"
+        } else {
+            "connection accepted"
+        };
         self.shared
             .log(LogLevel::DBG, msg, &[("peer", &peer), ("id", &i)]);
         self.mark_dirty(slot);
@@ -109,6 +113,9 @@ impl State {
                 // A message started (not a CRLF that may become a ping): bound its reads and
                 // the time it takes to arrive.
                 let started = c.rbuf.first().is_some_and(|&b| b != b'\r' && b != b'\n');
+                if !started {
+                    c.hs_reads = 0;
+                }
                 if started && max_reads != 0 && c.hs_reads > max_reads {
                     let reason = format!("message incomplete after {max_reads} reads");
                     self.stream_fail(slot, &reason, true);
@@ -228,5 +235,8 @@ impl State {
 /// Whether a framing error is a limit (counted in `limit_violations`) rather than malformed
 /// framing.
 fn limit_error(e: &FrameError) -> bool {
-    matches!(e, FrameError::HeadersTooLong { .. } | FrameError::TooLarge { .. })
+    matches!(
+        e,
+        FrameError::HeadersTooLong { .. } | FrameError::TooLarge { .. }
+    )
 }

@@ -264,7 +264,12 @@ pub(crate) fn chunk_payloads(chunk: &[u8], sip_stream: bool) -> Vec<Cow<'_, [u8]
 
 /// What goes on the wire for one message: a frame ([`encode`]), or over a SIP stream the
 /// message itself (RFC 3261 §18.3).
-pub(crate) fn encode_message(text: bool, payload: &[u8], client: bool, sip_stream: bool) -> Vec<u8> {
+pub(crate) fn encode_message(
+    text: bool,
+    payload: &[u8],
+    client: bool,
+    sip_stream: bool,
+) -> Vec<u8> {
     if sip_stream {
         return payload.to_vec();
     }

@@ -9,8 +9,8 @@ use std::time::Instant;
 use sipcore_abi::{SendError, SendTarget};
 
 use super::{
-    new_id, worker, worker_of, wqueue, Cmd, ConnMeta, ConnectReq, DirEntry, Runtime,
-    TraceEvent, OUTBOUND_BIT,
+    new_id, worker, worker_of, wqueue, Cmd, ConnMeta, ConnectReq, DirEntry, Runtime, TraceEvent,
+    OUTBOUND_BIT,
 };
 
 impl Runtime {
