@@ -95,7 +95,7 @@ pub(crate) struct Conn {
     pub held: Option<Box<WriteQueue>>,
     /// The first `held_untraced` frames of `held` were queued before the trace decision
     /// (`Sink::opened`, made once connected): traced then if the connection is.
-    pub held_untraced: usize,
+    pub held_untraced: u32,
     /// Largest write backlog (wq + held) since the queue was last empty.
     pub backlog_peak: u32,
     /// What this connection's queues count for in its worker's total (`State::queued`), as

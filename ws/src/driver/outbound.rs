@@ -206,7 +206,7 @@ impl State {
             let held = c.held.as_deref();
             for chunk in held
                 .into_iter()
-                .flat_map(|h| h.front_chunks(c.held_untraced))
+                .flat_map(|h| h.front_chunks(c.held_untraced as usize))
             {
                 for payload in frame_payloads(chunk) {
                     let ev = TraceEvent::Message {

@@ -66,7 +66,9 @@ impl State {
                 match trace {
                     Trace::Done => {}
                     // Not connected yet, so not known to be traced: traced once it is.
-                    Trace::Here(_) | Trace::Frame if undecided => c.held_untraced += 1,
+                    Trace::Here(_) | Trace::Frame if undecided => {
+                        c.held_untraced = c.held_untraced.saturating_add(1)
+                    }
                     _ if !c.traced => {}
                     Trace::Here(payload) => {
                         let ev = TraceEvent::Message {

@@ -70,7 +70,7 @@ impl State {
             let held = c.held.as_deref();
             for chunk in held
                 .into_iter()
-                .flat_map(|h| h.front_chunks(c.held_untraced))
+                .flat_map(|h| h.front_chunks(c.held_untraced as usize))
             {
                 let ev = TraceEvent::Message {
                     inbound: false,
