@@ -174,3 +174,120 @@ fn sip_over_tls_with_openssl_s_client() {
     let list = mi_call(mi, "tls_conn_list", json!([])).to_string();
     assert!(list.contains("TLSv1."), "{list}");
 }
+
+/// A running `openssl s_server -quiet` for one client (stdout: what the client sent; stdin:
+/// what to send it); killed on drop.
+struct SServer {
+    child: Child,
+    stdin: ChildStdin,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl SServer {
+    fn start(port: u16, pki: &std::path::Path) -> SServer {
+        let mut child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-naccept", "1"])
+            .arg("-accept")
+            .arg(port.to_string())
+            .arg("-cert")
+            .arg(pki.join("cert.pem"))
+            .arg("-key")
+            .arg(pki.join("key.pem"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the openssl command-line tool");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let (o, mut r) = (out.clone(), child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = r.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                o.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        let stdin = child.stdin.take().unwrap();
+        wait_tcp_listening(port);
+        SServer { child, stdin, out }
+    }
+
+    /// The first SIP message the client sent (10 s).
+    fn recv_sip(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.out.lock().unwrap().clone();
+            if let Some(n) = sip_message_len(&got) {
+                return String::from_utf8_lossy(&got[..n]).into_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "s_server got no SIP message: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Outbound TLS: a request from a TCP client relayed to `sip:localhost:PORT;transport=tls`
+/// (an `openssl s_server` whose certificate the client domain's `ca_list` trusts, checked
+/// against the name `localhost`), and the answer back over TCP.
+#[test]
+fn a_request_is_relayed_over_an_outbound_tls_connection() {
+    let pki = temp_dir("tls-out-pki");
+    make_cert_in(&pki, &[]);
+    let s_port = free_port();
+    let p = pki.display();
+    let tcp = free_port();
+    let cfg = format!(
+        "log_level = 3\nmpath = \"{{MPATH}}\"\n\
+         socket = tls:127.0.0.1:{{PORT}}\nsocket = tcp:127.0.0.1:{tcp}\n\
+         loadmodule \"tls_mgm.so\"\n\
+         modparam(\"tls_mgm\", \"certificate\", \"[default]{p}/cert.pem\")\n\
+         modparam(\"tls_mgm\", \"private_key\", \"[default]{p}/key.pem\")\n\
+         modparam(\"tls_mgm\", \"ca_list\", \"[default]{p}/ca.pem\")\n\
+         loadmodule \"proto_tls.so\"\nloadmodule \"proto_tcp.so\"\nloadmodule \"tm.so\"\n\
+         modparam(\"proto_tls\", \"tls_connect_timeout\", 5000)\n\
+         route {{\n\
+             $du = \"sip:localhost:{s_port};transport=tls\";\n\
+             t_relay();\n\
+         }}\n"
+    );
+    let srv = Server::start(&cfg);
+    let _dump = Dump(srv.log_path.clone());
+    wait_tcp(&srv, tcp);
+    let mut s_server = SServer::start(s_port, &pki);
+    let mut c = TcpPeer::connect(tcp);
+    let me = c.local();
+    let msg = format!(
+        "MESSAGE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtlsout\r\n\
+         Max-Forwards: 70\r\nTo: <sip:bob@example.com>\r\nFrom: <sip:a@example.com>;tag=o1\r\n\
+         Call-ID: tls-out\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+    );
+    c.send(msg.as_bytes());
+    let relayed = s_server.recv_sip();
+    let vias = headers(&relayed, "Via");
+    assert!(
+        vias.first()
+            .is_some_and(|v| v.starts_with(&format!("SIP/2.0/TLS 127.0.0.1:{};", srv.port))),
+        "{relayed}"
+    );
+    s_server
+        .stdin
+        .write_all(reply_to(&relayed, "200 OK", "tlsbob").as_bytes())
+        .unwrap();
+    s_server.stdin.flush().unwrap();
+    let r = c.recv_sip();
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    assert_eq!(header(&r, "Call-ID"), Some("tls-out"));
+}

@@ -7,12 +7,13 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
 
-/// Wait until something listens on TCP port `port` on IPv4 (`/proc/net/tcp`, state 0A), 10 s.
+/// Wait until something listens on TCP port `port` (`/proc/net/tcp` or `tcp6`, state 0A), 10 s.
 pub fn wait_tcp_listening(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let suffix = format!(":{port:04X}");
     loop {
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default()
+            + &std::fs::read_to_string("/proc/net/tcp6").unwrap_or_default();
         let up = table.lines().skip(1).any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             f.len() > 3 && f[1].ends_with(&suffix) && f[3] == "0A"
