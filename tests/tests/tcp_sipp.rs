@@ -215,6 +215,60 @@ fn an_invite_the_callee_never_answers_gets_408_at_fr_timeout() {
     // over unreliable transports); at fr_timeout the caller gets 408 and the callee a CANCEL
     // (or nothing: no provisional came, RFC 3261 §9.1 says not to CANCEL then).
     uac.assert_success(Duration::from_secs(30));
+    // Whatever reached the callee after the INVITE (by now fr_timeout has passed: timer A
+    // would have fired 2 times) is not a retransmission of it.
+    while let Some(m) = uas.try_recv_sip(Duration::from_millis(300)) {
+        assert!(!m.starts_with("INVITE "), "retransmitted over TCP:\n{m}");
+    }
     let log = srv.log();
     assert!(!log.contains("ERR"), "{log}");
+}
+
+/// The bundled default config with a `socket=tcp:` line answers SIPp's OPTIONS over TCP with
+/// 200, over SIPp's own connection (the Via of its request in the answer).
+#[test]
+fn sipp_options_over_tcp_get_200_from_the_default_config() {
+    let tcp = free_port();
+    let (cfg, _mi) = default_config();
+    let (ws, load) = ("socket = ws:127.0.0.1:{PORT}", "loadmodule \"proto_ws.so\"");
+    assert!(
+        cfg.contains(ws) && cfg.contains(load),
+        "default config changed"
+    );
+    let cfg = cfg
+        .replace(ws, &format!("{ws}\nsocket = tcp:127.0.0.1:{tcp}"))
+        .replace(load, &format!("{load}\nloadmodule \"proto_tcp.so\""));
+    let srv = Server::start(&cfg);
+    wait_tcp(&srv, tcp);
+    let target = format!("127.0.0.1:{tcp}");
+    let local = free_port().to_string();
+    let scenario = sipp_scenario("options_uac.xml");
+    let mut uac = Sipp::spawn(
+        "options-tcp",
+        &[
+            &target,
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-t",
+            "t1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &local,
+            "-m",
+            "5",
+            "-r",
+            "50",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+        ],
+    );
+    uac.assert_success(Duration::from_secs(30));
+    let msgs = uac.file("messages.log");
+    assert!(msgs.contains("SIP/2.0 200 OK"), "{msgs}");
+    assert!(
+        msgs.contains(&format!("SIP/2.0/TCP 127.0.0.1:{local};branch=")),
+        "{msgs}"
+    );
 }

@@ -142,6 +142,13 @@ impl TcpPeer {
         String::from_utf8(m).unwrap()
     }
 
+    /// The next SIP message if one arrives within `within` (`None` also when the connection
+    /// is closed).
+    pub fn try_recv_sip(&mut self, within: Duration) -> Option<String> {
+        let m = self.read_until(within, sip_message_len).ok()??;
+        Some(String::from_utf8(m).unwrap())
+    }
+
     /// Exactly `bytes` next, within 10 s (e.g. the CRLF pong).
     pub fn recv_exact(&mut self, bytes: &[u8]) {
         let n = bytes.len();
