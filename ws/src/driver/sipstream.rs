@@ -47,14 +47,15 @@ impl State {
         c.held_untraced = 0;
         let (id, peer, out) = (c.meta.id, c.peer_str(), c.meta.outbound);
         self.shared.dir().set_state(id, Phase::Open.name());
-        let i = id.to_string();
-        let msg = if out {
-            "connected"
-        } else {
-            "connection accepted"
-        };
-        self.shared
-            .log(LogLevel::DBG, msg, &[("peer", &peer), ("id", &i)]);
+        if out {
+            // (An inbound one was logged when accepted.)
+            let i = id.to_string();
+            self.shared.log(
+                LogLevel::DBG,
+                "websocket connected",
+                &[("peer", &peer), ("id", &i)],
+            );
+        }
         self.mark_dirty(slot);
         self.arm_idle(slot);
     }
