@@ -1,22 +1,23 @@
 //! Which plugin this code runs as: `proto_ws` (`socket=ws:`, RFC 7118 over TCP),
-//! `proto_wss` (`socket=wss:`, RFC 7118 §5 over TLS), `proto_tcp` (`socket=tcp:`, RFC 3261
-//! §18 stream framing) or `proto_tls` (`socket=tls:`, the same over TLS). One code base: the flavor only names
-//! things (module, parameters with OpenSIPS's `ws_`/`wss_` prefixes, MI commands, the
-//! protocol reported to the core and in HEP) and says whether every listener and outbound
-//! connection runs TLS under the WebSocket.
+//! `proto_wss` (`socket=wss:`, RFC 7118 §5 over TLS), `proto_tcp` (`socket=tcp:`, SIP framed
+//! on the stream, RFC 3261 §18.3) or `proto_tls` (`socket=tls:`, the same over TLS). One code
+//! base: the flavor only names things (module, parameters with OpenSIPS's `ws_`/`wss_`/
+//! `tcp_`/`tls_` prefixes, MI commands, the protocol reported to the core and in HEP) and
+//! says whether every listener and outbound connection runs TLS, and whether messages are
+//! WebSocket messages or framed by their Content-Length.
 use sipcore_abi::Proto;
 use std::sync::OnceLock;
 
 /// The naming and the TLS switch of one plugin.
 #[derive(Debug)]
 pub struct Flavor {
-    /// Module name (`modparam` and logs): `proto_ws` or `proto_wss`.
+    /// Module name (`modparam` and logs): `proto_ws`, `proto_wss`, `proto_tcp`, `proto_tls`.
     pub module: &'static str,
     /// The protocol served, reported to the core and to the trace filter route.
     pub proto: Proto,
     /// The protocol's name in `socket=` lines.
     pub name: &'static str,
-    /// Prefix of the module's own parameters and MI commands: `ws_` or `wss_`.
+    /// Prefix of the module's own parameters and MI commands: `ws_`, `wss_`, `tcp_`, `tls_`.
     pub prefix: &'static str,
     /// Port of a socket or destination given without one (before `*_port`).
     pub default_port: u16,
