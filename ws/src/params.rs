@@ -351,7 +351,7 @@ pub(crate) fn config_from(
         let name = e.name.as_str();
         let (i, s) = (e.int, e.str.as_str());
         let canonical = f.canonical(name);
-        if f.stream && !stream_param(&canonical, f) {
+        if f.stream && !stream_param(name, f) {
             return Err(format!("unknown parameter {name}"));
         }
         match &*canonical {
@@ -436,11 +436,10 @@ pub(crate) fn config_from(
     Ok((c, port, t))
 }
 
-/// Whether `canonical` (a `ws_` name) is one of the stream flavor `f`'s parameters.
-fn stream_param(canonical: &str, f: &Flavor) -> bool {
-    let own = f.named(canonical);
-    stream_specs(f).iter().any(|p| p.name.as_str() == own)
-        || (canonical == "cert_check_on_conn_reusage" && f.tls)
+/// Whether `name` (as written in the modparam) is one of the stream flavor `f`'s parameters
+/// (the host checks this before `init`; the `ws_` names are not proto_tcp's).
+fn stream_param(name: &str, f: &Flavor) -> bool {
+    stream_specs(f).iter().any(|p| p.name.as_str() == name)
 }
 
 #[cfg(test)]
@@ -456,5 +455,77 @@ mod defaults {
             assert_eq!(c.keepalive_interval, Some(Duration::from_secs(30)));
             assert_eq!(c.keepalive_timeout, Duration::from_secs(10));
         }
+    }
+}
+
+#[cfg(test)]
+mod stream_flavors {
+    use super::*;
+    use crate::flavor::{TCP, TLS};
+
+    fn int<'a>(name: &'a str, v: i64) -> ParamEntry<'a> {
+        ParamEntry {
+            name: RStr::from_str(name),
+            kind: I,
+            int: v,
+            str: RStr::from_str(""),
+        }
+    }
+
+    /// proto_tcp's names are OpenSIPS's (`tcp_port`, the core's `tcp_connection_lifetime`...);
+    /// WebSocket-only parameters are not among them.
+    #[test]
+    fn tcp_and_tls_take_their_own_names_only() {
+        let names = |f| -> Vec<&str> { specs(f).iter().map(|p| p.name.as_str()).collect() };
+        let tcp = names(&TCP);
+        for n in [
+            "tcp_port",
+            "tcp_send_timeout",
+            "tcp_max_msg_chunks",
+            "tcp_connection_lifetime",
+            "tcp_max_connections",
+            "tcp_connect_timeout",
+            "tcp_crlf_pingpong",
+            "tcp_async",
+        ] {
+            assert!(tcp.contains(&n), "{n} missing: {tcp:?}");
+        }
+        for n in ["tcp_resource", "require_origin", "tcp_keepalive_interval"] {
+            assert!(!tcp.contains(&n), "{n} is WebSocket's");
+        }
+        let tls = names(&TLS);
+        assert!(tls.contains(&"tls_port") && tls.contains(&"tls_handshake_timeout"));
+        assert!(config_from(&TCP, &[int("tcp_resource", 1)]).is_err());
+        assert!(config_from(&TCP, &[int("ws_port", 5070)]).is_err());
+    }
+
+    #[test]
+    fn stream_defaults_and_values() {
+        let (c, port, _) = config_from(&TCP, &[]).unwrap();
+        assert!(c.sip_stream && c.crlf_pingpong);
+        assert_eq!(
+            (port, c.max_msg_chunks, c.keepalive_interval),
+            (5060, 32, None)
+        );
+        let (c, port, _) = config_from(
+            &TCP,
+            &[
+                int("tcp_port", 5070),
+                int("tcp_connection_lifetime", 600),
+                int("tcp_crlf_pingpong", 0),
+                int("tcp_async", 1),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (port, c.lifetime.as_secs(), c.crlf_pingpong),
+            (5070, 600, false)
+        );
+        let (c, port, _) = config_from(&TLS, &[int("tls_handshake_timeout", 2500)]).unwrap();
+        assert_eq!(port, 5061);
+        assert_eq!(c.tls_handshake_timeout, Duration::from_millis(2500));
+        assert_eq!(c.handshake_timeout, Duration::from_millis(2500));
+        let (ws, _, _) = config_from(&crate::flavor::WS, &[]).unwrap();
+        assert!(!ws.sip_stream);
     }
 }
