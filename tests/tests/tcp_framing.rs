@@ -160,8 +160,30 @@ fn framing_errors_close_only_that_connection_with_one_log_line() {
         assert!(errors[0].contains(reason), "{reason}: {lines:#?}");
         answered(&mut witness, 2 + i as u32);
     }
+    // A message trickled in more reads than tcp_max_msg_chunks (32) allows: a header that
+    // never ends, a few bytes at a time until the server closes (it takes 1,300 writes to
+    // reach the 4096-byte limit instead, far more than 33 reads however the server's reads
+    // coalesce them).
+    let mut slow = TcpPeer::connect(srv.port);
+    let peer = slow.local().to_string();
+    slow.send(b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nX: ");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut closed = false;
+    while !closed && Instant::now() < deadline {
+        use std::io::Write;
+        closed =
+            slow.sock.write_all(b"abc").is_err() || slow.closed_within(Duration::from_millis(5));
+    }
+    assert!(closed, "kept");
+    let log = srv.wait_log(&format!("peer={peer}"), Duration::from_secs(10));
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&peer) && l.contains("message incomplete after 32 reads")),
+        "{log}"
+    );
+    answered(&mut witness, 50);
     let st = tcp_stats(mi);
-    assert!(st["limit_violations"] >= 2, "{st:?}");
+    assert!(st["limit_violations"] >= 3, "{st:?}");
 }
 
 /// A client that sends requests and never reads its answers: its write queue fills and it

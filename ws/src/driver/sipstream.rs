@@ -197,11 +197,10 @@ impl State {
             return;
         };
         let peer = c.peer_str();
-        self.shared.log(
-            LogLevel::WARN,
-            "sip stream protocol error, closing",
-            &[("peer", &peer), ("reason", reason)],
-        );
+        // "tcp protocol error, closing" (or tls).
+        let msg = format!("{} protocol error, closing", crate::flavor::get().name);
+        self.shared
+            .log(LogLevel::WARN, &msg, &[("peer", &peer), ("reason", reason)]);
         if c.traced {
             let ev = TraceEvent::ProtocolError {
                 close_code: 0,
