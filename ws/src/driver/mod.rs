@@ -23,9 +23,10 @@
 //! * `shared`, `directory`: what the handle and the workers share (ids, commands, counters),
 //!   and the directory of connections (only outbound ones can be found by address).
 //!
-//! Connection ids are non-zero `u64`s, never reused within the process: a global sequence
-//! number shifted left by 8 bits, the low 8 bits naming the owning worker, so a send is
-//! routed to that worker in O(1).
+//! Connection ids are non-zero `u64`s, never reused within the process: the flavor's protocol
+//! number in bits 44-47 (ids of proto_ws, proto_wss, proto_tcp and proto_tls never collide),
+//! a global sequence number in bits 9-43, bit 8 set for outbound connections, and the low 8
+//! bits naming the owning worker, so a send is routed to that worker in O(1).
 
 mod accept;
 mod admission;
