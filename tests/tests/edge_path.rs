@@ -85,6 +85,28 @@ fn run_scenario(stack: &str) {
     wait_udp(&registrar, reg_udp);
     let edge = Server::start(&edge_config(edge_udp, reg_udp));
     wait_udp(&edge, edge_udp);
+    let stdout = scenario_through(&edge, stack, &|| registrar.log());
+    let steps: Vec<&str> = stdout.lines().filter(|l| l.contains("\"step\"")).collect();
+    assert!(steps.len() >= 10, "{stdout}");
+    // The REGISTERs reached the registrar with the edge's Path (its UDP address, a flow
+    // token, lr and ob), and the edge kept no registration of its own (it has no save()).
+    let edge_path = format!("@127.0.0.1:{edge_udp};transport=udp;lr;ob>");
+    let log = registrar.wait_log(
+        "REGISTER sip:alice@example.com path=<sip:",
+        std::time::Duration::from_secs(5),
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("REGISTER sip:alice@example.com") && l.contains(&edge_path)),
+        "{log}"
+    );
+    let edge_dump = mi_call(mi_port_of(&edge), "ul_dump", serde_json::json!([])).to_string();
+    assert!(!edge_dump.contains("@example.com"), "{edge_dump}");
+}
+
+/// Every scenario of tests/js/scenario.js with `stack` through `edge`; its stdout. Panics
+/// with the logs (`behind`: the registrar's) when a step failed.
+fn scenario_through(edge: &Server, stack: &str, behind: &dyn Fn() -> String) -> String {
     let out = Command::new("node")
         .arg(js_dir().join("scenario.js"))
         .args([
@@ -101,31 +123,22 @@ fn run_scenario(stack: &str) {
         ])
         .output()
         .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "scenario through the edge failed:\n{stdout}\n--- node:\n{}\n--- edge:\n{}\n--- registrar:\n{}",
+        "{stack} through the edge failed:\n{stdout}\n--- node:\n{}\n--- edge:\n{}\n--- behind it:\n{}",
         String::from_utf8_lossy(&out.stderr),
         edge.log(),
-        registrar.log()
-    );
-    let steps: Vec<&str> = stdout.lines().filter(|l| l.contains("\"step\"")).collect();
-    assert!(steps.len() >= 10, "{stdout}");
-    assert!(steps.iter().all(|l| l.contains("\"ok\":true")), "{stdout}");
-    // The REGISTERs reached the registrar with the edge's Path (its UDP address, a flow
-    // token, lr and ob), and the edge kept no registration of its own (it has no save()).
-    let edge_path = format!("@127.0.0.1:{edge_udp};transport=udp;lr;ob>");
-    let log = registrar.wait_log(
-        "REGISTER sip:alice@example.com path=<sip:",
-        std::time::Duration::from_secs(5),
+        behind()
     );
     assert!(
-        log.lines()
-            .any(|l| l.contains("REGISTER sip:alice@example.com") && l.contains(&edge_path)),
-        "{log}"
+        stdout
+            .lines()
+            .filter(|l| l.contains("\"step\""))
+            .all(|l| l.contains("\"ok\":true")),
+        "{stdout}"
     );
-    let edge_dump = mi_call(mi_port_of(&edge), "ul_dump", serde_json::json!([])).to_string();
-    assert!(!edge_dump.contains("@example.com"), "{edge_dump}");
+    stdout
 }
 
 fn mi_port_of(srv: &Server) -> u16 {
@@ -271,30 +284,7 @@ fn browsers_reach_each_other_through_the_edge_with_kamailio_as_registrar() {
     let edge = Server::start(&edge_config(edge_udp, kam_udp));
     wait_udp(&edge, edge_udp);
     for stack in ["jssip,sipjs", "sipjs,jssip"] {
-        let out = Command::new("node")
-            .arg(js_dir().join("scenario.js"))
-            .args([
-                "--stack",
-                stack,
-                "--url",
-                &edge.ws_url(),
-                "--domain",
-                "example.com",
-                "--scenario",
-                "all",
-                "--timeout",
-                "60",
-            ])
-            .output()
-            .expect("node");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stack} through the edge to Kamailio failed:\n{stdout}\n--- node:\n{}\n--- edge:\n{}\n--- kamailio:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            edge.log(),
-            kam.log()
-        );
+        scenario_through(&edge, stack, &|| kam.log());
     }
     let edge_path = format!("@127.0.0.1:{edge_udp};transport=udp;lr;ob>");
     assert!(

@@ -657,18 +657,7 @@ impl Env for MsgEnv<'_> {
                         route: None,
                         st: ProxyState::default(),
                     },
-                    None => BranchTarget {
-                        ru: self
-                            .ru
-                            .clone()
-                            .or_else(|| self.msg.ruri().map(str::to_string))
-                            .unwrap_or_default(),
-                        du: self.du.clone(),
-                        dst: self.proxy.dst,
-                        q: self.tm.ru_q,
-                        route: self.tm.ru_route.clone(),
-                        st: ProxyState::default(),
-                    },
+                    None => self.main_target(),
                 };
                 self.tm.branches.push(target);
                 1

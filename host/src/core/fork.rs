@@ -4,7 +4,7 @@
 //! target, with its own signed Via branch (its index under the MAC), on a client transaction
 //! of the one cell ([`super::stateful`]).
 use super::locate;
-use super::relay::build_out;
+use super::relay::{answer_full, build_out};
 use super::send::{peer, Core};
 use super::stateful::{self, BranchDst, BranchTarget, Relayed, TmOpts};
 use crate::sip::Message;
@@ -144,17 +144,7 @@ pub(crate) fn relay_branches(
                         return (0, false);
                     }
                     Err(e) if e == stateful::TABLE_FULL || e == stateful::SOURCE_FULL => {
-                        crate::log!(Warning, "tm", "t_relay(): {}: 503", e; "peer" => peer(info));
-                        let sent = core
-                            .reply(
-                                info,
-                                msg,
-                                503,
-                                "Service Unavailable",
-                                &[("Retry-After", "5")],
-                            )
-                            .unwrap_or(false);
-                        return (-1, sent);
+                        return (-1, answer_full(core, info, msg, &e));
                     }
                     Err(e) => {
                         crate::log!(Info, "tm", "t_relay(): branch to {} failed: {}", t.ru, e; "peer" => peer(info));

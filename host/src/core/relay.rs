@@ -337,26 +337,32 @@ fn relay_stateful(
             Ok((1, false))
         }
         Err(e) if e == super::stateful::TABLE_FULL || e == super::stateful::SOURCE_FULL => {
-            crate::log!(Warning, "tm", "t_relay(): {}: 503", e; "peer" => peer(info));
-            let sent = core
-                .reply(
-                    info,
-                    msg,
-                    503,
-                    "Service Unavailable",
-                    &[("Retry-After", "5")],
-                )
-                .unwrap_or(false);
-            if sent {
-                crate::stats::counters::SL_SENT_ERR.inc();
-            }
-            Ok((-1, sent))
+            Ok((-1, answer_full(core, info, msg, &e)))
         }
         Err(e) => {
             crate::log!(Debug, "tm", "t_relay(): first send failed: {}", e; "peer" => peer(info));
             Err(keep.to_vec())
         }
     }
+}
+
+/// `t_relay()` when the transaction table or the source's share is full: 503 with
+/// `Retry-After`; whether it was sent.
+pub(super) fn answer_full(core: &Core, info: &ReceiveInfo, msg: &Message, why: &str) -> bool {
+    crate::log!(Warning, "tm", "t_relay(): {}: 503", why; "peer" => peer(info));
+    let sent = core
+        .reply(
+            info,
+            msg,
+            503,
+            "Service Unavailable",
+            &[("Retry-After", "5")],
+        )
+        .unwrap_or(false);
+    if sent {
+        crate::stats::counters::SL_SENT_ERR.inc();
+    }
+    sent
 }
 
 /// The hop a response goes back to (RFC 3261 §16.7 steps 3 and 9, stateless): `None` when it
