@@ -391,3 +391,63 @@ fn serialize_branches_rings_groups_of_q_in_turn() {
     // The caller never saw the 486.
     assert!(!ok.contains("486"));
 }
+
+/// RFC 3261 §16.7 step 7: a forked request whose branches all answer 401/407 gets one
+/// response upstream carrying every branch's challenge.
+#[test]
+fn the_challenges_of_every_branch_reach_the_caller() {
+    let udp = free_udp_port();
+    let script = "route {\n\
+        \x20   if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
+        \x20   if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
+        \x20   t_relay();\n\
+        \x20   exit;\n\
+        }\n";
+    let srv = Server::start(&config(udp, "", script));
+    wait_udp(&srv, udp);
+    let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
+    let phones = [Peer::new(), Peer::new()];
+    for (i, p) in phones.iter().enumerate() {
+        let reg = udp_request(
+            "REGISTER",
+            "sip:example.com",
+            &p.addr.to_string(),
+            true,
+            &format!("chal-reg{i}"),
+            &format!("Contact: <sip:dev{i}@{}>;expires=600\r\n", p.addr),
+        )
+        .replace("<sip:alice@example.com>", "<sip:carol@example.com>")
+        .replace("To: <sip:example.com>", "To: <sip:carol@example.com>");
+        p.send(to, reg.as_bytes());
+        assert!(p.recv_sip().starts_with("SIP/2.0 200 "));
+    }
+    let caller = Peer::new();
+    let msg = udp_request(
+        "MESSAGE",
+        "sip:carol@example.com",
+        &caller.addr.to_string(),
+        true,
+        "chal-msg",
+        "",
+    );
+    caller.send(to, msg.as_bytes());
+    for (i, p) in phones.iter().enumerate() {
+        let req = p.recv_sip();
+        assert!(req.starts_with("MESSAGE sip:dev"), "{req}");
+        let chal = ok_for(&req)
+            .replace("SIP/2.0 200 OK", "SIP/2.0 407 Proxy Authentication Required")
+            .replace(
+                "Content-Length: 0",
+                &format!("Proxy-Authenticate: Digest realm=\"realm{i}\", nonce=\"n{i}\"\r\nContent-Length: 0"),
+            );
+        p.send(to, chal.as_bytes());
+    }
+    let r = caller.recv_sip();
+    assert!(r.starts_with("SIP/2.0 407 "), "{r}");
+    let realms: Vec<&str> = headers(&r, "Proxy-Authenticate");
+    assert_eq!(realms.len(), 2, "{r}");
+    assert!(
+        realms.iter().any(|v| v.contains("realm0")) && realms.iter().any(|v| v.contains("realm1")),
+        "{r}"
+    );
+}

@@ -180,6 +180,26 @@ pub(crate) struct Effects {
     pub(crate) failure: Option<FailureRun>,
 }
 
+/// `msg` with `headers` added at the end of its header section (before the empty line).
+fn with_headers(mut msg: Vec<u8>, headers: &[(&str, &str)]) -> Vec<u8> {
+    if headers.is_empty() {
+        return msg;
+    }
+    let Some(end) = msg.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return msg;
+    };
+    let mut lines = Vec::new();
+    for (name, value) in headers {
+        lines.extend_from_slice(name.as_bytes());
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(value.as_bytes());
+        lines.extend_from_slice(b"\r\n");
+    }
+    let at = end + 2;
+    msg.splice(at..at, lines);
+    msg
+}
+
 /// The reason phrase of a response this proxy generates.
 fn reason(code: u16) -> &'static str {
     match code {
@@ -268,14 +288,25 @@ impl Cell {
     ) {
         for a in acts {
             match a {
-                ProxyAction::Forward { response, .. } => {
+                ProxyAction::Forward {
+                    response,
+                    challenges,
+                    ..
+                } => {
                     // Our Via off (§16.7 step 9); the server transaction sends it and
-                    // answers retransmissions of the request with it.
+                    // answers retransmissions of the request with it. A chosen 401/407
+                    // carries the challenges of the other branches' 401/407 too (step 7).
                     let code = response.status().unwrap_or(0);
+                    let others: Vec<&Message> = challenges
+                        .iter()
+                        .filter_map(|&b| self.ctx.response(b))
+                        .collect();
+                    let extra = crate::tm::challenge_headers(&others);
                     match forward_response(&response)
                         .map_err(|e| e.to_string())
                         .and_then(|f| {
-                            Message::parse(Bytes::from(f.bytes)).map_err(|e| e.to_string())
+                            let bytes = with_headers(f.bytes, &extra);
+                            Message::parse(Bytes::from(bytes)).map_err(|e| e.to_string())
                         }) {
                         Ok(up) => queue.push_back(Work::Server(Event::Respond(up))),
                         Err(e) => {
