@@ -154,9 +154,9 @@ fn junk_is_dropped_and_counted_torture_gets_400_and_the_server_keeps_serving() {
 
 /// A UDP flood does not starve WebSocket clients (issue 14): two sockets send OPTIONS over
 /// UDP as fast as they can (each costs the server a parse, the script and a reply) while a
-/// WebSocket client makes 200 OPTIONS round trips one after the other; each is answered
-/// (within the 5 s `next_text` allows), and the flood really ran alongside (the `udp`
-/// counters grew by thousands meanwhile).
+/// WebSocket client makes OPTIONS round trips one after the other until the server has
+/// handled 2,000 more flood datagrams meanwhile; each round trip is answered (within the 5 s
+/// `next_text` allows).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_udp_flood_does_not_starve_websocket_clients() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,10 +187,14 @@ async fn a_udp_flood_does_not_starve_websocket_clients() {
         })
         .collect();
     let before = wait_udp_stats(mi, "the flood", |s| {
-        s.get("received").is_some_and(|&r| r > 1000)
+        s.get("received").is_some_and(|&r| r > 500)
     });
+    // Round trips until the flood has had 2,000 more datagrams handled while they ran (at
+    // least 200 of them, at most 50,000): each answered within next_text's 5 s.
     let mut ws = common::ws::connect_sip(&srv.ws_url()).await;
-    for i in 0..200u32 {
+    let mut done = 0u32;
+    let after = loop {
+        let i = done;
         common::ws::send_text(
             &mut ws,
             options_request(&format!("ws-{i}"), &format!("z9hG4bKws{i}"), 1),
@@ -199,13 +203,19 @@ async fn a_udp_flood_does_not_starve_websocket_clients() {
         let r = common::ws::next_text(&mut ws).await;
         assert!(r.starts_with("SIP/2.0 200 "), "{r}");
         assert_eq!(header(&r, "Call-ID"), Some(format!("ws-{i}").as_str()));
-    }
-    let after = udp_stats(mi);
+        done += 1;
+        if done % 50 == 0 && done >= 200 {
+            let now = udp_stats(mi);
+            if now["received"] >= before["received"] + 2000 {
+                break now;
+            }
+            assert!(done < 50_000, "the flood stalled: {before:?} -> {now:?}");
+        }
+    };
     stop.store(true, Ordering::Relaxed);
     let sent: u64 = flooders.into_iter().map(|f| f.join().unwrap()).sum();
     assert!(
-        after["received"] >= before["received"] + 1000,
-        "the flood did not run alongside: {before:?} -> {after:?}"
+        after["received"] >= before["received"] + 2000 && sent > 2000,
+        "{before:?} -> {after:?}, {sent} sent"
     );
-    assert!(sent > 2000, "{sent} flood datagrams");
 }
