@@ -144,9 +144,9 @@ fn forward_to(
             }
         }
     };
-    let (proto, out_conn) = match &next {
-        Target::Conn(c) => (c.proto, c.conn_id),
-        Target::Addr(n) => (n.proto, 0),
+    let proto = match &next {
+        Target::Conn(c) => c.proto,
+        Target::Addr(n) => n.proto,
     };
     let Some((via_host, via_port)) = core.via_for(proto) else {
         crate::log!(Error, "core", "forward(): no {} socket to send from", proto.name(); "peer" => peer(info));
@@ -167,7 +167,11 @@ fn forward_to(
         return fail(482, "Loop Detected");
     }
     let rr = if st.record_route {
-        proxy::record_route_value(core, info, (proto, out_conn))
+        let out = match &next {
+            Target::Conn(c) => proxy::Outbound::Conn(c.proto, c.conn_id),
+            Target::Addr(n) => proxy::Outbound::Addr(n.proto, n.addr),
+        };
+        proxy::record_route_value(core, info, out)
     } else {
         None
     };

@@ -66,6 +66,15 @@ impl FuncId {
     /// `t_reply(code, reason)` (OpenSIPS tm): a reply through the request's server
     /// transaction (made if there is none), which answers its retransmissions.
     pub const T_REPLY: FuncId = FuncId(26);
+    /// `force_rport()` (OpenSIPS core, RFC 3581 §4): the top Via gets `rport` as if the client
+    /// had asked, so replies go to the source port.
+    pub const FORCE_RPORT: FuncId = FuncId(27);
+    /// `fix_nated_contact([uri_params])` (OpenSIPS nathelper): the Contact's host:port become
+    /// the request's (or reply's) source address.
+    pub const FIX_NATED_CONTACT: FuncId = FuncId(28);
+    /// `nat_uac_test(flags)` (OpenSIPS nathelper): 1 when one of the selected tests finds the
+    /// sender behind a NAT.
+    pub const NAT_UAC_TEST: FuncId = FuncId(29);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -167,13 +176,14 @@ impl FunctionTable {
     /// `www_challenge(realm[, qop[, algorithms]])`, `proxy_challenge(...)`,
     /// `www_authorize(realm[, table])`, `proxy_authorize(...)`, `consume_credentials()`,
     /// `check_from()`, `check_to()`, `pike_check_req()`,
-    /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`, `t_reply(code, reason)`.
+    /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`, `t_reply(code, reason)`,
+    /// `force_rport()`, `fix_nated_contact([uri_params])`, `nat_uac_test(flags)`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 27] = [
+        let core: [(&str, &[ArgKind], usize); 30] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -222,6 +232,9 @@ impl FunctionTable {
             ),
             ("t_check_trans", &[], 0),
             ("t_reply", &[ArgKind::Int, ArgKind::Format], 2),
+            ("force_rport", &[], 0),
+            ("fix_nated_contact", &[ArgKind::Format], 0),
+            ("nat_uac_test", &[ArgKind::Int], 1),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.
@@ -309,6 +322,9 @@ mod tests {
             ("jwt_script_authorize", FuncId::JWT_SCRIPT_AUTHORIZE),
             ("t_check_trans", FuncId::T_CHECK_TRANS),
             ("t_reply", FuncId::T_REPLY),
+            ("force_rport", FuncId::FORCE_RPORT),
+            ("fix_nated_contact", FuncId::FIX_NATED_CONTACT),
+            ("nat_uac_test", FuncId::NAT_UAC_TEST),
         ] {
             assert_eq!(t.lookup(name), Some(id), "{name}");
         }
