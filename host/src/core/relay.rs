@@ -144,11 +144,11 @@ fn forward_to(
             }
         }
     };
-    let proto = match &next {
-        Target::Conn(c) => c.proto,
-        Target::Addr(n) => n.proto,
+    let (proto, to) = match &next {
+        Target::Conn(c) => (c.proto, None),
+        Target::Addr(n) => (n.proto, Some(n.addr)),
     };
-    let Some((via_host, via_port)) = core.via_for(proto) else {
+    let Some((via_host, via_port)) = core.via_for(proto, to) else {
         crate::log!(Error, "core", "forward(): no {} socket to send from", proto.name(); "peer" => peer(info));
         return (-1, false);
     };
