@@ -771,6 +771,36 @@ async function scIdle() {
   });
 }
 
+const rrOf = (m) => [].concat(...(m.headers['record-route'] || []).map((v) => splitContacts([v])));
+
+// bob answers the next call, which comes from UDP (within twice the step timeout): it must carry
+// two Record-Route values (ws on top, then udp); then bob hangs up (hangUp) or waits for the
+// caller's BYE.
+async function incoming(label, hangUp) {
+  const { bob } = ctx;
+  const sB = mark(bob);
+  const n = bob.calls.length;
+  const inv = await expectWire(bob, 'in', isReq('INVITE', (m) => !m.toTag), 'INVITE from UDP', sB,
+    OPTS.stepTimeout * 2000);
+  const cc = await until(() => bob.calls[n], `bob's stack reports the incoming call`);
+  cc.answer();
+  await expectWire(bob, 'in', isReq('ACK'), 'ACK from the UDP caller', sB);
+  await cc.wait(['confirmed'], `${label}: bob's call is confirmed`);
+  const rr = rrOf(inv);
+  assert(rr.length === 2 && /transport=ws/i.test(rr[0]) && /transport=udp/i.test(rr[1]),
+    `${label}: expected two Record-Route values (ws, then udp), got ${JSON.stringify(rr)}`);
+  // The UDP caller may hang up before bob's stack reports the call confirmed: from sB.
+  if (hangUp) {
+    cc.bye();
+    await expectWire(bob, 'in', isResp('BYE', 200), '200 OK to BYE', sB);
+  } else {
+    await expectWire(bob, 'in', isReq('BYE'), 'BYE from the UDP caller', sB);
+    await expectWire(bob, 'out', isResp('BYE', 200), '200 OK to the BYE', sB);
+  }
+  await until(() => cc.isEnded(), `bob's call ends`);
+  return { record_route: rr };
+}
+
 // Calls across transports with a UDP peer (SIPp, started by the Rust test): alice calls
 // --peer and hangs up, then calls --peer-bye, which hangs up; then bob, announced ready
 // (step udp_in.ready), is called twice from UDP: the caller hangs up the first call, bob the
@@ -778,7 +808,6 @@ async function scIdle() {
 async function scUdp() {
   const { alice, bob } = ctx;
   assert(OPTS.peer && OPTS.peerBye, 'scenario udp needs --peer and --peer-bye');
-  const rrOf = (m) => [].concat(...(m.headers['record-route'] || []).map((v) => splitContacts([v])));
   const dial = async (label, target) => {
     const sA = mark(alice);
     const c = alice.call(target);
@@ -807,32 +836,16 @@ async function scUdp() {
     await until(() => c.isEnded(), `alice's call ends`);
     return { record_route: rr, ruri: bye.ruri };
   });
-  const incoming = async (label, hangUp) => {
-    const sB = mark(bob);
-    const n = bob.calls.length;
-    const inv = await expectWire(bob, 'in', isReq('INVITE', (m) => !m.toTag), 'INVITE from UDP', sB,
-      OPTS.stepTimeout * 2000);
-    const cc = await until(() => bob.calls[n], `bob's stack reports the incoming call`);
-    cc.answer();
-    await expectWire(bob, 'in', isReq('ACK'), 'ACK from the UDP caller', sB);
-    await cc.wait(['confirmed'], `${label}: bob's call is confirmed`);
-    const rr = rrOf(inv);
-    assert(rr.length === 2 && /transport=ws/i.test(rr[0]) && /transport=udp/i.test(rr[1]),
-      `${label}: expected two Record-Route values (ws, then udp), got ${JSON.stringify(rr)}`);
-    // The UDP caller may hang up before bob's stack reports the call confirmed: from sB.
-    if (hangUp) {
-      cc.bye();
-      await expectWire(bob, 'in', isResp('BYE', 200), '200 OK to BYE', sB);
-    } else {
-      await expectWire(bob, 'in', isReq('BYE'), 'BYE from the UDP caller', sB);
-      await expectWire(bob, 'out', isResp('BYE', 200), '200 OK to the BYE', sB);
-    }
-    await until(() => cc.isEnded(), `bob's call ends`);
-    return { record_route: rr };
-  };
   await step('udp_in.ready', async () => ({ bob: bob.uri }));
   await step('udp_in.caller_hangs_up', () => incoming('udp_in.caller_hangs_up', false));
   await step('udp_in.bob_hangs_up', () => incoming('udp_in.bob_hangs_up', true));
+}
+
+// A phone over UDP (baresip, started by the Rust test once it reads step answer.ready) calls
+// bob, who answers and hangs up.
+async function scAnswer() {
+  await step('answer.ready', async () => ({ bob: ctx.bob.uri }));
+  await step('answer.bob_hangs_up', () => incoming('answer.bob_hangs_up', true));
 }
 
 const SCENARIOS = {
@@ -844,6 +857,7 @@ const SCENARIOS = {
   unregistered: [scUnregistered],
   idle: [scIdle, scMessage],
   udp: [scUdp],
+  answer: [scAnswer],
   all: [scMessage, scOptions, scCall, scCancel, scUnregistered],
 };
 
