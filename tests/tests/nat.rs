@@ -23,10 +23,11 @@ fn config(udp: u16) -> String {
          socket = udp:127.0.0.1:{udp}\nsocket = ws:127.0.0.1:{{PORT}}\n\
          loadmodule \"proto_udp.so\"\nloadmodule \"proto_ws.so\"\n\
          loadmodule \"tm.so\"\nloadmodule \"rr.so\"\nloadmodule \"nathelper.so\"\n\
+         loadmodule \"registrar.so\"\nloadmodule \"usrloc.so\"\n\
          route {{\n\
              if (nat_uac_test(19)) {{\n\
                  force_rport();\n\
-                 if (is_method(\"INVITE\")) fix_nated_contact();\n\
+                 if (is_method(\"INVITE|REGISTER\")) fix_nated_contact();\n\
              }}\n\
              if (has_totag()) {{\n\
                  if (loose_route()) {{ t_relay(); exit; }}\n\
@@ -34,6 +35,10 @@ fn config(udp: u16) -> String {
                  sl_send_reply(404, \"Not here\"); exit;\n\
              }}\n\
              if (is_method(\"OPTIONS\")) {{ sl_send_reply(200, \"OK\"); exit; }}\n\
+             if (is_method(\"REGISTER\")) {{ save(\"location\"); exit; }}\n\
+             if ($rd != \"127.0.0.1\" && !lookup(\"location\")) {{\n\
+                 sl_send_reply(404, \"Not Found\"); exit;\n\
+             }}\n\
              record_route();\n\
              t_relay();\n\
          }}\n\
@@ -222,5 +227,51 @@ fn fix_nated_contact_in_onreply_route_fixes_a_natted_callees_answer() {
         header(&r, "Contact"),
         Some(format!("<sip:callee@{};transport=udp>", callee.addr).as_str()),
         "{r}"
+    );
+}
+
+/// A phone behind a NAT registers with its private Contact, and the script calls
+/// `fix_nated_contact()` before `save()`: the 200 lists the Contact the phone sent (as
+/// OpenSIPS, whose save() reads the message without its lumps; phones check that their
+/// Contact is listed), goes to the phone's source port (`force_rport()`), and a request for
+/// the phone's AoR reaches it at its source address with that Contact as Request-URI.
+#[test]
+fn a_natted_phone_registers_and_is_reached_at_its_source_address() {
+    let (_srv, us) = start();
+    let (phone, caller) = (Peer::new(), Peer::new());
+    let private = "10.255.255.1:5060";
+    let contact = format!("<sip:phone@{private}>");
+    let req = udp_request(
+        "REGISTER",
+        "sip:example.com",
+        private,
+        false,
+        "nat-reg",
+        &format!("Contact: {contact}\r\nExpires: 600\r\n"),
+    )
+    .replace("To: <sip:example.com>", "To: <sip:phone@example.com>")
+    .replace(
+        "From: <sip:alice@example.com>",
+        "From: <sip:phone@example.com>",
+    );
+    phone.send(us, req.as_bytes());
+    let r = next_starting(&phone, "SIP/2.0 200 OK");
+    assert_eq!(header(&r, "Call-ID"), Some("nat-reg"), "{r}");
+    let listed = header(&r, "Contact").unwrap();
+    assert!(listed.starts_with(&contact), "the phone's own Contact: {r}");
+    let own = caller.addr.to_string();
+    let msg = udp_request(
+        "MESSAGE",
+        "sip:phone@example.com",
+        &own,
+        true,
+        "nat-msg",
+        "",
+    );
+    caller.send(us, msg.as_bytes());
+    let got = next_starting(&phone, "MESSAGE ");
+    assert!(
+        got.starts_with(&format!("MESSAGE sip:phone@{private} ")),
+        "{got}"
     );
 }

@@ -36,6 +36,11 @@ pub(crate) struct MsgEnv<'a> {
     /// `$si` as text, written once per message into this buffer (no allocation): configs
     /// compare it on every request (the default one, for pike's loopback exemption).
     si: IpText,
+    /// The message as received, when `fix_nated_contact()` rewrote its Contact: `save()`
+    /// stores the Contact the client sent (as OpenSIPS, whose save() reads the message
+    /// without its lumps), so the 200 lists the client's own Contact. With `rport` when
+    /// `force_rport()` was called.
+    received: Option<Message>,
 }
 
 /// An IP address's text, formatted once, in place (an IPv6 address takes at most 45 bytes).
@@ -116,6 +121,7 @@ fn run<'m>(
         auth: Default::default(),
         outputs: Vec::new(),
         si: IpText::default(),
+        received: None,
     };
     let out = STATE.with(|s| match s.try_borrow_mut() {
         Ok(mut st) => core.script.run_with(&mut st, route, &mut env),
@@ -329,10 +335,19 @@ impl MsgEnv<'_> {
                     -1
                 };
             }
-            FuncId::FORCE_RPORT => super::nat::force_rport(&self.msg),
+            FuncId::FORCE_RPORT => {
+                if let Some(Ok(Some(r))) = self.received.as_ref().map(super::nat::force_rport) {
+                    self.received = Some(r);
+                }
+                super::nat::force_rport(&self.msg)
+            }
             _ => {
                 let params = args.first().and_then(Value::as_str).unwrap_or("");
-                super::nat::fix_nated_contact(&self.msg, src, params).map(Some)
+                let fixed = super::nat::fix_nated_contact(&self.msg, src, params);
+                if fixed.is_ok() && self.received.is_none() {
+                    self.received = Some(self.msg.clone().into_owned());
+                }
+                fixed.map(Some)
             }
         };
         match rewritten {
@@ -485,7 +500,8 @@ impl Env for MsgEnv<'_> {
             }
             FuncId::SAVE => {
                 let table = args.first().and_then(Value::as_str).unwrap_or("location");
-                let (r, replied) = super::location::save(self.core, self.info, &self.msg, table);
+                let m = self.received.as_ref().unwrap_or(&self.msg);
+                let (r, replied) = super::location::save(self.core, self.info, m, table);
                 self.replied |= replied;
                 r
             }
