@@ -16,7 +16,7 @@ mod env;
 pub mod hostapi;
 mod locate;
 mod location;
-mod nat;
+pub mod nat;
 mod pending;
 mod pike;
 mod proxy;

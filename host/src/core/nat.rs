@@ -11,7 +11,7 @@ use std::ops::Range;
 
 /// Why a NAT helper could not rewrite a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum NatError {
+pub enum NatError {
     /// The message has no Via (or no Contact for `fix_nated_contact()`).
     #[error("no {0} header")]
     Missing(&'static str),
@@ -54,7 +54,7 @@ fn splice(msg: &Message, range: Range<usize>, text: &str) -> Result<Message, Nat
 /// `force_rport()` (OpenSIPS core; RFC 3581 §4): the top Via gets a valueless `rport`, as if
 /// the client had asked for one, so that the relay fills it with the source port and every
 /// reply (ours and relayed ones) goes to the source port. `Ok(None)`: it already has one.
-pub(crate) fn force_rport(msg: &Message) -> Result<Option<Message>, NatError> {
+pub fn force_rport(msg: &Message) -> Result<Option<Message>, NatError> {
     let raw = msg.vias().next().ok_or(NatError::Missing("Via"))?;
     let via = Via::parse(raw).map_err(|e| NatError::Malformed("Via", e))?;
     if via.rport().is_some() {
@@ -100,7 +100,7 @@ fn hostport_span(msg: &Message, uri: &Uri<'_>) -> Option<Range<usize>> {
 /// the leading `;` optional), when given, are added to that URI. A phone behind a NAT that
 /// writes its private address in Contact is then reached by in-dialog requests at the
 /// address its NAT gave it.
-pub(crate) fn fix_nated_contact(
+pub fn fix_nated_contact(
     msg: &Message,
     source: SocketAddr,
     uri_params: &str,
@@ -127,12 +127,18 @@ pub(crate) fn fix_nated_contact(
     if params.is_empty() {
         return splice(msg, hp, &hostport(source));
     }
-    // The whole URI is rewritten, so that the parameters go inside it: an addr-spec
-    // Contact gets angle brackets (else they would be header parameters).
+    // The whole URI is rewritten, so that the parameters go inside it, after its own and
+    // before its headers (`?...`, RFC 3261 §19.1.1): an addr-spec Contact gets angle
+    // brackets (else they would be header parameters).
     let text = msg.as_bytes();
+    let params_end = match uri.headers().and_then(|h| span_of(msg, h)) {
+        Some(h) if h.start > hp.end && text[h.start - 1] == b'?' => h.start - 1,
+        _ => uri_span.end,
+    };
     let before = String::from_utf8_lossy(&text[uri_span.start..hp.start]);
-    let after = String::from_utf8_lossy(&text[hp.end..uri_span.end]);
-    let new_uri = format!("{before}{}{after};{params}", hostport(source));
+    let middle = String::from_utf8_lossy(&text[hp.end..params_end]);
+    let after = String::from_utf8_lossy(&text[params_end..uri_span.end]);
+    let new_uri = format!("{before}{}{middle};{params}{after}", hostport(source));
     let new_uri = if na.is_name_addr() {
         new_uri
     } else {
@@ -169,7 +175,7 @@ fn same_ip(host: &str, ip: IpAddr) -> bool {
 /// (5060 when none); 32: the Contact's host is not the source IP; 64: the Contact's port is
 /// not the source port (5060 when none). A test that cannot be made (no Contact, no body) is
 /// negative.
-pub(crate) fn nat_uac_test(msg: &Message, source: SocketAddr, flags: u32) -> bool {
+pub fn nat_uac_test(msg: &Message, source: SocketAddr, flags: u32) -> bool {
     let via = msg.top_via().ok();
     let contact = msg
         .contacts()
@@ -308,6 +314,17 @@ mod tests {
         assert_eq!(
             f.header("Contact"),
             Some("<sip:alice@[2001:db8::9]:5000;nat=yes>;q=1")
+        );
+        // URI headers stay last.
+        let m = msg(
+            via,
+            "Contact: <sip:alice@10.0.0.5:5070;transport=udp?Subject=x>\r\n",
+            "",
+        );
+        let f = fix_nated_contact(&m, src(), "nat=yes").unwrap();
+        assert_eq!(
+            f.header("Contact"),
+            Some("<sip:alice@203.0.113.7:40123;transport=udp;nat=yes?Subject=x>")
         );
         // Nothing to fix, or nothing safe to add.
         assert_eq!(
