@@ -195,6 +195,9 @@ fn proxy(head: u8, ops: &[u8], t0: Instant) {
     };
     let method = if invite { "INVITE" } else { "MESSAGE" };
     let mut ctx = ProxyContext::new(invite, config);
+    // A failure route armed (OpenSIPS t_on_failure): the ops may add branches in it and
+    // resume.
+    ctx.arm_failure(head & 16 != 0);
     let mut queue: TimerQueue<u8, ProxyTimer> = TimerQueue::new();
     let mut now = t0;
     let mut ended = vec![false; n];
@@ -224,6 +227,10 @@ fn proxy(head: u8, ops: &[u8], t0: Instant) {
                     first_final.get_or_insert(*c);
                 }
                 ProxyAction::Cancel(b) => assert!(invite && *b < ctx.branch_count()),
+                ProxyAction::Failure(c) => {
+                    assert!(*c >= 300, "failure route for {c}");
+                    assert!(ctx.in_failure() && ctx.final_sent().is_none());
+                }
             }
         }
         assert!(finals_up <= 1, "two final non-2xx responses upstream");
@@ -238,9 +245,9 @@ fn proxy(head: u8, ops: &[u8], t0: Instant) {
     feed(acts, &ctx, &mut queue);
     for op in ops.chunks_exact(2) {
         let (kind, arg) = (op[0], op[1]);
-        let b = usize::from(arg >> 4) % n;
+        let b = usize::from(arg >> 4) % ctx.branch_count();
         let code = CODES[usize::from(arg) % CODES.len()];
-        let acts = match kind % 8 {
+        let acts = match kind % 10 {
             0 | 1 => ctx.on_event(ProxyEvent::Response(b, Box::new(response(code, method))), now),
             2 => {
                 let Some(at) = queue.next_deadline() else {
@@ -257,6 +264,26 @@ fn proxy(head: u8, ops: &[u8], t0: Instant) {
             4 => ctx.on_event(ProxyEvent::BranchTransportError(b), now),
             5 => ctx.on_event(ProxyEvent::Cancel, now),
             6 => ctx.close(),
+            8 if ctx.in_failure() => match ctx.add_branch(now) {
+                Ok((nb, acts)) => {
+                    assert_eq!(nb + 1, ctx.branch_count());
+                    ended.push(false);
+                    acts
+                }
+                Err(_) => continue,
+            },
+            9 => {
+                let mut acts = Vec::new();
+                if arg & 1 == 1 && ctx.in_failure() {
+                    // t_reply() in the failure route: the driver sends it (counted as a
+                    // reply upstream), the context must send nothing else.
+                    let c = code.max(300);
+                    ctx.replied(c);
+                    acts.push(ProxyAction::Reply(c));
+                }
+                acts.extend(ctx.resume());
+                acts
+            }
             _ => {
                 now += Duration::from_secs(u64::from(arg));
                 continue;

@@ -168,6 +168,11 @@ const TM: &[ParamSpec] = &[
         "RFC 3261 T2 in milliseconds: longest retransmission interval (10-600000; raised to T1_timer when below it)",
     ),
     int(
+        "T4_timer",
+        "5000",
+        "RFC 3261 T4 in milliseconds: how long a message may stay in the network (timers I and K over UDP; sipcore's, 10-600000)",
+    ),
+    int(
         "max_transactions",
         "100000",
         "transactions held at once; beyond, t_relay() answers 503 (sipcore's; 1-100000000)",
@@ -487,6 +492,7 @@ impl Settings {
             ("tm", "fr_inv_timeout") => self.tm.fr_inv_timeout = range(1, 3600)? as u32,
             ("tm", "T1_timer") => self.tm.t1_ms = range(10, 60_000)? as u32,
             ("tm", "T2_timer") => self.tm.t2_ms = range(10, 600_000)? as u32,
+            ("tm", "T4_timer") => self.tm.t4_ms = range(10, 600_000)? as u32,
             ("tm", "max_transactions_per_source") => {
                 self.tm.max_per_source = range(1, 100_000_000)? as u32
             }

@@ -41,6 +41,7 @@ function parseArgs(argv) {
       case '--idle': o.idle = Number(val()); break;
       case '--peer': o.peer = val(); break;
       case '--peer-bye': o.peerBye = val(); break;
+      case '--fork-stack': o.forkStack = val(); break;
       case '--trace': o.trace = true; break;
       case '-h': case '--help': usage(null); break;
       default: usage(`unknown argument ${a}`);
@@ -330,7 +331,7 @@ function jssipCall(session, dir) {
 
 function makeJssipUser(name, o) {
   const JsSIP = require('jssip');
-  const uri = `sip:${name}@${o.domain}`;
+  const uri = `sip:${o.aorUser || name}@${o.domain}`;
   const socket = new JsSIP.WebSocketInterface(o.url);
   const ua = new JsSIP.UA({
     sockets: [socket],
@@ -439,14 +440,14 @@ function sipjsCall(session, dir, SIP) {
 
 function makeSipjsUser(name, o) {
   const SIP = require('sip.js');
-  const uri = `sip:${name}@${o.domain}`;
+  const uri = `sip:${o.aorUser || name}@${o.domain}`;
   const u = { name, stack: 'sipjs', uri, calls: [], messages: [] };
   const ua = new SIP.UserAgent({
     uri: SIP.UserAgent.makeURI(uri),
     transportOptions: { server: o.url, connectionTimeout: 5 },
     userAgentString: 'SIP.js-harness',
     noAnswerTimeout: 60,
-    ...(o.password ? { authorizationUsername: name, authorizationPassword: o.password } : {}),
+    ...(o.password ? { authorizationUsername: o.aorUser || name, authorizationPassword: o.password } : {}),
     logBuiltinEnabled: false,
     logLevel: o.trace ? 'log' : 'warn',
     logConnector: (level, category, label, content) => {
@@ -569,12 +570,13 @@ function splitContacts(values) {
 
 const ctx = {};
 
+const users = () => [ctx.alice, ctx.bob, ctx.bob2].filter(Boolean);
+
 async function setup(o) {
-  const { alice, bob } = ctx;
-  for (const u of [alice, bob]) {
-    await step(`${u.name}.connect`, async () => { await u.start(); return { stack: u.stack, url: (u === bob && o.bobUrl) || o.url }; });
+  for (const u of users()) {
+    await step(`${u.name}.connect`, async () => { await u.start(); return { stack: u.stack, url: (u === ctx.bob && o.bobUrl) || o.url }; });
   }
-  for (const u of [alice, bob]) {
+  for (const u of users()) {
     await step(`${u.name}.register`, async () => {
       const since = mark(u);
       const p = u.register();
@@ -597,8 +599,7 @@ async function setup(o) {
 }
 
 async function teardown() {
-  const { alice, bob } = ctx;
-  for (const u of [alice, bob]) {
+  for (const u of users()) {
     if (!u.contact) continue;
     await step(`${u.name}.unregister`, async () => {
       const status = await Promise.race([u.unregister(), sleep(OPTS.stepTimeout * 1000).then(() => 'timeout')]);
@@ -606,7 +607,7 @@ async function teardown() {
       return { status };
     });
   }
-  for (const u of [alice, bob]) u.stop();
+  for (const u of users()) u.stop();
 }
 
 const aor = (name) => `sip:${name}@${OPTS.domain}`;
@@ -738,6 +739,50 @@ async function scCancel() {
   });
 }
 
+// Forking (RFC 3261 §16.6, §16.7): bob is registered from two user agents (bob and bob2,
+// --fork-stack), alice calls bob: both ring; bob answers, alice gets that 200 only; bob2 gets a
+// CANCEL from the proxy and answers 487 (its call ends without being answered); then BYE.
+async function scFork() {
+  const { alice, bob, bob2 } = ctx;
+  const sA = mark(alice); const sB = mark(bob); const sB2 = mark(bob2);
+  const n = bob.calls.length; const n2 = bob2.calls.length;
+  let c; let cc; let cc2;
+  await step('fork.both_ring', async () => {
+    c = alice.call(bob.uri);
+    const i1 = await expectWire(bob, 'in', isReq('INVITE', (m) => !m.toTag), 'initial INVITE', sB);
+    const i2 = await expectWire(bob2, 'in', isReq('INVITE', (m) => !m.toTag), 'initial INVITE', sB2);
+    cc = await until(() => bob.calls[n], `bob's stack reports the incoming call`);
+    cc2 = await until(() => bob2.calls[n2], `bob2's stack reports the incoming call`);
+    await expectWire(bob, 'out', isResp('INVITE', 180), '180 Ringing', sB);
+    await expectWire(bob2, 'out', isResp('INVITE', 180), '180 Ringing', sB2);
+    await expectWire(alice, 'in', isResp('INVITE', 180), '180 Ringing', sA);
+    assert(i1.h('call-id') === i2.h('call-id'), 'the two INVITEs are not one call');
+    const b1 = (i1.headers.via || [])[0]; const b2 = (i2.headers.via || [])[0];
+    assert(b1 !== b2, `both branches carry the same top Via ${b1}`);
+    return { ruri_bob: i1.ruri, ruri_bob2: i2.ruri };
+  });
+  await step('fork.first_answer_wins', async () => {
+    cc.answer();
+    const ok = await expectWire(alice, 'in', isResp('INVITE', 200), '200 OK to INVITE', sA);
+    await expectWire(alice, 'out', isReq('ACK'), 'ACK', sA);
+    await expectWire(bob, 'in', isReq('ACK'), 'ACK', sB);
+    await expectWire(bob2, 'in', isReq('CANCEL'), 'CANCEL for the losing branch', sB2);
+    await expectWire(bob2, 'out', isResp('INVITE', 487), '487 Request Terminated', sB2);
+    await expectWire(bob2, 'in', isReq('ACK'), 'ACK for the 487 (hop by hop)', sB2);
+    await until(() => cc2.isEnded(), `bob2's stack sees the call cancelled`);
+    await c.wait(['confirmed'], `alice's call is confirmed`);
+    await cc.wait(['confirmed'], `bob's call is confirmed`);
+    const oks = (wire[alice.name] || []).slice(sA).filter((e) => e.dir === 'in' && e.msg.isResponse &&
+      e.msg.cseqMethod === 'INVITE' && e.msg.status === 200);
+    const finals = (wire[alice.name] || []).slice(sA).filter((e) => e.dir === 'in' && e.msg.isResponse &&
+      e.msg.cseqMethod === 'INVITE' && e.msg.status >= 300 && !isChallenge(e.msg));
+    assert(finals.length === 0, `alice got a final error ${finals.map((e) => e.msg.status)}`);
+    assert(!cc2.has('accepted') && !cc2.has('confirmed'), 'bob2 was connected');
+    return { contact: ok.h('contact'), oks: oks.length };
+  });
+  await hangup('fork', alice, bob, c, cc);
+}
+
 async function scUnregistered() {
   const { alice } = ctx;
   const carol = aor(`carol${OPTS.suffix}`);
@@ -855,6 +900,7 @@ const SCENARIOS = {
   call: [scCall],
   cancel: [scCancel],
   unregistered: [scUnregistered],
+  fork: [scFork],
   idle: [scIdle, scMessage],
   udp: [scUdp],
   answer: [scAnswer],
@@ -890,6 +936,12 @@ async function main() {
     (stack === 'jssip' ? makeJssipUser : makeSipjsUser)(name, { ...o, url });
   ctx.alice = make(stacks[0], `alice${o.suffix}`, o.url);
   ctx.bob = make(stacks[1], `bob${o.suffix}`, o.bobUrl || o.url);
+  if (o.scenario === 'fork') {
+    // A second user agent of bob's AoR (its wire trace is bob2's).
+    const forkStack = o.forkStack || (stacks[1] === 'jssip' ? 'sipjs' : 'jssip');
+    ctx.bob2 = (forkStack === 'jssip' ? makeJssipUser : makeSipjsUser)(`bob2${o.suffix}`,
+      { ...o, url: o.url, aorUser: `bob${o.suffix}` });
+  }
   out({ step: 'start', ok: true, scenario: o.scenario, alice: stacks[0], bob: stacks[1], url: o.url, bobUrl: o.bobUrl || o.url,
     domain: o.domain, versions: versions() });
   try {
@@ -901,7 +953,7 @@ async function main() {
     log(`FAIL: ${o.scenario} (${stacks.join('/')}): ${e && e.message}`);
     dumpWire();
     // best effort: do not leave bindings behind on the server under test
-    const regd = [ctx.alice, ctx.bob].filter((u) => u.contact);
+    const regd = users().filter((u) => u.contact);
     await Promise.race([Promise.all(regd.map((u) => u.unregister().catch(() => null))), sleep(1000)]);
     process.exit(1);
   }

@@ -104,6 +104,21 @@ fn registered_stacks_stay_connected_past_the_idle_lifetime() {
     assert!(!log.contains("keepalive timeout"), "{log}");
 }
 
+/// Forking through the default config (RFC 3261 §16.6, §16.7 steps 5 and 10): bob is
+/// registered from a JsSIP and a SIP.js user agent; alice's INVITE rings both (distinct Via
+/// branches, one Call-ID), bob's 200 goes to alice and the other device gets a CANCEL from the
+/// proxy, answers 487 and is ACKed hop by hop; alice never sees a final error; then BYE.
+#[test]
+fn forked_call_rings_jssip_and_sipjs_devices_and_the_first_answer_wins() {
+    run("jssip", "fork");
+}
+
+/// The same with the SIP.js device answering and the JsSIP one cancelled.
+#[test]
+fn forked_call_answered_by_sipjs_cancels_the_jssip_device() {
+    run("jssip,sipjs", "fork");
+}
+
 #[test]
 fn jssip_to_jssip_all_scenarios() {
     run("jssip", "all");

@@ -153,3 +153,61 @@ fn junk_is_dropped_and_counted_torture_gets_400_and_the_server_keeps_serving() {
         "{log}"
     );
 }
+
+/// A UDP flood does not starve WebSocket clients (issue 14): two sockets send OPTIONS over
+/// UDP as fast as they can (each costs the server a parse, the script and a reply) while a
+/// WebSocket client makes 200 OPTIONS round trips one after the other; each is answered
+/// (within the 5 s `next_text` allows), and the flood really ran alongside (the `udp`
+/// counters grew by thousands meanwhile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_flood_does_not_starve_websocket_clients() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let udp = free_udp_port();
+    let (cfg, mi) = default_config_udp(udp, "");
+    let srv = Server::start(&cfg);
+    wait_udp(&srv, udp);
+    let us: std::net::SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooders: Vec<_> = (0..2)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let p = Peer::new();
+                p.sock.set_nonblocking(true).unwrap();
+                let mut n = 0u64;
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    let m = options(&format!("flood-{t}-{n}"), &p);
+                    let _ = p.sock.send_to(&m, us);
+                    // Drain the replies so the flooder's own buffer never stops them.
+                    while p.sock.recv_from(&mut buf).is_ok() {}
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let before = wait_udp_stats(mi, "the flood", |s| {
+        s.get("received").is_some_and(|&r| r > 1000)
+    });
+    let mut ws = common::ws::connect_sip(&srv.ws_url()).await;
+    for i in 0..200u32 {
+        common::ws::send_text(
+            &mut ws,
+            options_request(&format!("ws-{i}"), &format!("z9hG4bKws{i}"), 1),
+        )
+        .await;
+        let r = common::ws::next_text(&mut ws).await;
+        assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+        assert_eq!(header(&r, "Call-ID"), Some(format!("ws-{i}").as_str()));
+    }
+    let after = udp_stats(mi);
+    stop.store(true, Ordering::Relaxed);
+    let sent: u64 = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    assert!(
+        after["received"] >= before["received"] + 1000,
+        "the flood did not run alongside: {before:?} -> {after:?}"
+    );
+    assert!(sent > 2000, "{sent} flood datagrams");
+}

@@ -1,8 +1,10 @@
 //! The script's view of one received request: pseudo-variables read from the parsed
 //! [`Message`] and the [`ReceiveInfo`], and the core functions (`sl_send_reply`, ...).
 use super::addr::{split_host_port, SocketInfo};
+use super::fork::TmEnv;
 use super::proxy::{self, ProxyState};
 use super::send::{peer, Core};
+use super::stateful::BranchTarget;
 use crate::script::{Env, FuncId, LogLevel, Outcome, Pv, RouteRef, SocketField, Value};
 use crate::sip::Message;
 use sipcore_abi::{Proto, ReceiveInfo};
@@ -41,6 +43,8 @@ pub(crate) struct MsgEnv<'a> {
     /// without its lumps), so the 200 lists the client's own Contact. With `rport` when
     /// `force_rport()` was called.
     received: Option<Message>,
+    /// The transaction functions' state (`t_on_*`, branches, the failure route's cell).
+    tm: TmEnv,
 }
 
 /// An IP address's text, formatted once, in place (an IPv6 address takes at most 45 bytes).
@@ -110,29 +114,85 @@ fn run<'m>(
     msg: &'m Message,
     route: RouteRef,
 ) -> (Outcome, Cow<'m, Message>) {
-    let mut env = MsgEnv {
-        core,
-        info,
-        msg: Cow::Borrowed(msg),
-        du: None,
-        ru: None,
-        replied: false,
-        proxy: ProxyState::default(),
-        auth: Default::default(),
-        outputs: Vec::new(),
-        si: IpText::default(),
-        received: None,
-    };
-    let out = STATE.with(|s| match s.try_borrow_mut() {
-        Ok(mut st) => core.script.run_with(&mut st, route, &mut env),
-        // Re-entered from inside a run on this thread (cannot happen today): fresh state.
-        Err(_) => core.script.run(route, &mut env),
-    });
+    let mut env = MsgEnv::new(core, info, msg);
+    let out = run_env(core, route, &mut env);
     let msg = match env.msg {
         Cow::Owned(m) => Cow::Owned(m),
         Cow::Borrowed(_) => Cow::Borrowed(msg),
     };
     (out, msg)
+}
+
+fn run_env(core: &Core, route: RouteRef, env: &mut MsgEnv<'_>) -> Outcome {
+    STATE.with(|s| match s.try_borrow_mut() {
+        Ok(mut st) => core.script.run_with(&mut st, route, env),
+        // Re-entered from inside a run on this thread (a branch route from t_relay()):
+        // fresh state.
+        Err(_) => core.script.run(route, env),
+    })
+}
+
+/// The failure route of a transaction (OpenSIPS tm's `failure_route`, armed by
+/// `t_on_failure()`): run over the request as received, with `$T_reply_code`; `t_relay()`
+/// there adds branches to the transaction and `t_reply()` answers through it. Then the
+/// transaction resumes (the held response goes upstream unless the route did either).
+pub(crate) fn run_failure(core: &Core, id: u64, run: super::stateful::FailureRun) {
+    let mut env = MsgEnv::new(core, &run.upstream, &run.request);
+    let saved_st = run.relay.as_ref().map(|s| s.st.clone()).unwrap_or_default();
+    if let Some(saved) = run.relay {
+        env.proxy = saved.st;
+        env.tm.serial = saved.serial;
+    }
+    env.tm.failure = Some((id, run.code));
+    if run_env(core, run.route, &mut env) == Outcome::Drop {
+        crate::log!(Debug, "tm", "failure_route dropped {}", run.code; "peer" => peer(&run.upstream));
+    }
+    // t_on_failure() again in the failure route: armed for the next round, with the groups
+    // next_branches() has not taken yet.
+    if let Some(route) = env.tm.opts.failure {
+        let saved = super::stateful::Saved {
+            st: saved_st,
+            serial: std::mem::take(&mut env.tm.serial),
+        };
+        super::stateful::rearm(id, route, saved);
+    }
+    super::stateful::resume(core, id);
+}
+
+/// An `onreply_route[name]` armed by `t_on_reply()` for a response of a transaction's branch;
+/// false when the script dropped it (a provisional response is then not relayed).
+pub(crate) fn run_reply_route(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &Message,
+    route: RouteRef,
+) -> bool {
+    let mut env = MsgEnv::new(core, info, msg);
+    run_env(core, route, &mut env) != Outcome::Drop
+}
+
+impl<'a> MsgEnv<'a> {
+    fn new(core: &'a Core, info: &'a ReceiveInfo, msg: &'a Message) -> Self {
+        MsgEnv {
+            core,
+            info,
+            msg: Cow::Borrowed(msg),
+            du: None,
+            ru: None,
+            replied: false,
+            proxy: ProxyState::default(),
+            auth: Default::default(),
+            outputs: Vec::new(),
+            si: IpText::default(),
+            received: None,
+            tm: TmEnv::default(),
+        }
+    }
+}
+
+/// A timeout as script seconds.
+fn secs(t: Option<std::time::Duration>) -> Value<'static> {
+    t.map_or(Value::Null, |d| Value::Int(d.as_secs() as i64))
 }
 
 fn opt(s: Option<&str>) -> Value<'_> {
@@ -288,6 +348,106 @@ impl MsgEnv<'_> {
             self.replied |= sent.unwrap_or(false);
         }
         -1
+    }
+
+    /// `t_relay()` of a forked request (the Request-URI's target and every appended branch),
+    /// or in a failure route (new branches of its transaction), each through `branch_route`
+    /// when `t_on_branch()` armed one (its `drop` skips the branch).
+    fn relay_branches(&mut self) -> i64 {
+        let main = self.main_target();
+        let mut targets: Vec<BranchTarget> = std::iter::once(main)
+            .chain(self.tm.branches.drain(..))
+            .map(|mut t| {
+                t.st = ProxyState {
+                    dst: t.dst,
+                    ..self.proxy.clone()
+                };
+                t
+            })
+            .collect();
+        if let Some(route) = self.tm.opts.on_branch {
+            targets.retain_mut(|t| {
+                let mut child = MsgEnv::new(self.core, self.info, &self.msg);
+                child.ru = Some(std::mem::take(&mut t.ru));
+                child.du = t.du.take();
+                child.proxy = std::mem::take(&mut t.st);
+                let keep = run_env(self.core, route, &mut child) != Outcome::Drop;
+                t.ru = child.ru.unwrap_or_default();
+                t.du = child.du;
+                t.dst = child.proxy.dst;
+                t.st = child.proxy;
+                keep
+            });
+        }
+        let (r, replied) = super::fork::relay_branches(
+            self.core,
+            self.info,
+            &self.msg,
+            &targets,
+            (&self.tm.opts, &self.tm.serial),
+            self.tm.failure.map(|(id, _)| id),
+        );
+        self.replied |= replied;
+        r
+    }
+
+    /// The Request-URI's target as the main route has it now.
+    fn main_target(&self) -> BranchTarget {
+        BranchTarget {
+            ru: self
+                .ru
+                .clone()
+                .or_else(|| self.msg.ruri().map(str::to_string))
+                .unwrap_or_default(),
+            du: self.du.clone(),
+            dst: self.proxy.dst,
+            q: self.tm.ru_q,
+            st: ProxyState::default(),
+        }
+    }
+
+    /// Makes `t` the Request-URI's target.
+    fn set_main(&mut self, t: BranchTarget) {
+        self.ru = Some(t.ru);
+        self.du = t.du;
+        self.proxy.dst = t.dst;
+        self.tm.ru_q = t.q;
+    }
+
+    /// `serialize_branches(clear)` (OpenSIPS core): the Request-URI and the branches are
+    /// grouped by q (highest first); the first group stays for `t_relay()`, the others wait
+    /// for `next_branches()` in a failure route (serial forking, RFC 3261 §16.6). 1 when there
+    /// was something to order, -1 otherwise.
+    fn serialize_branches(&mut self) -> i64 {
+        if self.tm.branches.is_empty() {
+            return -1;
+        }
+        let all: Vec<BranchTarget> = std::iter::once(self.main_target())
+            .chain(self.tm.branches.drain(..))
+            .collect();
+        let (first, rest) = super::fork::serialize(all);
+        let mut first = first.into_iter();
+        if let Some(m) = first.next() {
+            self.set_main(m);
+        }
+        self.tm.branches.extend(first);
+        self.tm.serial = rest;
+        1
+    }
+
+    /// `next_branches()` (OpenSIPS core): in a failure route, the next group of
+    /// `serialize_branches()` becomes the Request-URI and branches; -1 when none is left.
+    fn next_branches(&mut self) -> i64 {
+        if self.tm.serial.is_empty() {
+            return -1;
+        }
+        let mut group = self.tm.serial.remove(0).into_iter();
+        let Some(m) = group.next() else {
+            return -1;
+        };
+        self.set_main(m);
+        self.tm.branches = group.collect();
+        1
     }
 
     /// `mf_process_maxfwd_header(limit)`: -1 when Max-Forwards is 0 (the script answers 483)
@@ -449,6 +609,12 @@ impl Env for MsgEnv<'_> {
                 super::authz::credential_field(m, &self.auth, field)
                     .map_or(Value::Null, |v| Value::Str(Cow::Owned(v)))
             }
+            Pv::TReplyCode => match self.tm.failure {
+                Some((_, code)) => Value::Int(i64::from(code)),
+                None => m.status().map_or(Value::Null, |s| Value::Int(i64::from(s))),
+            },
+            Pv::TFrTimeout => secs(self.tm.opts.fr_timeout),
+            Pv::TFrInvTimeout => secs(self.tm.opts.fr_inv_timeout),
             Pv::Var(_) | Pv::RetCode => Value::Null,
         }
     }
@@ -469,6 +635,20 @@ impl Env for MsgEnv<'_> {
                 self.du = text;
             }
             Pv::RUri => self.ru = text,
+            Pv::TFrTimeout | Pv::TFrInvTimeout => {
+                let t = match text.as_deref().map(str::trim) {
+                    None | Some("") => None,
+                    Some(t) => match t.parse::<u32>() {
+                        Ok(n) if n > 0 => Some(std::time::Duration::from_secs(n.into())),
+                        _ => return Err(format!("{pv}: {t:?} is not a number of seconds")),
+                    },
+                };
+                if *pv == Pv::TFrTimeout {
+                    self.tm.opts.fr_timeout = t;
+                } else {
+                    self.tm.opts.fr_inv_timeout = t;
+                }
+            }
             other => return Err(format!("{other:?} cannot be assigned here")),
         }
         Ok(())
@@ -478,6 +658,84 @@ impl Env for MsgEnv<'_> {
         self.outputs.clear();
         match f {
             FuncId::SL_SEND_REPLY | FuncId::T_REPLY => self.send_reply(args, f == FuncId::T_REPLY),
+            FuncId::T_RELAY
+                if !self.tm.branches.is_empty()
+                    || !self.tm.serial.is_empty()
+                    || self.tm.failure.is_some()
+                    || self.tm.opts.on_branch.is_some() =>
+            {
+                self.relay_branches()
+            }
+            FuncId::T_ON_FAILURE | FuncId::T_ON_REPLY | FuncId::T_ON_BRANCH => {
+                let route = args
+                    .first()
+                    .and_then(Value::as_int)
+                    .and_then(|i| u16::try_from(i).ok())
+                    .and_then(|i| self.core.script.route_from_index(i));
+                let slot = match f {
+                    FuncId::T_ON_FAILURE => &mut self.tm.opts.failure,
+                    FuncId::T_ON_REPLY => &mut self.tm.opts.on_reply,
+                    _ => &mut self.tm.opts.on_branch,
+                };
+                *slot = route;
+                if route.is_some() {
+                    1
+                } else {
+                    -1
+                }
+            }
+            FuncId::T_CHECK_STATUS => {
+                let code = match self.tm.failure {
+                    Some((_, c)) => Some(c),
+                    None => self.msg.status(),
+                };
+                let re = args.first().and_then(Value::as_str).unwrap_or("");
+                match code {
+                    Some(c) if status_matches(re, c) => 1,
+                    _ => -1,
+                }
+            }
+            FuncId::SERIALIZE_BRANCHES => self.serialize_branches(),
+            FuncId::NEXT_BRANCHES => self.next_branches(),
+            FuncId::T_NEWTRAN => match super::stateful::newtran(self.core, self.info, &self.msg) {
+                Ok(()) => 1,
+                Err(e) => {
+                    crate::log!(Warning, "tm", "t_newtran failed: {}", e; "peer" => peer(self.info));
+                    -1
+                }
+            },
+            FuncId::APPEND_BRANCH => {
+                if self.tm.branches.len() + 1 >= crate::tm::MAX_BRANCHES {
+                    self.log(LogLevel::Err, "append_branch: too many branches");
+                    return -1;
+                }
+                let uri = args
+                    .first()
+                    .and_then(Value::as_str)
+                    .filter(|u| !u.is_empty());
+                let target = match uri {
+                    Some(u) => BranchTarget {
+                        ru: u.to_string(),
+                        du: None,
+                        dst: None,
+                        q: None,
+                        st: ProxyState::default(),
+                    },
+                    None => BranchTarget {
+                        ru: self
+                            .ru
+                            .clone()
+                            .or_else(|| self.msg.ruri().map(str::to_string))
+                            .unwrap_or_default(),
+                        du: self.du.clone(),
+                        dst: self.proxy.dst,
+                        q: self.tm.ru_q,
+                        st: ProxyState::default(),
+                    },
+                };
+                self.tm.branches.push(target);
+                1
+            }
             FuncId::FORWARD | FuncId::T_RELAY => {
                 let explicit = args
                     .first()
@@ -494,6 +752,7 @@ impl Env for MsgEnv<'_> {
                     },
                     &self.proxy,
                     f == FuncId::T_RELAY,
+                    &self.tm.opts,
                 );
                 self.replied |= replied;
                 r
@@ -508,15 +767,27 @@ impl Env for MsgEnv<'_> {
             FuncId::LOOKUP => {
                 let table = args.first().and_then(Value::as_str).unwrap_or("location");
                 let ruri = self.ru.as_deref().or(self.msg.ruri());
-                match super::location::lookup(table, ruri, self.info) {
-                    Some(found) => {
-                        self.ru = Some(found.ruri);
-                        self.du = found.du;
-                        self.proxy.dst = found.dst;
-                        1
-                    }
-                    None => -1,
-                }
+                let found =
+                    super::location::lookup(table, ruri, self.info, crate::tm::MAX_BRANCHES);
+                let mut found = found.into_iter();
+                let Some(first) = found.next() else {
+                    return -1;
+                };
+                self.ru = Some(first.ruri);
+                self.du = first.du;
+                self.proxy.dst = first.dst;
+                self.tm.ru_q = first.q;
+                // The other contacts are parallel branches of t_relay() (OpenSIPS's lookup()
+                // without its 'b' flag); forward() relays to the first only.
+                self.tm.branches.clear();
+                self.tm.branches.extend(found.map(|f| BranchTarget {
+                    ru: f.ruri,
+                    du: f.du,
+                    dst: f.dst,
+                    q: f.q,
+                    st: ProxyState::default(),
+                }));
+                1
             }
             FuncId::RECORD_ROUTE => {
                 self.proxy.record_route = true;
@@ -647,6 +918,31 @@ impl Env for MsgEnv<'_> {
     fn is_myself(&mut self, v: &Value<'_>) -> bool {
         is_myself(&self.core.sockets, v)
     }
+}
+
+/// `t_check_status(re)`: whether `code` matches `re` anywhere, as OpenSIPS's `regexec` on the
+/// code's text (checked at compile time; compiled once per thread and pattern).
+fn status_matches(re: &str, code: u16) -> bool {
+    thread_local! {
+        static CACHE: RefCell<Vec<(String, regex::Regex)>> = const { RefCell::new(Vec::new()) };
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let at = match c.iter().position(|(p, _)| p == re) {
+            Some(i) => i,
+            None => match crate::script::build_regex(re) {
+                Ok(r) => {
+                    if c.len() >= 64 {
+                        c.remove(0);
+                    }
+                    c.push((re.to_string(), r));
+                    c.len() - 1
+                }
+                Err(_) => return false,
+            },
+        };
+        c[at].1.is_match(&code.to_string())
+    })
 }
 
 /// Script log levels (`L_*`) to the log's severities (the same OpenSIPS numbers).

@@ -115,6 +115,14 @@ where
     }
 }
 
+/// Locate `dest_uri` only if no query is needed (IP literal, `/etc/hosts`, cached answers):
+/// [`DnsError::Miss`] otherwise (the branches of a forked request are located at once).
+pub(crate) fn locate_now(core: &Core, dest_uri: &str) -> Result<Located, DnsError> {
+    let req = dns::Request::from_uri(dest_uri)?;
+    let t = dns::get().resolve_now(&req, &ctx(core))?;
+    first(&t, &req.host)
+}
+
 /// The answer to a request whose destination could not be located: 478 for a name that does
 /// not resolve, 503 when the resolver is overloaded or the DNS does not answer in time.
 pub(crate) fn failure_answer(e: &DnsError) -> (u16, &'static str) {

@@ -209,6 +209,7 @@ fn keep_flow(core: &Core, info: &ReceiveInfo, flow_expires: Option<u64>) {
 }
 
 /// What `lookup()` found.
+#[derive(Debug, Clone)]
 pub(crate) struct Found {
     /// The new Request-URI: the registered contact.
     pub ruri: String,
@@ -216,21 +217,32 @@ pub(crate) struct Found {
     pub du: Option<String>,
     /// The connection to send over.
     pub dst: Option<ConnDst>,
+    /// The binding's q in thousandths, when its REGISTER gave one.
+    pub q: Option<u16>,
 }
 
-/// `lookup(table)`: the best live binding of the Request-URI's AoR (highest q, then most
-/// recent; no forking yet). Over a connection-oriented transport the request goes over the
-/// binding's connection; over UDP to the address its REGISTER came from.
-pub(crate) fn lookup(table_name: &str, ruri: Option<&str>, info: &ReceiveInfo) -> Option<Found> {
-    let uri = crate::sip::Uri::parse(ruri?).ok()?;
+/// `lookup(table)`: the live bindings of the Request-URI's AoR, best first (highest q, then
+/// most recent), at most `max` (OpenSIPS's registrar loads every contact as a branch: the
+/// first becomes the Request-URI, the others parallel branches of `t_relay()`). Over a
+/// connection-oriented transport a request goes over the binding's connection; over UDP to
+/// the address its REGISTER came from. Empty when the AoR has none.
+pub(crate) fn lookup(
+    table_name: &str,
+    ruri: Option<&str>,
+    info: &ReceiveInfo,
+    max: usize,
+) -> Vec<Found> {
+    let Some(uri) = ruri.and_then(|r| crate::sip::Uri::parse(r).ok()) else {
+        return Vec::new();
+    };
     let aor = match crate::usrloc::aor_of(&uri) {
         Ok(a) => a,
         Err(e) => {
             crate::log!(Debug, "registrar", "lookup(): {}", e; "peer" => peer(info));
-            return None;
+            return Vec::new();
         }
     };
-    table(table_name).with_best(&aor, Instant::now(), |b| {
+    let found = |b: &crate::usrloc::Binding| {
         let proto = Proto::from_name(b.flow.proto).unwrap_or(Proto::UDP);
         let by_conn = connection_oriented(proto) && b.flow.conn_id != 0;
         // A binding registered over UDP is reached where its REGISTER came from (the source
@@ -246,8 +258,17 @@ pub(crate) fn lookup(table_name: &str, ruri: Option<&str>, info: &ReceiveInfo) -
                 conn_id: b.flow.conn_id,
                 gone: (480, "Temporarily Unavailable"),
             }),
+            q: b.q_given.then_some(b.q),
         }
-    })
+    };
+    let t = table(table_name);
+    if max == 1 {
+        return t
+            .with_best(&aor, Instant::now(), found)
+            .into_iter()
+            .collect();
+    }
+    t.map_live(&aor, Instant::now(), max, |b| Some(found(b)))
 }
 
 /// `ul_dump [brief]`: every table's bindings as JSON, written slot by slot: each slot's lock

@@ -13,6 +13,7 @@ mod addr;
 pub mod authz;
 pub mod authz_jwt;
 mod env;
+mod fork;
 pub mod hostapi;
 mod locate;
 mod location;
@@ -46,6 +47,10 @@ pub fn install(core: Core) {
         crate::log!(Error, "core", "core installed twice; keeping the first");
         return;
     }
+    stateful::install_hooks(stateful::Hooks {
+        failure: env::run_failure,
+        reply: env::run_reply_route,
+    });
     location::start_timer();
 }
 
@@ -153,7 +158,7 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
             Some((hop, msg)) => {
                 // A response of a client transaction goes to it; one that none knows (a 2xx
                 // retransmitted after its transaction ended, RFC 6026) is relayed statelessly.
-                if !stateful::on_response(core, &msg) {
+                if !stateful::on_response(core, info, &msg) {
                     relay::relay_reply(core, info, &msg, hop)
                 }
             }

@@ -144,6 +144,7 @@ pub(crate) fn configure(cfg: RrConfig) {
 /// here: the first socket of its transport, and the same socket as the inbound one when the
 /// transport is the same), or to an address (the first socket of the
 /// transport in the address's family, the one the transport sends from).
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Outbound {
     /// Over connection `id` of a transport (0: a connection to be opened).
     Conn(Proto, u64),

@@ -17,6 +17,7 @@ use super::locate;
 use super::proxy::{self, ProxyState};
 use super::secret::key;
 use super::send::{peer, Core};
+use super::stateful::TmOpts;
 use crate::dns::DnsError;
 use crate::sip::{
     forward_request, forward_response, EditError, ForwardRequest, Hop, LoopKey, Message,
@@ -88,8 +89,9 @@ pub(crate) fn forward(
     dest: Dest<'_>,
     st: &ProxyState,
     auto_reply: bool,
+    opts: &TmOpts,
 ) -> (i64, bool) {
-    forward_to(core, info, msg, dest, st, auto_reply, None)
+    forward_to(core, info, msg, dest, st, (auto_reply, opts), None)
 }
 
 /// [`forward`], with the destination's address already resolved when `resolved` is given.
@@ -99,7 +101,7 @@ fn forward_to(
     msg: &Message,
     dest: Dest<'_>,
     st: &ProxyState,
-    auto_reply: bool,
+    (auto_reply, opts): (bool, &TmOpts),
     resolved: Option<Next>,
 ) -> (i64, bool) {
     // t_relay() answers its own failures, as OpenSIPS's t_relay does by default; forward()
@@ -131,7 +133,7 @@ fn forward_to(
             };
             let lookup = match resolved {
                 Some(n) => Ok(Some(n)),
-                None => resolve_or_defer(core, info, msg, &dest, dest_uri, st),
+                None => resolve_or_defer(core, info, msg, &dest, dest_uri, (st, opts)),
             };
             match lookup {
                 Ok(Some(n)) => Target::Addr(n),
@@ -144,72 +146,26 @@ fn forward_to(
             }
         }
     };
-    let (proto, to) = match &next {
-        Target::Conn(c) => (c.proto, None),
-        Target::Addr(n) => (n.proto, Some(n.addr)),
+    let out = match &next {
+        Target::Conn(c) => proxy::Outbound::Conn(c.proto, c.conn_id),
+        Target::Addr(n) => proxy::Outbound::Addr(n.proto, n.addr),
     };
-    let Some((via_host, via_port)) = core.via_for(proto, to) else {
-        crate::log!(Error, "core", "forward(): no {} socket to send from", proto.name(); "peer" => peer(info));
-        return (-1, false);
-    };
-    let Some(hop) = hop_of(info) else {
-        crate::log!(Error, "core", "forward(): the request has no source to answer to"; "peer" => peer(info));
-        return (-1, false);
-    };
-    let loop_key = LoopKey::of(msg, dest.ru);
-    let looped = crate::sip::is_looped(msg, &loop_key, key(), |v| {
-        v.host().trim_start_matches('[').trim_end_matches(']') == via_host
-            && v.port().unwrap_or(via_port) == via_port
-    });
-    if looped {
-        crate::log!(Info, "core", "forward(): loop detected (our Via with this request's loop hash), 482";
-            "peer" => peer(info), "callid" => msg.call_id().unwrap_or(""));
-        return fail(482, "Loop Detected");
-    }
-    let rr = if st.record_route {
-        let out = match &next {
-            Target::Conn(c) => proxy::Outbound::Conn(c.proto, c.conn_id),
-            Target::Addr(n) => proxy::Outbound::Addr(n.proto, n.addr),
-        };
-        proxy::record_route_value(core, info, out)
-    } else {
-        None
-    };
-    let remove: Vec<&str> = st.remove_headers.iter().map(String::as_str).collect();
-    let add: Vec<(&str, &str)> = st
-        .add_headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let branch = crate::sip::signed_branch(msg, &loop_key, &hop, key());
-    let mut fwd = ForwardRequest::new(proto.via_token(), via_host, via_port);
-    fwd.request_uri = dest.ru;
-    fwd.source = info.src.to_std();
-    fwd.force_rport = connection_oriented(info.proto);
-    fwd.record_route = rr.as_deref();
-    fwd.pop_routes = st.pop_routes;
-    fwd.remove_headers = &remove;
-    fwd.add_headers = &add;
-    fwd.default_max_forwards = st.default_max_forwards;
-    fwd.loop_key = Some(loop_key);
-    fwd.branch = Some(branch.as_str());
-    let mut out = match forward_request(msg, &fwd) {
-        Ok(b) => b,
-        Err(EditError::TooManyHops) => {
-            return (-1, reply(core, info, msg, 483, "Too Many Hops"));
-        }
-        Err(EditError::TooLarge(what)) => {
-            crate::log!(Info, "core", "forward(): relayed, the request would exceed the parser's limits ({}): 513", what;
-                "peer" => peer(info));
-            return (-1, reply(core, info, msg, 513, "Message Too Large"));
-        }
-        Err(e) => {
-            crate::log!(Warning, "core", "forward(): cannot relay this request: {}", e; "peer" => peer(info));
-            return (-1, false);
-        }
+    #[allow(unused_mut)]
+    let mut out = match build_out(
+        core,
+        info,
+        msg,
+        dest.ru,
+        out,
+        st,
+        0,
+        auto_reply,
+    ) {
+        Ok(o) => o,
+        Err(r) => return r,
     };
     if stateful {
-        match relay_stateful(core, info, msg, &next, out) {
+        match relay_stateful(core, info, msg, &next, out, (opts, st)) {
             Ok(r) => return r,
             Err(back) => out = back,
         }
@@ -258,6 +214,82 @@ fn forward_to(
     }
 }
 
+/// The request as it leaves for `out` (a connection, or an address) as branch `index` of
+/// its transaction: our Via with the signed branch, Record-Route, the script's
+/// header edits, Max-Forwards decremented (RFC 3261 §16.6). `Err` is what the relay
+/// returns: -1 after 482 (loop), 483 or 513, or -1 without a reply.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn build_out(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &Message,
+    ru: Option<&str>,
+    out: proxy::Outbound,
+    st: &ProxyState,
+    index: u8,
+    auto_reply: bool,
+) -> Result<Vec<u8>, (i64, bool)> {
+    let fail = |code: u16, reason: &str| (-1, auto_reply && reply(core, info, msg, code, reason));
+    let (proto, to) = match out {
+        proxy::Outbound::Conn(p, _) => (p, None),
+        proxy::Outbound::Addr(p, a) => (p, Some(a)),
+    };
+    let Some((via_host, via_port)) = core.via_for(proto, to) else {
+        crate::log!(Error, "core", "forward(): no {} socket to send from", proto.name(); "peer" => peer(info));
+        return Err((-1, false));
+    };
+    let Some(hop) = hop_of(info) else {
+        crate::log!(Error, "core", "forward(): the request has no source to answer to"; "peer" => peer(info));
+        return Err((-1, false));
+    };
+    let loop_key = LoopKey::of(msg, ru);
+    let looped = crate::sip::is_looped(msg, &loop_key, key(), |v| {
+        v.host().trim_start_matches('[').trim_end_matches(']') == via_host
+            && v.port().unwrap_or(via_port) == via_port
+    });
+    if looped {
+        crate::log!(Info, "core", "forward(): loop detected (our Via with this request's loop hash), 482";
+            "peer" => peer(info), "callid" => msg.call_id().unwrap_or(""));
+        return Err(fail(482, "Loop Detected"));
+    }
+    let rr = if st.record_route {
+        proxy::record_route_value(core, info, out)
+    } else {
+        None
+    };
+    let remove: Vec<&str> = st.remove_headers.iter().map(String::as_str).collect();
+    let add: Vec<(&str, &str)> = st
+        .add_headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let branch = crate::sip::signed_branch_n(msg, &loop_key, &hop, index, key());
+    let mut fwd = ForwardRequest::new(proto.via_token(), via_host, via_port);
+    fwd.request_uri = ru;
+    fwd.source = info.src.to_std();
+    fwd.force_rport = connection_oriented(info.proto);
+    fwd.record_route = rr.as_deref();
+    fwd.pop_routes = st.pop_routes;
+    fwd.remove_headers = &remove;
+    fwd.add_headers = &add;
+    fwd.default_max_forwards = st.default_max_forwards;
+    fwd.loop_key = Some(loop_key);
+    fwd.branch = Some(branch.as_str());
+    match forward_request(msg, &fwd) {
+        Ok(b) => Ok(b),
+        Err(EditError::TooManyHops) => Err((-1, reply(core, info, msg, 483, "Too Many Hops"))),
+        Err(EditError::TooLarge(what)) => {
+            crate::log!(Info, "core", "forward(): relayed, the request would exceed the parser's limits ({}): 513", what;
+                "peer" => peer(info));
+            Err((-1, reply(core, info, msg, 513, "Message Too Large")))
+        }
+        Err(e) => {
+            crate::log!(Warning, "core", "forward(): cannot relay this request: {}", e; "peer" => peer(info));
+            Err((-1, false))
+        }
+    }
+}
+
 /// `t_relay()`: `out` goes out on a new transaction ([`super::stateful::relay`]). `Err` gives
 /// `out` back when its first send failed, for the stateless path to answer (the next target
 /// of a location result, or 503); a full transaction table is answered 503 here.
@@ -267,6 +299,7 @@ fn relay_stateful(
     msg: &Message,
     next: &Target,
     out: Vec<u8>,
+    tm: (&TmOpts, &ProxyState),
 ) -> Result<(i64, bool), Vec<u8>> {
     use super::stateful::{BranchDst, Relayed};
     let dst = match next {
@@ -280,12 +313,12 @@ fn relay_stateful(
     // Shared, not copied: the pending watch and the failure path keep the same bytes.
     let out = bytes::Bytes::from(out);
     let keep = out.clone();
-    match super::stateful::relay(core, info, msg, dst, out) {
+    match super::stateful::relay(core, info, msg, (dst, out), (tm.0, tm.1, &[]), true) {
         Ok(Relayed::Exists) => {
             super::stateful::absorb(core, info, msg);
             Ok((0, false))
         }
-        Ok(Relayed::Sent(id)) => {
+        Ok(Relayed::Sent { conn: id, .. }) => {
             crate::stats::counters::CORE_FWD_REQUESTS.inc();
             if let Target::Addr(n) = next {
                 if connection_oriented(n.proto) && id != 0 {
@@ -421,6 +454,7 @@ struct Deferred {
     du: Option<String>,
     ru: Option<String>,
     st: ProxyState,
+    opts: TmOpts,
 }
 
 /// Where `dest_uri` goes: located now (IP literal, `/etc/hosts` or the DNS cache), or
@@ -432,7 +466,7 @@ fn resolve_or_defer(
     msg: &Message,
     dest: &Dest<'_>,
     dest_uri: &str,
-    st: &ProxyState,
+    (st, opts): (&ProxyState, &TmOpts),
 ) -> Result<Option<Next>, DnsError> {
     let job = || Deferred {
         info: *info,
@@ -441,6 +475,7 @@ fn resolve_or_defer(
         du: dest.du.map(str::to_owned),
         ru: dest.ru.map(str::to_owned),
         st: st.clone(),
+        opts: *opts,
     };
     let found = locate::locate_or_defer(core, info, dest_uri, || {
         let job = job();
@@ -466,7 +501,15 @@ fn forward_resolved(mut job: Deferred, r: Result<locate::Located, DnsError>) {
             // The flow-token check ran before the lookup.
             job.st.bad_token = false;
             let next = Next::from(located);
-            let _ = forward_to(core, &job.info, &job.msg, dest, &job.st, true, Some(next));
+            let _ = forward_to(
+                core,
+                &job.info,
+                &job.msg,
+                dest,
+                &job.st,
+                (true, &job.opts),
+                Some(next),
+            );
         }
         Err(e) => {
             crate::log!(Info, "core", "forward(): {}", e; "peer" => peer(&job.info));

@@ -338,6 +338,47 @@ impl<'c> Compiler<'c> {
                     fmt: self.format_arg(c, 2, fmt)?,
                 })
             }
+            (FuncId::T_ON_FAILURE | FuncId::T_ON_REPLY | FuncId::T_ON_BRANCH, [name]) => {
+                // The route must exist, of the kind the function arms: checked here, so a
+                // typo stops the start at its file:line:col, not the first call.
+                let kind = match id {
+                    FuncId::T_ON_FAILURE => RouteKind::Failure,
+                    FuncId::T_ON_REPLY => RouteKind::OnReply,
+                    _ => RouteKind::Branch,
+                };
+                let text = match name {
+                    Arg::Str(s) => s.value().into_owned(),
+                    Arg::Word(w, _) => w.clone(),
+                    other => self.cfg.text(other.span()).to_owned(),
+                };
+                let idx = self
+                    .cfg
+                    .routes
+                    .iter()
+                    .position(|r| r.kind == kind && r.name.as_deref() == Some(text.as_str()))
+                    .ok_or_else(|| {
+                        self.err(
+                            name.span(),
+                            ErrorKind::UnknownRoute(format!("{}[{text}]", kind.keyword())),
+                        )
+                    })?;
+                Ok(CallNode::Host {
+                    id,
+                    args: Box::new([CArg::Const(Const::Int(idx as i64))]),
+                })
+            }
+            (FuncId::T_CHECK_STATUS, [re]) => {
+                let pattern = match re {
+                    Arg::Str(s) => s.value().into_owned(),
+                    Arg::Word(w, _) => w.clone(),
+                    other => self.cfg.text(other.span()).to_owned(),
+                };
+                build_regex(&pattern).map_err(|m| self.err(re.span(), ErrorKind::BadRegex(m)))?;
+                Ok(CallNode::Host {
+                    id,
+                    args: Box::new([CArg::Const(Const::Str(pattern.into()))]),
+                })
+            }
             (FuncId::IS_METHOD, [list]) => {
                 let text = match list {
                     Arg::Str(s) => s.value().into_owned(),

@@ -66,15 +66,39 @@ impl FuncId {
     /// `t_reply(code, reason)` (OpenSIPS tm): a reply through the request's server
     /// transaction (made if there is none), which answers its retransmissions.
     pub const T_REPLY: FuncId = FuncId(26);
+    /// `t_on_failure(route)` (OpenSIPS tm): `failure_route[route]` runs when every branch of
+    /// the transaction `t_relay()` makes ended without a 2xx. The route is resolved when the
+    /// script is compiled; the host receives its index ([`super::RouteRef::index`]).
+    pub const T_ON_FAILURE: FuncId = FuncId(27);
+    /// `t_on_reply(route)` (OpenSIPS tm): `onreply_route[route]` runs for each response of the
+    /// transaction's branches (route index as for `t_on_failure`).
+    pub const T_ON_REPLY: FuncId = FuncId(28);
+    /// `t_on_branch(route)` (OpenSIPS tm): `branch_route[route]` runs for each branch before
+    /// it goes out (route index as for `t_on_failure`).
+    pub const T_ON_BRANCH: FuncId = FuncId(29);
+    /// `t_check_status(re)` (OpenSIPS tm): whether the reply code (`$T_reply_code` in a
+    /// failure route, `$rs` in a reply route) matches the regular expression, checked when the
+    /// script is compiled.
+    pub const T_CHECK_STATUS: FuncId = FuncId(30);
+    /// `t_newtran()` (OpenSIPS tm): the request's server transaction is made now, so that its
+    /// retransmissions are absorbed while the script works on it.
+    pub const T_NEWTRAN: FuncId = FuncId(31);
+    /// `append_branch([uri])` (OpenSIPS core): one more branch for `t_relay()`, to `uri` or to
+    /// the current `$ru` / `$du`.
+    pub const APPEND_BRANCH: FuncId = FuncId(32);
+    /// `serialize_branches(clear)` (OpenSIPS core): serial forking by q; the first group stays.
+    pub const SERIALIZE_BRANCHES: FuncId = FuncId(33);
+    /// `next_branches()` (OpenSIPS core): the next q group, in a failure route.
+    pub const NEXT_BRANCHES: FuncId = FuncId(34);
     /// `force_rport()` (OpenSIPS core, RFC 3581 §4): the top Via gets `rport` as if the client
     /// had asked, so replies go to the source port.
-    pub const FORCE_RPORT: FuncId = FuncId(27);
+    pub const FORCE_RPORT: FuncId = FuncId(35);
     /// `fix_nated_contact([uri_params])` (OpenSIPS nathelper): the Contact's host:port become
     /// the request's (or reply's) source address.
-    pub const FIX_NATED_CONTACT: FuncId = FuncId(28);
+    pub const FIX_NATED_CONTACT: FuncId = FuncId(36);
     /// `nat_uac_test(flags)` (OpenSIPS nathelper): 1 when one of the selected tests finds the
     /// sender behind a NAT.
-    pub const NAT_UAC_TEST: FuncId = FuncId(29);
+    pub const NAT_UAC_TEST: FuncId = FuncId(37);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -177,13 +201,15 @@ impl FunctionTable {
     /// `www_authorize(realm[, table])`, `proxy_authorize(...)`, `consume_credentials()`,
     /// `check_from()`, `check_to()`, `pike_check_req()`,
     /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`, `t_reply(code, reason)`,
+    /// `t_on_failure(route)`, `t_on_reply(route)`, `t_on_branch(route)`, `t_check_status(re)`,
+    /// `t_newtran()`, `append_branch([uri])`, `serialize_branches([clear])`, `next_branches()`,
     /// `force_rport()`, `fix_nated_contact([uri_params])`, `nat_uac_test(flags)`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 30] = [
+        let core: [(&str, &[ArgKind], usize); 38] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -232,6 +258,14 @@ impl FunctionTable {
             ),
             ("t_check_trans", &[], 0),
             ("t_reply", &[ArgKind::Int, ArgKind::Format], 2),
+            ("t_on_failure", &[ArgKind::Str], 1),
+            ("t_on_reply", &[ArgKind::Str], 1),
+            ("t_on_branch", &[ArgKind::Str], 1),
+            ("t_check_status", &[ArgKind::Str], 1),
+            ("t_newtran", &[], 0),
+            ("append_branch", &[ArgKind::Format], 0),
+            ("serialize_branches", &[ArgKind::Int], 0),
+            ("next_branches", &[], 0),
             ("force_rport", &[], 0),
             ("fix_nated_contact", &[ArgKind::Format], 0),
             ("nat_uac_test", &[ArgKind::Int], 1),
@@ -322,6 +356,14 @@ mod tests {
             ("jwt_script_authorize", FuncId::JWT_SCRIPT_AUTHORIZE),
             ("t_check_trans", FuncId::T_CHECK_TRANS),
             ("t_reply", FuncId::T_REPLY),
+            ("t_on_failure", FuncId::T_ON_FAILURE),
+            ("t_on_reply", FuncId::T_ON_REPLY),
+            ("t_on_branch", FuncId::T_ON_BRANCH),
+            ("t_check_status", FuncId::T_CHECK_STATUS),
+            ("t_newtran", FuncId::T_NEWTRAN),
+            ("append_branch", FuncId::APPEND_BRANCH),
+            ("serialize_branches", FuncId::SERIALIZE_BRANCHES),
+            ("next_branches", FuncId::NEXT_BRANCHES),
             ("force_rport", FuncId::FORCE_RPORT),
             ("fix_nated_contact", FuncId::FIX_NATED_CONTACT),
             ("nat_uac_test", FuncId::NAT_UAC_TEST),

@@ -30,6 +30,7 @@ mod tests;
 #[cfg(test)]
 mod tests_run;
 
+pub(crate) use compile::build_regex;
 pub use engine::MAX_ROUTE_DEPTH;
 pub use func::{ArgKind, FuncId, FuncSpec, FunctionTable, RegisterError};
 pub use pv::{HeaderName, KnownHeader, Pv, SocketField, VarId};

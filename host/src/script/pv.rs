@@ -83,6 +83,14 @@ pub enum Pv {
     AuthDomain,
     /// `$adu`: the digest-uri of the credentials.
     AuthUri,
+    /// `$T_reply_code` (OpenSIPS tm): in a failure route, the final code chosen among the
+    /// branches; in a reply route, the reply's code.
+    TReplyCode,
+    /// `$T_fr_timeout` (OpenSIPS tm): `fr_timeout` for the transaction `t_relay()` makes next,
+    /// in seconds (writable; `NULL` restores the modparam).
+    TFrTimeout,
+    /// `$T_fr_inv_timeout` (OpenSIPS tm): `fr_inv_timeout` likewise (writable).
+    TFrInvTimeout,
 }
 
 /// Fields of `$socket_in(...)`.
@@ -312,7 +320,14 @@ impl Pv {
     pub fn is_writable(&self) -> bool {
         matches!(
             self,
-            Pv::RUri | Pv::RUser | Pv::RDomain | Pv::RPort | Pv::DstUri | Pv::Var(_)
+            Pv::RUri
+                | Pv::RUser
+                | Pv::RDomain
+                | Pv::RPort
+                | Pv::DstUri
+                | Pv::Var(_)
+                | Pv::TFrTimeout
+                | Pv::TFrInvTimeout
         )
     }
 }
@@ -368,6 +383,9 @@ const SIMPLE: &[(Pv, &str)] = &[
     (Pv::AuthRealm, "ar"),
     (Pv::AuthDomain, "ad"),
     (Pv::AuthUri, "adu"),
+    (Pv::TReplyCode, "T_reply_code"),
+    (Pv::TFrTimeout, "T_fr_timeout"),
+    (Pv::TFrInvTimeout, "T_fr_inv_timeout"),
 ];
 
 /// Names of `$var(...)` variables, numbered in order of first use.

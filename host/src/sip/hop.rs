@@ -84,6 +84,8 @@ pub enum BranchError {
 pub struct SignedBranch {
     /// The transaction digits.
     pub txn: [u8; TXN_HEX],
+    /// The branch's index among the request's forks (see [`signed_branch_n`]).
+    pub index: u8,
     /// The hop the request came from.
     pub hop: Hop,
     /// The loop digits.
@@ -133,6 +135,21 @@ fn mac(key: &[u8; 32], signed: &[u8], loop_digits: &[u8]) -> [u8; MAC_HEX] {
 /// The signed branch for `req` forwarded with loop digits `loop_key`, from
 /// `hop`, under `key` (see the module documentation).
 pub fn signed_branch(req: &Message, loop_key: &LoopKey, hop: &Hop, key: &[u8; 32]) -> BranchText {
+    signed_branch_n(req, loop_key, hop, 0, key)
+}
+
+/// [`signed_branch`] for branch `index` (0-15) of a request forked by a stateful proxy: each
+/// branch needs its own Via branch (RFC 3261 §16.6 step 8, §17.1.3 matches responses by it).
+/// The index rides in the high four bits of the protocol byte, under the MAC; branch 0 is
+/// [`signed_branch`]'s, so a request relayed once gets the same branch as before. An index
+/// above 15 is taken modulo 16 (a proxy context holds at most 12 branches).
+pub fn signed_branch_n(
+    req: &Message,
+    loop_key: &LoopKey,
+    hop: &Hop,
+    index: u8,
+    key: &[u8; 32],
+) -> BranchText {
     let mut b = BranchText {
         buf: [0u8; SIGNED_BRANCH_MAX],
         len: 0,
@@ -141,7 +158,11 @@ pub fn signed_branch(req: &Message, loop_key: &LoopKey, hop: &Hop, key: &[u8; 32
     b.buf[..c].copy_from_slice(BRANCH_MAGIC_COOKIE.as_bytes());
     b.buf[c..c + TXN_HEX].copy_from_slice(&txn_digits(req));
     let mut at = c + TXN_HEX;
-    push_hex(&mut b.buf, &mut at, &[hop.proto()]);
+    push_hex(
+        &mut b.buf,
+        &mut at,
+        &[(index & 0x0f) << 4 | (hop.proto() & 0x0f)],
+    );
     let mut value = [0u8; 18];
     let (kind, n) = match hop {
         Hop::Conn { conn_id, .. } => {
@@ -219,6 +240,7 @@ pub fn verify_branch(branch: &str, key: &[u8; 32]) -> Result<SignedBranch, Branc
         return Err(BranchError::Mac);
     }
     let proto = u8::try_from(proto).map_err(|_| BranchError::Format)?;
+    let (index, proto) = (proto >> 4, proto & 0x0f);
     let hop = match value_len {
         16 => Hop::Conn {
             proto,
@@ -248,6 +270,7 @@ pub fn verify_branch(branch: &str, key: &[u8; 32]) -> Result<SignedBranch, Branc
     loop_digits.copy_from_slice(lp);
     Ok(SignedBranch {
         txn,
+        index,
         hop,
         loop_key: LoopKey::from_digits(loop_digits),
     })

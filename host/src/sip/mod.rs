@@ -78,8 +78,8 @@ pub use forward::{forward_request, ForwardRequest};
 pub use fuzz::fuzz_parse;
 pub use headers::{CSeq, HeaderName, Method, SipDate};
 pub use hop::{
-    is_looped, signed_branch, verify_branch, BranchError, BranchText, Hop, SignedBranch,
-    SIGNED_BRANCH_MAX,
+    is_looped, signed_branch, signed_branch_n, verify_branch, BranchError, BranchText, Hop,
+    SignedBranch, SIGNED_BRANCH_MAX,
 };
 pub use lenient::reply_to_malformed;
 pub use message::{HeaderValues, ListValues, Message};

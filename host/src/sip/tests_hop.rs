@@ -181,3 +181,24 @@ fn loops_are_detected_and_spirals_are_not() {
     let key = LoopKey::of(&again, Some("sip:bob@192.0.2.4"));
     assert!(is_looped(&again, &key, &K, ours));
 }
+
+/// Each branch of a forked request has its own Via branch, which verifies with its index and
+/// the same hop; branch 0 is the branch of a request relayed once.
+#[test]
+fn forked_branches_are_distinct_and_verify_with_their_index() {
+    let req = msg(INVITE);
+    let lk = LoopKey::of(&req, None);
+    for hop in hops() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..16u8 {
+            let b = super::hop::signed_branch_n(&req, &lk, &hop, i, &KEY);
+            assert!(seen.insert(b.as_str().to_string()), "branch {i} repeats");
+            let v = verify_branch(b.as_str(), &KEY).unwrap();
+            assert_eq!((v.index, v.hop, v.txn), (i, hop, txn_digits(&req)));
+        }
+        assert_eq!(
+            super::hop::signed_branch_n(&req, &lk, &hop, 0, &KEY).as_str(),
+            signed_branch(&req, &lk, &hop, &KEY).as_str()
+        );
+    }
+}

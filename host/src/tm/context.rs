@@ -111,6 +111,22 @@ pub enum ProxyAction {
     Arm(ProxyTimer, Instant),
     /// Disarm it.
     Disarm(ProxyTimer),
+    /// Every branch ended without a 2xx and a failure route is armed
+    /// ([`ProxyContext::arm_failure`]): the driver runs it with this final code (OpenSIPS
+    /// tm's `failure_route`, `$T_reply_code`), where new branches may be added, and then
+    /// calls [`ProxyContext::resume`], which sends the held response unless a branch was
+    /// added or a reply was sent there ([`ProxyContext::replied`]).
+    Failure(u16),
+}
+
+/// The response chosen while a failure route runs (see [`ProxyAction::Failure`]).
+#[derive(Debug, Clone)]
+struct Held {
+    code: u16,
+    choice: Choice,
+    challenges: Vec<BranchId>,
+    /// Branches when it was chosen: more after the route means it added some.
+    branches: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +152,10 @@ pub struct ProxyContext {
     cancelled: bool,
     final_sent: Option<u16>,
     armed: Vec<(ProxyTimer, Instant)>,
+    /// A failure route is armed (one run per arming, as OpenSIPS's `t_on_failure`).
+    failure_armed: bool,
+    /// The choice a failure route runs for.
+    held: Option<Held>,
 }
 
 impl ProxyContext {
@@ -150,6 +170,60 @@ impl ProxyContext {
             cancelled: false,
             final_sent: None,
             armed: Vec::new(),
+            failure_armed: false,
+            held: None,
+        }
+    }
+
+    /// Whether [`ProxyContext::close`] was called (and no failure route runs).
+    pub fn is_closed(&self) -> bool {
+        self.closed && self.held.is_none()
+    }
+
+    /// Replaces the settings, for branches added from now on (a transaction made before the
+    /// script chose its timeouts, OpenSIPS's `t_newtran()`).
+    pub fn set_config(&mut self, config: ProxyConfig) {
+        self.config = config;
+    }
+
+    /// Arms (or disarms) the failure route: the next time every branch has ended without a
+    /// 2xx, [`ProxyAction::Failure`] comes instead of the final response.
+    pub fn arm_failure(&mut self, on: bool) {
+        self.failure_armed = on;
+    }
+
+    /// Whether a failure route runs now (between [`ProxyAction::Failure`] and
+    /// [`ProxyContext::resume`]).
+    pub fn in_failure(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// The failure route is over: the held response goes upstream, unless the route added
+    /// branches (then the choice waits for them, among all branches, §16.7 step 6) or sent a
+    /// reply itself.
+    pub fn resume(&mut self) -> Vec<ProxyAction> {
+        let mut acts = Vec::new();
+        let Some(held) = self.held.take() else {
+            return acts;
+        };
+        self.closed = true;
+        if self.final_sent.is_some() {
+            return acts;
+        }
+        if self.branches.len() > held.branches && !self.cancelled {
+            self.maybe_choose(&mut acts);
+            return acts;
+        }
+        self.final_sent = Some(held.code);
+        acts.push(self.action_for(held.choice, held.challenges));
+        acts
+    }
+
+    /// A final response was sent upstream by the driver itself (`t_reply()` in a failure
+    /// route): nothing else is chosen.
+    pub fn replied(&mut self, code: u16) {
+        if self.final_sent.is_none() {
+            self.final_sent = Some(code);
         }
     }
 
@@ -159,7 +233,7 @@ impl ProxyContext {
         &mut self,
         now: Instant,
     ) -> Result<(BranchId, Vec<ProxyAction>), ContextError> {
-        if self.closed {
+        if self.closed && self.held.is_none() {
             return Err(ContextError::Closed);
         }
         if self.no_new_branches || self.final_sent.is_some() || self.cancelled {
@@ -335,7 +409,7 @@ impl ProxyContext {
 
     /// §16.7 step 6: once closed and every branch is final, and nothing final went up yet.
     fn maybe_choose(&mut self, acts: &mut Vec<ProxyAction>) {
-        if !self.closed || self.final_sent.is_some() {
+        if !self.closed || self.final_sent.is_some() || self.held.is_some() {
             return;
         }
         let codes: Vec<Option<u16>> = self.branches.iter().map(|b| b.code).collect();
@@ -343,18 +417,34 @@ impl ProxyContext {
         let Some(sel) = best_response(&codes, &responded, self.cancelled) else {
             return;
         };
+        if self.failure_armed && sel.code >= 300 {
+            self.failure_armed = false;
+            self.held = Some(Held {
+                code: sel.code,
+                choice: sel.choice,
+                challenges: sel.challenges,
+                branches: self.branches.len(),
+            });
+            acts.push(ProxyAction::Failure(sel.code));
+            return;
+        }
         self.final_sent = Some(sel.code);
-        match sel.choice {
-            Choice::Forward(b) => {
-                if let Some(response) = self.branches.get(b).and_then(|x| x.response.clone()) {
-                    acts.push(ProxyAction::Forward {
-                        branch: b,
-                        response: Box::new(response),
-                        challenges: sel.challenges,
-                    });
-                }
-            }
-            Choice::Generate(code) => acts.push(ProxyAction::Reply(code)),
+        acts.push(self.action_for(sel.choice, sel.challenges));
+    }
+
+    /// The action that sends a chosen response.
+    fn action_for(&self, choice: Choice, challenges: Vec<BranchId>) -> ProxyAction {
+        match choice {
+            Choice::Forward(b) => match self.branches.get(b).and_then(|x| x.response.clone()) {
+                Some(response) => ProxyAction::Forward {
+                    branch: b,
+                    response: Box::new(response),
+                    challenges,
+                },
+                // A chosen branch always has its response (best_response checks).
+                None => ProxyAction::Reply(500),
+            },
+            Choice::Generate(code) => ProxyAction::Reply(code),
         }
     }
 

@@ -2,9 +2,14 @@
 //! messages of different transactions rarely wait for each other and there is no global lock
 //! on the message path (the design note's rule for new pure state).
 
-use std::collections::hash_map::{Entry, RandomState};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
+
+/// The tables' hasher: foldhash with a per-process random seed (the keys are the peers'
+/// branches and Call-IDs, so not a fixed function an attacker could aim collisions at);
+/// several times cheaper than the standard SipHash on these short keys.
+type Hasher = foldhash::quality::RandomState;
 use std::sync::{Mutex, MutexGuard};
 
 use thiserror::Error;
@@ -23,8 +28,8 @@ pub enum TableError {
 /// Transactions (or any per-key state) by key, in shards.
 #[derive(Debug)]
 pub struct Table<K, V> {
-    shards: Box<[Mutex<HashMap<K, V>>]>,
-    hasher: RandomState,
+    shards: Box<[Mutex<HashMap<K, V, Hasher>>]>,
+    hasher: Hasher,
     per_shard: usize,
 }
 
@@ -34,13 +39,15 @@ impl<K: Hash + Eq, V> Table<K, V> {
     pub fn new(shards: usize, capacity: usize) -> Self {
         let n = shards.max(1);
         Table {
-            shards: (0..n).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            shards: (0..n)
+                .map(|_| Mutex::new(HashMap::with_hasher(Hasher::default())))
+                .collect(),
+            hasher: Hasher::default(),
             per_shard: capacity.div_ceil(n),
         }
     }
 
-    fn shard(&self, key: &K) -> MutexGuard<'_, HashMap<K, V>> {
+    fn shard(&self, key: &K) -> MutexGuard<'_, HashMap<K, V, Hasher>> {
         let i = (self.hasher.hash_one(key) % self.shards.len() as u64) as usize;
         // A panic while a shard was locked leaves plain data behind: keep using it.
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())

@@ -25,6 +25,7 @@ fn show(acts: &[ProxyAction], t0: Instant) -> Vec<String> {
             ProxyAction::Cancel(b) => format!("cancel {b}"),
             ProxyAction::Arm(t, at) => format!("arm {t:?} {}", (*at - t0).as_secs()),
             ProxyAction::Disarm(t) => format!("disarm {t:?}"),
+            ProxyAction::Failure(c) => format!("failure {c}"),
         })
         .collect()
 }
@@ -256,4 +257,91 @@ fn single_2xx_is_forwarded_once() {
         ["disarm Fr(0)", "forward 0:200"]
     );
     assert!(c.is_done());
+}
+
+/// OpenSIPS tm's failure_route: the chosen non-2xx is held while the route runs; without a
+/// new branch it then goes upstream as it would have.
+#[test]
+fn failure_route_without_new_branch_sends_the_held_response() {
+    let t0 = Instant::now();
+    let mut c = ctx(1, t0);
+    c.arm_failure(true);
+    assert_eq!(
+        resp(&mut c, 0, 486, t0, t0),
+        ["disarm Fr(0)", "failure 486"]
+    );
+    assert!(c.in_failure());
+    assert_eq!(c.final_sent(), None);
+    assert_eq!(show(&c.resume(), t0), ["forward 0:486"]);
+    assert_eq!(c.final_sent(), Some(486));
+    assert!(c.is_done());
+}
+
+/// A branch added by the failure route is chosen among all branches when it ends; its 2xx
+/// goes up at once. The failure route is one-shot: armed again, it would run again.
+#[test]
+fn failure_route_adds_a_branch_that_answers() {
+    let t0 = Instant::now();
+    let mut c = ctx(1, t0);
+    c.arm_failure(true);
+    assert_eq!(
+        resp(&mut c, 0, 486, t0, t0),
+        ["disarm Fr(0)", "failure 486"]
+    );
+    let (b, acts) = c.add_branch(t0).unwrap();
+    assert_eq!((b, show(&acts, t0)), (1, vec!["arm Fr(1) 30".to_string()]));
+    assert!(c.resume().is_empty());
+    assert!(!c.in_failure());
+    // Closed again: the script cannot add more outside a failure route.
+    assert_eq!(c.add_branch(t0).unwrap_err(), ContextError::Closed);
+    assert_eq!(
+        resp(&mut c, 1, 200, t0, t0),
+        ["disarm Fr(1)", "forward 1:200"]
+    );
+    assert!(c.is_done());
+}
+
+/// Not armed again, a second failure sends the best of all branches (§16.7 step 6).
+#[test]
+fn failure_route_runs_once_per_arming() {
+    let t0 = Instant::now();
+    let mut c = ctx(1, t0);
+    c.arm_failure(true);
+    assert_eq!(
+        resp(&mut c, 0, 486, t0, t0),
+        ["disarm Fr(0)", "failure 486"]
+    );
+    c.add_branch(t0).unwrap();
+    assert!(c.resume().is_empty());
+    let acts = resp(&mut c, 1, 404, t0, t0);
+    assert_eq!(acts.len(), 2, "{acts:?}");
+    assert!(acts[1].starts_with("forward "), "{acts:?}");
+    assert!(c.is_done());
+}
+
+/// t_reply() in the failure route: the route's reply is the final one; nothing else is sent.
+#[test]
+fn failure_route_reply_replaces_the_held_response() {
+    let t0 = Instant::now();
+    let mut c = ctx(1, t0);
+    c.arm_failure(true);
+    assert_eq!(
+        resp(&mut c, 0, 408, t0, t0),
+        ["disarm Fr(0)", "failure 408"]
+    );
+    c.replied(480);
+    assert!(c.resume().is_empty());
+    assert_eq!(c.final_sent(), Some(480));
+}
+
+/// A 6xx stops new branches (§16.7 step 5), also from a failure route.
+#[test]
+fn failure_route_after_6xx_cannot_add_branches() {
+    let t0 = Instant::now();
+    let mut c = ctx(1, t0);
+    c.arm_failure(true);
+    let acts = resp(&mut c, 0, 603, t0, t0);
+    assert_eq!(acts.last().map(String::as_str), Some("failure 603"));
+    assert_eq!(c.add_branch(t0).unwrap_err(), ContextError::Finished);
+    assert_eq!(show(&c.resume(), t0), ["forward 0:603"]);
 }

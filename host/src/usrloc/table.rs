@@ -243,6 +243,22 @@ impl Registrar {
         best.map(f)
     }
 
+    /// `f` of each of [`lookup`](Registrar::lookup), in its order (highest q first, then the
+    /// most recently refreshed), without copying the bindings; `f` returns `None` to skip one.
+    /// At most `max` results.
+    pub fn map_live<R>(
+        &self,
+        aor: &str,
+        now: Instant,
+        max: usize,
+        mut f: impl FnMut(&Binding) -> Option<R>,
+    ) -> Vec<R> {
+        let slot = self.slot(aor);
+        let mut v: smallvec::SmallVec<[&Binding; 4]> = live(&slot, aor, now).collect();
+        v.sort_by(|a, b| preference(b, a));
+        v.into_iter().filter_map(&mut f).take(max).collect()
+    }
+
     /// The first of [`lookup`](Registrar::lookup), copied.
     pub fn best(&self, aor: &str, now: Instant) -> Option<Binding> {
         self.with_best(aor, now, Binding::clone)

@@ -25,11 +25,33 @@ pub(crate) fn reply(
     code: u16,
     reason: &str,
 ) -> Result<(), String> {
+    answer(core, info, msg, Some((code, reason)))
+}
+
+/// `t_newtran()` (OpenSIPS tm): the server transaction of `msg` is made now (100 Trying for
+/// an INVITE), so retransmissions are absorbed while the script works on it; a later
+/// `t_relay()` forwards on it and `t_reply()` answers through it. Ok when it exists already.
+pub(crate) fn newtran(core: &Core, info: &ReceiveInfo, msg: &Message) -> Result<(), String> {
+    answer(core, info, msg, None)
+}
+
+fn answer(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &Message,
+    reply: Option<(u16, &str)>,
+) -> Result<(), String> {
     if msg.method_str() == Some("ACK") {
         return Err("an ACK is never answered".into());
     }
     let s = store();
     let key = ServerKey::of(msg).map_err(|e| e.to_string())?;
+    let Some((code, reason)) = reply else {
+        if s.by_server.contains(&key) {
+            return Ok(());
+        }
+        return make(core, s, info, msg, key, None);
+    };
     let tag = if code > 100 {
         crate::sip::stateless_to_tag(msg)
     } else {
@@ -46,6 +68,19 @@ pub(crate) fn reply(
         feed(core, s, id, Work::Server(Event::Respond(resp)));
         return Ok(());
     }
+    make(core, s, info, msg, key, Some(resp))
+}
+
+/// A cell with only a server transaction, answered `resp` (`t_reply()`; closed: no branch
+/// will be added) or not yet (`t_newtran()`: open for `t_relay()`).
+fn make(
+    core: &Core,
+    s: &super::store::Store,
+    info: &ReceiveInfo,
+    msg: &Message,
+    key: ServerKey,
+    resp: Option<Message>,
+) -> Result<(), String> {
     let src = Source::of(info);
     if !take_share(&s.per_source, s.max_per_source, src) {
         return Err(SOURCE_FULL.into());
@@ -55,7 +90,7 @@ pub(crate) fn reply(
         Ok(()) => {}
         Err(TableError::Exists) => {
             give_back(&s.per_source, src);
-            if let Some(id) = s.by_server.with(&key, |id| *id) {
+            if let (Some(id), Some(resp)) = (s.by_server.with(&key, |id| *id), resp) {
                 feed(core, s, id, Work::Server(Event::Respond(resp)));
             }
             return Ok(());
@@ -83,8 +118,10 @@ pub(crate) fn reply(
         }
     };
     let mut ctx = ProxyContext::new(invite, s.proxy);
-    // No branch will be added: the reply is the TU's own.
-    let _ = ctx.close();
+    if resp.is_some() {
+        // No branch will be added: the reply is the TU's own.
+        let _ = ctx.close();
+    }
     let cell = Box::new(Cell {
         server_key: key.clone(),
         server: Some(server),
@@ -94,6 +131,8 @@ pub(crate) fn reply(
         branches: Vec::new(),
         values: s.values,
         armed: Default::default(),
+        opts: Default::default(),
+        relay: None,
     });
     if s.cells.insert(id, cell).is_err() {
         s.by_server.remove(&key);
@@ -104,12 +143,14 @@ pub(crate) fn reply(
     let mut fx = Effects::default();
     let over = s.cells.with(&id, |c| {
         c.server_actions(core, first, &mut fx);
-        c.run(
-            core,
-            Instant::now(),
-            Work::Server(Event::Respond(resp)),
-            &mut fx,
-        );
+        if let Some(resp) = resp {
+            c.run(
+                core,
+                Instant::now(),
+                Work::Server(Event::Respond(resp)),
+                &mut fx,
+            );
+        }
         c.note_timers(&fx);
         c.is_over()
     });

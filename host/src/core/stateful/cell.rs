@@ -14,7 +14,64 @@ use bytes::Bytes;
 use sipcore_abi::{Proto, ReceiveInfo};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// What the script asked of a transaction before `t_relay()` (OpenSIPS tm): the routes it
+/// runs and its own timeouts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TmOpts {
+    /// `t_on_failure(route)`: `failure_route[route]` runs when every branch ended without a
+    /// 2xx, before the final response goes upstream.
+    pub(crate) failure: Option<crate::script::RouteRef>,
+    /// `t_on_reply(route)`: `onreply_route[route]` runs for each response of its branches.
+    pub(crate) on_reply: Option<crate::script::RouteRef>,
+    /// `t_on_branch(route)`: `branch_route[route]` runs for each branch before it goes out
+    /// (run by the relay, not by the cell).
+    pub(crate) on_branch: Option<crate::script::RouteRef>,
+    /// `$T_fr_timeout`, replacing `fr_timeout` for this transaction.
+    pub(crate) fr_timeout: Option<Duration>,
+    /// `$T_fr_inv_timeout`, replacing `fr_inv_timeout` for this transaction.
+    pub(crate) fr_inv_timeout: Option<Duration>,
+}
+
+/// One target of a forked request (a contact of `lookup()`, `append_branch()`, or the
+/// Request-URI).
+#[derive(Debug, Clone)]
+pub(crate) struct BranchTarget {
+    /// Its Request-URI.
+    pub(crate) ru: String,
+    /// `$du`: where it goes when not over `dst`.
+    pub(crate) du: Option<String>,
+    /// The connection it goes over (a registered client's flow).
+    pub(crate) dst: Option<ConnDst>,
+    /// Its q value in thousandths (RFC 3261 §20.10), for `serialize_branches()`; `None`: 1.0.
+    pub(crate) q: Option<u16>,
+    /// What the script asked of its relay (record-route, header edits; a branch route may
+    /// change them for this branch only).
+    pub(crate) st: crate::core::proxy::ProxyState,
+}
+
+/// What a cell keeps of the main route for its failure route: the relay state (OpenSIPS keeps
+/// record-route and header edits in the transaction's copy of the request) and the groups of
+/// targets `serialize_branches()` left for `next_branches()`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Saved {
+    pub(crate) st: crate::core::proxy::ProxyState,
+    pub(crate) serial: Vec<Vec<BranchTarget>>,
+}
+
+/// A failure route to run for a cell once its lock is released (see
+/// [`crate::tm::ProxyAction::Failure`]).
+pub(crate) struct FailureRun {
+    pub(crate) route: crate::script::RouteRef,
+    /// `$T_reply_code`: the final code chosen among the branches.
+    pub(crate) code: u16,
+    /// The request as received (the route relays it again to new branches).
+    pub(crate) request: Message,
+    pub(crate) upstream: ReceiveInfo,
+    /// What the main route left for the failure route (see [`Saved`]).
+    pub(crate) relay: Option<Box<Saved>>,
+}
 
 /// Where a branch's requests go.
 #[derive(Debug, Clone)]
@@ -85,6 +142,10 @@ pub(crate) struct Cell {
     pub(crate) values: TimerValues,
     /// The timers armed for it (a fired one may linger here): disarmed when it ends.
     pub(crate) armed: smallvec::SmallVec<[Slot; 6]>,
+    /// The script's routes and timeouts for it.
+    pub(crate) opts: TmOpts,
+    /// What the main route left for its failure route, kept only when one is armed.
+    pub(crate) relay: Option<Box<Saved>>,
 }
 
 /// Something to feed to one of a cell's machines.
@@ -96,6 +157,10 @@ pub(crate) enum Work {
     /// Branch `b`'s transactions are dropped and the context told it ended: by a transport
     /// failure (its connection closed: `true`) or a timeout (see [`Slot::GiveUp`]).
     Drop(BranchId, bool),
+    /// No more branches will be added (the script's `t_relay()` of a forked request is done).
+    Close,
+    /// The failure route is over ([`crate::tm::ProxyContext::resume`]).
+    Resume,
 }
 
 /// What processing asks of the store after the cell's lock is released, and what the first
@@ -109,6 +174,8 @@ pub(crate) struct Effects {
     pub(crate) drop_client: Vec<ClientKey>,
     /// The result of the first send of a branch's client transaction.
     pub(crate) first_send: Option<Result<u64, String>>,
+    /// A failure route to run once the lock is released.
+    pub(crate) failure: Option<FailureRun>,
 }
 
 /// The reason phrase of a response this proxy generates.
@@ -130,7 +197,16 @@ impl Cell {
         let mut queue = VecDeque::from([work]);
         while let Some(w) = queue.pop_front() {
             match w {
-                Work::Server(ev) => self.server_event(core, ev, now, fx),
+                Work::Server(ev) => {
+                    // A final response of the script's own (`t_reply()`, also in a failure
+                    // route) is the one the context must not choose another for.
+                    if let Event::Respond(m) = &ev {
+                        if let Some(code) = m.status().filter(|&c| c >= 200) {
+                            self.ctx.replied(code);
+                        }
+                    }
+                    self.server_event(core, ev, now, fx)
+                }
                 Work::Client(b, ev) => self.client_event(core, b, ev, now, fx, &mut queue),
                 Work::Cancel(b, ev) => self.cancel_event(core, b, ev, now, fx),
                 Work::Ctx(ev) => {
@@ -166,6 +242,14 @@ impl Cell {
                         }
                         (_, true) => ProxyEvent::BranchTransportError(b),
                     }));
+                }
+                Work::Close => {
+                    let acts = self.ctx.close();
+                    self.proxy_actions(core, acts, now, fx, &mut queue);
+                }
+                Work::Resume => {
+                    let acts = self.ctx.resume();
+                    self.proxy_actions(core, acts, now, fx, &mut queue);
                 }
             }
         }
@@ -221,6 +305,22 @@ impl Cell {
                     }
                 }
                 ProxyAction::Cancel(b) => self.send_cancel(core, b, now, fx),
+                ProxyAction::Failure(code) => {
+                    let run = self.opts.failure.zip(self.server_request().cloned());
+                    match run {
+                        Some((route, request)) => {
+                            fx.failure = Some(FailureRun {
+                                route,
+                                code,
+                                request,
+                                upstream: self.upstream,
+                                relay: self.relay.clone(),
+                            })
+                        }
+                        // No route or no server transaction left: as if it did nothing.
+                        None => queue.push_back(Work::Resume),
+                    }
+                }
                 ProxyAction::Arm(t, at) => fx.arm.push((Slot::Ctx(t), at)),
                 ProxyAction::Disarm(t) => fx.disarm.push(Slot::Ctx(t)),
             }

@@ -22,13 +22,17 @@
 //! receive path's entry points.
 mod answer;
 mod cell;
+mod fork;
+mod hooks;
 mod share;
 mod start;
 mod store;
 mod timer;
 
-pub(crate) use answer::reply;
-pub(crate) use cell::BranchDst;
+pub(crate) use answer::{newtran, reply};
+pub(crate) use cell::{BranchDst, BranchTarget, FailureRun, Saved, TmOpts};
+pub(crate) use fork::{add_branch, branch_count, close, rearm, resume};
+pub(crate) use hooks::{install as install_hooks, Hooks};
 pub(crate) use start::{relay, Relayed};
 pub use store::TmConfig;
 pub(crate) use store::{configure, stats, SOURCE_FULL, TABLE_FULL};
@@ -81,9 +85,11 @@ pub(crate) fn absorb(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool {
     true
 }
 
-/// A response for one of our client transactions (§17.1.3): fed to it; true when one took
-/// it (else the caller relays it statelessly).
-pub(crate) fn on_response(core: &Core, msg: &Message) -> bool {
+/// A response for one of our client transactions (§17.1.3): fed to it, after the
+/// `onreply_route[...]` that `t_on_reply()` armed for its transaction (which may drop a
+/// provisional response); true when a transaction took it (else the caller relays it
+/// statelessly).
+pub(crate) fn on_response(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool {
     let Some(s) = STORE.get() else {
         return false;
     };
@@ -96,6 +102,15 @@ pub(crate) fn on_response(core: &Core, msg: &Message) -> bool {
     let Some((id, b)) = s.by_client.with(&key, |v| *v) else {
         return false;
     };
+    let route = s.cells.with(&id, |c| c.opts.on_reply).flatten();
+    if let Some(route) = route {
+        let provisional = msg.status().is_some_and(|c| c < 200);
+        if !hooks::reply(core, info, msg, route) && provisional {
+            crate::log!(Debug, "tm", "reply {} dropped by its onreply_route", msg.status().unwrap_or(0);
+                "peer" => peer(info));
+            return true;
+        }
+    }
     let work = if key.method() == "CANCEL" {
         Work::Cancel(b, Event::Received(msg.clone()))
     } else {

@@ -1,8 +1,8 @@
 //! `t_relay()` starts a cell: its server transaction, its branch's client transaction and its
 //! proxy context, stored before the request goes out.
-use super::cell::{Branch, BranchDst, Cell, Effects};
+use super::cell::{Branch, BranchDst, BranchTarget, Cell, Effects, Saved, TmOpts};
 use super::share::{give_back, take_share, Source};
-use super::store::{apply, finish, store, watch_conn, Store, SOURCE_FULL, TABLE_FULL};
+use super::store::{finish, settle, store, watch_conn, Store, SOURCE_FULL, TABLE_FULL};
 use crate::core::send::Core;
 use crate::sip::Message;
 use crate::tm::{
@@ -16,23 +16,36 @@ use std::time::Instant;
 
 /// What [`relay`] did.
 pub(crate) enum Relayed {
-    /// The request went out on a new transaction; the id the transport returned.
-    Sent(u64),
+    /// The request went out on a new transaction `cell`; `conn` is the id the transport
+    /// returned.
+    Sent {
+        /// The transport's id for the send (a connection, or 0).
+        conn: u64,
+        /// The transaction's cell (for more branches: [`super::add_branch`]).
+        cell: u64,
+    },
     /// It retransmits a request whose transaction exists (it came in while the first copy
     /// was being relayed): the caller feeds it there ([`super::absorb`]).
     Exists,
 }
 
 /// `t_relay()` of `msg` (not ACK or CANCEL), already rewritten as `out` for `dst`: a cell with
-/// its server transaction and one client transaction, which sends `out`. `Err` (nothing is
-/// kept): the transaction table is full (the text says so) or the first send failed (the
-/// transport's error), for the caller to answer as a stateless relay does.
+/// its server transaction and one client transaction (branch 0), which sends `out`. With
+/// `close`, no branch will be added; else the caller adds them ([`super::add_branch`]) and
+/// then closes the cell ([`super::close`]). `Err` (nothing is kept): the transaction table
+/// is full (the text says so) or the first send failed (the transport's error), for the
+/// caller to answer as a stateless relay does.
 pub(crate) fn relay(
     core: &Core,
     info: &ReceiveInfo,
     msg: &Message,
-    dst: BranchDst,
-    out: Bytes,
+    (dst, out): (BranchDst, Bytes),
+    (opts, st, serial): (
+        &TmOpts,
+        &crate::core::proxy::ProxyState,
+        &[Vec<BranchTarget>],
+    ),
+    close: bool,
 ) -> Result<Relayed, String> {
     let s = store();
     let now = Instant::now();
@@ -49,7 +62,11 @@ pub(crate) fn relay(
         Err(e) => {
             give_back(&s.per_source, src);
             if e == crate::tm::TableError::Exists {
-                return Ok(Relayed::Exists);
+                let out = Bytes::copy_from_slice(out.as_bytes());
+                return Ok(
+                    adopt(core, s, &server_key, (dst, out), (opts, st, serial), close)
+                        .unwrap_or(Relayed::Exists),
+                );
             }
             return Err(TABLE_FULL.into());
         }
@@ -68,6 +85,7 @@ pub(crate) fn relay(
         out,
         src,
         (&server_key, &client_key),
+        (opts, st, serial, close),
         now,
     ) {
         Ok(c) => c,
@@ -114,9 +132,12 @@ pub(crate) fn relay(
                     finish(s, id, cell, fx);
                 }
             } else {
-                apply(s, id, fx);
+                settle(core, s, id, fx);
             }
-            Ok(Relayed::Sent(sent))
+            Ok(Relayed::Sent {
+                conn: sent,
+                cell: id,
+            })
         }
         Some(Err(e)) => {
             // Answered by the caller as the stateless relay answers it (next target or 503).
@@ -144,6 +165,12 @@ fn new_cell(
     out: Message,
     src: Source,
     keys: (&ServerKey, &ClientKey),
+    (opts, st, serial, close): (
+        &TmOpts,
+        &crate::core::proxy::ProxyState,
+        &[Vec<BranchTarget>],
+        bool,
+    ),
     now: Instant,
 ) -> Result<NewCell, String> {
     let invite = msg.method_str() == Some("INVITE");
@@ -168,10 +195,12 @@ fn new_cell(
     s.by_client
         .insert(keys.1.clone(), (id, 0))
         .map_err(|_| TABLE_FULL.to_string())?;
-    let mut ctx = ProxyContext::new(invite, s.proxy);
+    let mut ctx = ProxyContext::new(invite, super::fork::config(s, opts));
+    ctx.arm_failure(opts.failure.is_some());
     let (_, mut ctx_acts) = ctx.add_branch(now).map_err(|e| e.to_string())?;
-    // One branch (forking comes with append_branch()): no more will be added.
-    ctx_acts.append(&mut ctx.close());
+    if close {
+        ctx_acts.append(&mut ctx.close());
+    }
     let cell = Box::new(Cell {
         server_key: keys.0.clone(),
         server: Some(server),
@@ -190,6 +219,65 @@ fn new_cell(
         }],
         values: s.values,
         armed: Default::default(),
+        opts: *opts,
+        relay: saved(opts, st, serial),
     });
     Ok((cell, server_acts, client_acts, ctx_acts))
+}
+
+/// `t_relay()` after `t_newtran()`: the transaction exists without a branch and open; it takes
+/// the script's options and `out` becomes its branch 0 (`None`: the transaction is another
+/// one's, `msg` retransmits its request).
+fn adopt(
+    core: &Core,
+    s: &Store,
+    key: &ServerKey,
+    (dst, out): (BranchDst, Bytes),
+    (opts, st, serial): (
+        &TmOpts,
+        &crate::core::proxy::ProxyState,
+        &[Vec<BranchTarget>],
+    ),
+    close: bool,
+) -> Option<Relayed> {
+    let id = s.by_server.with(key, |id| *id)?;
+    let open = s.cells.with(&id, |c| {
+        let open = c.branches.is_empty() && !c.ctx.is_closed() && c.server.is_some();
+        if open {
+            c.opts = *opts;
+            c.ctx.set_config(super::fork::config(s, opts));
+            c.ctx.arm_failure(opts.failure.is_some());
+            c.relay = saved(opts, st, serial);
+        }
+        open
+    })?;
+    if !open {
+        return None;
+    }
+    let sent = super::fork::add_branch(core, id, 0, dst, out);
+    if close || sent.is_err() {
+        // A failed first send is answered by the transaction (the branch counts as 503).
+        super::fork::close(core, id);
+    }
+    Some(Relayed::Sent {
+        conn: sent.unwrap_or(0),
+        cell: id,
+    })
+}
+
+/// What a cell keeps for its failure route: only when one is armed.
+fn saved(
+    opts: &TmOpts,
+    st: &crate::core::proxy::ProxyState,
+    serial: &[Vec<BranchTarget>],
+) -> Option<Box<Saved>> {
+    opts.failure.map(|_| {
+        Box::new(Saved {
+            st: crate::core::proxy::ProxyState {
+                dst: None,
+                ..st.clone()
+            },
+            serial: serial.to_vec(),
+        })
+    })
 }

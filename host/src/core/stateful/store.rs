@@ -22,6 +22,8 @@ pub struct TmConfig {
     pub t1_ms: u32,
     /// `T2_timer`, milliseconds (RFC 3261 T2).
     pub t2_ms: u32,
+    /// `T4_timer`, milliseconds (RFC 3261 T4: timers I and K over UDP).
+    pub t4_ms: u32,
     /// Most transactions held at once (sipcore's): beyond, `t_relay()` answers 503.
     pub max_transactions: u32,
     /// Most transactions one source holds at once (sipcore's: a connection, or an IP address
@@ -37,6 +39,7 @@ impl Default for TmConfig {
             fr_inv_timeout: 120,
             t1_ms: 500,
             t2_ms: 4000,
+            t4_ms: 5000,
             max_transactions: 100_000,
             max_per_source: 1000,
         }
@@ -75,7 +78,7 @@ pub(super) fn store() -> &'static Store {
         let values = TimerValues::new(
             Duration::from_millis(cfg.t1_ms.into()),
             Duration::from_millis(cfg.t2_ms.max(cfg.t1_ms).into()),
-            Duration::from_secs(5),
+            Duration::from_millis(cfg.t4_ms.into()),
         )
         .unwrap_or_default();
         let cap = cfg.max_transactions as usize;
@@ -163,8 +166,20 @@ pub(super) fn feed(core: &Core, s: &Store, id: u64, work: Work) -> bool {
             true
         }
         Some(false) => {
-            apply(s, id, fx);
+            settle(core, s, id, fx);
             true
+        }
+    }
+}
+
+/// [`apply`], then the failure route the work asked for, if any (no lock held: the route
+/// may add branches to the cell).
+pub(super) fn settle(core: &Core, s: &Store, id: u64, mut fx: Effects) {
+    let failure = fx.failure.take();
+    apply(s, id, fx);
+    if let Some(run) = failure {
+        if !super::hooks::failure(core, id, run) {
+            feed(core, s, id, Work::Resume);
         }
     }
 }
