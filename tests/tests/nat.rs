@@ -40,9 +40,13 @@ fn config(udp: u16) -> String {
                  sl_send_reply(404, \"Not Found\"); exit;\n\
              }}\n\
              record_route();\n\
+             if ($ci == \"nat-named\") t_on_reply(\"nat\");\n\
              t_relay();\n\
          }}\n\
          onreply_route {{\n\
+             if ($ci != \"nat-named\" && nat_uac_test(1)) fix_nated_contact();\n\
+         }}\n\
+         onreply_route[nat] {{\n\
              if (nat_uac_test(1)) fix_nated_contact();\n\
          }}\n"
     )
@@ -184,10 +188,16 @@ fn fix_nated_contact_lets_the_callee_hang_up_on_a_natted_caller() {
 
 /// A callee behind a NAT answers with its private Contact: `fix_nated_contact()` in
 /// `onreply_route` gives the caller the callee's source address instead, so the caller's ACK
-/// and BYE can reach it.
+/// and BYE can reach it; also in an `onreply_route[name]` armed by `t_on_reply()`.
 #[test]
 fn fix_nated_contact_in_onreply_route_fixes_a_natted_callees_answer() {
     let (_srv, us) = start();
+    for call_id in ["nat-reply", "nat-named"] {
+        natted_callee_answers(us, call_id);
+    }
+}
+
+fn natted_callee_answers(us: SocketAddr, call_id: &str) {
     let (caller, callee) = (Peer::new(), Peer::new());
     let own = caller.addr.to_string();
     let req = udp_request(
@@ -195,7 +205,7 @@ fn fix_nated_contact_in_onreply_route_fixes_a_natted_callees_answer() {
         &format!("sip:callee@{}", callee.addr),
         &own,
         true,
-        "nat-reply",
+        call_id,
         &format!("Contact: <sip:caller@{own}>\r\n"),
     );
     caller.send(us, req.as_bytes());

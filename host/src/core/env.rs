@@ -159,16 +159,20 @@ pub(crate) fn run_failure(core: &Core, id: u64, run: super::stateful::FailureRun
     super::stateful::resume(core, id);
 }
 
-/// An `onreply_route[name]` armed by `t_on_reply()` for a response of a transaction's branch;
-/// false when the script dropped it (a provisional response is then not relayed).
+/// An `onreply_route[name]` armed by `t_on_reply()` for a response of a transaction's branch:
+/// `None` when the script dropped it (a provisional response is then not relayed), else the
+/// response as `fix_nated_contact()` rewrote it, if it did.
 pub(crate) fn run_reply_route(
     core: &Core,
     info: &ReceiveInfo,
     msg: &Message,
     route: RouteRef,
-) -> bool {
-    let mut env = MsgEnv::new(core, info, msg);
-    run_env(core, route, &mut env) != Outcome::Drop
+) -> Option<Option<Message>> {
+    match run(core, info, msg, route) {
+        (Outcome::Drop, _) => None,
+        (_, Cow::Owned(m)) => Some(Some(m)),
+        (_, Cow::Borrowed(_)) => Some(None),
+    }
 }
 
 impl<'a> MsgEnv<'a> {
