@@ -169,7 +169,7 @@ fn fix_nated_contact_lets_the_callee_hang_up_on_a_natted_caller() {
         bye.starts_with(&format!("BYE sip:phone@{} ", phone.addr)),
         "the BYE goes to the fixed Contact:\n{bye}"
     );
-    let mut ok = format!("SIP/2.0 200 OK\r\n");
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
     for v in headers(&bye, "Via") {
         ok.push_str(&format!("Via: {v}\r\n"));
     }

@@ -114,16 +114,7 @@ pub(crate) fn relay_branches(
             BranchDst::Conn(c) => Outbound::Conn(c.proto, c.conn_id),
             BranchDst::Addr { proto, addr, .. } => Outbound::Addr(*proto, *addr),
         };
-        let out = match build_out(
-            core,
-            info,
-            msg,
-            Some(&t.ru),
-            outbound,
-            &t.st,
-            index8,
-            false,
-        ) {
+        let out = match build_out(core, info, msg, Some(&t.ru), outbound, &t.st, index8, false) {
             Ok(o) => bytes::Bytes::from(o),
             Err(_) => continue,
         };

@@ -151,16 +151,7 @@ fn forward_to(
         Target::Addr(n) => proxy::Outbound::Addr(n.proto, n.addr),
     };
     #[allow(unused_mut)]
-    let mut out = match build_out(
-        core,
-        info,
-        msg,
-        dest.ru,
-        out,
-        st,
-        0,
-        auto_reply,
-    ) {
+    let mut out = match build_out(core, info, msg, dest.ru, out, st, 0, auto_reply) {
         Ok(o) => o,
         Err(r) => return r,
     };
