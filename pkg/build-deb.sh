@@ -5,7 +5,7 @@
 #
 # 1. writes pkg/out/sipcore.cfg: conf/sipcore.cfg with the package's paths (users database in
 #    /var/lib/sipcore, commands without -f, since /etc/sipcore/sipcore.cfg is the default);
-# 2. builds sipcore and the four plugins in the `deb` profile (release settings, its own
+# 2. builds sipcore and the six plugins in the `deb` profile (release settings, its own
 #    directory target/deb, so that target/release keeps the plain build) with
 #    SIPCORE_DEFAULT_MPATH=/usr/lib/sipcore/modules compiled in as the default mpath;
 # 3. runs `cargo deb --no-build` (installs cargo-deb first when missing), which takes the
@@ -35,7 +35,7 @@ sub 'target/release/sipcore -c -f conf/sipcore.cfg' 'sipcore -c -f /etc/sipcore/
 sub 'Left unset, it is the directory of the sipcore binary' \
     'Left unset, it is where this package installs them,'
 sub '# (target/release after `cargo build --release`), which is where cargo puts libproto_ws.so.' \
-    '# /usr/lib/sipcore/modules (proto_ws.so, proto_wss.so, proto_udp.so, proto_hep.so).'
+    '# /usr/lib/sipcore/modules (proto_ws.so, proto_wss.so, proto_udp.so, proto_tcp.so, proto_tls.so, proto_hep.so).'
 sub ' -f conf/sipcore.cfg' ''
 for left in target/release conf/sipcore.cfg 'sqlite://sipcore.db'; do
     if [[ $cfg == *"$left"* ]]; then
@@ -47,5 +47,5 @@ printf '%s\n' "$cfg" >pkg/out/sipcore.cfg
 
 if ! cargo deb --version >/dev/null 2>&1; then cargo install cargo-deb --locked; fi
 SIPCORE_DEFAULT_MPATH=/usr/lib/sipcore/modules \
-    cargo build --profile deb -p sipcore -p proto_ws -p proto_wss -p proto_udp -p proto_hep >&2
+    cargo build --profile deb -p sipcore -p proto_ws -p proto_wss -p proto_udp -p proto_tcp -p proto_tls -p proto_hep >&2
 cargo deb -p sipcore --profile deb --no-build -o pkg/out/ | tail -1

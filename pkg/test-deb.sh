@@ -9,9 +9,9 @@
 # /usr/lib/sipcore/modules/proto_*.so, the conffile /etc/sipcore/sipcore.cfg, the unit), the
 # system user and /var/lib/sipcore; `sipcore -c` on the installed config; `systemd-analyze
 # verify` on the unit (when the command exists); then the installed binary, as root in the
-# foreground, on a copy of the installed config with free ports and a UDP socket added (no
-# mpath: the compiled-in /usr/lib/sipcore/modules) answers an OPTIONS over WebSocket and one
-# over UDP with 200; `dpkg -r` keeps the
+# foreground, on a copy of the installed config with free ports and UDP and TCP sockets added (no
+# mpath: the compiled-in /usr/lib/sipcore/modules) answers an OPTIONS over WebSocket, one
+# over UDP and one over TCP with 200; `dpkg -r` keeps the
 # conffile, `dpkg -P` removes it and the state directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +51,8 @@ fi
 dpkg -i "$deb"
 for f in /usr/sbin/sipcore /usr/lib/sipcore/modules/proto_ws.so \
     /usr/lib/sipcore/modules/proto_wss.so /usr/lib/sipcore/modules/proto_hep.so \
-    /usr/lib/sipcore/modules/proto_udp.so \
+    /usr/lib/sipcore/modules/proto_udp.so /usr/lib/sipcore/modules/proto_tcp.so \
+    /usr/lib/sipcore/modules/proto_tls.so \
     /etc/sipcore/sipcore.cfg /usr/share/doc/sipcore/LICENSE-MIT; do
     [ -f "$f" ] || fail "$f not installed"
 done
@@ -84,8 +85,9 @@ free_udp_port() {
 port=$(free_port)
 mi=$(free_port)
 uport=$(free_udp_port)
-sed -e "s/^socket = ws:127.0.0.1:8080$/socket = ws:127.0.0.1:$port\nsocket = udp:127.0.0.1:$uport/" \
-    -e 's/^loadmodule "proto_ws.so"$/loadmodule "proto_ws.so"\nloadmodule "proto_udp.so"/' \
+tport=$(free_port)
+sed -e "s/^socket = ws:127.0.0.1:8080$/socket = ws:127.0.0.1:$port\nsocket = udp:127.0.0.1:$uport\nsocket = tcp:127.0.0.1:$tport/" \
+    -e 's/^loadmodule "proto_ws.so"$/loadmodule "proto_ws.so"\nloadmodule "proto_udp.so"\nloadmodule "proto_tcp.so"/' \
     -e "s/^mi_http_port = 8888$/mi_http_port = $mi/" /etc/sipcore/sipcore.cfg >"$tmp/sipcore.cfg"
 grep -q "^socket = ws:127.0.0.1:$port$" "$tmp/sipcore.cfg" || fail "no socket line to change"
 grep -q '^loadmodule "proto_udp.so"$' "$tmp/sipcore.cfg" || fail "no loadmodule line for proto_udp"
@@ -107,6 +109,11 @@ grep -q "module proto_udp .* loaded from /usr/lib/sipcore/modules/proto_udp.so" 
 reply=$(node pkg/udp-options.js 127.0.0.1 "$uport")
 [ "$reply" = "SIP/2.0 200 OK" ] || fail "OPTIONS over UDP got '$reply'"
 echo "OPTIONS over UDP: $reply"
+grep -q "module proto_tcp .* loaded from /usr/lib/sipcore/modules/proto_tcp.so" "$tmp/stderr.log" ||
+    { cat "$tmp/stderr.log" >&2; fail "proto_tcp not loaded from /usr/lib/sipcore/modules"; }
+reply=$(node pkg/tcp-options.js 127.0.0.1 "$tport")
+[ "$reply" = "SIP/2.0 200 OK" ] || fail "OPTIONS over TCP got '$reply'"
+echo "OPTIONS over TCP: $reply"
 kill "$server"
 wait "$server" || true
 server=""

@@ -37,7 +37,7 @@ fn forwards() -> [ForwardRequest<'static>; 6] {
         },
         ForwardRequest::new("tcp", "10.0.0.1", 5060),
         ForwardRequest::new("UDP", "2001:db8::1", 5060),
-        // What `sip_parse` (host/src/sip/fuzz.rs) forwards with: removals by compact name.
+        // What `sip_parse` (sip/src/fuzz.rs) forwards with: removals by compact name.
         ForwardRequest {
             request_uri: Some("sip:x@192.0.2.1"),
             record_route: Some("<sip:p.invalid;lr>"),

@@ -522,13 +522,13 @@ fn read_globals(cfg: &Config) -> Result<Globals, ConfigError> {
                     return Err(cfg.error_at(*value_span, "mpath takes a directory name"));
                 }
             }
+            // OpenSIPS's core TCP parameters: passed to proto_tcp / proto_tls as their
+            // modparams of the same name (app/modparams.rs), else no effect.
+            n if modparams::CORE_TCP_GLOBALS.contains(&n) => {
+                int("an integer")?;
+            }
             // Accepted for compatibility with OpenSIPS configs; no effect here.
-            "auto_aliases"
-            | "tcp_connection_lifetime"
-            | "server_header"
-            | "user_agent_header"
-            | "dns"
-            | "rev_dns" => {}
+            "auto_aliases" | "server_header" | "user_agent_header" | "dns" | "rev_dns" => {}
             _ => return Err(cfg.error_at(*span, format!("unknown global parameter '{name}'"))),
         }
     }

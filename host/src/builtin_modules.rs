@@ -61,6 +61,11 @@ const REGISTRAR: &[ParamSpec] = &[
         "1",
         "1: a ws/tcp connection a REGISTER came over stays open while its bindings last (0: off)",
     ),
+    int(
+        "flow_timer",
+        "120",
+        "Flow-Timer seconds in the 200 to an Outbound REGISTER, RFC 5626 §6 (0: none; Kamailio outbound's name)",
+    ),
 ];
 
 const USRLOC: &[ParamSpec] = &[
@@ -376,6 +381,10 @@ pub const BUILTINS: &[Builtin] = &[
         params: RR,
     },
     Builtin {
+        name: "path",
+        params: &[],
+    },
+    Builtin {
         name: "maxfwd",
         params: &[],
     },
@@ -509,6 +518,7 @@ impl Settings {
             ("registrar", "min_expires") => r.min_expires = secs()?,
             ("registrar", "max_expires") => r.max_expires = secs()?,
             ("registrar", "max_contacts") => r.max_contacts = count(1_000_000)? as usize,
+            ("registrar", "flow_timer") => r.flow_timer = range(0, 86_400)? as u32,
             ("registrar", "max_request_contacts") => {
                 r.max_request_contacts = count(1_000_000)? as usize
             }

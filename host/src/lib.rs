@@ -29,7 +29,8 @@ pub mod mi;
 pub mod modules;
 pub mod pike;
 pub mod script;
-pub mod sip;
+/// The SIP message layer, the `sipcore-sip` crate (shared with the stream transports).
+pub use sipcore_sip as sip;
 pub mod sockets;
 pub mod stats;
 pub mod tls_mgm;

@@ -35,11 +35,12 @@ pub fn classify(data: &[u8], src_port: u16, max_len: usize) -> Datagram {
         return Datagram::Empty;
     }
     // A start line begins with a method (a token; every registered method is letters) or
-    // "SIP/2.0". Leading CRLFs are tolerated as the host's parser tolerates them.
-    let first = data.iter().position(|&b| b != b'\r' && b != b'\n');
-    let Some(first) = first else {
+    // "SIP/2.0". Leading CRLFs are tolerated as the host's parser (and the stream framing of
+    // the same crate) tolerates them.
+    let first = sipcore_sip::stream::leading_crlf(data);
+    if first == data.len() {
         return Datagram::KeepAlive;
-    };
+    }
     if data.len() > max_len {
         return Datagram::TooLarge;
     }

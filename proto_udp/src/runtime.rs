@@ -157,11 +157,15 @@ impl Runtime {
             stats::SEND_ERRORS.inc();
             return Err(SendError::UNSUPPORTED);
         };
+        // Whether tracing was on when the datagram left, read before it leaves: read after, a
+        // reply sent while tracing was off could be traced once the peer, having got it,
+        // switched tracing on (MI udp_trace).
+        let tracing = crate::trace::TRACE_ON.load(Ordering::Relaxed);
         match socket::send_to(sock, data, dst) {
             Ok(n) => {
                 stats::SENT.inc();
                 stats::SENT_BYTES.add(n as u64);
-                if let Some(t) = &self.shared.tracer {
+                if let (true, Some(t)) = (tracing, &self.shared.tracer) {
                     t.datagram(false, dst, l.plan.addr, l.plan.id, data);
                 }
                 Ok(0)

@@ -256,6 +256,16 @@ fn readme_documents_every_proto_udp_parameter() {
     readme_documents_every_parameter_of("proto_udp", 6);
 }
 
+#[test]
+fn readme_documents_every_proto_tcp_parameter() {
+    readme_documents_every_parameter_of("proto_tcp", 15);
+}
+
+#[test]
+fn readme_documents_every_proto_tls_parameter() {
+    readme_documents_every_parameter_of("proto_tls", 15);
+}
+
 /// Every parameter `module` declares (at least `min`) has a `modparam` line in the README.
 fn readme_documents_every_parameter_of(module: &str, min: usize) {
     // The loader names every declared parameter when refusing an unknown one.

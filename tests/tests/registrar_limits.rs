@@ -289,7 +289,7 @@ fn unknown_builtin_parameter_is_a_config_error() {
     let at = format!("{}:5:", path.display());
     assert!(err.contains(&at), "{err}");
     assert!(
-        err.contains("module 'registrar' has no parameter 'no_such_param' (it has: default_expires, min_expires, max_expires, max_contacts, max_request_contacts, tcp_persistent)"),
+        err.contains("module 'registrar' has no parameter 'no_such_param' (it has: default_expires, min_expires, max_expires, max_contacts, max_request_contacts, tcp_persistent, flow_timer)"),
         "{err}"
     );
     let cfg = "mpath = \"{MPATH}\"\nloadmodule \"rr.so\"\nmodparam(\"rr\", \"append_fromtag\", 1)\nroute { exit; }\n";

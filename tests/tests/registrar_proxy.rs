@@ -339,7 +339,7 @@ async fn rfc4475_invalid_requests_get_400_on_the_wire() {
     let (cfg, _mi) = default_config();
     let srv = Server::start(&cfg);
     let mut ws = connect(&srv.ws_url()).await;
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../host/src/sip/testdata");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sip/src/testdata");
     for (name, code) in [
         ("ltgtruri", 400),
         ("mismatch01", 400),

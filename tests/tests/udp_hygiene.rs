@@ -8,7 +8,7 @@ use common::*;
 use serde_json::json;
 use std::time::Duration;
 
-/// RFC 4475 §3.1.2/§3.3 messages (host/src/sip/testdata) and the answer each must get: the
+/// RFC 4475 §3.1.2/§3.3 messages (sip/src/testdata) and the answer each must get: the
 /// host answers a malformed request whose transaction headers it can find (400, or 505 for
 /// the version) and drops the rest (`None`); `bigcode` is a response, not for us.
 const TORTURE: [(&str, Option<u16>); 14] = [
@@ -35,9 +35,7 @@ const SENT_BY: [(&str, &str); 1] = [("quotbal", "192.0.2.59:5050")];
 
 /// The torture message `name`, its Via's sent-by port (if in [`SENT_BY`]) made `port`.
 fn torture(name: &str, port: u16) -> Vec<u8> {
-    let p = repo()
-        .join("host/src/sip/testdata")
-        .join(format!("{name}.dat"));
+    let p = repo().join("sip/src/testdata").join(format!("{name}.dat"));
     let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let Some((_, sent_by)) = SENT_BY.iter().find(|(n, _)| *n == name) else {
         return data;

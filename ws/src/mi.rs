@@ -112,6 +112,13 @@ pub(crate) fn register(host: HostApiRef) -> Result<(), String> {
         Box::leak(Box::new([leak(format!("{}:trace", f.name))]));
     static TRACE_PARAMS: [RStr<'static>; 1] = [RStr::from_str("trace_mode")];
     static CLOSE_PARAMS: [RStr<'static>; 1] = [RStr::from_str("id")];
+    // tls_mgm owns `tls_list` (its domains): proto_tls lists and closes connections under
+    // `tls_conn_list` / `tls_conn_close` (proto_tcp keeps `tcp_list`, as proto_ws `ws_list`).
+    let (list, close) = if f.stream && f.tls {
+        ("tls_conn_list".to_string(), "tls_conn_close".to_string())
+    } else {
+        (f.named("ws_list"), f.named("ws_close"))
+    };
     let cmds = [
         MiCommand {
             name: leak(f.named("ws_trace")),
@@ -125,19 +132,18 @@ pub(crate) fn register(host: HostApiRef) -> Result<(), String> {
             handler: ws_trace,
         },
         MiCommand {
-            name: leak(f.named("ws_list")),
+            name: leak(list),
             aliases: RSlice::from_slice(&[]),
             help: leak(format!("open {} connections", f.hep_protocol)),
             params: RSlice::from_slice(&[]),
             handler: ws_list,
         },
         MiCommand {
-            name: leak(f.named("ws_close")),
+            name: leak(close.clone()),
             aliases: RSlice::from_slice(&[]),
             help: leak(format!(
                 "close a {} connection: {} ID",
-                f.hep_protocol,
-                f.named("ws_close")
+                f.hep_protocol, close
             )),
             params: RSlice::from_slice(&CLOSE_PARAMS),
             handler: ws_close,

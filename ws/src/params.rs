@@ -9,6 +9,9 @@ use sipcore_abi::{ParamEntry, ParamKind, ParamSpec};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+mod stream;
+use stream::{stream_param, stream_specs};
+
 const fn p(
     name: &'static str,
     kind: ParamKind,
@@ -171,6 +174,9 @@ pub(crate) static PARAMS: [ParamSpec; 23] = [
 /// The parameters of `f`: proto_ws's list, or proto_wss's (the `ws_` names with `wss_`,
 /// `wss_port` 443, and the TLS handshake deadline).
 pub(crate) fn specs(f: &Flavor) -> &'static [ParamSpec] {
+    if f.stream {
+        return stream_specs(f);
+    }
     if !f.tls {
         return &PARAMS;
     }
@@ -241,10 +247,22 @@ pub(crate) fn config_from(
                    // NATs and proxies on the way (often 60 s of idleness) keep the connection.
     c.keepalive_interval = Some(DEFAULT_KEEPALIVE_INTERVAL);
     let mut port = f.default_port;
+    if f.stream {
+        // RFC 3261 §18.3 framing; the clients send the keep-alives (RFC 5626 §4.4.1), we
+        // answer them; OpenSIPS proto_tcp's 32 reads per message.
+        c.sip_stream = true;
+        c.keepalive_interval = None;
+        c.max_msg_chunks = 32;
+        c.handshake_timeout = c.tls_handshake_timeout;
+    }
     for e in params {
         let name = e.name.as_str();
         let (i, s) = (e.int, e.str.as_str());
-        match &*f.canonical(name) {
+        let canonical = f.canonical(name);
+        if f.stream && !stream_param(name, f) {
+            return Err(format!("unknown parameter {name}"));
+        }
+        match &*canonical {
             "ws_port" => {
                 port = u16::try_from(i)
                     .ok()
@@ -262,6 +280,11 @@ pub(crate) fn config_from(
                 c.resource = s.to_string()
             }
             "require_origin" => c.require_origin = i != 0,
+            // proto_tls's tls_handshake_timeout: the TLS handshake both ways.
+            "ws_handshake_timeout" if f.stream => {
+                c.tls_handshake_timeout = ms(i, name)?;
+                c.handshake_timeout = c.tls_handshake_timeout;
+            }
             "ws_handshake_timeout" => c.handshake_timeout = ms(i, name)?,
             "ws_max_msg_size" => {
                 c.max_msg_size = usize::try_from(i)
@@ -303,6 +326,13 @@ pub(crate) fn config_from(
             "ws_client_origin" => c.client_origin = (!s.is_empty()).then(|| s.to_string()),
             "ws_workers" => c.workers = non_negative(i, name)? as usize,
             "ws_tls_handshake_timeout" if f.tls => c.tls_handshake_timeout = ms(i, name)?,
+            "ws_crlf_pingpong" if f.stream => c.crlf_pingpong = i != 0,
+            "ws_crlf_drop"
+            | "ws_async"
+            | "ws_async_max_postponed_chunks"
+            | "ws_async_local_connect_timeout"
+            | "ws_async_local_write_timeout"
+                if f.stream => {}
             // Always on: see `Directory::insert_outbound`.
             "cert_check_on_conn_reusage" if f.tls => {}
             "trace_destination" => t.destination = (!s.is_empty()).then(|| s.to_string()),

@@ -52,7 +52,13 @@ impl Sink for HostSink {
     }
 
     fn log(&self, level: LogLevel, msg: &str, kv: &[(&str, &str)]) {
-        log_via(self.host, level, msg, kv);
+        // The driver's messages name WebSocket; under proto_tcp / proto_tls they name the
+        // protocol served ("tcp connect failed", "tls write queue overflow, closing").
+        let f = flavor::get();
+        match msg.strip_prefix("websocket ") {
+            Some(rest) if f.stream => log_via(self.host, level, &format!("{} {rest}", f.name), kv),
+            _ => log_via(self.host, level, msg, kv),
+        }
     }
 
     fn opened(&self, c: &ConnMeta) -> bool {

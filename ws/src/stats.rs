@@ -171,8 +171,19 @@ pub(crate) fn report(sink: &StatSink, group: &str) {
             "connections shed with Close 1013 because their worker was over ws_max_worker_queue",
         ),
     ];
+    // proto_tcp / proto_tls have no WebSocket handshakes nor Close frames: those are not
+    // reported (nor, over plain TCP, the TLS handshakes).
+    let f = crate::flavor::get();
+    let skip = |name: &str| {
+        f.stream && (name == "handshakes_accepted" || (!f.tls && name.contains("handshake")))
+    };
     for (name, s, gauge, help) in fixed {
-        sink.report(group, name, s.get(), gauge, help);
+        if !skip(name) {
+            sink.report(group, name, s.get(), gauge, help);
+        }
+    }
+    if f.stream {
+        return;
     }
     for (i, s) in REFUSED_BY.iter().enumerate() {
         let st = REFUSED.get(i).map_or("other".to_string(), u16::to_string);

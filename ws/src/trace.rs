@@ -15,9 +15,6 @@ use sipcore_abi::{
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// IP protocol number OpenSIPS uses for WebSocket captures (IPPROTO_ESP, research 6.2).
-const IP_PROTO_WS: u8 = 50;
-
 /// The global switch (`trace_on`, MI `ws_trace`).
 pub(crate) static TRACE_ON: AtomicBool = AtomicBool::new(false);
 
@@ -100,7 +97,8 @@ impl Tracer {
         let (peer, local) = (SockAddr::from(c.peer), SockAddr::from(c.local));
         let mut rec = TraceRecord {
             proto_type: TRACE_NET,
-            ip_proto: IP_PROTO_WS,
+            // 50 for WebSocket as OpenSIPS (IPPROTO_ESP, research 6.2), 6 for TCP and TLS.
+            ip_proto: crate::flavor::get().ip_proto,
             src: peer,
             dst: local,
             ts_sec: now.as_secs(),

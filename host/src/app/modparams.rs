@@ -142,7 +142,55 @@ pub(super) fn check_modparams<'c>(
         }
         out[idx].push(v);
     }
+    core_tcp_globals(cfg, loaded, &mut out)?;
     Ok((out, settings, tls))
+}
+
+/// OpenSIPS's core TCP parameters, global lines in its configs, that the stream transports
+/// take as modparams of the same name (`proto_tls`: `tls_` for `tcp_`).
+pub(super) const CORE_TCP_GLOBALS: [&str; 3] = [
+    "tcp_connection_lifetime",
+    "tcp_max_connections",
+    "tcp_connect_timeout",
+];
+
+/// A global `tcp_connection_lifetime = N` (and the others of [`CORE_TCP_GLOBALS`]) reaches
+/// every loaded plugin that declares the parameter, unless a modparam of the plugin set it.
+fn core_tcp_globals<'c>(
+    cfg: &'c Config,
+    loaded: &[LoadedModule],
+    out: &mut [Vec<ParamValue<'c>>],
+) -> Result<(), ConfigError> {
+    for g in CORE_TCP_GLOBALS {
+        let Some((value, span)) = cfg.global(g) else {
+            continue;
+        };
+        let crate::config::GlobalValue::Int(n) = value else {
+            return Err(cfg.error_at(span, format!("{g} takes an integer")));
+        };
+        let tls_name = g.replacen("tcp_", "tls_", 1);
+        for (idx, m) in loaded.iter().enumerate() {
+            let declared = m.module.params();
+            let name = declared
+                .as_slice()
+                .iter()
+                .map(|p| p.name.as_str())
+                .find(|p| *p == g || (m.name == "proto_tls" && *p == tls_name));
+            let Some(name) = name else {
+                continue;
+            };
+            if out[idx].iter().any(|p| p.name == name) {
+                continue;
+            }
+            out[idx].push(ParamValue {
+                name,
+                kind: ParamKind::INT,
+                int: *n,
+                text: "",
+            });
+        }
+    }
+    Ok(())
 }
 
 /// tls_mgm's parameters that name a file or directory.

@@ -366,6 +366,9 @@ impl MsgEnv<'_> {
                     dst: t.dst,
                     ..self.proxy.clone()
                 };
+                if let Some(r) = &t.route {
+                    t.st.add_headers.push(("Route".to_string(), r.clone()));
+                }
                 t
             })
             .collect();
@@ -406,6 +409,7 @@ impl MsgEnv<'_> {
             du: self.du.clone(),
             dst: self.proxy.dst,
             q: self.tm.ru_q,
+            route: self.tm.ru_route.clone(),
             st: ProxyState::default(),
         }
     }
@@ -416,6 +420,7 @@ impl MsgEnv<'_> {
         self.du = t.du;
         self.proxy.dst = t.dst;
         self.tm.ru_q = t.q;
+        self.tm.ru_route = t.route;
     }
 
     /// `serialize_branches(clear)` (OpenSIPS core): the Request-URI and the branches are
@@ -700,6 +705,14 @@ impl Env for MsgEnv<'_> {
                 }
             }
             FuncId::SERIALIZE_BRANCHES => self.serialize_branches(),
+            FuncId::ADD_PATH | FuncId::ADD_PATH_RECEIVED => {
+                if self.msg.method_str() != Some("REGISTER") {
+                    self.log(LogLevel::Err, "add_path: not a REGISTER");
+                    return -1;
+                }
+                self.proxy.path = Some(f == FuncId::ADD_PATH_RECEIVED);
+                1
+            }
             FuncId::NEXT_BRANCHES => self.next_branches(),
             FuncId::T_NEWTRAN => match super::stateful::newtran(self.core, self.info, &self.msg) {
                 Ok(()) => 1,
@@ -723,19 +736,10 @@ impl Env for MsgEnv<'_> {
                         du: None,
                         dst: None,
                         q: None,
+                        route: None,
                         st: ProxyState::default(),
                     },
-                    None => BranchTarget {
-                        ru: self
-                            .ru
-                            .clone()
-                            .or_else(|| self.msg.ruri().map(str::to_string))
-                            .unwrap_or_default(),
-                        du: self.du.clone(),
-                        dst: self.proxy.dst,
-                        q: self.tm.ru_q,
-                        st: ProxyState::default(),
-                    },
+                    None => self.main_target(),
                 };
                 self.tm.branches.push(target);
                 1
@@ -745,6 +749,17 @@ impl Env for MsgEnv<'_> {
                     .first()
                     .and_then(Value::as_str)
                     .filter(|s| !s.is_empty());
+                // The binding's Path as the Route set (RFC 3327 §5.3).
+                let with_route;
+                let st = match &self.tm.ru_route {
+                    Some(r) if explicit.is_none() => {
+                        let mut st = self.proxy.clone();
+                        st.add_headers.push(("Route".to_string(), r.clone()));
+                        with_route = st;
+                        &with_route
+                    }
+                    _ => &self.proxy,
+                };
                 let (r, replied) = super::relay::forward(
                     self.core,
                     self.info,
@@ -754,7 +769,7 @@ impl Env for MsgEnv<'_> {
                         du: self.du.as_deref(),
                         ru: self.ru.as_deref(),
                     },
-                    &self.proxy,
+                    st,
                     f == FuncId::T_RELAY,
                     &self.tm.opts,
                 );
@@ -763,8 +778,9 @@ impl Env for MsgEnv<'_> {
             }
             FuncId::SAVE => {
                 let table = args.first().and_then(Value::as_str).unwrap_or("location");
+                let flags = args.get(1).and_then(Value::as_str).unwrap_or("");
                 let m = self.received.as_ref().unwrap_or(&self.msg);
-                let (r, replied) = super::location::save(self.core, self.info, m, table);
+                let (r, replied) = super::location::save(self.core, self.info, m, table, flags);
                 self.replied |= replied;
                 r
             }
@@ -781,6 +797,7 @@ impl Env for MsgEnv<'_> {
                 self.du = first.du;
                 self.proxy.dst = first.dst;
                 self.tm.ru_q = first.q;
+                self.tm.ru_route = first.path;
                 // The other contacts are parallel branches of t_relay() (OpenSIPS's lookup()
                 // without its 'b' flag); forward() relays to the first only.
                 self.tm.branches.clear();
@@ -789,6 +806,7 @@ impl Env for MsgEnv<'_> {
                     du: f.du,
                     dst: f.dst,
                     q: f.q,
+                    route: f.path,
                     st: ProxyState::default(),
                 }));
                 1

@@ -5,7 +5,7 @@
 //! of the one cell ([`super::stateful`]).
 use super::locate;
 use super::proxy::Outbound;
-use super::relay::build_out;
+use super::relay::{answer_full, build_out};
 use super::send::{peer, Core};
 use super::stateful::{self, BranchDst, BranchTarget, Relayed, TmOpts};
 use crate::sip::Message;
@@ -22,6 +22,8 @@ pub(crate) struct TmEnv {
     pub failure: Option<(u64, u16)>,
     /// The q value of the Request-URI's target (the first contact of `lookup()`).
     pub ru_q: Option<u16>,
+    /// The Route set of the Request-URI's target (its binding's Path).
+    pub ru_route: Option<String>,
     /// Groups of targets `serialize_branches()` left for `next_branches()`, best q first.
     pub serial: Vec<Vec<BranchTarget>>,
 }
@@ -134,17 +136,7 @@ pub(crate) fn relay_branches(
                         return (0, false);
                     }
                     Err(e) if e == stateful::TABLE_FULL || e == stateful::SOURCE_FULL => {
-                        crate::log!(Warning, "tm", "t_relay(): {}: 503", e; "peer" => peer(info));
-                        let sent = core
-                            .reply(
-                                info,
-                                msg,
-                                503,
-                                "Service Unavailable",
-                                &[("Retry-After", "5")],
-                            )
-                            .unwrap_or(false);
-                        return (-1, sent);
+                        return (-1, answer_full(core, info, msg, &e));
                     }
                     Err(e) => {
                         crate::log!(Info, "tm", "t_relay(): branch to {} failed: {}", t.ru, e; "peer" => peer(info));
@@ -194,6 +186,7 @@ mod tests {
             du: None,
             dst: None,
             q,
+            route: None,
             st: Default::default(),
         }
     }

@@ -127,6 +127,7 @@ pub(crate) fn save(
     info: &ReceiveInfo,
     msg: &Message,
     table_name: &str,
+    flags: &str,
 ) -> (i64, bool) {
     if msg.method_str() != Some("REGISTER") {
         crate::log!(Error, "registrar", "save(): not a REGISTER"; "peer" => peer(info));
@@ -145,7 +146,75 @@ pub(crate) fn save(
         peer: src,
         local,
     };
-    let res = table(table_name).save(msg, flow, Instant::now());
+    // RFC 3327 §5.3: the Path values are stored with the bindings; OpenSIPS's save() flags
+    // choose how the 200 treats them: p0 (off: never returned), p1 (lazy, sipcore's default:
+    // returned when the UA supports path), p2 (strict: 420 unless the UA supports path).
+    let path_values: Vec<&str> = msg.header_list("Path").collect();
+    let ua_path = msg
+        .header_list("Supported")
+        .any(|o| o.trim().eq_ignore_ascii_case("path"));
+    let mode = if flags.contains("p0") {
+        0
+    } else if flags.contains("p2") {
+        2
+    } else {
+        1
+    };
+    if !path_values.is_empty() && mode == 2 && !ua_path {
+        crate::stats::counters::REG_REJECTED.inc();
+        crate::log!(Info, "registrar", "REGISTER with Path from a UA without path support: 420"; "peer" => peer(info));
+        let sent = core.reply(info, msg, 420, "Bad Extension", &[("Unsupported", "path")]);
+        return (-1, sent.unwrap_or(false));
+    }
+    // The topmost Path value was written by the hop the REGISTER came from (each proxy adds
+    // its own on top, RFC 3327 §4.2): it must name that hop's IP address, or a client could
+    // register a Path to anywhere and have us send its callers' requests there (OpenSIPS and
+    // Kamailio store any Path).
+    if let Some(top) = path_values.first() {
+        let hop = top_path_ip(top);
+        let src_ip = info.src.to_std().map(|a| a.ip().to_canonical());
+        if hop.is_none() || hop != src_ip {
+            crate::stats::counters::REG_REJECTED.inc();
+            crate::log!(Info, "registrar", "REGISTER refused with 403: its top Path ({}) does not name the hop it came from", top;
+                "peer" => peer(info));
+            let sent = core.reply(
+                info,
+                msg,
+                403,
+                "Forbidden (Path not from the previous hop)",
+                &[],
+            );
+            return (-1, sent.unwrap_or(false));
+        }
+    }
+    // RFC 5626 §6: an Outbound REGISTER (reg-id and +sip.instance, Supported: outbound) is
+    // refused 439 when its first hop (the bottom Path) did not mark itself Outbound-capable
+    // with `ob`; the 200 then says `Require: outbound` and how often to keep the flow alive.
+    let outbound = msg
+        .header_list("Supported")
+        .any(|o| o.trim().eq_ignore_ascii_case("outbound"))
+        && msg.header_list("Contact").any(|c| {
+            let c = c.to_ascii_lowercase();
+            c.contains(";reg-id=") && c.contains("+sip.instance=")
+        });
+    if outbound {
+        let first_hop_ob = path_values.last().is_none_or(|p| {
+            p.split('>')
+                .next()
+                .unwrap_or("")
+                .split(';')
+                .any(|x| x.trim().eq_ignore_ascii_case("ob"))
+        });
+        if !first_hop_ob {
+            crate::stats::counters::REG_REJECTED.inc();
+            crate::log!(Info, "registrar", "Outbound REGISTER whose first hop lacks outbound support: 439"; "peer" => peer(info));
+            let sent = core.reply(info, msg, 439, "First Hop Lacks Outbound Support", &[]);
+            return (-1, sent.unwrap_or(false));
+        }
+    }
+    let flow_timer = SETTINGS.get().map_or(120, |s| s.0.flow_timer).to_string();
+    let path = (!path_values.is_empty()).then(|| path_values.join(", "));
+    let res = table(table_name).save_with_path(msg, flow, path.as_deref(), Instant::now());
     match &res {
         Ok(_) => crate::stats::counters::REG_ACCEPTED.inc(),
         Err(_) => crate::stats::counters::REG_REJECTED.inc(),
@@ -153,9 +222,18 @@ pub(crate) fn save(
     let sent = match &res {
         Ok(ok) => {
             let lines = contact_lines(&ok.contacts);
-            let contacts: Vec<(&str, &str)> =
+            let mut headers: Vec<(&str, &str)> =
                 lines.iter().map(|c| ("Contact", c.as_str())).collect();
-            core.reply(info, msg, 200, "OK", &contacts)
+            if let (Some(p), true) = (path.as_deref(), mode != 0 && ua_path) {
+                headers.push(("Path", p));
+            }
+            if outbound {
+                headers.push(("Require", "outbound"));
+                if flow_timer != "0" {
+                    headers.push(("Flow-Timer", flow_timer.as_str()));
+                }
+            }
+            core.reply(info, msg, 200, "OK", &headers)
         }
         Err(e) => {
             let (code, reason) = e.status();
@@ -219,6 +297,8 @@ pub(crate) struct Found {
     pub dst: Option<ConnDst>,
     /// The binding's q in thousandths, when its REGISTER gave one.
     pub q: Option<u16>,
+    /// Its Path (RFC 3327 §5.3), comma-separated: the request goes there as a Route set.
+    pub path: Option<String>,
 }
 
 /// `lookup(table)`: the live bindings of the Request-URI's AoR, best first (highest q, then
@@ -250,6 +330,18 @@ pub(crate) fn lookup(
         // behind a NAT, and a Contact naming another host cannot turn the proxy into a
         // reflector towards it.
         let by_addr = !connection_oriented(proto) && b.flow.peer.port() != 0;
+        // A binding with a Path (RFC 3327 §5.3) is reached through it: the first Path URI
+        // (or the address its `received` parameter gives, OpenSIPS's path_use_received) is
+        // the next hop, and the Path the Route set.
+        if let Some(path) = &b.path {
+            return Found {
+                ruri: b.uri.clone(),
+                du: Some(path_next_hop(path)),
+                dst: None,
+                q: b.q_given.then_some(b.q),
+                path: Some(path.clone()),
+            };
+        }
         Found {
             ruri: b.uri.clone(),
             du: (by_conn || by_addr).then(|| conn_uri(proto, b.flow.peer)),
@@ -259,6 +351,7 @@ pub(crate) fn lookup(
                 gone: (480, "Temporarily Unavailable"),
             }),
             q: b.q_given.then_some(b.q),
+            path: b.path.clone(),
         }
     };
     let t = table(table_name);
@@ -269,6 +362,35 @@ pub(crate) fn lookup(
             .collect();
     }
     t.map_live(&aor, Instant::now(), max, |b| Some(found(b)))
+}
+
+/// The IP address the host of a Path value names (an IP literal only), canonical.
+fn top_path_ip(value: &str) -> Option<std::net::IpAddr> {
+    let na = crate::sip::NameAddr::parse(value.trim()).ok()?;
+    let uri = na.uri().ok()?;
+    let host = uri.host().trim_start_matches('[').trim_end_matches(']');
+    host.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_canonical())
+}
+
+/// The next hop of a Path (RFC 3327): its first URI, or the URI its `received` parameter
+/// names (OpenSIPS's `add_path_received()` / `path_use_received`).
+fn path_next_hop(path: &str) -> String {
+    let first = path.split(',').next().unwrap_or(path).trim();
+    let uri = first
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or(first)
+        .to_string();
+    let received = uri.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("received")
+            .then(|| v.trim().trim_matches('"').to_string())
+    });
+    received.unwrap_or(uri)
 }
 
 /// `ul_dump [brief]`: every table's bindings as JSON, written slot by slot: each slot's lock
@@ -407,5 +529,38 @@ pub(crate) fn stats(out: &mut Vec<crate::stats::Sample>) {
     ];
     for (name, v, help) in rows {
         out.push(Sample::new("registrar", name, v, true, help));
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::{path_next_hop, top_path_ip};
+
+    /// RFC 3327: the next hop is the first Path URI, or the address its `received` names.
+    #[test]
+    fn next_hop_of_a_path() {
+        assert_eq!(
+            path_next_hop("<sip:tok@192.0.2.1:5060;transport=udp;lr;ob>, <sip:p2.example.com;lr>"),
+            "sip:tok@192.0.2.1:5060;transport=udp;lr;ob"
+        );
+        assert_eq!(
+            path_next_hop("<sip:tok@192.0.2.1;lr;received=\"sip:198.51.100.7:3456\">"),
+            "sip:198.51.100.7:3456"
+        );
+    }
+
+    /// Only an IP literal names a hop; IPv4-mapped IPv6 is the IPv4 address.
+    #[test]
+    fn top_path_ip_is_an_ip_literal() {
+        assert_eq!(
+            top_path_ip("<sip:t@192.0.2.1:5060;lr>"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            top_path_ip("<sip:t@[::ffff:192.0.2.1]:5060;lr>"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(top_path_ip("<sip:edge.example.com;lr>"), None);
+        assert_eq!(top_path_ip("garbage"), None);
     }
 }

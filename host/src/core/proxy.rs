@@ -42,6 +42,9 @@ pub(crate) struct ProxyState {
     pub default_max_forwards: u8,
     /// Our Route carried a flow token whose MAC is wrong (RFC 5626 §5.3: answer 403).
     pub bad_token: bool,
+    /// `add_path()` (`Some(false)`) or `add_path_received()` (`Some(true)`): a REGISTER gets
+    /// our Path (RFC 3327 §4.2).
+    pub path: Option<bool>,
 }
 
 impl Default for ProxyState {
@@ -54,6 +57,7 @@ impl Default for ProxyState {
             remove_headers: Vec::new(),
             default_max_forwards: 70,
             bad_token: false,
+            path: None,
         }
     }
 }
@@ -210,6 +214,44 @@ pub(crate) fn record_route_value(core: &Core, info: &ReceiveInfo, out: Outbound)
         )),
         _ => Some(inbound),
     }
+}
+
+/// Our Path value (RFC 3327 §4.2) for a REGISTER that came in as `info` and leaves on `out`:
+/// the address the registrar reaches us at over `out`, with `lr`, the flow token of the
+/// client's connection (so a request the registrar sends back through the Path lands on that
+/// connection, or gets 430 if it is gone) and `ob` (RFC 5626 §5.2: we keep the flow alive).
+/// With `received` (OpenSIPS's `add_path_received()`), the client's source address too.
+pub(crate) fn path_value(
+    core: &Core,
+    info: &ReceiveInfo,
+    out: (Proto, u64),
+    received: bool,
+) -> Option<String> {
+    let a = side_of(info.proto, info.conn_id);
+    let token = encode_token(a, Some(side_of(out.0, out.1)));
+    let sock = core
+        .sockets
+        .iter()
+        .find(|s| s.proto == out.0)
+        .or_else(|| socket_of(core, info))?;
+    let recv = match (received, info.src.to_std()) {
+        (true, Some(src)) => format!(
+            ";received=\"sip:{}:{};transport={}\"",
+            if src.is_ipv6() {
+                format!("[{}]", src.ip())
+            } else {
+                src.ip().to_string()
+            },
+            src.port(),
+            info.proto.name()
+        ),
+        _ => String::new(),
+    };
+    Some(format!(
+        "<sip:{token}@{};transport={};lr;ob{recv}>",
+        public_addr(sock),
+        out.0.name()
+    ))
 }
 
 /// Whether a Route URI names this proxy: one of our addresses (or advertised names), with no

@@ -221,9 +221,9 @@ pub(super) fn build_out(
     auto_reply: bool,
 ) -> Result<Vec<u8>, (i64, bool)> {
     let fail = |code: u16, reason: &str| (-1, auto_reply && reply(core, info, msg, code, reason));
-    let (proto, to) = match out {
-        proxy::Outbound::Conn(p, _) => (p, None),
-        proxy::Outbound::Addr(p, a) => (p, Some(a)),
+    let (proto, out_conn, to) = match out {
+        proxy::Outbound::Conn(p, id) => (p, id, None),
+        proxy::Outbound::Addr(p, a) => (p, 0, Some(a)),
     };
     let Some((via_host, via_port)) = core.via_for(proto, to) else {
         crate::log!(Error, "core", "forward(): no {} socket to send from", proto.name(); "peer" => peer(info));
@@ -248,6 +248,12 @@ pub(super) fn build_out(
     } else {
         None
     };
+    let path = match st.path {
+        Some(received) if msg.method_str() == Some("REGISTER") => {
+            proxy::path_value(core, info, (proto, out_conn), received)
+        }
+        _ => None,
+    };
     let remove: Vec<&str> = st.remove_headers.iter().map(String::as_str).collect();
     let add: Vec<(&str, &str)> = st
         .add_headers
@@ -260,6 +266,7 @@ pub(super) fn build_out(
     fwd.source = info.src.to_std();
     fwd.force_rport = connection_oriented(info.proto);
     fwd.record_route = rr.as_deref();
+    fwd.path = path.as_deref();
     fwd.pop_routes = st.pop_routes;
     fwd.remove_headers = &remove;
     fwd.add_headers = &add;
@@ -325,26 +332,32 @@ fn relay_stateful(
             Ok((1, false))
         }
         Err(e) if e == super::stateful::TABLE_FULL || e == super::stateful::SOURCE_FULL => {
-            crate::log!(Warning, "tm", "t_relay(): {}: 503", e; "peer" => peer(info));
-            let sent = core
-                .reply(
-                    info,
-                    msg,
-                    503,
-                    "Service Unavailable",
-                    &[("Retry-After", "5")],
-                )
-                .unwrap_or(false);
-            if sent {
-                crate::stats::counters::SL_SENT_ERR.inc();
-            }
-            Ok((-1, sent))
+            Ok((-1, answer_full(core, info, msg, &e)))
         }
         Err(e) => {
             crate::log!(Debug, "tm", "t_relay(): first send failed: {}", e; "peer" => peer(info));
             Err(keep.to_vec())
         }
     }
+}
+
+/// `t_relay()` when the transaction table or the source's share is full: 503 with
+/// `Retry-After`; whether it was sent.
+pub(super) fn answer_full(core: &Core, info: &ReceiveInfo, msg: &Message, why: &str) -> bool {
+    crate::log!(Warning, "tm", "t_relay(): {}: 503", why; "peer" => peer(info));
+    let sent = core
+        .reply(
+            info,
+            msg,
+            503,
+            "Service Unavailable",
+            &[("Retry-After", "5")],
+        )
+        .unwrap_or(false);
+    if sent {
+        crate::stats::counters::SL_SENT_ERR.inc();
+    }
+    sent
 }
 
 /// The hop a response goes back to (RFC 3261 §16.7 steps 3 and 9, stateless): `None` when it

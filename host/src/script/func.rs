@@ -90,15 +90,19 @@ impl FuncId {
     pub const SERIALIZE_BRANCHES: FuncId = FuncId(33);
     /// `next_branches()` (OpenSIPS core): the next q group, in a failure route.
     pub const NEXT_BRANCHES: FuncId = FuncId(34);
+    /// `add_path()` (OpenSIPS path): a REGISTER relayed from here carries our Path (RFC 3327).
+    pub const ADD_PATH: FuncId = FuncId(35);
+    /// `add_path_received()` (OpenSIPS path): the same, with the client's source address.
+    pub const ADD_PATH_RECEIVED: FuncId = FuncId(36);
     /// `force_rport()` (OpenSIPS core, RFC 3581 §4): the top Via gets `rport` as if the client
     /// had asked, so replies go to the source port.
-    pub const FORCE_RPORT: FuncId = FuncId(35);
+    pub const FORCE_RPORT: FuncId = FuncId(37);
     /// `fix_nated_contact([uri_params])` (OpenSIPS nathelper): the Contact's host:port become
     /// the request's (or reply's) source address.
-    pub const FIX_NATED_CONTACT: FuncId = FuncId(36);
+    pub const FIX_NATED_CONTACT: FuncId = FuncId(38);
     /// `nat_uac_test(flags)` (OpenSIPS nathelper): 1 when one of the selected tests finds the
     /// sender behind a NAT.
-    pub const NAT_UAC_TEST: FuncId = FuncId(37);
+    pub const NAT_UAC_TEST: FuncId = FuncId(39);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -203,19 +207,20 @@ impl FunctionTable {
     /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`, `t_reply(code, reason)`,
     /// `t_on_failure(route)`, `t_on_reply(route)`, `t_on_branch(route)`, `t_check_status(re)`,
     /// `t_newtran()`, `append_branch([uri])`, `serialize_branches([clear])`, `next_branches()`,
+    /// `add_path([user])`, `add_path_received([user])`,
     /// `force_rport()`, `fix_nated_contact([uri_params])`, `nat_uac_test(flags)`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 38] = [
+        let core: [(&str, &[ArgKind], usize); 40] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
             ("forward", &[ArgKind::Format], 0),
             ("t_relay", &[], 0),
-            ("save", &[ArgKind::Str], 1),
+            ("save", &[ArgKind::Str, ArgKind::Str], 1),
             ("lookup", &[ArgKind::Str], 1),
             ("record_route", &[], 0),
             ("loose_route", &[], 0),
@@ -266,6 +271,8 @@ impl FunctionTable {
             ("append_branch", &[ArgKind::Format], 0),
             ("serialize_branches", &[ArgKind::Int], 0),
             ("next_branches", &[], 0),
+            ("add_path", &[ArgKind::Str], 0),
+            ("add_path_received", &[ArgKind::Str], 0),
             ("force_rport", &[], 0),
             ("fix_nated_contact", &[ArgKind::Format], 0),
             ("nat_uac_test", &[ArgKind::Int], 1),
@@ -364,6 +371,8 @@ mod tests {
             ("append_branch", FuncId::APPEND_BRANCH),
             ("serialize_branches", FuncId::SERIALIZE_BRANCHES),
             ("next_branches", FuncId::NEXT_BRANCHES),
+            ("add_path", FuncId::ADD_PATH),
+            ("add_path_received", FuncId::ADD_PATH_RECEIVED),
             ("force_rport", FuncId::FORCE_RPORT),
             ("fix_nated_contact", FuncId::FIX_NATED_CONTACT),
             ("nat_uac_test", FuncId::NAT_UAC_TEST),

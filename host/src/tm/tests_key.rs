@@ -51,7 +51,7 @@ fn server_key_rfc3261_branch_sent_by_method() {
 #[test]
 fn server_key_rfc2543_fallback_with_inv2543() {
     // RFC 4475 §3.4.3: an RFC 2543 INVITE (no branch at all).
-    let inv = torture(include_bytes!("../sip/testdata/inv2543.dat"));
+    let inv = torture(include_bytes!("../../../sip/src/testdata/inv2543.dat"));
     let key = ServerKey::of(&inv).unwrap();
     assert!(!key.is_rfc3261());
     let raw = text(&inv);
@@ -102,7 +102,7 @@ fn server_key_rfc2543_fallback_with_inv2543() {
 #[test]
 fn wsinv_branch_without_cookie_falls_back() {
     // RFC 4475 §3.1.1.1: LWS everywhere; its branch "390skdjuw" has no magic cookie.
-    let m = torture(include_bytes!("../sip/testdata/wsinv.dat"));
+    let m = torture(include_bytes!("../../../sip/src/testdata/wsinv.dat"));
     assert_eq!(m.top_branch(), Ok(Some("390skdjuw")));
     let key = ServerKey::of(&m).unwrap();
     assert!(!key.is_rfc3261());
@@ -112,13 +112,13 @@ fn wsinv_branch_without_cookie_falls_back() {
 #[test]
 fn every_torture_request_has_a_key_or_a_typed_error() {
     for data in [
-        &include_bytes!("../sip/testdata/lwsdisp.dat")[..],
-        include_bytes!("../sip/testdata/transports.dat"),
-        include_bytes!("../sip/testdata/intmeth.dat"),
-        include_bytes!("../sip/testdata/esc02.dat"),
-        include_bytes!("../sip/testdata/mpart01.dat"),
-        include_bytes!("../sip/testdata/unreason.dat"),
-        include_bytes!("../sip/testdata/noreason.dat"),
+        &include_bytes!("../../../sip/src/testdata/lwsdisp.dat")[..],
+        include_bytes!("../../../sip/src/testdata/transports.dat"),
+        include_bytes!("../../../sip/src/testdata/intmeth.dat"),
+        include_bytes!("../../../sip/src/testdata/esc02.dat"),
+        include_bytes!("../../../sip/src/testdata/mpart01.dat"),
+        include_bytes!("../../../sip/src/testdata/unreason.dat"),
+        include_bytes!("../../../sip/src/testdata/noreason.dat"),
     ] {
         let m = Message::parse(Bytes::copy_from_slice(data)).unwrap();
         if m.is_request() {
@@ -154,6 +154,6 @@ fn client_key_branch_and_cseq_method() {
         sent
     );
     // No branch: no client key.
-    let inv = torture(include_bytes!("../sip/testdata/inv2543.dat"));
+    let inv = torture(include_bytes!("../../../sip/src/testdata/inv2543.dat"));
     assert_eq!(ClientKey::of(&inv), Err(KeyError::NoBranch));
 }

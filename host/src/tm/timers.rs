@@ -213,7 +213,9 @@ impl Armed {
 #[derive(Debug)]
 pub struct TimerQueue<K, T> {
     heap: BinaryHeap<Reverse<(Instant, u64, K, T)>>,
-    armed: HashMap<(K, T), (Instant, u64)>,
+    /// foldhash: the keys are the driver's own ids, not a peer's bytes, and SipHash was a
+    /// visible share of every arm and disarm.
+    armed: HashMap<(K, T), (Instant, u64), foldhash::fast::RandomState>,
     seq: u64,
 }
 
@@ -221,7 +223,7 @@ impl<K, T> Default for TimerQueue<K, T> {
     fn default() -> Self {
         TimerQueue {
             heap: BinaryHeap::new(),
-            armed: HashMap::new(),
+            armed: HashMap::default(),
             seq: 0,
         }
     }

@@ -183,7 +183,7 @@ impl Core {
 
 /// The bytes of a parsed message, sharing its buffer.
 pub(crate) fn bytes_of(m: &Message) -> Bytes {
-    m.buf.slice(m.extent.range())
+    m.wire_bytes()
 }
 
 /// The class of a status code: 1 for 1xx ... 6 for 6xx; 0 outside 100..=699.

@@ -19,6 +19,8 @@ pub(super) struct Request<'a> {
     pub flow: Flow,
     /// Its User-Agent.
     pub user_agent: Option<&'a str>,
+    /// Its Path values (RFC 3327), comma-separated.
+    pub path: Option<&'a str>,
     /// When it arrived.
     pub now: Instant,
 }
@@ -250,6 +252,7 @@ impl Requested {
             instance: self.instance,
             reg_id: self.reg_id,
             user_agent: req.user_agent.map(str::to_string),
+            path: req.path.map(str::to_string),
             updated: req.now,
         }
     }

@@ -27,6 +27,7 @@ pub(super) fn write_aor(
                 "Callid": b.call_id,
                 "Cseq": b.cseq,
                 "User-agent": b.user_agent,
+                "Path": b.path,
                 "Conn": b.flow.conn_id,
                 "Received": format!("{}:{}", b.flow.proto, b.flow.peer),
                 "Socket": format!("{}:{}", b.flow.proto, b.flow.local),

@@ -57,6 +57,10 @@ pub struct RegistrarConfig {
     /// registered over it last (RFC 5626 §4.4; OpenSIPS registrar's `tcp_persistent_flag`,
     /// here on for every REGISTER). Applied by the host, not by this table.
     pub tcp_persistent: bool,
+    /// `Flow-Timer` seconds in the 200 to an Outbound REGISTER (RFC 5626 §6: how often the
+    /// client should send keep-alives on its flow); 0: none sent (Kamailio outbound's
+    /// `flow_timer`).
+    pub flow_timer: u32,
 }
 
 impl Default for RegistrarConfig {
@@ -68,6 +72,7 @@ impl Default for RegistrarConfig {
             max_contacts: 10,
             max_request_contacts: 32,
             tcp_persistent: true,
+            flow_timer: 120,
         }
     }
 }
@@ -193,6 +198,9 @@ pub struct Binding {
     pub reg_id: Option<u32>,
     /// The User-Agent of the REGISTER.
     pub user_agent: Option<String>,
+    /// The REGISTER's Path values, comma-separated, topmost first (RFC 3327 §5.3): the route
+    /// set towards the contact, through the edge proxies it registered through.
+    pub path: Option<String>,
     /// When it was last refreshed.
     pub updated: Instant,
 }

@@ -136,6 +136,18 @@ impl Registrar {
     /// checked before any is applied: a refused request changes nothing. Costs the contacts
     /// of the request and of its AoR, under the lock of the AoR's slot only.
     pub fn save(&self, req: &Message, flow: Flow, now: Instant) -> Result<SaveReply, RegError> {
+        self.save_with_path(req, flow, None, now)
+    }
+
+    /// [`save`](Registrar::save), storing `path` (the REGISTER's Path values, RFC 3327 §5.3)
+    /// with each binding it makes or refreshes.
+    pub fn save_with_path(
+        &self,
+        req: &Message,
+        flow: Flow,
+        path: Option<&str>,
+        now: Instant,
+    ) -> Result<SaveReply, RegError> {
         let to = req.to().map_err(|_| RegError::Malformed("To"))?;
         let uri = to.uri().map_err(|_| RegError::Malformed("To URI"))?;
         let aor = aor_of(&uri)?;
@@ -148,6 +160,7 @@ impl Registrar {
             cseq,
             flow,
             user_agent: req.header("User-Agent"),
+            path,
             now,
         };
         let mut slot = self.slot(&aor);

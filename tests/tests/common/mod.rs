@@ -8,6 +8,7 @@ pub mod digest;
 pub mod metrics;
 pub mod pg;
 pub mod sipws;
+pub mod tcp;
 pub mod udp;
 pub mod ws;
 

@@ -140,8 +140,9 @@ impl State {
         match note {
             Note::Refusing(r, ip) => {
                 let (m, ip) = (max_of(*r).to_string(), ip.to_string());
-                // A TLS listener closes refused connections without an answer (see `refuse`).
-                let msg = if crate::flavor::get().tls {
+                // A TLS listener, or a SIP stream, closes refused connections without an
+                // answer (see `refuse`).
+                let msg = if crate::flavor::get().tls || self.shared.cfg.sip_stream {
                     "websocket connection limit reached, closing new connections"
                 } else {
                     "websocket connection limit reached, refusing with 503"
@@ -241,6 +242,10 @@ impl State {
         let _ = sock.set_nodelay(true);
         let tls = self.shared.listener_tls(listener).cloned();
         let (stream, phase, deadline) = match tls {
+            // A SIP stream is open at once (RFC 3261 §18.3: no handshake).
+            None if self.shared.cfg.sip_stream => {
+                (Stream::Plain(sock), Phase::Open, Duration::ZERO)
+            }
             None => (
                 Stream::Plain(sock),
                 Phase::ServerHandshake,
@@ -305,7 +310,11 @@ impl State {
             "websocket connection accepted",
             &[("peer", &p), ("id", &i)],
         );
-        self.arm(slot, Kind::Handshake, now + deadline);
+        if phase == Phase::Open {
+            self.stream_open(slot, now);
+        } else {
+            self.arm(slot, Kind::Handshake, now + deadline);
+        }
     }
 
     /// Answer a refused connection 503 with `Retry-After` (RFC 6455 §4.2.2), then close it
@@ -316,7 +325,8 @@ impl State {
         let pool = self.shared.cfg.refuse_pool;
         // On a TLS listener the 503 could only follow a TLS handshake, the work the limits
         // are there to refuse: the connection is closed at once.
-        if self.shared.listener_tls(meta.listener).is_some() {
+        // A SIP stream has no answer to refuse with (OpenSIPS closes too).
+        if self.shared.listener_tls(meta.listener).is_some() || self.shared.cfg.sip_stream {
             drop(sock);
             return;
         }

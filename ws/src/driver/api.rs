@@ -73,6 +73,13 @@ pub struct WsConfig {
     /// TLS for every outbound connection (`wss`): SNI, server certificate and host name
     /// checked as the client domain chosen for the destination says. `None` (default): plain.
     pub client_tls: Option<TlsHandle>,
+    /// SIP messages framed on the byte stream (RFC 3261 §18.3: `proto_tcp`, `proto_tls`)
+    /// instead of WebSocket: no opening handshake, no frames; `max_msg_size` bounds a
+    /// message, `max_msg_chunks` the reads of one, `max_msg_time` its arrival. Default off.
+    pub sip_stream: bool,
+    /// With `sip_stream`: answer a CRLF CRLF ping with a CRLF pong (RFC 5626 §4.4.1;
+    /// OpenSIPS `tcp_crlf_pingpong`). Default on.
+    pub crlf_pingpong: bool,
 }
 
 impl Default for WsConfig {
@@ -102,6 +109,8 @@ impl Default for WsConfig {
             refuse_deadline: Duration::from_secs(1),
             tls_handshake_timeout: Duration::from_secs(5),
             client_tls: None,
+            sip_stream: false,
+            crlf_pingpong: true,
         }
     }
 }

@@ -95,7 +95,7 @@ pub(crate) struct Conn {
     pub held: Option<Box<WriteQueue>>,
     /// The first `held_untraced` frames of `held` were queued before the trace decision
     /// (`Sink::opened`, made once connected): traced then if the connection is.
-    pub held_untraced: usize,
+    pub held_untraced: u32,
     /// Largest write backlog (wq + held) since the queue was last empty.
     pub backlog_peak: u32,
     /// What this connection's queues count for in its worker's total (`State::queued`), as
@@ -113,8 +113,11 @@ pub(crate) struct Conn {
     pub kept_until: Option<Instant>,
     /// A keep-alive Ping is outstanding.
     pub ping_out: bool,
-    /// Reads of an incomplete opening handshake.
+    /// Reads of an incomplete opening handshake (SIP stream: reads since the last message).
     pub hs_reads: u32,
+    /// SIP stream: bytes at the front of `rbuf` known to hold no end of header section
+    /// (`sipcore_sip::stream::next_frame`).
+    pub scanned: u32,
     /// Inbound TLS: the client sent its first bytes (until then, an end of stream is a
     /// connection closed before any handshake, e.g. a TCP health check, not a failure).
     pub peer_spoke: bool,
@@ -155,6 +158,7 @@ impl Conn {
             kept_until: None,
             ping_out: false,
             hs_reads: 0,
+            scanned: 0,
             peer_spoke: false,
             dirty: false,
             close_code: None,
@@ -212,6 +216,20 @@ impl Conn {
             self.last_write = now;
         }
         self.wq.push_frame(op, payload, client.then(mask_key));
+        self.note_backlog();
+        true
+    }
+
+    /// Queue a few bytes (a SIP stream keep-alive pong) counted against `max` like a control
+    /// frame. False when it does not fit: nothing is queued and the caller closes.
+    pub fn queue_small(&mut self, bytes: &[u8], max: usize, now: Instant) -> bool {
+        if self.queued_cost() + self.wq.frame_cost(bytes.len()) > max {
+            return false;
+        }
+        if self.wq.is_empty() {
+            self.last_write = now;
+        }
+        self.wq.push_small(bytes);
         self.note_backlog();
         true
     }

@@ -132,6 +132,10 @@ impl State {
                 return;
             }
         }
+        if self.shared.cfg.sip_stream {
+            self.stream_close(slot, reason, now);
+            return;
+        }
         c.end_reason = Some(format!("closed by us: {reason}"));
         c.close_code = Some(code);
         c.phase = Phase::Closing;
@@ -240,6 +244,7 @@ impl State {
                 warn(self, msg);
                 self.kill(slot, msg);
             }
+            Kind::Message if cfg.sip_stream => self.stream_deadline(slot),
             Kind::Message => {
                 let Some(ws) = c.ws.as_ref() else {
                     return;

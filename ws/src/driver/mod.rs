@@ -13,6 +13,8 @@
 //!   by the read path, the write queue, shutdown and close.
 //! * `tls`: the TLS handshake of `wss` connections, run before the WebSocket one.
 //! * `read`: reads into a per-worker scratch buffer, keeping only what arrived.
+//! * `sipstream`: the SIP stream framing (`proto_tcp`, `proto_tls`, RFC 3261 §18.3) in place
+//!   of WebSocket: open at once, messages delimited by Content-Length, CRLF keep-alives.
 //! * `reclaim`: gives freed memory back to the OS after large write backlogs.
 //! * `timer`: a per-worker heap of deadlines with lazy invalidation.
 //! * `listen`: listener sockets (one socket shared by the workers; with `reuse_port`, one
@@ -21,9 +23,10 @@
 //! * `shared`, `directory`: what the handle and the workers share (ids, commands, counters),
 //!   and the directory of connections (only outbound ones can be found by address).
 //!
-//! Connection ids are non-zero `u64`s, never reused within the process: a global sequence
-//! number shifted left by 8 bits, the low 8 bits naming the owning worker, so a send is
-//! routed to that worker in O(1).
+//! Connection ids are non-zero `u64`s, never reused within the process: the flavor's protocol
+//! number in bits 44-47 (ids of proto_ws, proto_wss, proto_tcp and proto_tls never collide),
+//! a global sequence number in bits 9-43, bit 8 set for outbound connections, and the low 8
+//! bits naming the owning worker, so a send is routed to that worker in O(1).
 
 mod accept;
 mod admission;
@@ -39,6 +42,7 @@ mod reclaim;
 mod runtime;
 mod send;
 mod shared;
+mod sipstream;
 mod stream;
 mod timer;
 mod tls;

@@ -178,6 +178,10 @@ impl State {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
+        if self.shared.cfg.sip_stream {
+            self.stream_connected(slot, now);
+            return;
+        }
         let Some(hs) = c.client.as_mut() else {
             self.kill(slot, "internal: no handshake parameters");
             return;
@@ -202,7 +206,7 @@ impl State {
             let held = c.held.as_deref();
             for chunk in held
                 .into_iter()
-                .flat_map(|h| h.front_chunks(c.held_untraced))
+                .flat_map(|h| h.front_chunks(c.held_untraced as usize))
             {
                 for payload in frame_payloads(chunk) {
                     let ev = TraceEvent::Message {

@@ -72,6 +72,12 @@ impl State {
                 }
                 Phase::ServerHandshake => self.server_hs(slot, now),
                 Phase::ClientHandshake => self.client_hs(slot, now),
+                Phase::Open | Phase::Closing if self.shared.cfg.sip_stream => {
+                    match self.decode_sip(slot, now) {
+                        Ok(p) => p,
+                        Err(step) => return step,
+                    }
+                }
                 Phase::Open | Phase::Closing => match self.decode_one(slot, now) {
                     Ok(p) => p,
                     Err(step) => return step,
@@ -132,7 +138,8 @@ impl State {
             Ok(n) => {
                 *budget = budget.saturating_sub(n);
                 c.last_rx = now;
-                if matches!(c.phase, Phase::ServerHandshake | Phase::ClientHandshake) {
+                let stream = self.shared.cfg.sip_stream && c.phase == Phase::Open;
+                if stream || matches!(c.phase, Phase::ServerHandshake | Phase::ClientHandshake) {
                     c.hs_reads = c.hs_reads.saturating_add(1);
                 }
                 Got::Bytes

@@ -17,7 +17,6 @@ use super::shared::{Inbox, NEXT_UID};
 use super::stream::TlsHandle;
 use super::worker;
 use super::wqueue;
-use crate::proto::frame::OpCode;
 use crate::proto::handshake::ServerConfig;
 use crate::proto::Limits;
 

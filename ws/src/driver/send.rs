@@ -8,7 +8,7 @@ use sipcore_abi::{LogLevel, SendError};
 use super::api::TraceEvent;
 use super::conn::Phase;
 use super::worker::State;
-use super::wqueue::frame_payloads;
+use super::wqueue::chunk_payloads;
 use crate::proto::frame::OpCode;
 
 /// Who traces a data frame being queued (HEP tracing of the messages we send).
@@ -66,7 +66,9 @@ impl State {
                 match trace {
                     Trace::Done => {}
                     // Not connected yet, so not known to be traced: traced once it is.
-                    Trace::Here(_) | Trace::Frame if undecided => c.held_untraced += 1,
+                    Trace::Here(_) | Trace::Frame if undecided => {
+                        c.held_untraced = c.held_untraced.saturating_add(1)
+                    }
                     _ if !c.traced => {}
                     Trace::Here(payload) => {
                         let ev = TraceEvent::Message {
@@ -81,8 +83,9 @@ impl State {
                         } else {
                             c.held.as_deref()
                         };
+                        let stream = self.shared.cfg.sip_stream;
                         if let Some(chunk) = q.and_then(|q| q.last_chunk()) {
-                            for p in frame_payloads(chunk) {
+                            for p in chunk_payloads(chunk, stream) {
                                 let ev = TraceEvent::Message {
                                     inbound: false,
                                     payload: &p,

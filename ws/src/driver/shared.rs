@@ -23,10 +23,15 @@ static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
 /// Process-wide sequence of runtimes (tells the fast path which runtime a thread serves).
 pub(crate) static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
-/// A fresh connection id for `worker`.
+/// A fresh connection id for `worker`. Bits 44-47 hold the flavor's protocol number: every
+/// plugin built from this crate has its own sequence, and the host keys some state by the
+/// connection id alone (the registrar's bindings of a connection), so the ids of proto_ws,
+/// proto_wss, proto_tcp and proto_tls never collide. They stay below 2^48 (exact in JSON
+/// numbers read as doubles).
 pub(crate) fn new_id(worker: usize, outbound: bool) -> u64 {
-    let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
-    (seq << 9) | (u64::from(outbound) << 8) | (worker as u64 & 0xFF)
+    let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed) & ((1 << 35) - 1);
+    let tag = u64::from(crate::flavor::get().proto.0 & 0xF) << 44;
+    tag | (seq << 9) | (u64::from(outbound) << 8) | (worker as u64 & 0xFF)
 }
 
 /// The worker owning connection `id`.

@@ -147,6 +147,13 @@ impl State {
             self.ws_request(slot, now);
             return;
         }
+        if self.shared.cfg.sip_stream {
+            if let Some(e) = self.shared.dir().conns.get_mut(&id) {
+                e.tls = summary;
+            }
+            self.stream_open(slot, now);
+            return;
+        }
         c.phase = Phase::ServerHandshake;
         if let Some(e) = self.shared.dir().conns.get_mut(&id) {
             e.tls = summary;

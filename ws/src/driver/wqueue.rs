@@ -101,6 +101,23 @@ impl WriteQueue {
         }
     }
 
+    /// Copy a few bytes into the queue (in the spare room of the last chunk when they fit),
+    /// as [`Self::push_frame`] does for a frame: a SIP stream's keep-alive pong.
+    pub fn push_small(&mut self, bytes: &[u8]) {
+        let extra = self.frame_cost(bytes.len());
+        if extra > 0 {
+            let chunk = Vec::with_capacity(extra);
+            self.cost += chunk.capacity();
+            self.chunks.push_back(chunk);
+        }
+        if let Some(tail) = self.chunks.back_mut() {
+            let cap = tail.capacity();
+            tail.extend_from_slice(bytes);
+            self.cost += tail.capacity() - cap;
+            self.bytes += bytes.len();
+        }
+    }
+
     /// Move every chunk of `other` behind ours.
     pub fn append(&mut self, other: &mut WriteQueue) {
         if other.head_off == 0 {
@@ -234,6 +251,30 @@ pub(crate) fn frame_payloads(mut chunk: &[u8]) -> Vec<Cow<'_, [u8]>> {
         chunk = chunk.get(end..).unwrap_or_default();
     }
     out
+}
+
+/// The messages in `chunk` for the trace: its frames' payloads ([`frame_payloads`]), or over
+/// a SIP stream, where a chunk is one message as sent, the chunk itself.
+pub(crate) fn chunk_payloads(chunk: &[u8], sip_stream: bool) -> Vec<Cow<'_, [u8]>> {
+    if sip_stream {
+        return vec![Cow::Borrowed(chunk)];
+    }
+    frame_payloads(chunk)
+}
+
+/// What goes on the wire for one message: a frame ([`encode`]), or over a SIP stream the
+/// message itself (RFC 3261 §18.3).
+pub(crate) fn encode_message(
+    text: bool,
+    payload: &[u8],
+    client: bool,
+    sip_stream: bool,
+) -> Vec<u8> {
+    if sip_stream {
+        return payload.to_vec();
+    }
+    let op = if text { OpCode::Text } else { OpCode::Binary };
+    encode(op, payload, client)
 }
 
 /// Encode one complete frame (FIN set): unmasked for a server, masked with a fresh random key

@@ -46,6 +46,8 @@ pub(crate) struct BranchTarget {
     pub(crate) dst: Option<ConnDst>,
     /// Its q value in thousandths (RFC 3261 §20.10), for `serialize_branches()`; `None`: 1.0.
     pub(crate) q: Option<u16>,
+    /// A Route set to add (the binding's Path, RFC 3327 §5.3), comma-separated.
+    pub(crate) route: Option<String>,
     /// What the script asked of its relay (record-route, header edits; a branch route may
     /// change them for this branch only).
     pub(crate) st: crate::core::proxy::ProxyState,

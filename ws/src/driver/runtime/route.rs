@@ -9,8 +9,8 @@ use std::time::Instant;
 use sipcore_abi::{SendError, SendTarget};
 
 use super::{
-    new_id, worker, worker_of, wqueue, Cmd, ConnMeta, ConnectReq, DirEntry, OpCode, Runtime,
-    TraceEvent, OUTBOUND_BIT,
+    new_id, worker, worker_of, wqueue, Cmd, ConnMeta, ConnectReq, DirEntry, Runtime, TraceEvent,
+    OUTBOUND_BIT,
 };
 
 impl Runtime {
@@ -84,8 +84,7 @@ impl Runtime {
         // handshake completes. Not through `send_frame`, whose directory check would fail if
         // the worker already saw the connect fail: the send succeeded, and the failure is
         // reported once, by `Sink::closed` for `id`.
-        let op = if text { OpCode::Text } else { OpCode::Binary };
-        let frame = wqueue::encode(op, data, true);
+        let frame = wqueue::encode_message(text, data, true, self.shared.cfg.sip_stream);
         let cmd = Cmd::Frame {
             id,
             frame,
@@ -102,8 +101,8 @@ impl Runtime {
         if !self.running.load(Ordering::Acquire) {
             return Err(SendError::INTERNAL);
         }
-        let op = if text { OpCode::Text } else { OpCode::Binary };
-        let frame = wqueue::encode(op, data, conn & OUTBOUND_BIT != 0);
+        let client = conn & OUTBOUND_BIT != 0;
+        let frame = wqueue::encode_message(text, data, client, self.shared.cfg.sip_stream);
         let w = worker_of(conn);
         let frame = match worker::local_frame(self.shared.uid, w, conn, frame, data) {
             Ok(r) => return r,

@@ -108,7 +108,7 @@ fn cseq_number(req: &Message) -> &str {
 }
 
 /// Writes `digest` as lower-case hex into `out` (two digits per byte, as many bytes as fit).
-pub(crate) fn write_hex(out: &mut [u8], digest: &[u8]) {
+pub fn write_hex(out: &mut [u8], digest: &[u8]) {
     for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
         pair[0] = HEX[usize::from(b >> 4)];
         pair[1] = HEX[usize::from(b & 0x0f)];

@@ -179,11 +179,17 @@ impl Message {
 
     /// The value of the first header field `id` ([`HeaderName::Other`] matches nothing
     /// useful: use [`Message::header`]).
-    pub(crate) fn first(&self, id: HeaderName) -> Option<&str> {
+    pub fn first(&self, id: HeaderName) -> Option<&str> {
         self.headers
             .iter()
             .find(|h| h.id == id)
             .map(|h| self.text(h.value))
+    }
+
+    /// The bytes of the message as received (start line to the end of its body, RFC 3261
+    /// §7), sharing the received buffer.
+    pub fn wire_bytes(&self) -> Bytes {
+        self.buf.slice(self.extent.range())
     }
 
     /// The values of every header field `id`, one per line.

@@ -32,6 +32,8 @@ pub struct ForwardRequest<'a> {
     /// form, e.g. `<sip:proxy.example.com;lr>` (§16.6 step 4), or two of them
     /// separated by a comma (double record-routing, RFC 5658 §3).
     pub record_route: Option<&'a str>,
+    /// A Path value to insert above the existing ones (RFC 3327 §4.2), in name-addr form.
+    pub path: Option<&'a str>,
     /// Remove this many leading Route values (§16.4: they named this proxy; two
     /// after double record-routing, RFC 5658 §3).
     pub pop_routes: u8,
@@ -68,6 +70,7 @@ impl<'a> ForwardRequest<'a> {
             port,
             request_uri: None,
             record_route: None,
+            path: None,
             pop_routes: 0,
             source: None,
             force_rport: false,
@@ -109,6 +112,12 @@ impl<'a> ForwardRequest<'a> {
             let valid = values.all(|v| NameAddr::parse(v).is_ok_and(|na| na.is_name_addr()));
             if !valid || !is_single_line(rr) {
                 return Err(EditError::InvalidInput("Record-Route"));
+            }
+        }
+        if let Some(p) = self.path {
+            let valid = NameAddr::parse(p).is_ok_and(|na| na.is_name_addr());
+            if !valid || !is_single_line(p) {
+                return Err(EditError::InvalidInput("Path"));
             }
         }
         if !self.remove_headers.iter().all(|n| is_header_name(n)) {
@@ -216,6 +225,18 @@ pub fn forward_request(req: &Message, fwd: &ForwardRequest<'_>) -> Result<Vec<u8
         w.insert(at, |o| {
             o.extend_from_slice(b"Record-Route: ");
             o.extend_from_slice(rr.as_bytes());
+            o.extend_from_slice(b"\r\n");
+        });
+    }
+    if let Some(p) = fwd.path {
+        let at = match (req.first_and_last(HeaderName::Path), vias) {
+            (Some((first, _)), _) => req.line_range(first).start,
+            (None, Some((_, last))) => req.line_range(last).end,
+            (None, None) => via_at,
+        };
+        w.insert(at, |o| {
+            o.extend_from_slice(b"Path: ");
+            o.extend_from_slice(p.as_bytes());
             o.extend_from_slice(b"\r\n");
         });
     }

@@ -1,4 +1,4 @@
-//! The host's SIP message layer: a lazy, zero-copy RFC 3261 parser and the
+//! sipcore's SIP message layer (the host's `sipcore::sip`, shared with the stream transports): a lazy, zero-copy RFC 3261 parser and the
 //! stateless-reply builder.
 //!
 //! In the SER/OpenSIPS manner, [`Message::parse`] does the framing eagerly
@@ -20,13 +20,14 @@
 //! to send it ([`ResponseDest`]). [`build_reply_from`] answers with the
 //! `received`/`rport` of the request's source in the top Via.
 //!
+//! [`stream`] finds where each message ends on a TCP or TLS stream (RFC 3261 §18.3) and
+//! spots the CRLF keep-alives (RFC 5626 §4.4.1).
+//!
 //! Pure code over bytes: no I/O, no clock, no panics on input. RFC 4475
 //! torture messages are the test corpus (`testdata/`).
 //!
-//! ```ignore
-//! // (not a doctest: the crate path depends on where the module is mounted;
-//! // the same code runs as the unit test `tests_message::module_doc_example`)
-//! use crate::sip::{build_reply, stateless_to_tag, Message};
+//! ```
+//! use sipcore_sip::{build_reply, stateless_to_tag, Message};
 //! let req = Message::parse(bytes::Bytes::from_static(
 //!     b"OPTIONS sip:a@example.com SIP/2.0\r\nv: SIP/2.0/WS x.invalid;branch=z9hG4bK1\r\n\
 //!       f: <sip:b@example.com>;tag=1\r\nt: <sip:a@example.com>\r\ni: c1\r\n\
@@ -56,6 +57,7 @@ mod received;
 mod reply;
 mod response;
 mod scan;
+pub mod stream;
 mod uri;
 mod validate;
 mod via;
@@ -68,9 +70,12 @@ mod tests_hop;
 mod tests_message;
 #[cfg(test)]
 mod tests_rfc4475;
+#[cfg(test)]
+mod tests_stream;
 
-pub(crate) use branch::write_hex;
-pub use branch::{stateless_branch, txn_digits_of_branch, LoopKey, BRANCH_HASH_LEN, BRANCH_LEN};
+pub use branch::{
+    stateless_branch, txn_digits_of_branch, write_hex, LoopKey, BRANCH_HASH_LEN, BRANCH_LEN,
+};
 pub use edit::EditError;
 pub use error::ParseError;
 pub use forward::{forward_request, ForwardRequest};

@@ -1,0 +1,346 @@
+//! Issue 15, parts 1 and 2: sipcore as the WebSocket edge in front of a registrar, with no
+//! registration table of its own. The edge adds its Path (RFC 3327) to each REGISTER, with the
+//! flow token of the client's connection and `ob` (RFC 5626 §5.2), and relays it over UDP to
+//! the registrar; the registrar (a second sipcore here) stores the Path and sends each request
+//! for the user back through it, where the token picks the client's WebSocket. JsSIP and
+//! SIP.js (tests/js/scenario.js) pass MESSAGE both ways, OPTIONS, calls with INFO, re-INVITE
+//! and BYE from either side, CANCEL and an unregistered callee through the two.
+mod common;
+use common::udp::*;
+use common::*;
+use std::process::Command;
+
+/// The registrar: UDP (and an unused WebSocket port), save/lookup, record-routing INVITEs.
+fn registrar_config(udp: u16) -> String {
+    let mi = free_port();
+    format!(
+        "log_level = 3\nmpath = \"{{MPATH}}\"\nmi_http_port = {mi}\n\
+         socket = udp:127.0.0.1:{udp}\nsocket = ws:127.0.0.1:{{PORT}}\n\
+         loadmodule \"proto_udp.so\"\nloadmodule \"proto_ws.so\"\n\
+         loadmodule \"tm.so\"\nloadmodule \"registrar.so\"\nloadmodule \"usrloc.so\"\n\
+         route {{\n\
+         \x20   if (!mf_process_maxfwd_header(10)) {{ sl_send_reply(483, \"Too Many Hops\"); exit; }}\n\
+         \x20   if (has_totag()) {{\n\
+         \x20       if (loose_route()) {{ t_relay(); exit; }}\n\
+         \x20       if (is_method(\"ACK\")) exit;\n\
+         \x20       sl_send_reply(404, \"Not here\");\n\
+         \x20       exit;\n\
+         \x20   }}\n\
+         \x20   if (is_method(\"REGISTER\")) {{\n\
+         \x20       xlog(\"L_INFO\", \"REGISTER $tu path=$hdr(Path)\\n\");\n\
+         \x20       save(\"location\");\n\
+         \x20       exit;\n\
+         \x20   }}\n\
+         \x20   if (is_method(\"OPTIONS\") && $rU == NULL) {{ sl_send_reply(200, \"OK\"); exit; }}\n\
+         \x20   if (is_method(\"CANCEL\")) {{ if (t_check_trans()) t_relay(); exit; }}\n\
+         \x20   if (!lookup(\"location\")) {{ sl_send_reply(404, \"Not Found\"); exit; }}\n\
+         \x20   if (is_method(\"INVITE|SUBSCRIBE|REFER\")) record_route();\n\
+         \x20   t_relay();\n\
+         }}\n"
+    )
+}
+
+/// The edge: WebSocket for the clients, UDP towards the registrar at `registrar`.
+fn edge_config(udp: u16, registrar: u16) -> String {
+    let mi = free_port();
+    format!(
+        "log_level = 3\nmpath = \"{{MPATH}}\"\nmi_http_port = {mi}\n\
+         socket = ws:127.0.0.1:{{PORT}}\nsocket = udp:127.0.0.1:{udp}\n\
+         loadmodule \"proto_ws.so\"\nloadmodule \"proto_udp.so\"\n\
+         modparam(\"proto_ws\", \"require_origin\", 0)\n\
+         loadmodule \"tm.so\"\nloadmodule \"rr.so\"\nloadmodule \"path.so\"\n\
+         route {{\n\
+         \x20   if (!mf_process_maxfwd_header(10)) {{ sl_send_reply(483, \"Too Many Hops\"); exit; }}\n\
+         \x20   if (is_method(\"REGISTER\")) {{\n\
+         \x20       add_path();\n\
+         \x20       $du = \"sip:127.0.0.1:{registrar};transport=udp\";\n\
+         \x20       t_relay();\n\
+         \x20       exit;\n\
+         \x20   }}\n\
+         \x20   if (loose_route()) {{\n\
+         \x20       if (!has_totag() && is_method(\"INVITE|SUBSCRIBE|REFER\")) record_route();\n\
+         \x20       t_relay();\n\
+         \x20       exit;\n\
+         \x20   }}\n\
+         \x20   if (has_totag()) {{\n\
+         \x20       if (is_method(\"ACK\")) exit;\n\
+         \x20       sl_send_reply(404, \"Not here\");\n\
+         \x20       exit;\n\
+         \x20   }}\n\
+         \x20   if ($proto == \"ws\") {{\n\
+         \x20       if (is_method(\"INVITE|SUBSCRIBE|REFER\")) record_route();\n\
+         \x20       $du = \"sip:127.0.0.1:{registrar};transport=udp\";\n\
+         \x20       t_relay();\n\
+         \x20       exit;\n\
+         \x20   }}\n\
+         \x20   sl_send_reply(403, \"Forbidden\");\n\
+         }}\n"
+    )
+}
+
+fn run_scenario(stack: &str) {
+    ensure_node_modules();
+    let (reg_udp, edge_udp) = (free_udp_port(), free_udp_port());
+    let registrar = Server::start(&registrar_config(reg_udp));
+    wait_udp(&registrar, reg_udp);
+    let edge = Server::start(&edge_config(edge_udp, reg_udp));
+    wait_udp(&edge, edge_udp);
+    let stdout = scenario_through(&edge, stack, &|| registrar.log());
+    let steps: Vec<&str> = stdout.lines().filter(|l| l.contains("\"step\"")).collect();
+    assert!(steps.len() >= 10, "{stdout}");
+    // The REGISTERs reached the registrar with the edge's Path (its UDP address, a flow
+    // token, lr and ob), and the edge kept no registration of its own (it has no save()).
+    let edge_path = format!("@127.0.0.1:{edge_udp};transport=udp;lr;ob>");
+    let log = registrar.wait_log(
+        "REGISTER sip:alice@example.com path=<sip:",
+        std::time::Duration::from_secs(5),
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("REGISTER sip:alice@example.com") && l.contains(&edge_path)),
+        "{log}"
+    );
+    let edge_dump = mi_call(mi_port_of(&edge), "ul_dump", serde_json::json!([])).to_string();
+    assert!(!edge_dump.contains("@example.com"), "{edge_dump}");
+}
+
+/// Every scenario of tests/js/scenario.js with `stack` through `edge`; its stdout. Panics
+/// with the logs (`behind`: the registrar's) when a step failed.
+fn scenario_through(edge: &Server, stack: &str, behind: &dyn Fn() -> String) -> String {
+    let out = Command::new("node")
+        .arg(js_dir().join("scenario.js"))
+        .args([
+            "--stack",
+            stack,
+            "--url",
+            &edge.ws_url(),
+            "--domain",
+            "example.com",
+            "--scenario",
+            "all",
+            "--timeout",
+            "60",
+        ])
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stack} through the edge failed:\n{stdout}\n--- node:\n{}\n--- edge:\n{}\n--- behind it:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        edge.log(),
+        behind()
+    );
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("\"step\""))
+            .all(|l| l.contains("\"ok\":true")),
+        "{stdout}"
+    );
+    stdout
+}
+
+fn mi_port_of(srv: &Server) -> u16 {
+    let cfg = std::fs::read_to_string(&srv.cfg_path).unwrap();
+    cfg.lines()
+        .find_map(|l| l.strip_prefix("mi_http_port = "))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("mi_http_port in the config")
+}
+
+#[test]
+fn jssip_calls_sipjs_through_the_edge_and_a_registrar_behind_it() {
+    run_scenario("jssip,sipjs");
+}
+
+#[test]
+fn sipjs_calls_jssip_through_the_edge_and_a_registrar_behind_it() {
+    run_scenario("sipjs,jssip");
+}
+
+/// A client that registers directly with a Path naming someone else (to have its callers'
+/// requests sent there) is refused 403: the top Path must name the hop the REGISTER came from.
+#[test]
+fn a_forged_path_is_refused() {
+    let reg_udp = free_udp_port();
+    let registrar = Server::start(&registrar_config(reg_udp));
+    wait_udp(&registrar, reg_udp);
+    let to: std::net::SocketAddr = format!("127.0.0.1:{reg_udp}").parse().unwrap();
+    let phone = Peer::new();
+    let reg = |path: &str, id: &str| {
+        udp_request(
+            "REGISTER",
+            "sip:example.com",
+            &phone.addr.to_string(),
+            true,
+            id,
+            &format!(
+                "Contact: <sip:mallory@{}>;expires=600\r\nPath: {path}\r\nSupported: path\r\n",
+                phone.addr
+            ),
+        )
+        .replace("<sip:alice@example.com>", "<sip:mallory@example.com>")
+        .replace("To: <sip:example.com>", "To: <sip:mallory@example.com>")
+    };
+    phone.send(to, reg("<sip:192.0.2.66:5060;lr>", "forged").as_bytes());
+    let r = phone.recv_sip();
+    assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+    // Its own address in the Path is accepted, and returned (the UA supports path).
+    let own = format!("<sip:{};lr>", phone.addr);
+    phone.send(to, reg(&own, "own").as_bytes());
+    let r = phone.recv_sip();
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    assert_eq!(header(&r, "Path"), Some(own.as_str()), "{r}");
+    registrar.wait_log(
+        "does not name the hop it came from",
+        std::time::Duration::from_secs(5),
+    );
+}
+
+/// Kamailio 5.6 (Debian) as the registrar behind the edge: its `registrar` module with
+/// `use_path` stores our Path and its `lookup()` sends each request for a user through it.
+fn kamailio_config(udp: u16) -> String {
+    format!(
+        "#!KAMAILIO\n\
+         debug=2\nlog_stderror=yes\nchildren=2\nauto_aliases=no\n\
+         listen=udp:127.0.0.1:{udp}\nalias=\"example.com\"\n\
+         loadmodule \"kex.so\"\nloadmodule \"corex.so\"\nloadmodule \"tm.so\"\nloadmodule \"sl.so\"\n\
+         loadmodule \"rr.so\"\nloadmodule \"pv.so\"\nloadmodule \"maxfwd.so\"\nloadmodule \"usrloc.so\"\n\
+         loadmodule \"registrar.so\"\nloadmodule \"textops.so\"\nloadmodule \"siputils.so\"\n\
+         loadmodule \"xlog.so\"\nloadmodule \"path.so\"\n\
+         modparam(\"usrloc\", \"db_mode\", 0)\n\
+         modparam(\"registrar\", \"use_path\", 1)\n\
+         modparam(\"registrar\", \"path_mode\", 0)\n\
+         modparam(\"registrar\", \"gruu_enabled\", 0)\n\
+         request_route {{\n\
+         \x20   if (!mf_process_maxfwd_header(\"10\")) {{ sl_send_reply(\"483\", \"Too Many Hops\"); exit; }}\n\
+         \x20   if (has_totag()) {{\n\
+         \x20       if (loose_route()) {{ t_relay(); exit; }}\n\
+         \x20       if (is_method(\"ACK\")) {{ if (t_check_trans()) t_relay(); exit; }}\n\
+         \x20       sl_send_reply(\"404\", \"Not here\");\n\
+         \x20       exit;\n\
+         \x20   }}\n\
+         \x20   if (is_method(\"CANCEL\")) {{ if (t_check_trans()) t_relay(); exit; }}\n\
+         \x20   if (is_method(\"REGISTER\")) {{\n\
+         \x20       xlog(\"L_INFO\", \"REGISTER $tu path=$hdr(Path)\\n\");\n\
+         \x20       save(\"location\");\n\
+         \x20       exit;\n\
+         \x20   }}\n\
+         \x20   if (is_method(\"OPTIONS\") && $rU == $null) {{ sl_send_reply(\"200\", \"OK\"); exit; }}\n\
+         \x20   if (!lookup(\"location\")) {{ sl_send_reply(\"404\", \"Not Found\"); exit; }}\n\
+         \x20   if (is_method(\"INVITE|SUBSCRIBE|REFER\")) record_route();\n\
+         \x20   t_relay();\n\
+         }}\n"
+    )
+}
+
+/// A running Kamailio; killed on drop.
+struct Kamailio {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Kamailio {
+    fn start(udp: u16) -> Kamailio {
+        let dir = temp_dir("kamailio");
+        let cfg = dir.join("kamailio.cfg");
+        std::fs::write(&cfg, kamailio_config(udp)).unwrap();
+        let log = dir.join("stderr.log");
+        let child = Command::new("/usr/sbin/kamailio")
+            .args(["-DD", "-E", "-f"])
+            .arg(&cfg)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("/usr/sbin/kamailio (Debian package kamailio)");
+        wait_udp_bound(udp);
+        Kamailio { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The issue's first test: JsSIP and SIP.js register through the sipcore edge with Kamailio
+/// as the registrar and pass every scenario (MESSAGE, OPTIONS, calls with INFO, re-INVITE, BYE
+/// from either side, CANCEL, 404), with no registration table in the edge. Kamailio used to
+/// answer every request to a registered browser 404: it could not reach an `.invalid` contact
+/// without a Path.
+#[test]
+fn browsers_reach_each_other_through_the_edge_with_kamailio_as_registrar() {
+    ensure_node_modules();
+    let (kam_udp, edge_udp) = (free_udp_port(), free_udp_port());
+    let kam = Kamailio::start(kam_udp);
+    let edge = Server::start(&edge_config(edge_udp, kam_udp));
+    wait_udp(&edge, edge_udp);
+    for stack in ["jssip,sipjs", "sipjs,jssip"] {
+        scenario_through(&edge, stack, &|| kam.log());
+    }
+    let edge_path = format!("@127.0.0.1:{edge_udp};transport=udp;lr;ob>");
+    assert!(
+        kam.log()
+            .lines()
+            .any(|l| l.contains("REGISTER sip:alice@example.com") && l.contains(&edge_path)),
+        "{}",
+        kam.log()
+    );
+    let edge_dump = mi_call(mi_port_of(&edge), "ul_dump", serde_json::json!([])).to_string();
+    assert!(!edge_dump.contains("@example.com"), "{edge_dump}");
+}
+
+/// RFC 5626 §6 at the registrar: an Outbound REGISTER (reg-id, +sip.instance, Supported:
+/// outbound) whose first hop's Path lacks `ob` is refused 439; with `ob` (or with no Path: we
+/// are the first hop) the 200 carries `Require: outbound` and `Flow-Timer`.
+#[test]
+fn outbound_registers_get_flow_timer_or_439() {
+    let reg_udp = free_udp_port();
+    let registrar = Server::start(&registrar_config(reg_udp));
+    wait_udp(&registrar, reg_udp);
+    let to: std::net::SocketAddr = format!("127.0.0.1:{reg_udp}").parse().unwrap();
+    let phone = Peer::new();
+    let reg = |path: Option<&str>, id: &str| {
+        let path = path.map(|p| format!("Path: {p}\r\n")).unwrap_or_default();
+        udp_request(
+            "REGISTER",
+            "sip:example.com",
+            &phone.addr.to_string(),
+            true,
+            id,
+            &format!(
+                "Contact: <sip:ob@{}>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\";expires=600\r\n\
+                 {path}Supported: outbound, path\r\n",
+                phone.addr
+            ),
+        )
+        .replace("<sip:alice@example.com>", "<sip:ob@example.com>")
+        .replace("To: <sip:example.com>", "To: <sip:ob@example.com>")
+    };
+    phone.send(
+        to,
+        reg(Some(&format!("<sip:{};lr>", phone.addr)), "no-ob").as_bytes(),
+    );
+    let r = phone.recv_sip();
+    assert!(r.starts_with("SIP/2.0 439 "), "{r}");
+    phone.send(
+        to,
+        reg(Some(&format!("<sip:{};lr;ob>", phone.addr)), "ob").as_bytes(),
+    );
+    let r = phone.recv_sip();
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    assert_eq!(header(&r, "Require"), Some("outbound"), "{r}");
+    assert_eq!(header(&r, "Flow-Timer"), Some("120"), "{r}");
+    phone.send(to, reg(None, "direct").as_bytes());
+    let r = phone.recv_sip();
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    assert_eq!(header(&r, "Flow-Timer"), Some("120"), "{r}");
+}
