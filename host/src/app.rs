@@ -208,6 +208,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     core::authz_jwt::configure(settings.auth_jwt.clone());
     core::configure_pike(settings.pike);
     core::configure_tm(settings.tm);
+    core::configure_rr(settings.rr);
     let host: HostApiRef = core::hostapi::host_api();
     for (m, values) in loaded.iter().zip(&params) {
         let entries: Vec<ParamEntry<'_>> = values

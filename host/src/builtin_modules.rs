@@ -189,6 +189,13 @@ const TM: &[ParamSpec] = &[
     ),
 ];
 
+/// OpenSIPS rr's parameters (RFC 3261 §16.6 step 4, RFC 5658).
+const RR: &[ParamSpec] = &[int(
+    "enable_double_rr",
+    "1",
+    "1: two Record-Route values when a request leaves on another socket than it came in on (RFC 5658; 0: one, the inbound socket's)",
+)];
+
 /// OpenSIPS pike's parameters, and two of sipcore's (see [`crate::pike`]).
 const PIKE: &[ParamSpec] = &[
     int(
@@ -371,7 +378,7 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "rr",
-        params: &[],
+        params: RR,
     },
     Builtin {
         name: "path",
@@ -422,6 +429,10 @@ pub const BUILTINS: &[Builtin] = &[
         params: AUTH_JWT,
     },
     Builtin {
+        name: "nathelper",
+        params: &[],
+    },
+    Builtin {
         name: "db_sqlite",
         params: &[],
     },
@@ -455,6 +466,8 @@ pub struct Settings {
     pub pike: PikeConfig,
     /// tm's.
     pub tm: crate::core::TmConfig,
+    /// rr's.
+    pub rr: crate::core::RrConfig,
     /// auth_db's (its `db_url` already parsed, a relative SQLite path resolved against the
     /// configuration file's directory; the global `db_default_url` when it has none).
     pub auth_db: AuthDbConfig,
@@ -483,6 +496,7 @@ impl Settings {
             }
         };
         match (module, param) {
+            ("rr", "enable_double_rr") => self.rr.double_rr = count(1)? == 1,
             ("tm", "fr_timeout") => self.tm.fr_timeout = range(1, 3600)? as u32,
             ("tm", "fr_inv_timeout") => self.tm.fr_inv_timeout = range(1, 3600)? as u32,
             ("tm", "T1_timer") => self.tm.t1_ms = range(10, 60_000)? as u32,

@@ -20,7 +20,7 @@
 function parseArgs(argv) {
   const o = {
     stack: 'jssip', url: null, bobUrl: null, password: null, domain: 'example.com', scenario: 'all',
-    timeout: 20, stepTimeout: 5, trace: false, suffix: '', idle: 3,
+    timeout: 20, stepTimeout: 5, trace: false, suffix: '', idle: 3, peer: null, peerBye: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -39,6 +39,8 @@ function parseArgs(argv) {
       case '--step-timeout': o.stepTimeout = Number(val()); break;
       case '--suffix': o.suffix = val(); break;
       case '--idle': o.idle = Number(val()); break;
+      case '--peer': o.peer = val(); break;
+      case '--peer-bye': o.peerBye = val(); break;
       case '--fork-stack': o.forkStack = val(); break;
       case '--trace': o.trace = true; break;
       case '-h': case '--help': usage(null); break;
@@ -56,6 +58,7 @@ function usage(msg) {
     '       [--domain example.com] [--scenario NAME] [--timeout SECS] [--step-timeout SECS]',
     '       [--suffix STR] [--idle SECS (scenario idle)] [--trace]',
     '       [--password PW (both users answer 401/407 challenges with it)]',
+    '       [--peer URI --peer-bye URI (scenario udp: a UAS that waits for the BYE, one that sends it)]',
     'scenarios: ' + Object.keys(SCENARIOS).join(', '),
     'stacks: jssip, sipjs, mixed (alice=jssip, bob=sipjs), or "A,B" for alice,bob',
   ].join('\n');
@@ -813,6 +816,83 @@ async function scIdle() {
   });
 }
 
+const rrOf = (m) => [].concat(...(m.headers['record-route'] || []).map((v) => splitContacts([v])));
+
+// bob answers the next call, which comes from UDP (within twice the step timeout): it must carry
+// two Record-Route values (ws on top, then udp); then bob hangs up (hangUp) or waits for the
+// caller's BYE.
+async function incoming(label, hangUp) {
+  const { bob } = ctx;
+  const sB = mark(bob);
+  const n = bob.calls.length;
+  const inv = await expectWire(bob, 'in', isReq('INVITE', (m) => !m.toTag), 'INVITE from UDP', sB,
+    OPTS.stepTimeout * 2000);
+  const cc = await until(() => bob.calls[n], `bob's stack reports the incoming call`);
+  cc.answer();
+  await expectWire(bob, 'in', isReq('ACK'), 'ACK from the UDP caller', sB);
+  await cc.wait(['confirmed'], `${label}: bob's call is confirmed`);
+  const rr = rrOf(inv);
+  assert(rr.length === 2 && /transport=ws/i.test(rr[0]) && /transport=udp/i.test(rr[1]),
+    `${label}: expected two Record-Route values (ws, then udp), got ${JSON.stringify(rr)}`);
+  // The UDP caller may hang up before bob's stack reports the call confirmed: from sB.
+  if (hangUp) {
+    cc.bye();
+    await expectWire(bob, 'in', isResp('BYE', 200), '200 OK to BYE', sB);
+  } else {
+    await expectWire(bob, 'in', isReq('BYE'), 'BYE from the UDP caller', sB);
+    await expectWire(bob, 'out', isResp('BYE', 200), '200 OK to the BYE', sB);
+  }
+  await until(() => cc.isEnded(), `bob's call ends`);
+  return { record_route: rr };
+}
+
+// Calls across transports with a UDP peer (SIPp, started by the Rust test): alice calls
+// --peer and hangs up, then calls --peer-bye, which hangs up; then bob, announced ready
+// (step udp_in.ready), is called twice from UDP: the caller hangs up the first call, bob the
+// second. Every in-dialog request crosses the proxy's double Record-Route (RFC 5658) both ways.
+async function scUdp() {
+  const { alice, bob } = ctx;
+  assert(OPTS.peer && OPTS.peerBye, 'scenario udp needs --peer and --peer-bye');
+  const dial = async (label, target) => {
+    const sA = mark(alice);
+    const c = alice.call(target);
+    const ok = await expectWire(alice, 'in', isResp('INVITE', 200), '200 OK to INVITE', sA);
+    await expectWire(alice, 'out', isReq('ACK'), 'ACK', sA);
+    await c.wait(['confirmed'], `${label}: alice's call is confirmed`);
+    const rr = rrOf(ok);
+    assert(rr.length === 2 && /transport=udp/i.test(rr[0]) && /transport=ws/i.test(rr[1]),
+      `${label}: expected two Record-Route values (udp, then ws), got ${JSON.stringify(rr)}`);
+    return { c, rr };
+  };
+  await step('udp_out.alice_hangs_up', async () => {
+    const { c, rr } = await dial('udp_out.alice_hangs_up', OPTS.peer);
+    const sA = mark(alice);
+    c.bye();
+    const bye = await expectWire(alice, 'out', isReq('BYE'), 'BYE', sA);
+    await expectWire(alice, 'in', isResp('BYE', 200), '200 OK to BYE', sA);
+    await until(() => c.isEnded(), `alice's call ends`);
+    return { record_route: rr, route: bye.headers.route || null };
+  });
+  await step('udp_out.peer_hangs_up', async () => {
+    const sA = mark(alice);
+    const { c, rr } = await dial('udp_out.peer_hangs_up', OPTS.peerBye);
+    const bye = await expectWire(alice, 'in', isReq('BYE'), 'BYE from the UDP peer', sA);
+    await expectWire(alice, 'out', isResp('BYE', 200), '200 OK to the BYE', sA);
+    await until(() => c.isEnded(), `alice's call ends`);
+    return { record_route: rr, ruri: bye.ruri };
+  });
+  await step('udp_in.ready', async () => ({ bob: bob.uri }));
+  await step('udp_in.caller_hangs_up', () => incoming('udp_in.caller_hangs_up', false));
+  await step('udp_in.bob_hangs_up', () => incoming('udp_in.bob_hangs_up', true));
+}
+
+// A phone over UDP (baresip, started by the Rust test once it reads step answer.ready) calls
+// bob, who answers and hangs up.
+async function scAnswer() {
+  await step('answer.ready', async () => ({ bob: ctx.bob.uri }));
+  await step('answer.bob_hangs_up', () => incoming('answer.bob_hangs_up', true));
+}
+
 const SCENARIOS = {
   register: [],
   message: [scMessage],
@@ -822,6 +902,8 @@ const SCENARIOS = {
   unregistered: [scUnregistered],
   fork: [scFork],
   idle: [scIdle, scMessage],
+  udp: [scUdp],
+  answer: [scAnswer],
   all: [scMessage, scOptions, scCall, scCancel, scUnregistered],
 };
 

@@ -296,9 +296,15 @@ fn unknown_builtin_parameter_is_a_config_error() {
     let (st, err, _) = run_to_exit(cfg, "builtin2.cfg");
     assert_eq!(st.code(), Some(1), "{err}");
     assert!(
-        err.contains("module 'rr' has no parameter 'append_fromtag' (it has none)"),
+        err.contains("module 'rr' has no parameter 'append_fromtag' (it has: enable_double_rr)"),
         "{err}"
     );
+    // rr's enable_double_rr is 0 or 1.
+    let cfg = "mpath = \"{MPATH}\"\nloadmodule \"rr.so\"\nmodparam(\"rr\", \"enable_double_rr\", 2)\nroute { exit; }\n";
+    let (st, err, path) = run_to_exit(cfg, "builtin5.cfg");
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{}:3:", path.display())), "{err}");
+    assert!(err.contains("rr enable_double_rr must be 0-1"), "{err}");
     // tm's are checked (OpenSIPS's names and units).
     let cfg = "mpath = \"{MPATH}\"\nloadmodule \"tm.so\"\nmodparam(\"tm\", \"fr_timeout\", 5)\nmodparam(\"tm\", \"fr_inv_timeout\", 0)\nroute { exit; }\n";
     let (st, err, path) = run_to_exit(cfg, "builtin4.cfg");

@@ -20,7 +20,9 @@ thread_local! {
 pub(crate) struct MsgEnv<'a> {
     core: &'a Core,
     info: &'a ReceiveInfo,
-    msg: &'a Message,
+    /// The message, or its rewrite by `force_rport()` / `fix_nated_contact()`, which the
+    /// functions after them, the relay and the replies use.
+    msg: Cow<'a, Message>,
     /// `$du`, once the script sets it.
     du: Option<String>,
     /// `$ru`, once the script rewrites it.
@@ -36,6 +38,11 @@ pub(crate) struct MsgEnv<'a> {
     /// `$si` as text, written once per message into this buffer (no allocation): configs
     /// compare it on every request (the default one, for pike's loopback exemption).
     si: IpText,
+    /// The message as received, when `fix_nated_contact()` rewrote its Contact: `save()`
+    /// stores the Contact the client sent (as OpenSIPS, whose save() reads the message
+    /// without its lumps), so the 200 lists the client's own Contact. With `rport` when
+    /// `force_rport()` was called.
+    received: Option<Message>,
     /// The transaction functions' state (`t_on_*`, branches, the failure route's cell).
     tm: TmEnv,
 }
@@ -74,28 +81,46 @@ pub(crate) fn run_request(core: &Core, info: &ReceiveInfo, msg: &Message) {
     let Some(route) = core.script.main_route() else {
         return;
     };
-    if run(core, info, msg, route) == Outcome::Drop {
+    if run(core, info, msg, route).0 == Outcome::Drop {
         crate::log!(Debug, "core", "request dropped by the script"; "peer" => peer(info));
     }
 }
 
-/// Run `onreply_route` (the unnamed one) for a reply about to be relayed; false when the
-/// script dropped it.
-pub(crate) fn run_reply(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool {
+/// Run `onreply_route` (the unnamed one) for a reply about to be relayed: `None` when the
+/// script dropped it, else the reply to relay (rewritten if the script called
+/// `fix_nated_contact()`).
+pub(crate) fn run_reply<'m>(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &'m Message,
+) -> Option<Cow<'m, Message>> {
     let Some(route) = core.script.onreply_route(None) else {
-        return true;
+        return Some(Cow::Borrowed(msg));
     };
-    if run(core, info, msg, route) == Outcome::Drop {
-        crate::log!(Debug, "core", "reply {} dropped by onreply_route", msg.status().unwrap_or(0); "peer" => peer(info));
-        return false;
+    match run(core, info, msg, route) {
+        (Outcome::Drop, _) => {
+            crate::log!(Debug, "core", "reply {} dropped by onreply_route", msg.status().unwrap_or(0); "peer" => peer(info));
+            None
+        }
+        (_, m) => Some(m),
     }
-    true
 }
 
-/// Run `route` over `msg`, with this thread's reusable script state.
-fn run(core: &Core, info: &ReceiveInfo, msg: &Message, route: RouteRef) -> Outcome {
+/// Run `route` over `msg`, with this thread's reusable script state; also the message as the
+/// script left it (rewritten by `force_rport()` or `fix_nated_contact()`).
+fn run<'m>(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &'m Message,
+    route: RouteRef,
+) -> (Outcome, Cow<'m, Message>) {
     let mut env = MsgEnv::new(core, info, msg);
-    run_env(core, route, &mut env)
+    let out = run_env(core, route, &mut env);
+    let msg = match env.msg {
+        Cow::Owned(m) => Cow::Owned(m),
+        Cow::Borrowed(_) => Cow::Borrowed(msg),
+    };
+    (out, msg)
 }
 
 fn run_env(core: &Core, route: RouteRef, env: &mut MsgEnv<'_>) -> Outcome {
@@ -134,16 +159,20 @@ pub(crate) fn run_failure(core: &Core, id: u64, run: super::stateful::FailureRun
     super::stateful::resume(core, id);
 }
 
-/// An `onreply_route[name]` armed by `t_on_reply()` for a response of a transaction's branch;
-/// false when the script dropped it (a provisional response is then not relayed).
+/// An `onreply_route[name]` armed by `t_on_reply()` for a response of a transaction's branch:
+/// `None` when the script dropped it (a provisional response is then not relayed), else the
+/// response as `fix_nated_contact()` rewrote it, if it did.
 pub(crate) fn run_reply_route(
     core: &Core,
     info: &ReceiveInfo,
     msg: &Message,
     route: RouteRef,
-) -> bool {
-    let mut env = MsgEnv::new(core, info, msg);
-    run_env(core, route, &mut env) != Outcome::Drop
+) -> Option<Option<Message>> {
+    match run(core, info, msg, route) {
+        (Outcome::Drop, _) => None,
+        (_, Cow::Owned(m)) => Some(Some(m)),
+        (_, Cow::Borrowed(_)) => Some(None),
+    }
 }
 
 impl<'a> MsgEnv<'a> {
@@ -151,7 +180,7 @@ impl<'a> MsgEnv<'a> {
         MsgEnv {
             core,
             info,
-            msg,
+            msg: Cow::Borrowed(msg),
             du: None,
             ru: None,
             replied: false,
@@ -159,6 +188,7 @@ impl<'a> MsgEnv<'a> {
             auth: Default::default(),
             outputs: Vec::new(),
             si: IpText::default(),
+            received: None,
             tm: TmEnv::default(),
         }
     }
@@ -269,7 +299,7 @@ impl MsgEnv<'_> {
         }
         let reason = args.get(1).and_then(Value::as_str).unwrap_or("");
         if stateful {
-            return match super::stateful::reply(self.core, self.info, self.msg, code, reason) {
+            return match super::stateful::reply(self.core, self.info, &self.msg, code, reason) {
                 Ok(()) => {
                     self.replied = true;
                     1
@@ -280,7 +310,7 @@ impl MsgEnv<'_> {
                 }
             };
         }
-        match self.core.reply(self.info, self.msg, code, reason, &[]) {
+        match self.core.reply(self.info, &self.msg, code, reason, &[]) {
             Ok(sent) => {
                 self.replied |= sent;
                 1
@@ -314,7 +344,7 @@ impl MsgEnv<'_> {
             let code = e.reply_code();
             let sent = self.core.reply(
                 self.info,
-                self.msg,
+                &self.msg,
                 code,
                 super::send::bad_reason(code),
                 &[],
@@ -344,7 +374,7 @@ impl MsgEnv<'_> {
             .collect();
         if let Some(route) = self.tm.opts.on_branch {
             targets.retain_mut(|t| {
-                let mut child = MsgEnv::new(self.core, self.info, self.msg);
+                let mut child = MsgEnv::new(self.core, self.info, &self.msg);
                 child.ru = Some(std::mem::take(&mut t.ru));
                 child.du = t.du.take();
                 child.proxy = std::mem::take(&mut t.st);
@@ -359,7 +389,7 @@ impl MsgEnv<'_> {
         let (r, replied) = super::fork::relay_branches(
             self.core,
             self.info,
-            self.msg,
+            &self.msg,
             &targets,
             (&self.tm.opts, &self.tm.serial),
             self.tm.failure.map(|(id, _)| id),
@@ -456,9 +486,61 @@ impl MsgEnv<'_> {
     }
 }
 
+impl MsgEnv<'_> {
+    /// `force_rport()`, `fix_nated_contact([uri_params])`, `nat_uac_test(flags)` (see
+    /// [`super::nat`]): a rewrite replaces the message the later functions, the relay and the
+    /// replies use. -1 (logged) when there is nothing to rewrite or no source address.
+    fn nat(&mut self, f: FuncId, args: &[Value<'_>]) -> i64 {
+        let Some(src) = self.info.src.to_std() else {
+            return -1;
+        };
+        let rewritten = match f {
+            FuncId::NAT_UAC_TEST => {
+                let flags = args.first().and_then(Value::as_int).unwrap_or(0);
+                let flags = u32::try_from(flags).unwrap_or(0);
+                return if super::nat::nat_uac_test(&self.msg, src, flags) {
+                    1
+                } else {
+                    -1
+                };
+            }
+            FuncId::FORCE_RPORT => {
+                if let Some(Ok(Some(r))) = self.received.as_ref().map(super::nat::force_rport) {
+                    self.received = Some(r);
+                }
+                super::nat::force_rport(&self.msg)
+            }
+            _ => {
+                let params = args.first().and_then(Value::as_str).unwrap_or("");
+                let fixed = super::nat::fix_nated_contact(&self.msg, src, params);
+                if fixed.is_ok() && self.received.is_none() {
+                    self.received = Some(self.msg.clone().into_owned());
+                }
+                fixed.map(Some)
+            }
+        };
+        match rewritten {
+            Ok(Some(m)) => {
+                self.msg = Cow::Owned(m);
+                1
+            }
+            Ok(None) => 1,
+            Err(e) => {
+                let name = if f == FuncId::FORCE_RPORT {
+                    "force_rport"
+                } else {
+                    "fix_nated_contact"
+                };
+                crate::log!(Info, "core", "{}(): {}", name, e; "peer" => peer(self.info));
+                -1
+            }
+        }
+    }
+}
+
 impl Env for MsgEnv<'_> {
     fn pv_get(&mut self, pv: &Pv) -> Value<'_> {
-        let m = self.msg;
+        let m: &Message = &self.msg;
         match pv {
             Pv::SrcIp => match self.info.src.to_std() {
                 Some(a) => Value::str(self.si.get(a.ip())),
@@ -632,7 +714,7 @@ impl Env for MsgEnv<'_> {
                 1
             }
             FuncId::NEXT_BRANCHES => self.next_branches(),
-            FuncId::T_NEWTRAN => match super::stateful::newtran(self.core, self.info, self.msg) {
+            FuncId::T_NEWTRAN => match super::stateful::newtran(self.core, self.info, &self.msg) {
                 Ok(()) => 1,
                 Err(e) => {
                     crate::log!(Warning, "tm", "t_newtran failed: {}", e; "peer" => peer(self.info));
@@ -681,7 +763,7 @@ impl Env for MsgEnv<'_> {
                 let (r, replied) = super::relay::forward(
                     self.core,
                     self.info,
-                    self.msg,
+                    &self.msg,
                     super::relay::Dest {
                         explicit,
                         du: self.du.as_deref(),
@@ -697,8 +779,8 @@ impl Env for MsgEnv<'_> {
             FuncId::SAVE => {
                 let table = args.first().and_then(Value::as_str).unwrap_or("location");
                 let flags = args.get(1).and_then(Value::as_str).unwrap_or("");
-                let (r, replied) =
-                    super::location::save(self.core, self.info, self.msg, table, flags);
+                let m = self.received.as_ref().unwrap_or(&self.msg);
+                let (r, replied) = super::location::save(self.core, self.info, m, table, flags);
                 self.replied |= replied;
                 r
             }
@@ -734,16 +816,17 @@ impl Env for MsgEnv<'_> {
                 1
             }
             FuncId::LOOSE_ROUTE => {
-                let lr = proxy::loose_route(self.core, self.info, self.msg, &mut self.proxy);
+                let lr = proxy::loose_route(self.core, self.info, &self.msg, &mut self.proxy);
                 if lr.du.is_some() {
                     self.du = lr.du;
                 }
                 lr.ret
             }
-            FuncId::HAS_TOTAG => proxy::has_totag(self.msg),
-            FuncId::IS_PRESENT_HF => {
-                proxy::is_present_hf(self.msg, args.first().and_then(Value::as_str).unwrap_or(""))
-            }
+            FuncId::HAS_TOTAG => proxy::has_totag(&self.msg),
+            FuncId::IS_PRESENT_HF => proxy::is_present_hf(
+                &self.msg,
+                args.first().and_then(Value::as_str).unwrap_or(""),
+            ),
             FuncId::REMOVE_HF => {
                 let name = args.first().and_then(Value::as_str).unwrap_or("");
                 let n = self.msg.headers(name).count();
@@ -772,7 +855,7 @@ impl Env for MsgEnv<'_> {
                 let (r, sent) = super::authz::challenge(
                     self.core,
                     self.info,
-                    self.msg,
+                    &self.msg,
                     &self.auth,
                     f == FuncId::PROXY_CHALLENGE,
                     (arg(0), arg(1), arg(2)),
@@ -782,13 +865,13 @@ impl Env for MsgEnv<'_> {
             }
             FuncId::WWW_AUTHORIZE | FuncId::PROXY_AUTHORIZE => super::authz::authorize(
                 self.info,
-                self.msg,
+                &self.msg,
                 &mut self.auth,
                 f == FuncId::PROXY_AUTHORIZE,
                 args.first().and_then(Value::as_str),
             ),
             FuncId::CHECK_FROM | FuncId::CHECK_TO => {
-                super::authz::check_identity(self.msg, &self.auth, f == FuncId::CHECK_TO)
+                super::authz::check_identity(&self.msg, &self.auth, f == FuncId::CHECK_TO)
             }
             FuncId::CONSUME_CREDENTIALS => {
                 match self.auth.authorized.as_ref().and_then(|a| a.header) {
@@ -803,11 +886,14 @@ impl Env for MsgEnv<'_> {
                 self.sanity(f == FuncId::SANITY_CHECK)
             }
             FuncId::T_CHECK_TRANS => {
-                if super::stateful::check_trans(self.msg) {
+                if super::stateful::check_trans(&self.msg) {
                     1
                 } else {
                     -1
                 }
+            }
+            FuncId::FORCE_RPORT | FuncId::FIX_NATED_CONTACT | FuncId::NAT_UAC_TEST => {
+                self.nat(f, args)
             }
             FuncId::PIKE_CHECK_REQ => {
                 super::pike::check_req(self.info.src.to_std().map(|a| a.ip()))
@@ -816,7 +902,7 @@ impl Env for MsgEnv<'_> {
                 let arg = |i: usize| args.get(i).and_then(Value::as_str).unwrap_or("");
                 let out = super::authz_jwt::script_authorize(
                     self.info,
-                    self.msg,
+                    &self.msg,
                     &mut self.auth,
                     arg(0),
                     arg(1),

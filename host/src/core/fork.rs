@@ -4,6 +4,7 @@
 //! target, with its own signed Via branch (its index under the MAC), on a client transaction
 //! of the one cell ([`super::stateful`]).
 use super::locate;
+use super::proxy::Outbound;
 use super::relay::{answer_full, build_out};
 use super::send::{peer, Core};
 use super::stateful::{self, BranchDst, BranchTarget, Relayed, TmOpts};
@@ -111,20 +112,11 @@ pub(crate) fn relay_branches(
         let Ok(index8) = u8::try_from(index) else {
             break;
         };
-        let conn = match &dst {
-            BranchDst::Conn(c) => c.conn_id,
-            BranchDst::Addr { .. } => 0,
+        let outbound = match &dst {
+            BranchDst::Conn(c) => Outbound::Conn(c.proto, c.conn_id),
+            BranchDst::Addr { proto, addr, .. } => Outbound::Addr(*proto, *addr),
         };
-        let out = match build_out(
-            core,
-            info,
-            msg,
-            Some(&t.ru),
-            (dst.proto(), conn),
-            &t.st,
-            index8,
-            false,
-        ) {
+        let out = match build_out(core, info, msg, Some(&t.ru), outbound, &t.st, index8, false) {
             Ok(o) => bytes::Bytes::from(o),
             Err(_) => continue,
         };

@@ -17,6 +17,7 @@ mod fork;
 pub mod hostapi;
 mod locate;
 mod location;
+pub mod nat;
 mod pending;
 mod pike;
 mod proxy;
@@ -26,6 +27,7 @@ mod send;
 mod stateful;
 
 pub use addr::SocketInfo;
+pub use proxy::RrConfig;
 pub(crate) use send::peer;
 pub use send::{script, set_script, Core};
 pub use stateful::TmConfig;
@@ -75,6 +77,11 @@ pub fn configure_pike(cfg: crate::pike::PikeConfig) {
 /// Apply the `tm` modparams (before the first message).
 pub fn configure_tm(cfg: TmConfig) {
     stateful::configure(cfg);
+}
+
+/// Apply the `rr` modparams (before the first message).
+pub fn configure_rr(cfg: RrConfig) {
+    proxy::configure(cfg);
 }
 
 /// Apply the `registrar` and `usrloc` modparams (before the first message).
@@ -145,15 +152,17 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
         crate::stats::counters::CORE_RCV_REPLIES.inc();
         // Routed by our signed branch (forged ones stop here); the script sees it; then it
         // goes over the hop the branch names.
-        match relay::reply_hop(core, info, &msg) {
-            Some(hop) if env::run_reply(core, info, &msg) => {
+        let relayed = relay::reply_hop(core, info, &msg)
+            .and_then(|hop| Some((hop, env::run_reply(core, info, &msg)?)));
+        match relayed {
+            Some((hop, msg)) => {
                 // A response of a client transaction goes to it; one that none knows (a 2xx
                 // retransmitted after its transaction ended, RFC 6026) is relayed statelessly.
                 if !stateful::on_response(core, info, &msg) {
                     relay::relay_reply(core, info, &msg, hop)
                 }
             }
-            _ => crate::stats::counters::CORE_DROP_REPLIES.inc(),
+            None => crate::stats::counters::CORE_DROP_REPLIES.inc(),
         }
         return;
     }

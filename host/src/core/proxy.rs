@@ -21,6 +21,8 @@ use super::send::{peer, Core};
 use crate::sip::{Message, Uri};
 use sha1::{Digest, Sha1};
 use sipcore_abi::{Proto, ReceiveInfo};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the script asked for, applied when the request is forwarded.
 #[derive(Debug, Clone)]
@@ -120,32 +122,95 @@ fn side_of(proto: Proto, conn_id: u64) -> (Proto, u64) {
     )
 }
 
-/// The Record-Route value for a request that came in as `info` and leaves on `out`: the
-/// connection it goes over, or the transport it goes to an address with (conn id 0).
+/// OpenSIPS rr's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RrConfig {
+    /// `enable_double_rr` (default 1): two Record-Route values when a request leaves on
+    /// another socket than it came in on (RFC 5658 §3); 0: one, the inbound socket's (as
+    /// OpenSIPS).
+    pub double_rr: bool,
+}
+
+impl Default for RrConfig {
+    fn default() -> Self {
+        RrConfig { double_rr: true }
+    }
+}
+
+static DOUBLE_RR: AtomicBool = AtomicBool::new(true);
+
+/// Apply `modparam("rr", ...)` (before the first message).
+pub(crate) fn configure(cfg: RrConfig) {
+    DOUBLE_RR.store(cfg.double_rr, Ordering::Relaxed);
+}
+
+/// Where a relayed request leaves from: over an open connection (its socket is not known
+/// here: the first socket of its transport, and the same socket as the inbound one when the
+/// transport is the same), or to an address (the first socket of the
+/// transport in the address's family, the one the transport sends from).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outbound {
+    /// Over connection `id` of a transport (0: a connection to be opened).
+    Conn(Proto, u64),
+    /// To this address over a connectionless transport, or over a connection the transport
+    /// opens (or reuses) to it.
+    Addr(Proto, SocketAddr),
+}
+
+impl Outbound {
+    fn side(&self) -> (Proto, u64) {
+        match *self {
+            Outbound::Conn(p, id) => side_of(p, id),
+            Outbound::Addr(p, _) => (p, 0),
+        }
+    }
+
+    /// The socket the request leaves from, as far as the core can tell.
+    fn socket<'c>(&self, core: &'c Core) -> Option<&'c SocketInfo> {
+        let of = |p: Proto| core.sockets.iter().filter(move |s| s.proto == p);
+        match *self {
+            Outbound::Conn(p, _) => of(p).next(),
+            Outbound::Addr(p, a) => of(p)
+                .find(|s| s.addr.is_ipv4() == a.is_ipv4())
+                .or_else(|| of(p).next()),
+        }
+    }
+}
+
+/// The Record-Route value for a request that came in as `info` and leaves as `out` (decided
+/// when the destination is known, as OpenSIPS fills its Record-Route lumps with the send
+/// socket at send time).
 ///
-/// When it leaves over another transport than it came in on (ws to wss, or later udp), two
-/// values (RFC 5658 §3, double record-routing; OpenSIPS `enable_double_rr`): first the
-/// socket facing the callee, then the one facing the caller, both with the same token, so
-/// each side's route set starts with the address it reaches us at over its own transport.
-/// `loose_route()` removes both.
-pub(crate) fn record_route_value(
-    core: &Core,
-    info: &ReceiveInfo,
-    out: (Proto, u64),
-) -> Option<String> {
+/// When it leaves from another socket than it came in on (ws to udp, udp over IPv4 to udp
+/// over IPv6...) and `enable_double_rr` is on (the default), two values (RFC 5658 §3, RFC
+/// 7118 §5; OpenSIPS `enable_double_rr`): first, topmost, the socket facing the callee, then
+/// the one facing the caller, each with its `transport=` and `lr`, both with the same flow
+/// token, so each side's route set starts with the address it reaches us at over its own
+/// transport. `loose_route()` removes both. With `enable_double_rr` 0, one value: the
+/// inbound socket's (as OpenSIPS).
+pub(crate) fn record_route_value(core: &Core, info: &ReceiveInfo, out: Outbound) -> Option<String> {
     let sock = socket_of(core, info)?;
     let a = side_of(info.proto, info.conn_id);
-    let token = encode_token(a, Some(side_of(out.0, out.1)));
+    let token = encode_token(a, Some(out.side()));
     let inbound = format!(
         "<sip:{token}@{};transport={};lr>",
         public_addr(sock),
         info.proto.name()
     );
-    match core.sockets.iter().find(|s| s.proto == out.0) {
-        Some(o) if out.0 != info.proto => Some(format!(
+    if !DOUBLE_RR.load(Ordering::Relaxed) {
+        return Some(inbound);
+    }
+    // A connection's own socket is not known here: over the inbound transport it counts as
+    // the same socket.
+    let differs = |o: &SocketInfo| match out {
+        Outbound::Conn(..) => o.proto != info.proto,
+        Outbound::Addr(..) => o.proto != info.proto || o.id != sock.id,
+    };
+    match out.socket(core) {
+        Some(o) if differs(o) => Some(format!(
             "<sip:{token}@{};transport={};lr>, {inbound}",
             public_addr(o),
-            out.0.name()
+            o.proto.name()
         )),
         _ => Some(inbound),
     }

@@ -146,21 +146,12 @@ fn forward_to(
             }
         }
     };
-    let (proto, out_conn) = match &next {
-        Target::Conn(c) => (c.proto, c.conn_id),
-        Target::Addr(n) => (n.proto, 0),
+    let out = match &next {
+        Target::Conn(c) => proxy::Outbound::Conn(c.proto, c.conn_id),
+        Target::Addr(n) => proxy::Outbound::Addr(n.proto, n.addr),
     };
     #[allow(unused_mut)]
-    let mut out = match build_out(
-        core,
-        info,
-        msg,
-        dest.ru,
-        (proto, out_conn),
-        st,
-        0,
-        auto_reply,
-    ) {
+    let mut out = match build_out(core, info, msg, dest.ru, out, st, 0, auto_reply) {
         Ok(o) => o,
         Err(r) => return r,
     };
@@ -214,8 +205,8 @@ fn forward_to(
     }
 }
 
-/// The request as it leaves for `(proto, out_conn)` (connection 0: an address) as branch
-/// `index` of its transaction: our Via with the signed branch, Record-Route, the script's
+/// The request as it leaves for `out` (a connection, or an address) as branch `index` of
+/// its transaction: our Via with the signed branch, Record-Route, the script's
 /// header edits, Max-Forwards decremented (RFC 3261 §16.6). `Err` is what the relay
 /// returns: -1 after 482 (loop), 483 or 513, or -1 without a reply.
 #[allow(clippy::too_many_arguments)]
@@ -224,13 +215,17 @@ pub(super) fn build_out(
     info: &ReceiveInfo,
     msg: &Message,
     ru: Option<&str>,
-    (proto, out_conn): (Proto, u64),
+    out: proxy::Outbound,
     st: &ProxyState,
     index: u8,
     auto_reply: bool,
 ) -> Result<Vec<u8>, (i64, bool)> {
     let fail = |code: u16, reason: &str| (-1, auto_reply && reply(core, info, msg, code, reason));
-    let Some((via_host, via_port)) = core.via_for(proto) else {
+    let (proto, out_conn, to) = match out {
+        proxy::Outbound::Conn(p, id) => (p, id, None),
+        proxy::Outbound::Addr(p, a) => (p, 0, Some(a)),
+    };
+    let Some((via_host, via_port)) = core.via_for(proto, to) else {
         crate::log!(Error, "core", "forward(): no {} socket to send from", proto.name(); "peer" => peer(info));
         return Err((-1, false));
     };
@@ -249,7 +244,7 @@ pub(super) fn build_out(
         return Err(fail(482, "Loop Detected"));
     }
     let rr = if st.record_route {
-        proxy::record_route_value(core, info, (proto, out_conn))
+        proxy::record_route_value(core, info, out)
     } else {
         None
     };

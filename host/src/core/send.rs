@@ -158,13 +158,20 @@ impl Core {
         }
     }
 
-    /// The Via sent-by for messages we send over `proto`: the socket's advertised address, or
-    /// its own.
-    pub(super) fn via_for(&self, proto: Proto) -> Option<(&str, u16)> {
-        self.via
-            .iter()
-            .find(|(p, _, _)| *p == proto)
-            .map(|(_, host, port)| (host.as_str(), *port))
+    /// The Via sent-by for messages we send over `proto` (to `to`, when an address): the
+    /// socket's advertised address, or its own; of the first socket of `proto` in `to`'s
+    /// address family (the one the transport sends from), else the first of `proto`.
+    pub(super) fn via_for(&self, proto: Proto, to: Option<SocketAddr>) -> Option<(&str, u16)> {
+        let of = || {
+            self.via
+                .iter()
+                .zip(&self.sockets)
+                .filter(move |((p, _, _), _)| *p == proto)
+        };
+        let same_family = to.and_then(|a| of().find(|(_, s)| s.addr.is_ipv4() == a.is_ipv4()));
+        same_family
+            .or_else(|| of().next())
+            .map(|((_, host, port), _)| (host.as_str(), *port))
     }
 
     /// Answer the request `msg` statelessly with `code reason` and `headers` (RFC 3261

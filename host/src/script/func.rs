@@ -94,6 +94,15 @@ impl FuncId {
     pub const ADD_PATH: FuncId = FuncId(35);
     /// `add_path_received()` (OpenSIPS path): the same, with the client's source address.
     pub const ADD_PATH_RECEIVED: FuncId = FuncId(36);
+    /// `force_rport()` (OpenSIPS core, RFC 3581 §4): the top Via gets `rport` as if the client
+    /// had asked, so replies go to the source port.
+    pub const FORCE_RPORT: FuncId = FuncId(37);
+    /// `fix_nated_contact([uri_params])` (OpenSIPS nathelper): the Contact's host:port become
+    /// the request's (or reply's) source address.
+    pub const FIX_NATED_CONTACT: FuncId = FuncId(38);
+    /// `nat_uac_test(flags)` (OpenSIPS nathelper): 1 when one of the selected tests finds the
+    /// sender behind a NAT.
+    pub const NAT_UAC_TEST: FuncId = FuncId(39);
 }
 
 /// What an argument position accepts, and what the host receives there.
@@ -198,13 +207,14 @@ impl FunctionTable {
     /// `jwt_script_authorize(token, key[, out_decoded[, out_user]])`, `t_check_trans()`, `t_reply(code, reason)`,
     /// `t_on_failure(route)`, `t_on_reply(route)`, `t_on_branch(route)`, `t_check_status(re)`,
     /// `t_newtran()`, `append_branch([uri])`, `serialize_branches([clear])`, `next_branches()`,
-    /// `add_path([user])`, `add_path_received([user])`.
+    /// `add_path([user])`, `add_path_received([user])`,
+    /// `force_rport()`, `fix_nated_contact([uri_params])`, `nat_uac_test(flags)`.
     pub fn with_core() -> Self {
         let mut t = FunctionTable {
             funcs: Vec::new(),
             by_name: HashMap::new(),
         };
-        let core: [(&str, &[ArgKind], usize); 37] = [
+        let core: [(&str, &[ArgKind], usize); 40] = [
             ("xlog", &[ArgKind::Format, ArgKind::Format], 1),
             ("sl_send_reply", &[ArgKind::Int, ArgKind::Format], 2),
             ("is_method", &[ArgKind::Str], 1),
@@ -263,6 +273,9 @@ impl FunctionTable {
             ("next_branches", &[], 0),
             ("add_path", &[ArgKind::Str], 0),
             ("add_path_received", &[ArgKind::Str], 0),
+            ("force_rport", &[], 0),
+            ("fix_nated_contact", &[ArgKind::Format], 0),
+            ("nat_uac_test", &[ArgKind::Int], 1),
         ];
         for (name, args, min) in core {
             // Fresh table, valid names: registration cannot fail.
@@ -360,6 +373,9 @@ mod tests {
             ("next_branches", FuncId::NEXT_BRANCHES),
             ("add_path", FuncId::ADD_PATH),
             ("add_path_received", FuncId::ADD_PATH_RECEIVED),
+            ("force_rport", FuncId::FORCE_RPORT),
+            ("fix_nated_contact", FuncId::FIX_NATED_CONTACT),
+            ("nat_uac_test", FuncId::NAT_UAC_TEST),
         ] {
             assert_eq!(t.lookup(name), Some(id), "{name}");
         }

@@ -401,7 +401,7 @@ fn function_table_registration() {
     // The next id after the last core function.
     assert_eq!(
         t.register("my_func", &[ArgKind::Str], 1),
-        Ok(FuncId(FuncId::ADD_PATH_RECEIVED.0 + 1))
+        Ok(FuncId(FuncId::NAT_UAC_TEST.0 + 1))
     );
     assert_eq!(
         t.register("lookup", &[], 0),

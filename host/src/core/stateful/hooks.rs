@@ -13,8 +13,9 @@ use std::sync::OnceLock;
 pub(crate) struct Hooks {
     /// Runs a failure route for cell `id` (and then resumes the cell).
     pub(crate) failure: fn(&Core, u64, FailureRun),
-    /// Runs an `onreply_route` for a response of a branch; false when the script dropped it.
-    pub(crate) reply: fn(&Core, &ReceiveInfo, &Message, RouteRef) -> bool,
+    /// Runs an `onreply_route` for a response of a branch: `None` when the script dropped it,
+    /// else the response rewritten by the script (`fix_nated_contact()`), if it was.
+    pub(crate) reply: fn(&Core, &ReceiveInfo, &Message, RouteRef) -> Option<Option<Message>>,
 }
 
 static HOOKS: OnceLock<Hooks> = OnceLock::new();
@@ -36,9 +37,16 @@ pub(super) fn failure(core: &Core, id: u64, run: FailureRun) -> bool {
     }
 }
 
-/// Runs `route` for a response; true (keep it) without hooks.
-pub(super) fn reply(core: &Core, info: &ReceiveInfo, msg: &Message, route: RouteRef) -> bool {
-    HOOKS
-        .get()
-        .is_none_or(|h| (h.reply)(core, info, msg, route))
+/// Runs `route` for a response: `None` when the script dropped it, else its rewrite if the
+/// script made one; kept as is without hooks.
+pub(super) fn reply(
+    core: &Core,
+    info: &ReceiveInfo,
+    msg: &Message,
+    route: RouteRef,
+) -> Option<Option<Message>> {
+    match HOOKS.get() {
+        Some(h) => (h.reply)(core, info, msg, route),
+        None => Some(None),
+    }
 }

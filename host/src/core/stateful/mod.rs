@@ -103,14 +103,21 @@ pub(crate) fn on_response(core: &Core, info: &ReceiveInfo, msg: &Message) -> boo
         return false;
     };
     let route = s.cells.with(&id, |c| c.opts.on_reply).flatten();
+    let mut rewritten = None;
     if let Some(route) = route {
         let provisional = msg.status().is_some_and(|c| c < 200);
-        if !hooks::reply(core, info, msg, route) && provisional {
-            crate::log!(Debug, "tm", "reply {} dropped by its onreply_route", msg.status().unwrap_or(0);
-                "peer" => peer(info));
-            return true;
+        match hooks::reply(core, info, msg, route) {
+            None if provisional => {
+                crate::log!(Debug, "tm", "reply {} dropped by its onreply_route", msg.status().unwrap_or(0);
+                    "peer" => peer(info));
+                return true;
+            }
+            None => {}
+            // fix_nated_contact() in the route: the branch gets the rewritten response.
+            Some(m) => rewritten = m,
         }
     }
+    let msg = rewritten.as_ref().unwrap_or(msg);
     let work = if key.method() == "CANCEL" {
         Work::Cancel(b, Event::Received(msg.clone()))
     } else {
