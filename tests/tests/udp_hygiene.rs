@@ -204,7 +204,7 @@ async fn a_udp_flood_does_not_starve_websocket_clients() {
         assert!(r.starts_with("SIP/2.0 200 "), "{r}");
         assert_eq!(header(&r, "Call-ID"), Some(format!("ws-{i}").as_str()));
         done += 1;
-        if done % 50 == 0 && done >= 200 {
+        if done.is_multiple_of(50) && done >= 200 {
             let now = udp_stats(mi);
             if now["received"] >= before["received"] + 2000 {
                 break now;
