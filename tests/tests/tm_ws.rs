@@ -230,11 +230,18 @@ async fn one_source_holds_at_most_its_share_of_transactions() {
     assert!(got.contains("Call-ID: k1\r\n"), "{got}");
     send_text(&mut bob.ws, answer(&got, 200)).await;
     assert_eq!(status(&next_text(&mut carol.ws).await), 200);
-    // The statistic counts what is held: Alice's five.
-    let held = common::metrics::values(&common::metrics::scrape(mi))
-        .get("sipcore_tm_inuse_transactions")
-        .copied();
-    assert_eq!(held, Some(5.0));
+    // The statistic counts what is held: Alice's five (Carol's transaction ends just after
+    // its 200 went out, on sipcore's thread: waited for, within a deadline).
+    let held = || {
+        common::metrics::values(&common::metrics::scrape(mi))
+            .get("sipcore_tm_inuse_transactions")
+            .copied()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while held() != Some(5.0) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(held(), Some(5.0));
 }
 
 /// A CANCEL is matched only from the hop its INVITE came from: Mallory, who copies Alice's Via
