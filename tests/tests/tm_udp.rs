@@ -366,3 +366,38 @@ fn t_reply_answers_retransmissions_from_its_transaction() {
     assert_eq!(again, first, "the retransmission gets the same reply");
     assert_eq!(held(), Some(1.0));
 }
+
+/// The transaction's replies over UDP go where the core's own do (RFC 3261 §18.2.2): the
+/// source IP at the Via's sent-by port when the request has no `rport`; with `rport`, the
+/// source port (RFC 3581 §4).
+#[test]
+fn transaction_replies_go_to_the_via_port_unless_rport() {
+    let udp = free_udp_port();
+    let callee = Peer::new();
+    let srv = Server::start(&relay_config(udp, callee.addr, ""));
+    wait_udp(&srv, udp);
+    let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
+    let (sender, via_port) = (Peer::new(), Peer::new());
+    for (rport, id) in [(false, "via-port"), (true, "rport")] {
+        let m = udp_request(
+            "MESSAGE",
+            "sip:bob@example.com",
+            &via_port.addr.to_string(),
+            rport,
+            id,
+            "",
+        );
+        sender.send(to, m.as_bytes());
+        let relayed = callee.recv_sip();
+        assert!(relayed.starts_with("MESSAGE "), "{relayed}");
+        callee.send(to, ok_for(&relayed).as_bytes());
+        let (r, _) = if rport {
+            sender.recv_within(Duration::from_secs(5))
+        } else {
+            via_port.recv_within(Duration::from_secs(5))
+        }
+        .unwrap_or_else(|| panic!("the 200 ({id}) did not come where it should"));
+        assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+        assert_eq!(header(&r, "Call-ID"), Some(id));
+    }
+}

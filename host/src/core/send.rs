@@ -211,7 +211,7 @@ impl Core {
 /// port (RFC 3261 §18.2.2 "received" and the sent-by port; with `rport`, the source port,
 /// RFC 3581 §4), as OpenSIPS's `update_sock_struct_from_ip`. A Via without a port keeps the
 /// source port (a client behind NAT that omits both is still reached).
-fn reply_dest(info: &ReceiveInfo, msg: &Message) -> ReceiveInfo {
+pub(crate) fn reply_dest(info: &ReceiveInfo, msg: &Message) -> ReceiveInfo {
     let mut to = *info;
     if connection_oriented(info.proto) {
         return to;

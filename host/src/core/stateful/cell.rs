@@ -381,7 +381,13 @@ impl Cell {
         for a in acts {
             match a {
                 Action::Send(bytes) => {
-                    if let Err(e) = core.send_back(&self.upstream, &bytes) {
+                    // Over UDP to the Via's port unless the client asked for rport (RFC 3261
+                    // §18.2.2, RFC 3581 §4), as the core's own replies.
+                    let to = match self.server_request() {
+                        Some(req) => crate::core::send::reply_dest(&self.upstream, req),
+                        None => self.upstream,
+                    };
+                    if let Err(e) = core.send_back(&to, &bytes) {
                         crate::stats::counters::CORE_DROP_REPLIES.inc();
                         crate::log!(Info, "tm", "reply not sent upstream: {}", e; "peer" => peer(&self.upstream));
                     } else if !bytes.starts_with(b"SIP/2.0 100 ") {
