@@ -162,8 +162,21 @@ impl Sipp {
     /// Start `sipp ARGS -nostdin` with its screen, errors and messages in a fresh directory
     /// (`-trace_msg` writes `messages.log` there).
     pub fn spawn(name: &str, args: &[&str]) -> Sipp {
+        Sipp::spawn_wrapped(&[], name, args)
+    }
+
+    /// [`Sipp::spawn`] under a wrapper command, e.g. `["ip", "netns", "exec", NS]`.
+    pub fn spawn_wrapped(wrapper: &[&str], name: &str, args: &[&str]) -> Sipp {
         let dir = temp_dir(&format!("sipp-{name}"));
-        let child = Command::new(sipp_bin())
+        let mut cmd = match wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(sipp_bin());
+                c
+            }
+            None => Command::new(sipp_bin()),
+        };
+        let child = cmd
             .args(args)
             .args(["-nostdin", "-trace_err", "-trace_msg"])
             .arg("-error_file")
