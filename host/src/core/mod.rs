@@ -12,6 +12,8 @@
 mod addr;
 pub mod authz;
 pub mod authz_jwt;
+pub mod cluster;
+mod cluster_data;
 mod env;
 mod fork;
 pub mod hostapi;
@@ -26,6 +28,7 @@ mod send;
 mod stateful;
 
 pub use addr::SocketInfo;
+pub use cluster::ClusterConfig;
 pub(crate) use send::peer;
 pub use send::{script, set_script, Core};
 pub use stateful::TmConfig;
@@ -80,6 +83,14 @@ pub fn configure_tm(cfg: TmConfig) {
 /// Apply the `registrar` and `usrloc` modparams (before the first message).
 pub fn configure_location(reg: crate::usrloc::RegistrarConfig, ul: crate::usrloc::UsrlocConfig) {
     location::configure(reg, ul);
+}
+
+/// Start the usrloc cluster mode (Redis), when configured, once the core is installed.
+pub fn start_cluster(cfg: &ClusterConfig) -> Result<(), String> {
+    match CORE.get() {
+        Some(core) => cluster::start(core, cfg),
+        None => Err("usrloc cluster: the core is not installed".into()),
+    }
 }
 
 /// A transport reports a connection gone (`HostApi::conn_closed`).
