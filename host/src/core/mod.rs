@@ -93,6 +93,29 @@ pub fn start_cluster(cfg: &ClusterConfig) -> Result<(), String> {
     }
 }
 
+/// Fuzzing entry (fuzz/fuzz_targets/cluster_value.rs): decode a usrloc cluster value as read
+/// from Redis (untrusted) and apply it to a fresh table with `max_contacts` 4; returns how
+/// many bindings the table learnt.
+#[doc(hidden)]
+pub fn fuzz_cluster_value(data: &[u8]) -> usize {
+    let now = std::time::Instant::now();
+    let Ok(r) = cluster_data::decode(data, now, 1_000_000, 3600) else {
+        return 0;
+    };
+    let cfg = crate::usrloc::RegistrarConfig {
+        max_contacts: 4,
+        ..Default::default()
+    };
+    let t = crate::usrloc::Registrar::new(cfg);
+    let n = r.bindings.len();
+    let dropped = t.set_remote(&r.aor, &r.node, r.bindings, now);
+    assert!(t.contact_count() <= 4 && t.contact_count() == n - dropped);
+    assert!(t.local_aors().is_empty());
+    let cleared = t.set_remote(&r.aor, &r.node, Vec::new(), now);
+    assert!(cleared == 0 && t.is_empty() && t.contact_count() == 0);
+    n - dropped
+}
+
 /// A transport reports a connection gone (`HostApi::conn_closed`).
 pub(crate) fn connection_closed(proto: Proto, conn_id: u64) {
     location::connection_closed(proto, conn_id);
@@ -231,3 +254,4 @@ mod ack_tests {
         assert!(!is_ack_to_our_reply(&msg(invite)));
     }
 }
+

@@ -18,6 +18,8 @@ mod tests;
 mod tests_keep;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_remote;
 
 use crate::sip::{unescape, Scheme, Uri};
 use std::net::SocketAddr;
