@@ -90,6 +90,7 @@ fn node_config(udp: u16, redis: u16) -> String {
          \x20   if (is_method(\"REGISTER\")) {{ save(\"location\"); exit; }}\n\
          \x20   if (is_method(\"CANCEL\")) {{ if (t_check_trans()) t_relay(); exit; }}\n\
          \x20   if (loose_route()) {{\n\
+         \x20       xlog(\"L_INFO\", \"from another node: $rm\\n\");\n\
          \x20       if (is_method(\"INVITE|SUBSCRIBE|REFER\")) record_route();\n\
          \x20       t_relay();\n\
          \x20       exit;\n\
@@ -186,6 +187,21 @@ fn run_scenario(stacks: &str) {
     let steps: Vec<&str> = stdout.lines().filter(|l| l.contains("\"step\"")).collect();
     assert!(steps.len() >= 10, "{stdout}");
     assert!(steps.iter().all(|l| l.contains("\"ok\":true")), "{stdout}");
+    // Each node received requests for its client from the other, through the Path.
+    for n in [&n1, &n2] {
+        n.wait_log("from another node: MESSAGE", Duration::from_secs(5));
+    }
+    // The calls crossed both nodes: each record-routed them (ws and udp, RFC 5658 §3).
+    let invite = steps
+        .iter()
+        .find(|l| l.contains("call1.invite_and_ring"))
+        .expect("call1.invite_and_ring");
+    for port in [n1.port, n2.port] {
+        assert!(
+            invite.contains(&format!("@127.0.0.1:{port};transport=ws;lr>")),
+            "{invite}"
+        );
+    }
     // Both nodes wrote heartbeats; each lists both.
     let list = mi_call(mi_port_of(&n1), "ul_cluster_list", serde_json::json!([]));
     assert_eq!(list["Nodes"].as_array().map(Vec::len), Some(2), "{list}");

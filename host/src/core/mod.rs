@@ -254,4 +254,3 @@ mod ack_tests {
         assert!(!is_ack_to_our_reply(&msg(invite)));
     }
 }
-
