@@ -141,6 +141,18 @@ pub(crate) fn start(core: &Core, cfg: &ClusterConfig) -> Result<(), String> {
             .find(|s| s.proto == Proto::UDP)
             .or_else(|| core.sockets.iter().find(|s| s.proto == Proto::TCP))
             .ok_or("usrloc cluster: needs a udp or tcp socket (or node_uri) for the other nodes")?;
+        let (host, _) = s.public_host_port();
+        let unspecified = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified());
+        if unspecified {
+            return Err(format!(
+                "usrloc cluster: the other nodes cannot reach {}: set modparam(\"usrloc\", \"node_uri\", \"sip:IP:PORT;transport=udp\") or the socket's `as`",
+                super::addr::public_addr(s)
+            ));
+        }
         (super::addr::public_addr(s), s.proto)
     } else {
         node_of_uri(&cfg.node_uri)?
