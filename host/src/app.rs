@@ -192,6 +192,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             )
             .to_string());
     }
+    core::cluster::check(&settings.cluster)?;
     if opts.check_only {
         return Ok(());
     }
@@ -263,6 +264,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         .collect();
     crate::dns::init(globals.dns.clone());
     core::install(Core::new(transports, socket_infos.clone()).ok_or("internal error: no script")?);
+    core::start_cluster(&settings.cluster)?;
 
     let _mi_server = if globals.mi_enabled {
         let registry = crate::mi::Registry::with_builtins(

@@ -84,6 +84,21 @@ const USRLOC: &[ParamSpec] = &[
         "0",
         "0 only: the table is in memory, no database",
     ),
+    single(
+        "cachedb_url",
+        "",
+        "cluster mode: the Redis shared by the nodes, redis://host:port/db (with working_mode_preset)",
+    ),
+    single(
+        "working_mode_preset",
+        "",
+        "full-sharing-cachedb-cluster: share the bindings of every node through cachedb_url",
+    ),
+    single(
+        "node_uri",
+        "",
+        "cluster mode: how the other nodes reach this one, sip:ip:port;transport=udp|tcp (default: the first udp, else tcp, socket)",
+    ),
 ];
 
 const AUTH: &[ParamSpec] = &[int(
@@ -473,6 +488,8 @@ pub struct Settings {
     pub auth_db: AuthDbConfig,
     /// auth_jwt's.
     pub auth_jwt: crate::core::authz_jwt::JwtConfig,
+    /// usrloc's cluster mode (`cachedb_url`, `working_mode_preset`, `node_uri`).
+    pub cluster: crate::core::ClusterConfig,
 }
 
 impl Settings {
@@ -599,6 +616,36 @@ impl Settings {
             Ok::<(), String>(())
         };
         match (module, param) {
+            ("usrloc", "cachedb_url") => {
+                let mut c = crate::core::ClusterConfig {
+                    cachedb_url: value.to_string(),
+                    preset: crate::core::cluster::PRESET.to_string(),
+                    node_uri: String::new(),
+                };
+                if value.is_empty() {
+                    c.preset.clear();
+                }
+                crate::core::cluster::check(&c)?;
+                self.cluster.cachedb_url = value.to_string();
+            }
+            ("usrloc", "working_mode_preset") => {
+                if !value.is_empty() && value != crate::core::cluster::PRESET {
+                    return Err(format!(
+                        "usrloc working_mode_preset \"{value}\" is not supported (only \"{}\")",
+                        crate::core::cluster::PRESET
+                    ));
+                }
+                self.cluster.preset = value.to_string();
+            }
+            ("usrloc", "node_uri") => {
+                let c = crate::core::ClusterConfig {
+                    cachedb_url: "redis://127.0.0.1/".into(),
+                    preset: crate::core::cluster::PRESET.to_string(),
+                    node_uri: value.to_string(),
+                };
+                crate::core::cluster::check(&c)?;
+                self.cluster.node_uri = value.to_string();
+            }
             ("auth_db", "db_url") if value.is_empty() => a.db_url = None,
             ("auth_db", "db_url") => {
                 a.db_url = Some(DbUrl::parse(value, config_dir).map_err(|e| e.to_string())?)

@@ -98,14 +98,82 @@ pub(crate) fn start_timer() {
     }
 }
 
-/// A connection closed: drop every binding made over it.
+/// A connection closed: drop every binding made over it (and, in cluster mode, in Redis).
 pub(crate) fn connection_closed(proto: Proto, conn_id: u64) {
     if TABLES.get().is_none() || !connection_oriented(proto) {
         return;
     }
-    remove_everywhere(format_args!("connection {conn_id} closed"), |r| {
-        r.remove_flow(conn_id)
-    });
+    if !super::cluster::enabled() {
+        remove_everywhere(format_args!("connection {conn_id} closed"), |r| {
+            r.remove_flow(conn_id)
+        });
+        return;
+    }
+    for (name, r) in all_tables() {
+        let (n, aors) = r.remove_flow_aors(conn_id);
+        if n > 0 {
+            crate::log!(
+                Debug,
+                "registrar",
+                "{} binding(s) removed from table {}: connection {} closed",
+                n,
+                name,
+                conn_id
+            );
+        }
+        for aor in aors {
+            super::cluster::changed(&name, &aor);
+        }
+    }
+}
+
+/// The live bindings of `aor` in `table` registered on this node (for the cluster writer).
+pub(crate) fn local_bindings(
+    table_name: &str,
+    aor: &str,
+    now: Instant,
+) -> Vec<crate::usrloc::Binding> {
+    let t = tables()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(table_name)
+        .copied();
+    t.map(|t| t.local_bindings(aor, now)).unwrap_or_default()
+}
+
+/// Every (table, AoR) with a binding registered on this node.
+pub(crate) fn local_aors() -> Vec<(String, String)> {
+    all_tables()
+        .into_iter()
+        .flat_map(|(n, t)| t.local_aors().into_iter().map(move |a| (n.clone(), a)))
+        .collect()
+}
+
+/// Most tables the cluster may create from names read in Redis.
+const MAX_CLUSTER_TABLES: usize = 16;
+
+/// Replace node `node`'s bindings of `aor` in `table` (learnt from Redis); returns how many
+/// the limits dropped.
+pub(crate) fn set_remote(
+    table_name: &str,
+    aor: &str,
+    node: &str,
+    list: Vec<crate::usrloc::Binding>,
+    now: Instant,
+) -> usize {
+    let known = tables()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(table_name);
+    if !known && all_tables().len() >= MAX_CLUSTER_TABLES {
+        return list.len();
+    }
+    table(table_name).set_remote(aor, node, list, now)
+}
+
+/// registrar's `max_expires`.
+pub(crate) fn max_expires() -> u32 {
+    SETTINGS.get().copied().unwrap_or_default().0.max_expires
 }
 
 /// The 200's Contact header values: one per line for the first [`CONTACTS_PER_LINE`], then
@@ -136,6 +204,21 @@ pub(crate) fn save(
     let (Some(src), Some(local)) = (info.src.to_std(), info.dst.to_std()) else {
         return (-1, false);
     };
+    // Cluster mode with Redis known down: the other nodes could not learn the binding.
+    if !super::cluster::up() {
+        crate::stats::counters::REG_REJECTED.inc();
+        let sent = core.reply(
+            info,
+            msg,
+            503,
+            "Service Unavailable",
+            &[
+                ("Retry-After", "30"),
+                ("P-Registrar-Error", "location store unreachable"),
+            ],
+        );
+        return (-1, sent.unwrap_or(false));
+    }
     let flow = Flow {
         conn_id: if connection_oriented(info.proto) {
             info.conn_id
@@ -218,6 +301,16 @@ pub(crate) fn save(
     match &res {
         Ok(_) => crate::stats::counters::REG_ACCEPTED.inc(),
         Err(_) => crate::stats::counters::REG_REJECTED.inc(),
+    }
+    if res.is_ok() && super::cluster::enabled() {
+        let aor = msg
+            .to()
+            .ok()
+            .and_then(|t| t.uri().ok())
+            .and_then(|u| crate::usrloc::aor_of(&u).ok());
+        if let Some(aor) = aor {
+            super::cluster::changed(table_name, &aor);
+        }
     }
     let sent = match &res {
         Ok(ok) => {
@@ -459,6 +552,29 @@ pub(crate) fn register_mi(registry: &Registry) -> Result<(), MiError> {
             };
             r.show(&key, Instant::now())
                 .ok_or_else(|| MiError::custom(404, "AOR not found"))
+        }),
+    )?;
+    registry.register(
+        "ul_cluster_list",
+        "Lists the nodes sharing registrations through Redis (usrloc cluster mode) with the \
+         Unix time of their last heartbeat.",
+        Arc::new(|p: &Params<'_>| {
+            p.at_most(0)?;
+            let nodes = super::cluster::nodes().map_err(|e| MiError::custom(503, e))?;
+            let now = super::cluster_data::unix_now();
+            let me = super::cluster::node();
+            let list: Vec<serde_json::Value> = nodes
+                .into_iter()
+                .map(|(n, t)| {
+                    serde_json::json!({
+                        "node": n,
+                        "last_refresh": t,
+                        "ago": now.saturating_sub(t),
+                        "self": me == Some(n.as_str()),
+                    })
+                })
+                .collect();
+            Ok(serde_json::json!({ "Nodes": list }))
         }),
     )
 }

@@ -12,6 +12,8 @@
 mod addr;
 pub mod authz;
 pub mod authz_jwt;
+pub mod cluster;
+mod cluster_data;
 mod env;
 mod fork;
 pub mod hostapi;
@@ -27,6 +29,7 @@ mod send;
 mod stateful;
 
 pub use addr::SocketInfo;
+pub use cluster::ClusterConfig;
 pub use proxy::RrConfig;
 pub(crate) use send::peer;
 pub use send::{script, set_script, Core};
@@ -87,6 +90,37 @@ pub fn configure_rr(cfg: RrConfig) {
 /// Apply the `registrar` and `usrloc` modparams (before the first message).
 pub fn configure_location(reg: crate::usrloc::RegistrarConfig, ul: crate::usrloc::UsrlocConfig) {
     location::configure(reg, ul);
+}
+
+/// Start the usrloc cluster mode (Redis), when configured, once the core is installed.
+pub fn start_cluster(cfg: &ClusterConfig) -> Result<(), String> {
+    match CORE.get() {
+        Some(core) => cluster::start(core, cfg),
+        None => Err("usrloc cluster: the core is not installed".into()),
+    }
+}
+
+/// Fuzzing entry (fuzz/fuzz_targets/cluster_value.rs): decode a usrloc cluster value as read
+/// from Redis (untrusted) and apply it to a fresh table with `max_contacts` 4; returns how
+/// many bindings the table learnt.
+#[doc(hidden)]
+pub fn fuzz_cluster_value(data: &[u8]) -> usize {
+    let now = std::time::Instant::now();
+    let Ok(r) = cluster_data::decode(data, now, 1_000_000, 3600) else {
+        return 0;
+    };
+    let cfg = crate::usrloc::RegistrarConfig {
+        max_contacts: 4,
+        ..Default::default()
+    };
+    let t = crate::usrloc::Registrar::new(cfg);
+    let n = r.bindings.len();
+    let dropped = t.set_remote(&r.aor, &r.node, r.bindings, now);
+    assert!(t.contact_count() <= 4 && t.contact_count() == n - dropped);
+    assert!(t.local_aors().is_empty());
+    let cleared = t.set_remote(&r.aor, &r.node, Vec::new(), now);
+    assert!(cleared == 0 && t.is_empty() && t.contact_count() == 0);
+    n - dropped
 }
 
 /// A transport reports a connection gone (`HostApi::conn_closed`).

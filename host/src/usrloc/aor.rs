@@ -254,6 +254,7 @@ impl Requested {
             user_agent: req.user_agent.map(str::to_string),
             path: req.path.map(str::to_string),
             updated: req.now,
+            node: None,
         }
     }
 }

@@ -174,8 +174,7 @@ fn parse_q(v: &str) -> Result<u16, RegError> {
 
 /// The key under which equal URIs meet (§19.1.4, simplified): scheme, host and parameters
 /// case-insensitive, user and port exact; the exact text when the URI does not parse.
-#[cfg(test)]
-pub(super) fn uri_key(u: &str) -> String {
+pub fn uri_key(u: &str) -> String {
     match Uri::parse(u) {
         Ok(x) => key_of(&x),
         Err(_) => format!("raw\0{u}"),

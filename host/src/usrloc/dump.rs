@@ -34,6 +34,7 @@ pub(super) fn write_aor(
                 "Instance": b.instance,
                 "Reg-id": b.reg_id,
                 "Last-modified-ago": now.saturating_duration_since(b.updated).as_secs(),
+                "Node": b.node.as_deref(),
             })
         })
         .collect();

@@ -18,11 +18,14 @@ mod tests;
 mod tests_keep;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_remote;
 
 use crate::sip::{unescape, Scheme, Uri};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use contact::uri_key;
 pub use table::{Counter, Registrar};
 
 /// The connection (or, for UDP, the source address) a contact was registered over.
@@ -203,6 +206,9 @@ pub struct Binding {
     pub path: Option<String>,
     /// When it was last refreshed.
     pub updated: Instant,
+    /// The node that holds its flow, for a binding learnt from the cluster's Redis (its
+    /// `path` leads there); `None` for a binding registered here.
+    pub node: Option<std::sync::Arc<str>>,
 }
 
 impl Binding {

@@ -165,9 +165,18 @@ impl Registrar {
         };
         let mut slot = self.slot(&aor);
         let existing = slot.get(&aor).map(Vec::as_slice).unwrap_or(&[]);
-        let Some(next) = apply(existing, parsed, &r, &self.cfg)? else {
+        // Bindings learnt from the cluster (other nodes' clients) are not this REGISTER's to
+        // change: it applies to the local ones; they count against max_contacts all the same.
+        let (local, remote): (Vec<Binding>, Vec<Binding>) =
+            existing.iter().cloned().partition(|b| b.node.is_none());
+        let Some(mut next) = apply(&local, parsed, &r, &self.cfg)? else {
             return Ok(reply(existing, flow.conn_id, now));
         };
+        let live_remote = remote.iter().filter(|b| b.expires_at > now).count();
+        if self.cfg.max_contacts > 0 && next.len() + live_remote > self.cfg.max_contacts {
+            return Err(RegError::TooManyContacts(self.cfg.max_contacts));
+        }
+        next.extend(remote);
         let before = existing.len();
         if next.len() > before
             && !self
@@ -280,13 +289,19 @@ impl Registrar {
     /// Drop every binding registered over connection `conn_id` (it closed). Costs the
     /// bindings of the AoRs that used it, one slot lock at a time, not the whole table.
     pub fn remove_flow(&self, conn_id: u64) -> usize {
+        self.remove_flow_aors(conn_id).0
+    }
+
+    /// [`remove_flow`](Registrar::remove_flow), also returning the AoRs that lost bindings.
+    pub fn remove_flow_aors(&self, conn_id: u64) -> (usize, Vec<String>) {
         if conn_id == 0 {
-            return 0;
+            return (0, Vec::new());
         }
         let Some(aors) = self.conn_shard(conn_id).remove(&conn_id) else {
-            return 0;
+            return (0, Vec::new());
         };
         let mut n = 0;
+        let mut touched = Vec::with_capacity(aors.len());
         for aor in aors {
             let mut slot = self.slot(&aor);
             let Some(list) = slot.get_mut(&aor) else {
@@ -299,10 +314,89 @@ impl Registrar {
                 slot.remove(&aor);
                 self.aors.fetch_sub(1, Ordering::Relaxed);
             }
+            drop(slot);
+            touched.push(aor);
         }
         self.count.release(n);
         self.contacts.fetch_sub(n, Ordering::Relaxed);
-        n
+        (n, touched)
+    }
+
+    /// The live bindings of `aor` registered on this node (not learnt from the cluster).
+    pub fn local_bindings(&self, aor: &str, now: Instant) -> Vec<Binding> {
+        let slot = self.slot(aor);
+        live(&slot, aor, now)
+            .filter(|b| b.node.is_none())
+            .cloned()
+            .collect()
+    }
+
+    /// Every AoR with a binding registered on this node (one slot lock at a time).
+    pub fn local_aors(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for m in self.slots.iter() {
+            let slot = lock(m);
+            out.extend(
+                slot.iter()
+                    .filter(|(_, l)| l.iter().any(|b| b.node.is_none()))
+                    .map(|(a, _)| a.clone()),
+            );
+        }
+        out
+    }
+
+    /// Replace the bindings of `aor` that node `node` holds with `list` (learnt from the
+    /// cluster's Redis; each must carry `node`). The limits apply: beyond `max_contacts` for
+    /// the AoR or `max_registrations` in all, the newest are kept as far as they fit and the
+    /// others are dropped; returns how many were dropped.
+    pub fn set_remote(&self, aor: &str, node: &str, mut list: Vec<Binding>, now: Instant) -> usize {
+        list.retain(|b| b.expires_at > now);
+        list.sort_by(|a, b| preference(b, a));
+        let mut slot = self.slot(aor);
+        let existing = slot.get(aor).map(Vec::len).unwrap_or(0);
+        let mut kept: Vec<Binding> = slot
+            .remove(aor)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|b| b.node.as_deref() != Some(node))
+            .collect();
+        let removed = existing - kept.len();
+        let room = if self.cfg.max_contacts == 0 {
+            usize::MAX
+        } else {
+            self.cfg.max_contacts.saturating_sub(kept.len())
+        };
+        let mut dropped = list.len().saturating_sub(room);
+        list.truncate(room);
+        // Give back the node's old bindings, then count the new ones within the limit.
+        self.count.release(removed);
+        let mut n = list.len();
+        while n > 0 && !self.count.reserve(n, self.max_registrations) {
+            n -= 1;
+        }
+        dropped += list.len() - n;
+        list.truncate(n);
+        kept.extend(list);
+        let after = kept.len();
+        if after >= existing {
+            self.contacts.fetch_add(after - existing, Ordering::Relaxed);
+        } else {
+            self.contacts.fetch_sub(existing - after, Ordering::Relaxed);
+        }
+        match (existing, after) {
+            (0, 0) => {}
+            (_, 0) => {
+                self.aors.fetch_sub(1, Ordering::Relaxed);
+            }
+            (0, _) => {
+                self.aors.fetch_add(1, Ordering::Relaxed);
+                slot.insert(aor.to_string(), kept);
+            }
+            _ => {
+                slot.insert(aor.to_string(), kept);
+            }
+        }
+        dropped
     }
 
     /// Whether connection `conn_id` still holds a binding in this table (O(1), through the
