@@ -104,41 +104,12 @@ fn run_scenario(stack: &str) {
     assert!(!edge_dump.contains("@example.com"), "{edge_dump}");
 }
 
-/// Every scenario of tests/js/scenario.js with `stack` through `edge`; its stdout. Panics
-/// with the logs (`behind`: the registrar's) when a step failed.
+/// Every scenario of tests/js/scenario.js with `stack` through `edge`; its stdout (panics
+/// with the logs, `behind`: the registrar's, when a step failed).
 fn scenario_through(edge: &Server, stack: &str, behind: &dyn Fn() -> String) -> String {
-    let out = Command::new("node")
-        .arg(js_dir().join("scenario.js"))
-        .args([
-            "--stack",
-            stack,
-            "--url",
-            &edge.ws_url(),
-            "--domain",
-            "example.com",
-            "--scenario",
-            "all",
-            "--timeout",
-            "60",
-        ])
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stack} through the edge failed:\n{stdout}\n--- node:\n{}\n--- edge:\n{}\n--- behind it:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        edge.log(),
-        behind()
-    );
-    assert!(
-        stdout
-            .lines()
-            .filter(|l| l.contains("\"step\""))
-            .all(|l| l.contains("\"ok\":true")),
-        "{stdout}"
-    );
-    stdout
+    scenario_js(stack, &edge.ws_url(), None, "all", &|| {
+        format!("--- edge:\n{}\n--- behind it:\n{}", edge.log(), behind())
+    })
 }
 
 fn mi_port_of(srv: &Server) -> u16 {

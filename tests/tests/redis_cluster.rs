@@ -156,34 +156,9 @@ fn run_scenario(stacks: &str) {
     let redis = Redis::start(free_port());
     let (n1, _) = start_node(redis.port);
     let (n2, _) = start_node(redis.port);
-    let out = Command::new("node")
-        .arg(js_dir().join("scenario.js"))
-        .args([
-            "--stack",
-            stacks,
-            "--url",
-            &n1.ws_url(),
-            "--bob-url",
-            &n2.ws_url(),
-        ])
-        .args([
-            "--domain",
-            "example.com",
-            "--scenario",
-            "all",
-            "--timeout",
-            "60",
-        ])
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stacks} across two nodes failed:\n{stdout}\n--- node:\n{}\n--- node 1:\n{}\n--- node 2:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        n1.log(),
-        n2.log()
-    );
+    let stdout = scenario_js(stacks, &n1.ws_url(), Some(&n2.ws_url()), "all", &|| {
+        format!("--- node 1:\n{}\n--- node 2:\n{}", n1.log(), n2.log())
+    });
     let steps: Vec<&str> = stdout.lines().filter(|l| l.contains("\"step\"")).collect();
     assert!(steps.len() >= 10, "{stdout}");
     assert!(steps.iter().all(|l| l.contains("\"ok\":true")), "{stdout}");

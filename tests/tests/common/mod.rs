@@ -354,3 +354,43 @@ pub fn make_cert_in(dir: &std::path::Path, names: &[&str]) {
         assert!(dir.join(f).is_file(), "make-cert.sh made no {f}");
     }
 }
+
+/// Runs every step of `tests/js/scenario.js` `scenario` with `stack` (alice at `url`, bob at
+/// `bob_url` when given) and returns its stdout; panics with the node output and `logs()` (the
+/// servers' logs) when it failed or a step was not ok.
+pub fn scenario_js(
+    stack: &str,
+    url: &str,
+    bob_url: Option<&str>,
+    scenario: &str,
+    logs: &dyn Fn() -> String,
+) -> String {
+    let mut cmd = Command::new("node");
+    cmd.arg(js_dir().join("scenario.js"))
+        .args(["--stack", stack, "--url", url]);
+    if let Some(b) = bob_url {
+        cmd.args(["--bob-url", b]);
+    }
+    let out = cmd
+        .args([
+            "--domain",
+            "example.com",
+            "--scenario",
+            scenario,
+            "--timeout",
+            "60",
+        ])
+        .output()
+        .expect("node not found: install Node.js (.ci/run does)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "scenario {scenario} with {stack} failed:\n{stdout}\n--- node:\n{}\n--- servers:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logs()
+    );
+    let steps: Vec<&str> = stdout.lines().filter(|l| l.contains("\"step\"")).collect();
+    assert!(steps.len() >= 3, "too few steps:\n{stdout}");
+    assert!(steps.iter().all(|l| l.contains("\"ok\":true")), "{stdout}");
+    stdout
+}
