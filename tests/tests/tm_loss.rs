@@ -271,7 +271,7 @@ async fn ws_call(ws: &mut common::ws::Ws, uas: &str, n: u32) {
     }
 }
 
-/// The next text frame within `secs` seconds (a lossy link needs more than `next_text`'s 5 s:
+/// The next text frame within `secs` seconds (a lossy link may need more than `next_text`'s 15 s:
 /// timer A doubles from 500 ms).
 async fn next_text_within(ws: &mut common::ws::Ws, secs: u64) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);

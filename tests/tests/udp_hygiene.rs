@@ -155,7 +155,7 @@ fn junk_is_dropped_and_counted_torture_gets_400_and_the_server_keeps_serving() {
 /// A UDP flood does not starve WebSocket clients (issue 14): two sockets send OPTIONS over
 /// UDP as fast as they can (each costs the server a parse, the script and a reply) while a
 /// WebSocket client makes OPTIONS round trips one after the other until the server has
-/// handled 2,000 more flood datagrams meanwhile; each round trip is answered (within the 5 s
+/// handled 2,000 more flood datagrams meanwhile; each round trip is answered (within the
 /// `next_text` allows).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_udp_flood_does_not_starve_websocket_clients() {
@@ -190,7 +190,7 @@ async fn a_udp_flood_does_not_starve_websocket_clients() {
         s.get("received").is_some_and(|&r| r > 500)
     });
     // Round trips until the flood has had 2,000 more datagrams handled while they ran (at
-    // least 200 of them, at most 50,000): each answered within next_text's 5 s.
+    // least 200 of them, at most 50,000): each answered within next_text's deadline.
     let mut ws = common::ws::connect_sip(&srv.ws_url()).await;
     let mut done = 0u32;
     let after = loop {
