@@ -155,7 +155,7 @@ fn junk_is_dropped_and_counted_torture_gets_400_and_the_server_keeps_serving() {
 /// A UDP flood does not starve WebSocket clients (issue 14): two sockets send OPTIONS over
 /// UDP as fast as they can (each costs the server a parse, the script and a reply) while a
 /// WebSocket client makes OPTIONS round trips one after the other until the server has
-/// handled 2,000 more flood datagrams meanwhile; each round trip is answered (within the
+/// handled 2,000 more flood datagrams meanwhile; each round trip is answered (within the deadline
 /// `next_text` allows).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_udp_flood_does_not_starve_websocket_clients() {
