@@ -157,12 +157,37 @@ fn a_forged_path_is_refused() {
     phone.send(to, reg("<sip:192.0.2.66:5060;lr>", "forged").as_bytes());
     let r = phone.recv_sip();
     assert!(r.starts_with("SIP/2.0 403 "), "{r}");
-    // Its own address in the Path is accepted, and returned (the UA supports path).
-    let own = format!("<sip:{};lr>", phone.addr);
+    // Its own address in the Path is accepted, and returned (the UA supports path); a
+    // `received` naming someone else is not followed: its callers' requests come to it.
+    let decoy = Peer::new();
+    let own = format!(
+        "<sip:{};lr;received=sip%3A{}%3A{}>",
+        phone.addr,
+        decoy.addr.ip(),
+        decoy.addr.port()
+    );
     phone.send(to, reg(&own, "own").as_bytes());
     let r = phone.recv_sip();
     assert!(r.starts_with("SIP/2.0 200 "), "{r}");
     assert_eq!(header(&r, "Path"), Some(own.as_str()), "{r}");
+    let caller = Peer::new();
+    let m = udp_request(
+        "MESSAGE",
+        "sip:mallory@example.com",
+        &caller.addr.to_string(),
+        true,
+        "to-mallory",
+        "",
+    );
+    caller.send(to, m.as_bytes());
+    let got = phone.recv_sip();
+    assert!(got.starts_with("MESSAGE "), "{got}");
+    assert!(
+        decoy
+            .recv_within(std::time::Duration::from_millis(300))
+            .is_none(),
+        "the request went to the Path's received address"
+    );
     registrar.wait_log(
         "does not name the hop it came from",
         std::time::Duration::from_secs(5),

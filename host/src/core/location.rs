@@ -424,7 +424,7 @@ pub(crate) fn lookup(
         // reflector towards it.
         let by_addr = !connection_oriented(proto) && b.flow.peer.port() != 0;
         // A binding with a Path (RFC 3327 §5.3) is reached through it: the first Path URI
-        // (or the address its `received` parameter gives, OpenSIPS's path_use_received) is
+        // (checked by save() to name the hop the REGISTER came from; never its `received`) is
         // the next hop, and the Path the Route set.
         if let Some(path) = &b.path {
             return Found {
@@ -467,23 +467,19 @@ fn top_path_ip(value: &str) -> Option<std::net::IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
-/// The next hop of a Path (RFC 3327): its first URI, or the URI its `received` parameter
-/// names (OpenSIPS's `add_path_received()` / `path_use_received`).
+/// The next hop of a Path (RFC 3327): its first URI, which `save()` checked names the hop the
+/// REGISTER came from. A `received` parameter in it is not followed here (OpenSIPS's
+/// `path_use_received` does): it is the registering side's word, so a client registering
+/// directly could name any host there and have us send its callers' requests to it. It stays
+/// in the Route, for the edge that wrote it.
 fn path_next_hop(path: &str) -> String {
     let first = path.split(',').next().unwrap_or(path).trim();
-    let uri = first
+    first
         .trim_start_matches('<')
         .split('>')
         .next()
         .unwrap_or(first)
-        .to_string();
-    let received = uri.split(';').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("received")
-            .then(|| v.trim().trim_matches('"').to_string())
-    });
-    received.unwrap_or(uri)
+        .to_string()
 }
 
 /// `ul_dump [brief]`: every table's bindings as JSON, written slot by slot: each slot's lock
@@ -652,7 +648,8 @@ pub(crate) fn stats(out: &mut Vec<crate::stats::Sample>) {
 mod path_tests {
     use super::{path_next_hop, top_path_ip};
 
-    /// RFC 3327: the next hop is the first Path URI, or the address its `received` names.
+    /// RFC 3327: the next hop is the first Path URI, never the address its `received` names
+    /// (the registering side's word: it could name anyone).
     #[test]
     fn next_hop_of_a_path() {
         assert_eq!(
@@ -661,7 +658,7 @@ mod path_tests {
         );
         assert_eq!(
             path_next_hop("<sip:tok@192.0.2.1;lr;received=\"sip:198.51.100.7:3456\">"),
-            "sip:198.51.100.7:3456"
+            "sip:tok@192.0.2.1;lr;received=\"sip:198.51.100.7:3456\""
         );
     }
 

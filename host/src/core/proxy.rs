@@ -234,17 +234,24 @@ pub(crate) fn path_value(
         .iter()
         .find(|s| s.proto == out.0)
         .or_else(|| socket_of(core, info))?;
+    // A URI parameter value cannot hold ':' ';' '=' or brackets as they are (RFC 3261 §25.1
+    // `paramchar`): escaped, as OpenSIPS's path module writes it.
     let recv = match (received, info.src.to_std()) {
-        (true, Some(src)) => format!(
-            ";received=\"sip:{}:{};transport={}\"",
-            if src.is_ipv6() {
-                format!("[{}]", src.ip())
-            } else {
-                src.ip().to_string()
-            },
-            src.port(),
-            info.proto.name()
-        ),
+        (true, Some(src)) => {
+            let uri = format!("sip:{src};transport={}", info.proto.name());
+            let mut v = String::with_capacity(uri.len() + 16);
+            for c in uri.chars() {
+                match c {
+                    ':' => v.push_str("%3A"),
+                    ';' => v.push_str("%3B"),
+                    '=' => v.push_str("%3D"),
+                    '[' => v.push_str("%5B"),
+                    ']' => v.push_str("%5D"),
+                    c => v.push(c),
+                }
+            }
+            format!(";received={v}")
+        }
         _ => String::new(),
     };
     Some(format!(
