@@ -12,6 +12,7 @@
 //! and on recovery the writer writes every local binding again and the subscriber reloads.
 use super::cluster_data::{self as data, CHANNEL, NODES, PREFIX};
 use super::proxy::encode_token;
+use super::redis_url::{redacted, Target};
 use super::send::Core;
 use crate::usrloc::Binding;
 use sipcore_abi::Proto;
@@ -53,6 +54,9 @@ enum Job {
 }
 
 struct Cluster {
+    /// Where Redis is.
+    target: Target,
+    /// `cachedb_url` without its password, for logs.
     url: String,
     /// This node's id: `host:port` of `node_uri`.
     node: String,
@@ -97,11 +101,15 @@ pub fn check(cfg: &ClusterConfig) -> Result<(), String> {
             ))
         }
     }
-    if !cfg.cachedb_url.starts_with("redis://") {
-        return Err("usrloc cachedb_url must be redis://host[:port][/db]".into());
+    match Target::parse(&cfg.cachedb_url).map_err(|e| format!("usrloc cachedb_url: {e}"))? {
+        Target::Single(url) => {
+            redis::Client::open(url.as_str()).map_err(|e| format!("usrloc cachedb_url: {e}"))?;
+        }
+        Target::Sentinel { userinfo, db, .. } => {
+            redis::Client::open(Target::primary_url(&userinfo, db, "127.0.0.1", 6379))
+                .map_err(|e| format!("usrloc cachedb_url: {e}"))?;
+        }
     }
-    redis::Client::open(cfg.cachedb_url.as_str())
-        .map_err(|e| format!("usrloc cachedb_url: {e}"))?;
     if !cfg.node_uri.is_empty() {
         node_of_uri(&cfg.node_uri)?;
     }
@@ -159,7 +167,8 @@ pub(crate) fn start(core: &Core, cfg: &ClusterConfig) -> Result<(), String> {
     };
     let (tx, rx) = sync_channel(QUEUE);
     let c = Cluster {
-        url: cfg.cachedb_url.clone(),
+        target: Target::parse(&cfg.cachedb_url).map_err(|e| format!("usrloc cachedb_url: {e}"))?,
+        url: redacted(&cfg.cachedb_url),
         node,
         node_proto,
         up: AtomicBool::new(false),
@@ -232,12 +241,67 @@ fn path_of(c: &Cluster, b: &Binding) -> Option<String> {
     ))
 }
 
-fn connect(url: &str) -> redis::RedisResult<redis::Connection> {
+fn connect_url<T: redis::IntoConnectionInfo>(url: T) -> redis::RedisResult<redis::Connection> {
     let client = redis::Client::open(url)?;
     let con = client.get_connection_with_timeout(DEADLINE)?;
     con.set_read_timeout(Some(DEADLINE))?;
     con.set_write_timeout(Some(DEADLINE))?;
     Ok(con)
+}
+
+/// A connection to Redis: the one server, or the primary that the first sentinel to answer
+/// names (asked again at every reconnection, so a failover is followed), checked with `ROLE`
+/// to be a primary (a demoted one answers `slave`; sentinels' clients guide, "Redis Sentinel
+/// clients": ask, connect, verify).
+fn connect(t: &Target) -> redis::RedisResult<redis::Connection> {
+    let (sentinels, master, userinfo, db) = match t {
+        Target::Single(url) => return connect_url(url.as_str()),
+        Target::Sentinel {
+            sentinels,
+            master,
+            userinfo,
+            db,
+        } => (sentinels, master, userinfo, *db),
+    };
+    let mut last = None;
+    for (host, port) in sentinels {
+        let asked = connect_url((host.as_str(), *port)).and_then(|mut s| {
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(master)
+                .query::<Option<(String, u16)>>(&mut s)
+        });
+        let (h, p) = match asked {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                last = Some(redis::RedisError::from((
+                    redis::ErrorKind::ResponseError,
+                    "the sentinel does not know the master",
+                    master.clone(),
+                )));
+                continue;
+            }
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        };
+        let mut con = connect_url(Target::primary_url(userinfo, db, &h, p))?;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut con)?;
+        let is_primary =
+            matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master");
+        if is_primary {
+            return Ok(con);
+        }
+        last = Some(redis::RedisError::from((
+            redis::ErrorKind::ResponseError,
+            "the sentinel named a server that is not a primary",
+            format!("{h}:{p}"),
+        )));
+    }
+    Err(last.unwrap_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::ResponseError, "no sentinel"))
+    }))
 }
 
 fn set_state(c: &Cluster, up: bool, why: &str) {
@@ -291,7 +355,7 @@ fn writer() {
     let mut last_beat = Instant::now() - HEARTBEAT;
     loop {
         if con.is_none() {
-            match connect(&c.url) {
+            match connect(&c.target) {
                 Ok(x) => con = Some(x),
                 Err(e) => {
                     set_state(c, false, &e.to_string());
@@ -437,8 +501,8 @@ fn subscriber() {
     let Some(c) = CLUSTER.get() else { return };
     loop {
         let run = || -> redis::RedisResult<()> {
-            let mut sub = connect(&c.url)?;
-            let mut other = connect(&c.url)?;
+            let mut sub = connect(&c.target)?;
+            let mut other = connect(&c.target)?;
             let mut ps = sub.as_pubsub();
             ps.subscribe(CHANNEL)?;
             let n = load(c, &mut other)?;

@@ -23,6 +23,7 @@ pub mod nat;
 mod pending;
 mod pike;
 mod proxy;
+mod redis_url;
 mod relay;
 mod secret;
 mod send;
