@@ -401,3 +401,60 @@ fn transaction_replies_go_to_the_via_port_unless_rport() {
         assert_eq!(header(&r, "Call-ID"), Some(id));
     }
 }
+
+/// `max_transactions_per_source` counts what a source holds waiting for an answer: a UDP peer
+/// (a PBX, another node) whose requests are answered keeps relaying past the limit although
+/// each finished transaction stays for timer J (32 s: before, the limit was reached by the
+/// limit's count of answered requests, and the source got 503 for half a minute); requests
+/// left unanswered are still held at most the limit's count, beyond which 503.
+#[test]
+fn answered_transactions_do_not_count_against_a_udp_source() {
+    let callee = Peer::new();
+    let udp = free_udp_port();
+    let srv = Server::start(&relay_config(
+        udp,
+        callee.addr,
+        "modparam(\"tm\", \"max_transactions_per_source\", 3)",
+    ));
+    wait_udp(&srv, udp);
+    let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
+    let caller = Peer::new();
+    let message = |id: &str| {
+        udp_request(
+            "MESSAGE",
+            "sip:bob@example.com",
+            &caller.addr.to_string(),
+            true,
+            id,
+            "",
+        )
+    };
+    // Ten answered MESSAGEs, one after the other: every one relayed and answered 200.
+    for i in 0..10 {
+        caller.send(to, message(&format!("ans{i}")).as_bytes());
+        let (got, from) = callee
+            .recv_within(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("MESSAGE {i} not relayed\n{}", srv.log()));
+        assert!(got.contains(&format!("ans{i}")), "{got}");
+        callee.send(from, ok_for(&got).as_bytes());
+        let r = caller.recv_sip();
+        assert!(r.starts_with("SIP/2.0 200"), "MESSAGE {i}: {r}");
+    }
+    // Three left unanswered are held; the fourth is refused at once.
+    for i in 0..3 {
+        let id = format!("held{i}");
+        caller.send(to, message(&id).as_bytes());
+        // (Skipping timer E's retransmissions of the ones before.)
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !callee
+            .recv_within(Duration::from_secs(1))
+            .is_some_and(|(got, _)| got.contains(&id))
+        {
+            assert!(Instant::now() < deadline, "{id} not relayed\n{}", srv.log());
+        }
+    }
+    caller.send(to, message("over").as_bytes());
+    let r = caller.recv_sip();
+    assert!(r.starts_with("SIP/2.0 503"), "{r}");
+    assert_eq!(header(&r, "Retry-After"), Some("5"), "{r}");
+}

@@ -127,6 +127,7 @@ fn make(
         server: Some(server),
         upstream: *info,
         source: src,
+        counted: true,
         ctx,
         branches: Vec::new(),
         values: s.values,
@@ -151,7 +152,7 @@ fn make(
                 &mut fx,
             );
         }
-        c.note_timers(&fx);
+        c.note_timers(&mut fx);
         c.is_over()
     });
     match over {

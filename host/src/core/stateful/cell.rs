@@ -139,6 +139,11 @@ pub(crate) struct Cell {
     pub(crate) upstream: ReceiveInfo,
     /// Whom it is counted against (`max_transactions_per_source`).
     pub(crate) source: super::share::Source,
+    /// Whether it still counts against `source`: until its final response goes upstream
+    /// (what a source holds is what waits for an answer; a finished transaction that absorbs
+    /// retransmissions for the RFC's timers does not count, else one UDP peer could relay no
+    /// more than max/32 s requests per second).
+    pub(crate) counted: bool,
     pub(crate) ctx: ProxyContext,
     pub(crate) branches: Vec<Branch>,
     pub(crate) values: TimerValues,
@@ -178,6 +183,8 @@ pub(crate) struct Effects {
     pub(crate) first_send: Option<Result<u64, String>>,
     /// A failure route to run once the lock is released.
     pub(crate) failure: Option<FailureRun>,
+    /// The source's share to give back: the final response went upstream.
+    pub(crate) release: Option<super::share::Source>,
 }
 
 /// `msg` with `headers` added at the end of its header section (before the empty line).
@@ -541,15 +548,30 @@ impl Cell {
         }
     }
 
-    /// Keeps [`Cell::armed`] up to date with what `fx` arms and disarms (under the cell's
-    /// lock, after its work).
-    pub(crate) fn note_timers(&mut self, fx: &Effects) {
+    /// Keeps [`Cell::armed`] up to date with what `fx` arms and disarms, and notes in `fx`
+    /// the source's share to give back once the final response went upstream (under the
+    /// cell's lock, after its work).
+    pub(crate) fn note_timers(&mut self, fx: &mut Effects) {
         self.armed.retain(|s| !fx.disarm.contains(s));
         for (slot, _) in &fx.arm {
             if !self.armed.contains(slot) {
                 self.armed.push(*slot);
             }
         }
+        if self.counted && self.answered() {
+            self.counted = false;
+            fx.release = Some(self.source);
+        }
+    }
+
+    /// Whether the server transaction is past waiting for an answer (RFC 3261 §17.2: a final
+    /// response sent, or the transaction gone).
+    fn answered(&self) -> bool {
+        use crate::tm::State;
+        !self
+            .server
+            .as_ref()
+            .is_some_and(|t| matches!(t.state(), State::Trying | State::Proceeding))
     }
 
     /// Nothing of the cell is left running.

@@ -96,7 +96,7 @@ pub(crate) fn add_branch(
         while let Some(w) = queue.pop_front() {
             cell.run(core, now, w, &mut fx);
         }
-        cell.note_timers(&fx);
+        cell.note_timers(&mut fx);
         Ok((sent, conn, cell.is_over()))
     });
     match added {

@@ -122,7 +122,7 @@ pub(crate) fn relay(
         while let Some(w) = queue.pop_front() {
             cell.run(core, now, w, &mut fx);
         }
-        cell.note_timers(&fx);
+        cell.note_timers(&mut fx);
         Ok((sent, cell.is_over()))
     });
     match started {
@@ -206,6 +206,7 @@ fn new_cell(
         server: Some(server),
         upstream: *info,
         source: src,
+        counted: true,
         ctx,
         branches: vec![Branch {
             conn: match &dst {

@@ -154,7 +154,7 @@ pub(super) fn feed(core: &Core, s: &Store, id: u64, work: Work) -> bool {
     let mut fx = Effects::default();
     let over = s.cells.with(&id, |c| {
         c.run(core, now, work, &mut fx);
-        c.note_timers(&fx);
+        c.note_timers(&mut fx);
         c.is_over()
     });
     match over {
@@ -185,6 +185,9 @@ pub(super) fn settle(core: &Core, s: &Store, id: u64, mut fx: Effects) {
 }
 
 pub(super) fn apply(s: &Store, id: u64, fx: Effects) {
+    if let Some(src) = fx.release {
+        give_back(&s.per_source, src);
+    }
     for (k, b) in fx.add_client {
         let _ = s.by_client.insert(k, (id, b));
     }
@@ -197,7 +200,9 @@ pub(super) fn apply(s: &Store, id: u64, fx: Effects) {
 /// The cell is over: its keys and timers go.
 pub(super) fn finish(s: &Store, id: u64, cell: Box<Cell>, fx: Effects) {
     s.by_server.remove(&cell.server_key);
-    give_back(&s.per_source, cell.source);
+    if cell.counted || fx.release.is_some() {
+        give_back(&s.per_source, cell.source);
+    }
     for (i, b) in cell.branches.iter().enumerate() {
         if let Some(c) = b.conn {
             let empty = s.by_conn.with(&c, |set| {
