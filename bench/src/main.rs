@@ -100,9 +100,15 @@ enum Mode {
     /// Relay: P pairs; B registers and answers MESSAGE with 200, A keeps W MESSAGEs to B in
     /// flight through the server (registrar lookup + proxy).
     Relay {
-        /// Server host:port.
+        /// Server host:port; several, comma-separated, for the nodes of a cluster: pair i's B
+        /// connects to node i mod N and its A to node (i / N) mod N, so with P a multiple of
+        /// N*N, (N-1)/N of the MESSAGEs cross nodes.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
+        /// Seconds to wait after every B registered before the As start (for the nodes of a
+        /// cluster to learn the other nodes' registrations).
+        #[arg(long, default_value_t = 0.0)]
+        settle: f64,
         /// SIP domain of the users (the server must treat it as local).
         #[arg(long, default_value = "example.com")]
         domain: String,
@@ -294,6 +300,7 @@ fn main() {
             }
             Mode::Relay {
                 addr,
+                settle,
                 domain,
                 pairs,
                 window,
@@ -302,6 +309,7 @@ fn main() {
                 procfs::raise_nofile();
                 relay::run(relay::RelayArgs {
                     addr,
+                    settle,
                     domain,
                     pairs: pairs.max(1),
                     window: window.max(1),

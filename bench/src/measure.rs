@@ -22,7 +22,7 @@ pub struct Shared {
 }
 
 /// When and whom to measure (command-line arguments of `rr` and `relay`).
-#[derive(clap::Args, Clone, Copy)]
+#[derive(clap::Args, Clone)]
 pub struct Window {
     /// Measured seconds.
     #[arg(short = 'd', long = "duration", default_value_t = 10.0)]
@@ -30,9 +30,10 @@ pub struct Window {
     /// Warm-up seconds before measuring.
     #[arg(long = "warmup", default_value_t = 1.0)]
     pub warmup_s: f64,
-    /// Server PID (CPU seconds from /proc/PID/stat).
+    /// Server PID (CPU seconds from /proc/PID/stat); repeat for several servers (nodes of a
+    /// cluster), whose CPU seconds are summed.
     #[arg(long)]
-    pub pid: Option<u32>,
+    pub pid: Vec<u32>,
     /// Also count the server PID's descendant processes (multi-process servers).
     #[arg(long)]
     pub tree: bool,
@@ -53,7 +54,11 @@ pub struct Measured {
 /// Wait out the warm-up, run the window (setting `sh.measuring`, then `sh.stop`).
 pub async fn window(w: &Window, sh: &Shared) -> Measured {
     tokio::time::sleep(Duration::from_secs_f64(w.warmup_s)).await;
-    let pids = w.pid.map(|p| procfs::pids(p, w.tree)).unwrap_or_default();
+    let pids: Vec<u32> = w
+        .pid
+        .iter()
+        .flat_map(|p| procfs::pids(*p, w.tree))
+        .collect();
     let cpu0 = procfs::cpu_secs(&pids);
     let self0 = procfs::self_cpu_secs();
     let t0 = Instant::now();

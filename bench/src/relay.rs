@@ -18,8 +18,10 @@ use tokio::sync::oneshot;
 
 /// Parameters of a relay run.
 pub struct RelayArgs {
-    /// Server address.
+    /// Server addresses, comma-separated (see `Mode::Relay`).
     pub addr: String,
+    /// Seconds between the registrations and the first MESSAGE.
+    pub settle: f64,
     /// SIP domain of the users.
     pub domain: String,
     /// Pairs of users.
@@ -230,13 +232,19 @@ async fn caller(
 /// Run the scenario; prints one `RESULT` line.
 pub async fn run(a: RelayArgs) -> Result<(), String> {
     let sh = Arc::new(Shared::default());
-    let addr: Arc<str> = a.addr.clone().into();
+    let addrs: Vec<Arc<str>> = a.addr.split(',').map(|x| x.trim().into()).collect();
+    let n = addrs.len();
     let domain: Arc<str> = a.domain.clone().into();
     let mut callees = Vec::new();
     let mut callers = Vec::new();
     for id in 0..a.pairs {
         let (tx, rx) = oneshot::channel();
-        callees.push(tokio::spawn(callee(addr.clone(), domain.clone(), id, tx)));
+        callees.push(tokio::spawn(callee(
+            addrs[id % n].clone(),
+            domain.clone(),
+            id,
+            tx,
+        )));
         match tokio::time::timeout(Duration::from_secs(5), rx).await {
             Ok(Ok(())) => {}
             _ => {
@@ -251,9 +259,10 @@ pub async fn run(a: RelayArgs) -> Result<(), String> {
             }
         }
     }
+    tokio::time::sleep(Duration::from_secs_f64(a.settle)).await;
     for id in 0..a.pairs {
         callers.push(tokio::spawn(caller(
-            addr.clone(),
+            addrs[(id / n) % n].clone(),
             domain.clone(),
             id,
             a.window,
