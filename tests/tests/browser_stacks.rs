@@ -12,6 +12,7 @@
 //! `tests/js/package-lock.json` on first use.
 mod common;
 
+use common::browser::{assert_browser_steps, chromium};
 use common::digest::{add_users, PASSWORD};
 use common::{
     default_config, ensure_node_modules, free_port, js_dir, make_cert_in, repo, temp_dir, Server,
@@ -139,38 +140,6 @@ fn sipjs_calls_jssip_all_scenarios() {
     run("sipjs,jssip", "all");
 }
 
-/// Panics unless `CHROMIUM` (default `/usr/bin/chromium`) exists; returns its path.
-fn chromium() -> String {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "{chromium} not found: install Debian's chromium (.ci/run does) or set CHROMIUM"
-    );
-    chromium
-}
-
-/// browser-run.js's steps that must all have passed in `stdout`.
-fn assert_browser_steps(stdout: &str) {
-    for step in [
-        "alice.register",
-        "bob.register",
-        "message.alice_to_bob",
-        "call.invite_answer",
-        "call.media",
-        "call.bye_from_bob",
-        "unregistered.call_carol",
-        "alice.unregister",
-        "bob.unregister",
-    ] {
-        assert!(
-            stdout
-                .lines()
-                .any(|l| l.contains(&format!("\"step\":\"{step}\"")) && l.contains("\"ok\":true")),
-            "step {step} missing or failed:\n{stdout}"
-        );
-    }
-}
-
 /// Run `cmd` under `sh -c`; panics unless it succeeded; returns its stdout.
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
@@ -263,9 +232,11 @@ fn wait_listening(srv: &Server, port: u16) {
 }
 
 /// A real browser: Debian's chromium, headless, driven by playwright-core, runs SIP.js (the ES
-/// modules npm ships) in two pages that register, exchange a MESSAGE, set up a call with real
-/// WebRTC offer/answer (fake audio device; the peer connection between the pages must reach
-/// `connected`), hang up from the callee, get 404 for an unregistered user, and unregister.
+/// modules npm ships) in two pages that register, exchange MESSAGEs both ways and OPTIONS, set
+/// up a call with real WebRTC offer/answer (fake audio device; the peer connection between the
+/// pages must reach `connected`), send INFO from either side, hang up from the callee, then from
+/// the caller in a second call, cancel a ringing call, get 404 for an unregistered user, and
+/// unregister ([`common::browser::BROWSER_STEPS`]), answering the digest challenges.
 /// Needs `chromium` (`.ci/run` installs it; `CHROMIUM=/path` overrides).
 #[test]
 fn real_browser_sipjs_pages_register_message_and_call() {

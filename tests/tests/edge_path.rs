@@ -6,77 +6,9 @@
 //! SIP.js (tests/js/scenario.js) pass MESSAGE both ways, OPTIONS, calls with INFO, re-INVITE
 //! and BYE from either side, CANCEL and an unregistered callee through the two.
 mod common;
+use common::edge::*;
 use common::udp::*;
 use common::*;
-use std::process::Command;
-
-/// The registrar: UDP (and an unused WebSocket port), save/lookup, record-routing INVITEs.
-fn registrar_config(udp: u16) -> String {
-    let mi = free_port();
-    format!(
-        "log_level = 3\nmpath = \"{{MPATH}}\"\nmi_http_port = {mi}\n\
-         socket = udp:127.0.0.1:{udp}\nsocket = ws:127.0.0.1:{{PORT}}\n\
-         loadmodule \"proto_udp.so\"\nloadmodule \"proto_ws.so\"\n\
-         loadmodule \"tm.so\"\nloadmodule \"registrar.so\"\nloadmodule \"usrloc.so\"\n\
-         route {{\n\
-         \x20   if (!mf_process_maxfwd_header(10)) {{ sl_send_reply(483, \"Too Many Hops\"); exit; }}\n\
-         \x20   if (has_totag()) {{\n\
-         \x20       if (loose_route()) {{ t_relay(); exit; }}\n\
-         \x20       if (is_method(\"ACK\")) exit;\n\
-         \x20       sl_send_reply(404, \"Not here\");\n\
-         \x20       exit;\n\
-         \x20   }}\n\
-         \x20   if (is_method(\"REGISTER\")) {{\n\
-         \x20       xlog(\"L_INFO\", \"REGISTER $tu path=$hdr(Path)\\n\");\n\
-         \x20       save(\"location\");\n\
-         \x20       exit;\n\
-         \x20   }}\n\
-         \x20   if (is_method(\"OPTIONS\") && $rU == NULL) {{ sl_send_reply(200, \"OK\"); exit; }}\n\
-         \x20   if (is_method(\"CANCEL\")) {{ if (t_check_trans()) t_relay(); exit; }}\n\
-         \x20   if (!lookup(\"location\")) {{ sl_send_reply(404, \"Not Found\"); exit; }}\n\
-         \x20   if (is_method(\"INVITE|SUBSCRIBE|REFER\")) record_route();\n\
-         \x20   t_relay();\n\
-         }}\n"
-    )
-}
-
-/// The edge: WebSocket for the clients, UDP towards the registrar at `registrar`.
-fn edge_config(udp: u16, registrar: u16) -> String {
-    let mi = free_port();
-    format!(
-        "log_level = 3\nmpath = \"{{MPATH}}\"\nmi_http_port = {mi}\n\
-         socket = ws:127.0.0.1:{{PORT}}\nsocket = udp:127.0.0.1:{udp}\n\
-         loadmodule \"proto_ws.so\"\nloadmodule \"proto_udp.so\"\n\
-         modparam(\"proto_ws\", \"require_origin\", 0)\n\
-         loadmodule \"tm.so\"\nloadmodule \"rr.so\"\nloadmodule \"path.so\"\n\
-         route {{\n\
-         \x20   if (!mf_process_maxfwd_header(10)) {{ sl_send_reply(483, \"Too Many Hops\"); exit; }}\n\
-         \x20   if (is_method(\"REGISTER\")) {{\n\
-         \x20       add_path();\n\
-         \x20       $du = \"sip:127.0.0.1:{registrar};transport=udp\";\n\
-         \x20       t_relay();\n\
-         \x20       exit;\n\
-         \x20   }}\n\
-         \x20   if (loose_route()) {{\n\
-         \x20       if (!has_totag() && is_method(\"INVITE|SUBSCRIBE|REFER\")) record_route();\n\
-         \x20       t_relay();\n\
-         \x20       exit;\n\
-         \x20   }}\n\
-         \x20   if (has_totag()) {{\n\
-         \x20       if (is_method(\"ACK\")) exit;\n\
-         \x20       sl_send_reply(404, \"Not here\");\n\
-         \x20       exit;\n\
-         \x20   }}\n\
-         \x20   if ($proto == \"ws\") {{\n\
-         \x20       if (is_method(\"INVITE|SUBSCRIBE|REFER\")) record_route();\n\
-         \x20       $du = \"sip:127.0.0.1:{registrar};transport=udp\";\n\
-         \x20       t_relay();\n\
-         \x20       exit;\n\
-         \x20   }}\n\
-         \x20   sl_send_reply(403, \"Forbidden\");\n\
-         }}\n"
-    )
-}
 
 fn run_scenario(stack: &str) {
     ensure_node_modules();
@@ -110,14 +42,6 @@ fn scenario_through(edge: &Server, stack: &str, behind: &dyn Fn() -> String) -> 
     scenario_js(stack, &edge.ws_url(), None, "all", &|| {
         format!("--- edge:\n{}\n--- behind it:\n{}", edge.log(), behind())
     })
-}
-
-fn mi_port_of(srv: &Server) -> u16 {
-    let cfg = std::fs::read_to_string(&srv.cfg_path).unwrap();
-    cfg.lines()
-        .find_map(|l| l.strip_prefix("mi_http_port = "))
-        .and_then(|p| p.trim().parse().ok())
-        .expect("mi_http_port in the config")
 }
 
 #[test]
@@ -192,79 +116,6 @@ fn a_forged_path_is_refused() {
         "does not name the hop it came from",
         std::time::Duration::from_secs(5),
     );
-}
-
-/// Kamailio 5.6 (Debian) as the registrar behind the edge: its `registrar` module with
-/// `use_path` stores our Path and its `lookup()` sends each request for a user through it.
-fn kamailio_config(udp: u16) -> String {
-    format!(
-        "#!KAMAILIO\n\
-         debug=2\nlog_stderror=yes\nchildren=2\nauto_aliases=no\n\
-         listen=udp:127.0.0.1:{udp}\nalias=\"example.com\"\n\
-         loadmodule \"kex.so\"\nloadmodule \"corex.so\"\nloadmodule \"tm.so\"\nloadmodule \"sl.so\"\n\
-         loadmodule \"rr.so\"\nloadmodule \"pv.so\"\nloadmodule \"maxfwd.so\"\nloadmodule \"usrloc.so\"\n\
-         loadmodule \"registrar.so\"\nloadmodule \"textops.so\"\nloadmodule \"siputils.so\"\n\
-         loadmodule \"xlog.so\"\nloadmodule \"path.so\"\n\
-         modparam(\"usrloc\", \"db_mode\", 0)\n\
-         modparam(\"registrar\", \"use_path\", 1)\n\
-         modparam(\"registrar\", \"path_mode\", 0)\n\
-         modparam(\"registrar\", \"gruu_enabled\", 0)\n\
-         request_route {{\n\
-         \x20   if (!mf_process_maxfwd_header(\"10\")) {{ sl_send_reply(\"483\", \"Too Many Hops\"); exit; }}\n\
-         \x20   if (has_totag()) {{\n\
-         \x20       if (loose_route()) {{ t_relay(); exit; }}\n\
-         \x20       if (is_method(\"ACK\")) {{ if (t_check_trans()) t_relay(); exit; }}\n\
-         \x20       sl_send_reply(\"404\", \"Not here\");\n\
-         \x20       exit;\n\
-         \x20   }}\n\
-         \x20   if (is_method(\"CANCEL\")) {{ if (t_check_trans()) t_relay(); exit; }}\n\
-         \x20   if (is_method(\"REGISTER\")) {{\n\
-         \x20       xlog(\"L_INFO\", \"REGISTER $tu path=$hdr(Path)\\n\");\n\
-         \x20       save(\"location\");\n\
-         \x20       exit;\n\
-         \x20   }}\n\
-         \x20   if (is_method(\"OPTIONS\") && $rU == $null) {{ sl_send_reply(\"200\", \"OK\"); exit; }}\n\
-         \x20   if (!lookup(\"location\")) {{ sl_send_reply(\"404\", \"Not Found\"); exit; }}\n\
-         \x20   if (is_method(\"INVITE|SUBSCRIBE|REFER\")) record_route();\n\
-         \x20   t_relay();\n\
-         }}\n"
-    )
-}
-
-/// A running Kamailio; killed on drop.
-struct Kamailio {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-}
-
-impl Kamailio {
-    fn start(udp: u16) -> Kamailio {
-        let dir = temp_dir("kamailio");
-        let cfg = dir.join("kamailio.cfg");
-        std::fs::write(&cfg, kamailio_config(udp)).unwrap();
-        let log = dir.join("stderr.log");
-        let child = Command::new("/usr/sbin/kamailio")
-            .args(["-DD", "-E", "-f"])
-            .arg(&cfg)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("/usr/sbin/kamailio (Debian package kamailio)");
-        wait_udp_bound(udp);
-        Kamailio { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The issue's first test: JsSIP and SIP.js register through the sipcore edge with Kamailio

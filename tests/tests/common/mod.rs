@@ -4,7 +4,9 @@
 //! command does that. `SIPCORE_TARGET_DIR` overrides where they are looked for.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod digest;
+pub mod edge;
 pub mod metrics;
 pub mod pg;
 pub mod sipws;
