@@ -15,10 +15,11 @@
 //!    whose `server` is the current URL of a list, moved on when the connection is lost), the
 //!    UserAgent delegate's `onDisconnect` calling `userAgent.reconnect()` and `onConnect`
 //!    registering again, as SIP.js's own SessionManager does.
-//! 3. Node 2 comes back (a fresh process on 127.0.0.3, learning everything from Redis). While a UDP peer sends
-//!    a steady stream of MESSAGEs through node 1 to bob, redis-server is killed and started
-//!    again on the same port (empty): every node stays alive, the messages reach bob again
-//!    after it is back, and node 3 has written bob's binding back to Redis.
+//! 3. Node 2 comes back (a fresh process on 127.0.0.3 that learns everything from Redis).
+//!    While a UDP peer sends a MESSAGE through node 1 to bob every 50 ms, redis-server is
+//!    killed and started again, empty, on the same port: every node stays alive, not one
+//!    message fails (lookups are in memory, also while Redis is down), and the nodes write
+//!    their bindings (bob's on node 3, alice's on node 1) back to Redis.
 //! 4. Redis stopped: a REGISTER to each node is answered 503 within 500 ms, while alice's and
 //!    bob's WebSockets stay connected and MESSAGE still passes both ways (lookup from memory).
 mod common;
