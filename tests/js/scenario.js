@@ -161,13 +161,19 @@ let currentOwner = null;
 
 // WebSocket closes per user agent (scenario idle: a registered client's connection stays).
 const closes = {};
+// The user agent of each server URL of a user given several (--bob-urls): a stack that fails
+// over opens its next WebSocket long after start(), when currentOwner names someone else.
+const urlOwners = {};
+// The URLs each user agent opened a WebSocket to, in order.
+const opened = {};
 
 class TracedWebSocket extends WS {
   constructor(url, protocols) {
     super(url, protocols);
-    const owner = currentOwner || 'unknown';
+    const owner = urlOwners[String(url)] || currentOwner || 'unknown';
     this._owner = owner;
     if (!wire[owner]) wire[owner] = [];
+    (opened[owner] = opened[owner] || []).push(String(url));
     this.on('message', (data, isBinary) => {
       const text = isBinary ? Buffer.from(data).toString('utf8') : data.toString();
       record(owner, 'in', text);
@@ -332,20 +338,27 @@ function jssipCall(session, dir) {
 function makeJssipUser(name, o) {
   const JsSIP = require('jssip');
   const uri = `sip:${o.aorUser || name}@${o.domain}`;
-  const socket = new JsSIP.WebSocketInterface(o.url);
+  // Several server URLs (o.urls): JsSIP's own failover. It connects to the socket of the
+  // highest weight (the first URL), marks a socket whose connection dropped as failed and
+  // reconnects to the next after connection_recovery_min/max_interval seconds (1-2 here),
+  // then re-registers by itself when ua.register() was called (UA onTransportConnect).
+  const urls = o.urls || [o.url];
+  for (const url of (urls.length > 1 ? urls : [])) urlOwners[url] = name;
+  const sockets = urls.map((url, i) => ({ socket: new JsSIP.WebSocketInterface(url), weight: urls.length - i }));
   const ua = new JsSIP.UA({
-    sockets: [socket],
+    sockets,
     uri,
     register: false,
     register_expires: 600,
     session_timers: false,
     user_agent: 'JsSIP-harness',
     no_answer_timeout: 60,
-    connection_recovery_min_interval: 2,
-    connection_recovery_max_interval: 30,
+    connection_recovery_min_interval: urls.length > 1 ? 1 : 2,
+    connection_recovery_max_interval: urls.length > 1 ? 2 : 30,
     ...(o.password ? { password: o.password } : {}),
   });
-  const u = { name, stack: 'jssip', uri, calls: [], messages: [], ua };
+  const u = { name, stack: 'jssip', uri, calls: [], messages: [], ua, connected: 0 };
+  ua.on('connected', () => { u.connected += 1; });
   ua.on('newMessage', (e) => {
     if (e.originator === 'remote') {
       u.messages.push({ from: String(e.request.from.uri), body: e.request.body });
@@ -438,13 +451,46 @@ function sipjsCall(session, dir, SIP) {
   return c;
 }
 
+// SIP.js 0.21's WebSocket transport takes one `server` (its deprecated `wsServers` array is cut
+// to the first URL) and never reconnects by itself: a SIP.js application that has several
+// servers fails over itself. This one does it through SIP.js's supported extension point, the
+// `transportConstructor` option: the stock transport with `server` naming the current URL of
+// the list, moved to the next one when a connection is lost; the UserAgent delegate's
+// onDisconnect reconnects (`userAgent.reconnect()`, as SIP.js's own SessionManager does) and
+// onConnect registers again when the application had registered (as SessionManager does).
+function failoverTransport(SIP, urls) {
+  return class FailoverTransport extends SIP.Web.Transport {
+    constructor(logger, options) {
+      super(logger, Object.assign({}, options, { server: urls[0] }));
+      this.urlIndex = 0;
+    }
+    get server() { return urls[this.urlIndex]; }
+    nextServer() { this.urlIndex = (this.urlIndex + 1) % urls.length; }
+  };
+}
+
 function makeSipjsUser(name, o) {
   const SIP = require('sip.js');
   const uri = `sip:${o.aorUser || name}@${o.domain}`;
-  const u = { name, stack: 'sipjs', uri, calls: [], messages: [] };
+  const u = { name, stack: 'sipjs', uri, calls: [], messages: [], connected: 0 };
+  const urls = o.urls || [o.url];
+  for (const url of (urls.length > 1 ? urls : [])) urlOwners[url] = name;
+  let registerRequested = false;
+  let registerer = null;
+  const reconnect = (attempt) => {
+    if (attempt > 20) { log(`[${name}] gave up reconnecting`); return; }
+    setTimeout(() => {
+      ua.reconnect().catch((e) => {
+        log(`[${name}] reconnection ${attempt} to ${ua.transport.server} failed: ${e && e.message}`);
+        ua.transport.nextServer();
+        reconnect(attempt + 1);
+      });
+    }, attempt === 1 ? 0 : 1000);
+  };
   const ua = new SIP.UserAgent({
     uri: SIP.UserAgent.makeURI(uri),
-    transportOptions: { server: o.url, connectionTimeout: 5 },
+    transportOptions: { server: urls[0], connectionTimeout: 5 },
+    ...(urls.length > 1 ? { transportConstructor: failoverTransport(SIP, urls) } : {}),
     userAgentString: 'SIP.js-harness',
     noAnswerTimeout: 60,
     ...(o.password ? { authorizationUsername: o.aorUser || name, authorizationPassword: o.password } : {}),
@@ -468,12 +514,25 @@ function makeSipjsUser(name, o) {
         u.messages.push({ from: String(message.request.from.uri), body: message.request.body });
         message.accept();
       },
+      onConnect: () => {
+        u.connected += 1;
+        if (urls.length > 1 && registerRequested && u.connected > 1) {
+          registerer.register().catch((e) => log(`[${name}] re-REGISTER failed: ${e && e.message}`));
+        }
+      },
+      onDisconnect: (error) => {
+        // error: the connection was lost (not a stop()): fail over to the next server.
+        if (urls.length > 1 && error) {
+          ua.transport.nextServer();
+          reconnect(1);
+        }
+      },
     },
   });
   u.ua = ua;
   u.start = () => { currentOwner = name; return ua.start(); };
-  let registerer = null;
   u.register = () => new Promise((resolve, reject) => {
+    registerRequested = true;
     registerer = registerer || new SIP.Registerer(ua, { expires: 600 });
     registerer.register({
       requestDelegate: {
@@ -483,6 +542,7 @@ function makeSipjsUser(name, o) {
     }).catch(reject);
   });
   u.unregister = () => new Promise((resolve, reject) => {
+    registerRequested = false;
     if (!registerer) return resolve(null);
     registerer.unregister({
       requestDelegate: {
@@ -970,4 +1030,14 @@ process.on('unhandledRejection', (e) => {
   if (OPTS && OPTS.trace) log(`unhandled rejection: ${e && e.stack || e}`);
 });
 
-main();
+if (require.main === module) {
+  main();
+} else {
+  // Used as a library by failover.js: the stack adapters, the wire trace and the steps.
+  module.exports = {
+    setOpts: (o) => { OPTS = o; CHALLENGED = !!o.password; },
+    installBrowserGlobals, makeJssipUser, makeSipjsUser, step, assert, until, sleep, out, log,
+    wire, closes, opened, mark, expectWire, isReq, isResp, establish, hangup, splitContacts, contactUri,
+    dumpWire, versions,
+  };
+}

@@ -9,6 +9,7 @@ pub mod digest;
 pub mod edge;
 pub mod metrics;
 pub mod pg;
+pub mod redis;
 pub mod sipws;
 pub mod tcp;
 pub mod udp;
@@ -47,6 +48,16 @@ pub fn sipcore_bin() -> PathBuf {
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A free TCP port on `ip` (bound then released): for a server on a loopback alias such as
+/// 127.0.0.2 (Linux routes all of 127.0.0.0/8 to `lo` without setup).
+pub fn free_port_on(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
+        .unwrap_or_else(|e| panic!("bind {ip}:0: {e}"))
         .local_addr()
         .unwrap()
         .port()
@@ -100,6 +111,13 @@ impl Server {
         Server::start_wrapped(cfg, &[])
     }
 
+    /// Like [`Server::start`] for a config whose WebSocket socket is on `ip` (e.g.
+    /// `socket = ws:127.0.0.2:{PORT}`): the port is free on `ip`, the readiness wait connects
+    /// there, and [`Server::ws_url`] names it.
+    pub fn start_at(ip: &str, cfg: &str) -> Server {
+        Server::start_inner(ip, cfg, &[], &[])
+    }
+
     /// Like [`Server::start`], run under a wrapper command, e.g. `["prlimit", "--nofile=64"]`.
     pub fn start_wrapped(cfg: &str, wrapper: &[&str]) -> Server {
         Server::start_with(cfg, wrapper, &[])
@@ -111,7 +129,16 @@ impl Server {
     }
 
     fn start_with(cfg: &str, wrapper: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Server {
-        let port = free_port();
+        Server::start_inner("127.0.0.1", cfg, wrapper, env)
+    }
+
+    fn start_inner(
+        ip: &str,
+        cfg: &str,
+        wrapper: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Server {
+        let port = free_port_on(ip);
         let dir = temp_dir("srv");
         let cfg_path = dir.join("sipcore.cfg");
         std::fs::write(&cfg_path, render(cfg, port)).unwrap();
@@ -134,7 +161,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawn sipcore");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let addr = SocketAddr::new(ip.parse().expect("an IP address"), port);
         let mut s = Server {
             child,
             port,
@@ -186,8 +213,9 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// `ws://IP:PORT/` of the WebSocket socket the readiness wait connected to.
     pub fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.port)
+        format!("ws://{}/", self.addr)
     }
 }
 
