@@ -6,10 +6,11 @@
 //! sentinel promotes the replica, and the node follows: REGISTER works again, every binding of
 //! the node is written to the new primary, and the password never reaches the log.
 mod common;
+use common::redis::{register, wait_until};
 use common::udp::*;
 use common::*;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PASSWORD: &str = "s3cret-redis";
 
@@ -49,18 +50,6 @@ fn cli(port: u16, auth: bool, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn wait_until(what: &str, secs: u64, log: &dyn Fn() -> String, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {secs} s\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn start_data(port: u16, replica_of: Option<u16>) -> Proc {
     let dir = temp_dir("redis-data");
     let port_s = port.to_string();
@@ -86,7 +75,7 @@ fn start_data(port: u16, replica_of: Option<u16>) -> Proc {
         args.extend(["--replicaof", "127.0.0.1", p]);
     }
     let proc = spawn(&args);
-    wait_until("redis-server answers", 10, &String::new, || {
+    wait_until("redis-server answers", 10, &[], || {
         cli(port, true, &["PING"]) == "PONG"
     });
     proc
@@ -108,29 +97,10 @@ fn start_sentinel(port: u16, primary: u16) -> Proc {
     )
     .unwrap();
     let proc = spawn(&[conf.to_str().unwrap(), "--sentinel"]);
-    wait_until("the sentinel answers", 10, &String::new, || {
+    wait_until("the sentinel answers", 10, &[], || {
         cli(port, false, &["PING"]) == "PONG"
     });
     proc
-}
-
-/// A REGISTER of `user` through `node`; the status line of the answer.
-fn register(peer: &Peer, node: u16, user: &str, cseq: u32) -> String {
-    let to: std::net::SocketAddr = format!("127.0.0.1:{node}").parse().unwrap();
-    let req = format!(
-        "REGISTER sip:example.com SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {a};rport;branch=z9hG4bKs{user}{cseq}\r\n\
-         Max-Forwards: 70\r\nFrom: <sip:{user}@example.com>;tag=s{user}\r\n\
-         To: <sip:{user}@example.com>\r\nCall-ID: sentinel-{user}-{a}\r\n\
-         CSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{a}>;expires=300\r\n\
-         Content-Length: 0\r\n\r\n",
-        a = peer.addr
-    );
-    peer.send(to, req.as_bytes());
-    let (resp, _) = peer
-        .recv_within(Duration::from_secs(5))
-        .expect("an answer to the REGISTER");
-    resp.lines().next().unwrap_or_default().to_string()
 }
 
 fn key(user: &str) -> String {
@@ -144,7 +114,7 @@ fn the_node_follows_a_sentinel_failover_to_the_promoted_replica() {
     let _replica = start_data(pb, Some(pa));
     let _sentinel = start_sentinel(ps, pa);
     // The sentinel learns the replica from the primary's INFO (every 10 s).
-    wait_until("the sentinel knows the replica", 30, &String::new, || {
+    wait_until("the sentinel knows the replica", 30, &[], || {
         cli(ps, false, &["SENTINEL", "replicas", "mymaster"]).contains(&pb.to_string())
     });
 
@@ -161,22 +131,23 @@ fn the_node_follows_a_sentinel_failover_to_the_promoted_replica() {
     );
     let node = Server::start(&cfg);
     wait_udp(&node, udp);
-    let log = || node.log();
+    let at: std::net::SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
+    let ok = |peer: &Peer, user: &str, cseq: u32| {
+        register(peer, at, user, 300, cseq)
+            .0
+            .starts_with("SIP/2.0 200")
+    };
     node.wait_log(
         &format!("Redis at redis+sentinel://:***@127.0.0.1:{dead}"),
         Duration::from_secs(15),
     );
 
     let bob = Peer::new();
-    assert!(
-        register(&bob, udp, "bob", 1).starts_with("SIP/2.0 200"),
-        "{}",
-        log()
-    );
+    assert!(ok(&bob, "bob", 1), "{}", node.log());
     wait_until(
         "bob's binding on the primary and the replica",
         10,
-        &log,
+        &[&node],
         || {
             cli(pa, true, &["HLEN", &key("bob")]) == "1"
                 && cli(pb, true, &["HLEN", &key("bob")]) == "1"
@@ -185,7 +156,7 @@ fn the_node_follows_a_sentinel_failover_to_the_promoted_replica() {
 
     // The primary dies; the sentinel promotes the replica; the node follows.
     drop(primary.take());
-    wait_until("the sentinel promotes the replica", 30, &log, || {
+    wait_until("the sentinel promotes the replica", 30, &[&node], || {
         cli(
             ps,
             false,
@@ -198,13 +169,13 @@ fn the_node_follows_a_sentinel_failover_to_the_promoted_replica() {
     wait_until(
         "REGISTER answered 200 through the new primary",
         20,
-        &log,
+        &[&node],
         || {
             cseq += 1;
-            register(&alice, udp, "alice", cseq).starts_with("SIP/2.0 200")
+            ok(&alice, "alice", cseq)
         },
     );
-    wait_until("alice's binding on the new primary", 10, &log, || {
+    wait_until("alice's binding on the new primary", 10, &[&node], || {
         cli(pb, true, &["HLEN", &key("alice")]) == "1"
     });
     assert_eq!(cli(pb, true, &["HLEN", &key("bob")]), "1");
