@@ -130,3 +130,33 @@ fn a_dead_node_expires_and_redis_down_gives_fast_503() {
         redis.nodes_of("bob@example.com") == [u1.to_string()]
     });
 }
+
+/// A node restarted at the same address: what its earlier run left in Redis names flows that
+/// died with it; the new run withdraws it at once, on every node, instead of letting the
+/// other nodes send requests there until the bindings expire.
+#[test]
+fn a_restarted_node_withdraws_what_its_earlier_run_left() {
+    let redis = Redis::start(free_port());
+    let (n1, _) = start_node("127.0.0.1", redis.port);
+    let (mut n2, u2) = start_node("127.0.0.1", redis.port);
+    let bob = Peer::new();
+    let (r, _) = register(&bob, u2, "bob", 600, 1);
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    wait_until("node 1 learns bob", 10, &[&n1, &n2], || {
+        show(&n1, "bob@example.com")
+            .to_string()
+            .contains(&u2.to_string())
+    });
+    let _ = n2.child.kill();
+    let _ = n2.child.wait();
+    assert_eq!(redis.nodes_of("bob@example.com"), vec![u2.to_string()]);
+    let n2 = Server::start_at(
+        "127.0.0.1",
+        &node_config("127.0.0.1", u2.port(), redis.port),
+    );
+    n2.wait_log("by an earlier run of node", Duration::from_secs(10));
+    wait_until("node 1 drops bob's stale binding", 10, &[&n1, &n2], || {
+        show(&n1, "bob@example.com")["error"]["code"] == 404
+    });
+    assert!(redis.nodes_of("bob@example.com").is_empty());
+}

@@ -353,6 +353,7 @@ fn writer() {
     };
     let mut con: Option<redis::Connection> = None;
     let mut last_beat = Instant::now() - HEARTBEAT;
+    let mut purged = false;
     loop {
         if con.is_none() {
             match connect(&c.target) {
@@ -383,6 +384,23 @@ fn writer() {
         }
         if res.is_ok() {
             set_state(c, true, "");
+        }
+        if res.is_ok() && !purged {
+            match purge_earlier_run(c, cn) {
+                Ok(n) => {
+                    purged = true;
+                    if n > 0 {
+                        crate::log!(
+                            Info,
+                            "usrloc",
+                            "cluster: {} AoR(s) left in Redis by an earlier run of node {} rewritten",
+                            n,
+                            c.node
+                        );
+                    }
+                }
+                Err(e) => res = Err(e),
+            }
         }
         if res.is_ok() && c.resync.swap(false, Ordering::AcqRel) {
             c.queue_full_logged.store(false, Ordering::Release);
@@ -423,6 +441,39 @@ fn writer() {
             c.resync.store(true, Ordering::Release);
             con = None;
         }
+    }
+}
+
+/// Once per process, at the first connection: the values an earlier run of this node (same
+/// address) left in Redis name flows that died with it; each is replaced by what the node
+/// holds now (usually nothing) and the change published, so the other nodes stop sending
+/// requests there at once instead of at the bindings' expiry. Returns how many there were.
+fn purge_earlier_run(c: &Cluster, con: &mut redis::Connection) -> redis::RedisResult<usize> {
+    let mut cursor: u64 = 0;
+    let mut n = 0;
+    let pattern = format!("{PREFIX}aor:*");
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(200)
+            .query(con)?;
+        for k in keys {
+            let v: Option<Vec<u8>> = redis::cmd("HGET").arg(&k).arg(&c.node).query(con)?;
+            let Some(v) = v else { continue };
+            let max = super::location::max_expires();
+            match data::decode(&v, Instant::now(), data::unix_now(), max) {
+                Ok(r) => sync(c, con, &r.table, &r.aor)?,
+                Err(_) => redis::cmd("HDEL").arg(&k).arg(&c.node).query::<()>(con)?,
+            }
+            n += 1;
+        }
+        if next == 0 {
+            return Ok(n);
+        }
+        cursor = next;
     }
 }
 
