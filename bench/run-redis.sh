@@ -7,7 +7,9 @@
 #   redis3    three nodes on 127.0.0.2, 127.0.0.3, 127.0.0.4 sharing that Redis; sipbench
 #             relay puts pair i's B on node i mod 3 and its A on node (i / 3) mod 3, so with
 #             PAIRS a multiple of 9 two thirds of the MESSAGEs cross nodes (A's node -> B's
-#             node over UDP, through the binding's Path, then down B's WebSocket).
+#             node over UDP, the default node_uri, through the binding's Path, then down B's
+#             WebSocket);
+#   redis3tcp the same with the nodes linked over TCP (node_uri ...;transport=tcp).
 # Scenarios: relay (PAIRS pairs x WIN in flight: throughput), relay1 (PAIRS pairs x 1 in flight:
 # latency, the cost of the extra hop), register (CONNS connections re-registering USERS users,
 # no authentication; memory and redis1 only). Server CPU is the sum over the nodes; Redis's
@@ -24,13 +26,13 @@ PAIRS=${PAIRS:-27}
 WIN=${WIN:-10}
 CONNS=${CONNS:-50}
 USERS=${USERS:-1000}
-read -ra modes <<<"${MODES:-memory redis1 redis3}"
+read -ra modes <<<"${MODES:-memory redis1 redis3 redis3tcp}"
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 results "redis-"
 if [ -z "${SKIP_BUILD:-}" ]; then
     log "building release into $TARGET"
-    CARGO_TARGET_DIR=$TARGET cargo build --release -p sipcore-bench -p sipcore -p proto_ws -p proto_udp ||
+    CARGO_TARGET_DIR=$TARGET cargo build --release -p sipcore-bench -p sipcore -p proto_ws -p proto_udp -p proto_tcp ||
         exit 1
 fi
 RUNDIR=${TMPDIR:-/tmp}/sipcore-redis-run
@@ -68,6 +70,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 node() {
     local i=$1 ip=127.0.0.$(($1 + 1)) cl=""
     [ "$2" != memory ] && cl="modparam(\"usrloc\", \"working_mode_preset\", \"full-sharing-cachedb-cluster\")\\nmodparam(\"usrloc\", \"cachedb_url\", \"redis://127.0.0.1:$REDIS_PORT/\")"
+    [ "$2" = redis3tcp ] && cl+="\\nmodparam(\"usrloc\", \"node_uri\", \"sip:$ip:$UDP;transport=tcp\")"
     sed -e "s/@IP@/$ip/; s/@WS@/$WS/; s/@UDP@/$UDP/; s/@MI@/$((18880 + i))/" -e "s|@CLUSTER@|$cl|" \
         "$ROOT/bench/sipcore-redis.cfg.in" >"$RUNDIR/node$i.cfg"
     "$R/sipcore" -f "$RUNDIR/node$i.cfg" 2>>"$OUT.node$i.log" &
@@ -84,7 +87,7 @@ node() {
 run() {
     local mode=$1 name=$2 n=1 addrs="" line r0 r1 extra=""
     shift 2
-    [ "$mode" = redis3 ] && n=3
+    case $mode in redis3*) n=3 ;; esac
     if [ "$mode" != memory ]; then start_redis || return; fi
     for i in $(seq 1 "$n"); do
         node "$i" "$mode" || { cleanup; return; }
@@ -107,7 +110,7 @@ for round in $(seq "$ROUNDS"); do
     for mode in "${modes[@]}"; do
         run "$mode" relay relay -p "$PAIRS" -w "$WIN" --settle 2
         run "$mode" relay1 relay -p "$PAIRS" -w 1 --settle 2
-        [ "$mode" != redis3 ] && run "$mode" register register -c "$CONNS" -u "$USERS"
+        case $mode in redis3*) ;; *) run "$mode" register register -c "$CONNS" -u "$USERS" ;; esac
     done
 done
 echo "# loadavg after: $(cat /proc/loadavg)" >>"$OUT"

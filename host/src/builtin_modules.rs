@@ -200,7 +200,12 @@ const TM: &[ParamSpec] = &[
     int(
         "max_transactions_per_source",
         "1000",
-        "transactions one connection (UDP: one IP address) holds at once; beyond, its t_relay() gets 503 with Retry-After (sipcore's; 1-100000000)",
+        "transactions one connection (UDP: one IP address) has waiting for a final response at once; beyond, its t_relay() gets 503 with Retry-After (sipcore's; 1-100000000)",
+    ),
+    int(
+        "wt_timer",
+        "0",
+        "seconds a finished transaction stays at most to absorb retransmissions (timers D, I, J, K, L, M); 0: the RFC 3261 values, 32 s over UDP (OpenSIPS: 5; 0-3600)",
     ),
 ];
 
@@ -523,6 +528,7 @@ impl Settings {
                 self.tm.max_per_source = range(1, 100_000_000)? as u32
             }
             ("tm", "max_transactions") => self.tm.max_transactions = range(1, 100_000_000)? as u32,
+            ("tm", "wt_timer") => self.tm.wt_timer = range(0, 3600)? as u32,
             ("pike", "sampling_time_unit") => pk.sampling_time_unit = range(1, 3600)? as u32,
             ("pike", "reqs_density_per_unit") => {
                 pk.reqs_density_per_unit = count(1_000_000)? as u32

@@ -458,3 +458,47 @@ fn answered_transactions_do_not_count_against_a_udp_source() {
     assert!(r.starts_with("SIP/2.0 503"), "{r}");
     assert_eq!(header(&r, "Retry-After"), Some("5"), "{r}");
 }
+
+/// `modparam("tm", "wt_timer", 1)` (OpenSIPS tm's): a finished transaction stays one second
+/// instead of timer J's 32 s over UDP, and the parameter is refused out of its range.
+#[test]
+fn wt_timer_caps_how_long_a_finished_transaction_stays() {
+    let udp = free_udp_port();
+    let mi = free_port();
+    let cfg = format!(
+        "log_level = 3\nmpath = \"{{MPATH}}\"\nmi_http_port = {mi}\n\
+         socket = udp:127.0.0.1:{udp}\nsocket = ws:127.0.0.1:{{PORT}}\n\
+         loadmodule \"proto_udp.so\"\nloadmodule \"proto_ws.so\"\nloadmodule \"tm.so\"\n\
+         modparam(\"tm\", \"wt_timer\", 1)\n\
+         route {{\n    t_reply(404, \"Nobody Here\");\n    exit;\n}}\n"
+    );
+    let srv = Server::start(&cfg);
+    wait_udp(&srv, udp);
+    let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
+    let peer = Peer::new();
+    let m = udp_request(
+        "MESSAGE",
+        "sip:bob@example.com",
+        &peer.addr.to_string(),
+        true,
+        "wt",
+        "",
+    );
+    peer.send(to, m.as_bytes());
+    assert!(peer.recv_sip().starts_with("SIP/2.0 404 "));
+    let held = || {
+        common::metrics::values(&common::metrics::scrape(mi))
+            .get("sipcore_tm_inuse_transactions")
+            .copied()
+    };
+    // Timer J would keep it 32 s; the deadline is well below that.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held() != Some(0.0) {
+        assert!(Instant::now() < deadline, "still held: {:?}", held());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bad = cfg.replace("\"wt_timer\", 1)", "\"wt_timer\", 3601)");
+    let (status, out, _) = run_to_exit(&bad, "wt.cfg");
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("wt.cfg:") && out.contains("wt_timer"), "{out}");
+}

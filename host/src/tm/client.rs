@@ -106,7 +106,7 @@ impl ClientInvite {
                 c.disarm(Timer::A, acts);
                 c.disarm(Timer::B, acts);
                 acts.push(Action::PassUp(Box::new(resp)));
-                let m = c.values.t1x64();
+                let m = c.values.accepted();
                 c.state = State::Accepted;
                 c.arm(Timer::M, now + m, acts);
             }

@@ -128,7 +128,7 @@ impl ServerInvite {
             (State::Proceeding, 2) => {
                 acts.push(Action::Send(bytes_of(&resp)));
                 c.state = State::Accepted;
-                let l = c.values.t1x64();
+                let l = c.values.accepted();
                 c.arm(Timer::L, now + l, acts);
             }
             // RFC 6026 §7.1: 2xx retransmissions from the TU (a proxy: from the UAS) go out.

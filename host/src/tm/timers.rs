@@ -86,6 +86,8 @@ pub struct TimerValues {
     t1: Duration,
     t2: Duration,
     t4: Duration,
+    /// `wt_timer`: the longest a finished transaction stays (caps D, I, J, K, L, M).
+    wait: Option<Duration>,
 }
 
 impl Default for TimerValues {
@@ -95,6 +97,7 @@ impl Default for TimerValues {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
+            wait: None,
         }
     }
 }
@@ -114,7 +117,31 @@ impl TimerValues {
         if t1 > Duration::from_secs(86_400 / 64) || t2 > Duration::from_secs(86_400) {
             return Err(TimerError::T1TooLarge(t1));
         }
-        Ok(TimerValues { t1, t2, t4 })
+        Ok(TimerValues {
+            t1,
+            t2,
+            t4,
+            wait: None,
+        })
+    }
+
+    /// The same values with the time a finished transaction stays to absorb retransmissions
+    /// capped at `wait` (OpenSIPS tm's `wt_timer`): timers D, I, J, K (RFC 3261 §17.1.1.2,
+    /// §17.1.2.2, §17.2.1, §17.2.2) and L, M (RFC 6026 §7.1, §7.2) last at most `wait`. A
+    /// retransmission later than that is taken as a new request (the RFC's values avoid it;
+    /// OpenSIPS and Kamailio use 5 s).
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = Some(wait);
+        self
+    }
+
+    fn capped(&self, d: Duration) -> Duration {
+        self.wait.map_or(d, |w| d.min(w))
+    }
+
+    /// Timers L and M: 64*T1 (RFC 6026 §7.1, §7.2), at most `wt_timer`.
+    pub fn accepted(&self) -> Duration {
+        self.capped(self.t1x64())
     }
 
     /// T1: the round-trip time estimate, first retransmit interval (A, E, G).
@@ -142,7 +169,7 @@ impl TimerValues {
         if reliable {
             Duration::ZERO
         } else {
-            Duration::from_secs(32).max(self.t1x64())
+            self.capped(Duration::from_secs(32).max(self.t1x64()))
         }
     }
 
@@ -152,7 +179,7 @@ impl TimerValues {
         if reliable {
             Duration::ZERO
         } else {
-            self.t4
+            self.capped(self.t4)
         }
     }
 
@@ -161,7 +188,7 @@ impl TimerValues {
         if reliable {
             Duration::ZERO
         } else {
-            self.t1x64()
+            self.capped(self.t1x64())
         }
     }
 }
@@ -353,6 +380,16 @@ mod tests {
         .unwrap();
         assert_eq!(slow.t1x64(), Duration::from_secs(64));
         assert_eq!(slow.d(false), Duration::from_secs(64));
+        // wt_timer caps the waits after completion only.
+        let w = TimerValues::default().with_wait(Duration::from_secs(5));
+        assert_eq!(w.j(false), Duration::from_secs(5));
+        assert_eq!(w.d(false), Duration::from_secs(5));
+        assert_eq!(w.accepted(), Duration::from_secs(5));
+        assert_eq!(w.t4_or_zero(false), Duration::from_secs(5));
+        assert_eq!(w.j(true), Duration::ZERO);
+        assert_eq!(w.t1x64(), Duration::from_secs(32));
+        let short = TimerValues::default().with_wait(Duration::from_secs(2));
+        assert_eq!(short.t4_or_zero(false), Duration::from_secs(2));
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct TmConfig {
     pub t4_ms: u32,
     /// Most transactions held at once (sipcore's): beyond, `t_relay()` answers 503.
     pub max_transactions: u32,
+    /// `wt_timer`, seconds: the longest a finished transaction stays to absorb
+    /// retransmissions (0: the RFC's timers, 32 s for a non-INVITE over UDP).
+    pub wt_timer: u32,
     /// Most transactions one source holds at once (sipcore's: a connection, or an IP address
     /// over UDP): beyond, its `t_relay()`s are answered 503 with `Retry-After`, so that one
     /// client cannot take the table (and the memory) from the others.
@@ -41,6 +44,7 @@ impl Default for TmConfig {
             t2_ms: 4000,
             t4_ms: 5000,
             max_transactions: 100_000,
+            wt_timer: 0,
             max_per_source: 1000,
         }
     }
@@ -81,6 +85,10 @@ pub(super) fn store() -> &'static Store {
             Duration::from_millis(cfg.t4_ms.into()),
         )
         .unwrap_or_default();
+        let values = match cfg.wt_timer {
+            0 => values,
+            w => values.with_wait(Duration::from_secs(w.into())),
+        };
         let cap = cfg.max_transactions as usize;
         Store {
             cells: Table::new(64, cap),
