@@ -10,8 +10,9 @@
 #             node over UDP, the default node_uri, through the binding's Path, then down B's
 #             WebSocket);
 #   redis3tcp the same with the nodes linked over TCP (node_uri ...;transport=tcp).
-# Scenarios: relay (PAIRS pairs x WIN in flight: throughput), relay1 (PAIRS pairs x 1 in flight:
-# latency, the cost of the extra hop), register (CONNS connections re-registering USERS users,
+# Scenarios: relay (PAIRS pairs x WIN in flight: throughput), relay1 (PAIRS pairs x 1 in flight),
+# hop (one pair, one MESSAGE in flight, crossing nodes in redis3*: the latency the extra hop
+# adds without queueing), register (CONNS connections re-registering USERS users,
 # no authentication; memory and redis1 only). Server CPU is the sum over the nodes; Redis's
 # CPU seconds over the whole sipbench run (registrations, settle, warm-up, window) are added
 # as redis_cpu_s. ROUNDS interleaved rounds.
@@ -110,6 +111,7 @@ for round in $(seq "$ROUNDS"); do
     for mode in "${modes[@]}"; do
         run "$mode" relay relay -p "$PAIRS" -w "$WIN" --settle 2
         run "$mode" relay1 relay -p "$PAIRS" -w 1 --settle 2
+        run "$mode" hop relay -p 1 -w 1 --all-cross --settle 2
         case $mode in redis3*) ;; *) run "$mode" register register -c "$CONNS" -u "$USERS" ;; esac
     done
 done

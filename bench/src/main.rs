@@ -109,6 +109,9 @@ enum Mode {
         /// cluster to learn the other nodes' registrations).
         #[arg(long, default_value_t = 0.0)]
         settle: f64,
+        /// Every pair crosses nodes: A on node (i + 1) mod N instead (latency of the hop).
+        #[arg(long)]
+        all_cross: bool,
         /// SIP domain of the users (the server must treat it as local).
         #[arg(long, default_value = "example.com")]
         domain: String,
@@ -301,6 +304,7 @@ fn main() {
             Mode::Relay {
                 addr,
                 settle,
+                all_cross,
                 domain,
                 pairs,
                 window,
@@ -310,6 +314,7 @@ fn main() {
                 relay::run(relay::RelayArgs {
                     addr,
                     settle,
+                    all_cross,
                     domain,
                     pairs: pairs.max(1),
                     window: window.max(1),

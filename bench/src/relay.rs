@@ -22,6 +22,8 @@ pub struct RelayArgs {
     pub addr: String,
     /// Seconds between the registrations and the first MESSAGE.
     pub settle: f64,
+    /// A on node (i + 1) mod N: every MESSAGE crosses nodes.
+    pub all_cross: bool,
     /// SIP domain of the users.
     pub domain: String,
     /// Pairs of users.
@@ -262,7 +264,7 @@ pub async fn run(a: RelayArgs) -> Result<(), String> {
     tokio::time::sleep(Duration::from_secs_f64(a.settle)).await;
     for id in 0..a.pairs {
         callers.push(tokio::spawn(caller(
-            addrs[(id / n) % n].clone(),
+            addrs[if a.all_cross { (id + 1) % n } else { (id / n) % n }].clone(),
             domain.clone(),
             id,
             a.window,
