@@ -264,7 +264,12 @@ pub async fn run(a: RelayArgs) -> Result<(), String> {
     tokio::time::sleep(Duration::from_secs_f64(a.settle)).await;
     for id in 0..a.pairs {
         callers.push(tokio::spawn(caller(
-            addrs[if a.all_cross { (id + 1) % n } else { (id / n) % n }].clone(),
+            addrs[if a.all_cross {
+                (id + 1) % n
+            } else {
+                (id / n) % n
+            }]
+            .clone(),
             domain.clone(),
             id,
             a.window,

@@ -16,7 +16,7 @@ use super::redis_url::{redacted, Target};
 use super::send::Core;
 use crate::usrloc::Binding;
 use sipcore_abi::Proto;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::OnceLock;
@@ -30,6 +30,8 @@ const RETRY: Duration = Duration::from_millis(500);
 const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Changes waiting for the writer; beyond, a full rewrite is scheduled instead.
 const QUEUE: usize = 65_536;
+/// Most AoRs the writer puts in one pipeline.
+const BATCH: usize = 256;
 /// The preset naming this mode (OpenSIPS usrloc's).
 pub const PRESET: &str = "full-sharing-cachedb-cluster";
 
@@ -319,31 +321,53 @@ fn set_state(c: &Cluster, up: bool, why: &str) {
     }
 }
 
-/// Write the local bindings of (table, aor) and publish them.
+/// Write the local bindings of each (table, aor) as they are now and publish them, in one
+/// pipeline (one round trip for a whole batch of changes).
 fn sync(
     c: &Cluster,
     con: &mut redis::Connection,
-    table: &str,
-    aor: &str,
+    aors: &[(String, String)],
 ) -> redis::RedisResult<()> {
     let now = Instant::now();
     let unix = data::unix_now();
-    let local = super::location::local_bindings(table, aor, now);
-    let v = data::encode(table, aor, &c.node, &local, |b| path_of(c, b), now, unix);
-    let key = data::key(table, aor);
-    let text = v.to_string();
     let mut p = redis::pipe();
     p.atomic();
-    if local.is_empty() {
-        p.cmd("HDEL").arg(&key).arg(&c.node).ignore();
-    } else {
-        let ttl = data::max_exp(&v).saturating_sub(unix) + 5;
-        p.cmd("HSET").arg(&key).arg(&c.node).arg(&text).ignore();
-        p.cmd("EXPIRE").arg(&key).arg(ttl).arg("NX").ignore();
-        p.cmd("EXPIRE").arg(&key).arg(ttl).arg("GT").ignore();
+    for (table, aor) in aors {
+        let local = super::location::local_bindings(table, aor, now);
+        let (text, max_exp) =
+            data::encode(table, aor, &c.node, &local, |b| path_of(c, b), now, unix);
+        let key = data::key(table, aor);
+        if local.is_empty() {
+            p.cmd("HDEL").arg(&key).arg(&c.node).ignore();
+        } else {
+            let ttl = max_exp.saturating_sub(unix) + 5;
+            p.cmd("HSET").arg(&key).arg(&c.node).arg(&text).ignore();
+            p.cmd("EXPIRE").arg(&key).arg(ttl).arg("NX").ignore();
+            p.cmd("EXPIRE").arg(&key).arg(ttl).arg("GT").ignore();
+        }
+        p.cmd("PUBLISH").arg(CHANNEL).arg(&text).ignore();
     }
-    p.cmd("PUBLISH").arg(CHANNEL).arg(&text).ignore();
     p.query::<()>(con)
+}
+
+/// `ul_cluster_list`'s question: the heartbeats, sorted.
+fn answer_nodes(
+    con: &mut redis::Connection,
+    reply: SyncSender<Result<Vec<(String, u64)>, String>>,
+) -> redis::RedisResult<()> {
+    let r = redis::cmd("HGETALL")
+        .arg(NODES)
+        .query::<HashMap<String, u64>>(con);
+    let _ = reply.send(
+        r.as_ref()
+            .map(|m| {
+                let mut v: Vec<(String, u64)> = m.iter().map(|(k, t)| (k.clone(), *t)).collect();
+                v.sort();
+                v
+            })
+            .map_err(|e| e.to_string()),
+    );
+    r.map(|_| ())
 }
 
 fn writer() {
@@ -404,8 +428,8 @@ fn writer() {
         }
         if res.is_ok() && c.resync.swap(false, Ordering::AcqRel) {
             c.queue_full_logged.store(false, Ordering::Release);
-            for (t, a) in super::location::local_aors() {
-                res = sync(c, cn, &t, &a);
+            for chunk in super::location::local_aors().chunks(BATCH) {
+                res = sync(c, cn, chunk);
                 if res.is_err() {
                     break;
                 }
@@ -413,23 +437,31 @@ fn writer() {
         }
         if res.is_ok() {
             match rx.recv_timeout(RETRY) {
-                Ok(Job::Sync(t, a)) => res = sync(c, cn, &t, &a),
-                Ok(Job::Nodes(reply)) => {
-                    let r = redis::cmd("HGETALL")
-                        .arg(NODES)
-                        .query::<HashMap<String, u64>>(cn);
-                    let _ = reply.send(
-                        r.as_ref()
-                            .map(|m| {
-                                let mut v: Vec<(String, u64)> =
-                                    m.iter().map(|(k, t)| (k.clone(), *t)).collect();
-                                v.sort();
-                                v
-                            })
-                            .map_err(|e| e.to_string()),
-                    );
-                    res = r.map(|_| ());
+                Ok(Job::Sync(t, a)) => {
+                    // What else is queued, each AoR once: one round trip for the batch.
+                    let mut seen = HashSet::new();
+                    let mut batch = Vec::new();
+                    let mut nodes = None;
+                    let mut next = Some(Job::Sync(t, a));
+                    while let Some(job) = next.take() {
+                        match job {
+                            Job::Sync(t, a) => {
+                                if seen.insert((t.clone(), a.clone())) {
+                                    batch.push((t, a));
+                                }
+                            }
+                            Job::Nodes(reply) => nodes = Some(reply),
+                        }
+                        if batch.len() < BATCH && nodes.is_none() {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    res = sync(c, cn, &batch);
+                    if let (Ok(()), Some(reply)) = (&res, nodes) {
+                        res = answer_nodes(cn, reply);
+                    }
                 }
+                Ok(Job::Nodes(reply)) => res = answer_nodes(cn, reply),
                 // Idle: check that Redis still answers (a dead Redis is noticed within
                 // about a second, not at the next REGISTER).
                 Err(RecvTimeoutError::Timeout) => res = redis::cmd("PING").query(cn),
@@ -465,7 +497,7 @@ fn purge_earlier_run(c: &Cluster, con: &mut redis::Connection) -> redis::RedisRe
             let Some(v) = v else { continue };
             let max = super::location::max_expires();
             match data::decode(&v, Instant::now(), data::unix_now(), max) {
-                Ok(r) => sync(c, con, &r.table, &r.aor)?,
+                Ok(r) => sync(c, con, &[(r.table, r.aor)])?,
                 Err(_) => redis::cmd("HDEL").arg(&k).arg(&c.node).query::<()>(con)?,
             }
             n += 1;
@@ -479,6 +511,9 @@ fn purge_earlier_run(c: &Cluster, con: &mut redis::Connection) -> redis::RedisRe
 
 /// Apply one node's value (from the channel or a load); bad values are logged and skipped.
 fn apply(c: &Cluster, raw: &[u8], from_field: Option<&str>) {
+    if data::node_of(raw).is_some_and(|n| n == c.node) {
+        return;
+    }
     let now = Instant::now();
     let max_expires = super::location::max_expires();
     match data::decode(raw, now, data::unix_now(), max_expires) {

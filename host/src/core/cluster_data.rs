@@ -4,7 +4,7 @@
 //! every string is bounded. RFC 3327 §5.3: a binding of another node is reached through its
 //! Path, which leads to the node holding the client's flow.
 use crate::usrloc::{uri_key, Binding, Flow};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -47,8 +47,33 @@ pub(crate) fn table_name_ok(t: &str) -> bool {
     !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// One binding as [`encode`] writes it (serialized straight from the binding's fields).
+#[derive(serde::Serialize)]
+struct Out<'a> {
+    uri: &'a str,
+    params: &'a str,
+    q: Option<u16>,
+    exp: u64,
+    path: String,
+    instance: &'a Option<String>,
+    reg_id: Option<u32>,
+    callid: &'a str,
+    cseq: u32,
+    ua: &'a Option<String>,
+}
+
+/// One node's value of one AoR as [`encode`] writes it.
+#[derive(serde::Serialize)]
+struct OutValue<'a> {
+    table: &'a str,
+    aor: &'a str,
+    node: &'a str,
+    bindings: Vec<Out<'a>>,
+}
+
 /// The JSON of `node`'s `bindings` of one AoR, `path_of` giving each one's Path (towards this
-/// node), with expiries as Unix times (`now`/`unix` the same instant in both clocks).
+/// node), with expiries as Unix times (`now`/`unix` the same instant in both clocks); and the
+/// latest of those expiries (0 when none).
 pub(crate) fn encode(
     table: &str,
     aor: &str,
@@ -57,36 +82,46 @@ pub(crate) fn encode(
     path_of: impl Fn(&Binding) -> Option<String>,
     now: Instant,
     unix: u64,
-) -> Value {
-    let list: Vec<Value> = bindings
+) -> (String, u64) {
+    let list: Vec<Out> = bindings
         .iter()
         .filter_map(|b| {
-            Some(json!({
-                "uri": b.uri,
-                "params": b.params,
-                "q": b.q_given.then_some(b.q),
-                "exp": unix + b.remaining(now),
-                "path": path_of(b)?,
-                "instance": b.instance,
-                "reg_id": b.reg_id,
-                "callid": b.call_id,
-                "cseq": b.cseq,
-                "ua": b.user_agent,
-            }))
+            Some(Out {
+                uri: &b.uri,
+                params: &b.params,
+                q: b.q_given.then_some(b.q),
+                exp: unix + b.remaining(now),
+                path: path_of(b)?,
+                instance: &b.instance,
+                reg_id: b.reg_id,
+                callid: &b.call_id,
+                cseq: b.cseq,
+                ua: &b.user_agent,
+            })
         })
         .collect();
-    json!({ "table": table, "aor": aor, "node": node, "bindings": list })
+    let max = list.iter().map(|b| b.exp).max().unwrap_or(0);
+    let v = OutValue {
+        table,
+        aor,
+        node,
+        bindings: list,
+    };
+    // Serializing strings and numbers cannot fail.
+    (serde_json::to_string(&v).unwrap_or_default(), max)
 }
 
-/// The latest expiry (Unix time) in an [`encode`]d value; 0 when none.
-pub(crate) fn max_exp(v: &Value) -> u64 {
-    v["bindings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|b| b["exp"].as_u64())
-        .max()
-        .unwrap_or(0)
+/// The `node` of an [`encode`]d value, without decoding the rest: every node receives its
+/// own changes back from the channel and skips them at this cost.
+pub(crate) fn node_of(raw: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        node: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_slice::<Head>(raw)
+        .ok()
+        .map(|h| h.node.into_owned())
 }
 
 /// One node's bindings of one AoR, decoded.
@@ -242,6 +277,7 @@ fn binding(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn sample(now: Instant) -> Binding {
         Binding {
@@ -273,7 +309,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let now = Instant::now();
-        let v = encode(
+        let (v, max) = encode(
             "location",
             "alice@example.com",
             "10.0.0.1:5060",
@@ -282,8 +318,12 @@ mod tests {
             now,
             1000,
         );
-        assert_eq!(max_exp(&v), 1060);
-        let r = decode(v.to_string().as_bytes(), now, 1000, 3600).unwrap();
+        assert_eq!(max, 1060);
+        assert_eq!(node_of(v.as_bytes()).as_deref(), Some("10.0.0.1:5060"));
+        assert_eq!(node_of(b"{\"node\":\"a\\\"b\"}").as_deref(), Some("a\"b"));
+        assert_eq!(node_of(b"{\"nod\":1}"), None);
+        assert_eq!(node_of(b"not json"), None);
+        let r = decode(v.as_bytes(), now, 1000, 3600).unwrap();
         assert_eq!(
             (r.table.as_str(), r.aor.as_str()),
             ("location", "alice@example.com")
@@ -296,11 +336,11 @@ mod tests {
         assert!(b.path.as_deref().unwrap().contains("tok@10.0.0.1"));
         assert!(r.skipped.is_none());
         // Expired by the reader's clock: dropped; longer than max_expires: shortened.
-        assert!(decode(v.to_string().as_bytes(), now, 2000, 3600)
+        assert!(decode(v.as_bytes(), now, 2000, 3600)
             .unwrap()
             .bindings
             .is_empty());
-        let r = decode(v.to_string().as_bytes(), now, 1000, 10).unwrap();
+        let r = decode(v.as_bytes(), now, 1000, 10).unwrap();
         assert_eq!(r.bindings[0].remaining(now), 10);
         assert_eq!(key("location", "a@b"), "sipcore:ul:aor:location:a@b");
     }
