@@ -191,3 +191,67 @@ fn outbound_registers_get_flow_timer_or_439() {
     assert!(r.starts_with("SIP/2.0 200 "), "{r}");
     assert_eq!(header(&r, "Flow-Timer"), Some("120"), "{r}");
 }
+
+/// RFC 5626 §5.3 at the edge: a request the registrar sends through the Path of a client
+/// whose WebSocket has closed is answered 430 Flow Failed by the edge (one log line), and the
+/// registrar passes it back to the caller (a phone on UDP here); a client still connected is
+/// reached through the same edge.
+#[tokio::test]
+async fn a_request_through_the_path_of_a_closed_flow_gets_430() {
+    use common::sipws::{ask, register};
+    use common::ws::{connect_sip, next_any_text, send_text, status};
+    let (reg_udp, edge_udp) = (free_udp_port(), free_udp_port());
+    let registrar = Server::start(&registrar_config(reg_udp));
+    wait_udp(&registrar, reg_udp);
+    let edge = Server::start(&edge_config(edge_udp, reg_udp));
+    wait_udp(&edge, edge_udp);
+    let mut ws = std::collections::HashMap::new();
+    for user in ["bob", "carol"] {
+        let mut w = connect_sip(&edge.ws_url()).await;
+        let c = vec![format!("<sip:{user}@{user}.invalid;transport=ws>")];
+        let r = ask(&mut w, register(user, &format!("reg-{user}"), 1, &c, 600)).await;
+        assert_eq!(status(&r), 200, "{r}\n{}", registrar.log());
+        ws.insert(user, w);
+    }
+    // Bob's connection closes; the registrar still holds his binding and its Path.
+    drop(ws.remove("bob"));
+    let to: std::net::SocketAddr = format!("127.0.0.1:{reg_udp}").parse().unwrap();
+    let phone = Peer::new();
+    let msg = |user: &str, id: &str| {
+        udp_request(
+            "MESSAGE",
+            &format!("sip:{user}@example.com"),
+            &phone.addr.to_string(),
+            true,
+            id,
+            "",
+        )
+    };
+    // The edge notices the close on its own time: ask until the answer is 430 (a 408 or
+    // anything else fails the test).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut n = 0;
+    loop {
+        n += 1;
+        phone.send(to, msg("bob", &format!("m-bob-{n}")).as_bytes());
+        let r = phone.recv_sip();
+        let code: u16 = r[8..11].parse().unwrap_or(0);
+        if code == 430 {
+            break;
+        }
+        assert!(
+            code == 480 && std::time::Instant::now() < deadline,
+            "{r}\n--- edge:\n{}",
+            edge.log()
+        );
+    }
+    edge.wait_log("430 Flow Failed", std::time::Duration::from_secs(5));
+    // Carol, still connected, is reached through the same edge.
+    phone.send(to, msg("carol", "m-carol").as_bytes());
+    let w = ws.get_mut("carol").unwrap();
+    let got = next_any_text(w).await;
+    assert!(got.starts_with("MESSAGE "), "{got}");
+    send_text(w, ok_for(&got)).await;
+    let r = phone.recv_sip();
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+}
