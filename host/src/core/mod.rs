@@ -107,6 +107,8 @@ pub fn start_cluster(cfg: &ClusterConfig) -> Result<(), String> {
 #[doc(hidden)]
 pub fn fuzz_cluster_value(data: &[u8]) -> usize {
     let now = std::time::Instant::now();
+    // The subscriber's first look at a value: whose it is.
+    let _ = cluster_data::node_of(data);
     let Ok(r) = cluster_data::decode(data, now, 1_000_000, 3600) else {
         return 0;
     };
