@@ -7,9 +7,10 @@
 #   redis3    three nodes on 127.0.0.2, 127.0.0.3, 127.0.0.4 sharing that Redis; sipbench
 #             relay puts pair i's B on node i mod 3 and its A on node (i / 3) mod 3, so with
 #             PAIRS a multiple of 9 two thirds of the MESSAGEs cross nodes (A's node -> B's
-#             node over UDP, the default node_uri, through the binding's Path, then down B's
+#             node over UDP (node_uri ...;transport=udp), through the binding's Path, then down B's
 #             WebSocket);
-#   redis3tcp the same with the nodes linked over TCP (node_uri ...;transport=tcp).
+#   redis3tcp the same with the nodes linked over TCP (node_uri ...;transport=tcp, the default
+#             when the node has a tcp socket).
 # Scenarios: relay (PAIRS pairs x WIN in flight: throughput), relay1 (PAIRS pairs x 1 in flight),
 # hop (one pair, one MESSAGE in flight, crossing nodes in redis3*: the latency the extra hop
 # adds without queueing), register (CONNS connections re-registering USERS users,
@@ -71,6 +72,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 node() {
     local i=$1 ip=127.0.0.$(($1 + 1)) cl=""
     [ "$2" != memory ] && cl="modparam(\"usrloc\", \"working_mode_preset\", \"full-sharing-cachedb-cluster\")\\nmodparam(\"usrloc\", \"cachedb_url\", \"redis://127.0.0.1:$REDIS_PORT/\")"
+    [ "$2" = redis3 ] && cl+="\\nmodparam(\"usrloc\", \"node_uri\", \"sip:$ip:$UDP;transport=udp\")"
     [ "$2" = redis3tcp ] && cl+="\\nmodparam(\"usrloc\", \"node_uri\", \"sip:$ip:$UDP;transport=tcp\")"
     sed -e "s/@IP@/$ip/; s/@WS@/$WS/; s/@UDP@/$UDP/; s/@MI@/$((18880 + i))/" -e "s|@CLUSTER@|$cl|" \
         "$ROOT/bench/sipcore-redis.cfg.in" >"$RUNDIR/node$i.cfg"

@@ -97,7 +97,7 @@ const USRLOC: &[ParamSpec] = &[
     single(
         "node_uri",
         "",
-        "cluster mode: how the other nodes reach this one, sip:ip:port;transport=udp|tcp (default: the first udp, else tcp, socket)",
+        "cluster mode: how the other nodes reach this one, sip:ip:port;transport=udp|tcp (default: the first tcp, else udp, socket)",
     ),
 ];
 

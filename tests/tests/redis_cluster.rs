@@ -12,11 +12,12 @@ use common::udp::*;
 use common::*;
 use std::time::Duration;
 
-fn run_scenario(stacks: &str) {
+/// `tcp`: the nodes also have a tcp socket, and so reach each other over TCP (else UDP).
+fn run_scenario(stacks: &str, tcp: bool) {
     ensure_node_modules();
     let redis = Redis::start(free_port());
-    let (n1, _) = start_node("127.0.0.1", redis.port);
-    let (n2, _) = start_node("127.0.0.1", redis.port);
+    let (n1, _) = start_node("127.0.0.1", redis.port, tcp);
+    let (n2, _) = start_node("127.0.0.1", redis.port, tcp);
     let stdout = scenario_js(stacks, &n1.ws_url(), Some(&n2.ws_url()), "all", &|| {
         format!("--- node 1:\n{}\n--- node 2:\n{}", n1.log(), n2.log())
     });
@@ -38,19 +39,28 @@ fn run_scenario(stacks: &str) {
             "{invite}"
         );
     }
+    // Between the nodes the call went over the link chosen (double record-route, RFC 5658).
+    let link = if tcp {
+        "transport=tcp"
+    } else {
+        "transport=udp"
+    };
+    assert!(invite.contains(link), "{invite}");
     // Both nodes wrote heartbeats; each lists both.
     let list = mi_call(mi_port_of(&n1), "ul_cluster_list", serde_json::json!([]));
     assert_eq!(list["Nodes"].as_array().map(Vec::len), Some(2), "{list}");
 }
 
+/// The nodes linked over UDP (they have no tcp socket).
 #[test]
 fn jssip_on_node1_and_sipjs_on_node2_reach_each_other_through_redis() {
-    run_scenario("jssip,sipjs");
+    run_scenario("jssip,sipjs", false);
 }
 
+/// The nodes linked over TCP (the default `node_uri` when a node has a tcp socket).
 #[test]
 fn sipjs_on_node1_and_jssip_on_node2_reach_each_other_through_redis() {
-    run_scenario("sipjs,jssip");
+    run_scenario("sipjs,jssip", true);
 }
 
 /// A node killed: its bindings vanish from the other node at their expiry; the client
@@ -60,8 +70,8 @@ fn sipjs_on_node1_and_jssip_on_node2_reach_each_other_through_redis() {
 #[test]
 fn a_dead_node_expires_and_redis_down_gives_fast_503() {
     let redis = Redis::start(free_port());
-    let (n1, u1) = start_node("127.0.0.1", redis.port);
-    let (mut n2, u2) = start_node("127.0.0.1", redis.port);
+    let (n1, u1) = start_node("127.0.0.1", redis.port, false);
+    let (mut n2, u2) = start_node("127.0.0.1", redis.port, false);
     let bob = Peer::new();
     let alice = Peer::new();
     // Idle longer than the subscriber's read timeout (2 s) first: it must keep receiving
@@ -137,8 +147,8 @@ fn a_dead_node_expires_and_redis_down_gives_fast_503() {
 #[test]
 fn a_restarted_node_withdraws_what_its_earlier_run_left() {
     let redis = Redis::start(free_port());
-    let (n1, _) = start_node("127.0.0.1", redis.port);
-    let (mut n2, u2) = start_node("127.0.0.1", redis.port);
+    let (n1, _) = start_node("127.0.0.1", redis.port, false);
+    let (mut n2, u2) = start_node("127.0.0.1", redis.port, false);
     let bob = Peer::new();
     let (r, _) = register(&bob, u2, "bob", 600, 1);
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
@@ -152,7 +162,7 @@ fn a_restarted_node_withdraws_what_its_earlier_run_left() {
     assert_eq!(redis.nodes_of("bob@example.com"), vec![u2.to_string()]);
     let n2 = Server::start_at(
         "127.0.0.1",
-        &node_config("127.0.0.1", u2.port(), redis.port),
+        &node_config("127.0.0.1", u2.port(), redis.port, false),
     );
     n2.wait_log("by an earlier run of node", Duration::from_secs(10));
     wait_until("node 1 drops bob's stale binding", 10, &[&n1, &n2], || {

@@ -1,6 +1,8 @@
 //! Issue 15's multi-node test: three sipcore nodes on 127.0.0.2, 127.0.0.3 and 127.0.0.4
 //! (loopback aliases: Linux routes 127.0.0.0/8 to `lo` without setup) sharing their
 //! registrations through one `redis-server` on a free port, driven by tests/js/failover.js.
+//! Each node has a tcp socket beside its udp one, so the nodes reach each other over TCP (the
+//! default `node_uri`); `redis_cluster.rs` covers both links.
 //!
 //! 1. alice (JsSIP) registers on node 1, bob on node 2 with the server URLs [node 2, node 3];
 //!    MESSAGE and a call (INVITE/180/200/ACK/BYE) pass both ways.
@@ -205,9 +207,9 @@ fn fast_503(peer: &Peer, node: SocketAddr, srv: &Server, cseq: &mut u32) {
 fn run(bob_stack: &str) {
     ensure_node_modules();
     let mut redis = Redis::start(free_port());
-    let (mut n1, u1) = start_node(IPS[0], redis.port);
-    let (mut n2, u2) = start_node(IPS[1], redis.port);
-    let (mut n3, u3) = start_node(IPS[2], redis.port);
+    let (mut n1, u1) = start_node(IPS[0], redis.port, true);
+    let (mut n2, u2) = start_node(IPS[1], redis.port, true);
+    let (mut n3, u3) = start_node(IPS[2], redis.port, true);
     let bob_urls = [n2.ws_url(), n3.ws_url()];
     let mut js = Script::start(bob_stack, &n1.ws_url(), &bob_urls);
     let logs_of = |nodes: &[&Server]| {
@@ -257,7 +259,7 @@ fn run(bob_stack: &str) {
     js.wait_for("outage", 120, &|| logs_of(&[&n1, &n3]));
 
     // 3. Node 2 is back (an empty new process); Redis restarted under a stream of MESSAGEs.
-    let (mut n2, u2) = start_node(IPS[1], redis.port);
+    let (mut n2, u2) = start_node(IPS[1], redis.port, true);
     let stop = Arc::new(AtomicBool::new(false));
     let results: Arc<Mutex<Vec<(Instant, u16)>>> = Arc::default();
     let streamer = {

@@ -43,7 +43,7 @@ pub struct ClusterConfig {
     /// `working_mode_preset`: empty or [`PRESET`].
     pub preset: String,
     /// `node_uri`: how the other nodes reach this one (`sip:ip:port;transport=udp|tcp`);
-    /// empty: the first udp (else tcp) socket.
+    /// empty: the first tcp (else udp) socket.
     pub node_uri: String,
 }
 
@@ -139,7 +139,8 @@ fn node_of_uri(uri: &str) -> Result<(String, Proto), String> {
 }
 
 /// Start the cluster threads (once, with the sockets known). Without a `node_uri`, the node
-/// is named after its first udp (else tcp) socket.
+/// is named after its first tcp (else udp) socket: over TCP nothing stays after a
+/// transaction ends, and a browser's INVITE may be too large for a UDP datagram.
 pub(crate) fn start(core: &Core, cfg: &ClusterConfig) -> Result<(), String> {
     if cfg.cachedb_url.is_empty() {
         return Ok(());
@@ -148,9 +149,9 @@ pub(crate) fn start(core: &Core, cfg: &ClusterConfig) -> Result<(), String> {
         let s = core
             .sockets
             .iter()
-            .find(|s| s.proto == Proto::UDP)
-            .or_else(|| core.sockets.iter().find(|s| s.proto == Proto::TCP))
-            .ok_or("usrloc cluster: needs a udp or tcp socket (or node_uri) for the other nodes")?;
+            .find(|s| s.proto == Proto::TCP)
+            .or_else(|| core.sockets.iter().find(|s| s.proto == Proto::UDP))
+            .ok_or("usrloc cluster: needs a tcp or udp socket (or node_uri) for the other nodes")?;
         let (host, _) = s.public_host_port();
         let unspecified = host
             .trim_start_matches('[')

@@ -92,12 +92,18 @@ impl Drop for Redis {
 /// A node on `ip` (127.0.0.1, or a loopback alias such as 127.0.0.2): WebSocket on `ip` for
 /// browsers (`{PORT}`), UDP on `ip`:`udp` for the other nodes (and plain SIP clients), MI on
 /// a free port of 127.0.0.1, registrar in cluster mode on Redis at 127.0.0.1:`redis`,
-/// record-routing.
-pub fn node_config(ip: &str, udp: u16, redis: u16) -> String {
+/// record-routing. With `tcp`, also TCP on `ip`:`udp`, which the other nodes then use (the
+/// default `node_uri` is the first tcp socket, else the first udp one).
+pub fn node_config(ip: &str, udp: u16, redis: u16, tcp: bool) -> String {
     let mi = free_port();
+    let tcp = if tcp {
+        format!("socket = tcp:{ip}:{udp}\nloadmodule \"proto_tcp.so\"\n")
+    } else {
+        String::new()
+    };
     format!(
         "log_level = 3\nmpath = \"{{MPATH}}\"\nmi_http_port = {mi}\n\
-         socket = ws:{ip}:{{PORT}}\nsocket = udp:{ip}:{udp}\n\
+         socket = ws:{ip}:{{PORT}}\nsocket = udp:{ip}:{udp}\n{tcp}\
          loadmodule \"proto_ws.so\"\nloadmodule \"proto_udp.so\"\n\
          modparam(\"proto_ws\", \"require_origin\", 0)\n\
          loadmodule \"tm.so\"\nloadmodule \"rr.so\"\n\
@@ -139,10 +145,15 @@ pub fn mi_port_of(srv: &Server) -> u16 {
 }
 
 /// A node of [`node_config`] on `ip`, once it listens on UDP and has reached Redis; with
-/// its UDP address.
-pub fn start_node(ip: &str, redis: u16) -> (Server, SocketAddr) {
-    let udp = free_udp_port_on(ip);
-    let s = Server::start_at(ip, &node_config(ip, udp, redis));
+/// its UDP address (and TCP on the same port with `tcp`: then the link to the other nodes).
+pub fn start_node(ip: &str, redis: u16, tcp: bool) -> (Server, SocketAddr) {
+    let udp = loop {
+        let p = free_udp_port_on(ip);
+        if !tcp || std::net::TcpListener::bind((ip, p)).is_ok() {
+            break p;
+        }
+    };
+    let s = Server::start_at(ip, &node_config(ip, udp, redis, tcp));
     s.wait_log(
         &format!("listening on udp:{ip}:{udp}"),
         Duration::from_secs(10),
