@@ -16,6 +16,8 @@
 # Usage: bench/run-peers.sh   Env: DUR=8 ROUNDS=2 IDLE_N=19000 SKIP_BUILD=1 NO_WAIT=1
 #        OPENSIPS=/opt/opensips-3.6 SERVERS="sipcore kamailio kamailio-tlsf opensips"
 #        SCENARIOS="rr idle" SC_PEER_PORT=28080 TARGET=/work/target-bench
+#        SIPCORE_BASE=DIR: also server `sipcore-base`, DIR/sipcore (and the plugins beside it) on
+#        the same config, for a before/after comparison in the same run
 set -u
 DUR=${DUR:-8}
 ROUNDS=${ROUNDS:-2}
@@ -34,6 +36,7 @@ if [ -n "${SERVERS:-}" ]; then
 else
     servers=(sipcore kamailio kamailio-tlsf)
     [ -x "$OPENSIPS/sbin/opensips" ] && [ -x "$PEERS/run.sh" ] && servers+=(opensips)
+    [ -n "${SIPCORE_BASE:-}" ] && servers=(sipcore-base "${servers[@]}")
 fi
 read -ra scenarios <<<"$SCENARIOS"
 RUN=${TMPDIR:-/tmp}/sipcore-peers-run
@@ -49,6 +52,7 @@ grep -q "ws:127.0.0.1:$SC_PEER_PORT" "$RUN/sipcore.cfg" || { log "cannot rewrite
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 wait_quiet
 header "DUR=$DUR ROUNDS=$ROUNDS IDLE_N=$IDLE_N ulimit-n=$(ulimit -n) servers=${servers[*]} scenarios=${scenarios[*]}" >"$OUT"
+[ -n "${SIPCORE_BASE:-}" ] && echo "# sipcore-base: $SIPCORE_BASE/sipcore" >>"$OUT"
 echo "# tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' + uncommitted changes'); sipcore binary built $(date -u -r "$R/sipcore" +%FT%TZ)" >>"$OUT"
 
 # start NAME: start server NAME; set SP (the pid whose tree is measured) and PORT.
@@ -56,6 +60,9 @@ start() {
     case $1 in
     sipcore)
         "$R/sipcore" -f "$RUN/sipcore.cfg" 2>>"$OUT.sipcore.log" &
+        SP=$! PORT=$SC_PEER_PORT ;;
+    sipcore-base)
+        "$SIPCORE_BASE/sipcore" -f "$RUN/sipcore.cfg" 2>>"$OUT.sipcore-base.log" &
         SP=$! PORT=$SC_PEER_PORT ;;
     kamailio | kamailio-tlsf)
         local mm=()
