@@ -159,48 +159,6 @@ impl State {
         self.mark_dirty(slot);
     }
 
-    /// Arm the idle deadline: the idle lifetime (not before the instant the connection is
-    /// kept until), or the next keep-alive ping if earlier.
-    pub fn arm_idle(&mut self, slot: usize) {
-        if let Some(at) = self.idle_deadline(slot) {
-            self.arm(slot, Kind::Idle, at);
-        }
-    }
-
-    /// The idle deadline [`Self::arm_idle`] arms, if any.
-    fn idle_deadline(&self, slot: usize) -> Option<Stamp> {
-        let cfg = &self.shared.cfg;
-        let c = self.conns.get(slot)?;
-        let life = c.idle_close_at(cfg.lifetime);
-        let ping = match (cfg.keepalive_interval, c.ping_out) {
-            (Some(iv), false) if !iv.is_zero() => Some(c.last_rx + iv),
-            _ => None,
-        };
-        match (life, ping) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// The connection just opened (handshake done, or a SIP stream connected): its idle
-    /// deadline replaces the handshake one. The handshake deadline's heap entry, when it is
-    /// due no later than the idle deadline, is left armed to carry it: fired on an open
-    /// connection it arms the idle deadline (see `on_timer`). An open connection then has
-    /// one heap entry, not two (issue 16: every idle connection pays for its entries).
-    pub fn opened_deadlines(&mut self, slot: usize) {
-        let idle = self.idle_deadline(slot);
-        let Some(c) = self.conns.get_mut(slot) else {
-            return;
-        };
-        match (c.armed.get(Kind::Handshake), idle) {
-            (Some(hs), Some(idle)) if hs <= idle => {}
-            _ => {
-                c.armed.clear(Kind::Handshake);
-                self.arm_idle(slot);
-            }
-        }
-    }
-
     /// Keep connection `id` open for idleness until at least `until` (an earlier keep is
     /// extended, never shortened); `None`: the normal idle lifetime again, re-arming its idle
     /// deadline (it may move earlier). False when this worker has no such connection still

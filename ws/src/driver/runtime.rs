@@ -240,8 +240,12 @@ impl Runtime {
 
     /// Every connection (MI `ws_list`), as the workers that own them describe them (the
     /// directory keeps no addresses: see `Directory`). A worker that does not answer within
-    /// [`LIST_WAIT`] (blocked, or stopped) is left out.
+    /// [`LIST_WAIT`] is left out; none once the runtime is stopped.
     pub fn connections(&self) -> Vec<ConnSummary> {
+        // Not started, or stopped: no worker to ask (and none holds a connection for long).
+        if !self.running.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         let n = self.shared.inboxes.get().map_or(0, Vec::len);
         let mut v = Vec::new();
         let (tx, rx) = std::sync::mpsc::channel();

@@ -19,8 +19,8 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use sipcore_abi::{LogLevel, SendError};
 use slab::Slab;
 
-use super::api::{ConnMeta, ConnSummary};
-use super::conn::{Conn, Phase};
+use super::api::ConnMeta;
+use super::conn::Conn;
 use super::read::Step;
 use super::reclaim;
 use super::runtime::{Cmd, Shared};
@@ -403,31 +403,6 @@ impl State {
             }
             Cmd::Stop(grace) => self.begin_stop(now, grace),
         }
-    }
-
-    /// Every admitted connection of this worker, for MI `ws_list` (refused ones, only being
-    /// answered 503, are not listed).
-    pub fn summaries(&self, now: Instant) -> Vec<ConnSummary> {
-        self.conns
-            .iter()
-            .filter(|(_, c)| !c.refused)
-            .map(|(_, c)| ConnSummary {
-                id: c.meta.id,
-                peer: c.meta.peer,
-                local: c.meta.local,
-                age: now.saturating_duration_since(c.since.instant()),
-                outbound: c.meta.outbound,
-                traced: c.traced,
-                state: c.phase.name(),
-                // What TLS negotiated, once its handshake completed.
-                tls: c.sock.tls_summary().filter(|_| {
-                    !matches!(
-                        c.phase,
-                        Phase::Connecting | Phase::TlsConnect | Phase::TlsAccept
-                    )
-                }),
-            })
-            .collect()
     }
 
     fn begin_stop(&mut self, now: Instant, grace: Duration) {
