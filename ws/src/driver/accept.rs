@@ -16,7 +16,7 @@ use super::api::{ConnMeta, TraceEvent};
 use super::conn::{Conn, Phase};
 use super::runtime::{new_id, Cmd, DirEntry};
 use super::stream::Stream;
-use super::timer::{Entry, Kind};
+use super::timer::{Entry, Kind, Stamp};
 use super::worker::{State, CONN_BASE};
 
 /// Accepts per listener per turn before other work runs.
@@ -53,9 +53,9 @@ impl State {
                     let _ = self.registry.deregister(&mut l.sock);
                     l.paused = true;
                     self.timers.push(Entry {
-                        at: now + ACCEPT_PAUSE,
+                        at: Stamp::from(now + ACCEPT_PAUSE),
                         id: 0,
-                        slot: li,
+                        slot: u32::try_from(li).unwrap_or(u32::MAX),
                         kind: Kind::Listener,
                     });
                     let addr = l.sock.local_addr().map(|a| a.to_string());
@@ -290,17 +290,9 @@ impl State {
         crate::stats::CONNECTIONS.inc();
         crate::stats::CONNECTIONS_TOTAL.inc();
         self.ids.insert(id, slot);
-        self.shared.dir().insert_inbound(
-            id,
-            DirEntry {
-                meta,
-                traced,
-                since: now,
-                state: phase.name(),
-                tls: None,
-                name: Box::from(""),
-            },
-        );
+        self.shared
+            .dir()
+            .insert_inbound(id, DirEntry { phase, traced });
         if traced {
             self.shared.sink.trace(&meta, TraceEvent::Opened);
         }

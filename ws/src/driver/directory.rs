@@ -3,23 +3,26 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use super::admission::Admission;
-use super::api::ConnMeta;
+use super::conn::Phase;
 
-/// What other threads know about a connection.
-#[derive(Debug, Clone)]
+/// What other threads know about a connection: two bytes, so that an idle connection costs
+/// the directory only a hash table slot (issue 16). Everything else (addresses, age, TLS) is
+/// in the owning worker's `Conn`; MI `ws_list` asks the workers (`Runtime::connections`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DirEntry {
-    pub meta: ConnMeta,
+    /// Where the connection is in its life.
+    pub phase: Phase,
+    /// [`super::Sink::opened`] returned true for it.
     pub traced: bool,
-    pub since: Instant,
-    pub state: &'static str,
-    /// TLS version and cipher, once a TLS handshake completed.
-    pub tls: Option<super::stream::TlsSummary>,
-    /// Outbound: the host name it was opened for (SNI, certificate check, `Host`), lower
-    /// case; empty when it was opened for an address. Part of the reuse key.
-    pub name: Box<str>,
+}
+
+impl DirEntry {
+    /// `connecting`, `tls handshake`, `handshake`, `open` or `closing`.
+    pub fn state(&self) -> &'static str {
+        self.phase.name()
+    }
 }
 
 /// Connections by id, outbound connections by peer address (for reuse, as OpenSIPS's TCP
@@ -33,20 +36,29 @@ pub(crate) struct DirEntry {
 pub(crate) struct Directory {
     pub conns: HashMap<u64, DirEntry>,
     by_peer: HashMap<(SocketAddr, Box<str>), u64>,
+    /// The reuse key of each outbound connection (its peer address and host name, lower
+    /// case; empty when it was opened for an address).
+    outbound: HashMap<u64, (SocketAddr, Box<str>)>,
     /// Inbound connections per peer address (`ws_max_connections_per_ip`).
     pub admission: Admission,
 }
 
 impl Directory {
-    /// Record an outbound connection `id` to `addr` (opened for the host name `e.name`); it
+    /// Record an outbound connection `id` to `addr`, opened for the host name `name`; it
     /// becomes the one reused for `addr` and that name unless another open one is already.
     /// A connection verified for one name is never reused for another (OpenSIPS
     /// `cert_check_on_conn_reusage`, always on).
-    pub fn insert_outbound(&mut self, id: u64, addr: SocketAddr, e: DirEntry) {
-        debug_assert!(e.meta.outbound);
-        let key = (addr, e.name.clone());
-        self.conns.insert(id, e);
-        self.by_peer.entry(key).or_insert(id);
+    pub fn insert_outbound(&mut self, id: u64, addr: SocketAddr, name: Box<str>) {
+        let key = (addr, name);
+        self.conns.insert(
+            id,
+            DirEntry {
+                phase: Phase::Connecting,
+                traced: false,
+            },
+        );
+        self.by_peer.entry(key.clone()).or_insert(id);
+        self.outbound.insert(id, key);
     }
 
     /// Record an admitted inbound connection (already counted by [`Admission::admit`]).
@@ -60,28 +72,40 @@ impl Directory {
         self.by_peer.get(&(*addr, Box::from(name))).copied()
     }
 
-    /// Forget a connection (its peer mapping if it points to it, its admission count if
-    /// inbound).
-    pub fn remove(&mut self, id: u64) {
-        if let Some(e) = self.conns.remove(&id) {
-            let key = (e.meta.peer, e.name.clone());
-            if self.by_peer.get(&key) == Some(&id) {
-                self.by_peer.remove(&key);
+    /// Forget connection `id` whose peer is `peer`: its reuse mapping if outbound and it is
+    /// the one reused, its admission count if inbound.
+    pub fn remove(&mut self, id: u64, peer: SocketAddr) {
+        if self.conns.remove(&id).is_none() {
+            return;
+        }
+        match self.outbound.remove(&id) {
+            Some(key) => {
+                if self.by_peer.get(&key) == Some(&id) {
+                    self.by_peer.remove(&key);
+                }
             }
-            if !e.meta.outbound {
-                self.admission.release(e.meta.peer.ip());
+            None => self.admission.release(peer.ip()),
+        }
+    }
+
+    /// Set the phase of a connection; a closing one is no longer reused.
+    pub fn set_state(&mut self, id: u64, phase: Phase) {
+        if let Some(e) = self.conns.get_mut(&id) {
+            e.phase = phase;
+            if phase.name() == "closing" {
+                if let Some(key) = self.outbound.get(&id) {
+                    if self.by_peer.get(key) == Some(&id) {
+                        self.by_peer.remove(key);
+                    }
+                }
             }
         }
     }
 
-    /// Set the state of a connection; a closing one is no longer reused.
-    pub fn set_state(&mut self, id: u64, state: &'static str) {
+    /// Set whether a connection is traced (decided once it is connected).
+    pub fn set_traced(&mut self, id: u64, traced: bool) {
         if let Some(e) = self.conns.get_mut(&id) {
-            e.state = state;
-            let key = (e.meta.peer, e.name.clone());
-            if state == "closing" && self.by_peer.get(&key) == Some(&id) {
-                self.by_peer.remove(&key);
-            }
+            e.traced = traced;
         }
     }
 }
@@ -90,20 +114,10 @@ impl Directory {
 mod tests {
     use super::*;
 
-    fn entry(id: u64, peer: &str, outbound: bool) -> DirEntry {
+    fn inbound() -> DirEntry {
         DirEntry {
-            meta: ConnMeta {
-                id,
-                listener: 0,
-                local: "127.0.0.1:5060".parse().unwrap(),
-                peer: peer.parse().unwrap(),
-                outbound,
-            },
+            phase: Phase::ServerHandshake,
             traced: false,
-            since: Instant::now(),
-            state: "open",
-            tls: None,
-            name: Box::from(""),
         }
     }
 
@@ -113,23 +127,29 @@ mod tests {
         let client: SocketAddr = "10.0.0.1:50000".parse().unwrap();
         let ip = client.ip();
         assert_eq!(d.admission.admit(ip, false, 0).0, None);
-        d.insert_inbound(1, entry(1, "10.0.0.1:50000", false));
+        d.insert_inbound(1, inbound());
         assert_eq!(
             d.outbound_to(&client, ""),
             None,
             "an inbound connection is never reused"
         );
-        d.insert_outbound(0x100, client, entry(0x100, "10.0.0.1:50000", true));
+        d.insert_outbound(0x100, client, Box::from(""));
         assert_eq!(d.outbound_to(&client, ""), Some(0x100));
-        d.set_state(0x100, "closing");
+        d.set_state(0x100, Phase::Closing);
         assert_eq!(
             d.outbound_to(&client, ""),
             None,
             "a closing one is not reused"
         );
-        d.remove(0x100);
-        d.remove(1);
+        d.remove(0x100, client);
+        assert_eq!(
+            d.admission.tracked(),
+            1,
+            "an outbound one holds no admission count"
+        );
+        d.remove(1, client);
         assert!(d.conns.is_empty());
+        assert!(d.outbound.is_empty());
         assert_eq!(d.admission.tracked(), 0, "the inbound one was released");
     }
 
@@ -139,13 +159,32 @@ mod tests {
     fn outbound_reuse_is_per_host_name() {
         let mut d = Directory::default();
         let server: SocketAddr = "192.0.2.5:443".parse().unwrap();
-        let mut a = entry(0x100, "192.0.2.5:443", true);
-        a.name = Box::from("a.example");
-        d.insert_outbound(0x100, server, a);
+        d.insert_outbound(0x100, server, Box::from("a.example"));
         assert_eq!(d.outbound_to(&server, "a.example"), Some(0x100));
         assert_eq!(d.outbound_to(&server, "b.example"), None);
         assert_eq!(d.outbound_to(&server, ""), None);
-        d.set_state(0x100, "closing");
+        d.set_state(0x100, Phase::Closing);
         assert_eq!(d.outbound_to(&server, "a.example"), None);
+    }
+
+    /// A second outbound connection to the same place does not take over the reuse mapping,
+    /// and removing it leaves the first one's mapping in place.
+    #[test]
+    fn removing_a_second_outbound_keeps_the_first_mapping() {
+        let mut d = Directory::default();
+        let server: SocketAddr = "192.0.2.5:443".parse().unwrap();
+        d.insert_outbound(0x100, server, Box::from(""));
+        d.insert_outbound(0x200, server, Box::from(""));
+        assert_eq!(d.outbound_to(&server, ""), Some(0x100));
+        d.remove(0x200, server);
+        assert_eq!(d.outbound_to(&server, ""), Some(0x100));
+        d.remove(0x100, server);
+        assert_eq!(d.outbound_to(&server, ""), None);
+    }
+
+    /// What an idle connection costs the directory: its slot's key and value.
+    #[test]
+    fn an_entry_is_two_bytes() {
+        assert_eq!(std::mem::size_of::<DirEntry>(), 2);
     }
 }

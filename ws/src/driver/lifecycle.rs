@@ -8,7 +8,7 @@ use sipcore_abi::LogLevel;
 
 use super::api::TraceEvent;
 use super::conn::Phase;
-use super::timer::{Entry, Kind};
+use super::timer::{Entry, Kind, Stamp};
 use super::worker::State;
 use crate::proto::frame::{close_payload, OpCode};
 use crate::proto::WsError;
@@ -32,7 +32,7 @@ impl State {
             return;
         }
         match c.wq.write_to(&mut c.sock) {
-            Ok(n) if n > 0 => c.last_write = now,
+            Ok(n) if n > 0 => c.last_write = Stamp::from(now),
             Ok(_) => {}
             Err(e) => {
                 let reason = format!("write error: {e}");
@@ -73,7 +73,7 @@ impl State {
         c.trim_rbuf();
         c.clear_held();
         let id = c.meta.id;
-        self.shared.dir().set_state(id, Phase::Closing.name());
+        self.shared.dir().set_state(id, Phase::Closing);
         self.arm(slot, Kind::CloseWait, now + CLOSE_WAIT);
         self.mark_dirty(slot);
     }
@@ -98,7 +98,7 @@ impl State {
             };
             self.shared.sink.trace(&c.meta, ev);
         }
-        c.close_code = Some(code);
+        c.extra().close_code = Some(code);
         if matches!(code, 1008 | 1009) {
             crate::stats::LIMIT_VIOLATIONS.inc();
         }
@@ -110,7 +110,7 @@ impl State {
             return;
         }
         crate::stats::close_sent(Some(code));
-        c.end_reason = Some(end);
+        c.extra().end_reason = Some(end);
         self.enter_flushing(slot, now);
     }
 
@@ -136,8 +136,8 @@ impl State {
             self.stream_close(slot, reason, now);
             return;
         }
-        c.end_reason = Some(format!("closed by us: {reason}"));
-        c.close_code = Some(code);
+        c.extra().end_reason = Some(format!("closed by us: {reason}"));
+        c.extra().close_code = Some(code);
         c.phase = Phase::Closing;
         c.clear_held();
         if !self.control(slot, OpCode::Close, &close_payload(code, reason), now) {
@@ -154,30 +154,9 @@ impl State {
             "websocket closing",
             &[("peer", &peer), ("code", &cd), ("reason", reason)],
         );
-        self.shared.dir().set_state(id, Phase::Closing.name());
+        self.shared.dir().set_state(id, Phase::Closing);
         self.arm(slot, Kind::CloseWait, now + CLOSE_WAIT);
         self.mark_dirty(slot);
-    }
-
-    /// Arm the idle deadline: the idle lifetime (not before the instant the connection is
-    /// kept until), or the next keep-alive ping if earlier.
-    pub fn arm_idle(&mut self, slot: usize) {
-        let cfg = &self.shared.cfg;
-        let Some(c) = self.conns.get(slot) else {
-            return;
-        };
-        let life = c.idle_close_at(cfg.lifetime);
-        let ping = match (cfg.keepalive_interval, c.ping_out) {
-            (Some(iv), false) if !iv.is_zero() => Some(c.last_rx + iv),
-            _ => None,
-        };
-        let at = match (life, ping) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(at) = at {
-            self.arm(slot, Kind::Idle, at);
-        }
     }
 
     /// Keep connection `id` open for idleness until at least `until` (an earlier keep is
@@ -194,6 +173,7 @@ impl State {
         if !c.phase.accepts_data() {
             return false;
         }
+        let until = until.map(Stamp::from);
         c.kept_until = match (c.kept_until, until) {
             (Some(cur), Some(new)) => Some(cur.max(new)),
             (_, new) => new,
@@ -207,18 +187,18 @@ impl State {
 
     /// A deadline fired.
     pub fn on_timer(&mut self, e: Entry, now: Instant) {
+        let slot = e.slot as usize;
         if e.kind == Kind::Listener {
-            self.resume_listener(e.slot);
+            self.resume_listener(slot);
             return;
         }
         let cfg = &self.shared.cfg;
-        let Some(c) = self.conns.get_mut(e.slot) else {
+        let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
         if c.meta.id != e.id || !c.armed.take_if(e.kind, e.at) {
             return;
         }
-        let slot = e.slot;
         let peer = c.peer_str();
         let warn = |st: &State, msg: &str| st.shared.log(LogLevel::WARN, msg, &[("peer", &peer)]);
         match e.kind {
@@ -228,6 +208,12 @@ impl State {
                     Phase::TlsConnect | Phase::TlsAccept => "tls handshake timeout",
                     Phase::ClientHandshake | Phase::ServerHandshake => {
                         "websocket handshake timeout"
+                    }
+                    // The handshake completed and left this deadline to carry the idle one
+                    // (`opened_deadlines`).
+                    Phase::Open => {
+                        self.arm_idle(slot);
+                        return;
                     }
                     _ => return,
                 };
@@ -270,7 +256,7 @@ impl State {
                     return;
                 }
                 let at = c.last_write + cfg.send_timeout;
-                if now >= at {
+                if Stamp::from(now) >= at {
                     warn(self, "send timeout");
                     self.kill(slot, "send timeout");
                 } else {
@@ -290,12 +276,14 @@ impl State {
         if c.phase != Phase::Open {
             return;
         }
-        if c.idle_close_at(cfg.lifetime).is_some_and(|at| now >= at) {
+        // Rounded up like the deadlines: due here means the fired entry is not re-armed.
+        let stamp = Stamp::from(now);
+        if c.idle_close_at(cfg.lifetime).is_some_and(|at| stamp >= at) {
             self.begin_close(slot, 1001, "idle timeout", now);
             return;
         }
         if let (Some(iv), false) = (cfg.keepalive_interval, c.ping_out) {
-            if !iv.is_zero() && now >= c.last_rx + iv {
+            if !iv.is_zero() && stamp >= c.last_rx + iv {
                 c.ping_out = true;
                 let at = now + cfg.keepalive_timeout;
                 if !self.control(slot, OpCode::Ping, b"", now) {
@@ -317,7 +305,7 @@ impl State {
         self.unaccount(c.accounted);
         let _ = self.registry.deregister(c.sock.tcp_mut());
         // Whatever ends the TCP connection once closing started, the reason is why it started.
-        let end = c.end_reason.take();
+        let end = c.extra.as_mut().and_then(|x| x.end_reason.take());
         let reason = end.as_deref().unwrap_or(reason);
         let large_rbuf = if c.rbuf_large { c.rbuf.capacity() } else { 0 };
         super::reclaim::released(c.take_backlog() + large_rbuf);
@@ -330,13 +318,13 @@ impl State {
         }
         self.ids.remove(&c.meta.id);
         crate::stats::CONNECTIONS.dec();
-        self.shared.dir().remove(c.meta.id);
+        self.shared.dir().remove(c.meta.id, c.meta.peer);
         self.shared
             .count
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if c.traced {
             let ev = TraceEvent::Closed {
-                code: c.close_code,
+                code: c.close_code(),
                 reason,
             };
             self.shared.sink.trace(&c.meta, ev);
@@ -344,7 +332,7 @@ impl State {
         let peer = c.peer_str();
         let id = c.meta.id.to_string();
         let code = c
-            .close_code
+            .close_code()
             .map_or_else(|| "none".to_string(), |v| v.to_string());
         self.shared.log(
             LogLevel::DBG,

@@ -16,12 +16,16 @@
 //! * `sipstream`: the SIP stream framing (`proto_tcp`, `proto_tls`, RFC 3261 §18.3) in place
 //!   of WebSocket: open at once, messages delimited by Content-Length, CRLF keep-alives.
 //! * `reclaim`: gives freed memory back to the OS after large write backlogs.
-//! * `timer`: a per-worker heap of deadlines with lazy invalidation.
+//! * `timer`: a per-worker heap of deadlines with lazy invalidation, in 8-byte stamps.
+//! * `idle`: the idle deadline (lifetime, keep-alive ping) and how it takes over from the
+//!   handshake deadline, one heap entry per open connection.
+//! * `list`: what MI `ws_list` shows of a worker's connections.
 //! * `listen`: listener sockets (one socket shared by the workers; with `reuse_port`, one
 //!   `SO_REUSEPORT` copy per worker).
 //! * `accept`, `admission`: accepting, the connection limits and their 503 answers.
 //! * `shared`, `directory`: what the handle and the workers share (ids, commands, counters),
-//!   and the directory of connections (only outbound ones can be found by address).
+//!   and the directory of connections (two bytes each; only outbound ones can be found by
+//!   address).
 //!
 //! Connection ids are non-zero `u64`s, never reused within the process: the flavor's protocol
 //! number in bits 44-47 (ids of proto_ws, proto_wss, proto_tcp and proto_tls never collide),
@@ -33,7 +37,9 @@ mod admission;
 mod api;
 mod conn;
 mod directory;
+mod idle;
 mod lifecycle;
+mod list;
 mod listen;
 mod outbound;
 mod overload;

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Buf;
@@ -15,7 +16,7 @@ use super::conn::{ClientHs, Conn, Phase};
 use super::read::Progress;
 use super::runtime::ConnectReq;
 use super::stream::Stream;
-use super::timer::Kind;
+use super::timer::{Kind, Stamp};
 use super::worker::{State, CONN_BASE};
 use super::wqueue::{frame_payloads, random_bytes};
 use crate::proto::error::HandshakeError;
@@ -74,12 +75,12 @@ impl State {
             outbound: true,
         };
         let mut conn = Conn::new(meta, sock, Phase::Connecting, now);
-        conn.client = Some(Box::new(ClientHs {
+        conn.extra().client = Some(ClientHs {
             host,
             resource,
             subprotocol,
             expected_accept: String::new(),
-        }));
+        });
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         if let Err(e) = self.registry.register(
@@ -89,7 +90,7 @@ impl State {
         ) {
             self.shared.count.fetch_sub(1, Ordering::Relaxed);
             let meta_req = format!("cannot poll connection: {e}");
-            self.shared.dir().remove(id);
+            self.shared.dir().remove(id, addr);
             self.shared
                 .log(LogLevel::ERR, &meta_req, &[("peer", &addr.to_string())]);
             self.closed_out.push((meta, meta_req));
@@ -111,7 +112,7 @@ impl State {
             "websocket connect failed",
             &[("peer", &peer), ("reason", reason)],
         );
-        self.shared.dir().remove(req.id);
+        self.shared.dir().remove(req.id, req.addr);
         let meta = ConnMeta {
             id: req.id,
             listener: NO_LISTENER,
@@ -158,11 +159,11 @@ impl State {
             return;
         }
         c.phase = Phase::TlsConnect;
-        let (id, meta, traced) = (c.meta.id, c.meta, c.traced);
-        if let Some(e) = self.shared.dir().conns.get_mut(&id) {
-            e.meta = meta;
-            e.traced = traced;
-            e.state = Phase::TlsConnect.name();
+        let (id, traced) = (c.meta.id, c.traced);
+        {
+            let mut dir = self.shared.dir();
+            dir.set_traced(id, traced);
+            dir.set_state(id, Phase::TlsConnect);
         }
         let at = now + self.shared.cfg.handshake_timeout;
         self.rearm(slot, Kind::Handshake, at);
@@ -182,7 +183,7 @@ impl State {
             self.stream_connected(slot, now);
             return;
         }
-        let Some(hs) = c.client.as_mut() else {
+        let Some(hs) = c.client_hs() else {
             self.kill(slot, "internal: no handshake parameters");
             return;
         };
@@ -203,11 +204,8 @@ impl State {
                 .trace(&c.meta, TraceEvent::HandshakeRequest(&req.bytes));
             // Messages queued while connecting, before it was known that this connection is
             // traced (the first message is what opened it).
-            let held = c.held.as_deref();
-            for chunk in held
-                .into_iter()
-                .flat_map(|h| h.front_chunks(c.held_untraced as usize))
-            {
+            let untraced = c.held_untraced() as usize;
+            for chunk in c.held().into_iter().flat_map(|h| h.front_chunks(untraced)) {
                 for payload in frame_payloads(chunk) {
                     let ev = TraceEvent::Message {
                         inbound: false,
@@ -217,14 +215,16 @@ impl State {
                 }
             }
         }
-        c.held_untraced = 0;
+        if let Some(x) = c.extra.as_mut() {
+            x.held_untraced = 0;
+        }
         c.queue_raw(req.bytes, now);
         c.phase = Phase::ClientHandshake;
-        let (id, meta, traced) = (c.meta.id, c.meta, c.traced);
-        if let Some(e) = self.shared.dir().conns.get_mut(&id) {
-            e.meta = meta;
-            e.traced = traced;
-            e.state = Phase::ClientHandshake.name();
+        let (id, traced) = (c.meta.id, c.traced);
+        {
+            let mut dir = self.shared.dir();
+            dir.set_traced(id, traced);
+            dir.set_state(id, Phase::ClientHandshake);
         }
         let at = now + self.shared.cfg.handshake_timeout;
         self.rearm(slot, Kind::Handshake, at);
@@ -237,7 +237,7 @@ impl State {
         let Some(c) = self.conns.get_mut(slot) else {
             return Progress::NeedMore;
         };
-        let Some(hs) = c.client.as_ref() else {
+        let Some(hs) = c.extra.as_ref().and_then(|x| x.client.as_ref()) else {
             c.phase = Phase::Open;
             return Progress::Continue;
         };
@@ -252,18 +252,20 @@ impl State {
                 }
                 c.rbuf.advance(n.min(c.rbuf.len()));
                 crate::stats::HANDSHAKES_ACCEPTED.inc();
-                c.client = None;
+                c.clear_client_hs();
                 c.phase = Phase::Open;
-                c.ws = Some(WsConn::new(Role::Client, self.shared.limits));
-                c.armed.clear(Kind::Handshake);
+                c.ws = Some(WsConn::with_limits(
+                    Role::Client,
+                    Arc::clone(&self.shared.limits),
+                ));
                 if c.wq.is_empty() {
-                    c.last_write = now;
+                    c.last_write = Stamp::from(now);
                 }
-                if let Some(mut held) = c.held.take() {
+                if let Some(mut held) = c.take_held() {
                     c.wq.append(&mut held);
                 }
                 let (id, peer) = (c.meta.id, c.peer_str());
-                self.shared.dir().set_state(id, Phase::Open.name());
+                self.shared.dir().set_state(id, Phase::Open);
                 let i = id.to_string();
                 self.shared.log(
                     LogLevel::DBG,
@@ -271,7 +273,7 @@ impl State {
                     &[("peer", &peer), ("id", &i)],
                 );
                 self.mark_dirty(slot);
-                self.arm_idle(slot);
+                self.opened_deadlines(slot);
                 Progress::Continue
             }
             Err(e) => {

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
@@ -11,7 +12,7 @@ use sipcore_abi::{LogLevel, Proto, ReceiveInfo, SockAddr};
 
 use super::api::TraceEvent;
 use super::conn::Phase;
-use super::timer::Kind;
+use super::timer::{Kind, Stamp};
 use super::worker::State;
 use crate::proto::frame::{close_payload, OpCode};
 use crate::proto::handshake::server_handshake;
@@ -137,7 +138,7 @@ impl State {
             }
             Ok(n) => {
                 *budget = budget.saturating_sub(n);
-                c.last_rx = now;
+                c.last_rx = Stamp::from(now);
                 let stream = self.shared.cfg.sip_stream && c.phase == Phase::Open;
                 if stream || matches!(c.phase, Phase::ServerHandshake | Phase::ClientHandshake) {
                     c.hs_reads = c.hs_reads.saturating_add(1);
@@ -191,12 +192,14 @@ impl State {
                 c.rbuf.advance(acc.consumed.min(c.rbuf.len()));
                 c.queue_raw(acc.response, now);
                 c.phase = Phase::Open;
-                c.ws = Some(WsConn::new(Role::Server, self.shared.limits));
-                c.last_data = now;
-                c.armed.clear(Kind::Handshake);
+                c.ws = Some(WsConn::with_limits(
+                    Role::Server,
+                    Arc::clone(&self.shared.limits),
+                ));
+                c.last_data = Stamp::from(now);
                 let (id, peer) = (c.meta.id, c.meta.peer);
                 // Not reusable by address: only outbound connections are (runtime.rs, Directory).
-                self.shared.dir().set_state(id, Phase::Open.name());
+                self.shared.dir().set_state(id, Phase::Open);
                 let (p, i) = (peer.to_string(), id.to_string());
                 self.shared.log(
                     LogLevel::DBG,
@@ -204,7 +207,7 @@ impl State {
                     &[("peer", &p), ("id", &i)],
                 );
                 self.mark_dirty(slot);
-                self.arm_idle(slot);
+                self.opened_deadlines(slot);
                 Progress::Continue
             }
         }
@@ -243,7 +246,7 @@ impl State {
         }
         c.rbuf.clear();
         c.queue_raw(response, now);
-        c.end_reason = Some(format!("handshake refused ({status}): {reason}"));
+        c.extra().end_reason = Some(format!("handshake refused ({status}): {reason}"));
         self.enter_flushing(slot, now);
     }
 
@@ -285,7 +288,7 @@ impl State {
                 // RFC 5626 §4.4.1 keep-alives (CRLF, whitespace only) are not activity: the
                 // idle lifetime still closes a connection that sends nothing else.
                 if !is_keepalive(&payload) {
-                    c.last_data = now;
+                    c.last_data = Stamp::from(now);
                 }
                 if payload.as_ref() == b"\r\n\r\n" {
                     // RFC 5626 §4.4.1 keep-alive: answer with a single CRLF, deliver nothing.
@@ -331,8 +334,8 @@ impl State {
             }
             Event::Close { code, reason } => {
                 crate::stats::close_received(code);
-                if c.close_code.is_none() {
-                    c.close_code = code;
+                if c.close_code().is_none() && code.is_some() {
+                    c.extra().close_code = code;
                 }
                 let (peer, cd) = (
                     c.peer_str(),
@@ -345,12 +348,12 @@ impl State {
                 );
                 if !closing {
                     // (When the peer answers our Close, the reason stays the one we closed for.)
-                    c.end_reason = Some("closed by peer".to_string());
+                    c.extra().end_reason = Some("closed by peer".to_string());
                     // §5.5.1: echo the status code; an empty Close gets an empty Close.
                     let body = code.map(|v| close_payload(v, "")).unwrap_or_default();
                     let max = self.shared.cfg.max_write_queue;
                     if !c.queue_control(OpCode::Close, &body, max, now) {
-                        let reason = c.end_reason.clone().unwrap_or_default();
+                        let reason = c.end_reason().unwrap_or_default().to_string();
                         self.kill(slot, &reason);
                         return Ok(Progress::Continue);
                     }

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::admission::AcceptFail;
-use super::api::{ConnMeta, ConnSummary, DriverError, Sink, TraceEvent, WsConfig};
+use super::api::{ConnSummary, DriverError, Sink, WsConfig};
 pub(crate) use super::directory::DirEntry;
 use super::directory::Directory;
 use super::listen::{self, ListenerSet};
@@ -75,7 +75,7 @@ impl Runtime {
                 uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
                 cfg,
                 server,
-                limits,
+                limits: Arc::new(limits),
                 sink,
                 inboxes: OnceLock::new(),
                 dir: Mutex::new(Directory::default()),
@@ -232,31 +232,43 @@ impl Runtime {
             return kept;
         }
         match self.shared.dir().conns.get(&conn) {
-            Some(e) if e.state != "closing" => {}
+            Some(e) if e.state() != "closing" => {}
             _ => return false,
         }
         self.shared.post(w, Cmd::Keep { id: conn, until }).is_ok()
     }
 
-    /// Every connection (MI `ws_list`).
+    /// Every connection (MI `ws_list`), as the workers that own them describe them (the
+    /// directory keeps no addresses: see `Directory`). A worker that does not answer within
+    /// [`LIST_WAIT`] is left out; none once the runtime is stopped.
     pub fn connections(&self) -> Vec<ConnSummary> {
-        let now = Instant::now();
-        let mut v: Vec<ConnSummary> = self
-            .shared
-            .dir()
-            .conns
-            .values()
-            .map(|e| ConnSummary {
-                id: e.meta.id,
-                peer: e.meta.peer,
-                local: e.meta.local,
-                age: now.saturating_duration_since(e.since),
-                outbound: e.meta.outbound,
-                traced: e.traced,
-                state: e.state,
-                tls: e.tls,
-            })
-            .collect();
+        // Not started, or stopped: no worker to ask (and none holds a connection for long).
+        if !self.running.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let n = self.shared.inboxes.get().map_or(0, Vec::len);
+        let mut v = Vec::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut asked = 0;
+        for w in 0..n {
+            // This thread's own worker (a call from inside a `Sink` callback) answers at once.
+            match worker::with_local(self.shared.uid, w, |st| st.summaries(Instant::now())) {
+                Some(mine) => v.extend(mine),
+                None => {
+                    if self.shared.post(w, Cmd::List(tx.clone())).is_ok() {
+                        asked += 1;
+                    }
+                }
+            }
+        }
+        let deadline = Instant::now() + LIST_WAIT;
+        for _ in 0..asked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(part) => v.extend(part),
+                Err(_) => break,
+            }
+        }
         v.sort_by_key(|s| s.id);
         v
     }
@@ -299,6 +311,9 @@ impl Runtime {
         self.running.store(false, Ordering::Release);
     }
 }
+
+/// How long [`Runtime::connections`] waits for the workers' answers.
+pub(crate) const LIST_WAIT: Duration = Duration::from_secs(2);
 
 impl Drop for Runtime {
     fn drop(&mut self) {

@@ -67,7 +67,8 @@ impl State {
                     Trace::Done => {}
                     // Not connected yet, so not known to be traced: traced once it is.
                     Trace::Here(_) | Trace::Frame if undecided => {
-                        c.held_untraced = c.held_untraced.saturating_add(1)
+                        let x = c.extra();
+                        x.held_untraced = x.held_untraced.saturating_add(1);
                     }
                     _ if !c.traced => {}
                     Trace::Here(payload) => {
@@ -81,7 +82,7 @@ impl State {
                         let q = if c.phase == Phase::Open {
                             Some(&c.wq)
                         } else {
-                            c.held.as_deref()
+                            c.held()
                         };
                         let stream = self.shared.cfg.sip_stream;
                         if let Some(chunk) = q.and_then(|q| q.last_chunk()) {
@@ -128,7 +129,9 @@ impl State {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
-        c.end_reason = None;
+        if let Some(x) = c.extra.as_mut() {
+            x.end_reason = None;
+        }
         crate::stats::WRITE_QUEUE_DROPS.inc();
         let peer = c.peer_str();
         let queued = (c.wq.bytes() + c.held_bytes()).to_string();

@@ -63,6 +63,8 @@ pub(crate) enum Cmd {
         sock: mio::net::TcpStream,
         peer: SocketAddr,
     },
+    /// Describe every connection of the worker (MI `ws_list`).
+    List(std::sync::mpsc::Sender<Vec<super::api::ConnSummary>>),
     /// Close everything (Close 1001) and exit once every connection is gone, or after the
     /// grace period at the latest.
     Stop(Duration),
@@ -93,7 +95,8 @@ pub(crate) struct Shared {
     pub uid: u64,
     pub cfg: WsConfig,
     pub server: ServerConfig,
-    pub limits: Limits,
+    /// Receive limits, one allocation shared by every connection's `WsConn`.
+    pub limits: Arc<Limits>,
     pub sink: Arc<dyn Sink>,
     pub inboxes: OnceLock<Vec<Inbox>>,
     pub dir: Mutex<Directory>,

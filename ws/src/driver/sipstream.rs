@@ -14,7 +14,7 @@ use sipcore_sip::stream::{next_frame, Frame, FrameError, StreamLimits, PING, PON
 use super::api::TraceEvent;
 use super::conn::Phase;
 use super::read::{Progress, Step};
-use super::timer::Kind;
+use super::timer::{Kind, Stamp};
 use super::worker::State;
 
 impl State {
@@ -35,18 +35,16 @@ impl State {
             return;
         };
         c.phase = Phase::Open;
-        c.client = None;
-        c.armed.clear(Kind::Handshake);
-        c.last_data = now;
+        c.clear_client_hs();
+        c.last_data = Stamp::from(now);
         if c.wq.is_empty() {
-            c.last_write = now;
+            c.last_write = Stamp::from(now);
         }
-        if let Some(mut held) = c.held.take() {
+        if let Some(mut held) = c.take_held() {
             c.wq.append(&mut held);
         }
-        c.held_untraced = 0;
         let (id, peer, out) = (c.meta.id, c.peer_str(), c.meta.outbound);
-        self.shared.dir().set_state(id, Phase::Open.name());
+        self.shared.dir().set_state(id, Phase::Open);
         if out {
             // (An inbound one was logged when accepted.)
             let i = id.to_string();
@@ -57,7 +55,7 @@ impl State {
             );
         }
         self.mark_dirty(slot);
-        self.arm_idle(slot);
+        self.opened_deadlines(slot);
     }
 
     /// An outbound connection is connected (and, over TLS, secured): the messages queued
@@ -68,11 +66,8 @@ impl State {
             return;
         };
         if c.traced {
-            let held = c.held.as_deref();
-            for chunk in held
-                .into_iter()
-                .flat_map(|h| h.front_chunks(c.held_untraced as usize))
-            {
+            let untraced = c.held_untraced() as usize;
+            for chunk in c.held().into_iter().flat_map(|h| h.front_chunks(untraced)) {
                 let ev = TraceEvent::Message {
                     inbound: false,
                     payload: chunk,
@@ -80,11 +75,8 @@ impl State {
                 self.shared.sink.trace(&c.meta, ev);
             }
         }
-        let (id, meta, traced) = (c.meta.id, c.meta, c.traced);
-        if let Some(e) = self.shared.dir().conns.get_mut(&id) {
-            e.meta = meta;
-            e.traced = traced;
-        }
+        let (id, traced) = (c.meta.id, c.traced);
+        self.shared.dir().set_traced(id, traced);
         self.stream_open(slot, now);
     }
 
@@ -152,7 +144,7 @@ impl State {
                 c.scanned = 0;
                 c.hs_reads = 0;
                 c.armed.clear(Kind::Message);
-                c.last_data = now;
+                c.last_data = Stamp::from(now);
                 if c.traced {
                     let ev = TraceEvent::Message {
                         inbound: true,
@@ -211,7 +203,7 @@ impl State {
         if limit {
             crate::stats::LIMIT_VIOLATIONS.inc();
         }
-        c.end_reason = Some(format!("protocol error: {reason}"));
+        c.extra().end_reason = Some(format!("protocol error: {reason}"));
         self.enter_flushing(slot, Instant::now());
     }
 
@@ -221,7 +213,7 @@ impl State {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
-        c.end_reason = Some(format!("closed by us: {reason}"));
+        c.extra().end_reason = Some(format!("closed by us: {reason}"));
         let (id, peer) = (c.meta.id, c.peer_str());
         self.shared.log(
             LogLevel::DBG,

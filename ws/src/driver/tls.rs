@@ -141,24 +141,15 @@ impl State {
             );
         }
         if outbound {
-            if let Some(e) = self.shared.dir().conns.get_mut(&id) {
-                e.tls = summary;
-            }
             self.ws_request(slot, now);
             return;
         }
         if self.shared.cfg.sip_stream {
-            if let Some(e) = self.shared.dir().conns.get_mut(&id) {
-                e.tls = summary;
-            }
             self.stream_open(slot, now);
             return;
         }
         c.phase = Phase::ServerHandshake;
-        if let Some(e) = self.shared.dir().conns.get_mut(&id) {
-            e.tls = summary;
-            e.state = Phase::ServerHandshake.name();
-        }
+        self.shared.dir().set_state(id, Phase::ServerHandshake);
         let at = now + self.shared.cfg.inbound_handshake_timeout;
         self.rearm(slot, Kind::Handshake, at);
     }

@@ -24,7 +24,7 @@ use super::conn::Conn;
 use super::read::Step;
 use super::reclaim;
 use super::runtime::{Cmd, Shared};
-use super::timer::{Entry, Kind, Timers};
+use super::timer::{Entry, Kind, Stamp, Timers};
 
 /// Token of the inbox waker.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -335,14 +335,16 @@ impl State {
             .is_some_and(|at| self.conns.is_empty() || now >= at)
     }
 
-    /// Arm a deadline for the connection in `slot`.
-    pub fn arm(&mut self, slot: usize, kind: Kind, at: Instant) {
+    /// Arm a deadline for the connection in `slot` (an `Instant` is rounded up to the next
+    /// millisecond: see [`Stamp`]).
+    pub fn arm(&mut self, slot: usize, kind: Kind, at: impl Into<Stamp>) {
+        let at = at.into();
         if let Some(c) = self.conns.get_mut(slot) {
             if c.armed.arm(kind, at) {
                 self.timers.push(Entry {
                     at,
                     id: c.meta.id,
-                    slot,
+                    slot: u32::try_from(slot).unwrap_or(u32::MAX),
                     kind,
                 });
             }
@@ -350,7 +352,7 @@ impl State {
     }
 
     /// Replace a deadline (also with a later one).
-    pub fn rearm(&mut self, slot: usize, kind: Kind, at: Instant) {
+    pub fn rearm(&mut self, slot: usize, kind: Kind, at: impl Into<Stamp>) {
         if let Some(c) = self.conns.get_mut(slot) {
             c.armed.clear(kind);
         }
@@ -394,6 +396,10 @@ impl State {
                 if self.stop_at.is_none() {
                     self.admit(listener, sock, peer, now);
                 }
+            }
+            Cmd::List(tx) => {
+                // The caller may have given up waiting: nothing to do then.
+                let _ = tx.send(self.summaries(now));
             }
             Cmd::Stop(grace) => self.begin_stop(now, grace),
         }

@@ -5,12 +5,14 @@
 //! still to write, so that `ws_max_write_queue` bounds what a connection can make us hold
 //! whatever it makes us queue: data frames, and also Pongs, Closes and keep-alive answers.
 //! Small frames queued behind a backlog share chunks, so a Ping flood costs its bytes, not an
-//! allocation per Pong. Written chunks are freed at once and an empty queue keeps nothing.
+//! allocation per Pong. Written chunks are freed at once and an empty queue keeps nothing: its
+//! frames' box goes to a small per-thread pool that the next queue filled on this thread
+//! takes, so an idle connection holds no allocation and a busy one does not make one per
+//! burst (issue 16).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, Write};
 
 use crate::proto::frame::{write_frame, FrameHeader, OpCode};
 use crate::proto::mask::apply_mask;
@@ -18,23 +20,18 @@ use crate::proto::mask::apply_mask;
 /// Most slices handed to one `write_vectored` call.
 const MAX_IOV: usize = 64;
 
-/// Capacity (in frames) kept by an empty queue; more is released.
+/// Capacity (in frames) an emptied queue's deque keeps in the spare pool; more is released.
 const KEEP_CAPACITY: usize = 8;
+
+/// Most emptied queues a thread keeps for reuse.
+const SPARE_MAX: usize = 64;
+
+mod queue;
+
+use queue::Queue;
 
 /// Capacity of a chunk that gathers small frames queued behind a backlog.
 pub(crate) const SMALL_CHUNK: usize = 2048;
-
-/// Encoded frames waiting to be written.
-#[derive(Debug, Default)]
-pub(crate) struct WriteQueue {
-    chunks: VecDeque<Vec<u8>>,
-    /// Bytes of the front chunk already written.
-    head_off: usize,
-    /// Bytes not yet written.
-    bytes: usize,
-    /// Capacity of the chunks held (what the queue costs in memory).
-    cost: usize,
-}
 
 /// Length of a complete frame with a `payload_len`-byte payload (RFC 6455 §5.2).
 pub(crate) fn frame_len(payload_len: usize, masked: bool) -> usize {
@@ -46,28 +43,73 @@ pub(crate) fn frame_len(payload_len: usize, masked: bool) -> usize {
     len + payload_len + if masked { 4 } else { 0 }
 }
 
+/// Encoded frames waiting to be written. Empty, it holds nothing (8 bytes, no allocation:
+/// every idle connection has one); its frames live in a boxed [`Queue`] taken from a small
+/// per-thread pool when the first frame is queued and given back once all are written, so
+/// a busy connection does not allocate one per burst (issue 16).
+#[derive(Debug, Default)]
+pub(crate) struct WriteQueue {
+    q: Option<Box<Queue>>,
+}
+
+thread_local! {
+    /// Emptied queues (their deques' capacity kept, at most [`KEEP_CAPACITY`] frames), for
+    /// the next queue filled on this thread.
+    // Boxed on purpose: the boxes themselves are what the queues reuse.
+    #[allow(clippy::vec_box)]
+    static SPARE: RefCell<Vec<Box<Queue>>> = const { RefCell::new(Vec::new()) };
+}
+
 impl WriteQueue {
     /// Bytes waiting.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.q.as_ref().map_or(0, |q| q.bytes)
     }
 
     /// Memory held by the chunks (at least [`Self::bytes`]).
     pub fn cost(&self) -> usize {
-        self.cost
+        self.q.as_ref().map_or(0, |q| q.cost)
     }
 
     /// Nothing waiting.
     pub fn is_empty(&self) -> bool {
-        self.bytes == 0
+        self.bytes() == 0
+    }
+
+    /// The frames, taken from the pool if the queue holds none.
+    fn q(&mut self) -> &mut Queue {
+        self.q.get_or_insert_with(|| {
+            SPARE
+                .with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+                .unwrap_or_default()
+        })
+    }
+
+    /// Once nothing is left to write, give the frames' box back to the pool (or free it).
+    fn settle(&mut self) {
+        if self.q.as_ref().is_none_or(|q| q.bytes > 0) {
+            return;
+        }
+        let Some(mut q) = self.q.take() else {
+            return;
+        };
+        q.chunks.clear();
+        q.release();
+        q.head_off = 0;
+        q.cost = 0;
+        SPARE.with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                if s.len() < SPARE_MAX {
+                    s.push(q);
+                }
+            }
+        });
     }
 
     /// Queue an encoded chunk (empty chunks are ignored).
     pub fn push(&mut self, chunk: Vec<u8>) {
         if !chunk.is_empty() {
-            self.bytes += chunk.len();
-            self.cost += chunk.capacity();
-            self.chunks.push_back(chunk);
+            self.q().push(chunk);
         }
     }
 
@@ -75,153 +117,61 @@ impl WriteQueue {
     /// [`Self::cost`]: nothing when it fits the last chunk, else a new chunk (exactly `len`
     /// on an empty queue, [`SMALL_CHUNK`] behind a backlog, so later ones share it).
     pub fn frame_cost(&self, len: usize) -> usize {
-        match self.chunks.back() {
-            Some(c) if c.capacity() - c.len() >= len => 0,
-            Some(_) => len.max(SMALL_CHUNK),
-            None => len,
-        }
+        self.q.as_ref().map_or(len, |q| q.frame_cost(len))
     }
 
     /// Encode a complete frame straight into the queue (FIN set; masked when `mask` is given),
     /// in the spare room of the last chunk when it fits. Meant for small frames (control
     /// frames, keep-alive answers).
     pub fn push_frame(&mut self, opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) {
-        let len = frame_len(payload.len(), mask.is_some());
-        let extra = self.frame_cost(len);
-        if extra > 0 {
-            let chunk = Vec::with_capacity(extra);
-            self.cost += chunk.capacity();
-            self.chunks.push_back(chunk);
-        }
-        if let Some(tail) = self.chunks.back_mut() {
-            let cap = tail.capacity();
-            write_frame(tail, true, opcode, payload, mask);
-            self.cost += tail.capacity() - cap;
-            self.bytes += len;
-        }
+        self.q().push_frame(opcode, payload, mask);
     }
 
     /// Copy a few bytes into the queue (in the spare room of the last chunk when they fit),
     /// as [`Self::push_frame`] does for a frame: a SIP stream's keep-alive pong.
     pub fn push_small(&mut self, bytes: &[u8]) {
-        let extra = self.frame_cost(bytes.len());
-        if extra > 0 {
-            let chunk = Vec::with_capacity(extra);
-            self.cost += chunk.capacity();
-            self.chunks.push_back(chunk);
-        }
-        if let Some(tail) = self.chunks.back_mut() {
-            let cap = tail.capacity();
-            tail.extend_from_slice(bytes);
-            self.cost += tail.capacity() - cap;
-            self.bytes += bytes.len();
-        }
+        self.q().push_small(bytes);
     }
 
-    /// Move every chunk of `other` behind ours.
+    /// Move every chunk of `other` behind ours (nothing if `other` was partly written).
     pub fn append(&mut self, other: &mut WriteQueue) {
-        if other.head_off == 0 {
-            self.bytes += other.bytes;
-            self.cost += other.cost;
-            self.chunks.append(&mut other.chunks);
-            other.bytes = 0;
-            other.cost = 0;
-            other.release();
+        if let Some(o) = other.q.as_deref_mut().filter(|o| o.bytes > 0) {
+            self.q().append(o);
         }
+        other.settle();
+        self.settle();
     }
 
     /// The first `n` queued chunks (whole frames when nothing was written yet).
     pub fn front_chunks(&self, n: usize) -> impl Iterator<Item = &[u8]> {
-        self.chunks.iter().take(n).map(Vec::as_slice)
+        self.q
+            .iter()
+            .flat_map(move |q| q.chunks.iter().take(n))
+            .map(Vec::as_slice)
     }
 
     /// The chunk queued last.
     pub fn last_chunk(&self) -> Option<&[u8]> {
-        self.chunks.back().map(Vec::as_slice)
+        self.q.as_ref()?.chunks.back().map(Vec::as_slice)
     }
 
     /// Write as much as the socket takes. Returns the number of bytes written; stops at
     /// `WouldBlock` (not an error) or when empty. Other errors are returned.
     pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<usize> {
-        let mut total = 0;
-        while self.bytes > 0 {
-            let n = {
-                let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
-                let mut cnt = 0;
-                for (i, c) in self.chunks.iter().take(MAX_IOV).enumerate() {
-                    let s = if i == 0 {
-                        c.get(self.head_off..).unwrap_or_default()
-                    } else {
-                        c.as_slice()
-                    };
-                    if let Some(slot) = iov.get_mut(cnt) {
-                        *slot = IoSlice::new(s);
-                        cnt += 1;
-                    }
-                }
-                match w.write_vectored(iov.get(..cnt).unwrap_or_default()) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-            total += n;
-            self.consume(n);
-        }
-        if total > 0 {
-            self.release();
-        }
-        Ok(total)
+        let r = match self.q.as_deref_mut() {
+            Some(q) => q.write_to(w),
+            None => Ok(0),
+        };
+        self.settle();
+        r
     }
 
     /// Drop every chunk but one being written (chunks hold whole frames, so the stream still
     /// ends on a frame boundary). Returns the bytes dropped.
     pub fn truncate_to_front(&mut self) -> usize {
-        let keep = usize::from(self.head_off > 0);
-        let mut dropped = 0;
-        while self.chunks.len() > keep {
-            if let Some(c) = self.chunks.pop_back() {
-                dropped += c.len();
-                self.cost = self.cost.saturating_sub(c.capacity());
-            }
-        }
-        self.bytes = self.bytes.saturating_sub(dropped);
-        self.release();
-        dropped
-    }
-
-    /// Give back the deque's spare capacity (no high-water mark is kept).
-    fn release(&mut self) {
-        let (len, cap) = (self.chunks.len(), self.chunks.capacity());
-        if len == 0 {
-            if cap > KEEP_CAPACITY {
-                self.chunks = VecDeque::new();
-            }
-        } else if cap > 4 * len && cap > 4 * KEEP_CAPACITY {
-            self.chunks.shrink_to(2 * len);
-        }
-    }
-
-    fn consume(&mut self, mut n: usize) {
-        self.bytes = self.bytes.saturating_sub(n);
-        while n > 0 {
-            let Some(front) = self.chunks.front() else {
-                break;
-            };
-            let left = front.len().saturating_sub(self.head_off);
-            if n >= left {
-                n -= left;
-                self.head_off = 0;
-                if let Some(c) = self.chunks.pop_front() {
-                    self.cost = self.cost.saturating_sub(c.capacity());
-                }
-            } else {
-                self.head_off += n;
-                n = 0;
-            }
-        }
+        let n = self.q.as_deref_mut().map_or(0, Queue::truncate_to_front);
+        self.settle();
+        n
     }
 }
 
@@ -375,6 +325,33 @@ mod tests {
         assert_eq!(q.write_to(&mut w).unwrap(), 4);
         assert!(q.is_empty());
         assert_eq!(w.out, b"hello world");
+    }
+
+    /// An emptied queue holds no allocation (an idle connection owns nothing); its frames'
+    /// box is reused by the next queue filled on the thread.
+    #[test]
+    fn an_emptied_queue_holds_nothing_and_its_box_is_reused() {
+        let mut q = WriteQueue::default();
+        q.push(b"reply".to_vec());
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: 64,
+            budget: 64,
+        };
+        q.write_to(&mut w).unwrap();
+        assert!(q.is_empty());
+        assert!(q.q.is_none(), "an empty queue holds nothing");
+        assert_eq!(std::mem::size_of::<WriteQueue>(), 8);
+        let spares = SPARE.with(|s| s.borrow().len());
+        assert!(spares >= 1);
+        let mut other = WriteQueue::default();
+        other.push_frame(OpCode::Pong, b"", None);
+        assert!(other.q.as_ref().is_some_and(|q| q.chunks.capacity() > 0));
+        assert_eq!(
+            SPARE.with(|s| s.borrow().len()),
+            spares - 1,
+            "the spare was taken"
+        );
     }
 
     /// Shedding keeps only a chunk already being written, so the stream stays on a frame

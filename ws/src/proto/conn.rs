@@ -15,14 +15,18 @@
 //!   any of its payload is buffered.
 //! * Control frames between fragments are returned at once (§5.4).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::error::WsError;
-use super::frame::{is_valid_close_code, FrameHeader, OpCode};
-use super::mask::apply_mask;
+use super::frame::OpCode;
 use super::utf8::Utf8Validator;
+
+mod decoder;
+
+use decoder::Decoder;
 
 /// Which side of the connection we are; decides the masking rule (§5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,13 +113,22 @@ struct InMessage {
 
 /// Receive side of one WebSocket connection (RFC 6455 §5–§7).
 ///
-/// Small by design (160 bytes on 64-bit targets): an idle connection owns no
-/// heap memory.
+/// Small by design (24 bytes on 64-bit targets; issue 16): an idle connection owns no heap
+/// memory. What a partly received frame or message needs ([`Rx`]) is boxed and exists only
+/// while one is in progress between two calls of [`Self::decode`]; the limits are shared.
 #[derive(Debug)]
 pub struct WsConn {
-    limits: Limits,
+    limits: Arc<Limits>,
+    /// Partial frame or message state; `None` when idle.
+    rx: Option<Box<Rx>>,
     role: Role,
     closed: bool,
+}
+
+/// What survives between two reads while a frame or message is incomplete, and the error
+/// once the connection failed.
+#[derive(Debug, Default)]
+struct Rx {
     failed: Option<WsError>,
     frame: Option<InFrame>,
     msg: Option<InMessage>,
@@ -125,19 +138,30 @@ pub struct WsConn {
     partial: BytesMut,
 }
 
+impl Rx {
+    /// Nothing in progress and no failure: the box can go.
+    fn is_idle(&self) -> bool {
+        self.failed.is_none()
+            && self.frame.is_none()
+            && self.msg.is_none()
+            && self.deadline.is_none()
+            && self.partial.is_empty()
+    }
+}
+
 impl WsConn {
     /// A connection in the OPEN state (after the opening handshake, §4.1/§4.2.2).
     pub fn new(role: Role, limits: Limits) -> Self {
+        WsConn::with_limits(role, Arc::new(limits))
+    }
+
+    /// [`Self::new`] with limits shared by many connections (a driver's, one allocation).
+    pub fn with_limits(role: Role, limits: Arc<Limits>) -> Self {
         WsConn {
             limits,
+            rx: None,
             role,
             closed: false,
-            failed: None,
-            frame: None,
-            msg: None,
-            utf8: Utf8Validator::new(),
-            deadline: None,
-            partial: BytesMut::new(),
         }
     }
 
@@ -160,7 +184,9 @@ impl WsConn {
     /// complete, is partly received. (A partial header alone is not counted here,
     /// but does start [`Self::message_deadline`].)
     pub fn in_message(&self) -> bool {
-        self.msg.is_some() || self.frame.is_some()
+        self.rx
+            .as_ref()
+            .is_some_and(|rx| rx.msg.is_some() || rx.frame.is_some())
     }
 
     /// Total length (header + payload) of the frame being received, once its
@@ -168,7 +194,9 @@ impl WsConn {
     /// buffer space by it (a header can announce 64 KiB and be followed by one
     /// byte); buffers grow with what arrived.
     pub fn pending_frame_len(&self) -> Option<usize> {
-        self.frame
+        self.rx
+            .as_ref()
+            .and_then(|rx| rx.frame)
             .map(|f| usize::from(f.header_len).saturating_add(f.payload_len))
     }
 
@@ -179,7 +207,7 @@ impl WsConn {
     /// After an `Err` the connection must be failed (§7.1.7) with a Close carrying
     /// [`WsError::close_code`]; later calls return the same error.
     pub fn decode(&mut self, buf: &mut BytesMut, now: Instant) -> Result<Option<Event>, WsError> {
-        if let Some(e) = self.failed {
+        if let Some(e) = self.rx.as_ref().and_then(|rx| rx.failed) {
             return Err(e);
         }
         if self.closed {
@@ -187,11 +215,26 @@ impl WsConn {
             buf.clear();
             return Ok(None);
         }
-        let r = self.decode_inner(buf, now);
-        if let Err(e) = r {
-            self.failed = Some(e);
-            self.frame = None;
-            self.end_message();
+        let mut d = Decoder {
+            limits: &self.limits,
+            role: self.role,
+            closed: &mut self.closed,
+        };
+        // Work in the box when one exists, else on the stack: a complete frame (the usual
+        // case) allocates nothing; state left for the next read is boxed.
+        let r = match self.rx.as_deref_mut() {
+            Some(rx) => d.decode(rx, buf, now),
+            None => {
+                let mut rx = Rx::default();
+                let r = d.decode(&mut rx, buf, now);
+                if !rx.is_idle() {
+                    self.rx = Some(Box::new(rx));
+                }
+                r
+            }
+        };
+        if self.rx.as_ref().is_some_and(|rx| rx.is_idle()) {
+            self.rx = None;
         }
         r
     }
@@ -201,212 +244,14 @@ impl WsConn {
     /// progress or there is no time limit. A lone control frame that is partly
     /// received also has a deadline, so a trickled Ping cannot stall either.
     pub fn message_deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.rx.as_ref().and_then(|rx| rx.deadline)
     }
 
     /// `Err(WsError::MessageTimeout)` when `now` is at or past [`Self::message_deadline`].
     pub fn check_deadline(&self, now: Instant) -> Result<(), WsError> {
-        match self.deadline {
+        match self.message_deadline() {
             Some(d) if now >= d => Err(WsError::MessageTimeout),
             _ => Ok(()),
-        }
-    }
-
-    fn decode_inner(&mut self, buf: &mut BytesMut, now: Instant) -> Result<Option<Event>, WsError> {
-        loop {
-            let mut cur = match self.frame {
-                Some(f) => f,
-                None => {
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                    if self.deadline.is_none() {
-                        self.deadline = self.limits.max_msg_time.and_then(|d| now.checked_add(d));
-                    }
-                    let header = FrameHeader::parse(buf)?;
-                    self.precheck(buf)?;
-                    let Some(h) = header else {
-                        return Ok(None);
-                    };
-                    self.start_frame(h)?
-                }
-            };
-
-            // Unmask (and validate) whatever part of the payload has arrived.
-            let hl = usize::from(cur.header_len);
-            let avail = buf.len().saturating_sub(hl).min(cur.payload_len);
-            if avail > cur.done {
-                if let Some(seg) = buf.get_mut(hl + cur.done..hl + avail) {
-                    if let Some(key) = cur.mask {
-                        apply_mask(seg, key, cur.done);
-                    }
-                    if cur.utf8 {
-                        self.utf8.feed(seg).map_err(|_| WsError::InvalidUtf8)?;
-                    }
-                }
-                cur.done = avail;
-            }
-            // (The length test only matters if the caller broke the contract and
-            // removed bytes; it keeps `advance`/`split_to` below in bounds.)
-            if cur.done < cur.payload_len || buf.len() < hl.saturating_add(cur.payload_len) {
-                self.frame = Some(cur);
-                return Ok(None);
-            }
-
-            // The frame is complete.
-            self.frame = None;
-            buf.advance(hl);
-            let payload = buf.split_to(cur.payload_len);
-            match cur.opcode {
-                OpCode::Ping | OpCode::Pong => {
-                    if self.msg.is_none() {
-                        self.deadline = None;
-                    }
-                    let p = payload.freeze();
-                    return Ok(Some(if cur.opcode == OpCode::Ping {
-                        Event::Ping(p)
-                    } else {
-                        Event::Pong(p)
-                    }));
-                }
-                OpCode::Close => {
-                    let ev = parse_close(&payload)?;
-                    self.closed = true;
-                    self.end_message();
-                    return Ok(Some(ev));
-                }
-                OpCode::Text | OpCode::Binary | OpCode::Continuation => {
-                    if !cur.fin {
-                        self.partial.unsplit(payload);
-                        continue;
-                    }
-                    let text = self.msg.is_some_and(|m| m.text);
-                    if text {
-                        self.utf8.finish().map_err(|_| WsError::InvalidUtf8)?;
-                    }
-                    let whole = if self.partial.is_empty() {
-                        payload
-                    } else {
-                        self.partial.unsplit(payload);
-                        core::mem::take(&mut self.partial)
-                    };
-                    self.end_message();
-                    return Ok(Some(Event::Message {
-                        text,
-                        payload: whole.freeze(),
-                    }));
-                }
-            }
-        }
-    }
-
-    /// Rules visible in the first two bytes that depend on connection state:
-    /// message sequencing (§5.4) and masking direction (§5.1). Run on partial
-    /// headers so such frames fail without waiting for the rest.
-    fn precheck(&self, buf: &[u8]) -> Result<(), WsError> {
-        if let Some(&b0) = buf.first() {
-            match OpCode::from_u8(b0 & 0x0F) {
-                Some(OpCode::Continuation) if self.msg.is_none() => {
-                    return Err(WsError::UnexpectedContinuation)
-                }
-                Some(OpCode::Text | OpCode::Binary) if self.msg.is_some() => {
-                    return Err(WsError::ExpectedContinuation)
-                }
-                _ => {}
-            }
-        }
-        if let Some(&b1) = buf.get(1) {
-            let masked = b1 & 0x80 != 0;
-            match (self.role, masked) {
-                (Role::Server, false) => return Err(WsError::UnmaskedFrame),
-                (Role::Client, true) => return Err(WsError::MaskedFrame),
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Account a new frame against the message state and the limits (§5.4, §7.4.1).
-    fn start_frame(&mut self, h: FrameHeader) -> Result<InFrame, WsError> {
-        let utf8 = match h.opcode {
-            OpCode::Close | OpCode::Ping | OpCode::Pong => false,
-            OpCode::Continuation => {
-                let msg = self.msg.as_mut().ok_or(WsError::UnexpectedContinuation)?;
-                msg.text
-            }
-            OpCode::Text | OpCode::Binary => {
-                if self.msg.is_some() {
-                    return Err(WsError::ExpectedContinuation);
-                }
-                let text = h.opcode == OpCode::Text;
-                self.msg = Some(InMessage {
-                    text,
-                    frames: 0,
-                    size: 0,
-                });
-                self.utf8.reset();
-                text
-            }
-        };
-        if let (false, Some(msg)) = (h.opcode.is_control(), self.msg.as_mut()) {
-            msg.frames = msg.frames.saturating_add(1);
-            let max_frames = self.limits.max_msg_frames;
-            if max_frames != 0 && msg.frames > max_frames {
-                return Err(WsError::TooManyFrames { max: max_frames });
-            }
-            let size = msg.size.saturating_add(h.payload_len);
-            let max = self.limits.max_msg_size;
-            if size > max as u64 {
-                return Err(WsError::MessageTooBig { size, max });
-            }
-            msg.size = size;
-        }
-        // Control payloads are <= 125 (checked by the parser); data payloads are
-        // <= max_msg_size (a usize), so this conversion cannot fail.
-        let payload_len = usize::try_from(h.payload_len).map_err(|_| WsError::MessageTooBig {
-            size: h.payload_len,
-            max: self.limits.max_msg_size,
-        })?;
-        let frame = InFrame {
-            opcode: h.opcode,
-            fin: h.fin,
-            mask: h.mask,
-            header_len: h.header_len as u8,
-            utf8,
-            payload_len,
-            done: 0,
-        };
-        self.frame = Some(frame);
-        Ok(frame)
-    }
-
-    /// Forget the message in progress and release its buffer.
-    fn end_message(&mut self) {
-        self.msg = None;
-        self.utf8.reset();
-        self.deadline = None;
-        self.partial = BytesMut::new();
-    }
-}
-
-/// Decode a Close body (§5.5.1): empty, or a valid code then UTF-8 text.
-fn parse_close(p: &[u8]) -> Result<Event, WsError> {
-    match p {
-        [] => Ok(Event::Close {
-            code: None,
-            reason: String::new(),
-        }),
-        [_] => Err(WsError::CloseTooShort),
-        [a, b, rest @ ..] => {
-            let code = u16::from_be_bytes([*a, *b]);
-            if !is_valid_close_code(code) {
-                return Err(WsError::InvalidCloseCode(code));
-            }
-            let reason = core::str::from_utf8(rest).map_err(|_| WsError::InvalidCloseReason)?;
-            Ok(Event::Close {
-                code: Some(code),
-                reason: reason.to_owned(),
-            })
         }
     }
 }

@@ -4,14 +4,10 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use sipcore_abi::{SendError, SendTarget};
 
-use super::{
-    new_id, worker, worker_of, wqueue, Cmd, ConnMeta, ConnectReq, DirEntry, Runtime, TraceEvent,
-    OUTBOUND_BIT,
-};
+use super::{new_id, worker, worker_of, wqueue, Cmd, ConnectReq, Runtime, OUTBOUND_BIT};
 
 impl Runtime {
     /// Send `data` as one message (RFC 7118 §5) to `t`: a text frame when `data` is valid UTF-8,
@@ -111,26 +107,20 @@ impl Runtime {
         // The trace decision of an outbound connection is made once connected, and frames
         // queued before it are traced by the worker: until the connection is open the worker
         // traces this one too, after them (so messages are traced in the order sent).
-        let (traced, decided) = {
+        // A traced open connection's message is traced by its worker, from the frame (the
+        // directory keeps no addresses to trace with).
+        let handled = {
             let dir = self.shared.dir();
             let e = dir.conns.get(&conn).ok_or(SendError::NO_CONNECTION)?;
-            if e.state == "closing" {
+            if e.state() == "closing" {
                 return Err(SendError::CLOSED);
             }
-            let open = e.state == "open";
-            (e.traced.then_some(e.meta).filter(|_| open), open)
+            e.state() == "open" && !e.traced
         };
-        if let Some(meta) = traced {
-            let ev = TraceEvent::Message {
-                inbound: false,
-                payload: data,
-            };
-            self.shared.sink.trace(&meta, ev);
-        }
         let cmd = Cmd::Frame {
             id: conn,
             frame,
-            traced: decided,
+            traced: handled,
         };
         self.shared.post(w, cmd)
     }
@@ -158,35 +148,9 @@ impl Runtime {
         }
         let w = self.shared.next_worker.fetch_add(1, Ordering::Relaxed) % n;
         let id = new_id(w, true);
-        let unspecified = SocketAddr::new(
-            if addr.is_ipv4() {
-                std::net::Ipv4Addr::UNSPECIFIED.into()
-            } else {
-                std::net::Ipv6Addr::UNSPECIFIED.into()
-            },
-            0,
-        );
-        {
-            let mut dir = self.shared.dir();
-            dir.insert_outbound(
-                id,
-                addr,
-                DirEntry {
-                    meta: ConnMeta {
-                        id,
-                        listener: sipcore_abi::NO_LISTENER,
-                        local: unspecified,
-                        peer: addr,
-                        outbound: true,
-                    },
-                    traced: false,
-                    since: Instant::now(),
-                    state: "connecting",
-                    tls: None,
-                    name: reuse_name(host).into(),
-                },
-            );
-        }
+        self.shared
+            .dir()
+            .insert_outbound(id, addr, reuse_name(host).into());
         let req = ConnectReq {
             id,
             addr,
@@ -195,7 +159,7 @@ impl Runtime {
             subprotocol: subprotocol.map(str::to_string),
         };
         if let Err(e) = self.shared.post(w, Cmd::Connect(Box::new(req))) {
-            self.shared.dir().remove(id);
+            self.shared.dir().remove(id, addr);
             return Err(e);
         }
         Ok(id)

@@ -141,6 +141,32 @@ fn idle_lifetime_closes_with_1001() {
     assert!(at_eof(&mut s));
 }
 
+/// The handshake deadline's timer entry carries the idle deadline of the open connection
+/// (one heap entry per idle connection, issue 16): when it fires on an open connection it
+/// neither closes it as a handshake timeout nor loses the idle lifetime.
+#[test]
+fn handshake_deadline_carries_the_idle_lifetime() {
+    let srv = Server::start(
+        WsConfig {
+            inbound_handshake_timeout: Duration::from_millis(100),
+            lifetime: Duration::from_millis(400),
+            ..cfg()
+        },
+        Echo::No,
+    );
+    let t0 = Instant::now();
+    let mut s = ws(srv.addr);
+    let (b0, p) = read_frame(&mut s).unwrap();
+    let waited = t0.elapsed();
+    assert_eq!((b0, u16::from_be_bytes([p[0], p[1]])), (0x88, 1001));
+    assert!(
+        waited >= Duration::from_millis(400),
+        "closed after {waited:?}"
+    );
+    s.write_all(&frame(0x88, &1001u16.to_be_bytes())).unwrap();
+    assert!(at_eof(&mut s));
+}
+
 #[test]
 fn keepalive_ping_then_pong_deadline() {
     let srv = Server::start(
