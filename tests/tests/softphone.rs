@@ -11,7 +11,7 @@ mod common;
 
 use common::digest::{add_users, PASSWORD};
 use common::udp::{default_config_udp, free_udp_port, wait_udp};
-use common::{ensure_node_modules, free_port, js_dir, temp_dir, Server};
+use common::{ensure_node_modules, free_port, fresh_port, js_dir, temp_dir, Server};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -40,7 +40,16 @@ impl Baresip {
             "baresip missing: apt-get install baresip (.ci/run installs it)"
         );
         let dir = temp_dir("baresip");
-        let (sip, ctrl) = (free_udp_port(), free_port());
+        // baresip listens on `sip_listen`'s port over UDP and TCP and on the next one over
+        // TLS: all three must be free.
+        let sip = loop {
+            let p = free_udp_port();
+            let tcp_free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+            if p < u16::MAX && tcp_free(p) && tcp_free(p + 1) && fresh_port(p + 1) {
+                break p;
+            }
+        };
+        let ctrl = free_port();
         let config = format!(
             "poll_method\tepoll\n\
              sip_listen\t127.0.0.1:{sip}\n\

@@ -44,23 +44,43 @@ pub fn sipcore_bin() -> PathBuf {
     p
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// Whether `port` was not handed out before in this process: the kernel may give a port
+/// that was bound and released again to the next `bind(0)`, and two parts of one test (a
+/// server's ws and MI ports) or two tests running in parallel then got the same one.
+pub fn fresh_port(port: u16) -> bool {
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port)
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released), never one handed out before in this
+/// process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let p = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if fresh_port(p) {
+            return p;
+        }
+    }
 }
 
 /// A free TCP port on `ip` (bound then released): for a server on a loopback alias such as
 /// 127.0.0.2 (Linux routes all of 127.0.0.0/8 to `lo` without setup).
 pub fn free_port_on(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap_or_else(|e| panic!("bind {ip}:0: {e}"))
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let p = TcpListener::bind((ip, 0))
+            .unwrap_or_else(|e| panic!("bind {ip}:0: {e}"))
+            .local_addr()
+            .unwrap()
+            .port();
+        if fresh_port(p) {
+            return p;
+        }
+    }
 }
 
 /// A fresh temporary directory for one test, never shared: test processes in other PID
