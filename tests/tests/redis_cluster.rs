@@ -170,3 +170,32 @@ fn a_restarted_node_withdraws_what_its_earlier_run_left() {
     });
     assert!(redis.nodes_of("bob@example.com").is_empty());
 }
+
+/// A node that dies and does not come back: its heartbeat stops, and within about
+/// DEAD_AFTER (15 s) plus one heartbeat the other node drops the bindings it learnt from it,
+/// long before they expire (600 s here); one log line says so.
+#[test]
+fn a_node_whose_heartbeat_stops_loses_its_bindings_on_the_others() {
+    let redis = Redis::start(free_port());
+    let (n1, _) = start_node("127.0.0.1", redis.port, false);
+    let (mut n2, u2) = start_node("127.0.0.1", redis.port, false);
+    let bob = Peer::new();
+    let (r, _) = register(&bob, u2, "bob", 600, 1);
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    wait_until("node 1 learns bob", 10, &[&n1, &n2], || {
+        show(&n1, "bob@example.com")
+            .to_string()
+            .contains(&u2.to_string())
+    });
+    let _ = n2.child.kill();
+    let _ = n2.child.wait();
+    wait_until(
+        "node 1 drops what it learnt from node 2",
+        40,
+        &[&n1],
+        || show(&n1, "bob@example.com")["error"]["code"] == 404,
+    );
+    let l = n1.wait_log("wrote no heartbeat", Duration::from_secs(5));
+    assert_eq!(l.matches("wrote no heartbeat").count(), 1, "{l}");
+    assert!(l.contains(&format!("node {u2} wrote no heartbeat")), "{l}");
+}

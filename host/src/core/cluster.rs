@@ -11,7 +11,9 @@
 //! Redis is known down, `save()` answers 503 at once; the state changes are logged once each,
 //! and on recovery the writer writes every local binding again and the subscriber reloads.
 use super::cluster_data::{self as data, CHANNEL, NODES, PREFIX};
+use super::cluster_live::{Liveness, DEAD_AFTER};
 use super::proxy::encode_token;
+use super::redis_conn::{connect, DEADLINE};
 use super::redis_url::{redacted, Target};
 use super::send::Core;
 use crate::usrloc::Binding;
@@ -22,8 +24,6 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Deadline of one Redis call (connect, command, pipeline).
-const DEADLINE: Duration = Duration::from_secs(1);
 /// Pause between two attempts to reach Redis.
 const RETRY: Duration = Duration::from_millis(500);
 /// How often a node writes its heartbeat (`ul_cluster_list`).
@@ -242,69 +242,6 @@ fn path_of(c: &Cluster, b: &Binding) -> Option<String> {
         c.node,
         c.node_proto.name()
     ))
-}
-
-fn connect_url<T: redis::IntoConnectionInfo>(url: T) -> redis::RedisResult<redis::Connection> {
-    let client = redis::Client::open(url)?;
-    let con = client.get_connection_with_timeout(DEADLINE)?;
-    con.set_read_timeout(Some(DEADLINE))?;
-    con.set_write_timeout(Some(DEADLINE))?;
-    Ok(con)
-}
-
-/// A connection to Redis: the one server, or the primary that the first sentinel to answer
-/// names (asked again at every reconnection, so a failover is followed), checked with `ROLE`
-/// to be a primary (a demoted one answers `slave`; sentinels' clients guide, "Redis Sentinel
-/// clients": ask, connect, verify).
-fn connect(t: &Target) -> redis::RedisResult<redis::Connection> {
-    let (sentinels, master, userinfo, db) = match t {
-        Target::Single(url) => return connect_url(url.as_str()),
-        Target::Sentinel {
-            sentinels,
-            master,
-            userinfo,
-            db,
-        } => (sentinels, master, userinfo, *db),
-    };
-    let mut last = None;
-    for (host, port) in sentinels {
-        let asked = connect_url((host.as_str(), *port)).and_then(|mut s| {
-            redis::cmd("SENTINEL")
-                .arg("get-master-addr-by-name")
-                .arg(master)
-                .query::<Option<(String, u16)>>(&mut s)
-        });
-        let (h, p) = match asked {
-            Ok(Some(a)) => a,
-            Ok(None) => {
-                last = Some(redis::RedisError::from((
-                    redis::ErrorKind::ResponseError,
-                    "the sentinel does not know the master",
-                    master.clone(),
-                )));
-                continue;
-            }
-            Err(e) => {
-                last = Some(e);
-                continue;
-            }
-        };
-        let mut con = connect_url(Target::primary_url(userinfo, db, &h, p))?;
-        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut con)?;
-        let is_primary =
-            matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master");
-        if is_primary {
-            return Ok(con);
-        }
-        last = Some(redis::RedisError::from((
-            redis::ErrorKind::ResponseError,
-            "the sentinel named a server that is not a primary",
-            format!("{h}:{p}"),
-        )));
-    }
-    Err(last.unwrap_or_else(|| {
-        redis::RedisError::from((redis::ErrorKind::ResponseError, "no sentinel"))
-    }))
 }
 
 fn set_state(c: &Cluster, up: bool, why: &str) {
@@ -583,42 +520,79 @@ fn load(c: &Cluster, con: &mut redis::Connection) -> redis::RedisResult<usize> {
 }
 
 /// Subscribe, load, then apply every change published, until the connection fails; then
-/// again.
+/// again. Every [`HEARTBEAT`] it also reads the nodes' heartbeats ([`Liveness`]).
 fn subscriber() {
     let Some(c) = CLUSTER.get() else { return };
+    let mut live = Liveness::default();
     loop {
-        let run = || -> redis::RedisResult<()> {
-            let mut sub = connect(&c.target)?;
-            let mut other = connect(&c.target)?;
-            let mut ps = sub.as_pubsub();
-            ps.subscribe(CHANNEL)?;
-            let n = load(c, &mut other)?;
-            drop(other);
-            crate::log!(
-                Debug,
-                "usrloc",
-                "cluster: loaded {} value(s) of other nodes",
-                n
-            );
-            ps.set_read_timeout(Some(Duration::from_secs(2)))?;
-            loop {
-                match ps.get_message() {
-                    Ok(m) => apply(c, m.get_payload_bytes(), None),
-                    Err(e) if e.is_timeout() => {
-                        // A quiet channel: check that Redis still answers.
-                        if !up() {
-                            return Err(e);
-                        }
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        if let Err(e) = run() {
+        if let Err(e) = subscribe_once(c, &mut live) {
             crate::log!(Debug, "usrloc", "cluster: subscriber: {}", e);
         }
         std::thread::sleep(RETRY);
     }
+}
+
+fn subscribe_once(c: &Cluster, live: &mut Liveness) -> redis::RedisResult<()> {
+    let mut sub = connect(&c.target)?;
+    let mut other = connect(&c.target)?;
+    let mut ps = sub.as_pubsub();
+    ps.subscribe(CHANNEL)?;
+    let n = load(c, &mut other)?;
+    crate::log!(
+        Debug,
+        "usrloc",
+        "cluster: loaded {} value(s) of other nodes",
+        n
+    );
+    ps.set_read_timeout(Some(Duration::from_secs(2)))?;
+    loop {
+        match ps.get_message() {
+            Ok(m) => apply(c, m.get_payload_bytes(), None),
+            Err(e) if e.is_timeout() => {
+                // A quiet channel: check that Redis still answers.
+                if !up() {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        if live.due(Instant::now(), HEARTBEAT) {
+            check_nodes(c, live, &mut other)?;
+        }
+    }
+}
+
+/// Read the heartbeats; drop what was learnt from a node that stopped writing them, reload
+/// when one comes back.
+fn check_nodes(
+    c: &Cluster,
+    live: &mut Liveness,
+    con: &mut redis::Connection,
+) -> redis::RedisResult<()> {
+    let beats: HashMap<String, u64> = redis::cmd("HGETALL").arg(NODES).query(con)?;
+    let now = Instant::now();
+    let (died, back) = live.update(&beats, &c.node, now);
+    for node in died {
+        let n = super::location::drop_node(&node, now);
+        crate::log!(
+            Warning,
+            "usrloc",
+            "cluster: node {} wrote no heartbeat for {} s: the bindings of {} AoR(s) learnt from it are dropped",
+            node,
+            DEAD_AFTER.as_secs(),
+            n
+        );
+    }
+    if !back.is_empty() {
+        crate::log!(
+            Info,
+            "usrloc",
+            "cluster: node(s) {} write heartbeats again: reloading",
+            back.join(", ")
+        );
+        load(c, con)?;
+    }
+    Ok(())
 }
 
 /// `ul_cluster_list`: the nodes that wrote a heartbeat to Redis, with its Unix time.

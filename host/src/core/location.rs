@@ -171,6 +171,19 @@ pub(crate) fn set_remote(
     table(table_name).set_remote(aor, node, list, now)
 }
 
+/// Forget every binding learnt from node `node` (it stopped its heartbeat); how many AoRs
+/// had some.
+pub(crate) fn drop_node(node: &str, now: Instant) -> usize {
+    let mut n = 0;
+    for (_, t) in all_tables() {
+        for aor in t.aors_of_node(node) {
+            t.set_remote(&aor, node, Vec::new(), now);
+            n += 1;
+        }
+    }
+    n
+}
+
 /// registrar's `max_expires`.
 pub(crate) fn max_expires() -> u32 {
     SETTINGS.get().copied().unwrap_or_default().0.max_expires

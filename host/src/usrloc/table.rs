@@ -345,6 +345,20 @@ impl Registrar {
         out
     }
 
+    /// Every AoR with a binding learnt from node `node` (one slot lock at a time).
+    pub fn aors_of_node(&self, node: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for m in self.slots.iter() {
+            let slot = lock(m);
+            out.extend(
+                slot.iter()
+                    .filter(|(_, l)| l.iter().any(|b| b.node.as_deref() == Some(node)))
+                    .map(|(a, _)| a.clone()),
+            );
+        }
+        out
+    }
+
     /// Replace the bindings of `aor` that node `node` holds with `list` (learnt from the
     /// cluster's Redis; each must carry `node`). The limits apply: beyond `max_contacts` for
     /// the AoR or `max_registrations` in all, the newest are kept as far as they fit and the
