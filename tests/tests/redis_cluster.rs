@@ -141,11 +141,9 @@ fn a_dead_node_expires_and_redis_down_gives_fast_503() {
     });
 }
 
-/// A node restarted at the same address: what its earlier run left in Redis names flows that
-/// died with it; the new run withdraws it at once, on every node, instead of letting the
-/// other nodes send requests there until the bindings expire.
-#[test]
-fn a_restarted_node_withdraws_what_its_earlier_run_left() {
+/// Redis and two nodes; bob registered (for 600 s) on node 2 and learnt by node 1; node 2
+/// killed. Redis, node 1 and node 2's UDP address.
+fn bob_learnt_from_a_killed_node_2() -> (Redis, Server, std::net::SocketAddr) {
     let redis = Redis::start(free_port());
     let (n1, _) = start_node("127.0.0.1", redis.port, false);
     let (mut n2, u2) = start_node("127.0.0.1", redis.port, false);
@@ -159,6 +157,15 @@ fn a_restarted_node_withdraws_what_its_earlier_run_left() {
     });
     let _ = n2.child.kill();
     let _ = n2.child.wait();
+    (redis, n1, u2)
+}
+
+/// A node restarted at the same address: what its earlier run left in Redis names flows that
+/// died with it; the new run withdraws it at once, on every node, instead of letting the
+/// other nodes send requests there until the bindings expire.
+#[test]
+fn a_restarted_node_withdraws_what_its_earlier_run_left() {
+    let (redis, n1, u2) = bob_learnt_from_a_killed_node_2();
     assert_eq!(redis.nodes_of("bob@example.com"), vec![u2.to_string()]);
     let n2 = Server::start_at(
         "127.0.0.1",
@@ -176,19 +183,7 @@ fn a_restarted_node_withdraws_what_its_earlier_run_left() {
 /// long before they expire (600 s here); one log line says so.
 #[test]
 fn a_node_whose_heartbeat_stops_loses_its_bindings_on_the_others() {
-    let redis = Redis::start(free_port());
-    let (n1, _) = start_node("127.0.0.1", redis.port, false);
-    let (mut n2, u2) = start_node("127.0.0.1", redis.port, false);
-    let bob = Peer::new();
-    let (r, _) = register(&bob, u2, "bob", 600, 1);
-    assert!(r.starts_with("SIP/2.0 200"), "{r}");
-    wait_until("node 1 learns bob", 10, &[&n1, &n2], || {
-        show(&n1, "bob@example.com")
-            .to_string()
-            .contains(&u2.to_string())
-    });
-    let _ = n2.child.kill();
-    let _ = n2.child.wait();
+    let (_redis, n1, u2) = bob_learnt_from_a_killed_node_2();
     wait_until(
         "node 1 drops what it learnt from node 2",
         40,

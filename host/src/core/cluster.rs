@@ -419,8 +419,27 @@ fn writer() {
 /// holds now (usually nothing) and the change published, so the other nodes stop sending
 /// requests there at once instead of at the bindings' expiry. Returns how many there were.
 fn purge_earlier_run(c: &Cluster, con: &mut redis::Connection) -> redis::RedisResult<usize> {
-    let mut cursor: u64 = 0;
     let mut n = 0;
+    for_each_aor_key(con, |con, k| {
+        let v: Option<Vec<u8>> = redis::cmd("HGET").arg(&k).arg(&c.node).query(con)?;
+        let Some(v) = v else { return Ok(()) };
+        let max = super::location::max_expires();
+        match data::decode(&v, Instant::now(), data::unix_now(), max) {
+            Ok(r) => sync(c, con, &[(r.table, r.aor)])?,
+            Err(_) => redis::cmd("HDEL").arg(&k).arg(&c.node).query::<()>(con)?,
+        }
+        n += 1;
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+/// `f` on every AoR key in Redis (SCAN, 200 at a time), with the connection.
+fn for_each_aor_key(
+    con: &mut redis::Connection,
+    mut f: impl FnMut(&mut redis::Connection, String) -> redis::RedisResult<()>,
+) -> redis::RedisResult<()> {
+    let mut cursor: u64 = 0;
     let pattern = format!("{PREFIX}aor:*");
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -431,17 +450,10 @@ fn purge_earlier_run(c: &Cluster, con: &mut redis::Connection) -> redis::RedisRe
             .arg(200)
             .query(con)?;
         for k in keys {
-            let v: Option<Vec<u8>> = redis::cmd("HGET").arg(&k).arg(&c.node).query(con)?;
-            let Some(v) = v else { continue };
-            let max = super::location::max_expires();
-            match data::decode(&v, Instant::now(), data::unix_now(), max) {
-                Ok(r) => sync(c, con, &[(r.table, r.aor)])?,
-                Err(_) => redis::cmd("HDEL").arg(&k).arg(&c.node).query::<()>(con)?,
-            }
-            n += 1;
+            f(con, k)?;
         }
         if next == 0 {
-            return Ok(n);
+            return Ok(());
         }
         cursor = next;
     }
@@ -492,31 +504,18 @@ fn apply(c: &Cluster, raw: &[u8], from_field: Option<&str>) {
 
 /// Load every binding of the other nodes (SCAN + HGETALL).
 fn load(c: &Cluster, con: &mut redis::Connection) -> redis::RedisResult<usize> {
-    let mut cursor: u64 = 0;
     let mut n = 0;
-    let pattern = format!("{PREFIX}aor:*");
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(200)
-            .query(con)?;
-        for k in keys {
-            let fields: HashMap<String, Vec<u8>> = redis::cmd("HGETALL").arg(&k).query(con)?;
-            for (node, v) in fields {
-                if node != c.node {
-                    apply(c, &v, Some(&node));
-                    n += 1;
-                }
+    for_each_aor_key(con, |con, k| {
+        let fields: HashMap<String, Vec<u8>> = redis::cmd("HGETALL").arg(&k).query(con)?;
+        for (node, v) in fields {
+            if node != c.node {
+                apply(c, &v, Some(&node));
+                n += 1;
             }
         }
-        if next == 0 {
-            return Ok(n);
-        }
-        cursor = next;
-    }
+        Ok(())
+    })?;
+    Ok(n)
 }
 
 /// Subscribe, load, then apply every change published, until the connection fails; then
