@@ -65,11 +65,7 @@ fn assert_edge_keeps_no_registrations(edge: &Server) {
 #[test]
 fn browser_pages_reach_each_other_through_the_edge_and_a_registrar_behind_it() {
     ensure_node_modules();
-    let (reg_udp, edge_udp) = (free_udp_port(), free_udp_port());
-    let registrar = Server::start(&registrar_config(reg_udp));
-    wait_udp(&registrar, reg_udp);
-    let edge = Server::start(&edge_config(edge_udp, reg_udp));
-    wait_udp(&edge, edge_udp);
+    let (registrar, reg_udp, edge, edge_udp) = edge_before_sipcore();
     let path = format!("@127.0.0.1:{edge_udp};transport=udp;lr;ob>");
     let registered = || {
         assert_edge_keeps_no_registrations(&edge);
@@ -99,10 +95,7 @@ fn browser_pages_reach_each_other_through_the_edge_and_a_registrar_behind_it() {
 #[test]
 fn browser_pages_reach_each_other_through_the_edge_with_kamailio_as_registrar() {
     ensure_node_modules();
-    let (kam_udp, edge_udp) = (free_udp_port(), free_udp_port());
-    let kam = Kamailio::start(kam_udp);
-    let edge = Server::start(&edge_config(edge_udp, kam_udp));
-    wait_udp(&edge, edge_udp);
+    let (kam, kam_udp, edge, edge_udp) = edge_before_kamailio();
     let path = format!("@127.0.0.1:{edge_udp};transport=udp;lr;ob>");
     let registered = || {
         assert_edge_keeps_no_registrations(&edge);

@@ -12,11 +12,7 @@ use common::*;
 
 fn run_scenario(stack: &str) {
     ensure_node_modules();
-    let (reg_udp, edge_udp) = (free_udp_port(), free_udp_port());
-    let registrar = Server::start(&registrar_config(reg_udp));
-    wait_udp(&registrar, reg_udp);
-    let edge = Server::start(&edge_config(edge_udp, reg_udp));
-    wait_udp(&edge, edge_udp);
+    let (registrar, _, edge, edge_udp) = edge_before_sipcore();
     let stdout = scenario_through(&edge, stack, &|| registrar.log());
     let steps: Vec<&str> = stdout.lines().filter(|l| l.contains("\"step\"")).collect();
     assert!(steps.len() >= 10, "{stdout}");
@@ -126,10 +122,7 @@ fn a_forged_path_is_refused() {
 #[test]
 fn browsers_reach_each_other_through_the_edge_with_kamailio_as_registrar() {
     ensure_node_modules();
-    let (kam_udp, edge_udp) = (free_udp_port(), free_udp_port());
-    let kam = Kamailio::start(kam_udp);
-    let edge = Server::start(&edge_config(edge_udp, kam_udp));
-    wait_udp(&edge, edge_udp);
+    let (kam, _, edge, edge_udp) = edge_before_kamailio();
     for stack in ["jssip,sipjs", "sipjs,jssip"] {
         scenario_through(&edge, stack, &|| kam.log());
     }
@@ -200,11 +193,7 @@ fn outbound_registers_get_flow_timer_or_439() {
 async fn a_request_through_the_path_of_a_closed_flow_gets_430() {
     use common::sipws::{ask, register};
     use common::ws::{connect_sip, next_any_text, send_text, status};
-    let (reg_udp, edge_udp) = (free_udp_port(), free_udp_port());
-    let registrar = Server::start(&registrar_config(reg_udp));
-    wait_udp(&registrar, reg_udp);
-    let edge = Server::start(&edge_config(edge_udp, reg_udp));
-    wait_udp(&edge, edge_udp);
+    let (registrar, reg_udp, edge, _) = edge_before_sipcore();
     let mut ws = std::collections::HashMap::new();
     for user in ["bob", "carol"] {
         let mut w = connect_sip(&edge.ws_url()).await;

@@ -324,18 +324,23 @@ async fn a_phone_registered_over_udp_is_reached_at_its_source_address() {
     );
 }
 
+/// A MESSAGE answered 404 by `t_reply()` (anything else 500), over UDP at `udp`, MI at `mi`,
+/// with the tm lines `tm`.
+fn t_reply_config(udp: u16, mi: u16, tm: &str) -> String {
+    format!(
+        "log_level = 3\nmpath = \"{{MPATH}}\"\nmi_http_port = {mi}\n\
+         socket = udp:127.0.0.1:{udp}\nsocket = ws:127.0.0.1:{{PORT}}\n\
+         loadmodule \"proto_udp.so\"\nloadmodule \"proto_ws.so\"\nloadmodule \"tm.so\"\n{tm}\n\
+         route {{\n    if (is_method(\"MESSAGE\")) {{\n        t_reply(404, \"Nobody Here\");\n        exit;\n    }}\n    sl_send_reply(500, \"Unexpected\");\n}}\n"
+    )
+}
+
 /// `t_reply()` answers through a server transaction: over UDP the transaction stays (timer J)
 /// and answers the request's retransmission with the same reply, without the script.
 #[test]
 fn t_reply_answers_retransmissions_from_its_transaction() {
-    let udp = free_udp_port();
-    let mi = free_port();
-    let cfg = format!(
-        "log_level = 3\nmpath = \"{{MPATH}}\"\nmi_http_port = {mi}\n\
-         socket = udp:127.0.0.1:{udp}\nsocket = ws:127.0.0.1:{{PORT}}\n\
-         loadmodule \"proto_udp.so\"\nloadmodule \"proto_ws.so\"\nloadmodule \"tm.so\"\n\
-         route {{\n    if (is_method(\"MESSAGE\")) {{\n        t_reply(404, \"Nobody Here\");\n        exit;\n    }}\n    sl_send_reply(500, \"Unexpected\");\n}}\n"
-    );
+    let (udp, mi) = (free_udp_port(), free_port());
+    let cfg = t_reply_config(udp, mi, "");
     let srv = Server::start(&cfg);
     wait_udp(&srv, udp);
     let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
@@ -463,15 +468,8 @@ fn answered_transactions_do_not_count_against_a_udp_source() {
 /// instead of timer J's 32 s over UDP, and the parameter is refused out of its range.
 #[test]
 fn wt_timer_caps_how_long_a_finished_transaction_stays() {
-    let udp = free_udp_port();
-    let mi = free_port();
-    let cfg = format!(
-        "log_level = 3\nmpath = \"{{MPATH}}\"\nmi_http_port = {mi}\n\
-         socket = udp:127.0.0.1:{udp}\nsocket = ws:127.0.0.1:{{PORT}}\n\
-         loadmodule \"proto_udp.so\"\nloadmodule \"proto_ws.so\"\nloadmodule \"tm.so\"\n\
-         modparam(\"tm\", \"wt_timer\", 1)\n\
-         route {{\n    t_reply(404, \"Nobody Here\");\n    exit;\n}}\n"
-    );
+    let (udp, mi) = (free_udp_port(), free_port());
+    let cfg = t_reply_config(udp, mi, "modparam(\"tm\", \"wt_timer\", 1)");
     let srv = Server::start(&cfg);
     wait_udp(&srv, udp);
     let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();

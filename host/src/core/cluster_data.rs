@@ -18,6 +18,8 @@ pub(crate) const NODES: &str = "sipcore:ul:nodes";
 const MAX_TEXT: usize = 2048;
 /// Most bindings in one node's value.
 const MAX_BINDINGS: usize = 256;
+/// Longest value accepted from Redis.
+const MAX_VALUE: usize = MAX_BINDINGS * 4 * MAX_TEXT;
 
 /// Why a value from Redis was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +121,9 @@ pub(crate) fn node_of(raw: &[u8]) -> Option<String> {
         #[serde(borrow)]
         node: std::borrow::Cow<'a, str>,
     }
+    if raw.len() > MAX_VALUE {
+        return None;
+    }
     serde_json::from_slice::<Head>(raw)
         .ok()
         .map(|h| h.node.into_owned())
@@ -162,7 +167,7 @@ pub(crate) fn decode(
     unix: u64,
     max_expires: u32,
 ) -> Result<Remote, DataError> {
-    if raw.len() > MAX_BINDINGS * 4 * MAX_TEXT {
+    if raw.len() > MAX_VALUE {
         return Err(DataError::TooLarge("value"));
     }
     let v: Value = serde_json::from_slice(raw).map_err(|_| DataError::Malformed("JSON"))?;

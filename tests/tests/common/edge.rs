@@ -1,6 +1,6 @@
 //! The edge proxy in front of a registrar (issue 15): the configs of a sipcore edge, a sipcore
 //! registrar and a Kamailio registrar behind it, shared by edge_path.rs and edge_browser.rs.
-use super::udp::wait_udp_bound;
+use super::udp::{free_udp_port, wait_udp, wait_udp_bound};
 use super::{free_port, temp_dir, Server};
 use std::process::Command;
 
@@ -152,4 +152,25 @@ pub fn mi_port_of(srv: &Server) -> u16 {
         .find_map(|l| l.strip_prefix("mi_http_port = "))
         .and_then(|p| p.trim().parse().ok())
         .expect("mi_http_port in the config")
+}
+
+/// A sipcore registrar and the edge in front of it, both listening on UDP: the registrar, its
+/// UDP port, the edge and its UDP port.
+pub fn edge_before_sipcore() -> (Server, u16, Server, u16) {
+    let (reg_udp, edge_udp) = (free_udp_port(), free_udp_port());
+    let registrar = Server::start(&registrar_config(reg_udp));
+    wait_udp(&registrar, reg_udp);
+    let edge = Server::start(&edge_config(edge_udp, reg_udp));
+    wait_udp(&edge, edge_udp);
+    (registrar, reg_udp, edge, edge_udp)
+}
+
+/// Kamailio as the registrar and the edge in front of it: Kamailio, its UDP port, the edge and
+/// its UDP port.
+pub fn edge_before_kamailio() -> (Kamailio, u16, Server, u16) {
+    let (kam_udp, edge_udp) = (free_udp_port(), free_udp_port());
+    let kam = Kamailio::start(kam_udp);
+    let edge = Server::start(&edge_config(edge_udp, kam_udp));
+    wait_udp(&edge, edge_udp);
+    (kam, kam_udp, edge, edge_udp)
 }

@@ -190,22 +190,11 @@ pub fn wait_until(what: &str, secs: u64, logs: &[&Server], mut f: impl FnMut() -
 
 /// `ul_show_contact location AOR`: the whole JSON-RPC answer (result or error).
 pub fn show(srv: &Server, aor: &str) -> serde_json::Value {
-    let params = serde_json::json!(["location", aor]);
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ul_show_contact", "params": params})
-        .to_string();
-    let mut s = TcpStream::connect(("127.0.0.1", mi_port_of(srv))).expect("connect to the MI port");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST /mi HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    mi_answer(
+        mi_port_of(srv),
+        "ul_show_contact",
+        serde_json::json!(["location", aor]),
     )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read the MI answer");
-    let (_, json) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
-    serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {raw}"))
 }
 
 /// A REGISTER of `user` from `peer` to the node at `node` with `expires`; the answer and how

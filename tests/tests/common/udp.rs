@@ -261,8 +261,9 @@ impl Drop for Sipp {
     }
 }
 
-/// One MI command over JSON-RPC (`http://127.0.0.1:MI/mi`): its result (panics on an error).
-pub fn mi_call(mi_port: u16, method: &str, params: Value) -> Value {
+/// One MI command over JSON-RPC (`http://127.0.0.1:MI/mi`): the whole answer (result or
+/// error).
+pub fn mi_answer(mi_port: u16, method: &str, params: Value) -> Value {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
     let mut s = TcpStream::connect(("127.0.0.1", mi_port)).expect("connect to the MI port");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -276,7 +277,12 @@ pub fn mi_call(mi_port: u16, method: &str, params: Value) -> Value {
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read the MI answer");
     let (_, json) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
-    let v: Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {raw}"));
+    serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {raw}"))
+}
+
+/// One MI command over JSON-RPC (`http://127.0.0.1:MI/mi`): its result (panics on an error).
+pub fn mi_call(mi_port: u16, method: &str, params: Value) -> Value {
+    let v = mi_answer(mi_port, method, params);
     match v.get("result") {
         Some(r) => r.clone(),
         None => panic!("MI {method} failed: {v}"),
