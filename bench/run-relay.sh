@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Relay benchmark (issue 5): pairs of users over WebSocket, B registered, A sends MESSAGE to B
-# through the server, B answers 200. sipcore (registrar + stateless proxy, bench/sipcore-relay.cfg)
-# vs Kamailio 5.6 with lookup("location") + forward() and with t_relay()
-# (bench/kamailio/kamailio-relay.cfg). Raw RESULT lines go to $OUT.
-# See BENCHMARKS.md for what each figure means.
+# through the server, B answers 200. sipcore (registrar + t_relay, bench/sipcore-relay.cfg) vs
+# Kamailio 5.6 on the registrar config its users run (bench/kamailio/kamailio-registrar.cfg:
+# sanity, maxfwd, NAT detection, registrar, lookup + t_relay; -m 2048 as in run-peers.sh), in its Debian
+# build and with -x tlsf -X tlsf. Every server is warmed up first (bench/lib.sh `warm`). Raw
+# RESULT lines go to $OUT. See BENCHMARKS.md for what each figure means; bench/run-peers.sh
+# (scenario relay) adds OpenSIPS and runs sipcore's default config.
 #
 # Usage: bench/run-relay.sh      (from anywhere; needs /usr/sbin/kamailio with websocket/xhttp)
 # Env:   DUR=10 (seconds per run), SKIP_BUILD=1, TARGET=/work/target-bench (CARGO_TARGET_DIR),
-#        SERVERS="sipcore kamailio-t_relay" (a subset, in that order)
+#        SERVERS="sipcore kamailio" (a subset, in that order), WARM=5000
 set -u
 DUR=${DUR:-10}
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 results "relay-"
-KCFG=$ROOT/bench/kamailio/kamailio-relay.cfg
+KCFG=$ROOT/bench/kamailio/kamailio-registrar.cfg
 CLIENT=(-t 1)
 build
 wait_quiet
@@ -25,14 +27,11 @@ start() {
     sipcore)
         "$R/sipcore" -f "$ROOT/bench/sipcore-relay.cfg" 2>>"$OUT.sipcore.log" &
         SP=$! PORT=$SC_PORT TREE=() ;;
-    kamailio-forward)
-        "$KAM" -f "$KCFG" -DD -E -m 2048 -M 16 >>"$OUT.kamailio-forward.log" 2>&1 &
+    kamailio)
+        "$KAM" -f "$KCFG" -DD -E -m 2048 >>"$OUT.kamailio.log" 2>&1 &
         SP=$! PORT=$KAM_PORT TREE=(--tree) ;;
-    kamailio-t_relay)
-        "$KAM" -f "$KCFG" -DD -E -m 2048 -M 16 -A WITH_TM >>"$OUT.kamailio-t_relay.log" 2>&1 &
-        SP=$! PORT=$KAM_PORT TREE=(--tree) ;;
-    kamailio-forward-tlsf)
-        "$KAM" -f "$KCFG" -DD -E -m 2048 -M 16 -x tlsf -X tlsf >>"$OUT.kamailio-forward-tlsf.log" 2>&1 &
+    kamailio-tlsf)
+        "$KAM" -f "$KCFG" -DD -E -m 2048 -x tlsf -X tlsf >>"$OUT.kamailio-tlsf.log" 2>&1 &
         SP=$! PORT=$KAM_PORT TREE=(--tree) ;;
     esac
     wait_port "$PORT"
@@ -40,7 +39,7 @@ start() {
 }
 
 
-for srv in ${SERVERS:-sipcore kamailio-forward kamailio-t_relay kamailio-forward-tlsf}; do
+for srv in ${SERVERS:-sipcore kamailio kamailio-tlsf}; do
     scenario $srv relay25x10 "${CLIENT[@]}" relay -p 25 -w 10 -d "$DUR"
     scenario $srv relay1x1 "${CLIENT[@]}" relay -p 1 -w 1 -d "$DUR"
 done

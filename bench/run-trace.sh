@@ -16,11 +16,14 @@
 # Usage: bench/run-trace.sh
 # Env:   DUR=10 ROUNDS=3 SKIP_BUILD=1 TARGET=/work/target-bench (CARGO_TARGET_DIR)
 #        MODES="off udp tcp" (also: remote = UDP to the veth model of a collector on another
-#        host, root only; kam-off kam-udp kam-tcp kam-remote = Kamailio 5.6 siptrace, the same)
+#        host, root only; udp-nogso, remote-nogso = the same with hep_udp_gso 0, one datagram
+#        per packet; kam-off kam-udp kam-tcp kam-remote = Kamailio 5.6 siptrace, the same)
+#        REMOTE_USO=off (on: the remote host's NIC model segments UDP in hardware)
 set -u
 DUR=${DUR:-10}
 ROUNDS=${ROUNDS:-3}
 MODES=${MODES:-off udp tcp}
+REMOTE_USO=${REMOTE_USO:-off}
 WARMUP=1
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -43,19 +46,45 @@ secs() { awk -v a="$1" -v b="$2" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t
 KCFG=$ROOT/bench/kamailio/kamailio-ws.cfg
 
 # remote_setup: the veth model of a collector on another host (root only). hepv0 has
-# 10.99.0.1/24 and a permanent neighbour 10.99.0.2; its peer hepv1 is down, so the veth driver
-# drops every packet sent to 10.99.0.2 and counts it in hepv0's tx_dropped, after the whole UDP/IP
-# send path, and nothing runs a receive path on these cores. Left in place; `ip link del hepv0`.
+# 10.99.0.1/24; its peer hepv1 (10.99.0.2) is in network namespace hepcol, where an nftables
+# netdev ingress rule drops every packet as it arrives: each datagram takes the whole UDP/IP
+# send path and the veth driver's transmit (counted in hepv0's tx_packets), and the
+# "collector" does as little as a NIC that takes the packet. UDP segmentation offload is off
+# on hepv0, so a segmented send is cut in software before the driver, as for a NIC without
+# USO (the conservative case; REMOTE_USO=on: a NIC with USO, which cuts it in hardware, so
+# the segmented send reaches the driver whole). The neighbour is
+# permanent (nothing answers ARP). Left in place; `ip link del hepv0; ip netns del hepcol`.
+# (Until 2026-12-06 the peer was down: that model counted one drop per segmented send, 3,125
+# for 200,000 datagrams sent 64 per call, so it never charged the cutting.)
 remote_setup() {
-    [ -e /sys/class/net/hepv0 ] && return 0
-    ip link add hepv0 type veth peer name hepv1 &&
+    if [ -e /sys/class/net/hepv0 ] && ip netns exec hepcol true 2>/dev/null; then
+        ethtool -K hepv0 tx-udp-segmentation "$REMOTE_USO" >/dev/null 2>&1
+        return 0
+    fi
+    ip link del hepv0 2>/dev/null
+    ip netns del hepcol 2>/dev/null
+    ip netns add hepcol &&
+        ip link add hepv0 type veth peer name hepv1 netns hepcol &&
         ip addr add 10.99.0.1/24 dev hepv0 &&
         ip link set hepv0 up &&
-        ip neigh replace 10.99.0.2 lladdr 02:00:00:00:00:02 dev hepv0 nud permanent ||
-        { log "cannot set up the veth pair (root needed); skipping"; return 1; }
+        ip -n hepcol addr add 10.99.0.2/24 dev hepv1 &&
+        ip -n hepcol link set hepv1 up &&
+        ip netns exec hepcol nft add table netdev col &&
+        ip netns exec hepcol nft add chain netdev col in \
+            '{ type filter hook ingress device hepv1 priority 0; policy drop; }' &&
+        ip neigh replace 10.99.0.2 lladdr "$(ip netns exec hepcol cat /sys/class/net/hepv1/address)" \
+            dev hepv0 nud permanent &&
+        ethtool -K hepv0 tx-udp-segmentation "$REMOTE_USO" ||
+        { log "cannot set up the veth pair (root, ip, nft and ethtool needed); skipping"; return 1; }
 }
 
-KCFG=$ROOT/bench/kamailio/kamailio-ws.cfg
+# nogso CFG: a copy of sipcore config CFG with `hep_udp_gso 0` (one datagram per packet).
+nogso() {
+    local c=${TMPDIR:-/tmp}/sipcore-trace-$(basename "$1" .cfg)-nogso.cfg
+    { cat "$1"; echo 'modparam("proto_hep", "hep_udp_gso", 0)'; } >"$c"
+    echo "$c"
+}
+
 
 # one NAME CFG COLLECTOR: one run. CFG is a sipcore config, or "kamailio[ -A ...]" for
 # Kamailio. COLLECTOR: "-" none, "veth" the remote model, else `sipbench sink` arguments.
@@ -64,7 +93,7 @@ one() {
     local veth0=0
     case $coll in
     -) ;;
-    veth) veth0=$(cat /sys/class/net/hepv0/statistics/tx_dropped) ;;
+    veth) veth0=$(cat /sys/class/net/hepv0/statistics/tx_packets) ;;
     *)
         # shellcheck disable=SC2086
         "$R/sipbench" sink --bind 127.0.0.1:9060 $coll >"$OUT.sink.log" 2>&1 &
@@ -98,7 +127,7 @@ one() {
         extra=" sender_cpu_s=$(secs "$hs0" "$hs1") sink_cpu_s=$(secs "$sk0" "$sk1")"
         if [ "$port" = "$SC_PORT" ]; then extra+=$(hep_stats "$cfg"); fi
         if [ "$coll" = veth ]; then
-            extra+=" sink_packets=$(($(cat /sys/class/net/hepv0/statistics/tx_dropped) - veth0))"
+            extra+=" sink_packets=$(($(cat /sys/class/net/hepv0/statistics/tx_packets) - veth0))"
         else
             sleep 1.1 # the sink prints its counters once a second
             extra+=" sink_packets=$(tail -1 "$OUT.sink.log" | sed -n 's/^packets=\([0-9]*\).*/\1/p')"
@@ -117,6 +146,8 @@ for r in $(seq 1 "$ROUNDS"); do
         udp) one udp "$ROOT/bench/sipcore-bench-hep.cfg" " " ;;
         tcp) one tcp "$ROOT/bench/sipcore-bench-hep-tcp.cfg" "--tcp" ;;
         remote) remote_setup && one remote "$ROOT/bench/sipcore-bench-hep-remote.cfg" veth ;;
+        udp-nogso) one udp-nogso "$(nogso "$ROOT/bench/sipcore-bench-hep.cfg")" " " ;;
+        remote-nogso) remote_setup && one remote-nogso "$(nogso "$ROOT/bench/sipcore-bench-hep-remote.cfg")" veth ;;
         kam-off) one kam-off kamailio - ;;
         kam-remote) remote_setup && one kam-remote "kamailio -A WITH_HEP -A HEP_REMOTE" veth ;;
         kam-udp) one kam-udp "kamailio -A WITH_HEP" "" ;;

@@ -58,7 +58,7 @@ const S: ParamKind = ParamKind::STR;
 
 /// OpenSIPS's names; the last ones are accepted for compatibility and have no effect (our
 /// sender is always asynchronous, with per-destination queues and backoff).
-static PARAMS: [ParamSpec; 16] = [
+static PARAMS: [ParamSpec; 17] = [
     p(
         "hep_id",
         S,
@@ -171,6 +171,15 @@ static PARAMS: [ParamSpec; 16] = [
         "3600",
         "accepted for compatibility",
     ),
+    p(
+        "hep_udp_gso",
+        I,
+        false,
+        "1",
+        "HEPv3 over UDP: send runs of similar packets in one call with UDP segmentation \
+         offload (Linux), each padded to the run's size by a chunk collectors skip; 0 = one \
+         datagram per packet",
+    ),
 ];
 
 fn log(level: LogLevel, msg: &str) {
@@ -220,6 +229,7 @@ fn configure(params: &[ParamEntry<'_>]) -> Result<State, String> {
             }
             "hep_send_timeout" => scfg.tcp_write_timeout = ms(i, name)?,
             "hep_connect_timeout" => scfg.tcp_connect_timeout = ms(i, name)?,
+            "hep_udp_gso" => scfg.udp_gso = i != 0,
             "compressed_payload" if i != 0 => {
                 return Err("compressed_payload=1 is not supported".into())
             }

@@ -21,6 +21,7 @@
 //! Dropping the [`Sender`] stops the thread and joins it (the wait is bounded by the connect
 //! and write timeouts), so a plugin can be unloaded safely afterwards.
 
+pub mod gso;
 pub mod health;
 pub mod queue;
 mod reconnect;
@@ -76,11 +77,13 @@ pub struct SenderConfig {
     /// How long a failing destination must send without error or drop to be reported
     /// recovered.
     pub recover_after: Duration,
+    /// HEPv3 over UDP: send runs of packets with UDP segmentation offload ([`gso`]).
+    pub udp_gso: bool,
 }
 
 impl Default for SenderConfig {
     /// 4096 packets, 1 s connect timeout, 500 ms write timeout, backoff 100 ms → 5 s,
-    /// recovered after 2 s without failure.
+    /// recovered after 2 s without failure, UDP segmentation offload on.
     fn default() -> Self {
         SenderConfig {
             queue_len: 4096,
@@ -89,6 +92,7 @@ impl Default for SenderConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             recover_after: Duration::from_secs(2),
+            udp_gso: true,
         }
     }
 }
@@ -171,6 +175,8 @@ pub(crate) struct Worker {
     report: Reporter,
     /// The latest I/O failure, named in the next `Failing` report.
     last_error: Option<String>,
+    /// UDP segmentation offload may be used: `udp_gso` and HEPv3 (HEPv2 cannot be padded).
+    pub(crate) gso: bool,
 }
 
 impl Worker {
@@ -283,6 +289,7 @@ impl Sender {
             health: Health::new(cfg.recover_after),
             report,
             last_error: None,
+            gso: cfg.udp_gso && dest.version == crate::codec::Version::V3,
         };
         let transport = dest.transport;
         let thread = thread::Builder::new()

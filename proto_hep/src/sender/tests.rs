@@ -29,6 +29,7 @@ fn cfg(queue_len: usize) -> SenderConfig {
         backoff_min: Duration::from_millis(20),
         backoff_max: Duration::from_millis(100),
         recover_after: Duration::from_millis(100),
+        udp_gso: true,
     }
 }
 
@@ -307,6 +308,7 @@ fn config_is_sanitized() {
         backoff_min: Duration::from_secs(2),
         backoff_max: Duration::from_secs(1),
         recover_after: Duration::from_secs(1),
+        udp_gso: true,
     }
     .sanitized();
     assert_eq!(c.queue_len, 1);

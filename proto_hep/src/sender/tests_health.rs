@@ -54,6 +54,7 @@ fn refused_then_back_is_reported_once_each() {
         backoff_min: Duration::from_millis(10),
         backoff_max: Duration::from_millis(40),
         recover_after: Duration::from_millis(200),
+        udp_gso: true,
     };
     let (s, rx) = reporting(port, cfg);
     s.send(packet(100));
@@ -119,6 +120,7 @@ fn stalled_collector_is_retried_less_and_less_often() {
         backoff_min: Duration::from_millis(40),
         backoff_max: Duration::from_secs(5),
         recover_after: Duration::from_secs(30),
+        udp_gso: true,
     };
     let (s, rx) = reporting(port, cfg);
     // Keep traffic flowing until the collector has seen 5 connections.

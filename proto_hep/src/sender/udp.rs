@@ -5,6 +5,9 @@
 //! [`BATCH_WINDOW`](super::BATCH_WINDOW), so that under load it is woken by its timer, not by
 //! every packet; when idle it parks until the next packet.
 //!
+//! HEPv3 runs of similar size go out as one `sendmsg` with UDP segmentation offload when the
+//! kernel and the route allow it ([`super::gso`]; `hep_udp_gso`, on by default).
+//!
 //! The socket is bound to an ephemeral port of the collector's family and connected to the
 //! collector (the kernel then skips the route lookup per datagram). An ICMP "port unreachable"
 //! surfaces as `ECONNREFUSED` on a later send: that packet is counted as dropped and the socket
@@ -12,6 +15,8 @@
 //! the collector. A failed resolution or bind drops packets until a backoff delay (doubling
 //! from `backoff_min` to `backoff_max`) has passed.
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+use super::gso;
 use super::stats::Counters;
 use super::Worker;
 use std::io;
@@ -34,11 +39,40 @@ struct Connected {
     /// Scratch arrays for `sendmmsg`, reused across calls.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     mmsg: mmsg::Scratch,
+    /// UDP segmentation offload ([`gso`]): the largest segment the path takes, while the
+    /// kernel and the route accept it (`None`: one datagram per packet).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    gso: Option<usize>,
+    /// The padded packets of one segmented send, reused across calls.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    gso_buf: Vec<u8>,
 }
 
 impl Datagrams for Connected {
+    /// A run of packets that [`gso::plan`] accepts goes out in one `sendmsg` with
+    /// `UDP_SEGMENT`; packets before the next such run go out through `sendmmsg`.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn send_many(&mut self, packets: &[&[u8]]) -> io::Result<usize> {
+        if let Some(max_segment) = self.gso {
+            if let Some(run) = gso::plan(packets, max_segment) {
+                gso::build(&mut self.gso_buf, packets, run);
+                match mmsg::send_segmented(&self.socket, &self.gso_buf, run.segment) {
+                    Ok(()) => return Ok(run.count),
+                    // No checksum offload on the route's device (EIO), a segment the route
+                    // no longer takes (EINVAL): one datagram per packet from now on.
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) => {
+                        self.gso = None;
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                // Up to where the next run starts (or all of them).
+                let next = (1..packets.len().min(MAX_BATCH))
+                    .find(|&k| gso::starts_run(&packets[k..], max_segment))
+                    .unwrap_or(packets.len());
+                return self.mmsg.send(&self.socket, &packets[..next]);
+            }
+        }
         self.mmsg.send(&self.socket, packets)
     }
 
@@ -54,7 +88,8 @@ impl Datagrams for Connected {
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod mmsg {
-    //! `sendmmsg(2)` over a connected socket (no destination address per message).
+    //! `sendmmsg(2)` over a connected socket (no destination address per message), and one
+    //! segmented `sendmsg(2)` (`UDP_SEGMENT`).
     use super::MAX_BATCH;
     use std::io;
     use std::net::UdpSocket;
@@ -118,6 +153,93 @@ mod mmsg {
             Ok(usize::try_from(r).unwrap_or(0))
         }
     }
+
+    /// `UDP_SEGMENT` (linux/udp.h; not in the libc crate for glibc targets).
+    const UDP_SEGMENT: libc::c_int = 103;
+
+    /// Whether the kernel knows `UDP_SEGMENT` (Linux 4.18+): an older one would ignore the
+    /// control message and send the whole buffer as one datagram.
+    pub(super) fn segmentation_supported(socket: &UdpSocket) -> bool {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `v` and `len` are valid for writes of the sizes given; the descriptor is
+        // owned by `socket`.
+        let r = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_UDP,
+                UDP_SEGMENT,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        r == 0
+    }
+
+    /// The MTU of the connected socket's route (`IP_MTU` / `IPV6_MTU`), if known.
+    pub(super) fn path_mtu(socket: &UdpSocket, v6: bool) -> Option<usize> {
+        let (level, name) = if v6 {
+            (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+        } else {
+            (libc::IPPROTO_IP, libc::IP_MTU)
+        };
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: as in `segmentation_supported`.
+        let r = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then(|| usize::try_from(v).ok()).flatten()
+    }
+
+    /// Sends `buf` in one call, which the kernel cuts into datagrams of `segment` bytes (the
+    /// last one shorter, if `buf` is not a multiple).
+    pub(super) fn send_segmented(socket: &UdpSocket, buf: &[u8], segment: usize) -> io::Result<()> {
+        let seg = u16::try_from(segment).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let mut iov = libc::iovec {
+            iov_base: buf.as_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        // Room for one cmsghdr and a u16, 8-byte aligned (CMSG_SPACE(2) is 24 on LP64).
+        let mut control = [0u64; 4];
+        // SAFETY: CMSG_SPACE / CMSG_LEN only compute sizes.
+        let (space, cmsg_len) = unsafe { (libc::CMSG_SPACE(2), libc::CMSG_LEN(2)) };
+        if space as usize > std::mem::size_of_val(&control) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: an all-zero msghdr is valid (no name, no iov, no control yet).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: `msg_control` points to `control`, large enough for one header and its
+        // u16 (checked above) and aligned for cmsghdr; CMSG_FIRSTHDR returns its start, and
+        // CMSG_DATA a pointer inside it, written unaligned. `iov` points to `buf`, borrowed
+        // for the whole call; the kernel only reads both. The descriptor is owned by
+        // `socket`.
+        let r = unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            if c.is_null() {
+                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = UDP_SEGMENT;
+            (*c).cmsg_len = cmsg_len as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg);
+            libc::sendmsg(socket.as_raw_fd(), &msg, 0)
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 /// Sends `packets` in order through `out`, continuing after partial sends. A packet whose
@@ -172,10 +294,21 @@ fn open(w: &Worker) -> io::Result<Connected> {
     socket.connect(to)?;
     // A full socket buffer must not stall the thread forever.
     socket.set_write_timeout(Some(w.cfg.tcp_write_timeout))?;
+    // Segments fit the route's MTU less the IP and UDP headers.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    let gso = (w.gso && mmsg::segmentation_supported(&socket))
+        .then(|| mmsg::path_mtu(&socket, to.is_ipv6()))
+        .flatten()
+        .map(|mtu| mtu.saturating_sub(if to.is_ipv6() { 48 } else { 28 }))
+        .filter(|&m| m >= 512);
     Ok(Connected {
         socket,
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         mmsg: mmsg::Scratch::new(),
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        gso,
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        gso_buf: Vec::new(),
     })
 }
 
@@ -387,6 +520,10 @@ mod tests {
             socket: tx,
             #[cfg(all(target_os = "linux", target_env = "gnu"))]
             mmsg: mmsg::Scratch::new(),
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            gso: None,
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            gso_buf: Vec::new(),
         };
         // Few and small enough for the default receive buffer.
         let p: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 1 + usize::from(i) * 7]).collect();
@@ -400,5 +537,75 @@ mod tests {
             assert_eq!(&buf[..n], &want[..]);
         }
         assert_eq!(c.snapshot().sent, 64);
+    }
+
+    /// HEPv3 packets of several sizes through `UDP_SEGMENT` on loopback: each arrives as a
+    /// datagram of its own, in order, decoding to its own payload; the padded ones are as
+    /// long as their run's segment.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn segmented_runs_arrive_as_one_decodable_datagram_per_packet() {
+        use crate::codec::{decode, encode, HepRecord, Version};
+        let rx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let tx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        if !mmsg::segmentation_supported(&tx) {
+            eprintln!("skipped: this kernel has no UDP_SEGMENT (Linux 4.18+)");
+            return;
+        }
+        let max = mmsg::path_mtu(&tx, false).unwrap() - 28;
+        let mut out = Connected {
+            socket: tx,
+            mmsg: mmsg::Scratch::new(),
+            gso: Some(max),
+            gso_buf: Vec::new(),
+        };
+        let payloads: Vec<Vec<u8>> = (0..40usize)
+            .map(|i| vec![b'a' + (i % 26) as u8; 300 + (i * 37) % 90])
+            .collect();
+        let p: Vec<Vec<u8>> = payloads
+            .iter()
+            .map(|pl| {
+                let rec = HepRecord {
+                    version: Version::V3,
+                    src: "192.0.2.1:5060".parse().unwrap(),
+                    dst: "192.0.2.2:5060".parse().unwrap(),
+                    ip_proto: 17,
+                    proto_type: 1,
+                    ts_sec: 1,
+                    ts_usec: 0,
+                    capture_id: 1,
+                    auth_key: None,
+                    correlation_id: None,
+                    node_name: None,
+                    payload: pl,
+                    payload_compressed: false,
+                    extra: &[],
+                };
+                let mut b = Vec::new();
+                encode(&rec, &mut b).unwrap();
+                b
+            })
+            .collect();
+        let c = Counters::default();
+        let (done, err) = send_all(&mut out, &refs(&p), &c);
+        assert_eq!(done, p.len());
+        assert!(err.is_none(), "{err:?}");
+        assert!(out.gso.is_some(), "segmentation was turned off");
+        let mut buf = [0u8; 4096];
+        let mut padded = 0;
+        for (want, pl) in p.iter().zip(&payloads) {
+            let n = rx.recv(&mut buf).unwrap();
+            let d = decode(&buf[..n]).expect("decodes");
+            assert_eq!(d.payload, &pl[..]);
+            if n != want.len() {
+                padded += 1;
+                assert!(n > want.len());
+                assert!(d.extra.iter().any(|ch| ch.vendor == super::gso::PAD_VENDOR));
+            }
+        }
+        assert!(padded > 0, "no packet was padded: no run was segmented");
+        assert_eq!(c.snapshot().sent, p.len() as u64);
     }
 }

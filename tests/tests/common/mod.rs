@@ -369,7 +369,7 @@ pub fn ensure_node_modules() {
         return;
     }
     let dir = js_dir();
-    let have = ["jssip", "sip.js", "ws", "playwright-core"]
+    let have = ["jssip", "sip.js", "ws", "playwright-core", "hep-js"]
         .iter()
         .all(|p| dir.join("node_modules").join(p).is_dir());
     if !have {

@@ -17,7 +17,7 @@ use super::conn::{Conn, Phase};
 use super::runtime::{new_id, Cmd, DirEntry};
 use super::stream::Stream;
 use super::timer::{Entry, Kind, Stamp};
-use super::worker::{State, CONN_BASE};
+use super::worker::{Listener, State, CONN_BASE};
 
 /// Accepts per listener per turn before other work runs.
 const ACCEPT_BATCH: usize = 256;
@@ -208,7 +208,10 @@ impl State {
     ) {
         let full =
             self.shared.count.fetch_add(1, Ordering::Relaxed) >= self.shared.cfg.max_connections;
-        let local = sock.local_addr().unwrap_or(peer);
+        let local = match self.listeners.iter().find(|l| l.id == listener) {
+            Some(Listener { local: Some(a), .. }) => *a,
+            _ => sock.local_addr().unwrap_or(peer),
+        };
         let id = new_id(self.idx, false);
         let meta = ConnMeta {
             id,
@@ -239,6 +242,9 @@ impl State {
             return;
         }
         self.note_admitted();
+        // Linux: inherited from the listening socket (`listen::bind_one`), no call per
+        // connection.
+        #[cfg(not(target_os = "linux"))]
         let _ = sock.set_nodelay(true);
         let tls = self.shared.listener_tls(listener).cloned();
         let (stream, phase, deadline) = match tls {

@@ -303,6 +303,9 @@ impl State {
         }
         let mut c = self.conns.remove(slot);
         self.unaccount(c.accounted);
+        // No EPOLL_CTL_DEL: closing the socket (when `c` drops, below) removes it from the
+        // poll set, as no other descriptor refers to it.
+        #[cfg(not(target_os = "linux"))]
         let _ = self.registry.deregister(c.sock.tcp_mut());
         // Whatever ends the TCP connection once closing started, the reason is why it started.
         let end = c.extra.as_mut().and_then(|x| x.end_reason.take());

@@ -46,6 +46,9 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> std::io::Result<Socket> {
         s.set_only_v6(true)?;
     }
     s.set_nonblocking(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux (`accept::admit`
+    // sets it per connection elsewhere).
+    s.set_tcp_nodelay(true)?;
     s.bind(&addr.into())?;
     s.listen(BACKLOG)?;
     Ok(s)
@@ -110,6 +113,22 @@ mod tests {
             for s in &set.sockets {
                 assert_eq!(s.local_addr().unwrap(), set.addr);
             }
+        }
+    }
+
+    /// `accept::admit` relies on this instead of a `setsockopt` per connection.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn accepted_sockets_inherit_tcp_nodelay() {
+        for reuse_port in [false, true] {
+            // One socket: with several SO_REUSEPORT copies the kernel picks which accepts.
+            let set = bind(7, "127.0.0.1:0".parse().unwrap(), 1, reuse_port).unwrap();
+            let _client = std::net::TcpStream::connect(set.addr).unwrap();
+            let l = &set.sockets[0];
+            l.set_nonblocking(false).unwrap();
+            let (s, _) = l.accept().unwrap();
+            assert!(s.nodelay().unwrap());
+            assert_eq!(s.local_addr().unwrap(), set.addr);
         }
     }
 

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub(crate) struct Listener {
     pub id: u32,
     pub sock: mio::net::TcpListener,
     pub paused: bool,
+    /// The local address of every connection accepted here, when the listener is bound to
+    /// one address (not a wildcard): no `getsockname` per connection.
+    pub local: Option<SocketAddr>,
 }
 
 /// Everything a worker owns.
@@ -161,11 +165,13 @@ pub(crate) fn run(
     for (id, l) in listeners {
         let mut sock = mio::net::TcpListener::from_std(l);
         let token = Token(st.listeners.len());
+        let local = sock.local_addr().ok().filter(|a| !a.ip().is_unspecified());
         match st.registry.register(&mut sock, token, Interest::READABLE) {
             Ok(()) => st.listeners.push(Listener {
                 id,
                 sock,
                 paused: false,
+                local,
             }),
             Err(e) => shared.log(
                 LogLevel::ERR,
