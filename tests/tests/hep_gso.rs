@@ -57,21 +57,25 @@ async fn traffic(srv: &Server, clients: usize, per_client: usize) {
     }
 }
 
-/// The server's count of HEP packets sent, once it has stopped growing and nothing was
-/// dropped (the sender thread sweeps its queue every millisecond under load).
-async fn sent_when_settled(srv: &Server) -> u64 {
-    let mut last = u64::MAX;
+/// Waits until the collector has accounted for every packet the server counts as sent
+/// (`arrived()`: datagrams read, plus those its socket dropped), with at least `min` sent and
+/// none dropped by the server; returns that count. Both counters only grow and the collector's
+/// never passes the server's, so once they are equal every packet sent so far has arrived.
+async fn all_arrived(srv: &Server, min: u64, arrived: impl Fn() -> u64) -> u64 {
     let deadline = Instant::now() + T;
     loop {
         let d = hep_dest_stats(&srv.cfg_path, "hep_dest", |_| true).await;
         assert_eq!(d["dropped"], 0, "packets dropped: {d}");
         let sent = d["sent"].as_u64().unwrap();
-        if sent == last {
+        let got = arrived();
+        if sent >= min && got == sent {
             return sent;
         }
-        assert!(Instant::now() < deadline, "hep_stats never settled: {d}");
-        last = sent;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            Instant::now() < deadline,
+            "{got} of {sent} packets arrived (at least {min} expected): {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -115,26 +119,6 @@ impl NodeSink {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     }
-
-    /// Waits until hep-js has seen `n` datagrams, less those the kernel dropped because the
-    /// sink's receive buffer was full (`port`'s `drops` in /proc/net/udp: delivered to the
-    /// collector's socket, not read in time by it); returns those drops.
-    async fn wait_datagrams(&self, n: u64, port: u16) -> u64 {
-        let deadline = Instant::now() + T;
-        loop {
-            let drops = udp_socket_drops(port);
-            if self.get("datagrams") + drops >= n {
-                return drops;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "hep-js saw {} datagrams of {n} ({drops} dropped by its socket): {}",
-                self.get("datagrams"),
-                self.last.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
 /// The kernel's count of datagrams dropped at the IPv4 UDP socket bound to 127.0.0.1:`port`
@@ -162,13 +146,15 @@ async fn every_segmented_packet_decodes_in_hep_js() {
     let sink = NodeSink::start(port);
     let srv = start(port, true);
     traffic(&srv, 8, 150).await;
-    let sent = sent_when_settled(&srv).await;
-    // Two SIP captures per OPTIONS, plus the connection events.
-    assert!(sent >= 2 * 8 * 150, "sent {sent}");
-    let drops = sink.wait_datagrams(sent, port).await;
+    // Two SIP captures per OPTIONS, plus the connection events; what hep-js did not read, its
+    // socket's buffer dropped (counted by the kernel).
+    let sent = all_arrived(&srv, 2 * 8 * 150, || {
+        sink.get("datagrams") + udp_socket_drops(port)
+    })
+    .await;
     let got = sink.get("datagrams");
+    let drops = sent - got;
     eprintln!("hep-js read {got} datagrams, its socket dropped {drops}, of {sent} sent");
-    assert_eq!(got + drops, sent, "datagrams and packets sent differ");
     // Most reach hep-js (a receive buffer of 4 MiB at most); every one decodes.
     assert!(
         got * 10 >= sent * 9,
@@ -187,16 +173,7 @@ async fn padded_packets_keep_every_chunk_and_the_switch_turns_padding_off() {
         let col = Collector::udp();
         let srv = start(col.addr.port(), gso);
         traffic(&srv, 4, 100).await;
-        let sent = sent_when_settled(&srv).await;
-        let deadline = Instant::now() + T;
-        while (col.count() as u64) < sent {
-            assert!(
-                Instant::now() < deadline,
-                "{} of {sent} arrived",
-                col.count()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let sent = all_arrived(&srv, 2 * 4 * 100, || col.count() as u64).await;
         assert!(col.errors().is_empty(), "{:?}", col.errors());
         let pkts = col.hep3();
         assert_eq!(pkts.len() as u64, sent);
@@ -260,28 +237,34 @@ async fn every_segmented_packet_decodes_in_sngrep() {
     }
     let srv = start(port, true);
     traffic(&srv, 4, 100).await;
-    let _ = sent_when_settled(&srv).await;
     let want: Vec<String> = (0..4)
         .flat_map(|c| (0..100).map(move |i| format!("gso-{c}-{i}@t")))
         .collect();
+    // Every capture is in the pcap, or (on a starved machine) the kernel dropped as many
+    // datagrams at sngrep's socket as captures are missing, and nine in ten arrived.
     let deadline = Instant::now() + T;
     loop {
         let bytes = std::fs::read(&pcap).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
-        let missing: Vec<&String> = want
+        let missing: usize = want
             .iter()
-            .filter(|id| text.matches(&format!("Call-ID: {id}\r\n")).count() < 2)
-            .collect();
-        if missing.is_empty() {
+            .map(|id| 2usize.saturating_sub(text.matches(&format!("Call-ID: {id}\r\n")).count()))
+            .sum();
+        if missing == 0 {
             break;
         }
         if Instant::now() > deadline {
+            let drops = udp_socket_drops(port) as usize;
+            if drops >= missing && missing * 10 <= want.len() * 2 {
+                eprintln!("sngrep: {missing} captures missing, {drops} dropped at its socket");
+                break;
+            }
             let _ = sng.kill();
             let out = sng.wait_with_output().unwrap();
             panic!(
-                "{} dialogs not (fully) in sngrep's pcap, e.g. {:?}; sngrep: {}",
-                missing.len(),
-                missing.first(),
+                "{missing} of {} captures not in sngrep's pcap ({drops} datagrams dropped at its \
+                 socket); sngrep: {}",
+                want.len() * 2,
                 String::from_utf8_lossy(&out.stderr)
             );
         }

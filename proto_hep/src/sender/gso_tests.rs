@@ -1,28 +1,9 @@
 use super::*;
-use crate::codec::{decode, encode, HepRecord, Version};
+use crate::codec::decode;
 
 /// A real HEPv3 packet (our encoder) whose SIP payload is `n` bytes.
 fn packet(n: usize) -> Vec<u8> {
-    let payload = vec![b'x'; n];
-    let rec = HepRecord {
-        version: Version::V3,
-        src: "192.0.2.1:5060".parse().unwrap(),
-        dst: "192.0.2.2:8080".parse().unwrap(),
-        ip_proto: 6,
-        proto_type: 1,
-        ts_sec: 1,
-        ts_usec: 2,
-        capture_id: 7,
-        auth_key: None,
-        correlation_id: Some(b"call-1"),
-        node_name: None,
-        payload: &payload,
-        payload_compressed: false,
-        extra: &[],
-    };
-    let mut out = Vec::new();
-    encode(&rec, &mut out).unwrap();
-    out
+    crate::sender::tests::hep(&vec![b'x'; n]).to_vec()
 }
 
 /// Cuts a GSO buffer as the kernel does and decodes every datagram: each must be a valid

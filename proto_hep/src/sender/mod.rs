@@ -395,6 +395,6 @@ impl Drop for Sender {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_health;

@@ -33,8 +33,8 @@ fn cfg(queue_len: usize) -> SenderConfig {
     }
 }
 
-/// A HEP3 packet whose payload is `payload`.
-fn hep(payload: &[u8]) -> Bytes {
+/// A HEP3 packet whose payload is `payload` (also used by the UDP and segmentation tests).
+pub(crate) fn hep(payload: &[u8]) -> Bytes {
     let rec = HepRecord {
         version: Version::V3,
         src: "10.0.0.1:5060".parse().unwrap(),

@@ -545,7 +545,7 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn segmented_runs_arrive_as_one_decodable_datagram_per_packet() {
-        use crate::codec::{decode, encode, HepRecord, Version};
+        use crate::codec::decode;
         let rx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let tx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
@@ -566,27 +566,7 @@ mod tests {
             .collect();
         let p: Vec<Vec<u8>> = payloads
             .iter()
-            .map(|pl| {
-                let rec = HepRecord {
-                    version: Version::V3,
-                    src: "192.0.2.1:5060".parse().unwrap(),
-                    dst: "192.0.2.2:5060".parse().unwrap(),
-                    ip_proto: 17,
-                    proto_type: 1,
-                    ts_sec: 1,
-                    ts_usec: 0,
-                    capture_id: 1,
-                    auth_key: None,
-                    correlation_id: None,
-                    node_name: None,
-                    payload: pl,
-                    payload_compressed: false,
-                    extra: &[],
-                };
-                let mut b = Vec::new();
-                encode(&rec, &mut b).unwrap();
-                b
-            })
+            .map(|pl| crate::sender::tests::hep(pl).to_vec())
             .collect();
         let c = Counters::default();
         let (done, err) = send_all(&mut out, &refs(&p), &c);
