@@ -60,8 +60,10 @@ pub fn plan(packets: &[&[u8]], max_segment: usize) -> Option<Run> {
     }
     let lo = first.len() / 2;
     let hi = (first.len() + first.len() / 4).min(max_segment);
-    // Longest packet among all but the last of the run, and the run so far.
+    // Longest packet among all but the last of the run, and those near it.
     let mut seg = first.len();
+    let mut near = Near::default();
+    near.add(seg, seg);
     let mut best: Option<Run> = None;
     for (i, p) in packets.iter().enumerate().skip(1).take(MAX_SEGMENTS - 1) {
         if !is_hep3(p) || p.len() < lo || p.len() > hi {
@@ -69,7 +71,12 @@ pub fn plan(packets: &[&[u8]], max_segment: usize) -> Option<Run> {
         }
         // `p` is the last of the run (not padded): the earlier ones pad to `seg`, which
         // must be at least `p.len()` (the last segment cannot be longer than the others).
-        let s = segment_for(&packets[..i], seg.max(p.len()));
+        let want = seg.max(p.len());
+        let s = if near.awkward(want) {
+            want + CHUNK_HEADER
+        } else {
+            want
+        };
         if s > max_segment || s * i + p.len() > MAX_TOTAL {
             break;
         }
@@ -77,29 +84,53 @@ pub fn plan(packets: &[&[u8]], max_segment: usize) -> Option<Run> {
             count: i + 1,
             segment: s,
         });
-        seg = seg.max(p.len());
+        seg = want;
+        near.add(p.len(), seg);
     }
     best
+}
+
+/// The distinct lengths of a run's padded packets that are within `CHUNK_HEADER - 1` bytes
+/// of the longest: the only ones a segment at least that long can exceed by 1 to 5 bytes
+/// (too few for a padding chunk). At most `CHUNK_HEADER` of them, so planning a run costs
+/// O(1) per packet.
+#[derive(Default)]
+struct Near {
+    lens: [usize; CHUNK_HEADER],
+    n: usize,
+}
+
+impl Near {
+    /// Notes a padded packet of `len` bytes, `longest` being the longest so far (with it).
+    fn add(&mut self, len: usize, longest: usize) {
+        let floor = longest.saturating_sub(CHUNK_HEADER - 1);
+        let mut kept = 0;
+        for i in 0..self.n {
+            let l = self.lens[i];
+            if l >= floor {
+                self.lens[kept] = l;
+                kept += 1;
+            }
+        }
+        self.n = kept;
+        if len >= floor && !self.lens[..self.n].contains(&len) && self.n < CHUNK_HEADER {
+            self.lens[self.n] = len;
+            self.n += 1;
+        }
+    }
+
+    /// Whether padding to `want` (at least the longest) leaves one of them short by 1 to 5.
+    fn awkward(&self, want: usize) -> bool {
+        self.lens[..self.n]
+            .iter()
+            .any(|&l| (1..CHUNK_HEADER).contains(&want.saturating_sub(l)))
+    }
 }
 
 /// Whether a run of at least two packets starts at `packets[0]` (what [`plan`] would find,
 /// looking at two packets only).
 pub fn starts_run(packets: &[&[u8]], max_segment: usize) -> bool {
     plan(packets.get(..2).unwrap_or(packets), max_segment).is_some()
-}
-
-/// The segment size for padding `padded` (every packet of a run but the last) to at least
-/// `want` bytes: `want`, or `want + CHUNK_HEADER` when some packet falls short of `want` by
-/// 1 to 5 bytes (too few for a chunk).
-fn segment_for(padded: &[&[u8]], want: usize) -> usize {
-    let awkward = padded
-        .iter()
-        .any(|p| (1..CHUNK_HEADER).contains(&want.saturating_sub(p.len())));
-    if awkward {
-        want + CHUNK_HEADER
-    } else {
-        want
-    }
 }
 
 /// Appends `p` (a HEPv3 packet) to `out` padded to `segment` bytes: its length field set to

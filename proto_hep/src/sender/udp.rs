@@ -301,15 +301,27 @@ fn open(w: &Worker) -> io::Result<Connected> {
         .flatten()
         .map(|mtu| mtu.saturating_sub(if to.is_ipv6() { 48 } else { 28 }))
         .filter(|&m| m >= 512);
-    Ok(Connected {
-        socket,
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        mmsg: mmsg::Scratch::new(),
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        gso,
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        gso_buf: Vec::new(),
-    })
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let gso = None;
+    Ok(Connected::new(socket, gso))
+}
+
+impl Connected {
+    /// A connected socket; `gso`: the largest segment for segmented sends (`None`: one
+    /// datagram per packet; always so off Linux/glibc).
+    fn new(socket: UdpSocket, gso: Option<usize>) -> Connected {
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        let _ = gso;
+        Connected {
+            socket,
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            mmsg: mmsg::Scratch::new(),
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            gso,
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            gso_buf: Vec::new(),
+        }
+    }
 }
 
 /// The socket, reopened after errors with a backoff.
@@ -510,21 +522,19 @@ mod tests {
         assert_eq!(c.snapshot().dropped, 0);
     }
 
-    #[test]
-    fn a_batch_arrives_intact_and_in_order_over_a_real_socket() {
+    /// A receiving socket on loopback (5 s read timeout) and a sending one connected to it.
+    fn loopback_pair() -> (UdpSocket, UdpSocket) {
         let rx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let tx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         tx.connect(rx.local_addr().unwrap()).unwrap();
-        let mut out = Connected {
-            socket: tx,
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            mmsg: mmsg::Scratch::new(),
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            gso: None,
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            gso_buf: Vec::new(),
-        };
+        (rx, tx)
+    }
+
+    #[test]
+    fn a_batch_arrives_intact_and_in_order_over_a_real_socket() {
+        let (rx, tx) = loopback_pair();
+        let mut out = Connected::new(tx, None);
         // Few and small enough for the default receive buffer.
         let p: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 1 + usize::from(i) * 7]).collect();
         let c = Counters::default();
@@ -546,21 +556,13 @@ mod tests {
     #[test]
     fn segmented_runs_arrive_as_one_decodable_datagram_per_packet() {
         use crate::codec::decode;
-        let rx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let tx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        tx.connect(rx.local_addr().unwrap()).unwrap();
+        let (rx, tx) = loopback_pair();
         if !mmsg::segmentation_supported(&tx) {
             eprintln!("skipped: this kernel has no UDP_SEGMENT (Linux 4.18+)");
             return;
         }
         let max = mmsg::path_mtu(&tx, false).unwrap() - 28;
-        let mut out = Connected {
-            socket: tx,
-            mmsg: mmsg::Scratch::new(),
-            gso: Some(max),
-            gso_buf: Vec::new(),
-        };
+        let mut out = Connected::new(tx, Some(max));
         let payloads: Vec<Vec<u8>> = (0..40usize)
             .map(|i| vec![b'a' + (i % 26) as u8; 300 + (i * 37) % 90])
             .collect();

@@ -53,34 +53,27 @@ pub fn fresh_port(port: u16) -> bool {
     GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port)
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released), never one handed out before in this
-/// process.
-pub fn free_port() -> u16 {
+/// The first port `bind` gives (binding port 0, then releasing it) that was never handed out
+/// before in this process.
+pub fn fresh_bound_port(bind: impl Fn() -> std::io::Result<std::net::SocketAddr>) -> u16 {
     loop {
-        let p = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let p = bind().unwrap_or_else(|e| panic!("bind port 0: {e}")).port();
         if fresh_port(p) {
             return p;
         }
     }
 }
 
+/// A free TCP port on 127.0.0.1 (bound then released), never one handed out before in this
+/// process.
+pub fn free_port() -> u16 {
+    free_port_on("127.0.0.1")
+}
+
 /// A free TCP port on `ip` (bound then released): for a server on a loopback alias such as
 /// 127.0.0.2 (Linux routes all of 127.0.0.0/8 to `lo` without setup).
 pub fn free_port_on(ip: &str) -> u16 {
-    loop {
-        let p = TcpListener::bind((ip, 0))
-            .unwrap_or_else(|e| panic!("bind {ip}:0: {e}"))
-            .local_addr()
-            .unwrap()
-            .port();
-        if fresh_port(p) {
-            return p;
-        }
-    }
+    fresh_bound_port(|| TcpListener::bind((ip, 0))?.local_addr())
 }
 
 /// A fresh temporary directory for one test, never shared: test processes in other PID

@@ -164,16 +164,7 @@ pub fn start_node(ip: &str, redis: u16, tcp: bool) -> (Server, SocketAddr) {
 
 /// A free UDP port on `ip` (bound then released).
 pub fn free_udp_port_on(ip: &str) -> u16 {
-    loop {
-        let p = std::net::UdpSocket::bind((ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if fresh_port(p) {
-            return p;
-        }
-    }
+    super::fresh_bound_port(|| std::net::UdpSocket::bind((ip, 0))?.local_addr())
 }
 
 /// Wait until `f` holds, or panic with `what` and the logs.

@@ -9,16 +9,7 @@ use std::net::UdpSocket;
 
 /// A free UDP port on 127.0.0.1 (bound then released).
 pub fn free_udp_port() -> u16 {
-    loop {
-        let p = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if super::fresh_port(p) {
-            return p;
-        }
-    }
+    super::fresh_bound_port(|| UdpSocket::bind("127.0.0.1:0")?.local_addr())
 }
 
 /// [`default_config`] (the bundled `conf/sipcore.cfg`) with `socket = udp:127.0.0.1:UDP` and

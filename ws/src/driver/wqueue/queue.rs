@@ -46,6 +46,18 @@ impl Queue {
     /// frames, keep-alive answers).
     pub fn push_frame(&mut self, opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) {
         let len = frame_len(payload.len(), mask.is_some());
+        self.write_tail(len, |tail| write_frame(tail, true, opcode, payload, mask));
+    }
+
+    /// Copy a few bytes into the queue (in the spare room of the last chunk when they fit),
+    /// as [`Self::push_frame`] does for a frame: a SIP stream's keep-alive pong.
+    pub fn push_small(&mut self, bytes: &[u8]) {
+        self.write_tail(bytes.len(), |tail| tail.extend_from_slice(bytes));
+    }
+
+    /// Make room for `len` more bytes (a new chunk unless the last one has it) and let
+    /// `write` append exactly them to the last chunk, accounting for both.
+    fn write_tail(&mut self, len: usize, write: impl FnOnce(&mut Vec<u8>)) {
         let extra = self.frame_cost(len);
         if extra > 0 {
             let chunk = Vec::with_capacity(extra);
@@ -54,26 +66,9 @@ impl Queue {
         }
         if let Some(tail) = self.chunks.back_mut() {
             let cap = tail.capacity();
-            write_frame(tail, true, opcode, payload, mask);
+            write(tail);
             self.cost += tail.capacity() - cap;
             self.bytes += len;
-        }
-    }
-
-    /// Copy a few bytes into the queue (in the spare room of the last chunk when they fit),
-    /// as [`Self::push_frame`] does for a frame: a SIP stream's keep-alive pong.
-    pub fn push_small(&mut self, bytes: &[u8]) {
-        let extra = self.frame_cost(bytes.len());
-        if extra > 0 {
-            let chunk = Vec::with_capacity(extra);
-            self.cost += chunk.capacity();
-            self.chunks.push_back(chunk);
-        }
-        if let Some(tail) = self.chunks.back_mut() {
-            let cap = tail.capacity();
-            tail.extend_from_slice(bytes);
-            self.cost += tail.capacity() - cap;
-            self.bytes += bytes.len();
         }
     }
 
