@@ -191,9 +191,9 @@ pub(crate) fn max_expires() -> u32 {
 
 /// The 200's Contact header values: one per line for the first [`CONTACTS_PER_LINE`], then
 /// comma-joined lines of as many.
-fn contact_lines(contacts: &[String]) -> Vec<String> {
+fn contact_lines(contacts: Vec<String>) -> Vec<String> {
     if contacts.len() <= CONTACTS_PER_LINE {
-        return contacts.to_vec();
+        return contacts;
     }
     contacts
         .chunks(CONTACTS_PER_LINE)
@@ -325,9 +325,10 @@ pub(crate) fn save(
             super::cluster::changed(table_name, &aor);
         }
     }
-    let sent = match &res {
+    let saved = res.is_ok();
+    let sent = match res {
         Ok(ok) => {
-            let lines = contact_lines(&ok.contacts);
+            let lines = contact_lines(ok.contacts);
             let mut headers: Vec<(&str, &str)> =
                 lines.iter().map(|c| ("Contact", c.as_str())).collect();
             if let (Some(p), true) = (path.as_deref(), mode != 0 && ua_path) {
@@ -339,7 +340,9 @@ pub(crate) fn save(
                     headers.push(("Flow-Timer", flow_timer.as_str()));
                 }
             }
-            core.reply(info, msg, 200, "OK", &headers)
+            let sent = core.reply(info, msg, 200, "OK", &headers);
+            keep_flow(core, info, ok.flow_expires);
+            sent
         }
         Err(e) => {
             let (code, reason) = e.status();
@@ -349,11 +352,8 @@ pub(crate) fn save(
             core.reply(info, msg, code, reason, &headers)
         }
     };
-    if let Ok(ok) = &res {
-        keep_flow(core, info, ok.flow_expires);
-    }
     match sent {
-        Ok(_) => (if res.is_ok() { 1 } else { -1 }, true),
+        Ok(_) => (if saved { 1 } else { -1 }, true),
         Err(e) => {
             crate::log!(Warning, "registrar", "cannot answer the REGISTER: {}", e; "peer" => peer(info));
             (-1, false)

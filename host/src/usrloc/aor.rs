@@ -227,7 +227,7 @@ pub(super) fn apply(
 }
 
 /// §10.3 step 7: same Call-ID needs a higher CSeq.
-fn check_order(b: &Binding, req: &Request<'_>) -> Result<(), RegError> {
+pub(super) fn check_order(b: &Binding, req: &Request<'_>) -> Result<(), RegError> {
     if req.cseq <= b.cseq {
         return Err(RegError::OutOfOrder {
             got: req.cseq,
@@ -238,7 +238,7 @@ fn check_order(b: &Binding, req: &Request<'_>) -> Result<(), RegError> {
 }
 
 impl Requested {
-    fn into_binding(self, secs: u32, req: &Request<'_>) -> Binding {
+    pub(super) fn into_binding(self, secs: u32, req: &Request<'_>) -> Binding {
         Binding {
             uri: self.uri,
             key: self.key,

@@ -11,6 +11,7 @@
 mod aor;
 mod contact;
 mod dump;
+mod single;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,8 @@ mod tests_keep;
 mod tests_limits;
 #[cfg(test)]
 mod tests_remote;
+#[cfg(test)]
+mod tests_single;
 
 use crate::sip::{unescape, Scheme, Uri};
 use std::net::SocketAddr;
@@ -220,12 +223,16 @@ impl Binding {
 
     /// `<uri>;params;expires=N` for the 200 OK (§10.3 step 8).
     pub fn contact_value(&self, now: Instant) -> String {
-        format!(
-            "<{}>{};expires={}",
-            self.uri,
-            self.params,
-            self.remaining(now)
-        )
+        let mut n = itoa::Buffer::new();
+        let secs = n.format(self.remaining(now));
+        let mut v = String::with_capacity(self.uri.len() + self.params.len() + 11 + secs.len());
+        v.push('<');
+        v.push_str(&self.uri);
+        v.push('>');
+        v.push_str(&self.params);
+        v.push_str(";expires=");
+        v.push_str(secs);
+        v
     }
 }
 
@@ -246,11 +253,16 @@ pub fn aor_of(uri: &Uri<'_>) -> Result<String, RegError> {
     if !matches!(uri.scheme(), Scheme::Sip | Scheme::Sips) {
         return Err(RegError::UnsupportedScheme(uri.scheme_str().to_string()));
     }
-    let host = uri.host().to_ascii_lowercase();
-    Ok(match uri.user() {
-        Some(u) => format!("{}@{host}", String::from_utf8_lossy(&unescape(u))),
-        None => host,
-    })
+    let host = uri.host();
+    let mut aor = String::with_capacity(host.len() + uri.user().map_or(0, |u| u.len() + 1));
+    if let Some(u) = uri.user() {
+        aor.push_str(&String::from_utf8_lossy(&unescape(u)));
+        aor.push('@');
+    }
+    let at = aor.len();
+    aor.push_str(host);
+    aor[at..].make_ascii_lowercase();
+    Ok(aor)
 }
 
 /// How `a` ranks against `b` for lookup: higher q first, then more recently refreshed.

@@ -3,10 +3,11 @@
 //! a slot, then an index shard; never two slots at once.
 use super::aor::{apply, Request};
 use super::contact::{header_expires, parse_contacts};
+use super::contact::{Parsed, Requested};
+use super::single;
 use super::{aor_of, preference, Binding, Flow, RegError, RegistrarConfig, SaveReply};
 use super::{dump, UsrlocConfig};
 use crate::sip::Message;
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -43,15 +44,20 @@ impl Counter {
     }
 }
 
-type Slot = HashMap<String, Vec<Binding>>;
-type ConnShard = HashMap<u64, HashSet<String>>;
+/// The tables' hasher: foldhash with a per-process random seed, as the transaction table's
+/// (the AoRs are the peers' bytes, so not a fixed function an attacker could aim collisions
+/// at); several times cheaper than SipHash on these short keys, and an AoR is hashed twice per
+/// REGISTER and per lookup (its slot, then its entry).
+type Hasher = foldhash::quality::RandomState;
+type Slot = HashMap<String, Vec<Binding>, Hasher>;
+type ConnShard = HashMap<u64, HashSet<String, Hasher>, Hasher>;
 
 /// One location table (`save("location")`), safe to share between threads.
 #[derive(Debug)]
 pub struct Registrar {
     cfg: RegistrarConfig,
     max_registrations: usize,
-    hasher: RandomState,
+    hasher: Hasher,
     slots: Box<[Mutex<Slot>]>,
     conns: Box<[Mutex<ConnShard>]>,
     count: Arc<Counter>,
@@ -60,6 +66,9 @@ pub struct Registrar {
     contacts: AtomicUsize,
     /// Bindings removed because they expired (usrloc's `<table>-expires`).
     expired: AtomicU64,
+    /// Whether a one-contact REGISTER goes through [`single`] (always, but for the tests
+    /// comparing it with the general path).
+    single: bool,
 }
 
 // A panic while holding a slot leaves consistent data (every change is applied at once, at
@@ -81,14 +90,23 @@ impl Registrar {
         Registrar {
             cfg,
             max_registrations: ul.max_registrations,
-            hasher: RandomState::new(),
+            hasher: Hasher::default(),
             slots: (0..n).map(|_| Mutex::default()).collect(),
             conns: (0..n).map(|_| Mutex::default()).collect(),
             count,
             aors: AtomicUsize::new(0),
             contacts: AtomicUsize::new(0),
             expired: AtomicU64::new(0),
+            single: true,
         }
+    }
+
+    /// The same table with every REGISTER through the general path (`aor::apply`), to compare
+    /// [`single`] with.
+    #[cfg(test)]
+    pub(super) fn general_only(mut self) -> Self {
+        self.single = false;
+        self
     }
 
     /// Number of slots.
@@ -165,6 +183,12 @@ impl Registrar {
         };
         let mut slot = self.slot(&aor);
         let existing = slot.get(&aor).map(Vec::as_slice).unwrap_or(&[]);
+        let parsed = match single::place(existing, parsed, now) {
+            Ok((at, c)) if self.single => return self.save_single(&mut slot, aor, at, c, &r),
+            Ok((_, c)) => Parsed::Contacts(vec![c]),
+            Err(parsed) => parsed,
+        };
+        let existing = slot.get(&aor).map(Vec::as_slice).unwrap_or(&[]);
         // Bindings learnt from the cluster (other nodes' clients) are not this REGISTER's to
         // change: it applies to the local ones; they count against max_contacts all the same.
         let (local, remote): (Vec<Binding>, Vec<Binding>) =
@@ -217,6 +241,47 @@ impl Registrar {
             }
         }
         Ok(out)
+    }
+
+    /// [`save_with_path`](Registrar::save_with_path) of one contact placed by
+    /// [`single::place`]: `at` is the binding it refreshes, or `None` to add one.
+    fn save_single(
+        &self,
+        slot: &mut Slot,
+        aor: String,
+        at: Option<usize>,
+        c: Requested,
+        r: &Request<'_>,
+    ) -> Result<SaveReply, RegError> {
+        let conn = r.flow.conn_id;
+        let list = slot.get_mut(&aor);
+        let current = list.as_deref().map_or(&[][..], Vec::as_slice);
+        single::check(current, at, r, self.cfg.max_contacts)?;
+        let old_conn = at.and_then(|i| current.get(i)).map(|b| b.flow.conn_id);
+        let new_conn = !current.iter().any(|b| b.flow.conn_id == conn);
+        if old_conn.is_none() {
+            if !self.count.reserve(1, self.max_registrations) {
+                return Err(RegError::Full(self.max_registrations));
+            }
+            self.contacts.fetch_add(1, Ordering::Relaxed);
+        }
+        let list = match list {
+            Some(list) => list,
+            None => {
+                self.aors.fetch_add(1, Ordering::Relaxed);
+                slot.entry(aor.clone()).or_default()
+            }
+        };
+        single::put(list, at, c, r);
+        if let Some(old) = old_conn.filter(|&o| o != conn) {
+            if !list.iter().any(|b| b.flow.conn_id == old) {
+                self.unindex(old, &aor);
+            }
+        }
+        if new_conn {
+            self.index(conn, &aor);
+        }
+        Ok(reply(list, conn, r.now))
     }
 
     fn index(&self, conn_id: u64, aor: &str) {
