@@ -6,10 +6,27 @@
 use std::cell::OnceCell;
 
 use super::error::ParseError;
+use super::headers::HeaderName;
 use super::message::{Message, Span};
+use super::name_addr::NameAddr;
+use super::params::Params;
 
 /// A parameter as cached: `None` when absent, `Some(None)` when present without a value.
 type CachedParam = Result<Option<Option<Span>>, ParseError>;
+
+/// A parsed From or To as positions in the message: `Ok(None)` when it parsed but lies outside
+/// the buffer (then it is parsed at every use, as before the cache).
+type CachedNameAddr = Result<Option<NameAddrSpans>, ParseError>;
+
+/// [`NameAddr`]'s parts as positions in the message.
+#[derive(Debug, Clone, Copy)]
+struct NameAddrSpans {
+    display: Option<Span>,
+    quoted: bool,
+    angle: bool,
+    uri: Span,
+    params: Span,
+}
 
 /// The per-message cache (cloned with the message).
 #[derive(Debug, Clone, Default)]
@@ -17,6 +34,17 @@ pub(crate) struct Cache {
     from_tag: OnceCell<CachedParam>,
     to_tag: OnceCell<CachedParam>,
     top_branch: OnceCell<CachedParam>,
+    from: OnceCell<CachedNameAddr>,
+    to: OnceCell<CachedNameAddr>,
+    /// Every Contact value parsed, URI included, without error (`validate_for_proxy`).
+    contacts_checked: OnceCell<()>,
+}
+
+/// Which of the two cached addresses.
+#[derive(Clone, Copy)]
+pub(crate) enum Addr {
+    From,
+    To,
 }
 
 impl Message {
@@ -24,6 +52,71 @@ impl Message {
         // Parsed values are sub-slices of the buffer; an empty one needs no position.
         self.range_of(s)
             .map_or(Span::default(), |r| Span::new(r.start, r.end))
+    }
+
+    /// The exact position of `s` in the buffer, `None` when it is not a slice of it (an empty
+    /// `s` needs no position).
+    fn exact_span(&self, s: &str) -> Option<Span> {
+        if s.is_empty() {
+            return Some(Span::default());
+        }
+        self.range_of(s).map(|r| Span::new(r.start, r.end))
+    }
+
+    /// From or To parsed (and so validated, URI included) once per message; later calls
+    /// rebuild the [`NameAddr`] from positions. `sanity_check()`, the tags, the realm of a
+    /// challenge, `check_to()`/`check_from()` and the registrar all read them.
+    pub(crate) fn cached_addr(&self, which: Addr) -> Result<NameAddr<'_>, ParseError> {
+        let (cell, name, hdr) = match which {
+            Addr::From => (&self.cache.from, "From", HeaderName::From),
+            Addr::To => (&self.cache.to, "To", HeaderName::To),
+        };
+        let parse = || NameAddr::parse(self.first(hdr).ok_or(ParseError::MissingHeader(name))?);
+        let c = cell.get_or_init(|| {
+            let na = parse()?;
+            let display = match na.display_name() {
+                Some(d) => match self.exact_span(d) {
+                    Some(sp) => Some(sp),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            let (Some(uri), Some(params)) = (
+                self.exact_span(na.uri_str()),
+                self.exact_span(na.params().as_str()),
+            ) else {
+                return Ok(None);
+            };
+            Ok(Some(NameAddrSpans {
+                display,
+                quoted: na.is_quoted(),
+                angle: na.is_name_addr(),
+                uri,
+                params,
+            }))
+        });
+        match *c {
+            Err(e) => Err(e),
+            Ok(None) => parse(),
+            Ok(Some(sp)) => Ok(NameAddr::from_validated(
+                sp.display.map(|d| self.text(d)),
+                sp.quoted,
+                sp.angle,
+                self.text(sp.uri),
+                Params::from_validated(self.text(sp.params)),
+            )),
+        }
+    }
+
+    /// Whether every Contact value passed [`Contact::parse`](super::Contact::parse) already:
+    /// later reads skip the URI check.
+    pub(crate) fn contacts_checked(&self) -> bool {
+        self.cache.contacts_checked.get().is_some()
+    }
+
+    /// Record that every Contact value parsed without error.
+    pub(crate) fn set_contacts_checked(&self) {
+        let _ = self.cache.contacts_checked.set(());
     }
 
     fn cached(&self, c: &CachedParam) -> Result<Option<Option<&str>>, ParseError> {
@@ -98,5 +191,42 @@ mod tests {
         assert!(m.from_tag_param().is_err());
         assert!(m.top_branch().is_err());
         assert_eq!(m.top_branch(), m.top_via().map(|_| None));
+    }
+
+    #[test]
+    fn cached_addresses_are_what_the_parser_gives() {
+        let cases = [
+            "\"A;tag=no\" <sip:a@b;tag=uri>;tag=1",
+            "\"\" <sip:a@b>",
+            "Bob   Smith <sips:bob@example.com:5061;transport=tls> ; tag = 9 ;x",
+            "sip:a@b;tag=x",
+            "<tel:+1-201-555-0123>",
+            "<sip:b@b>;tag",
+            "<sip:%61lice@b>",
+            "<sip:a@b",
+            "sip:a@b?x=1",
+            "<sip:a b@c>",
+            "",
+        ];
+        for c in cases {
+            let m = msg(c, c, "SIP/2.0/UDP h");
+            let direct = NameAddr::parse(c);
+            for _ in 0..2 {
+                for got in [m.from(), m.to(), m.clone().to()] {
+                    match (&got, &direct) {
+                        (Ok(g), Ok(d)) => {
+                            assert_eq!(g.display_name(), d.display_name(), "{c}");
+                            assert_eq!(g.is_quoted(), d.is_quoted(), "{c}");
+                            assert_eq!(g.is_name_addr(), d.is_name_addr(), "{c}");
+                            assert_eq!(g.uri_str(), d.uri_str(), "{c}");
+                            assert_eq!(g.params().as_str(), d.params().as_str(), "{c}");
+                            assert_eq!(g.tag(), d.tag(), "{c}");
+                        }
+                        (Err(g), Err(d)) => assert_eq!(g, d, "{c}"),
+                        _ => panic!("{c}: {got:?} against {direct:?}"),
+                    }
+                }
+            }
+        }
     }
 }

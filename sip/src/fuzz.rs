@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::branch::stateless_branch;
 use super::forward::{forward_request, ForwardRequest};
+use super::headers::HeaderName;
 use super::message::Message;
 use super::name_addr::Contact;
 use super::received::{
@@ -82,7 +83,29 @@ pub fn fuzz_parse(data: &[u8]) {
         exercise_name_addr(&na);
     }
     let _ = (m.max_forwards(), m.expires(), m.date());
+    // The cached From and To are what the parser gives.
+    let parts = |n: super::name_addr::NameAddr<'_>| {
+        let p = (n.display_name().map(str::to_string), n.is_quoted());
+        (
+            p,
+            n.is_name_addr(),
+            n.uri_str().to_string(),
+            n.params().as_str().to_string(),
+        )
+    };
+    for (cached, name) in [(m.from(), HeaderName::From), (m.to(), HeaderName::To)] {
+        let direct = m.first(name).map(super::name_addr::NameAddr::parse);
+        match (cached, direct) {
+            (Ok(c), Some(Ok(d))) => assert_eq!(parts(c), parts(d)),
+            (Err(_), Some(Err(_)) | None) => {}
+            (c, d) => panic!("cached {c:?}, parsed {d:?}"),
+        }
+    }
     let _ = m.validate_for_proxy().map_err(|e| e.reply_code());
+    // Contacts read after validation (URIs not checked again) are what the parser gives.
+    let again: Vec<_> = m.contacts().collect();
+    let direct: Vec<_> = m.list(HeaderName::Contact).map(Contact::parse).collect();
+    assert_eq!(again, direct);
     let _ = (
         stateless_branch(&m),
         m.top_via().map(|v| via_received(&v, SRC)),

@@ -201,7 +201,7 @@ impl Message {
         }
     }
 
-    fn list(&self, id: HeaderName) -> ListValues<'_, 'static> {
+    pub(crate) fn list(&self, id: HeaderName) -> ListValues<'_, 'static> {
         ListValues {
             values: self.values(id),
             cur: None,
@@ -314,18 +314,12 @@ impl Message {
 
     /// The From value, parsed (RFC 3261 §20.20).
     pub fn from(&self) -> Result<NameAddr<'_>, ParseError> {
-        NameAddr::parse(
-            self.first(HeaderName::From)
-                .ok_or(ParseError::MissingHeader("From"))?,
-        )
+        self.cached_addr(super::cached::Addr::From)
     }
 
     /// The To value, parsed (RFC 3261 §20.39).
     pub fn to(&self) -> Result<NameAddr<'_>, ParseError> {
-        NameAddr::parse(
-            self.first(HeaderName::To)
-                .ok_or(ParseError::MissingHeader("To"))?,
-        )
+        self.cached_addr(super::cached::Addr::To)
     }
 
     /// Every Via value in order, top first: one item per comma-separated
@@ -342,7 +336,14 @@ impl Message {
 
     /// Every Contact value, parsed one by one (RFC 3261 §20.10).
     pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'_>, ParseError>> + '_ {
-        self.list(HeaderName::Contact).map(Contact::parse)
+        let checked = self.contacts_checked();
+        self.list(HeaderName::Contact).map(move |v| {
+            if checked {
+                Contact::parse_trusted(v)
+            } else {
+                Contact::parse(v)
+            }
+        })
     }
 
     /// Every Route value, parsed one by one (RFC 3261 §20.34).

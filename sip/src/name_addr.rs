@@ -42,6 +42,16 @@ impl<'a> NameAddr<'a> {
     /// (§3.1.2.14), unquoted non-token display name (§3.1.2.15), `?` in an
     /// addr-spec (§3.1.2.13), malformed parameters (§3.1.2.1).
     pub fn parse(s: &'a str) -> Result<Self, ParseError> {
+        Self::parse_with(s, true)
+    }
+
+    /// [`NameAddr::parse`] of a value that already passed it (the message's cache says so):
+    /// the URI is not checked again.
+    pub(crate) fn parse_trusted(s: &'a str) -> Result<Self, ParseError> {
+        Self::parse_with(s, false)
+    }
+
+    fn parse_with(s: &'a str, check: bool) -> Result<Self, ParseError> {
         let b = s.as_bytes();
         let mut i = skip_ws(b, 0);
         let mut display = None;
@@ -80,7 +90,9 @@ impl<'a> NameAddr<'a> {
             }
             (uri, false, tail.get(end..).unwrap_or(""))
         };
-        check_uri(uri)?;
+        if check {
+            check_uri(uri)?;
+        }
         Ok(NameAddr {
             display,
             quoted,
@@ -88,6 +100,23 @@ impl<'a> NameAddr<'a> {
             uri,
             params: Params::parse_header(rest)?,
         })
+    }
+
+    /// An address from parts [`NameAddr::parse`] gave before (the message's cache).
+    pub(crate) fn from_validated(
+        display: Option<&'a str>,
+        quoted: bool,
+        angle: bool,
+        uri: &'a str,
+        params: Params<'a>,
+    ) -> Self {
+        NameAddr {
+            display,
+            quoted,
+            angle,
+            uri,
+            params,
+        }
     }
 
     /// The display name as written: for a quoted one, the text between the
@@ -172,6 +201,15 @@ impl<'a> Contact<'a> {
             Ok(Contact::Wildcard)
         } else {
             NameAddr::parse(s).map(Contact::Addr)
+        }
+    }
+
+    /// [`Contact::parse`] of a value that already passed it (see [`NameAddr::parse_trusted`]).
+    pub(crate) fn parse_trusted(s: &'a str) -> Result<Self, ParseError> {
+        if trim(s) == "*" {
+            Ok(Contact::Wildcard)
+        } else {
+            NameAddr::parse_trusted(s).map(Contact::Addr)
         }
     }
 }

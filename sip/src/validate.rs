@@ -80,6 +80,7 @@ impl Message {
         for c in self.contacts() {
             c?;
         }
+        self.set_contacts_checked();
         for r in self.routes().chain(self.record_routes()) {
             r?;
         }

@@ -53,7 +53,11 @@ pub struct Credentials<'a> {
 }
 
 fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 fn skip_lws(s: &[u8], mut i: usize) -> usize {
@@ -97,6 +101,12 @@ fn param(s: &str, i: usize) -> Result<(&str, Cow<'_, str>, usize), CredentialsEr
                         .get_or_insert_with(|| s[vstart..i].to_string())
                         .push(char::from(next));
                     i += 2;
+                }
+                Some(&c) if c < 0x80 => {
+                    if let Some(o) = owned.as_mut() {
+                        o.push(char::from(c));
+                    }
+                    i += 1;
                 }
                 Some(_) => {
                     // A whole UTF-8 character (quoted-string allows UTF8-NONASCII).

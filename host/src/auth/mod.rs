@@ -4,6 +4,7 @@
 //! ([`nonce`]), and the authorize decision and challenges ([`verify`]), and the interface to a user store
 //! that answers off the I/O workers ([`store`]). No I/O: time and keys are passed in. The script functions
 //! (`www_authorize()`, ...) and the user store build on these.
+pub mod cache;
 pub mod credentials;
 pub mod digest;
 pub mod guard;

@@ -179,14 +179,17 @@ pub fn challenges(
     qop: bool,
     stale: bool,
 ) -> Vec<String> {
+    let realm = escape(realm);
     algorithms
         .iter()
         .map(|a| {
-            let mut v = format!(
-                "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}",
-                escape(realm),
-                a.name()
-            );
+            let mut v = String::with_capacity(80 + realm.len() + nonce.len());
+            v.push_str("Digest realm=\"");
+            v.push_str(&realm);
+            v.push_str("\", nonce=\"");
+            v.push_str(nonce);
+            v.push_str("\", algorithm=");
+            v.push_str(a.name());
             if qop {
                 v.push_str(", qop=\"auth\"");
             }
@@ -199,8 +202,11 @@ pub fn challenges(
 }
 
 /// A quoted-string's content (RFC 3261 §25.1: `"` and `\` escaped).
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['\\', '"']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 #[cfg(test)]

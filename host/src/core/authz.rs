@@ -10,6 +10,7 @@
 //! most that long); a store that fails or cannot queue makes `*_authorize()` return -5 at
 //! once, and the script answers as it sees fit (500/503).
 use super::send::{peer, Core};
+use crate::auth::cache::CredCache;
 use crate::auth::digest::Algorithm;
 use crate::auth::nonce::Nonces;
 use crate::auth::store::{CredentialStore, Lookup};
@@ -18,7 +19,6 @@ use crate::sip::Message;
 use bytes::Bytes;
 use sipcore_abi::ReceiveInfo;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,7 +46,7 @@ struct Auth {
     nonces: Nonces,
     config: OnceLock<AuthConfig>,
     store: OnceLock<Arc<dyn CredentialStore>>,
-    cache: Mutex<HashMap<(String, String), (Lookup, Instant)>>,
+    cache: Mutex<CredCache>,
     guard: Mutex<crate::auth::guard::Guard>,
 }
 
@@ -60,7 +60,7 @@ static AUTH: LazyLock<Auth> = LazyLock::new(|| {
         nonces: Nonces::new(h.finalize().into(), NONCE_SLOTS),
         config: OnceLock::new(),
         store: OnceLock::new(),
-        cache: Mutex::new(HashMap::new()),
+        cache: Mutex::new(CredCache::new(CACHE_TTL, CACHE_MAX)),
         guard: Mutex::new(Default::default()),
     }
 });
@@ -73,9 +73,12 @@ pub fn configure(config: AuthConfig, store: Option<Arc<dyn CredentialStore>>) {
     }
 }
 
+/// A store's answer for one (user, realm).
+type Answer = ((String, String), Arc<Lookup>);
+
 thread_local! {
     /// The store's answer for the request being run again (see the module doc).
-    static PREFETCHED: RefCell<Option<((String, String), Lookup)>> = const { RefCell::new(None) };
+    static PREFETCHED: RefCell<Option<Answer>> = const { RefCell::new(None) };
 }
 
 /// What the auth functions remember during one script run.
@@ -204,31 +207,21 @@ pub(crate) fn challenge(
 }
 
 /// The cached or prefetched answer for `key`.
-fn known(key: &(String, String)) -> Option<Lookup> {
+fn known(user: &str, realm: &str) -> Option<Arc<Lookup>> {
     if let Some(l) = PREFETCHED.with(|p| {
         p.borrow()
             .as_ref()
-            .filter(|(k, _)| k == key)
-            .map(|(_, l)| l.clone())
+            .filter(|((u, r), _)| u == user && r == realm)
+            .map(|(_, l)| Arc::clone(l))
     }) {
         return Some(l);
     }
-    let cache = AUTH.cache.lock().ok()?;
-    cache
-        .get(key)
-        .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-        .map(|(l, _)| l.clone())
+    AUTH.cache.lock().ok()?.get(user, realm, Instant::now())
 }
 
-fn remember(key: (String, String), l: &Lookup) {
-    if matches!(l, Lookup::Failed(_)) {
-        return;
-    }
+fn remember(key: &(String, String), l: &Arc<Lookup>) {
     if let Ok(mut c) = AUTH.cache.lock() {
-        if c.len() >= CACHE_MAX {
-            c.clear();
-        }
-        c.insert(key, (l.clone(), Instant::now()));
+        c.insert(&key.0, &key.1, Arc::clone(l), Instant::now());
     }
 }
 
@@ -278,10 +271,9 @@ pub(crate) fn authorize(
         return AuthResult::InvalidPassword as i64;
     }
     let bind = binding(info);
-    let key = (user.clone(), realm.clone());
-    let lookup = match known(&key) {
+    let lookup = match known(&user, &realm) {
         Some(l) => l,
-        None => return defer(info, msg, key, &values, &bind),
+        None => return defer(info, msg, (user, realm), &values, &bind),
     };
     let ctx = verify::Ctx {
         realm: &realm,
@@ -289,7 +281,7 @@ pub(crate) fn authorize(
         now: now_secs(),
         binding: &bind,
     };
-    let (r, who) = match &lookup {
+    let (r, who) = match &*lookup {
         Lookup::Failed(e) => {
             // The store logs its state changes (down, answering again) once; one line per
             // request while it is down would flood the log.
@@ -372,7 +364,8 @@ fn defer(
     let request = Bytes::copy_from_slice(msg.as_bytes());
     let k = key.clone();
     let done = Box::new(move |l: Lookup| {
-        remember(k.clone(), &l);
+        let l = Arc::new(l);
+        remember(&k, &l);
         PREFETCHED.with(|p| *p.borrow_mut() = Some((k, l)));
         super::handle(&info, &request);
         PREFETCHED.with(|p| *p.borrow_mut() = None);

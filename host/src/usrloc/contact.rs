@@ -92,7 +92,33 @@ pub(super) fn parse_contacts(
             Contact::Wildcard => wildcard = true,
             Contact::Addr(na) => {
                 let uri = na.uri().map_err(|_| RegError::Malformed("Contact URI"))?;
-                let param = match na.param("expires") {
+                // One pass over the contact-params: expires, q, +sip.instance and reg-id
+                // taken out (the first of each, as `param()` would give), the others kept as
+                // received.
+                let (mut expires, mut q, mut instance, mut reg_id) = (None, None, None, None);
+                let mut params = String::new();
+                for (n, v) in na.params().iter() {
+                    if n.eq_ignore_ascii_case("expires") {
+                        expires.get_or_insert(v);
+                        continue;
+                    }
+                    if n.eq_ignore_ascii_case("q") {
+                        q.get_or_insert(v);
+                        continue;
+                    }
+                    if n.eq_ignore_ascii_case("+sip.instance") {
+                        instance.get_or_insert(v);
+                    } else if n.eq_ignore_ascii_case("reg-id") {
+                        reg_id.get_or_insert(v);
+                    }
+                    params.push(';');
+                    params.push_str(n);
+                    if let Some(v) = v {
+                        params.push('=');
+                        params.push_str(v);
+                    }
+                }
+                let param = match expires {
                     Some(Some(v)) => {
                         given(parse_delta(v).ok_or(RegError::Malformed("Contact expires"))?)
                     }
@@ -106,37 +132,19 @@ pub(super) fn parse_contacts(
                         min: cfg.min_expires,
                     });
                 }
-                let q = match na.param("q") {
+                let q = match q {
                     Some(Some(v)) => Some(parse_q(v)?),
                     Some(None) => return Err(RegError::BadQ(String::new())),
                     None => None,
                 };
-                let mut params = String::new();
-                for (n, v) in na.params().iter() {
-                    if n.eq_ignore_ascii_case("expires") || n.eq_ignore_ascii_case("q") {
-                        continue;
-                    }
-                    params.push(';');
-                    params.push_str(n);
-                    if let Some(v) = v {
-                        params.push('=');
-                        params.push_str(v);
-                    }
-                }
                 list.push(Requested {
                     uri: uri.as_str().to_string(),
                     key: key_of(&uri),
                     params,
                     expires: asked.min(cfg.max_expires),
                     q,
-                    instance: na
-                        .param("+sip.instance")
-                        .flatten()
-                        .map(|s| s.trim_matches('"').to_string()),
-                    reg_id: na
-                        .param("reg-id")
-                        .flatten()
-                        .and_then(|s| s.trim().parse().ok()),
+                    instance: instance.flatten().map(|s| s.trim_matches('"').to_string()),
+                    reg_id: reg_id.flatten().and_then(|s| s.trim().parse().ok()),
                 });
             }
         }

@@ -49,15 +49,45 @@ pub(crate) enum Progress {
 
 enum Got {
     Bytes,
+    /// Bytes, fewer than asked for: the kernel's receive queue was empty after them.
+    Short,
     Blocked,
     Budget,
     Gone,
 }
 
+/// One wakeup's reading of one connection.
+///
+/// Readiness is edge-triggered: a read that returns fewer bytes than it asked for emptied the
+/// socket's receive queue, and bytes arriving after it raise a new edge. The read that would
+/// only answer `WouldBlock` (a third of the system calls of a request-reply exchange) is then
+/// skipped, unless the event also reported the peer's close or an error (they came with the
+/// bytes and raise no new edge: the socket is read until it says so) or the connection is TLS
+/// (the TLS layer holds records the socket no longer shows).
+pub(crate) struct Turn {
+    /// Bytes that may still be read in this turn (fairness between connections).
+    pub budget: usize,
+    /// Read until `WouldBlock`, end of stream or an error, whatever a read returned.
+    pub greedy: bool,
+    /// A short read emptied the socket in this turn.
+    drained: bool,
+}
+
+impl Turn {
+    /// A turn of [`READ_BUDGET`] bytes; `greedy` as in [`Turn::greedy`].
+    pub fn new(greedy: bool) -> Self {
+        Turn {
+            budget: READ_BUDGET,
+            greedy,
+            drained: false,
+        }
+    }
+}
+
 impl State {
     /// Process buffered bytes, reading more when needed, until one message is ready for
     /// delivery, the socket would block, or the budget is spent.
-    pub fn read_step(&mut self, slot: usize, now: Instant, budget: &mut usize) -> Step {
+    pub fn read_step(&mut self, slot: usize, now: Instant, turn: &mut Turn) -> Step {
         loop {
             let Some(phase) = self.conns.get(slot).map(|c| c.phase) else {
                 return Step::Done;
@@ -93,18 +123,29 @@ impl State {
             if let Progress::Continue = progress {
                 continue;
             }
-            match self.read_more(slot, now, budget) {
+            if turn.drained {
+                if let Some(c) = self.conns.get_mut(slot) {
+                    c.trim_rbuf();
+                }
+                return Step::Done;
+            }
+            match self.read_more(slot, now, turn) {
                 Got::Bytes => continue,
+                Got::Short => {
+                    turn.drained = true;
+                    continue;
+                }
                 Got::Blocked | Got::Gone => return Step::Done,
                 Got::Budget => return Step::Again,
             }
         }
     }
 
-    fn read_more(&mut self, slot: usize, now: Instant, budget: &mut usize) -> Got {
+    fn read_more(&mut self, slot: usize, now: Instant, turn: &mut Turn) -> Got {
         let Some(c) = self.conns.get_mut(slot) else {
             return Got::Gone;
         };
+        let budget = &mut turn.budget;
         if *budget == 0 {
             return Got::Budget;
         }
@@ -143,7 +184,11 @@ impl State {
                 if stream || matches!(c.phase, Phase::ServerHandshake | Phase::ClientHandshake) {
                     c.hs_reads = c.hs_reads.saturating_add(1);
                 }
-                Got::Bytes
+                if n < want && !turn.greedy && !c.sock.is_tls() {
+                    Got::Short
+                } else {
+                    Got::Bytes
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 c.trim_rbuf();

@@ -247,7 +247,8 @@ impl Worker {
                             self.st.borrow_mut().on_writable(slot, now);
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.on_readable(slot, now);
+                            let greedy = ev.is_read_closed() || ev.is_error();
+                            self.on_readable(slot, now, greedy);
                         }
                     }
                 }
@@ -259,9 +260,10 @@ impl Worker {
         }
     }
 
-    /// Read, decode and deliver until the socket is drained or the budget is spent.
-    fn on_readable(&self, slot: usize, now: Instant) {
-        let mut budget = super::read::READ_BUDGET;
+    /// Read, decode and deliver until the socket is drained or the budget is spent; `greedy`
+    /// as in [`Turn::greedy`](super::read::Turn::greedy).
+    fn on_readable(&self, slot: usize, now: Instant, greedy: bool) {
+        let mut turn = super::read::Turn::new(greedy);
         {
             // A TLS write may have waited for the socket to be readable: write again too.
             let mut st = self.st.borrow_mut();
@@ -274,7 +276,7 @@ impl Worker {
             }
         }
         loop {
-            let step = self.st.borrow_mut().read_step(slot, now, &mut budget);
+            let step = self.st.borrow_mut().read_step(slot, now, &mut turn);
             match step {
                 Step::Deliver(info, payload, text) => {
                     self.shared.sink.deliver(&info, &payload, text)
@@ -298,8 +300,9 @@ impl Worker {
     /// Deferred reads and accepts, due timers, writes of dirty connections, `closed` callbacks.
     fn after_batch(&self, now: Instant) {
         let again = std::mem::take(&mut self.st.borrow_mut().again);
+        // Their socket may hold more than a turn's worth: read until it says so.
         for slot in again {
-            self.on_readable(slot, now);
+            self.on_readable(slot, now, true);
         }
         {
             let mut st = self.st.borrow_mut();
