@@ -49,7 +49,7 @@ pub async fn run(a: IdleArgs) -> Result<(), String> {
     }
     let pids = a.pid.map(|p| procfs::pids(p, a.tree)).unwrap_or_default();
     let (rss0, pss0) = procfs::mem_bytes(&pids);
-    let cpu0 = procfs::cpu_secs(&pids);
+    let cpu0 = procfs::cpu_secs(&pids).0;
     let sem = Arc::new(Semaphore::new(a.concurrency.max(1)));
     let target = Arc::new(a.target.clone());
     let t0 = Instant::now();
@@ -91,7 +91,7 @@ pub async fn run(a: IdleArgs) -> Result<(), String> {
         }
     }
     let open_secs = t0.elapsed().as_secs_f64();
-    let cpu_open = procfs::cpu_secs(&pids) - cpu0;
+    let cpu_open = procfs::cpu_secs(&pids).0 - cpu0;
     tokio::time::sleep(a.hold).await;
     let (rss1, pss1) = procfs::mem_bytes(&pids);
     let ok = held.len();

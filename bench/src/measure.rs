@@ -45,6 +45,8 @@ pub struct Measured {
     pub elapsed: f64,
     /// Server CPU seconds in the window.
     pub server_cpu: f64,
+    /// Of which in the kernel (system time).
+    pub server_sys: f64,
     /// Our own CPU seconds in the window.
     pub client_cpu: f64,
     /// Server processes counted.
@@ -65,9 +67,11 @@ pub async fn window(w: &Window, sh: &Shared) -> Measured {
     sh.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(w.duration_s)).await;
     sh.stop.store(true, Ordering::Relaxed);
+    let cpu1 = procfs::cpu_secs(&pids);
     Measured {
         elapsed: t0.elapsed().as_secs_f64(),
-        server_cpu: procfs::cpu_secs(&pids) - cpu0,
+        server_cpu: cpu1.0 - cpu0.0,
+        server_sys: cpu1.1 - cpu0.1,
         client_cpu: procfs::self_cpu_secs() - self0,
         server_pids: pids.len(),
     }
@@ -121,13 +125,14 @@ pub fn result_tail(n: u64, c: &Collected, m: &Measured, sh: &Shared, per_cpu_key
     };
     format!(
         "p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} server_cpu_s={:.2} \
-         {per_cpu_key}={per_cpu:.0} client_cpu_s={:.2} non200={} errors={} failed_conns={} \
+         server_sys_s={:.2} {per_cpu_key}={per_cpu:.0} client_cpu_s={:.2} non200={} errors={} failed_conns={} \
          server_pids={}",
         us(0.5),
         us(0.99),
         us(0.999),
         c.hist.max() as f64 / 1000.0,
         m.server_cpu,
+        m.server_sys,
         m.client_cpu,
         sh.non200.load(Ordering::Relaxed),
         sh.errors.load(Ordering::Relaxed),

@@ -15,8 +15,8 @@ fn ticks() -> f64 {
     }
 }
 
-/// `(ppid, utime + stime in ticks)` of one process.
-fn stat(pid: u32) -> Option<(u32, u64)> {
+/// `(ppid, (utime, stime) in ticks)` of one process.
+fn stat(pid: u32) -> Option<(u32, (u64, u64))> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &s[s.rfind(')')? + 2..];
@@ -25,7 +25,7 @@ fn stat(pid: u32) -> Option<(u32, u64)> {
     let ppid = f.get(1)?.parse().ok()?;
     let ut: u64 = f.get(11)?.parse().ok()?;
     let st: u64 = f.get(12)?.parse().ok()?;
-    Some((ppid, ut + st))
+    Some((ppid, (ut, st)))
 }
 
 /// `pid` and, if `tree`, every live descendant of it.
@@ -57,10 +57,15 @@ pub fn pids(pid: u32, tree: bool) -> Vec<u32> {
     out
 }
 
-/// CPU seconds (user + system) consumed so far by `pids`.
-pub fn cpu_secs(pids: &[u32]) -> f64 {
-    let t: u64 = pids.iter().filter_map(|&p| stat(p)).map(|(_, t)| t).sum();
-    t as f64 / ticks()
+/// CPU seconds consumed so far by `pids`: `(user + system, system)`. System time includes
+/// what the kernel did on their behalf, softirq work on their sends included (over loopback,
+/// the receiving side's TCP processing runs in the sender's context).
+pub fn cpu_secs(pids: &[u32]) -> (f64, f64) {
+    let (u, s) = pids
+        .iter()
+        .filter_map(|&p| stat(p))
+        .fold((0u64, 0u64), |(u, s), (_, (ut, st))| (u + ut, s + st));
+    ((u + s) as f64 / ticks(), s as f64 / ticks())
 }
 
 fn kb_field(path: &str, key: &str) -> Option<u64> {
@@ -107,5 +112,5 @@ pub fn raise_nofile() -> u64 {
 
 /// CPU seconds consumed so far by this process (the load generator itself).
 pub fn self_cpu_secs() -> f64 {
-    cpu_secs(&[std::process::id()])
+    cpu_secs(&[std::process::id()]).0
 }

@@ -223,7 +223,7 @@ pub async fn run(a: StormArgs) -> Result<(), String> {
     phase.store(BEFORE, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(a.baseline_s)).await;
     let pids = a.pid.map(|p| procfs::pids(p, a.tree)).unwrap_or_default();
-    let cpu0 = procfs::cpu_secs(&pids);
+    let cpu0 = procfs::cpu_secs(&pids).0;
     let self0 = procfs::self_cpu_secs();
     let t0 = Instant::now();
     phase.store(DURING, Ordering::Relaxed);
@@ -250,7 +250,7 @@ pub async fn run(a: StormArgs) -> Result<(), String> {
         }
     }
     let storm_s = t0.elapsed().as_secs_f64();
-    let cpu = procfs::cpu_secs(&pids) - cpu0;
+    let cpu = procfs::cpu_secs(&pids).0 - cpu0;
     let client_cpu = procfs::self_cpu_secs() - self0;
     failed += ready - finished;
     phase.store(OVER, Ordering::Relaxed);
