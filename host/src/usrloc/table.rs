@@ -182,9 +182,16 @@ impl Registrar {
             now,
         };
         let mut slot = self.slot(&aor);
-        let existing = slot.get(&aor).map(Vec::as_slice).unwrap_or(&[]);
+        let list = slot.get_mut(&aor);
+        let existing = list.as_deref().map_or(&[][..], Vec::as_slice);
         let parsed = match single::place(existing, parsed, now) {
-            Ok((at, c)) if self.single => return self.save_single(&mut slot, aor, at, c, &r),
+            Ok((at, c)) if self.single => {
+                let (out, new) = self.save_single(list, &aor, at, c, &r)?;
+                if let Some(list) = new {
+                    slot.insert(aor, list);
+                }
+                return Ok(out);
+            }
             Ok((_, c)) => Parsed::Contacts(vec![c]),
             Err(parsed) => parsed,
         };
@@ -244,44 +251,47 @@ impl Registrar {
     }
 
     /// [`save_with_path`](Registrar::save_with_path) of one contact placed by
-    /// [`single::place`]: `at` is the binding it refreshes, or `None` to add one.
+    /// [`single::place`] in `list`, the AoR's bindings (`None`: it has none): `at` is the
+    /// binding it refreshes, or `None` to add one. Returns the answer, and the list to store
+    /// for an AoR that had none (the caller holds the slot).
     fn save_single(
         &self,
-        slot: &mut Slot,
-        aor: String,
+        list: Option<&mut Vec<Binding>>,
+        aor: &str,
         at: Option<usize>,
         c: Requested,
         r: &Request<'_>,
-    ) -> Result<SaveReply, RegError> {
+    ) -> Result<(SaveReply, Option<Vec<Binding>>), RegError> {
         let conn = r.flow.conn_id;
-        let list = slot.get_mut(&aor);
         let current = list.as_deref().map_or(&[][..], Vec::as_slice);
         single::check(current, at, r, self.cfg.max_contacts)?;
         let old_conn = at.and_then(|i| current.get(i)).map(|b| b.flow.conn_id);
-        let new_conn = !current.iter().any(|b| b.flow.conn_id == conn);
         if old_conn.is_none() {
             if !self.count.reserve(1, self.max_registrations) {
                 return Err(RegError::Full(self.max_registrations));
             }
             self.contacts.fetch_add(1, Ordering::Relaxed);
         }
-        let list = match list {
-            Some(list) => list,
+        if !current.iter().any(|b| b.flow.conn_id == conn) {
+            self.index(conn, aor);
+        }
+        match list {
+            Some(list) => {
+                single::put(list, at, c, r);
+                if let Some(old) = old_conn.filter(|&o| o != conn) {
+                    if !list.iter().any(|b| b.flow.conn_id == old) {
+                        self.unindex(old, aor);
+                    }
+                }
+                Ok((reply(list, conn, r.now), None))
+            }
             None => {
                 self.aors.fetch_add(1, Ordering::Relaxed);
-                slot.entry(aor.clone()).or_default()
-            }
-        };
-        single::put(list, at, c, r);
-        if let Some(old) = old_conn.filter(|&o| o != conn) {
-            if !list.iter().any(|b| b.flow.conn_id == old) {
-                self.unindex(old, &aor);
+                let mut list = Vec::with_capacity(1);
+                single::put(&mut list, at, c, r);
+                Ok((reply(&list, conn, r.now), Some(list)))
             }
         }
-        if new_conn {
-            self.index(conn, &aor);
-        }
-        Ok(reply(list, conn, r.now))
     }
 
     fn index(&self, conn_id: u64, aor: &str) {
