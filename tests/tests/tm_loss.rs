@@ -1,14 +1,16 @@
-//! Issue 14, loss: a WebSocket client's call to a UDP UAS over a link that loses 10% of the
-//! datagrams at random, in the kernel. The test makes a network namespace and a veth pair:
-//! sipcore on the host side (10.213.x.1), SIPp's UAS in the namespace (10.213.x.2), and
-//! nftables in the namespace drops each UDP datagram coming in with probability 1/10
-//! (`numgen random mod 10 0`; the issue names `tc netem`, which this kernel lacks: the drop is
-//! the same random loss). The WebSocket client never retransmits; the call completes because
-//! sipcore's client transactions retransmit the INVITE and the BYE. (The UAS's own responses
-//! are not dropped: SIPp's UAS forgets a call at its end, so a lost 200 to the BYE could never
-//! be answered again. SIPp calls over a link that loses the first copy of every request are
-//! in tm_udp.rs.) Needs root, `ip` and `nft`: without them the test says so and skips (CI runs
-//! as root and installs both).
+//! Issue 14, loss: a WebSocket client's call, and SIPp's UAC's calls over UDP, to a UDP UAS
+//! over a link that loses 10% of the datagrams at random, in the kernel. The test makes a
+//! network namespace and a veth pair: sipcore on the host side (10.213.x.1), SIPp's UAS in the
+//! namespace (10.213.x.2), and nftables in the namespace drops each UDP datagram coming in
+//! with probability 1/10 (`numgen random mod 10 0`; the issue names `tc netem`, which this
+//! kernel lacks: the drop is the same random loss). Neither caller retransmits (the WebSocket
+//! client never does, SIPp's UAC runs with `-nr`); the calls complete because sipcore's client
+//! transactions retransmit the INVITE and the BYE (with the stateless `forward()` instead of
+//! `t_relay()`, SIPp's calls time out). (The UAS's own responses are not dropped: SIPp's UAS
+//! forgets a call at its end, so a lost 200 to the BYE could never be answered again. SIPp
+//! calls over a link that loses the first copy of every request are in tm_udp.rs.) Needs
+//! root, `ip` and `nft`: without them the test says so and skips (CI runs as root and
+//! installs both).
 mod common;
 use common::udp::*;
 use common::ws::{connect_sip, send_text, status};
@@ -229,6 +231,64 @@ async fn a_websocket_call_to_a_uas_behind_the_lossy_link_completes() {
         ws_call(&mut ws, &uas_addr, calls).await;
         calls += 1;
     }
+}
+
+/// SIPp as the caller over UDP: batches of calls from SIPp's UAC (which never retransmits:
+/// `-nr`) on the host side to the UAS behind the lossy link, until the filter has dropped at
+/// least five datagrams (at most 6 batches of 10 calls). Every call of every batch completes:
+/// sipcore's client transactions retransmit the INVITEs and BYEs the link loses (timers A and
+/// E), and a lost ACK is made up for by the UAS's 200 retransmissions, which sipcore relays.
+#[test]
+fn sipp_calls_to_a_uas_behind_the_lossy_link_complete() {
+    let Some(ns) = LossyNs::create(2) else {
+        return;
+    };
+    let (udp, uas_port) = (free_udp_port(), free_udp_port());
+    let uas_addr = format!("{}:{uas_port}", ns.ns_ip);
+    let srv = Server::start(&config(&ns.host_ip, udp, &uas_addr));
+    srv.wait_log(
+        &format!("listening on udp:{}:{udp}", ns.host_ip),
+        Duration::from_secs(10),
+    );
+    let uas = uas_in(&ns, uas_port, 60);
+    let target = format!("{}:{udp}", ns.host_ip);
+    let mut calls = 0;
+    while ns.dropped() < 5 {
+        assert!(
+            calls < 60,
+            "60 calls and the filter dropped {}",
+            ns.dropped()
+        );
+        let uac_port = free_udp_port().to_string();
+        let mut uac = Sipp::spawn(
+            "uac-lossy",
+            &[
+                &target,
+                "-sn",
+                "uac",
+                "-nr",
+                "-i",
+                &ns.host_ip,
+                "-p",
+                &uac_port,
+                "-m",
+                "10",
+                "-r",
+                "10",
+                "-timeout",
+                "90s",
+                "-timeout_error",
+            ],
+        );
+        uac.assert_success(Duration::from_secs(120));
+        calls += 10;
+    }
+    // The UAS ran on the other side of the loss: it is still up, waiting for more calls.
+    assert!(
+        uas.file("errors.log").is_empty(),
+        "{}",
+        uas.file("errors.log")
+    );
 }
 
 /// One call from the WebSocket client to the UAS at `uas`: INVITE, 200, ACK, BYE, 200.
