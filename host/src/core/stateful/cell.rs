@@ -267,6 +267,10 @@ impl Cell {
                     queue.push_back(Work::Ctx(match (&branch.dst, transport) {
                         (_, false) => ProxyEvent::BranchTimeout(b),
                         (BranchDst::Conn(c), true) if c.gone.0 >= 300 => {
+                            // The same line as when the send itself fails (core/relay.rs):
+                            // one per request answered this way, whichever noticed first.
+                            crate::log!(Info, "tm", "t_relay() over connection {} failed (closed): {} {}", c.conn_id, c.gone.0, c.gone.1;
+                                "peer" => peer(&self.upstream));
                             ProxyEvent::BranchGone(b, c.gone.0)
                         }
                         (_, true) => ProxyEvent::BranchTransportError(b),
