@@ -205,11 +205,9 @@ fn uas_in(ns: &LossyNs, port: u16, calls: usize) -> Sipp {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_websocket_call_to_a_uas_behind_the_lossy_link_completes() {
-    let Some(ns) = LossyNs::create(1) else {
-        return;
-    };
+/// sipcore listening on UDP on the host side of `ns` (and on WebSocket), relaying to a SIPp
+/// UAS in the namespace for `calls` calls: the server, its UDP port, the UAS's address.
+fn start(ns: &LossyNs, calls: usize) -> (Server, u16, String, Sipp) {
     let (udp, uas_port) = (free_udp_port(), free_udp_port());
     let uas_addr = format!("{}:{uas_port}", ns.ns_ip);
     let srv = Server::start(&config(&ns.host_ip, udp, &uas_addr));
@@ -217,7 +215,16 @@ async fn a_websocket_call_to_a_uas_behind_the_lossy_link_completes() {
         &format!("listening on udp:{}:{udp}", ns.host_ip),
         Duration::from_secs(10),
     );
-    let _uas = uas_in(&ns, uas_port, 1000);
+    let uas = uas_in(ns, uas_port, calls);
+    (srv, udp, uas_addr, uas)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_call_to_a_uas_behind_the_lossy_link_completes() {
+    let Some(ns) = LossyNs::create(1) else {
+        return;
+    };
+    let (srv, _, uas_addr, _uas) = start(&ns, 1000);
     let mut ws = connect_sip(&srv.ws_url()).await;
     // Calls one after the other until the filter has dropped at least five datagrams (each
     // call is a handful; at most 60 calls): every one completes.
@@ -243,14 +250,7 @@ fn sipp_calls_to_a_uas_behind_the_lossy_link_complete() {
     let Some(ns) = LossyNs::create(2) else {
         return;
     };
-    let (udp, uas_port) = (free_udp_port(), free_udp_port());
-    let uas_addr = format!("{}:{uas_port}", ns.ns_ip);
-    let srv = Server::start(&config(&ns.host_ip, udp, &uas_addr));
-    srv.wait_log(
-        &format!("listening on udp:{}:{udp}", ns.host_ip),
-        Duration::from_secs(10),
-    );
-    let uas = uas_in(&ns, uas_port, 60);
+    let (_srv, udp, _, uas) = start(&ns, 60);
     let target = format!("{}:{udp}", ns.host_ip);
     let mut calls = 0;
     while ns.dropped() < 5 {
