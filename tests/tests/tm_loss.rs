@@ -129,6 +129,17 @@ impl LossyNs {
         Some(ns)
     }
 
+    /// Whether to make more calls after `calls`: until the filter has dropped at least five
+    /// datagrams, which 60 calls (a handful of datagrams each) must have reached.
+    fn wants_more(&self, calls: u32) -> bool {
+        let dropped = self.dropped();
+        assert!(
+            dropped >= 5 || calls < 60,
+            "{calls} calls and the filter dropped {dropped}"
+        );
+        dropped < 5
+    }
+
     /// Datagrams the filter dropped so far.
     fn dropped(&self) -> u64 {
         let out = Command::new("ip")
@@ -229,12 +240,7 @@ async fn a_websocket_call_to_a_uas_behind_the_lossy_link_completes() {
     // Calls one after the other until the filter has dropped at least five datagrams (each
     // call is a handful; at most 60 calls): every one completes.
     let mut calls = 0;
-    while ns.dropped() < 5 {
-        assert!(
-            calls < 60,
-            "60 calls and the filter dropped {}",
-            ns.dropped()
-        );
+    while ns.wants_more(calls) {
         ws_call(&mut ws, &uas_addr, calls).await;
         calls += 1;
     }
@@ -253,12 +259,7 @@ fn sipp_calls_to_a_uas_behind_the_lossy_link_complete() {
     let (_srv, udp, _, uas) = start(&ns, 60);
     let target = format!("{}:{udp}", ns.host_ip);
     let mut calls = 0;
-    while ns.dropped() < 5 {
-        assert!(
-            calls < 60,
-            "60 calls and the filter dropped {}",
-            ns.dropped()
-        );
+    while ns.wants_more(calls) {
         let uac_port = free_udp_port().to_string();
         let mut uac = Sipp::spawn(
             "uac-lossy",

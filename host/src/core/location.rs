@@ -308,7 +308,11 @@ pub(crate) fn save(
             return (-1, sent.unwrap_or(false));
         }
     }
-    let flow_timer = SETTINGS.get().map_or(120, |s| s.0.flow_timer).to_string();
+    // Only an Outbound REGISTER's 200 names it: no string per REGISTER otherwise.
+    let flow_timer = outbound
+        .then(|| SETTINGS.get().map_or(120, |s| s.0.flow_timer))
+        .filter(|&t| t != 0)
+        .map(|t| t.to_string());
     let path = (!path_values.is_empty()).then(|| path_values.join(", "));
     let res = table(table_name).save_with_path(msg, flow, path.as_deref(), Instant::now());
     match &res {
@@ -336,9 +340,9 @@ pub(crate) fn save(
             }
             if outbound {
                 headers.push(("Require", "outbound"));
-                if flow_timer != "0" {
-                    headers.push(("Flow-Timer", flow_timer.as_str()));
-                }
+            }
+            if let Some(t) = flow_timer.as_deref() {
+                headers.push(("Flow-Timer", t));
             }
             let sent = core.reply(info, msg, 200, "OK", &headers);
             keep_flow(core, info, ok.flow_expires);
