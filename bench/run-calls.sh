@@ -19,6 +19,9 @@
 # MODE=ring: RING_N calls held ringing (the UAS answers 180, waits HOLD ms, then 200): memory per
 #            call held = (PSS while held - PSS before) / RING_N; sipcore's tm:inuse_transactions.
 # MODE=soak: sipcore only, SOAK_RATE calls/s for SOAK_DUR seconds; RSS/PSS every 30 s.
+#            SOAK_MAX_TXN=N: the soak's config raises modparam("tm", "max_transactions") to N
+#            (over UDP a call holds two transactions for 32 s: 64 per call/s, so the default
+#            100,000 caps the rate at about 1,560 calls/s).
 #
 # Usage: bench/run-calls.sh   Env: MODE RATES="500 1000" DUR=20 ROUNDS=2 SERVERS="..."
 #        RING_N=5000 RING_RATE=500 SOAK_RATE=1000 SOAK_DUR=600 SKIP_BUILD=1 NO_WAIT=1
@@ -50,6 +53,14 @@ build() {
 }
 build
 
+SC_CFG=$ROOT/bench/sipcore-calls.cfg
+if [ "$MODE" = soak ] && [ -n "${SOAK_MAX_TXN:-}" ]; then
+    sed -e "/max_transactions_per_source/a modparam(\"tm\", \"max_transactions\", $SOAK_MAX_TXN)" \
+        "$SC_CFG" >"$WORK/sipcore-soak.cfg"
+    grep -q "\"max_transactions\", $SOAK_MAX_TXN)" "$WORK/sipcore-soak.cfg" || { log "SOAK_MAX_TXN: not applied"; exit 1; }
+    SC_CFG=$WORK/sipcore-soak.cfg
+fi
+
 servers=(sipcore kamailio kamailio-tlsf)
 [ -x "$OPENSIPS/sbin/opensips" ] && servers+=(opensips)
 [ -n "${SERVERS:-}" ] && read -r -a servers <<<"$SERVERS"
@@ -58,7 +69,7 @@ servers=(sipcore kamailio kamailio-tlsf)
 start() {
     case $1 in
     sipcore)
-        "$R/sipcore" -f "$ROOT/bench/sipcore-calls.cfg" >>"$OUT.sipcore.log" 2>&1 &
+        "$R/sipcore" -f "$SC_CFG" >>"$OUT.sipcore.log" 2>&1 &
         SP=$! PORT=5070 ;;
     kamailio | kamailio-tlsf)
         local mm=()
@@ -109,7 +120,7 @@ rcvbuf_errors() { awk '$1 == "Udp:" && $6 ~ /^[0-9]+$/ {print $6; exit}' /proc/n
 # inuse: sipcore's tm:inuse_transactions (MI), "-" for the others.
 inuse() {
     if [ "$1" = sipcore ]; then
-        "$R/sipcore" mi -f "$ROOT/bench/sipcore-calls.cfg" get_statistics tm:inuse_transactions 2>/dev/null |
+        "$R/sipcore" mi -f "$SC_CFG" get_statistics tm:inuse_transactions 2>/dev/null |
             tr -d ' \n' | sed -n 's/.*"tm:inuse_transactions":\([0-9]*\).*/\1/p'
     else echo -; fi
 }
@@ -290,7 +301,7 @@ one_soak() {
 }
 
 wait_quiet
-header "MODE=$MODE RATES=$RATES DUR=$DUR ROUNDS=$ROUNDS RING_N=$RING_N RING_RATE=$RING_RATE SOAK_RATE=$SOAK_RATE SOAK_DUR=$SOAK_DUR PEER_SHM=${PEER_SHM:-default} CAPTURE=${CAPTURE:-1} servers=${servers[*]}" >"$OUT"
+header "MODE=$MODE RATES=$RATES DUR=$DUR ROUNDS=$ROUNDS RING_N=$RING_N RING_RATE=$RING_RATE SOAK_RATE=$SOAK_RATE SOAK_DUR=$SOAK_DUR SOAK_MAX_TXN=${SOAK_MAX_TXN:-default} PEER_SHM=${PEER_SHM:-default} CAPTURE=${CAPTURE:-1} servers=${servers[*]}" >"$OUT"
 log "results: $OUT"
 case $MODE in
 calls)

@@ -24,12 +24,14 @@ fn check(req: &Message, invite: bool) -> Result<(), BuildError> {
 /// An INVITE client transaction (RFC 3261 §17.1.1.2, Figure 5 as updated by RFC 6026 §7.2,
 /// Figure 5 there): Calling (timers A, B) → Proceeding on a 1xx → Completed (timer D,
 /// absorbing retransmitted final responses with the same ACK) on 300-699, or Accepted
-/// (timer M, passing every 2xx up) on a 2xx → Terminated.
+/// (timer M, passing every 2xx up) on a 2xx → Terminated. The request and its bytes are let go
+/// once a final response arrives (the ACK of a non-2xx is built first).
 #[derive(Debug, Clone)]
 pub struct ClientInvite {
     pub(crate) core: Core,
-    request: Message,
-    /// The request's bytes, sent again on timer A.
+    /// The request, until a final response arrives.
+    request: Option<Box<Message>>,
+    /// The request's bytes, sent again on timer A (empty once a final response arrived).
     bytes: Bytes,
     /// Timer A's next interval.
     interval: Duration,
@@ -51,7 +53,7 @@ impl ClientInvite {
         let bytes = bytes_of(&request);
         let mut t = ClientInvite {
             core: Core::new(State::Calling, reliable, values),
-            request,
+            request: Some(Box::new(request)),
             bytes: bytes.clone(),
             interval: values.t1(),
             ack: None,
@@ -65,9 +67,9 @@ impl ClientInvite {
         self.core.state
     }
 
-    /// The request this transaction sends.
-    pub fn request(&self) -> &Message {
-        &self.request
+    /// The request this transaction sends, until a final response arrives.
+    pub fn request(&self) -> Option<&Message> {
+        self.request.as_deref()
     }
 
     /// Feeds one event: a response matched to this transaction (§17.1.3), a timer, or a
@@ -108,12 +110,21 @@ impl ClientInvite {
                 acts.push(Action::PassUp(Box::new(resp)));
                 let m = c.values.accepted();
                 c.state = State::Accepted;
+                // A final response: nothing is sent again but an ACK, so the request goes.
+                self.request = None;
+                self.bytes = Bytes::new();
                 c.arm(Timer::M, now + m, acts);
             }
             (State::Calling | State::Proceeding, 3..=6) => {
                 c.disarm(Timer::A, acts);
                 c.disarm(Timer::B, acts);
-                self.ack = build_ack(&self.request, &resp).ok().map(Bytes::from);
+                self.ack = self
+                    .request
+                    .as_deref()
+                    .and_then(|req| build_ack(req, &resp).ok())
+                    .map(Bytes::from);
+                self.request = None;
+                self.bytes = Bytes::new();
                 if let Some(ack) = &self.ack {
                     acts.push(Action::Send(ack.clone()));
                 }
@@ -150,11 +161,12 @@ impl ClientInvite {
 
 /// A non-INVITE client transaction (RFC 3261 §17.1.2.2, Figure 6): Trying (timers E, F) →
 /// Proceeding on a 1xx (E now at T2) → Completed on 200-699 (timer K, absorbing
-/// retransmitted responses) → Terminated.
+/// retransmitted responses) → Terminated. The request and its bytes are let go once a final
+/// response arrives.
 #[derive(Debug, Clone)]
 pub struct ClientNonInvite {
     pub(crate) core: Core,
-    request: Message,
+    request: Option<Box<Message>>,
     bytes: Bytes,
     /// Timer E's next interval.
     interval: Duration,
@@ -173,7 +185,7 @@ impl ClientNonInvite {
         let bytes = bytes_of(&request);
         let mut t = ClientNonInvite {
             core: Core::new(State::Trying, reliable, values),
-            request,
+            request: Some(Box::new(request)),
             bytes: bytes.clone(),
             interval: values.t1(),
         };
@@ -186,9 +198,9 @@ impl ClientNonInvite {
         self.core.state
     }
 
-    /// The request this transaction sends.
-    pub fn request(&self) -> &Message {
-        &self.request
+    /// The request this transaction sends, until a final response arrives.
+    pub fn request(&self) -> Option<&Message> {
+        self.request.as_deref()
     }
 
     /// Feeds one event, as [`ClientInvite::on_event`].
@@ -210,6 +222,8 @@ impl ClientNonInvite {
                         c.disarm(Timer::E, &mut acts);
                         c.disarm(Timer::F, &mut acts);
                         acts.push(Action::PassUp(Box::new(resp)));
+                        self.request = None;
+                        self.bytes = Bytes::new();
                         let k = c.values.t4_or_zero(c.reliable);
                         c.linger(State::Completed, Timer::K, k, now, &mut acts);
                     }

@@ -134,7 +134,8 @@ struct Branch {
     provisional: bool,
     /// The final code: received, or counted for a timeout or transport error.
     code: Option<u16>,
-    response: Option<Message>,
+    /// The final response received, until one went upstream (see [`ProxyContext::compact`]).
+    response: Option<Box<Message>>,
     /// A CANCEL is due as soon as a provisional response allows it (OpenSIPS
     /// `T_UAC_TO_CANCEL_FLAG`).
     cancel_wanted: bool,
@@ -266,7 +267,9 @@ impl ProxyContext {
 
     /// The final response received on `branch`.
     pub fn response(&self, branch: BranchId) -> Option<&Message> {
-        self.branches.get(branch).and_then(|b| b.response.as_ref())
+        self.branches
+            .get(branch)
+            .and_then(|b| b.response.as_deref())
     }
 
     /// How many branches there are.
@@ -284,6 +287,18 @@ impl ProxyContext {
         &self.armed
     }
 
+    /// A final response went upstream: the branches' responses are let go (nothing chooses
+    /// among them any more), so that a context lingering with its transactions is small.
+    /// A driver calls this after carrying out the actions of an event (a chosen 401/407's
+    /// [`ProxyAction::Forward`] reads the other branches' challenges from them first).
+    pub fn compact(&mut self) {
+        if self.final_sent.is_some() && self.held.is_none() {
+            for b in &mut self.branches {
+                b.response = None;
+            }
+        }
+    }
+
     /// Whether a final response went upstream and no branch is pending: the context can go
     /// (after its server transaction).
     pub fn is_done(&self) -> bool {
@@ -294,7 +309,7 @@ impl ProxyContext {
     pub fn on_event(&mut self, ev: ProxyEvent, now: Instant) -> Vec<ProxyAction> {
         let mut acts = Vec::new();
         match ev {
-            ProxyEvent::Response(b, resp) => self.on_response(b, *resp, now, &mut acts),
+            ProxyEvent::Response(b, resp) => self.on_response(b, resp, now, &mut acts),
             ProxyEvent::Timer(t) => {
                 let Some(pos) = self.armed.iter().position(|&(a, at)| a == t && at <= now) else {
                     return acts;
@@ -324,7 +339,7 @@ impl ProxyContext {
     fn on_response(
         &mut self,
         b: BranchId,
-        resp: Message,
+        resp: Box<Message>,
         now: Instant,
         acts: &mut Vec<ProxyAction>,
     ) {
@@ -349,7 +364,7 @@ impl ProxyContext {
                 if code > 100 && self.final_sent.is_none() {
                     acts.push(ProxyAction::Forward {
                         branch: b,
-                        response: Box::new(resp),
+                        response: resp,
                         challenges: Vec::new(),
                     });
                 }
@@ -361,11 +376,13 @@ impl ProxyContext {
                     self.final_sent = Some(code);
                 }
                 if pending {
-                    self.end_branch(b, code, Some(resp.clone()), acts);
+                    // Not kept: a 2xx goes upstream at once, and nothing chooses among the
+                    // branches after it.
+                    self.end_branch(b, code, None, acts);
                 }
                 acts.push(ProxyAction::Forward {
                     branch: b,
-                    response: Box::new(resp),
+                    response: resp,
                     challenges: Vec::new(),
                 });
                 if first && self.invite {
@@ -391,7 +408,7 @@ impl ProxyContext {
         &mut self,
         b: BranchId,
         code: u16,
-        resp: Option<Message>,
+        resp: Option<Box<Message>>,
         acts: &mut Vec<ProxyAction>,
     ) {
         let Some(branch) = self.branches.get_mut(b) else {
@@ -438,7 +455,7 @@ impl ProxyContext {
             Choice::Forward(b) => match self.branches.get(b).and_then(|x| x.response.clone()) {
                 Some(response) => ProxyAction::Forward {
                     branch: b,
-                    response: Box::new(response),
+                    response,
                     challenges,
                 },
                 // A chosen branch always has its response (best_response checks).

@@ -15,11 +15,20 @@ use crate::sip::{build_reply, Message, Method};
 /// response) → Completed on a 300-699 from the TU (timers G, H) → Confirmed on the ACK
 /// (timer I) → Terminated; or Accepted on a 2xx (timer L: retransmissions of the INVITE are
 /// absorbed, the TU's 2xx retransmissions are sent, ACKs are passed up) → Terminated.
+///
+/// Once a final response is sent the machine keeps only what absorbing retransmissions needs
+/// (the request goes; in Accepted the last response too), so that a transaction lingering
+/// for timer L or I costs little memory.
 #[derive(Debug, Clone)]
 pub struct ServerInvite {
     pub(crate) core: Core,
-    request: Message,
-    /// The last response sent: the one a retransmitted INVITE gets, timer G resends.
+    /// The INVITE, until a final response is sent.
+    request: Option<Box<Message>>,
+    /// Whether the INVITE's top Via has an RFC 3261 branch (§17.2.3: then an ACK matched by
+    /// key belongs here whatever its To tag).
+    rfc3261: bool,
+    /// The last response sent: the one a retransmitted INVITE gets, timer G resends (empty
+    /// in Accepted, where nothing is resent).
     last: Bytes,
     /// The To tag of the final response sent, which the ACK of an RFC 2543 client must carry
     /// (§17.2.3).
@@ -44,7 +53,8 @@ impl ServerInvite {
         let trying = Bytes::from(build_reply(&request, 100, "Trying", "", &[], None));
         let t = ServerInvite {
             core: Core::new(State::Proceeding, reliable, values),
-            request,
+            rfc3261: request.top_via().is_ok_and(|v| v.is_rfc3261_branch()),
+            request: Some(Box::new(request)),
             last: trying.clone(),
             final_to_tag: None,
             interval: values.t1(),
@@ -59,16 +69,16 @@ impl ServerInvite {
         self.core.state
     }
 
-    /// The INVITE that created the transaction.
-    pub fn request(&self) -> &Message {
-        &self.request
+    /// The INVITE that created the transaction, until a final response is sent.
+    pub fn request(&self) -> Option<&Message> {
+        self.request.as_deref()
     }
 
     /// Whether the ACK `ack` matched by key belongs to this transaction: always for an
     /// RFC 3261 branch; for an RFC 2543 client its To tag must be the one of the final
     /// response sent (§17.2.3), since the INVITE's To tag is not part of the key.
     pub fn ack_matches(&self, ack: &Message) -> bool {
-        if self.request.top_via().is_ok_and(|v| v.is_rfc3261_branch()) {
+        if self.rfc3261 {
             return true;
         }
         let tag = ack.to_tag_param().ok().flatten().flatten();
@@ -128,6 +138,9 @@ impl ServerInvite {
             (State::Proceeding, 2) => {
                 acts.push(Action::Send(bytes_of(&resp)));
                 c.state = State::Accepted;
+                // Nothing is resent in Accepted (RFC 6026 §7.1): keep only the state.
+                self.request = None;
+                self.last = Bytes::new();
                 let l = c.values.accepted();
                 c.arm(Timer::L, now + l, acts);
             }
@@ -138,6 +151,7 @@ impl ServerInvite {
                 self.final_to_tag = resp.to_tag_param().ok().flatten().flatten().map(Into::into);
                 acts.push(Action::Send(self.last.clone()));
                 c.state = State::Completed;
+                self.request = None;
                 if !c.reliable {
                     self.interval = c.values.t1();
                     c.arm(Timer::G, now + self.interval, acts);
@@ -168,11 +182,12 @@ impl ServerInvite {
 
 /// A non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8): Trying (retransmissions
 /// absorbed) → Proceeding on a 1xx from the TU → Completed on 200-699 (timer J; every
-/// retransmission of the request gets the last response again) → Terminated.
+/// retransmission of the request gets the last response again) → Terminated. The request is
+/// let go once the final response is sent.
 #[derive(Debug, Clone)]
 pub struct ServerNonInvite {
     pub(crate) core: Core,
-    request: Message,
+    request: Option<Box<Message>>,
     last: Option<Bytes>,
 }
 
@@ -184,7 +199,7 @@ impl ServerNonInvite {
             None | Some(Method::Invite | Method::Ack) => Err(BuildError::NotARequest),
             Some(_) => Ok(ServerNonInvite {
                 core: Core::new(State::Trying, reliable, values),
-                request,
+                request: Some(Box::new(request)),
                 last: None,
             }),
         }
@@ -195,9 +210,9 @@ impl ServerNonInvite {
         self.core.state
     }
 
-    /// The request that created the transaction.
-    pub fn request(&self) -> &Message {
-        &self.request
+    /// The request that created the transaction, until a final response is sent.
+    pub fn request(&self) -> Option<&Message> {
+        self.request.as_deref()
     }
 
     /// Feeds one event, as [`ServerInvite::on_event`].
@@ -225,6 +240,7 @@ impl ServerNonInvite {
                     2..=6 => {
                         let b = bytes_of(&resp);
                         self.last = Some(b.clone());
+                        self.request = None;
                         acts.push(Action::Send(b));
                         let j = c.values.j(c.reliable);
                         c.linger(State::Completed, Timer::J, j, now, &mut acts);

@@ -81,9 +81,12 @@ fn invite_provisional_then_non_2xx_acks_hop_by_hop() {
     assert!(t
         .on_event(Event::Timer(Timer::B), t0 + ms(40_000))
         .is_empty());
+    assert!(t.request().is_some());
     let acts = t.on_event(Event::Received(inv_resp(486)), t0 + ms(1_000));
     assert_eq!(show(&acts, t0), ["send ACK", "up 486", "arm D 33000"]);
     assert_eq!(t.state(), State::Completed);
+    // The ACK is built; the request is let go (the ACK below is resent without it).
+    assert!(t.request().is_none());
     // The ACK (§17.1.1.3): same branch, To tag of the response, CSeq ACK.
     let Action::Send(ack) = &acts[0] else {
         unreachable!()
@@ -116,6 +119,7 @@ fn invite_2xx_enters_accepted_and_passes_retransmissions_up() {
         ["disarm A", "disarm B", "up 200", "arm M 32800"]
     );
     assert_eq!(t.state(), State::Accepted);
+    assert!(t.request().is_none());
     // RFC 6026 §7.2: every 2xx (retransmissions, other forks) goes up; no ACK from here.
     let acts = t.on_event(Event::Received(inv_resp(200)), t0 + ms(1_800));
     assert_eq!(show(&acts, t0), ["up 200"]);
@@ -186,6 +190,7 @@ fn non_invite_proceeding_retransmits_at_t2() {
         ["disarm E", "disarm F", "up 200", "arm K 5600"]
     );
     assert_eq!(t.state(), State::Completed);
+    assert!(t.request().is_none());
     // Completed absorbs retransmitted responses; K = T4 ends it.
     assert!(t
         .on_event(Event::Received(resp(200)), t0 + ms(700))

@@ -210,6 +210,27 @@ fn challenges_of_other_branches_are_named() {
         ["disarm Fr(2)", "forward 2:401 +[0]"]
     );
     assert_eq!(c.response(0).unwrap().status(), Some(407));
+    // Once the driver carried the final response out, the copies go.
+    c.compact();
+    assert!((0..3).all(|b| c.response(b).is_none()));
+}
+
+#[test]
+fn compact_keeps_the_responses_while_a_choice_is_open() {
+    let t0 = Instant::now();
+    let mut c = ctx(2, t0);
+    resp(&mut c, 0, 486, t0, t0);
+    // Branch 1 pends: nothing went upstream, so the 486 stays to be chosen.
+    c.compact();
+    assert_eq!(c.response(0).unwrap().status(), Some(486));
+    assert_eq!(
+        resp(&mut c, 1, 503, t0, t0),
+        ["disarm Fr(1)", "forward 0:486"]
+    );
+    // A 2xx is never kept: it goes upstream at once.
+    let mut d = ctx(1, t0);
+    resp(&mut d, 0, 200, t0, t0);
+    assert!(d.response(0).is_none());
 }
 
 #[test]

@@ -37,9 +37,12 @@ fn invite_sends_100_trying_and_answers_retransmissions_with_it() {
 #[test]
 fn invite_non_2xx_retransmits_on_g_until_ack_then_i() {
     let (mut t, t0, _) = start(false);
+    assert!(t.request().is_some());
     let acts = t.on_event(Event::Respond(inv_resp(486)), t0);
     assert_eq!(show(&acts, t0), ["send 486", "arm G 500", "arm H 32000"]);
     assert_eq!(t.state(), State::Completed);
+    // Lingering, it keeps what it resends and matches, not the request.
+    assert!(t.request().is_none());
     // G: 0.5, 1, 2, 4, 4 s (doubling up to T2).
     let mut at = 500;
     for interval in [1000, 2000, 4000, 4000, 4000] {
@@ -98,6 +101,7 @@ fn invite_2xx_accepted_state_rfc6026() {
     let acts = t.on_event(Event::Respond(inv_resp(200)), t0 + ms(100));
     assert_eq!(show(&acts, t0), ["send 200", "arm L 32100"]);
     assert_eq!(t.state(), State::Accepted);
+    assert!(t.request().is_none());
     // The UAS retransmits its 2xx through the proxy: it passes.
     let acts = t.on_event(Event::Respond(inv_resp(200)), t0 + ms(600));
     assert_eq!(show(&acts, t0), ["send 200"]);
@@ -137,6 +141,8 @@ fn rfc2543_ack_must_carry_the_final_responses_to_tag() {
     };
     let (mut t, _) = ServerInvite::new(old("INVITE"), false, TimerValues::default()).unwrap();
     t.on_event(Event::Respond(inv_resp(486)), t0);
+    // The request is gone; the match uses what was kept of it (no RFC 3261 branch).
+    assert!(t.request().is_none());
     // The ACK's To tag is not the 486's: not ours, nothing happens.
     assert!(!t.ack_matches(&old("ACK")));
     assert!(t
@@ -177,9 +183,11 @@ fn non_invite_trying_absorbs_then_completed_resends_until_j() {
     assert_eq!(t.state(), State::Proceeding);
     let acts = t.on_event(Event::Received(req.clone()), t0 + ms(1_500));
     assert_eq!(show(&acts, t0), ["send 100"]);
+    assert!(t.request().is_some());
     let acts = t.on_event(Event::Respond(resp(200)), t0 + ms(2_000));
     assert_eq!(show(&acts, t0), ["send 200", "arm J 34000"]);
     assert_eq!(t.state(), State::Completed);
+    assert!(t.request().is_none());
     let acts = t.on_event(Event::Received(req.clone()), t0 + ms(3_500));
     assert_eq!(show(&acts, t0), ["send 200"]);
     // A second final response from the TU is not sent.

@@ -126,6 +126,7 @@ fn make(
         server_key: key.clone(),
         server: Some(server),
         upstream: *info,
+        reply_to: crate::core::send::reply_dest(info, msg),
         source: src,
         counted: true,
         ctx,

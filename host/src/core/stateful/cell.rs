@@ -128,15 +128,20 @@ pub(crate) struct Branch {
     pub(crate) conn: Option<(u8, u64)>,
     pub(crate) key: ClientKey,
     pub(crate) txn: Option<Transaction>,
-    pub(crate) cancel: Option<(ClientKey, Transaction)>,
+    /// Boxed: most branches are never cancelled.
+    pub(crate) cancel: Option<Box<(ClientKey, Transaction)>>,
 }
 
 /// One relayed request's state.
 pub(crate) struct Cell {
     pub(crate) server_key: ServerKey,
     pub(crate) server: Option<Transaction>,
-    /// Where the request came from: responses go back there (RFC 3261 §18.2.2).
+    /// Where the request came from.
     pub(crate) upstream: ReceiveInfo,
+    /// Where its responses go (RFC 3261 §18.2.2, RFC 3581 §4: over UDP to the Via's port
+    /// unless the client asked for rport), worked out once: the server transaction lets the
+    /// request go after its final response.
+    pub(crate) reply_to: ReceiveInfo,
     /// Whom it is counted against (`max_transactions_per_source`).
     pub(crate) source: super::share::Source,
     /// Whether it still counts against `source`: until its final response goes upstream
@@ -261,8 +266,8 @@ impl Cell {
                     if branch.txn.take().is_some() {
                         fx.drop_client.push(branch.key.clone());
                     }
-                    if let Some((k, _)) = branch.cancel.take() {
-                        fx.drop_client.push(k);
+                    if let Some(c) = branch.cancel.take() {
+                        fx.drop_client.push(c.0);
                     }
                     queue.push_back(Work::Ctx(match (&branch.dst, transport) {
                         (_, false) => ProxyEvent::BranchTimeout(b),
@@ -373,8 +378,8 @@ impl Cell {
 
     fn server_request(&self) -> Option<&Message> {
         match self.server.as_ref()? {
-            Transaction::ServerInvite(t) => Some(t.request()),
-            Transaction::ServerNonInvite(t) => Some(t.request()),
+            Transaction::ServerInvite(t) => t.request(),
+            Transaction::ServerNonInvite(t) => t.request(),
             _ => None,
         }
     }
@@ -392,13 +397,7 @@ impl Cell {
         for a in acts {
             match a {
                 Action::Send(bytes) => {
-                    // Over UDP to the Via's port unless the client asked for rport (RFC 3261
-                    // §18.2.2, RFC 3581 §4), as the core's own replies.
-                    let to = match self.server_request() {
-                        Some(req) => crate::core::send::reply_dest(&self.upstream, req),
-                        None => self.upstream,
-                    };
-                    if let Err(e) = core.send_back(&to, &bytes) {
+                    if let Err(e) = core.send_back(&self.reply_to, &bytes) {
                         crate::stats::counters::CORE_DROP_REPLIES.inc();
                         crate::log!(Info, "tm", "reply not sent upstream: {}", e; "peer" => peer(&self.upstream));
                     } else if !bytes.starts_with(b"SIP/2.0 100 ") {
@@ -482,7 +481,7 @@ impl Cell {
         let Some(branch) = self.branches.get_mut(b) else {
             return;
         };
-        let Some((key, txn)) = branch.cancel.as_mut() else {
+        let Some((key, txn)) = branch.cancel.as_deref_mut() else {
             return;
         };
         let acts = txn.on_event(ev, now);
@@ -520,8 +519,10 @@ impl Cell {
         let Some(Transaction::ClientInvite(invite)) = branch.txn.as_ref() else {
             return;
         };
-        let made = build_cancel(invite.request())
-            .map_err(|e| e.to_string())
+        let made = invite
+            .request()
+            .ok_or_else(|| "no request left".to_string())
+            .and_then(|r| build_cancel(r).map_err(|e| e.to_string()))
             .and_then(|c| Message::parse(Bytes::from(c)).map_err(|e| e.to_string()))
             .and_then(|m| {
                 let key = ClientKey::of(&m).map_err(|e| e.to_string())?;
@@ -533,7 +534,7 @@ impl Cell {
         match made {
             Ok((key, t, acts)) => {
                 fx.add_client.push((key.clone(), b));
-                branch.cancel = Some((key, Transaction::ClientNonInvite(t)));
+                branch.cancel = Some(Box::new((key, Transaction::ClientNonInvite(t))));
                 let slot = b as u8;
                 fx.arm.push((Slot::GiveUp(slot), now + values.t1x64()));
                 for a in acts {
@@ -576,6 +577,17 @@ impl Cell {
             .server
             .as_ref()
             .is_some_and(|t| matches!(t.state(), State::Trying | State::Proceeding))
+    }
+
+    /// Once a final response went upstream, the context's copies of the branches' responses
+    /// are no longer needed (see [`ProxyContext::compact`]): a cell lingering for the RFC's
+    /// timers keeps only what absorbing retransmissions needs.
+    pub(crate) fn compact(&mut self) {
+        self.ctx.compact();
+        if self.ctx.final_sent().is_some() {
+            // No failure route runs after a final response.
+            self.relay = None;
+        }
     }
 
     /// Nothing of the cell is left running.

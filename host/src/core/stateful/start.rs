@@ -205,6 +205,7 @@ fn new_cell(
         server_key: keys.0.clone(),
         server: Some(server),
         upstream: *info,
+        reply_to: crate::core::send::reply_dest(info, msg),
         source: src,
         counted: true,
         ctx,

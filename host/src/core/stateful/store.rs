@@ -163,6 +163,7 @@ pub(super) fn feed(core: &Core, s: &Store, id: u64, work: Work) -> bool {
     let over = s.cells.with(&id, |c| {
         c.run(core, now, work, &mut fx);
         c.note_timers(&mut fx);
+        c.compact();
         c.is_over()
     });
     match over {
@@ -222,8 +223,8 @@ pub(super) fn finish(s: &Store, id: u64, cell: Box<Cell>, fx: Effects) {
             }
         }
         s.by_client.remove(&b.key);
-        if let Some((k, _)) = &b.cancel {
-            s.by_client.remove(k);
+        if let Some(c) = &b.cancel {
+            s.by_client.remove(&c.0);
         }
     }
     for k in fx.drop_client {
