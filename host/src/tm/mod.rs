@@ -30,6 +30,7 @@ mod server;
 mod table;
 mod timers;
 mod txn;
+mod wheel;
 
 #[cfg(test)]
 mod tests_client;
@@ -54,5 +55,6 @@ pub use key::{ClientKey, KeyError, ServerKey};
 pub use select::{best_response, challenge_headers, Choice, Selection};
 pub use server::{ServerInvite, ServerNonInvite};
 pub use table::{Table, TableError};
-pub use timers::{Timer, TimerError, TimerQueue, TimerValues};
+pub use timers::{Timer, TimerError, TimerValues};
 pub use txn::{Action, Actions, Event, State, Transaction};
+pub use wheel::TimerQueue;

@@ -1,9 +1,6 @@
 //! Timer names and values (RFC 3261 §17 and Table 4 of Appendix A, RFC 6026 §8.11), the
-//! per-transaction record of armed timers, and [`TimerQueue`], the deadlines a driver polls.
+//! per-transaction record of armed timers (the deadlines a driver polls are in `wheel`).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -230,131 +227,6 @@ impl Armed {
     }
 }
 
-/// Deadlines a driver polls (pure: time is passed in): `arm`, `disarm`, [`next_deadline`]
-/// to know how long to sleep, [`expire`] to collect what is due. Re-arming replaces the
-/// deadline; disarmed and replaced entries are dropped lazily and compacted away, so memory
-/// stays proportional to what is armed.
-///
-/// [`next_deadline`]: TimerQueue::next_deadline
-/// [`expire`]: TimerQueue::expire
-#[derive(Debug)]
-pub struct TimerQueue<K, T> {
-    heap: BinaryHeap<Reverse<(Instant, u64, K, T)>>,
-    /// foldhash: the keys are the driver's own ids, not a peer's bytes, and SipHash was a
-    /// visible share of every arm and disarm.
-    armed: HashMap<(K, T), (Instant, u64), foldhash::fast::RandomState>,
-    seq: u64,
-}
-
-impl<K, T> Default for TimerQueue<K, T> {
-    fn default() -> Self {
-        TimerQueue {
-            heap: BinaryHeap::new(),
-            armed: HashMap::default(),
-            seq: 0,
-        }
-    }
-}
-
-impl<K: Clone + Eq + Hash + Ord, T: Copy + Eq + Hash + Ord> TimerQueue<K, T> {
-    /// An empty queue.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Arms (or re-arms) `timer` of `key` for `at`.
-    pub fn arm(&mut self, key: K, timer: T, at: Instant) {
-        self.seq += 1;
-        self.armed.insert((key.clone(), timer), (at, self.seq));
-        self.heap.push(Reverse((at, self.seq, key, timer)));
-        self.compact();
-    }
-
-    /// Disarms `timer` of `key`; whether it was armed.
-    pub fn disarm(&mut self, key: &K, timer: T) -> bool {
-        let hit = self.armed.remove(&(key.clone(), timer)).is_some();
-        self.compact();
-        hit
-    }
-
-    /// Disarms every timer of `key` (the transaction terminated).
-    pub fn disarm_all(&mut self, key: &K) {
-        self.armed.retain(|(k, _), _| k != key);
-        self.compact();
-    }
-
-    /// How many timers are armed.
-    pub fn len(&self) -> usize {
-        self.armed.len()
-    }
-
-    /// Whether no timer is armed.
-    pub fn is_empty(&self) -> bool {
-        self.armed.is_empty()
-    }
-
-    /// The earliest armed deadline.
-    pub fn next_deadline(&mut self) -> Option<Instant> {
-        self.drop_stale();
-        self.heap.peek().map(|Reverse((at, ..))| *at)
-    }
-
-    /// Removes and returns every timer due at `now`, earliest first.
-    pub fn expire(&mut self, now: Instant) -> Vec<(K, T)> {
-        let mut due = Vec::new();
-        loop {
-            self.drop_stale();
-            match self.heap.peek() {
-                Some(Reverse((at, ..))) if *at <= now => {}
-                _ => break,
-            }
-            if let Some(Reverse((_, _, key, timer))) = self.heap.pop() {
-                self.armed.remove(&(key.clone(), timer));
-                due.push((key, timer));
-            }
-        }
-        due
-    }
-
-    /// Pops heap entries that were disarmed or re-armed since.
-    fn drop_stale(&mut self) {
-        while let Some(Reverse((at, seq, key, timer))) = self.heap.peek() {
-            let live = self
-                .armed
-                .get(&(key.clone(), *timer))
-                .is_some_and(|&(a, s)| a == *at && s == *seq);
-            if live {
-                break;
-            }
-            self.heap.pop();
-        }
-    }
-
-    /// Gives back the memory of a queue that held many more timers than it holds now (after
-    /// a burst): capacity beyond four times what is armed.
-    pub fn shrink(&mut self) {
-        self.compact();
-        if self.armed.capacity() > 4 * self.armed.len() + 64 {
-            self.armed.shrink_to_fit();
-        }
-        if self.heap.capacity() > 4 * self.heap.len() + 64 {
-            self.heap.shrink_to_fit();
-        }
-    }
-
-    /// Rebuilds the heap when stale entries outnumber live ones.
-    fn compact(&mut self) {
-        if self.heap.len() > 2 * self.armed.len() + 64 {
-            let armed = &self.armed;
-            self.heap.retain(|Reverse((at, seq, key, timer))| {
-                armed
-                    .get(&(key.clone(), *timer))
-                    .is_some_and(|&(a, s)| a == *at && s == *seq)
-            });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,39 +276,5 @@ mod tests {
             Err(TimerError::T2BelowT1 { .. })
         ));
         assert!(TimerValues::new(s(100_000), s(100_000), s(5)).is_err());
-    }
-
-    #[test]
-    fn queue_orders_rearms_and_disarms() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let mut q: TimerQueue<u32, Timer> = TimerQueue::new();
-        assert_eq!(q.next_deadline(), None);
-        q.arm(1, Timer::A, t0 + ms(500));
-        q.arm(1, Timer::B, t0 + ms(32_000));
-        q.arm(2, Timer::E, t0 + ms(100));
-        assert_eq!(q.next_deadline(), Some(t0 + ms(100)));
-        // Re-arming replaces; disarming removes.
-        q.arm(2, Timer::E, t0 + ms(1_000));
-        assert!(q.disarm(&1, Timer::A));
-        assert!(!q.disarm(&1, Timer::A));
-        assert_eq!(q.next_deadline(), Some(t0 + ms(1_000)));
-        assert_eq!(q.expire(t0 + ms(999)), vec![]);
-        assert_eq!(q.expire(t0 + ms(1_000)), vec![(2, Timer::E)]);
-        assert_eq!(q.len(), 1);
-        q.disarm_all(&1);
-        assert!(q.is_empty());
-        assert_eq!(q.next_deadline(), None);
-    }
-
-    #[test]
-    fn queue_stays_small_under_rearming() {
-        let t0 = Instant::now();
-        let mut q: TimerQueue<u32, Timer> = TimerQueue::new();
-        for i in 0..10_000u64 {
-            q.arm(7, Timer::G, t0 + Duration::from_millis(i));
-        }
-        assert!(q.heap.len() <= 2 * q.armed.len() + 65);
-        assert_eq!(q.expire(t0 + Duration::from_secs(60)), vec![(7, Timer::G)]);
     }
 }
