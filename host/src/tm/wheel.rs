@@ -36,7 +36,9 @@ struct Entry<K, T> {
 /// [`expire`]: TimerQueue::expire
 #[derive(Debug)]
 pub struct TimerQueue<K, T> {
-    /// Tick 0 (the first deadline armed; earlier ones count as tick 0).
+    /// Tick 0: the origin given, else the first deadline armed. Deadlines before it share the
+    /// slot of the cursor, so it must not lie ahead of the time the queue runs at (see
+    /// [`TimerQueue::with_origin`]).
     base: Option<Instant>,
     slots: Vec<Vec<Entry<K, T>>>,
     /// Every tick before it was expired; no live entry has an earlier tick.
@@ -62,12 +64,24 @@ impl<K, T> Default for TimerQueue<K, T> {
 }
 
 impl<K: Clone + Eq + Hash, T: Copy + Eq + Hash> TimerQueue<K, T> {
-    /// An empty queue.
+    /// An empty queue whose tick 0 is its first deadline: for deadlines armed in time order
+    /// (tests). A driver uses [`TimerQueue::with_origin`].
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty queue whose tick 0 is `origin`, the time it is made at. (With tick 0 at a first
+    /// deadline 30 s ahead, every deadline armed before it would share one slot that each
+    /// expiry looks through until then.)
+    pub fn with_origin(origin: Instant) -> Self {
+        TimerQueue {
+            base: Some(origin),
+            ..Self::default()
+        }
+    }
+
     fn tick_of(&mut self, at: Instant) -> u64 {
+        // Only `new()`'s queue takes its first deadline as tick 0.
         let base = *self.base.get_or_insert(at);
         (at.saturating_duration_since(base).as_nanos() / TICK.as_nanos()) as u64
     }
@@ -240,6 +254,31 @@ mod tests {
         q.disarm_all(&1);
         assert!(q.is_empty());
         assert_eq!(q.next_deadline(), None);
+    }
+
+    /// A driver's queue: tick 0 is when it was made, so deadlines armed out of order (a 30 s
+    /// one first, then 500 ms ones) each land in their own slot, and expiring looks only at
+    /// the slots due.
+    #[test]
+    fn with_origin_spreads_deadlines_armed_out_of_order() {
+        let t0 = Instant::now();
+        let mut q: TimerQueue<u32, Timer> = TimerQueue::with_origin(t0);
+        q.arm(0, Timer::B, t0 + ms(30_000));
+        for i in 1..=400u32 {
+            q.arm(i, Timer::A, t0 + ms(500 + u64::from(i)));
+        }
+        let busiest = q.slots.iter().map(Vec::len).max().unwrap();
+        assert_eq!(busiest, 1);
+        assert_eq!(q.next_deadline(), Some(t0 + ms(501)));
+        assert_eq!(q.expire(t0 + ms(502)), vec![(1, Timer::A), (2, Timer::A)]);
+        // The same with new(): tick 0 is the 30 s deadline and all 400 share its slot.
+        let mut q: TimerQueue<u32, Timer> = TimerQueue::new();
+        q.arm(0, Timer::B, t0 + ms(30_000));
+        for i in 1..=400u32 {
+            q.arm(i, Timer::A, t0 + ms(500 + u64::from(i)));
+        }
+        assert_eq!(q.slots.iter().map(Vec::len).max().unwrap(), 401);
+        assert_eq!(q.expire(t0 + ms(502)), vec![(1, Timer::A), (2, Timer::A)]);
     }
 
     #[test]

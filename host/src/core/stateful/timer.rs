@@ -52,7 +52,7 @@ fn timers() -> &'static Timers {
     TIMERS.get_or_init(|| {
         let t = Timers {
             queue: Mutex::new(Queue {
-                timers: TimerQueue::new(),
+                timers: TimerQueue::with_origin(Instant::now()),
                 sleeping_until: None,
             }),
             wake: Condvar::new(),
