@@ -46,6 +46,10 @@ header() {
     echo "# loadavg before: $(cat /proc/loadavg)${1:+; $*}"
 }
 
+# statcol FILE NAME: the value of column NAME in the last line of a SIPp -trace_stat csv.
+statcol() {
+    awk -F';' -v n="$2" 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == n) c = i} END {print $c}' "$1"
+}
 wait_port() { # port
     for _ in $(seq 1 100); do
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0

@@ -22,10 +22,6 @@ sed -e "/max_transactions_per_source/a modparam(\"tm\", \"max_transactions\", $M
     "$ROOT/bench/sipcore-calls.cfg" >"$WORK/sipcore.cfg"
 CFG=$WORK/sipcore.cfg
 
-# statcol FILE NAME: column NAME of the last line of a SIPp -trace_stat csv (as run-calls.sh).
-statcol() {
-    awk -F';' -v n="$2" 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == n) c = i} END {print $c}' "$1"
-}
 rss_kb() { awk '$1 == "Rss:" {print $2}' /proc/"$1"/smaps_rollup; }
 inuse() {
     "$BIN/sipcore" mi -f "$CFG" get_statistics tm:inuse_transactions 2>/dev/null |

@@ -142,10 +142,6 @@ pct() {
         awk -v ps="$*" '{a[NR] = $1} END {n = split(ps, q, " "); for (i = 1; i <= n; i++) {
             k = int(q[i] / 100 * NR + 0.999999); if (k < 1) k = 1; printf "%s%.3f", (i > 1 ? " " : ""), a[k] }}'
 }
-# statcol FILE NAME: the value of column NAME in the last line of a SIPp -trace_stat csv.
-statcol() {
-    awk -F';' -v n="$2" 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == n) c = i} END {print $c}' "$1"
-}
 
 # uac_uas SRV RATE N TAG [UAS_SCENARIO [HOLD_MS]]: one SIPp UAS + UAC run of N calls at RATE through
 # the server SP (already started); sets the globals C0 C1 (server ticks), M0 M1 (mem), D (run dir),
