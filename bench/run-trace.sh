@@ -18,7 +18,8 @@
 #        MODES="off udp tcp" (also: remote = UDP to the veth model of a collector on another
 #        host, root only; udp-nogso, remote-nogso = the same with hep_udp_gso 0, one datagram
 #        per packet; kam-off kam-udp kam-tcp kam-remote = Kamailio 5.6 siptrace, the same)
-#        REMOTE_USO=off (on: the remote host's NIC model segments UDP in hardware)
+#        nic, nic-nogso = UDP to the port-less bridge model of a NIC (root only; nic_setup)
+#        REMOTE_USO=off (on: the remote host's NIC model segments UDP in hardware; both models)
 set -u
 DUR=${DUR:-10}
 ROUNDS=${ROUNDS:-3}
@@ -78,6 +79,36 @@ remote_setup() {
         { log "cannot set up the veth pair (root, ip, nft and ethtool needed); skipping"; return 1; }
 }
 
+# nic_setup: the port-less bridge model of a NIC that sends to a collector on another host
+# (root only). The veth model above also charges our CPU with the receiving host's work: the
+# peer's receive path (netif_receive, the nftables chain that drops) runs in softirq on the
+# sending thread. With one datagram per packet that was 39% of the HEP sender thread's samples
+# (BENCHMARKS.md, "Tracing: the capture made cheaper"). Here 10.98.0.2 (a permanent neighbour)
+# is routed to hepd0, a bridge without ports (this kernel has no dummy driver), whose transmit
+# counts the packet, finds no port and frees it: each datagram takes the whole UDP/IP send
+# path, software segmentation when tx-udp-segmentation is off (REMOTE_USO=off, the default),
+# and a driver's transmit, counted in hepd0's tx_packets, and nothing of a receiver. A real
+# NIC adds its DMA mapping, transmit completion and usually a qdisc per packet, which this
+# model leaves out. Left in place; `ip link del hepd0`.
+nic_setup() {
+    if [ ! -e /sys/class/net/hepd0 ]; then
+        ip link add hepd0 type bridge &&
+            ip addr add 10.98.0.1/24 dev hepd0 &&
+            ip link set hepd0 up &&
+            ip neigh replace 10.98.0.2 lladdr 02:00:00:00:00:02 dev hepd0 nud permanent ||
+            { log "cannot set up the bridge (root and ip needed); skipping"; return 1; }
+    fi
+    ethtool -K hepd0 tx-udp-segmentation "$REMOTE_USO" >/dev/null 2>&1 ||
+        { log "ethtool cannot set tx-udp-segmentation on hepd0; skipping"; return 1; }
+}
+
+# niccfg CFG: a copy of sipcore config CFG sending HEP to the dummy-device model.
+niccfg() {
+    local c=${TMPDIR:-/tmp}/sipcore-trace-$(basename "$1" .cfg)-nic.cfg
+    sed 's/10\.99\.0\.2/10.98.0.2/' "$1" >"$c"
+    echo "$c"
+}
+
 # nogso CFG: a copy of sipcore config CFG with `hep_udp_gso 0` (one datagram per packet).
 nogso() {
     local c=${TMPDIR:-/tmp}/sipcore-trace-$(basename "$1" .cfg)-nogso.cfg
@@ -94,6 +125,7 @@ one() {
     case $coll in
     -) ;;
     veth) veth0=$(cat /sys/class/net/hepv0/statistics/tx_packets) ;;
+    nic) veth0=$(cat /sys/class/net/hepd0/statistics/tx_packets) ;;
     *)
         # shellcheck disable=SC2086
         "$R/sipbench" sink --bind 127.0.0.1:9060 $coll >"$OUT.sink.log" 2>&1 &
@@ -128,6 +160,8 @@ one() {
         if [ "$port" = "$SC_PORT" ]; then extra+=$(hep_stats "$cfg"); fi
         if [ "$coll" = veth ]; then
             extra+=" sink_packets=$(($(cat /sys/class/net/hepv0/statistics/tx_packets) - veth0))"
+        elif [ "$coll" = nic ]; then
+            extra+=" sink_packets=$(($(cat /sys/class/net/hepd0/statistics/tx_packets) - veth0))"
         else
             sleep 1.1 # the sink prints its counters once a second
             extra+=" sink_packets=$(tail -1 "$OUT.sink.log" | sed -n 's/^packets=\([0-9]*\).*/\1/p')"
@@ -148,6 +182,8 @@ for r in $(seq 1 "$ROUNDS"); do
         remote) remote_setup && one remote "$ROOT/bench/sipcore-bench-hep-remote.cfg" veth ;;
         udp-nogso) one udp-nogso "$(nogso "$ROOT/bench/sipcore-bench-hep.cfg")" " " ;;
         remote-nogso) remote_setup && one remote-nogso "$(nogso "$ROOT/bench/sipcore-bench-hep-remote.cfg")" veth ;;
+        nic) nic_setup && one nic "$(niccfg "$ROOT/bench/sipcore-bench-hep-remote.cfg")" nic ;;
+        nic-nogso) nic_setup && one nic-nogso "$(nogso "$(niccfg "$ROOT/bench/sipcore-bench-hep-remote.cfg")")" nic ;;
         kam-off) one kam-off kamailio - ;;
         kam-remote) remote_setup && one kam-remote "kamailio -A WITH_HEP -A HEP_REMOTE" veth ;;
         kam-udp) one kam-udp "kamailio -A WITH_HEP" "" ;;

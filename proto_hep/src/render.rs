@@ -60,6 +60,8 @@ fn addr(a: &sipcore_abi::SockAddr) -> SocketAddr {
 
 /// Writes `{"net":"<id>"}` into `buf` without allocating; returns its length.
 fn net_json_into(id: u64, buf: &mut [u8; 48]) -> usize {
+    const HEAD: &[u8; 8] = b"{\"net\":\"";
+    // u64::MAX has 20 digits: the digits end at 28 at most, the tail at 30.
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut v = id;
@@ -71,13 +73,11 @@ fn net_json_into(id: u64, buf: &mut [u8; 48]) -> usize {
             break;
         }
     }
-    let parts: [&[u8]; 3] = [b"{\"net\":\"", &digits[i..], b"\"}"];
-    let mut n = 0;
-    for p in parts {
-        buf[n..n + p.len()].copy_from_slice(p);
-        n += p.len();
-    }
-    n
+    let n = digits.len() - i;
+    buf[..8].copy_from_slice(HEAD);
+    buf[8..8 + n].copy_from_slice(&digits[i..]);
+    buf[8 + n..10 + n].copy_from_slice(b"\"}");
+    10 + n
 }
 
 /// Whether a destination speaking `version` is sent `rec`. HEPv1/v2 have no payload type and

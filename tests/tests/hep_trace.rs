@@ -104,7 +104,9 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
 
     // B first: if it were traced, its packets would come before A's.
     options(&mut b, "b-1@hep", 1, 0, T).await;
+    let before = std::time::SystemTime::now();
     let (req, reply) = options(&mut a, "a-1@hep", 1, 0, T).await;
+    let after = std::time::SystemTime::now();
     let pkts = col
         .wait_hep3("A's OPTIONS, its 200 and a WS:ACCEPTED event", T, |p| {
             find_sip(p, &req).is_some()
@@ -144,6 +146,20 @@ async fn udp_collector_filter_route_and_ws_trace_switch() {
         a_addr,
         "a-1@hep",
         &ids[0],
+    );
+    // The timestamps (wall time derived from the driver's monotonic clock, ws/src/wallclock.rs)
+    // lie between our clock readings around the exchange, the reply's not before the
+    // request's. The slack covers the anchor's slew (25 µs at most) and microsecond rounding.
+    let at = |h: &Hep3| Duration::new(u64::from(h.ts_sec), h.ts_usec * 1000);
+    let epoch = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let slack = Duration::from_millis(1);
+    let (t_req, t_reply) = (
+        at(find_sip(&pkts, &req).unwrap()),
+        at(find_sip(&pkts, &reply).unwrap()),
+    );
+    assert!(
+        epoch(before) <= t_req + slack && t_req <= t_reply && t_reply <= epoch(after) + slack,
+        "request at {t_req:?}, reply at {t_reply:?}, sent after {before:?}, answered by {after:?}"
     );
 
     // ws_list agrees on the id, and only A is traced.

@@ -21,5 +21,6 @@ pub mod plugin;
 pub mod proto;
 mod stats;
 mod trace;
+pub mod wallclock;
 
 pub(crate) use plugin::runtime;

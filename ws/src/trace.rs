@@ -91,13 +91,39 @@ impl Tracer {
         let Some(send) = self.host.trace() else {
             return;
         };
+        let (peer, local) = (SockAddr::from(c.peer), SockAddr::from(c.local));
+        if let TraceEvent::Message {
+            inbound,
+            payload,
+            at,
+        } = *ev
+        {
+            let (src, dst) = if inbound {
+                (peer, local)
+            } else {
+                (local, peer)
+            };
+            let t = crate::wallclock::wall_time(at);
+            let rec = TraceRecord {
+                proto_type: TRACE_SIP,
+                ip_proto: crate::flavor::get().ip_proto,
+                src,
+                dst,
+                ts_sec: t.as_secs(),
+                ts_usec: t.subsec_micros(),
+                correlation: RStr::from_str(call_id(payload).unwrap_or("")),
+                conn_id: c.id,
+                payload: RSlice::from_slice(payload),
+                parts: RSlice::from_slice(&[]),
+            };
+            send(self.dest, &rec);
+            return;
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let (peer, local) = (SockAddr::from(c.peer), SockAddr::from(c.local));
         let mut rec = TraceRecord {
             proto_type: TRACE_NET,
-            // 50 for WebSocket as OpenSIPS (IPPROTO_ESP, research 6.2), 6 for TCP and TLS.
             ip_proto: crate::flavor::get().ip_proto,
             src: peer,
             dst: local,
@@ -110,19 +136,6 @@ impl Tracer {
         };
         let kv = |k: &'static str, v: &str| -> (&'static str, String) { (k, v.to_string()) };
         let opened = if c.outbound { "CONNECTED" } else { "ACCEPTED" };
-        if let TraceEvent::Message { inbound, payload } = ev {
-            rec.proto_type = TRACE_SIP;
-            if !inbound {
-                rec.src = local;
-                rec.dst = peer;
-            }
-            rec.payload = RSlice::from_slice(payload);
-            let call_id = call_id(payload).unwrap_or("");
-            rec.correlation = RStr::from_str(call_id);
-            send(self.dest, &rec);
-            return;
-        }
-        // Connection events: the connection id is the correlation id.
         let cid = c.id.to_string();
         rec.correlation = RStr::from_str(&cid);
         let parts: Vec<(&'static str, String)> = match ev {

@@ -51,15 +51,44 @@ pub(super) fn encoded_len(rec: &HepRecord<'_>) -> usize {
         + chunk_len(rec.payload.len())
 }
 
-/// Appends chunks to the output buffer.
+/// Bytes staged on the stack before they are appended to the output buffer.
+const STAGE: usize = 256;
+
+/// Appends chunks to the output buffer: the small chunks (headers, addresses, ports, times,
+/// ids) are gathered on the stack and appended with one copy, the payload with another,
+/// instead of one bounds-checked append each (about 30 per packet).
 struct Writer<'a, B: BufMut> {
     out: &'a mut B,
+    stage: [u8; STAGE],
+    staged: usize,
 }
 
-impl<B: BufMut> Writer<'_, B> {
-    /// Copies `data`.
+impl<'a, B: BufMut> Writer<'a, B> {
+    fn new(out: &'a mut B) -> Self {
+        Writer {
+            out,
+            stage: [0; STAGE],
+            staged: 0,
+        }
+    }
+
+    /// Copies `data`: staged when it fits, else after what is staged.
+    #[inline]
     fn put(&mut self, data: &[u8]) {
-        self.out.put_slice(data);
+        let end = self.staged + data.len();
+        if let Some(dst) = self.stage.get_mut(self.staged..end) {
+            dst.copy_from_slice(data);
+            self.staged = end;
+        } else {
+            self.flush();
+            self.out.put_slice(data);
+        }
+    }
+
+    /// Appends what is staged.
+    fn flush(&mut self) {
+        self.out.put_slice(&self.stage[..self.staged]);
+        self.staged = 0;
     }
 
     /// Writes a chunk header. `data_len` fits a u16 because the whole packet was checked to.
@@ -81,7 +110,7 @@ impl<B: BufMut> Writer<'_, B> {
 /// Appends `rec` as HEP3 to `out`; `len` is [`encoded_len`], already checked to be <= 65535
 /// (the caller reserves it, so no write reallocates).
 pub(super) fn encode_into(rec: &HepRecord<'_>, len: usize, out: &mut impl BufMut) {
-    let mut w = Writer { out };
+    let mut w = Writer::new(out);
     w.put(&MAGIC);
     w.put(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
     let pair = AddrPair::of(&rec.src, &rec.dst);
@@ -127,6 +156,7 @@ pub(super) fn encode_into(rec: &HepRecord<'_>, len: usize, out: &mut impl BufMut
         chunk::PAYLOAD
     };
     w.chunk(payload_type, rec.payload);
+    w.flush();
 }
 
 /// See [`super::v3_frame_len`].

@@ -42,6 +42,10 @@ pub struct Batch {
     ends: Vec<usize>,
     /// Credits held by this batch (>= `ends.len()`), returned by [`Queue::sweep`].
     credits: usize,
+    /// The slot (producer thread) whose batch this was last: a sweep gives a slot back its
+    /// own buffers, likely still in its core's cache. Handed round in turn, every append
+    /// wrote lines that the other core held.
+    home: usize,
 }
 
 impl Batch {
@@ -265,7 +269,13 @@ impl Queue {
                 continue;
             }
             n += batch.len();
-            let fresh = spares.pop().unwrap_or_default();
+            let home = Arc::as_ptr(slot) as usize;
+            let mut fresh = match spares.iter().rposition(|b| b.home == home) {
+                Some(i) => spares.swap_remove(i),
+                None => spares.pop().unwrap_or_default(),
+            };
+            fresh.home = home;
+            batch.home = home;
             out.push(std::mem::replace(&mut *batch, fresh));
         }
         drop(slots);

@@ -173,6 +173,9 @@ pub enum TraceEvent<'a> {
         inbound: bool,
         /// The payload.
         payload: &'a [u8],
+        /// When it was read (the worker's turn) or queued to be sent: the HEP timestamp,
+        /// converted to wall-clock time by the tracer without a clock read per message.
+        at: std::time::Instant,
     },
     /// A protocol error or limit violation failed the connection (RFC 6455 §7.1.7).
     ProtocolError {

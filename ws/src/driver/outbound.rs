@@ -210,6 +210,7 @@ impl State {
                     let ev = TraceEvent::Message {
                         inbound: false,
                         payload: &payload,
+                        at: now,
                     };
                     self.shared.sink.trace(&c.meta, ev);
                 }

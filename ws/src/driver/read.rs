@@ -344,6 +344,7 @@ impl State {
                     let ev = TraceEvent::Message {
                         inbound: true,
                         payload: &payload,
+                        at: now,
                     };
                     self.shared.sink.trace(&c.meta, ev);
                 }

@@ -75,6 +75,7 @@ impl State {
                         let ev = TraceEvent::Message {
                             inbound: false,
                             payload,
+                            at: now,
                         };
                         self.shared.sink.trace(&c.meta, ev);
                     }
@@ -90,6 +91,7 @@ impl State {
                                 let ev = TraceEvent::Message {
                                     inbound: false,
                                     payload: &p,
+                                    at: now,
                                 };
                                 self.shared.sink.trace(&c.meta, ev);
                             }

@@ -71,6 +71,7 @@ impl State {
                 let ev = TraceEvent::Message {
                     inbound: false,
                     payload: chunk,
+                    at: now,
                 };
                 self.shared.sink.trace(&c.meta, ev);
             }
@@ -149,6 +150,7 @@ impl State {
                     let ev = TraceEvent::Message {
                         inbound: true,
                         payload: &payload,
+                        at: now,
                     };
                     self.shared.sink.trace(&c.meta, ev);
                 }

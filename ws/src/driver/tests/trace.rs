@@ -29,7 +29,9 @@ impl Sink for Tracer {
             }
             TraceEvent::HandshakeReply(b) => format!("reply {}", String::from_utf8_lossy(&b[..12])),
             TraceEvent::HandshakeFailed { status, .. } => format!("failed {status}"),
-            TraceEvent::Message { inbound, payload } => {
+            TraceEvent::Message {
+                inbound, payload, ..
+            } => {
                 format!("msg {inbound} {}", String::from_utf8_lossy(payload))
             }
             TraceEvent::ProtocolError { close_code, .. } => format!("error {close_code}"),
