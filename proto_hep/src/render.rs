@@ -61,17 +61,30 @@ fn addr(a: &sipcore_abi::SockAddr) -> SocketAddr {
 /// Writes `{"net":"<id>"}` into `buf` without allocating; returns its length.
 fn net_json_into(id: u64, buf: &mut [u8; 48]) -> usize {
     const HEAD: &[u8; 8] = b"{\"net\":\"";
+    // Two digits per step from a table: connection ids carry a generation in their high bits,
+    // so they have up to 20 digits (a digit per step was 200 instructions a packet).
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     // u64::MAX has 20 digits: the digits end at 28 at most, the tail at 30.
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut v = id;
-    loop {
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        digits[i] = b'0' + v as u8;
     }
     let n = digits.len() - i;
     buf[..8].copy_from_slice(HEAD);
@@ -221,6 +234,21 @@ mod tests {
         ] {
             let n = net_json_into(id, &mut b);
             assert_eq!(std::str::from_utf8(&b[..n]).unwrap(), want);
+        }
+        // Every digit count, each side of each power of ten, and a spread of values.
+        let mut ids: Vec<u64> = (0..=1000).collect();
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            ids.extend([p - 1, p, p + 1, next - 1]);
+            p = next;
+        }
+        ids.extend((0..2000u64).map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        for id in ids {
+            let n = net_json_into(id, &mut b);
+            assert_eq!(
+                std::str::from_utf8(&b[..n]).unwrap(),
+                format!("{{\"net\":\"{id}\"}}")
+            );
         }
     }
 
