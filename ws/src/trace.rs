@@ -92,6 +92,7 @@ impl Tracer {
             return;
         };
         let (peer, local) = (SockAddr::from(c.peer), SockAddr::from(c.local));
+        // A SIP message: stamped with the time the driver read or queued it.
         if let TraceEvent::Message {
             inbound,
             payload,
@@ -124,6 +125,7 @@ impl Tracer {
             .unwrap_or_default();
         let mut rec = TraceRecord {
             proto_type: TRACE_NET,
+            // 50 for WebSocket as OpenSIPS (IPPROTO_ESP, research 6.2), 6 for TCP and TLS.
             ip_proto: crate::flavor::get().ip_proto,
             src: peer,
             dst: local,
@@ -136,6 +138,7 @@ impl Tracer {
         };
         let kv = |k: &'static str, v: &str| -> (&'static str, String) { (k, v.to_string()) };
         let opened = if c.outbound { "CONNECTED" } else { "ACCEPTED" };
+        // Connection events: the connection id is the correlation id.
         let cid = c.id.to_string();
         rec.correlation = RStr::from_str(&cid);
         let parts: Vec<(&'static str, String)> = match ev {
