@@ -95,6 +95,7 @@ pub use received::{
 };
 pub use reply::{build_reply, build_reply_from, stateless_to_tag};
 pub use response::{forward_response, ForwardedResponse};
+pub use scan::ipv4_text;
 pub use uri::{unescape, Scheme, Uri};
 pub use via::{Via, BRANCH_MAGIC_COOKIE};
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::edit::{EditError, Rewriter};
 use super::message::Message;
-use super::scan::{push_decimal, skip_ws, token_end};
+use super::scan::{ipv4_text, push_decimal, skip_ws, token_end};
 use super::via::Via;
 
 /// What to add to the top Via of a received request.
@@ -57,12 +57,9 @@ fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         // By hand: this is on the path of every reply and every relayed request.
         IpAddr::V4(v4) => {
-            for (i, o) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                push_decimal(out, o.into());
-            }
+            let mut buf = [0u8; 15];
+            let n = ipv4_text(v4, &mut buf);
+            out.extend_from_slice(&buf[..n]);
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "[{v6}]");

@@ -54,20 +54,13 @@ impl Anchor {
         }
     }
 
-    /// The wall-clock time of `at`, if `at` is less than [`REFRESH`] away (either way).
+    /// The wall-clock time of `at` by this anchor; `None` when `at` is [`REFRESH`] or more after
+    /// it (time to read the clocks again). An `at` before it, however long before (the start
+    /// of a long turn), is converted: the anchor is the more recent reading.
     pub fn convert(&self, at: Instant) -> Option<Duration> {
-        let (t, distance) = self.extrapolate(at);
-        (distance < REFRESH).then_some(t)
-    }
-
-    /// The wall-clock time of `at` at any distance, and that distance.
-    fn extrapolate(&self, at: Instant) -> (Duration, Duration) {
         match at.checked_duration_since(self.mono) {
-            Some(ahead) => (self.wall + ahead, ahead),
-            None => {
-                let behind = self.mono.duration_since(at);
-                (self.wall.saturating_sub(behind), behind)
-            }
+            Some(ahead) => (ahead < REFRESH).then(|| self.wall + ahead),
+            None => Some(self.wall.saturating_sub(self.mono.duration_since(at))),
         }
     }
 }
@@ -76,25 +69,23 @@ thread_local! {
     static ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
 }
 
-/// The wall-clock time (since the Unix epoch) of `at`, by this thread's anchor, read again
-/// when `at` is [`REFRESH`] or more after it. An `at` long before it (the start of a long
-/// turn) is converted by it: the anchor is the more recent reading.
+/// The wall-clock time (since the Unix epoch) of `at`, by this thread's anchor
+/// ([`Anchor::convert`]), read again when `at` is [`REFRESH`] or more after it.
 pub fn wall_time(at: Instant) -> Duration {
+    let fresh = |at| {
+        let a = Anchor::now();
+        (a, a.convert(at).unwrap_or(a.wall))
+    };
     ANCHOR
         .try_with(|cell| {
-            if let Some(a) = cell.get() {
-                match a.extrapolate(at) {
-                    (t, d) if d < REFRESH => return t,
-                    // Before the anchor (a long turn's start): the anchor is recent.
-                    (t, _) if at < a.mono => return t,
-                    _ => {}
-                }
+            if let Some(t) = cell.get().and_then(|a| a.convert(at)) {
+                return t;
             }
-            let fresh = Anchor::now();
-            cell.set(Some(fresh));
-            fresh.extrapolate(at).0
+            let (a, t) = fresh(at);
+            cell.set(Some(a));
+            t
         })
-        .unwrap_or_else(|_| Anchor::now().extrapolate(at).0)
+        .unwrap_or_else(|_| fresh(at).1)
 }
 
 #[cfg(test)]
@@ -109,7 +100,7 @@ mod tests {
     }
 
     #[test]
-    fn converts_both_ways_within_refresh() {
+    fn converts_before_and_up_to_refresh_after() {
         let a = anchor();
         let ms = Duration::from_millis;
         assert_eq!(a.convert(a.mono), Some(a.wall));
@@ -119,7 +110,9 @@ mod tests {
         assert_eq!(a.convert(a.mono + edge), Some(a.wall + edge));
         assert_eq!(a.convert(a.mono - edge), Some(a.wall - edge));
         assert_eq!(a.convert(a.mono + REFRESH), None);
-        assert_eq!(a.convert(a.mono - REFRESH), None);
+        // Long before the anchor: still converted by it.
+        let s = Duration::from_secs(3);
+        assert_eq!(a.convert(a.mono - s), Some(a.wall - s));
     }
 
     #[test]

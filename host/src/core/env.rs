@@ -67,26 +67,10 @@ impl IpText {
     fn get(&mut self, ip: std::net::IpAddr) -> &str {
         if self.len == 0 {
             match ip {
-                // By hand: `Ipv4Addr`'s `Display` cost 2% of an OPTIONS on the default
-                // config, whose script compares `$si` twice.
                 std::net::IpAddr::V4(v4) => {
-                    let mut n = 0;
-                    for (i, o) in v4.octets().into_iter().enumerate() {
-                        if i > 0 {
-                            self.buf[n] = b'.';
-                            n += 1;
-                        }
-                        if o >= 100 {
-                            self.buf[n] = b'0' + o / 100;
-                            n += 1;
-                        }
-                        if o >= 10 {
-                            self.buf[n] = b'0' + o / 10 % 10;
-                            n += 1;
-                        }
-                        self.buf[n] = b'0' + o % 10;
-                        n += 1;
-                    }
+                    let mut b = [0u8; 15];
+                    let n = sipcore_sip::ipv4_text(v4, &mut b);
+                    self.buf[..n].copy_from_slice(&b[..n]);
                     self.len = n as u8;
                 }
                 std::net::IpAddr::V6(_) => {

@@ -129,6 +129,7 @@ fn make(
         reply_to: crate::core::send::reply_dest(info, msg),
         source: src,
         counted: true,
+        shares: std::sync::Arc::clone(&s.per_source),
         ctx,
         branches: Vec::new(),
         values: s.values,

@@ -149,6 +149,8 @@ pub(crate) struct Cell {
     /// retransmissions for the RFC's timers does not count, else one UDP peer could relay no
     /// more than max/32 s requests per second).
     pub(crate) counted: bool,
+    /// The table `source`'s share is counted in (the store's).
+    pub(crate) shares: std::sync::Arc<crate::tm::Table<super::share::Source, u32>>,
     pub(crate) ctx: ProxyContext,
     pub(crate) branches: Vec<Branch>,
     pub(crate) values: TimerValues,
@@ -394,6 +396,14 @@ impl Cell {
 
     /// Carries out the server transaction's actions.
     pub(crate) fn server_actions(&mut self, core: &Core, acts: Actions, fx: &mut Effects) {
+        // Answered: the source's share goes back before the final response goes out, so
+        // that a client sending its next request on receiving it finds the share free (given
+        // back after the cell's work, it could race the next request and get a 503 at the
+        // limit).
+        if self.counted && self.answered() {
+            self.counted = false;
+            super::share::give_back(&self.shares, self.source);
+        }
         for a in acts {
             match a {
                 Action::Send(bytes) => {

@@ -208,6 +208,7 @@ fn new_cell(
         reply_to: crate::core::send::reply_dest(info, msg),
         source: src,
         counted: true,
+        shares: std::sync::Arc::clone(&s.per_source),
         ctx,
         branches: vec![Branch {
             conn: match &dst {

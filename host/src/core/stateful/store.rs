@@ -56,7 +56,7 @@ pub(super) struct Store {
     pub(super) by_server: Table<ServerKey, u64>,
     pub(super) by_client: Table<ClientKey, (u64, usize)>,
     /// Transactions held per source (see [`TmConfig::max_per_source`]).
-    pub(super) per_source: Table<Source, u32>,
+    pub(super) per_source: std::sync::Arc<Table<Source, u32>>,
     pub(super) max_per_source: u32,
     /// Branches by the connection they went out on: (cell id, branch).
     pub(super) by_conn: Table<(u8, u64), HashSet<(u64, usize)>>,
@@ -95,7 +95,7 @@ pub(super) fn store() -> &'static Store {
             by_server: Table::new(64, cap),
             by_client: Table::new(64, cap.saturating_mul(2)),
             by_conn: Table::new(64, cap),
-            per_source: Table::new(64, cap),
+            per_source: std::sync::Arc::new(Table::new(64, cap)),
             max_per_source: cfg.max_per_source,
             next_id: AtomicU64::new(1),
             live: AtomicUsize::new(0),
