@@ -26,6 +26,8 @@
 # Usage: bench/run-calls.sh   Env: MODE RATES="500 1000" DUR=20 ROUNDS=2 SERVERS="..."
 #        RING_N=5000 RING_RATE=500 SOAK_RATE=1000 SOAK_DUR=600 SKIP_BUILD=1 NO_WAIT=1
 #        PERF=1 (calls mode: perf record -g on sipcore during its first run at each rate)
+#        KERNEL=1 (calls mode: kernel_share, the kernel's share of every server's CPU, from
+#        perf record -F 1999 of all its processes during the UAC's run)
 set -u
 MODE=${MODE:-calls}
 RATES=${RATES:-500 1000}
@@ -174,6 +176,16 @@ uac_uas() {
         -timeout $((n / rate + 120))s -trace_err -trace_rtt -rtt_freq 1 -trace_stat -stf uac_stat.csv \
         -fd 1 >uac.out 2>&1) &
     uac=$!
+    local kperf=""
+    KSHARE=-
+    if [ -n "${KERNEL:-}" ]; then
+        # the kernel's share of the server's CPU: perf's samples (all CPUs) of the server's processes
+        # (cpu-clock, no call graph) in the kernel against all; /proc's utime/stime split is
+        # tick-sampled and was seen to alias with the servers' activity (0.36 to 3.00 s of
+        # system time in runs of one server)
+        perf record -a -F 1999 -o "$D/kperf.data" >"$D/kperf.out" 2>&1 &
+        kperf=$!
+    fi
     if [ -n "${PERF_NOW:-}" ]; then
         sleep 3
         perf record -g -o "$D/perf.data" -p "$SP" -- sleep 10 >"$D/perf.out" 2>&1
@@ -187,6 +199,15 @@ uac_uas() {
     fi
     wait "$uac"
     RC=$?
+    if [ -n "$kperf" ]; then
+        kill -INT "$kperf"
+        wait "$kperf" 2>/dev/null
+        KSHARE=$(perf script -i "$D/kperf.data" -F pid,ip,dso 2>/dev/null |
+            awk -v pids="${pids[*]}" 'BEGIN {n = split(pids, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1}
+                ($1 in want) {t++; if ($0 ~ /kernel\.kallsyms/) k++}
+                END {printf "%.3f", (t > 0 ? k / t : 0)}')
+        rm -f "$D/kperf.data"
+    fi
     read -r -a pids <<<"$(tree "$SP" | tr '\n' ' ')"
     C1=$(ticks "${pids[@]}")
     M1=$(mem "${pids[@]}")
@@ -226,7 +247,7 @@ one_calls() { # srv rate round
     cpu=$(awk -v a="$C0" -v b="$C1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
     echo "server=$srv rate=$rate round=$round load=$(cut -d' ' -f1 /proc/loadavg) offered_cps=$rate calls=$n" \
         "ok=$ok failed=$fail elapsed_s=$el achieved_cps=$(awk -v o="$ok" -v e="$el" 'BEGIN {printf "%.1f", o / e}')" \
-        "server_cpu_s=$cpu calls_per_cpu_s=$(awk -v o="$ok" -v c="$cpu" 'BEGIN {printf "%.0f", (c > 0 ? o / c : 0)}')" \
+        "server_cpu_s=$cpu kernel_share=$KSHARE calls_per_cpu_s=$(awk -v o="$ok" -v c="$cpu" 'BEGIN {printf "%.0f", (c > 0 ? o / c : 0)}')" \
         "setup_$(sed 's/ / setup_/g' <<<"$SETUP") sipp_rtd_p50_ms=$(cut -d' ' -f1 <<<"$p") sipp_rtd_p99_ms=$(cut -d' ' -f2 <<<"$p")" \
         "rss_kb_before=${M0% *} pss_kb_before=${M0#* } rss_kb_after=${M1% *} pss_kb_after=${M1#* }" \
         "uas_cpu_s=$(awk -v t="$SIPP_TICKS" -v hz="$HZ" 'BEGIN {printf "%.2f", t / hz}') uac_cpu_s=$UAC_CPU udp_rcvbuf_drops=$RCVBUF_DROPS uac_rc=$RC$died" | tee -a "$OUT"

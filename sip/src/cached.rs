@@ -1,7 +1,8 @@
-//! Fields that several steps of one message's handling read — the From and To tags and the
-//! top Via's branch — parsed (and so validated) once per message and then read from a cache:
-//! `sanity_check()`, `has_totag()`, the stateless To tag and the reply builder each used to
-//! parse the same headers again (RFC 3261 §8.1.1.3, §8.1.1.7, §20.20, §20.39).
+//! Fields that several steps of one message's handling read — the From and To tags, the top
+//! Via and its branch — parsed (and so validated) once per message and then read from a cache:
+//! `sanity_check()`, `has_totag()`, the stateless To tag, the reply builder and the
+//! transaction layer's keys each used to parse the same headers again (RFC 3261 §8.1.1.3,
+//! §8.1.1.7, §17.1.3, §17.2.3, §20.20, §20.39, §20.42).
 
 use std::cell::OnceCell;
 
@@ -10,6 +11,8 @@ use super::headers::HeaderName;
 use super::message::{Message, Span};
 use super::name_addr::NameAddr;
 use super::params::Params;
+use super::uri::{Scheme, Uri};
+use super::via::Via;
 
 /// A parameter as cached: `None` when absent, `Some(None)` when present without a value.
 type CachedParam = Result<Option<Option<Span>>, ParseError>;
@@ -17,6 +20,74 @@ type CachedParam = Result<Option<Option<Span>>, ParseError>;
 /// A parsed From or To as positions in the message: `Ok(None)` when it parsed but lies outside
 /// the buffer (then it is parsed at every use, as before the cache).
 type CachedNameAddr = Result<Option<NameAddrSpans>, ParseError>;
+
+/// A parsed Via value as positions in the message: `Ok(None)` when it parsed but lies outside
+/// the buffer (then it is parsed at every use), `Ok(Some(None))` when there is no such value.
+type CachedVia = Result<Option<Option<ViaSpans>>, ParseError>;
+
+/// [`Via`]'s parts as positions: the value's in the message, its parts' inside the value
+/// (one checked read of the message, then plain slicing).
+#[derive(Debug, Clone, Copy)]
+struct ViaSpans {
+    whole: Span,
+    protocol: Rel,
+    version: Rel,
+    transport: Rel,
+    host: Rel,
+    port: Option<u16>,
+    params: Rel,
+}
+
+/// A parsed Request-URI as positions in the message: `Ok(None)` when it parsed but lies
+/// outside the buffer (then it is parsed at every use).
+type CachedUri = Result<Option<UriSpans>, ParseError>;
+
+/// [`Uri`]'s parts as positions: the URI's in the message, its parts' inside the URI.
+#[derive(Debug, Clone, Copy)]
+struct UriSpans {
+    whole: Span,
+    scheme: Rel,
+    kind: Scheme,
+    user: Option<Rel>,
+    password: Option<Rel>,
+    host: Rel,
+    port: Option<u16>,
+    params: Rel,
+    headers: Option<Rel>,
+}
+
+/// Where a part of a parsed value lies inside the value.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rel {
+    start: u32,
+    end: u32,
+}
+
+impl Rel {
+    /// The position of `part` inside `whole`; `None` when it is not a slice of it (an empty
+    /// part needs no position).
+    fn of(whole: &str, part: &str) -> Option<Rel> {
+        if part.is_empty() {
+            return Some(Rel::default());
+        }
+        let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+        let end = start.checked_add(part.len())?;
+        if end > whole.len() {
+            return None;
+        }
+        Some(Rel {
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
+        })
+    }
+
+    /// The part, from its value.
+    fn of_whole(self, whole: &str) -> &str {
+        whole
+            .get(self.start as usize..self.end as usize)
+            .unwrap_or("")
+    }
+}
 
 /// [`NameAddr`]'s parts as positions in the message.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +105,9 @@ pub(crate) struct Cache {
     from_tag: OnceCell<CachedParam>,
     to_tag: OnceCell<CachedParam>,
     top_branch: OnceCell<CachedParam>,
+    top_via: OnceCell<CachedVia>,
+    next_via: OnceCell<CachedVia>,
+    request_uri: OnceCell<CachedUri>,
     from: OnceCell<CachedNameAddr>,
     to: OnceCell<CachedNameAddr>,
     /// Every Contact value parsed, URI included, without error (`validate_for_proxy`).
@@ -106,6 +180,129 @@ impl Message {
                 Params::from_validated(self.text(sp.params)),
             )),
         }
+    }
+
+    /// The top Via parsed (and so validated) once per message; later calls rebuild the
+    /// [`Via`] from positions. A proxy reads it for the transaction keys (RFC 3261 §17.1.3,
+    /// §17.2.3), `received`/`rport` (§18.2.1), the reply's hop and the response's next hop:
+    /// up to a dozen times a message before this cache.
+    pub(crate) fn cached_top_via(&self) -> Result<Via<'_>, ParseError> {
+        self.cached_via(&self.cache.top_via, 0)
+            .unwrap_or(Err(ParseError::MissingHeader("Via")))
+    }
+
+    /// The second Via value, parsed once per message (`None` when there is none): where a
+    /// response goes next once this element's Via is off (RFC 3261 §16.7 step 3, §18.2.2).
+    /// The relay reads its branch and then forwards to it.
+    pub(crate) fn cached_next_via(&self) -> Option<Result<Via<'_>, ParseError>> {
+        self.cached_via(&self.cache.next_via, 1)
+    }
+
+    /// Via value `index` through `cell`: `None` when there is no such value.
+    fn cached_via<'m>(
+        &'m self,
+        cell: &OnceCell<CachedVia>,
+        index: usize,
+    ) -> Option<Result<Via<'m>, ParseError>> {
+        let raw = || self.vias().nth(index);
+        let Some(c) = cell.get() else {
+            // The first read parses and returns what it parsed; the positions are for the
+            // next ones.
+            let Some(whole) = raw() else {
+                let _ = cell.set(Ok(Some(None)));
+                return None;
+            };
+            let parsed = Via::parse(whole);
+            let _ = cell.set(match &parsed {
+                Err(e) => Err(*e),
+                Ok(v) => Ok(self.via_spans(whole, v).map(Some)),
+            });
+            return Some(parsed);
+        };
+        match *c {
+            Err(e) => Some(Err(e)),
+            Ok(Some(None)) => None,
+            Ok(None) => raw().map(Via::parse),
+            Ok(Some(Some(sp))) => {
+                let w = self.text(sp.whole);
+                Some(Ok(Via::from_validated(
+                    sp.protocol.of_whole(w),
+                    sp.version.of_whole(w),
+                    sp.transport.of_whole(w),
+                    sp.host.of_whole(w),
+                    sp.port,
+                    Params::from_validated(sp.params.of_whole(w)),
+                )))
+            }
+        }
+    }
+
+    /// Where `v`, parsed from `whole`, lies in the message.
+    fn via_spans(&self, whole: &str, v: &Via<'_>) -> Option<ViaSpans> {
+        let rel = |part: &str| Rel::of(whole, part);
+        Some(ViaSpans {
+            whole: self.exact_span(whole)?,
+            protocol: rel(v.protocol())?,
+            version: rel(v.version())?,
+            transport: rel(v.transport())?,
+            host: rel(v.host())?,
+            port: v.port(),
+            params: rel(v.params().as_str())?,
+        })
+    }
+
+    /// The Request-URI parsed (and so validated) once per message; later calls rebuild the
+    /// [`Uri`] from positions (RFC 3261 §8.2.2, §16.3 step 1 via `sanity_check()`, then
+    /// `$rU`, `lookup()` and the relay read it again).
+    pub(crate) fn cached_request_uri(&self) -> Result<Uri<'_>, ParseError> {
+        let parse = || Uri::parse(self.ruri().ok_or(ParseError::NotARequest)?);
+        let Some(c) = self.cache.request_uri.get() else {
+            let parsed = parse();
+            let _ = self.cache.request_uri.set(match &parsed {
+                Err(e) => Err(*e),
+                Ok(u) => Ok(self.uri_spans(u)),
+            });
+            return parsed;
+        };
+        match *c {
+            Err(e) => Err(e),
+            Ok(None) => parse(),
+            Ok(Some(sp)) => {
+                let w = self.text(sp.whole);
+                Ok(Uri::from_validated(
+                    w,
+                    sp.scheme.of_whole(w),
+                    sp.kind,
+                    sp.user.map(|r| r.of_whole(w)),
+                    sp.password.map(|r| r.of_whole(w)),
+                    sp.host.of_whole(w),
+                    sp.port,
+                    Params::from_validated(sp.params.of_whole(w)),
+                    sp.headers.map(|r| r.of_whole(w)),
+                ))
+            }
+        }
+    }
+
+    /// Where `u` lies in the message.
+    fn uri_spans(&self, u: &Uri<'_>) -> Option<UriSpans> {
+        let whole = u.as_str();
+        let rel = |part: &str| Rel::of(whole, part);
+        let opt = |part: Option<&str>| match part {
+            None => Some(None),
+            Some(t) => rel(t).map(Some),
+        };
+        Some(UriSpans {
+            whole: self.exact_span(whole)?,
+            scheme: rel(u.scheme_str())?,
+            kind: u.scheme(),
+            user: opt(u.user())?,
+            password: opt(u.password())?,
+            host: rel(u.host())?,
+            port: u.port(),
+            params: rel(u.params().as_str())?,
+            headers: opt(u.headers())?,
+        })
     }
 
     /// Whether every Contact value passed [`Contact::parse`](super::Contact::parse) already:
@@ -228,5 +425,79 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn cached_top_via_is_what_the_parser_gives() {
+        let cases = [
+            "SIP/2.0/UDP h",
+            "SIP/2.0/WS x.invalid;rport;branch=z9hG4bK1",
+            "SIP / 2.0 / TCP  host.example.com : 5061 ; branch = z9hG4bKx ; received=10.0.0.1",
+            "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK2;rport=5060",
+            "SIP/2.0/UDP h;ttl=300",
+            "SIP/2.0/UDP h;;branch=x",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDP h:99999",
+            "SIP/2.0/UDP a.example.com;branch=z9hG4bK3, SIP/2.0/UDP b.example.com",
+            "SIP/2.0/UDP a;branch=z9hG4bK4,SIP/2.0/TCP [::1]:5070;received=::1;branch=z9hG4bK5",
+            "SIP/2.0/UDP a;branch=z9hG4bK6, SIP/2.0/UDP",
+            "SIP/2.0/UDP a;branch=z9hG4bK7,",
+            "",
+        ];
+        for c in cases {
+            let m = msg("sip:a@b", "sip:b@b", c);
+            let direct = match m.vias().next() {
+                Some(v) => Via::parse(v),
+                None => Err(ParseError::MissingHeader("Via")),
+            };
+            let next = m.vias().nth(1).map(Via::parse);
+            for _ in 0..2 {
+                for got in [m.top_via(), m.clone().top_via()] {
+                    assert_eq!(got, direct, "{c}");
+                }
+                for got in [m.next_via(), m.clone().next_via()] {
+                    assert_eq!(got, next, "{c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cached_request_uri_is_what_the_parser_gives() {
+        let cases = [
+            "sip:a@b",
+            "sip:127.0.0.1:8080",
+            "sips:alice:secret@Example.COM:5061;transport=ws;lr?Subject=hi&X=",
+            "sip:user@[2001:db8::10]:5070;maddr=[2001:db8::1]",
+            "sip:user;par=u%40example.net@example.com",
+            "tel:+1-201-555-0123;phone-context=example.com",
+            "soap.beep://192.0.2.103:3002",
+            "sip:@b",
+            "sip:[2001:db8::10",
+            "sip:a@b:99999",
+        ];
+        let mut compared = 0;
+        for c in cases {
+            let m = Message::parse(Bytes::from(format!(
+                "OPTIONS {c} SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>;tag=1\r\n\
+                 To: <sip:b@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
+            )));
+            let Ok(m) = m else { continue };
+            compared += 1;
+            let direct = Uri::parse(m.ruri().unwrap());
+            for _ in 0..2 {
+                for got in [m.request_uri(), m.clone().request_uri()] {
+                    assert_eq!(got, direct, "{c}");
+                }
+            }
+        }
+        // The message parser itself accepts every one but the unterminated IPv6 reference.
+        assert!(compared >= 9, "{compared}");
+        let resp = Message::parse(Bytes::from_static(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>;tag=1\r\n\
+              To: <sip:b@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        ))
+        .unwrap();
+        assert_eq!(resp.request_uri(), Err(ParseError::NotARequest));
     }
 }

@@ -235,9 +235,10 @@ impl Message {
         }
     }
 
-    /// The Request-URI, parsed ([`ParseError::NotARequest`] for a response).
+    /// The Request-URI, parsed ([`ParseError::NotARequest`] for a response): once per
+    /// message, then from the message's cache.
     pub fn request_uri(&self) -> Result<Uri<'_>, ParseError> {
-        Uri::parse(self.ruri().ok_or(ParseError::NotARequest)?)
+        self.cached_request_uri()
     }
 
     /// The SIP-Version of the start line as written (e.g. `SIP/2.0`).
@@ -329,9 +330,16 @@ impl Message {
         self.list(HeaderName::Via)
     }
 
-    /// The topmost Via value, parsed.
+    /// The topmost Via value, parsed (RFC 3261 §20.42): once per message, then from the
+    /// message's cache.
     pub fn top_via(&self) -> Result<Via<'_>, ParseError> {
-        Via::parse(self.vias().next().ok_or(ParseError::MissingHeader("Via"))?)
+        self.cached_top_via()
+    }
+
+    /// The second Via value, parsed (RFC 3261 §20.42): the next hop of a response (§18.2.2);
+    /// `None` when there is only one. Once per message, then from the message's cache.
+    pub fn next_via(&self) -> Option<Result<Via<'_>, ParseError>> {
+        self.cached_next_via()
     }
 
     /// Every Contact value, parsed one by one (RFC 3261 §20.10).

@@ -80,7 +80,7 @@ pub(crate) fn apply(
         .vias()
         .next()
         .ok_or(super::ParseError::MissingHeader("Via"))?;
-    let via = Via::parse(raw)?;
+    let via = msg.top_via()?;
     let mut fix = via_received(&via, source);
     // `force_rport` (as OpenSIPS's force_rport()): add rport even when the client did not ask,
     // for connection-oriented transports whose replies must find the client's connection.

@@ -33,9 +33,8 @@ pub fn forward_response(resp: &Message) -> Result<ForwardedResponse<'_>, EditErr
     if resp.is_request() {
         return Err(EditError::NotAResponse);
     }
-    let mut vias = resp.vias();
-    let removed = Via::parse(vias.next().ok_or(super::ParseError::MissingHeader("Via"))?)?;
-    let next = Via::parse(vias.next().ok_or(EditError::LastVia)?)?;
+    let removed = resp.top_via()?;
+    let next = resp.next_via().ok_or(EditError::LastVia)??;
     let (first, _) = resp
         .first_and_last(HeaderName::Via)
         .ok_or(super::ParseError::MissingHeader("Via"))?;

@@ -336,6 +336,33 @@ impl<'a> Uri<'a> {
         Ok(())
     }
 
+    /// A URI from the parts of one that [`Uri::parse`] accepted (the message's cache of its
+    /// Request-URI rebuilds it from positions).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_validated(
+        raw: &'a str,
+        scheme: &'a str,
+        kind: Scheme,
+        user: Option<&'a str>,
+        password: Option<&'a str>,
+        host: &'a str,
+        port: Option<u16>,
+        params: Params<'a>,
+        headers: Option<&'a str>,
+    ) -> Self {
+        Uri {
+            raw,
+            scheme,
+            kind,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        }
+    }
+
     /// The whole URI as written.
     pub fn as_str(&self) -> &'a str {
         self.raw

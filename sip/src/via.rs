@@ -131,6 +131,26 @@ impl<'a> Via<'a> {
         })
     }
 
+    /// A Via from the parts of one that [`Via::parse`] accepted (the message's cache of its
+    /// top Via rebuilds it from positions).
+    pub(crate) fn from_validated(
+        protocol: &'a str,
+        version: &'a str,
+        transport: &'a str,
+        host: &'a str,
+        port: Option<u16>,
+        params: Params<'a>,
+    ) -> Self {
+        Via {
+            protocol,
+            version,
+            transport,
+            host,
+            port,
+            params,
+        }
+    }
+
     /// The protocol name, normally `SIP`.
     pub fn protocol(&self) -> &'a str {
         self.protocol

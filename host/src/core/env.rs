@@ -567,11 +567,12 @@ impl Env for MsgEnv<'_> {
                 None => opt(m.ruri()),
             },
             Pv::RUser | Pv::RDomain | Pv::RPort => {
-                let uri = self
-                    .ru
-                    .as_deref()
-                    .or(m.ruri())
-                    .and_then(|s| crate::sip::Uri::parse(s).ok());
+                // A rewritten Request-URI is parsed here; the message's own comes from its
+                // cache (sanity_check() parsed it already).
+                let uri = match self.ru.as_deref() {
+                    Some(s) => crate::sip::Uri::parse(s).ok(),
+                    None => m.request_uri().ok(),
+                };
                 match (pv, uri) {
                     (Pv::RUser, Some(u)) => opt(u.user()),
                     (Pv::RDomain, Some(u)) => Value::str(u.host()),

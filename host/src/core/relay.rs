@@ -395,9 +395,8 @@ pub(crate) fn reply_hop(core: &Core, info: &ReceiveInfo, msg: &Message) -> Optio
     };
     // The next Via must be the one of the transaction the branch was made for.
     let next_branch = msg
-        .vias()
-        .nth(1)
-        .and_then(|v| crate::sip::Via::parse(v).ok())
+        .next_via()
+        .and_then(Result::ok)
         .and_then(|v| v.branch().and_then(crate::sip::txn_digits_of_branch));
     if next_branch.is_some_and(|t| t != signed.txn) {
         crate::log!(Info, "core", "reply {} dropped: its next Via is not the one our branch was made for", code;

@@ -3,8 +3,9 @@
 //! RFC 2543 fallback for branches without the magic cookie, and the key of the INVITE a
 //! CANCEL cancels (§9.2).
 
+use std::borrow::Cow;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use thiserror::Error;
 
@@ -44,12 +45,43 @@ pub enum KeyError {
 }
 
 /// The method a key names: the request's, except that an ACK names the INVITE's
-/// transaction (§17.1.3, §17.2.3).
-fn key_method(method: &str) -> Box<str> {
+/// transaction (§17.1.3, §17.2.3). The methods of RFC 3261 and its extensions are static
+/// strings (no allocation per key); another method is kept as written.
+fn key_method(method: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 13] = [
+        "INVITE",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "MESSAGE",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "INFO",
+        "UPDATE",
+        "PRACK",
+        "REFER",
+        "PUBLISH",
+    ];
     if method == "ACK" {
-        "INVITE".into()
+        return Cow::Borrowed("INVITE");
+    }
+    match KNOWN.iter().find(|&&k| k == method) {
+        Some(&k) => Cow::Borrowed(k),
+        None => Cow::Owned(method.to_owned()),
+    }
+}
+
+/// A branch or a sent-by host in a key: shared, as every key is cloned into the tables that
+/// find its transaction (a clone is a count, not a copy).
+type Text = Arc<str>;
+
+/// `host` in lower case (sent-by hosts compare case-insensitively, §17.2.3), copied once.
+fn lower_host(host: &str) -> Text {
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        host.to_ascii_lowercase().into()
     } else {
-        method.into()
+        host.into()
     }
 }
 
@@ -59,8 +91,8 @@ fn key_method(method: &str) -> Box<str> {
 /// cancels, which share the branch, are two transactions).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ClientKey {
-    branch: Box<str>,
-    method: Box<str>,
+    branch: Text,
+    method: Cow<'static, str>,
     /// [`KEY_HASH`] of the fields above.
     hash: u64,
 }
@@ -100,8 +132,8 @@ enum Id {
     /// The branch starts with the magic cookie: branch and sent-by (host compared
     /// case-insensitively).
     Rfc3261 {
-        branch: Box<str>,
-        host: Box<str>,
+        branch: Text,
+        host: Text,
         port: Option<u16>,
     },
     /// An RFC 2543 client: Request-URI, From tag, Call-ID, CSeq number, the top Via (transport,
@@ -112,7 +144,7 @@ enum Id {
         call_id: Box<str>,
         seq: u32,
         transport: Box<str>,
-        host: Box<str>,
+        host: Text,
         port: Option<u16>,
         branch: Box<str>,
         to_tag: Option<Box<str>>,
@@ -129,7 +161,7 @@ enum Id {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ServerKey {
     id: Id,
-    method: Box<str>,
+    method: Cow<'static, str>,
     /// [`KEY_HASH`] of the fields above.
     hash: u64,
 }
@@ -150,12 +182,12 @@ impl ServerKey {
     /// looked for).
     pub fn of_cancelled(cancel: &Message) -> Result<Self, KeyError> {
         cancel.method_str().ok_or(KeyError::NotARequest)?;
-        Self::with_method(cancel, "INVITE".into())
+        Self::with_method(cancel, Cow::Borrowed("INVITE"))
     }
 
-    fn with_method(req: &Message, method: Box<str>) -> Result<Self, KeyError> {
+    fn with_method(req: &Message, method: Cow<'static, str>) -> Result<Self, KeyError> {
         let via = req.top_via()?;
-        let host = via.host().to_ascii_lowercase().into_boxed_str();
+        let host = lower_host(via.host());
         let id = match via.branch() {
             Some(b) if b.starts_with(BRANCH_MAGIC_COOKIE) => Id::Rfc3261 {
                 branch: b.into(),
