@@ -69,8 +69,18 @@ pub fn fuzz_parse(data: &[u8]) {
             let _ = (v.param("ttl"), v.params().iter().count());
         }
     }
-    let _ = m.top_via();
-    // The cached fields are what the parsers give.
+    // The cached fields are what the parsers give, on the first read and on the next ones.
+    let direct_ruri = m.ruri().map(Uri::parse);
+    let direct_top = m.vias().next().map(Via::parse);
+    let direct_next = m.vias().nth(1).map(Via::parse);
+    for _ in 0..2 {
+        assert_eq!(
+            m.request_uri().ok(),
+            direct_ruri.clone().and_then(Result::ok)
+        );
+        assert_eq!(m.top_via().ok(), direct_top.clone().and_then(Result::ok));
+        assert_eq!(m.next_via(), direct_next);
+    }
     assert_eq!(m.from_tag_param(), m.from().map(|n| n.params().get("tag")));
     assert_eq!(m.to_tag_param(), m.to().map(|n| n.params().get("tag")));
     assert_eq!(m.top_branch(), m.top_via().map(|v| v.branch()));
