@@ -74,11 +74,8 @@ pub fn fuzz_parse(data: &[u8]) {
     let direct_top = m.vias().next().map(Via::parse);
     let direct_next = m.vias().nth(1).map(Via::parse);
     for _ in 0..2 {
-        assert_eq!(
-            m.request_uri().ok(),
-            direct_ruri.clone().and_then(Result::ok)
-        );
-        assert_eq!(m.top_via().ok(), direct_top.clone().and_then(Result::ok));
+        assert_eq!(m.request_uri().ok(), direct_ruri.and_then(Result::ok));
+        assert_eq!(m.top_via().ok(), direct_top.and_then(Result::ok));
         assert_eq!(m.next_via(), direct_next);
     }
     assert_eq!(m.from_tag_param(), m.from().map(|n| n.params().get("tag")));

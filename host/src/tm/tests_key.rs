@@ -46,6 +46,25 @@ fn server_key_rfc3261_branch_sent_by_method() {
     let bye = request("BYE", "z9hG4bK776asdhds");
     assert_eq!(ServerKey::of(&bye).unwrap().method(), "BYE");
     assert_ne!(ServerKey::of(&bye).unwrap(), inv);
+    // A method the key does not know by name is kept as written, and compares and hashes as
+    // the known ones do; methods are case-sensitive (§7.1).
+    let foo = ServerKey::of(&request("FOO", "z9hG4bK776asdhds")).unwrap();
+    assert_eq!(foo.method(), "FOO");
+    assert_eq!(
+        foo,
+        ServerKey::of(&request("FOO", "z9hG4bK776asdhds")).unwrap()
+    );
+    assert_ne!(
+        foo,
+        ServerKey::of(&request("Foo", "z9hG4bK776asdhds")).unwrap()
+    );
+    assert_ne!(foo, inv);
+    let h = std::hash::RandomState::new();
+    let same = ServerKey::of(&request("FOO", "z9hG4bK776asdhds")).unwrap();
+    assert_eq!(
+        std::hash::BuildHasher::hash_one(&h, &foo),
+        std::hash::BuildHasher::hash_one(&h, &same)
+    );
 }
 
 #[test]
