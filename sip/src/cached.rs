@@ -1,8 +1,9 @@
-//! Fields that several steps of one message's handling read — the From and To tags, the top
-//! Via and its branch — parsed (and so validated) once per message and then read from a cache:
-//! `sanity_check()`, `has_totag()`, the stateless To tag, the reply builder and the
-//! transaction layer's keys each used to parse the same headers again (RFC 3261 §8.1.1.3,
-//! §8.1.1.7, §17.1.3, §17.2.3, §20.20, §20.39, §20.42).
+//! Fields that several steps of one message's handling read — From and To with their tags,
+//! the top and the second Via, the top Via's branch and the Request-URI — parsed (and so
+//! validated) once per message and then read from a cache: `sanity_check()`, `has_totag()`,
+//! the stateless To tag, the reply builder, the relay and the transaction layer's keys each
+//! used to parse the same headers again (RFC 3261 §8.1.1.3, §8.1.1.7, §8.2.2, §17.1.3,
+//! §17.2.3, §20.20, §20.39, §20.42).
 
 use std::cell::OnceCell;
 
@@ -17,19 +18,15 @@ use super::via::Via;
 /// A parameter as cached: `None` when absent, `Some(None)` when present without a value.
 type CachedParam = Result<Option<Option<Span>>, ParseError>;
 
-/// A parsed From or To as positions in the message: `Ok(None)` when it parsed but lies outside
-/// the buffer (then it is parsed at every use, as before the cache).
-type CachedNameAddr = Result<Option<NameAddrSpans>, ParseError>;
+/// A parsed value as cached: an error when it did not parse; `Ok(None)` when it parsed but
+/// lies outside the buffer (then it is parsed at every read); `Ok(Some(None))` when the
+/// message has no such value; else where the value lies in the message and where its parts
+/// lie inside the value (one checked read of the message, then plain slicing).
+type Cached<P> = Result<Option<Option<(Span, P)>>, ParseError>;
 
-/// A parsed Via value as positions in the message: `Ok(None)` when it parsed but lies outside
-/// the buffer (then it is parsed at every use), `Ok(Some(None))` when there is no such value.
-type CachedVia = Result<Option<Option<ViaSpans>>, ParseError>;
-
-/// [`Via`]'s parts as positions: the value's in the message, its parts' inside the value
-/// (one checked read of the message, then plain slicing).
+/// [`Via`]'s parts inside the Via value.
 #[derive(Debug, Clone, Copy)]
-struct ViaSpans {
-    whole: Span,
+struct ViaParts {
     protocol: Rel,
     version: Rel,
     transport: Rel,
@@ -38,14 +35,9 @@ struct ViaSpans {
     params: Rel,
 }
 
-/// A parsed Request-URI as positions in the message: `Ok(None)` when it parsed but lies
-/// outside the buffer (then it is parsed at every use).
-type CachedUri = Result<Option<UriSpans>, ParseError>;
-
-/// [`Uri`]'s parts as positions: the URI's in the message, its parts' inside the URI.
+/// [`Uri`]'s parts inside the URI.
 #[derive(Debug, Clone, Copy)]
-struct UriSpans {
-    whole: Span,
+struct UriParts {
     scheme: Rel,
     kind: Scheme,
     user: Option<Rel>,
@@ -54,6 +46,16 @@ struct UriSpans {
     port: Option<u16>,
     params: Rel,
     headers: Option<Rel>,
+}
+
+/// [`NameAddr`]'s parts inside the header value.
+#[derive(Debug, Clone, Copy)]
+struct NameAddrParts {
+    display: Option<Rel>,
+    quoted: bool,
+    angle: bool,
+    uri: Rel,
+    params: Rel,
 }
 
 /// Where a part of a parsed value lies inside the value.
@@ -81,6 +83,14 @@ impl Rel {
         })
     }
 
+    /// [`Rel::of`] for an optional part.
+    fn of_opt(whole: &str, part: Option<&str>) -> Option<Option<Rel>> {
+        match part {
+            None => Some(None),
+            Some(p) => Rel::of(whole, p).map(Some),
+        }
+    }
+
     /// The part, from its value.
     fn of_whole(self, whole: &str) -> &str {
         whole
@@ -89,27 +99,17 @@ impl Rel {
     }
 }
 
-/// [`NameAddr`]'s parts as positions in the message.
-#[derive(Debug, Clone, Copy)]
-struct NameAddrSpans {
-    display: Option<Span>,
-    quoted: bool,
-    angle: bool,
-    uri: Span,
-    params: Span,
-}
-
 /// The per-message cache (cloned with the message).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Cache {
     from_tag: OnceCell<CachedParam>,
     to_tag: OnceCell<CachedParam>,
     top_branch: OnceCell<CachedParam>,
-    top_via: OnceCell<CachedVia>,
-    next_via: OnceCell<CachedVia>,
-    request_uri: OnceCell<CachedUri>,
-    from: OnceCell<CachedNameAddr>,
-    to: OnceCell<CachedNameAddr>,
+    top_via: OnceCell<Cached<ViaParts>>,
+    next_via: OnceCell<Cached<ViaParts>>,
+    request_uri: OnceCell<Cached<UriParts>>,
+    from: OnceCell<Cached<NameAddrParts>>,
+    to: OnceCell<Cached<NameAddrParts>>,
     /// Every Contact value parsed, URI included, without error (`validate_for_proxy`).
     contacts_checked: OnceCell<()>,
 }
@@ -137,55 +137,74 @@ impl Message {
         self.range_of(s).map(|r| Span::new(r.start, r.end))
     }
 
-    /// From or To parsed (and so validated, URI included) once per message; later calls
-    /// rebuild the [`NameAddr`] from positions. `sanity_check()`, the tags, the realm of a
-    /// challenge, `check_to()`/`check_from()` and the registrar all read them.
+    /// One value read through `cell`: `raw` finds its text (`None`: the message has none),
+    /// `parse` parses it, `parts` says where the parts of what was parsed lie in the text and
+    /// `rebuild` makes the value again from there. The first read parses and returns what it
+    /// parsed; the next ones rebuild it. `None` when the message has no such value.
+    fn read_cached<'m, T, P: Copy>(
+        &'m self,
+        cell: &OnceCell<Cached<P>>,
+        raw: impl Fn() -> Option<&'m str>,
+        parse: impl Fn(&'m str) -> Result<T, ParseError>,
+        parts: impl FnOnce(&'m str, &T) -> Option<P>,
+        rebuild: impl FnOnce(&'m str, P) -> T,
+    ) -> Option<Result<T, ParseError>> {
+        let Some(c) = cell.get() else {
+            let Some(whole) = raw() else {
+                let _ = cell.set(Ok(Some(None)));
+                return None;
+            };
+            let parsed = parse(whole);
+            let _ = cell.set(match &parsed {
+                Err(e) => Err(*e),
+                Ok(v) => Ok(self.exact_span(whole).zip(parts(whole, v)).map(Some)),
+            });
+            return Some(parsed);
+        };
+        match *c {
+            Err(e) => Some(Err(e)),
+            Ok(Some(None)) => None,
+            Ok(None) => raw().map(parse),
+            Ok(Some(Some((whole, p)))) => Some(Ok(rebuild(self.text(whole), p))),
+        }
+    }
+
+    /// From or To parsed (and so validated, URI included) once per message (RFC 3261 §20.20,
+    /// §20.39). `sanity_check()`, the tags, the realm of a challenge,
+    /// `check_to()`/`check_from()` and the registrar all read them.
     pub(crate) fn cached_addr(&self, which: Addr) -> Result<NameAddr<'_>, ParseError> {
         let (cell, name, hdr) = match which {
             Addr::From => (&self.cache.from, "From", HeaderName::From),
             Addr::To => (&self.cache.to, "To", HeaderName::To),
         };
-        let parse = || NameAddr::parse(self.first(hdr).ok_or(ParseError::MissingHeader(name))?);
-        let c = cell.get_or_init(|| {
-            let na = parse()?;
-            let display = match na.display_name() {
-                Some(d) => match self.exact_span(d) {
-                    Some(sp) => Some(sp),
-                    None => return Ok(None),
-                },
-                None => None,
-            };
-            let (Some(uri), Some(params)) = (
-                self.exact_span(na.uri_str()),
-                self.exact_span(na.params().as_str()),
-            ) else {
-                return Ok(None);
-            };
-            Ok(Some(NameAddrSpans {
-                display,
-                quoted: na.is_quoted(),
-                angle: na.is_name_addr(),
-                uri,
-                params,
-            }))
-        });
-        match *c {
-            Err(e) => Err(e),
-            Ok(None) => parse(),
-            Ok(Some(sp)) => Ok(NameAddr::from_validated(
-                sp.display.map(|d| self.text(d)),
-                sp.quoted,
-                sp.angle,
-                self.text(sp.uri),
-                Params::from_validated(self.text(sp.params)),
-            )),
-        }
+        self.read_cached(
+            cell,
+            || self.first(hdr),
+            NameAddr::parse,
+            |w, na| {
+                Some(NameAddrParts {
+                    display: Rel::of_opt(w, na.display_name())?,
+                    quoted: na.is_quoted(),
+                    angle: na.is_name_addr(),
+                    uri: Rel::of(w, na.uri_str())?,
+                    params: Rel::of(w, na.params().as_str())?,
+                })
+            },
+            |w, p| NameAddr {
+                display: p.display.map(|r| r.of_whole(w)),
+                quoted: p.quoted,
+                angle: p.angle,
+                uri: p.uri.of_whole(w),
+                params: Params::from_validated(p.params.of_whole(w)),
+            },
+        )
+        .unwrap_or(Err(ParseError::MissingHeader(name)))
     }
 
-    /// The top Via parsed (and so validated) once per message; later calls rebuild the
-    /// [`Via`] from positions. A proxy reads it for the transaction keys (RFC 3261 §17.1.3,
-    /// §17.2.3), `received`/`rport` (§18.2.1), the reply's hop and the response's next hop:
-    /// up to a dozen times a message before this cache.
+    /// The top Via parsed (and so validated) once per message (RFC 3261 §20.42). A proxy
+    /// reads it for the transaction keys (§17.1.3, §17.2.3), `received`/`rport` (§18.2.1),
+    /// the reply's hop and the response's next hop: up to a dozen times a message before this
+    /// cache.
     pub(crate) fn cached_top_via(&self) -> Result<Via<'_>, ParseError> {
         self.cached_via(&self.cache.top_via, 0)
             .unwrap_or(Err(ParseError::MissingHeader("Via")))
@@ -201,108 +220,68 @@ impl Message {
     /// Via value `index` through `cell`: `None` when there is no such value.
     fn cached_via<'m>(
         &'m self,
-        cell: &OnceCell<CachedVia>,
+        cell: &OnceCell<Cached<ViaParts>>,
         index: usize,
     ) -> Option<Result<Via<'m>, ParseError>> {
-        let raw = || self.vias().nth(index);
-        let Some(c) = cell.get() else {
-            // The first read parses and returns what it parsed; the positions are for the
-            // next ones.
-            let Some(whole) = raw() else {
-                let _ = cell.set(Ok(Some(None)));
-                return None;
-            };
-            let parsed = Via::parse(whole);
-            let _ = cell.set(match &parsed {
-                Err(e) => Err(*e),
-                Ok(v) => Ok(self.via_spans(whole, v).map(Some)),
-            });
-            return Some(parsed);
-        };
-        match *c {
-            Err(e) => Some(Err(e)),
-            Ok(Some(None)) => None,
-            Ok(None) => raw().map(Via::parse),
-            Ok(Some(Some(sp))) => {
-                let w = self.text(sp.whole);
-                Some(Ok(Via::from_validated(
-                    sp.protocol.of_whole(w),
-                    sp.version.of_whole(w),
-                    sp.transport.of_whole(w),
-                    sp.host.of_whole(w),
-                    sp.port,
-                    Params::from_validated(sp.params.of_whole(w)),
-                )))
-            }
-        }
+        self.read_cached(
+            cell,
+            || self.vias().nth(index),
+            Via::parse,
+            |w, v| {
+                Some(ViaParts {
+                    protocol: Rel::of(w, v.protocol())?,
+                    version: Rel::of(w, v.version())?,
+                    transport: Rel::of(w, v.transport())?,
+                    host: Rel::of(w, v.host())?,
+                    port: v.port(),
+                    params: Rel::of(w, v.params().as_str())?,
+                })
+            },
+            |w, p| Via {
+                protocol: p.protocol.of_whole(w),
+                version: p.version.of_whole(w),
+                transport: p.transport.of_whole(w),
+                host: p.host.of_whole(w),
+                port: p.port,
+                params: Params::from_validated(p.params.of_whole(w)),
+            },
+        )
     }
 
-    /// Where `v`, parsed from `whole`, lies in the message.
-    fn via_spans(&self, whole: &str, v: &Via<'_>) -> Option<ViaSpans> {
-        let rel = |part: &str| Rel::of(whole, part);
-        Some(ViaSpans {
-            whole: self.exact_span(whole)?,
-            protocol: rel(v.protocol())?,
-            version: rel(v.version())?,
-            transport: rel(v.transport())?,
-            host: rel(v.host())?,
-            port: v.port(),
-            params: rel(v.params().as_str())?,
-        })
-    }
-
-    /// The Request-URI parsed (and so validated) once per message; later calls rebuild the
-    /// [`Uri`] from positions (RFC 3261 §8.2.2, §16.3 step 1 via `sanity_check()`, then
-    /// `$rU`, `lookup()` and the relay read it again).
+    /// The Request-URI parsed (and so validated) once per message (RFC 3261 §8.2.2, §16.3
+    /// step 1 via `sanity_check()`; then `$rU`, `lookup()` and the relay read it again).
     pub(crate) fn cached_request_uri(&self) -> Result<Uri<'_>, ParseError> {
-        let parse = || Uri::parse(self.ruri().ok_or(ParseError::NotARequest)?);
-        let Some(c) = self.cache.request_uri.get() else {
-            let parsed = parse();
-            let _ = self.cache.request_uri.set(match &parsed {
-                Err(e) => Err(*e),
-                Ok(u) => Ok(self.uri_spans(u)),
-            });
-            return parsed;
-        };
-        match *c {
-            Err(e) => Err(e),
-            Ok(None) => parse(),
-            Ok(Some(sp)) => {
-                let w = self.text(sp.whole);
-                Ok(Uri::from_validated(
-                    w,
-                    sp.scheme.of_whole(w),
-                    sp.kind,
-                    sp.user.map(|r| r.of_whole(w)),
-                    sp.password.map(|r| r.of_whole(w)),
-                    sp.host.of_whole(w),
-                    sp.port,
-                    Params::from_validated(sp.params.of_whole(w)),
-                    sp.headers.map(|r| r.of_whole(w)),
-                ))
-            }
-        }
-    }
-
-    /// Where `u` lies in the message.
-    fn uri_spans(&self, u: &Uri<'_>) -> Option<UriSpans> {
-        let whole = u.as_str();
-        let rel = |part: &str| Rel::of(whole, part);
-        let opt = |part: Option<&str>| match part {
-            None => Some(None),
-            Some(t) => rel(t).map(Some),
-        };
-        Some(UriSpans {
-            whole: self.exact_span(whole)?,
-            scheme: rel(u.scheme_str())?,
-            kind: u.scheme(),
-            user: opt(u.user())?,
-            password: opt(u.password())?,
-            host: rel(u.host())?,
-            port: u.port(),
-            params: rel(u.params().as_str())?,
-            headers: opt(u.headers())?,
-        })
+        self.read_cached(
+            &self.cache.request_uri,
+            || self.ruri(),
+            Uri::parse,
+            |w, u| {
+                Some(UriParts {
+                    scheme: Rel::of(w, u.scheme_str())?,
+                    kind: u.scheme(),
+                    user: Rel::of_opt(w, u.user())?,
+                    password: Rel::of_opt(w, u.password())?,
+                    host: Rel::of(w, u.host())?,
+                    port: u.port(),
+                    params: Rel::of(w, u.params().as_str())?,
+                    headers: Rel::of_opt(w, u.headers())?,
+                })
+                // The URI is the whole text it was parsed from (`rebuild` relies on it).
+                .filter(|_| std::ptr::eq(u.as_str(), w))
+            },
+            |w, p| Uri {
+                raw: w,
+                scheme: p.scheme.of_whole(w),
+                kind: p.kind,
+                user: p.user.map(|r| r.of_whole(w)),
+                password: p.password.map(|r| r.of_whole(w)),
+                host: p.host.of_whole(w),
+                port: p.port,
+                params: Params::from_validated(p.params.of_whole(w)),
+                headers: p.headers.map(|r| r.of_whole(w)),
+            },
+        )
+        .unwrap_or(Err(ParseError::NotARequest))
     }
 
     /// Whether every Contact value passed [`Contact::parse`](super::Contact::parse) already:
@@ -424,6 +403,20 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_missing_header_is_missing_on_every_read() {
+        let m = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        ))
+        .unwrap();
+        for _ in 0..2 {
+            assert_eq!(m.from().err(), Some(ParseError::MissingHeader("From")));
+            assert_eq!(m.to().err(), Some(ParseError::MissingHeader("To")));
+            assert_eq!(m.top_via(), Err(ParseError::MissingHeader("Via")));
+            assert_eq!(m.next_via(), None);
         }
     }
 

@@ -3,10 +3,11 @@
 use bytes::Bytes;
 
 use super::branch::stateless_branch;
+use super::error::ParseError;
 use super::forward::{forward_request, ForwardRequest};
 use super::headers::HeaderName;
 use super::message::Message;
-use super::name_addr::Contact;
+use super::name_addr::{Contact, NameAddr};
 use super::received::{
     via_received, with_via_received, write_first_via_received, write_first_via_rewritten,
 };
@@ -70,13 +71,20 @@ pub fn fuzz_parse(data: &[u8]) {
         }
     }
     // The cached fields are what the parsers give, on the first read and on the next ones.
-    let direct_ruri = m.ruri().map(Uri::parse);
-    let direct_top = m.vias().next().map(Via::parse);
+    let direct_ruri = m.ruri().map_or(Err(ParseError::NotARequest), Uri::parse);
+    let direct_top = m
+        .vias()
+        .next()
+        .map_or(Err(ParseError::MissingHeader("Via")), Via::parse);
     let direct_next = m.vias().nth(1).map(Via::parse);
+    let direct_from = m
+        .first(HeaderName::From)
+        .map_or(Err(ParseError::MissingHeader("From")), NameAddr::parse);
     for _ in 0..2 {
-        assert_eq!(m.request_uri().ok(), direct_ruri.and_then(Result::ok));
-        assert_eq!(m.top_via().ok(), direct_top.and_then(Result::ok));
+        assert_eq!(m.request_uri(), direct_ruri);
+        assert_eq!(m.top_via(), direct_top);
         assert_eq!(m.next_via(), direct_next);
+        assert_eq!(m.from(), direct_from);
     }
     assert_eq!(m.from_tag_param(), m.from().map(|n| n.params().get("tag")));
     assert_eq!(m.to_tag_param(), m.to().map(|n| n.params().get("tag")));

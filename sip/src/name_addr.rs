@@ -15,11 +15,11 @@ use super::uri::{scheme_len, Scheme, Uri};
 /// `,` (RFC 4475 §3.1.2.13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NameAddr<'a> {
-    display: Option<&'a str>,
-    quoted: bool,
-    angle: bool,
-    uri: &'a str,
-    params: Params<'a>,
+    pub(crate) display: Option<&'a str>,
+    pub(crate) quoted: bool,
+    pub(crate) angle: bool,
+    pub(crate) uri: &'a str,
+    pub(crate) params: Params<'a>,
 }
 
 /// Checks the URI text of an address: a scheme, no white space, and for
@@ -106,23 +106,6 @@ impl<'a> NameAddr<'a> {
             uri,
             params: Params::parse_header(rest)?,
         })
-    }
-
-    /// An address from parts [`NameAddr::parse`] gave before (the message's cache).
-    pub(crate) fn from_validated(
-        display: Option<&'a str>,
-        quoted: bool,
-        angle: bool,
-        uri: &'a str,
-        params: Params<'a>,
-    ) -> Self {
-        NameAddr {
-            display,
-            quoted,
-            angle,
-            uri,
-            params,
-        }
     }
 
     /// The display name as written: for a quoted one, the text between the

@@ -26,15 +26,15 @@ pub enum Scheme {
 /// to decode them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Uri<'a> {
-    raw: &'a str,
-    scheme: &'a str,
-    kind: Scheme,
-    user: Option<&'a str>,
-    password: Option<&'a str>,
-    host: &'a str,
-    port: Option<u16>,
-    params: Params<'a>,
-    headers: Option<&'a str>,
+    pub(crate) raw: &'a str,
+    pub(crate) scheme: &'a str,
+    pub(crate) kind: Scheme,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) password: Option<&'a str>,
+    pub(crate) host: &'a str,
+    pub(crate) port: Option<u16>,
+    pub(crate) params: Params<'a>,
+    pub(crate) headers: Option<&'a str>,
 }
 
 const fn is_unreserved(b: u8) -> bool {
@@ -334,33 +334,6 @@ impl<'a> Uri<'a> {
         self.params = Params::from_validated(params);
         self.headers = headers;
         Ok(())
-    }
-
-    /// A URI from the parts of one that [`Uri::parse`] accepted (the message's cache of its
-    /// Request-URI rebuilds it from positions).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn from_validated(
-        raw: &'a str,
-        scheme: &'a str,
-        kind: Scheme,
-        user: Option<&'a str>,
-        password: Option<&'a str>,
-        host: &'a str,
-        port: Option<u16>,
-        params: Params<'a>,
-        headers: Option<&'a str>,
-    ) -> Self {
-        Uri {
-            raw,
-            scheme,
-            kind,
-            user,
-            password,
-            host,
-            port,
-            params,
-            headers,
-        }
     }
 
     /// The whole URI as written.

@@ -13,12 +13,12 @@ pub const BRANCH_MAGIC_COOKIE: &str = "z9hG4bK";
 /// A parsed Via value borrowing from the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Via<'a> {
-    protocol: &'a str,
-    version: &'a str,
-    transport: &'a str,
-    host: &'a str,
-    port: Option<u16>,
-    params: Params<'a>,
+    pub(crate) protocol: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) transport: &'a str,
+    pub(crate) host: &'a str,
+    pub(crate) port: Option<u16>,
+    pub(crate) params: Params<'a>,
 }
 
 /// Reads a token at `i` (after white space); error if empty.
@@ -129,26 +129,6 @@ impl<'a> Via<'a> {
             port,
             params,
         })
-    }
-
-    /// A Via from the parts of one that [`Via::parse`] accepted (the message's cache of its
-    /// top Via rebuilds it from positions).
-    pub(crate) fn from_validated(
-        protocol: &'a str,
-        version: &'a str,
-        transport: &'a str,
-        host: &'a str,
-        port: Option<u16>,
-        params: Params<'a>,
-    ) -> Self {
-        Via {
-            protocol,
-            version,
-            transport,
-            host,
-            port,
-            params,
-        }
     }
 
     /// The protocol name, normally `SIP`.
