@@ -2,6 +2,7 @@
 
 use sha1::{Digest, Sha1};
 
+use super::headers::HeaderName;
 use super::message::Message;
 use super::scan::trim;
 use super::via::BRANCH_MAGIC_COOKIE;
@@ -101,7 +102,7 @@ pub fn txn_digits_of_branch(branch: &str) -> Option<[u8; TXN_HEX]> {
 }
 
 fn cseq_number(req: &Message) -> &str {
-    trim(req.header("CSeq").unwrap_or(""))
+    trim(req.first(HeaderName::CSeq).unwrap_or(""))
         .split([' ', '\t'])
         .next()
         .unwrap_or("")

@@ -33,6 +33,7 @@ struct ViaParts {
     host: Rel,
     port: Option<u16>,
     params: Rel,
+    branch: Option<Rel>,
 }
 
 /// [`Uri`]'s parts inside the URI.
@@ -210,6 +211,32 @@ impl Message {
             .unwrap_or(Err(ParseError::MissingHeader("Via")))
     }
 
+    /// The top Via value as written: where the cache found it once the top Via was read,
+    /// else found again (RFC 3261 §7.3.1: the first comma-separated value of the first Via).
+    pub(crate) fn top_via_text(&self) -> Option<&str> {
+        if let Some(Ok(Some(Some((whole, _))))) = self.cache.top_via.get() {
+            return Some(self.text(*whole));
+        }
+        self.vias().next()
+    }
+
+    /// `false` when the message surely has no Via value after the top one: once the top Via
+    /// was read, one Via line whose value ends where the top Via ends has none, and that is
+    /// known without splitting the line again. `true` when there may be more.
+    pub(crate) fn may_have_more_vias(&self) -> bool {
+        if !self.repeats(HeaderName::Via) {
+            if let (Some(Ok(Some(Some((whole, _))))), Some((first, _))) = (
+                self.cache.top_via.get(),
+                self.first_and_last(HeaderName::Via),
+            ) {
+                if whole.end == first.value.end && whole.start >= first.value.start {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// The second Via value, parsed once per message (`None` when there is none): where a
     /// response goes next once this element's Via is off (RFC 3261 §16.7 step 3, §18.2.2).
     /// The relay reads its branch and then forwards to it.
@@ -235,6 +262,7 @@ impl Message {
                     host: Rel::of(w, v.host())?,
                     port: v.port(),
                     params: Rel::of(w, v.params().as_str())?,
+                    branch: Rel::of_opt(w, v.branch())?,
                 })
             },
             |w, p| Via {
@@ -244,6 +272,7 @@ impl Message {
                 host: p.host.of_whole(w),
                 port: p.port,
                 params: Params::from_validated(p.params.of_whole(w)),
+                branch: p.branch.map(|r| r.of_whole(w)),
             },
         )
     }

@@ -22,6 +22,28 @@ const SRC: std::net::SocketAddr = std::net::SocketAddr::new(
     40000,
 );
 
+/// Header names every input is asked for, present or not (compact forms included).
+const PROBES: &[&str] = &[
+    "Via",
+    "v",
+    "From",
+    "f",
+    "To",
+    "t",
+    "Call-ID",
+    "i",
+    "CSeq",
+    "Contact",
+    "m",
+    "Route",
+    "Record-Route",
+    "Max-Forwards",
+    "Date",
+    "Content-Length",
+    "l",
+    "X-Unknown",
+];
+
 /// Parses `data` as one message and, if it parses, calls every accessor,
 /// validator and the reply builder on it. Must never panic, whatever `data`
 /// holds; meant for `cargo fuzz` targets and property tests. It also
@@ -54,6 +76,30 @@ pub fn fuzz_parse(data: &[u8]) {
         let _ = m.headers(name).count();
         let _ = m.header_list(name).count();
         let _ = unescape(value);
+    }
+    // Lookups through the sets of names present find what a scan of every line finds.
+    for name in PROBES.iter().copied().chain(m.iter().map(|(n, _)| n)) {
+        let want: Vec<&str> = m
+            .iter()
+            .filter(|(n, _)| match HeaderName::from_wire(name) {
+                HeaderName::Other => {
+                    HeaderName::from_wire(n) == HeaderName::Other
+                        && n.trim().eq_ignore_ascii_case(name.trim())
+                }
+                id => HeaderName::from_wire(n) == id,
+            })
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(m.headers(name).collect::<Vec<_>>(), want, "{name:?}");
+        let id = HeaderName::from_wire(name);
+        if id != HeaderName::Other {
+            assert_eq!(m.first(id), want.first().copied(), "{name:?}");
+        }
+    }
+    // Whether a Via value follows the top one, once the top one was read.
+    let _ = m.top_via();
+    if !m.may_have_more_vias() {
+        assert_eq!(m.vias().nth(1), None);
     }
     if let Ok(c) = m.cseq() {
         let _ = (c.seq, c.method, c.method_kind());
@@ -169,6 +215,36 @@ pub fn fuzz_parse(data: &[u8]) {
         &tag,
         &[("X", "y")],
         Some(("a/b", b"c")),
+    );
+    // No copied value starts a line of its own: every CR and LF of the head is a CRLF.
+    let head = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&reply[..], |e| &reply[..e + 2]);
+    for (i, &b) in head.iter().enumerate() {
+        match b {
+            b'\r' => assert_eq!(head.get(i + 1), Some(&b'\n'), "bare CR in a reply"),
+            b'\n' => assert_eq!(
+                head.get(i.wrapping_sub(1)),
+                Some(&b'\r'),
+                "bare LF in a reply"
+            ),
+            _ => {}
+        }
+    }
+    // The same for the reply built with `received`/`rport` (the Via's fast path).
+    let own = super::reply::build_reply_from(&m, Some((SRC, true)), 200, "OK", &tag, &[], None);
+    let own_head = own
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&own[..], |e| &own[..e + 2]);
+    assert!(
+        own_head.iter().enumerate().all(|(i, &b)| match b {
+            b'\r' => own_head.get(i + 1) == Some(&b'\n'),
+            b'\n' => own_head.get(i.wrapping_sub(1)) == Some(&b'\r'),
+            _ => true,
+        }),
+        "bare CR or LF in a reply with received/rport"
     );
     // A reply built from a parsed message must itself parse.
     let _ = Message::parse(Bytes::from(reply));

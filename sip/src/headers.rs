@@ -99,7 +99,18 @@ const TABLE: &[(HeaderName, &str, Option<u8>)] = &[
     (HeaderName::WwwAuthenticate, "WWW-Authenticate", None),
 ];
 
+/// Every id fits one bit of a `u64` (a message's set of names present, see `Message`).
+const _: () = assert!((HeaderName::Other as u32) < 64);
+
 impl HeaderName {
+    /// How many ids there are, [`HeaderName::Other`] included.
+    pub(crate) const COUNT: usize = HeaderName::Other as usize + 1;
+
+    /// This id's bit in a message's sets of names present and repeated.
+    pub(crate) const fn bit(self) -> u64 {
+        1u64 << (self as u32)
+    }
+
     /// Resolves a name as written on the wire: case-insensitive, compact forms
     /// map to the full header (`i` is Call-ID, `v` is Via, ...).
     pub fn from_wire(name: &str) -> HeaderName {
@@ -108,6 +119,27 @@ impl HeaderName {
 
     /// [`HeaderName::from_wire`] for a name already trimmed, as bytes.
     pub(crate) fn from_wire_bytes(name: &[u8]) -> HeaderName {
+        // Names as nearly every stack writes them (RFC 3261's spelling), compared as they are.
+        match name {
+            b"Via" => return HeaderName::Via,
+            b"From" => return HeaderName::From,
+            b"To" => return HeaderName::To,
+            b"Call-ID" => return HeaderName::CallId,
+            b"CSeq" => return HeaderName::CSeq,
+            b"Max-Forwards" => return HeaderName::MaxForwards,
+            b"Contact" => return HeaderName::Contact,
+            b"Content-Length" => return HeaderName::ContentLength,
+            b"Content-Type" => return HeaderName::ContentType,
+            b"Route" => return HeaderName::Route,
+            b"Record-Route" => return HeaderName::RecordRoute,
+            b"Allow" => return HeaderName::Allow,
+            b"Supported" => return HeaderName::Supported,
+            b"User-Agent" => return HeaderName::UserAgent,
+            b"Expires" => return HeaderName::Expires,
+            b"Authorization" => return HeaderName::Authorization,
+            b"Proxy-Authorization" => return HeaderName::ProxyAuthorization,
+            _ => {}
+        }
         // Lower-case into a stack buffer and let the compiler build the length/byte dispatch
         // of one `match` (this runs for every header line of every message).
         let mut buf = [0u8; MAX_KNOWN_LEN];

@@ -93,7 +93,7 @@ pub use params::{ParamIter, Params};
 pub use received::{
     first_via_received, via_received, with_via_received, ResponseDest, ViaReceived,
 };
-pub use reply::{build_reply, build_reply_from, stateless_to_tag};
+pub use reply::{build_reply, build_reply_from, stateless_to_tag, StatelessTag};
 pub use response::{forward_response, ForwardedResponse};
 pub use scan::ipv4_text;
 pub use uri::{unescape, Scheme, Uri};

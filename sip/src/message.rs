@@ -75,6 +75,19 @@ pub struct Message {
     pub(crate) text_end: u32,
     /// Header fields parsed once per message (see `cached.rs`).
     pub(crate) cache: super::cached::Cache,
+    /// The ids present in `headers`, one bit each ([`HeaderName::bit`]): a lookup of a
+    /// header the message lacks (Route, Contact, Date... on most requests) costs no scan.
+    pub(crate) present: u64,
+    /// The ids present on more than one header line.
+    pub(crate) repeated: u64,
+    /// For each id present, the index in `headers` of its first line ([`crate::MAX_HEADERS`]
+    /// fits a byte): [`Message::first`] without a scan.
+    pub(crate) first_at: [u8; HeaderName::COUNT],
+    /// Whether the start line or a header line holds a CR that does not end it (legal in
+    /// no field, kept as received). Header values never hold an LF (lines end there;
+    /// folds became spaces), so without a stray CR they can be copied into a new message
+    /// as they are.
+    pub(crate) stray_cr: bool,
 }
 
 /// How a header name given by the caller is matched.
@@ -180,9 +193,11 @@ impl Message {
     /// The value of the first header field `id` ([`HeaderName::Other`] matches nothing
     /// useful: use [`Message::header`]).
     pub fn first(&self, id: HeaderName) -> Option<&str> {
+        if !self.has(id) {
+            return None;
+        }
         self.headers
-            .iter()
-            .find(|h| h.id == id)
+            .get(self.scan_from(id))
             .map(|h| self.text(h.value))
     }
 
@@ -197,7 +212,7 @@ impl Message {
         HeaderValues {
             msg: self,
             key: Key::Known(id),
-            idx: 0,
+            idx: self.scan_from(id),
         }
     }
 
@@ -271,10 +286,37 @@ impl Message {
 
     /// The values of every header field called `name`, one per header line.
     pub fn headers<'m, 'n>(&'m self, name: &'n str) -> HeaderValues<'m, 'n> {
+        let key = Key::new(name);
+        let idx = match key {
+            Key::Known(id) => self.scan_from(id),
+            Key::Other(_) => self.scan_from(HeaderName::Other),
+        };
         HeaderValues {
             msg: self,
-            key: Key::new(name),
-            idx: 0,
+            key,
+            idx,
+        }
+    }
+
+    /// Whether a header field with canonical id `id` is present ([`HeaderName::Other`]:
+    /// whether any name this crate does not know is).
+    pub(crate) fn has(&self, id: HeaderName) -> bool {
+        self.present & id.bit() != 0
+    }
+
+    /// Whether more than one header line has canonical id `id`.
+    pub(crate) fn repeats(&self, id: HeaderName) -> bool {
+        self.repeated & id.bit() != 0
+    }
+
+    /// Where a scan for `id` starts: its first line, or past the last when `id` is absent.
+    pub(crate) fn scan_from(&self, id: HeaderName) -> usize {
+        if self.has(id) {
+            self.first_at
+                .get(id as usize)
+                .map_or(0, |&i| usize::from(i))
+        } else {
+            self.headers.len()
         }
     }
 

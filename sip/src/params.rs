@@ -23,6 +23,17 @@ impl<'a> Params<'a> {
     /// Parses header parameters: `s` is empty/white space, or
     /// `*( LWS ";" LWS token [ LWS "=" LWS ( token / host / quoted-string ) ] ) LWS`.
     pub(crate) fn parse_header(s: &'a str) -> Result<Self, ParseError> {
+        Self::parse_header_with(s, |_, _| true)
+    }
+
+    /// [`Params::parse_header`], handing every parameter to `each` as the check walks over
+    /// it, in order, as [`Params::iter`] would give it (`(name, value)`, a quoted value with
+    /// its quotes): a caller that checks or looks for parameters needs no second pass. An
+    /// error ([`ParseError::BadParams`]) when `each` returns `false`.
+    pub(crate) fn parse_header_with(
+        s: &'a str,
+        mut each: impl FnMut(&'a str, Option<&'a str>) -> bool,
+    ) -> Result<Self, ParseError> {
         let b = s.as_bytes();
         let mut i = skip_ws(b, 0);
         let start = i;
@@ -36,21 +47,28 @@ impl<'a> Params<'a> {
             if i == name {
                 return Err(ParseError::BadParams);
             }
+            let name = s.get(name..i).unwrap_or_default();
             i = skip_ws(b, i);
+            let mut value = None;
             if i < b.len() && b[i] == b'=' {
                 i = skip_ws(b, i + 1);
+                let v = i;
                 if i < b.len() && b[i] == b'"' {
                     i = quoted_end(b, i)?;
                 } else {
-                    let value = i;
                     while i < b.len() && (is_token(b[i]) || matches!(b[i], b'[' | b']' | b':')) {
                         i += 1;
                     }
-                    if i == value {
+                    if i == v {
                         return Err(ParseError::BadParams);
                     }
                 }
+                // Both ends are ASCII (a quote, a token byte or the end): char boundaries.
+                value = Some(s.get(v..i).unwrap_or_default());
                 i = skip_ws(b, i);
+            }
+            if !each(name, value) {
+                return Err(ParseError::BadParams);
             }
         }
         Ok(Params {
@@ -175,16 +193,24 @@ mod tests {
     /// matter, iterates as before.
     #[test]
     fn params_match_reference_exhaustively() {
-        const ALPHABET: &[u8] = b";=\"a \\";
+        const ALPHABET: &[u8] = b";=\"a \\:";
         let mut stack = vec![String::new()];
         let mut checked = 0;
         while let Some(s) = stack.pop() {
-            if let Ok(p) = Params::parse_header(&s) {
+            let mut seen = Vec::new();
+            let with = Params::parse_header_with(&s, |n, v| {
+                seen.push((n, v));
+                true
+            });
+            assert_eq!(with.is_ok(), Params::parse_header(&s).is_ok(), "{s:?}");
+            if let Ok(p) = with {
                 assert_eq!(
                     p.iter().collect::<Vec<_>>(),
                     params_reference(p.as_str()),
                     "{s:?}"
                 );
+                // What the check hands over is what the iterator gives.
+                assert_eq!(seen, p.iter().collect::<Vec<_>>(), "{s:?}");
                 checked += 1;
             }
             if s.len() < 7 {

@@ -2,7 +2,7 @@
 //! folding (§7.3.1), body length (§18.3, §20.14).
 
 use bytes::{Bytes, BytesMut};
-use memchr::memchr;
+use memchr::{memchr, memchr2};
 use smallvec::SmallVec;
 
 use super::error::ParseError;
@@ -13,15 +13,23 @@ use super::uri::{is_uri_char, scheme_len};
 use super::{MAX_HEADERS, MAX_LINE_LEN};
 
 /// Finds the line starting at `pos`: returns (end of its content, start of the
-/// next line). Lines end in CRLF or, leniently, a bare LF.
-fn next_line(b: &[u8], pos: usize) -> Result<(usize, usize), ParseError> {
-    let nl = pos + memchr(b'\n', b.get(pos..).unwrap_or(&[])).ok_or(ParseError::Incomplete)?;
-    let end = if nl > pos && b[nl - 1] == b'\r' {
-        nl - 1
-    } else {
-        nl
-    };
-    Ok((end, nl + 1))
+/// next line). Lines end in CRLF or, leniently, a bare LF. A CR not followed by LF
+/// stays in the line and sets `stray_cr`: one pass finds both.
+#[inline]
+fn next_line(b: &[u8], pos: usize, stray_cr: &mut bool) -> Result<(usize, usize), ParseError> {
+    let mut i = pos;
+    loop {
+        let j =
+            i + memchr2(b'\r', b'\n', b.get(i..).unwrap_or(&[])).ok_or(ParseError::Incomplete)?;
+        match (b.get(j), b.get(j + 1)) {
+            (Some(b'\n'), _) => return Ok((j, j + 1)),
+            (Some(b'\r'), Some(b'\n')) => return Ok((j, j + 2)),
+            _ => {
+                *stray_cr = true;
+                i = j + 1;
+            }
+        }
+    }
 }
 
 /// `"SIP" "/" 1*DIGIT "." 1*DIGIT` ("SIP" case-insensitive, RFC 3261 §7.1).
@@ -112,6 +120,10 @@ fn trim_span(b: &[u8], mut s: usize, mut e: usize) -> Span {
 /// A header being collected: name span, raw value start and end.
 type Pending = (Span, usize, usize);
 
+/// A header line's index fits the byte of `Message::first_at`.
+const _: () = assert!(MAX_HEADERS <= 256);
+
+#[inline]
 fn push(headers: &mut SmallVec<[HeaderRef; 24]>, p: Pending) -> Result<(), ParseError> {
     if headers.len() >= MAX_HEADERS {
         return Err(ParseError::TooManyHeaders);
@@ -142,7 +154,8 @@ impl Message {
             .iter()
             .position(|&c| c != b'\r' && c != b'\n')
             .ok_or(ParseError::Empty)?;
-        let (sl_end, mut pos) = next_line(b, first)?;
+        let mut stray_cr = false;
+        let (sl_end, mut pos) = next_line(b, first, &mut stray_cr)?;
         if sl_end - first > MAX_LINE_LEN {
             return Err(ParseError::LineTooLong);
         }
@@ -150,7 +163,7 @@ impl Message {
         let mut pending: Option<Pending> = None;
         let mut folded = false;
         let (hdr_end, body_start) = loop {
-            let (end, next) = next_line(b, pos)?;
+            let (end, next) = next_line(b, pos, &mut stray_cr)?;
             if end == pos {
                 if let Some(p) = pending.take() {
                     push(&mut headers, p)?;
@@ -189,9 +202,20 @@ impl Message {
             buf
         };
         let b = &buf[..];
-        for h in headers.iter_mut() {
+        let (mut present, mut repeated) = (0u64, 0u64);
+        let mut first_at = [0u8; HeaderName::COUNT];
+        for (i, h) in headers.iter_mut().enumerate() {
             h.value = trim_span(b, h.value.start as usize, h.value.end as usize);
             h.id = HeaderName::from_wire_bytes(&b[h.name.range()]);
+            let bit = h.id.bit();
+            if present & bit == 0 {
+                if let Some(at) = first_at.get_mut(h.id as usize) {
+                    // `push` keeps at most MAX_HEADERS (<= 256) lines.
+                    *at = u8::try_from(i).unwrap_or(u8::MAX);
+                }
+            }
+            repeated |= present & bit;
+            present |= bit;
         }
         let (start, version) = start_line(b, first, sl_end)?;
         let available = b.len() - body_start;
@@ -226,6 +250,10 @@ impl Message {
             extent: Span::new(first, body_end),
             text_end: Span::new(first, hdr_end).end,
             cache: Default::default(),
+            present,
+            repeated,
+            first_at,
+            stray_cr,
             buf,
         })
     }

@@ -77,8 +77,7 @@ pub(crate) fn apply(
     force_rport: bool,
 ) -> Result<(), EditError> {
     let raw = msg
-        .vias()
-        .next()
+        .top_via_text()
         .ok_or(super::ParseError::MissingHeader("Via"))?;
     let via = msg.top_via()?;
     let mut fix = via_received(&via, source);
@@ -177,8 +176,7 @@ pub(crate) fn write_first_via_received(
     // would), or with a valueless `rport` and no `received` (RFC 3581 §4: the port goes into
     // it and `received` is appended, whatever the sent-by says).
     let raw = msg
-        .vias()
-        .next()
+        .top_via_text()
         .ok_or(super::ParseError::MissingHeader("Via"))?;
     let end = msg.range_of(raw).map(|r| r.end);
     let fill = match (plain_rport(raw.as_bytes()), end) {
@@ -229,11 +227,12 @@ pub(crate) fn write_first_via_rewritten(
 /// `rport` (ending at byte `i`) and no `received`; `None` for anything else, or when quoted
 /// text or a comment could hide a parameter (then the Via is parsed and rewritten in full).
 fn plain_rport(raw: &[u8]) -> Option<Option<usize>> {
-    if raw.iter().any(|&b| b == b'"' || b == b'(') {
-        return None;
-    }
     let mut found = None;
-    for i in memchr::memchr_iter(b';', raw) {
+    // One pass: every `;` starts a parameter; a quote or a comment anywhere means no.
+    for i in memchr::memchr3_iter(b';', b'"', b'(', raw) {
+        if raw.get(i) != Some(&b';') {
+            return None;
+        }
         let start = skip_ws(raw, i + 1);
         let end = token_end(raw, start);
         let name = raw.get(start..end).unwrap_or_default();

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use sha1::{Digest, Sha1};
+use xxhash_rust::xxh3::{xxh3_128, Xxh3Default};
 
 use super::headers::HeaderName;
 use super::message::Message;
@@ -30,6 +30,24 @@ fn header(out: &mut Vec<u8>, name: &str, value: &str) {
     put(out, name);
     out.extend_from_slice(b": ");
     put(out, value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends text taken from `req`'s start line or headers: as it is, unless `req` holds a
+/// stray CR (its header values hold no LF), which [`put`] turns into SP.
+fn put_from(out: &mut Vec<u8>, req: &Message, s: &str) {
+    if req.stray_cr {
+        put(out, s);
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// [`header`] for a value taken from `req` (see [`put_from`]).
+fn header_from(out: &mut Vec<u8>, req: &Message, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    put_from(out, req, value);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -82,30 +100,33 @@ pub fn build_reply_from(
     let mut first = source;
     for v in req.values(HeaderName::Via) {
         let Some((src, force)) = first.take() else {
-            header(&mut out, "Via", v);
+            header_from(&mut out, req, "Via", v);
             continue;
         };
         out.extend_from_slice(b"Via: ");
         let at = out.len();
         if super::received::write_first_via_received(&mut out, req, src, force).is_ok() {
-            for b in out.get_mut(at..).unwrap_or_default() {
-                if *b == b'\r' || *b == b'\n' {
-                    *b = b' ';
+            // The Via as received plus our own parameters (digits, dots, brackets).
+            if req.stray_cr {
+                for b in out.get_mut(at..).unwrap_or_default() {
+                    if *b == b'\r' || *b == b'\n' {
+                        *b = b' ';
+                    }
                 }
             }
             out.extend_from_slice(b"\r\n");
         } else {
             out.truncate(at - b"Via: ".len());
-            header(&mut out, "Via", v);
+            header_from(&mut out, req, "Via", v);
         }
     }
     if let Some(from) = req.first(HeaderName::From) {
-        header(&mut out, "From", from);
+        header_from(&mut out, req, "From", from);
     }
     if let Some(to) = req.first(HeaderName::To) {
         let add_tag = !to_tag.is_empty() && matches!(req.to_tag_param(), Ok(None));
-        put(&mut out, "To: ");
-        put(&mut out, to);
+        out.extend_from_slice(b"To: ");
+        put_from(&mut out, req, to);
         if add_tag {
             out.extend_from_slice(b";tag=");
             put(&mut out, to_tag);
@@ -114,7 +135,7 @@ pub fn build_reply_from(
     }
     for name in [HeaderName::CallId, HeaderName::CSeq] {
         if let Some(v) = req.first(name) {
-            header(&mut out, name.as_str(), v);
+            header_from(&mut out, req, name.as_str(), v);
         }
     }
     for (name, value) in extra_headers {
@@ -132,17 +153,25 @@ pub fn build_reply_from(
 
 /// A To tag for stateless replies that is the same for every retransmission
 /// of a request (and for the ACK of a non-2xx reply, which keeps Call-ID,
-/// From tag, branch and CSeq number), in the manner of OpenSIPS `sl`:
-/// 20 lower-case hex digits of SHA-1 over Call-ID, From tag, top Via branch
-/// and CSeq number (falling back to the raw header text when a field does
-/// not parse, e.g. an RFC 2543 Via without branch).
-pub fn stateless_to_tag(req: &Message) -> String {
+/// From tag, branch and CSeq number), in the manner of OpenSIPS `sl` (which
+/// appends a CRC-16 of the top Via to a fixed prefix): 20 lower-case hex digits
+/// of XXH3-128 over Call-ID, From tag, top Via branch and CSeq number, each
+/// preceded by its length (falling back to the raw header text when a field
+/// does not parse, e.g. an RFC 2543 Via without branch).
+///
+/// The tag only has to tell requests apart and be the same on every node and
+/// across restarts: nothing secret goes in, and an attacker learns nothing from it
+/// that the request did not hold, so a non-cryptographic 128-bit hash serves. SHA-1
+/// served until 2026-12; a node of a cluster upgraded between a negative reply
+/// and its ACK does not recognise that one ACK as its own (RFC 3261 §17.1.1.3:
+/// the ACK is then routed as any other).
+pub fn stateless_to_tag(req: &Message) -> StatelessTag {
     let from_tag = req
         .from_tag_param()
         .ok()
         .flatten()
         .flatten()
-        .or_else(|| req.header("From"))
+        .or_else(|| req.first(HeaderName::From))
         .unwrap_or("");
     let branch = req
         .top_branch()
@@ -150,41 +179,96 @@ pub fn stateless_to_tag(req: &Message) -> String {
         .flatten()
         .or_else(|| req.vias().next())
         .unwrap_or("");
-    let cseq = trim(req.header("CSeq").unwrap_or(""));
+    let cseq = trim(req.first(HeaderName::CSeq).unwrap_or(""));
     let cseq_num = cseq.split([' ', '\t']).next().unwrap_or("");
-    // One contiguous input, hashed in one call: the digest's per-`update` buffering cost as
-    // much as its compression for these ~100 bytes. Longer inputs (long Call-IDs) go through
-    // the same bytes in several updates; the digest is the same either way.
     let parts = [req.call_id().unwrap_or(""), from_tag, branch, cseq_num];
-    let mut stage = [0u8; 256];
-    let mut n = 0;
-    let mut h = Sha1::new();
-    let mut feed = |bytes: &[u8]| {
-        if n + bytes.len() > stage.len() {
-            h.update(&stage[..n]);
-            n = 0;
-            if bytes.len() > stage.len() {
-                h.update(bytes);
-                return;
-            }
-        }
-        stage[n..n + bytes.len()].copy_from_slice(bytes);
-        n += bytes.len();
-    };
-    feed(b"sipcore-sl");
-    for part in parts {
-        feed(&(part.len() as u64).to_be_bytes());
-        feed(part.as_bytes());
-    }
-    h.update(&stage[..n]);
+    let digest = to_tag_digest(&parts);
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = h.finalize();
-    let mut tag = String::with_capacity(20);
-    for b in digest.iter().take(10) {
-        tag.push(char::from(HEX[usize::from(b >> 4)]));
-        tag.push(char::from(HEX[usize::from(b & 0x0f)]));
+    let mut tag = [0u8; 20];
+    for (pair, b) in tag.chunks_exact_mut(2).zip(digest.to_be_bytes()) {
+        pair.copy_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
     }
-    tag
+    StatelessTag(tag)
+}
+
+/// A tag from [`stateless_to_tag`]: 20 hex digits, held without an allocation (it is made
+/// for every stateless reply). Reads as a `&str`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StatelessTag([u8; 20]);
+
+impl StatelessTag {
+    /// The tag as text.
+    pub fn as_str(&self) -> &str {
+        // Hex digits only: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for StatelessTag {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for StatelessTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for StatelessTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for StatelessTag {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for StatelessTag {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<StatelessTag> for &str {
+    fn eq(&self, other: &StatelessTag) -> bool {
+        self.as_bytes() == other.0
+    }
+}
+
+/// XXH3-128 of `sipcore-sl` and each part preceded by its length (4 bytes, little-endian),
+/// hashed in one call over a stack copy when it fits, else streamed (the same digest).
+fn to_tag_digest(parts: &[&str; 4]) -> u128 {
+    const PREFIX: &[u8] = b"sipcore-sl";
+    let total = PREFIX.len() + parts.iter().map(|p| 4 + p.len()).sum::<usize>();
+    let mut stage = [0u8; 256];
+    if let Some(out) = stage.get_mut(..total) {
+        let mut n = 0;
+        let mut put = |bytes: &[u8]| {
+            if let Some(dst) = out.get_mut(n..n + bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+            n += bytes.len();
+        };
+        put(PREFIX);
+        for p in parts {
+            put(&(p.len() as u32).to_le_bytes());
+            put(p.as_bytes());
+        }
+        return xxh3_128(out);
+    }
+    let mut h = Xxh3Default::new();
+    h.update(PREFIX);
+    for p in parts {
+        h.update(&(p.len() as u32).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    h.digest128()
 }
 
 #[cfg(test)]
@@ -210,9 +294,10 @@ mod tests {
         User-Agent: JsSIP 3.10.0\r\n\
         Content-Length: 0\r\n\r\n";
 
-    /// Computed independently: SHA-1 of b"sipcore-sl" followed by the four
-    /// length-prefixed fields, first 10 bytes in hex.
-    const JSSIP_TAG: &str = "0fc5196e421773977df9";
+    /// Computed independently (Python's `xxhash`): XXH3-128 of b"sipcore-sl" followed by the
+    /// four fields, each after its length in 4 little-endian bytes; the first 10 bytes of its
+    /// canonical (big-endian) form in hex.
+    const JSSIP_TAG: &str = "8eda31be1ee978ace5cc";
 
     #[test]
     fn jssip_options_over_ws_exact_bytes() {
@@ -248,10 +333,10 @@ mod tests {
         assert_eq!(parsed.validate_for_proxy(), Ok(()));
     }
 
-    /// The tag is SHA-1 over fixed fields, the same on every node and across restarts (a
+    /// The tag is XXH3-128 over fixed fields, the same on every node and across restarts (a
     /// retransmission answered by another node of a cluster gets the same tag). Values from
-    /// Python's hashlib over the same bytes; the 300-byte Call-ID takes the path that hashes
-    /// in several updates.
+    /// Python's `xxhash` package (`xxh3_128(...).digest()[:10].hex()`) over the same bytes;
+    /// the 300-byte Call-ID takes the streamed path.
     #[test]
     fn tag_is_a_stable_digest() {
         let m = |call_id: &str| {
@@ -261,10 +346,10 @@ mod tests {
                  CSeq: 7 OPTIONS\r\n\r\n"
             ))
         };
-        assert_eq!(stateless_to_tag(&m("c1@h")), "1bb17adcd07c9c9efefe");
+        assert_eq!(stateless_to_tag(&m("c1@h")), "144693a6fafc1dea5470");
         assert_eq!(
             stateless_to_tag(&m(&"x".repeat(300))),
-            "ec84a6a4941114c3115c"
+            "b2c9b0806ad8076957e4"
         );
     }
 

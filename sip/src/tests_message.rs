@@ -365,3 +365,128 @@ fn fuzz_entry_point_survives_odd_inputs() {
         super::fuzz_parse(&INVITE.as_bytes()[..n]);
     }
 }
+
+/// Lookups of absent, present and repeated headers (the message's sets of names present),
+/// compact forms and unknown names included, agree with a scan of every line.
+#[test]
+fn lookups_by_presence() {
+    let m = msg("OPTIONS sip:a@b SIP/2.0\r\n\
+        Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+        m: <sip:x@y>\r\n\
+        Contact: <sip:z@y>\r\n\
+        X-A: 1\r\n\
+        From: <sip:a@b>;tag=1\r\n\
+        To: <sip:a@b>\r\n\
+        Call-ID: c\r\n\
+        CSeq: 1 OPTIONS\r\n\r\n");
+    assert_eq!(
+        m.headers("Contact").collect::<Vec<_>>(),
+        ["<sip:x@y>", "<sip:z@y>"]
+    );
+    assert_eq!(m.header("m"), Some("<sip:x@y>"));
+    assert_eq!(m.header("Route"), None);
+    assert_eq!(m.routes().count(), 0);
+    assert_eq!(m.first(HeaderName::Date), None);
+    assert_eq!(m.header("x-a"), Some("1"));
+    assert_eq!(m.header("X-B"), None);
+    assert_eq!(m.header("i"), Some("c"));
+    assert!(m.has(HeaderName::Contact) && m.repeats(HeaderName::Contact));
+    assert!(m.has(HeaderName::From) && !m.repeats(HeaderName::From));
+    assert!(!m.has(HeaderName::Route) && !m.repeats(HeaderName::Route));
+    assert!(m.has(HeaderName::Other));
+    assert_eq!(m.validate_for_proxy(), Ok(()));
+    // Without an unknown name, an unknown name is found nowhere.
+    let plain = msg("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n");
+    assert!(!plain.has(HeaderName::Other));
+    assert_eq!(plain.header("X-A"), None);
+}
+
+/// Duplicate From, To, Call-ID or CSeq lines are still refused with the presence sets.
+#[test]
+fn duplicates_found_by_the_presence_sets() {
+    let base = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+        From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n";
+    for (extra, name) in [
+        ("f: <sip:c@d>;tag=2\r\n", "From"),
+        ("t: <sip:c@d>\r\n", "To"),
+        ("i: d\r\n", "Call-ID"),
+        ("CSeq: 2 OPTIONS\r\n", "CSeq"),
+    ] {
+        let m = msg(&format!("{base}{extra}\r\n"));
+        assert_eq!(
+            m.validate_for_proxy(),
+            Err(ParseError::DuplicateHeader(name)),
+            "{extra}"
+        );
+    }
+    assert_eq!(msg(&format!("{base}\r\n")).validate_for_proxy(), Ok(()));
+}
+
+/// A second Via value is seen wherever it is: after a comma on the first line, on a line of
+/// its own, or not at all; and a bad one is refused in each place.
+#[test]
+fn more_vias_after_the_top_one() {
+    let req = |via: &str| {
+        msg(&format!(
+            "OPTIONS sip:a@b SIP/2.0\r\n{via}From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\n\
+             Call-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        ))
+    };
+    let one = req("Via: SIP/2.0/UDP h;branch=z9hG4bK1 \r\n");
+    assert!(
+        one.may_have_more_vias(),
+        "not known before the top Via is read"
+    );
+    assert!(one.top_via().is_ok());
+    assert!(!one.may_have_more_vias());
+    for via in [
+        "Via: SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/UDP g;branch=z9hG4bK2\r\n",
+        "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nv: SIP/2.0/UDP g;branch=z9hG4bK2\r\n",
+    ] {
+        let m = req(via);
+        assert!(m.top_via().is_ok());
+        assert!(m.may_have_more_vias(), "{via}");
+        assert_eq!(m.validate_for_proxy(), Ok(()), "{via}");
+    }
+    let trailing = req("Via: SIP/2.0/UDP h;branch=z9hG4bK1 ,\r\n");
+    assert!(trailing.top_via().is_ok());
+    assert!(trailing.may_have_more_vias());
+    for via in [
+        "Via: SIP/2.0/UDP h;branch=z9hG4bK1 ,\r\n",
+        "Via: SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/UDP\r\n",
+        "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nVia: bad\r\n",
+    ] {
+        assert!(req(via).validate_for_proxy().is_err(), "{via}");
+    }
+}
+
+/// A CR inside a header value (a stray CR, not a line end) is noticed by the parse and
+/// becomes SP in a reply; without one, values are copied as they are.
+#[test]
+fn stray_cr_in_a_copied_value() {
+    let text = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r;branch=z9hG4bK1\r\n\
+        From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\rx\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    let m = msg(text);
+    assert!(m.stray_cr);
+    assert_eq!(m.call_id(), Some("c\rx"));
+    let src = "192.0.2.9:5060".parse().unwrap();
+    for reply in [
+        build_reply(&m, 200, "OK", "t", &[], None),
+        super::build_reply_from(&m, Some((src, false)), 200, "OK", "t", &[], None),
+    ] {
+        let r = String::from_utf8(reply).unwrap();
+        assert!(r.contains("Call-ID: c x\r\n"), "{r:?}");
+        assert!(r.contains("Via: SIP/2.0/UDP h ;branch=z9hG4bK1"), "{r:?}");
+        assert_eq!(r.matches('\r').count(), r.matches("\r\n").count(), "{r:?}");
+    }
+    // A folded line is no stray CR: folds become spaces.
+    let folded = msg(
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+        Subject: a\r\n b\r\nCall-ID: c\r\n\r\n",
+    );
+    assert!(!folded.stray_cr);
+    let r = String::from_utf8(build_reply(&folded, 200, "OK", "", &[], None)).unwrap();
+    assert!(r.contains("Call-ID: c\r\n"), "{r:?}");
+    // A lone CR at the end of the data is not a line end: the message is incomplete.
+    assert!(Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r")).is_err());
+}

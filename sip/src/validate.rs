@@ -9,7 +9,11 @@ use super::via::{Via, BRANCH_MAGIC_COOKIE};
 
 impl Message {
     fn count(&self, id: HeaderName) -> usize {
-        self.headers.iter().filter(|h| h.id == id).count()
+        match (self.has(id), self.repeats(id)) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => self.headers.iter().filter(|h| h.id == id).count(),
+        }
     }
 
     /// Errors unless exactly one `id` header is present.
@@ -58,8 +62,10 @@ impl Message {
         if self.top_branch()? == Some(BRANCH_MAGIC_COOKIE) {
             return Err(ParseError::EmptyBranch);
         }
-        for v in self.vias().skip(1) {
-            Via::parse(v)?;
+        if self.may_have_more_vias() {
+            for v in self.vias().skip(1) {
+                Via::parse(v)?;
+            }
         }
         self.exactly_one(HeaderName::From)?;
         self.from_tag_param()?;

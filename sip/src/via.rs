@@ -19,6 +19,8 @@ pub struct Via<'a> {
     pub(crate) host: &'a str,
     pub(crate) port: Option<u16>,
     pub(crate) params: Params<'a>,
+    /// The value of the first `branch` parameter, found by the parse.
+    pub(crate) branch: Option<&'a str>,
 }
 
 /// Reads a token at `i` (after white space); error if empty.
@@ -99,12 +101,16 @@ impl<'a> Via<'a> {
             );
             i = pe;
         }
-        let params = Params::parse_header(s.get(i..).unwrap_or(""))?;
-        for (name, value) in params.iter() {
-            let ok = if name.eq_ignore_ascii_case("branch")
-                || name.eq_ignore_ascii_case("received")
-                || name.eq_ignore_ascii_case("maddr")
-            {
+        // The parameters' values are checked as the list is (one walk), and the branch kept.
+        let mut branch = None;
+        let mut bad = false;
+        let params = Params::parse_header_with(s.get(i..).unwrap_or(""), |name, value| {
+            let ok = if name.eq_ignore_ascii_case("branch") {
+                if branch.is_none() {
+                    branch = Some(value.unwrap_or_default());
+                }
+                value.is_some()
+            } else if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("maddr") {
                 value.is_some()
             } else if name.eq_ignore_ascii_case("ttl") {
                 value
@@ -115,11 +121,14 @@ impl<'a> Via<'a> {
             } else {
                 true
             };
-            if !ok {
-                return Err(ParseError::BadVia(
-                    "bad branch, received, maddr, ttl or rport",
-                ));
-            }
+            // The grammar of the whole list is checked first, as it always was.
+            bad |= !ok;
+            true
+        })?;
+        if bad {
+            return Err(ParseError::BadVia(
+                "bad branch, received, maddr, ttl or rport",
+            ));
         }
         Ok(Via {
             protocol,
@@ -128,6 +137,7 @@ impl<'a> Via<'a> {
             host,
             port,
             params,
+            branch,
         })
     }
 
@@ -168,7 +178,7 @@ impl<'a> Via<'a> {
 
     /// The `branch` parameter (RFC 3261 §8.1.1.7), if any.
     pub fn branch(&self) -> Option<&'a str> {
-        self.params.get("branch").flatten()
+        self.branch
     }
 
     /// Whether the branch starts with the RFC 3261 magic cookie.

@@ -22,7 +22,7 @@ pub(crate) struct MsgEnv<'a> {
     info: &'a ReceiveInfo,
     /// The message, or its rewrite by `force_rport()` / `fix_nated_contact()`, which the
     /// functions after them, the relay and the replies use.
-    msg: Cow<'a, Message>,
+    msg: Msg<'a>,
     /// `$du`, once the script sets it.
     du: Option<String>,
     /// `$ru`, once the script rewrites it.
@@ -42,9 +42,27 @@ pub(crate) struct MsgEnv<'a> {
     /// stores the Contact the client sent (as OpenSIPS, whose save() reads the message
     /// without its lumps), so the 200 lists the client's own Contact. With `rport` when
     /// `force_rport()` was called.
-    received: Option<Message>,
+    received: Option<Box<Message>>,
     /// The transaction functions' state (`t_on_*`, branches, the failure route's cell).
     tm: TmEnv,
+}
+
+/// The message a run works on: the one received, or its rewrite. A rewrite is rare and a
+/// [`Message`] is large (about a kilobyte), so it is boxed: the environment built for every
+/// message stays small to build and to move.
+enum Msg<'a> {
+    Received(&'a Message),
+    Rewritten(Box<Message>),
+}
+
+impl std::ops::Deref for Msg<'_> {
+    type Target = Message;
+    fn deref(&self) -> &Message {
+        match self {
+            Msg::Received(m) => m,
+            Msg::Rewritten(m) => m,
+        }
+    }
 }
 
 /// An IP address's text, formatted once, in place (an IPv6 address takes at most 45 bytes).
@@ -112,23 +130,24 @@ pub(crate) fn run_reply<'m>(
             crate::log!(Debug, "core", "reply {} dropped by onreply_route", msg.status().unwrap_or(0); "peer" => peer(info));
             None
         }
-        (_, m) => Some(m),
+        (_, Some(m)) => Some(Cow::Owned(*m)),
+        (_, None) => Some(Cow::Borrowed(msg)),
     }
 }
 
 /// Run `route` over `msg`, with this thread's reusable script state; also the message as the
-/// script left it (rewritten by `force_rport()` or `fix_nated_contact()`).
-fn run<'m>(
+/// script left it, if `force_rport()` or `fix_nated_contact()` rewrote it.
+fn run(
     core: &Core,
     info: &ReceiveInfo,
-    msg: &'m Message,
+    msg: &Message,
     route: RouteRef,
-) -> (Outcome, Cow<'m, Message>) {
+) -> (Outcome, Option<Box<Message>>) {
     let mut env = MsgEnv::new(core, info, msg);
     let out = run_env(core, route, &mut env);
     let msg = match env.msg {
-        Cow::Owned(m) => Cow::Owned(m),
-        Cow::Borrowed(_) => Cow::Borrowed(msg),
+        Msg::Rewritten(m) => Some(m),
+        Msg::Received(_) => None,
     };
     (out, msg)
 }
@@ -180,8 +199,7 @@ pub(crate) fn run_reply_route(
 ) -> Option<Option<Message>> {
     match run(core, info, msg, route) {
         (Outcome::Drop, _) => None,
-        (_, Cow::Owned(m)) => Some(Some(m)),
-        (_, Cow::Borrowed(_)) => Some(None),
+        (_, m) => Some(m.map(|m| *m)),
     }
 }
 
@@ -190,7 +208,7 @@ impl<'a> MsgEnv<'a> {
         MsgEnv {
             core,
             info,
-            msg: Cow::Borrowed(msg),
+            msg: Msg::Received(msg),
             du: None,
             ru: None,
             replied: false,
@@ -515,8 +533,8 @@ impl MsgEnv<'_> {
                 };
             }
             FuncId::FORCE_RPORT => {
-                if let Some(Ok(Some(r))) = self.received.as_ref().map(super::nat::force_rport) {
-                    self.received = Some(r);
+                if let Some(Ok(Some(r))) = self.received.as_deref().map(super::nat::force_rport) {
+                    self.received = Some(Box::new(r));
                 }
                 super::nat::force_rport(&self.msg)
             }
@@ -524,14 +542,14 @@ impl MsgEnv<'_> {
                 let params = args.first().and_then(Value::as_str).unwrap_or("");
                 let fixed = super::nat::fix_nated_contact(&self.msg, src, params);
                 if fixed.is_ok() && self.received.is_none() {
-                    self.received = Some(self.msg.clone().into_owned());
+                    self.received = Some(Box::new((*self.msg).clone()));
                 }
                 fixed.map(Some)
             }
         };
         match rewritten {
             Ok(Some(m)) => {
-                self.msg = Cow::Owned(m);
+                self.msg = Msg::Rewritten(Box::new(m));
                 1
             }
             Ok(None) => 1,
@@ -790,7 +808,7 @@ impl Env for MsgEnv<'_> {
             FuncId::SAVE => {
                 let table = args.first().and_then(Value::as_str).unwrap_or("location");
                 let flags = args.get(1).and_then(Value::as_str).unwrap_or("");
-                let m = self.received.as_ref().unwrap_or(&self.msg);
+                let m = self.received.as_deref().unwrap_or(&self.msg);
                 let (r, replied) = super::location::save(self.core, self.info, m, table, flags);
                 self.replied |= replied;
                 r

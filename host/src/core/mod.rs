@@ -159,9 +159,13 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
         return;
     }
     pending::connection_up(info);
-    let msg = match Message::parse(Bytes::copy_from_slice(bytes)) {
+    // Read in place: a `Message` is about a kilobyte, and moving it out of the `Result` would
+    // copy it for every message.
+    let parsed = Message::parse(Bytes::copy_from_slice(bytes));
+    let msg = match &parsed {
         Ok(m) => m,
         Err(e) => {
+            let e = *e;
             crate::stats::counters::CORE_BAD_MSG_HDR.inc();
             // RFC 4475 §3.1.2: a malformed request is answered 400 (505 for the version)
             // when its transaction headers can be found; anything else is dropped.
@@ -191,8 +195,8 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
         crate::stats::counters::CORE_RCV_REPLIES.inc();
         // Routed by our signed branch (forged ones stop here); the script sees it; then it
         // goes over the hop the branch names.
-        let relayed = relay::reply_hop(core, info, &msg)
-            .and_then(|hop| Some((hop, env::run_reply(core, info, &msg)?)));
+        let relayed = relay::reply_hop(core, info, msg)
+            .and_then(|hop| Some((hop, env::run_reply(core, info, msg)?)));
         match relayed {
             Some((hop, msg)) => {
                 // A response of a client transaction goes to it; one that none knows (a 2xx
@@ -212,7 +216,7 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
     if msg.top_branch().is_err() {
         crate::stats::counters::CORE_ERR_REQUESTS.inc();
     }
-    if is_ack_to_our_reply(&msg) {
+    if is_ack_to_our_reply(msg) {
         // OpenSIPS sl's `sl_filter_ACK`: the ACK of a negative reply this server sent itself
         // (a 401/407 challenge, a 404...) ends here; relayed, it would reach a callee that
         // never saw the INVITE's answer.
@@ -220,12 +224,12 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
         crate::stats::counters::SL_RCV_ACKS.inc();
         return;
     }
-    if stateful::absorb(core, info, &msg) {
+    if stateful::absorb(core, info, msg) {
         // A retransmission or the ACK of a non-2xx response of a transaction held here
         // (RFC 3261 §17.2.3): the transaction answers it, the script does not see it.
         return;
     }
-    env::run_request(core, info, &msg);
+    env::run_request(core, info, msg);
 }
 
 /// An ACK whose To tag is the one [`crate::sip::stateless_to_tag`] gives our own stateless

@@ -190,16 +190,13 @@ impl Core {
         if msg.method_str() == Some("ACK") {
             return Ok(false);
         }
-        let tag = if code > 100 {
-            crate::sip::stateless_to_tag(msg)
-        } else {
-            String::new()
-        };
+        let tag = (code > 100).then(|| crate::sip::stateless_to_tag(msg));
+        let tag = tag.as_deref().unwrap_or("");
         let source = info
             .src
             .to_std()
             .map(|s| (s, connection_oriented(info.proto)));
-        let r = crate::sip::build_reply_from(msg, source, code, reason, &tag, headers, None);
+        let r = crate::sip::build_reply_from(msg, source, code, reason, tag, headers, None);
         self.send_back(&reply_dest(info, msg), &r)?;
         crate::stats::counters::reply_sent(code);
         Ok(true)

@@ -389,6 +389,18 @@ impl Script {
         vars: &Vars,
         scratch: &mut String,
     ) -> i64 {
+        // Constant arguments only (`sanity_check()`, `sl_send_reply(200, "OK")`): nothing to
+        // evaluate, hold or store back.
+        if args.iter().all(|a| matches!(a, CArg::Const(_))) {
+            let vals: SmallVec<[Value<'_>; 4]> = args
+                .iter()
+                .map(|a| match a {
+                    CArg::Const(c) => c.value(),
+                    _ => Value::Null,
+                })
+                .collect();
+            return env.call(id, &vals);
+        }
         let mark = scratch.len();
         let mut held: SmallVec<[Held; 4]> = SmallVec::new();
         for a in args {

@@ -111,11 +111,17 @@ impl Vars {
         self.pending.borrow_mut().push((id, text));
     }
 
-    /// Store the queued writes, in order.
+    /// Store the queued writes, in order (after every statement and condition: inlined, the
+    /// common case being nothing queued).
+    #[inline]
     pub(super) fn flush(&mut self) {
-        if self.pending.get_mut().is_empty() {
-            return;
+        if !self.pending.get_mut().is_empty() {
+            self.flush_pending();
         }
+    }
+
+    #[cold]
+    fn flush_pending(&mut self) {
         let pending = std::mem::take(self.pending.get_mut());
         for (id, text) in &pending {
             self.set(*id, Value::Str(Cow::Borrowed(text)));

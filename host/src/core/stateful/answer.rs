@@ -52,16 +52,13 @@ fn answer(
         }
         return make(core, s, info, msg, key, None);
     };
-    let tag = if code > 100 {
-        crate::sip::stateless_to_tag(msg)
-    } else {
-        String::new()
-    };
+    let tag = (code > 100).then(|| crate::sip::stateless_to_tag(msg));
+    let tag = tag.as_deref().unwrap_or("");
     let source = info
         .src
         .to_std()
         .map(|a| (a, crate::core::addr::connection_oriented(info.proto)));
-    let bytes = crate::sip::build_reply_from(msg, source, code, reason, &tag, &[], None);
+    let bytes = crate::sip::build_reply_from(msg, source, code, reason, tag, &[], None);
     let resp = Message::parse(Bytes::from(bytes)).map_err(|e| e.to_string())?;
     if let Some(id) = s.by_server.with(&key, |id| *id) {
         // t_reply() after t_relay() (or a second t_reply()): its transaction sends it.
