@@ -130,6 +130,16 @@ const CLASSES: [u8; 256] = {
     t
 };
 
+/// Every class is made of URI characters: a SIP URI whose parts all pass their class
+/// checks holds no other character (what lets [`Uri::parse`] skip a pass over it).
+const _: () = {
+    let mut i = 0;
+    while i < 256 {
+        assert!(CLASSES[i] == 0 || CLASSES[i] & URI != 0);
+        i += 1;
+    }
+};
+
 /// Whether byte `b` is in any of the classes of `mask`.
 #[inline]
 fn is(b: u8, mask: u8) -> bool {
@@ -237,9 +247,21 @@ impl<'a> Uri<'a> {
     /// RFC 3966 loosely; other schemes only need a valid scheme and URI
     /// characters.
     pub fn parse(s: &'a str) -> Result<Self, ParseError> {
-        if !s.bytes().all(is_uri_char) {
-            return Err(ParseError::BadUri("character not allowed in a URI"));
-        }
+        // Every character must be a URI character, and a bad one is the error reported,
+        // whatever else is wrong. A SIP or SIPS URI that parses has had each of its parts
+        // checked against a class of URI characters (`CLASSES`: every class is inside
+        // `URI`), so only a failure, or another scheme, needs the pass over every byte.
+        Self::parse_parts(s).map_err(|e| {
+            if s.bytes().all(is_uri_char) {
+                e
+            } else {
+                ParseError::BadUri("character not allowed in a URI")
+            }
+        })
+    }
+
+    /// [`Uri::parse`] but for the error a bad character gives.
+    fn parse_parts(s: &'a str) -> Result<Self, ParseError> {
         let colon = scheme_len(s).ok_or(ParseError::BadUri("missing or invalid scheme"))?;
         let scheme = s.get(..colon).unwrap_or("");
         let rest = s.get(colon + 1..).unwrap_or("");
@@ -264,7 +286,12 @@ impl<'a> Uri<'a> {
                 Scheme::Sips
             };
             uri.parse_sip(rest)?;
-        } else if scheme.eq_ignore_ascii_case("tel") {
+            return Ok(uri);
+        }
+        if !s.bytes().all(is_uri_char) {
+            return Err(ParseError::BadUri("character not allowed in a URI"));
+        }
+        if scheme.eq_ignore_ascii_case("tel") {
             uri.kind = Scheme::Tel;
             let (number, params) = rest.split_at(rest.find(';').unwrap_or(rest.len()));
             if !number.bytes().all(is_telchar) || number.is_empty() {
@@ -428,6 +455,26 @@ pub fn unescape(s: &str) -> Cow<'_, [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A character no URI may hold is the error reported wherever it stands in a SIP URI,
+    /// as when every character was checked before anything else.
+    #[test]
+    fn a_bad_character_anywhere_is_reported_as_such() {
+        let good = "sip:user:pw@host.example:5060;lr;x=1?h=v";
+        assert!(Uri::parse(good).is_ok());
+        for bad in [
+            " ", "\"", "<", ">", "{", "}", "^", "`", "|", "\\", "\u{7f}", "\u{e9}", "#",
+        ] {
+            for at in 0..=good.len() {
+                let s = format!("{}{bad}{}", &good[..at], &good[at..]);
+                assert_eq!(
+                    Uri::parse(&s).map(|_| ()),
+                    Err(ParseError::BadUri("character not allowed in a URI")),
+                    "{s:?}"
+                );
+            }
+        }
+    }
 
     /// The parameter check as it was before the single pass (split on `;`, then on the first
     /// `=`, each part checked on its own): the reference for the differential test below.
