@@ -172,9 +172,6 @@ impl Message {
 
     /// The first and last header field with canonical id `id`.
     pub(crate) fn first_and_last(&self, id: HeaderName) -> Option<(&HeaderRef, &HeaderRef)> {
-        if !self.has(id) {
-            return None;
-        }
         let first = self.headers.get(self.scan_from(id))?;
         let last = self.headers.iter().rev().find(|h| h.id == id)?;
         Some((first, last))

@@ -193,9 +193,6 @@ impl Message {
     /// The value of the first header field `id` ([`HeaderName::Other`] matches nothing
     /// useful: use [`Message::header`]).
     pub fn first(&self, id: HeaderName) -> Option<&str> {
-        if !self.has(id) {
-            return None;
-        }
         self.headers
             .get(self.scan_from(id))
             .map(|h| self.text(h.value))

@@ -25,30 +25,23 @@ fn put(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// Appends `Name: value CRLF`.
-fn header(out: &mut Vec<u8>, name: &str, value: &str) {
-    put(out, name);
+/// Appends `Name: value CRLF`. Both are copied as they are when `clean` says they can hold
+/// no CR or LF (our own names, and the values of a message without a stray CR: see
+/// `Message::stray_cr`), else through [`put`].
+fn header(out: &mut Vec<u8>, name: &str, value: &str, clean: bool) {
+    put_value(out, name, clean);
     out.extend_from_slice(b": ");
-    put(out, value);
+    put_value(out, value, clean);
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends text taken from `req`'s start line or headers: as it is, unless `req` holds a
-/// stray CR (its header values hold no LF), which [`put`] turns into SP.
-fn put_from(out: &mut Vec<u8>, req: &Message, s: &str) {
-    if req.stray_cr {
-        put(out, s);
-    } else {
+/// Appends `s`, through [`put`] unless `clean`.
+fn put_value(out: &mut Vec<u8>, s: &str, clean: bool) {
+    if clean {
         out.extend_from_slice(s.as_bytes());
+    } else {
+        put(out, s);
     }
-}
-
-/// [`header`] for a value taken from `req` (see [`put_from`]).
-fn header_from(out: &mut Vec<u8>, req: &Message, name: &str, value: &str) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    put_from(out, req, value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Builds a response to `req` (RFC 3261 §8.2.6.1-§8.2.6.2):
@@ -97,17 +90,19 @@ pub fn build_reply_from(
     out.push(b' ');
     put(&mut out, reason);
     out.extend_from_slice(b"\r\n");
+    // Values copied from the request hold no CR or LF unless it had a stray CR.
+    let clean = !req.stray_cr;
     let mut first = source;
     for v in req.values(HeaderName::Via) {
         let Some((src, force)) = first.take() else {
-            header_from(&mut out, req, "Via", v);
+            header(&mut out, "Via", v, clean);
             continue;
         };
         out.extend_from_slice(b"Via: ");
         let at = out.len();
         if super::received::write_first_via_received(&mut out, req, src, force).is_ok() {
             // The Via as received plus our own parameters (digits, dots, brackets).
-            if req.stray_cr {
+            if !clean {
                 for b in out.get_mut(at..).unwrap_or_default() {
                     if *b == b'\r' || *b == b'\n' {
                         *b = b' ';
@@ -117,16 +112,16 @@ pub fn build_reply_from(
             out.extend_from_slice(b"\r\n");
         } else {
             out.truncate(at - b"Via: ".len());
-            header_from(&mut out, req, "Via", v);
+            header(&mut out, "Via", v, clean);
         }
     }
     if let Some(from) = req.first(HeaderName::From) {
-        header_from(&mut out, req, "From", from);
+        header(&mut out, "From", from, clean);
     }
     if let Some(to) = req.first(HeaderName::To) {
         let add_tag = !to_tag.is_empty() && matches!(req.to_tag_param(), Ok(None));
         out.extend_from_slice(b"To: ");
-        put_from(&mut out, req, to);
+        put_value(&mut out, to, clean);
         if add_tag {
             out.extend_from_slice(b";tag=");
             put(&mut out, to_tag);
@@ -135,14 +130,14 @@ pub fn build_reply_from(
     }
     for name in [HeaderName::CallId, HeaderName::CSeq] {
         if let Some(v) = req.first(name) {
-            header_from(&mut out, req, name.as_str(), v);
+            header(&mut out, name.as_str(), v, clean);
         }
     }
     for (name, value) in extra_headers {
-        header(&mut out, name, value);
+        header(&mut out, name, value, false);
     }
     if let Some((content_type, _)) = body {
-        header(&mut out, "Content-Type", content_type);
+        header(&mut out, "Content-Type", content_type, false);
     }
     out.extend_from_slice(b"Content-Length: ");
     push_decimal(&mut out, body_bytes.len() as u64);
