@@ -2,6 +2,7 @@
 //! registrar and a Kamailio registrar behind it, shared by edge_path.rs and edge_browser.rs.
 use super::udp::{free_udp_port, wait_udp, wait_udp_bound};
 use super::{free_port, temp_dir, Server};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 /// The registrar: UDP (and an unused WebSocket port), save/lookup, record-routing INVITEs.
@@ -124,6 +125,8 @@ impl Kamailio {
         let child = Command::new("/usr/sbin/kamailio")
             .args(["-DD", "-E", "-f"])
             .arg(&cfg)
+            // Its own process group: Kamailio forks its workers, and the drop kills them all.
+            .process_group(0)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -140,6 +143,10 @@ impl Kamailio {
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
+        // The whole group: killing the main process alone left its workers running after
+        // the suite (orphaned, bound to nothing, but alive).
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
