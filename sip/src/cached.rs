@@ -225,9 +225,9 @@ impl Message {
     /// known without splitting the line again. `true` when there may be more.
     pub(crate) fn may_have_more_vias(&self) -> bool {
         if !self.repeats(HeaderName::Via) {
-            if let (Some(Ok(Some(Some((whole, _))))), Some((first, _))) = (
+            if let (Some(Ok(Some(Some((whole, _))))), Some(first)) = (
                 self.cache.top_via.get(),
-                self.first_and_last(HeaderName::Via),
+                self.headers.get(self.scan_from(HeaderName::Via)),
             ) {
                 if whole.end == first.value.end && whole.start >= first.value.start {
                     return false;

@@ -23,16 +23,16 @@ impl<'a> Params<'a> {
     /// Parses header parameters: `s` is empty/white space, or
     /// `*( LWS ";" LWS token [ LWS "=" LWS ( token / host / quoted-string ) ] ) LWS`.
     pub(crate) fn parse_header(s: &'a str) -> Result<Self, ParseError> {
-        Self::parse_header_with(s, |_, _| true)
+        Self::parse_header_with(s, |_, _| {})
     }
 
     /// [`Params::parse_header`], handing every parameter to `each` as the check walks over
     /// it, in order, as [`Params::iter`] would give it (`(name, value)`, a quoted value with
-    /// its quotes): a caller that checks or looks for parameters needs no second pass. An
-    /// error ([`ParseError::BadParams`]) when `each` returns `false`.
+    /// its quotes): a caller that checks or looks for parameters needs no second pass. The
+    /// grammar of the whole list decides the result; `each` only looks.
     pub(crate) fn parse_header_with(
         s: &'a str,
-        mut each: impl FnMut(&'a str, Option<&'a str>) -> bool,
+        mut each: impl FnMut(&'a str, Option<&'a str>),
     ) -> Result<Self, ParseError> {
         let b = s.as_bytes();
         let mut i = skip_ws(b, 0);
@@ -67,9 +67,7 @@ impl<'a> Params<'a> {
                 value = Some(s.get(v..i).unwrap_or_default());
                 i = skip_ws(b, i);
             }
-            if !each(name, value) {
-                return Err(ParseError::BadParams);
-            }
+            each(name, value);
         }
         Ok(Params {
             raw: trim(s.get(start..).unwrap_or("")),
@@ -198,10 +196,7 @@ mod tests {
         let mut checked = 0;
         while let Some(s) = stack.pop() {
             let mut seen = Vec::new();
-            let with = Params::parse_header_with(&s, |n, v| {
-                seen.push((n, v));
-                true
-            });
+            let with = Params::parse_header_with(&s, |n, v| seen.push((n, v)));
             assert_eq!(with.is_ok(), Params::parse_header(&s).is_ok(), "{s:?}");
             if let Ok(p) = with {
                 assert_eq!(

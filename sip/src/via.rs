@@ -121,9 +121,8 @@ impl<'a> Via<'a> {
             } else {
                 true
             };
-            // The grammar of the whole list is checked first, as it always was.
+            // The grammar of the whole list decides first, as it always did.
             bad |= !ok;
-            true
         })?;
         if bad {
             return Err(ParseError::BadVia(
