@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run every cargo-fuzz target for SECONDS each (default 60), one after the other, starting from
-# the committed corpus fuzz/corpus/TARGET, and print execs and coverage per target from
-# libFuzzer's final stats. Exits non-zero if any target crashed, hung (-timeout) or ran out of
+# Run every cargo-fuzz target for SECONDS each (default 60), FUZZ_JOBS of them at a time (default:
+# the number of cores, each libFuzzer process being single-threaded, so every target still gets
+# SECONDS of a core), starting from the committed corpus fuzz/corpus/TARGET, and print execs and
+# coverage per target from libFuzzer's final stats. Exits non-zero if any target crashed, hung (-timeout) or ran out of
 # memory; the input that did it is in fuzz/artifacts/TARGET/.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]
@@ -35,9 +36,13 @@ echo "fuzz/run.sh: built ${#targets[@]} targets in $(($(date +%s) - start)) s; $
 
 logs=target/fuzz-logs
 mkdir -p "$logs"
-failed=()
-rows=()
-for t in "${targets[@]}"; do
+jobs_max=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+[ "$jobs_max" -ge 1 ] 2>/dev/null || jobs_max=1
+echo "fuzz/run.sh: ${jobs_max} at a time"
+
+# One target: its log in $logs/T.log, its table row in $logs/T.row, its exit code in $logs/T.rc.
+run_one() {
+    local t=$1 dirs log t0 rc dur execs rate cov corp result
     mkdir -p "corpus/$t"
     if [ "${FUZZ_GROW:-0}" = 1 ]; then
         dirs=("corpus/$t")
@@ -62,13 +67,33 @@ for t in "${targets[@]}"; do
         result=ok
     else
         result="FAILED (exit $rc)"
-        failed+=("$t")
         echo "-- $t failed; end of $log:"
         grep -E 'panicked at|ERROR: libFuzzer|SUMMARY|Test unit written|^ *[0-9]+: .*(sipcore|proto_ws|proto_hep|fuzz_targets)' \
             "$log" | head -40
     fi
-    rows+=("$(printf '%-13s %12s %8s %-22s %-18s %5ss  %s' "$t" "${execs:-?}" "${rate:-?}" \
-        "${cov:-?}" "${corp:-?}" "$dur" "$result")")
+    printf '%-13s %12s %8s %-22s %-18s %5ss  %s\n' "$t" "${execs:-?}" "${rate:-?}" \
+        "${cov:-?}" "${corp:-?}" "$dur" "$result" >"$logs/$t.row"
+    echo "$rc" >"$logs/$t.rc"
+}
+
+for t in "${targets[@]}"; do
+    rm -f "$logs/$t.row" "$logs/$t.rc"
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do
+        wait -n
+    done
+    run_one "$t" &
+done
+wait
+
+failed=()
+rows=()
+for t in "${targets[@]}"; do
+    if [ -f "$logs/$t.row" ]; then
+        rows+=("$(cat "$logs/$t.row")")
+    else
+        rows+=("$(printf '%-13s did not report' "$t")")
+    fi
+    [ "$(cat "$logs/$t.rc" 2>/dev/null)" = 0 ] || failed+=("$t")
 done
 
 echo
