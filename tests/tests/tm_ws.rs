@@ -244,6 +244,51 @@ async fn one_source_holds_at_most_its_share_of_transactions() {
     assert_eq!(held(), Some(5.0));
 }
 
+/// A transaction that ends leaves none of its timers armed: each MESSAGE's timer F and
+/// `fr_timeout` go with its 200 (they used to stay armed until they fired, 32 s later, when
+/// the cell's last work disarmed them: at 30,000 relays a second a million timers piled up).
+/// With `fr_timeout` at 120 s, a timer left behind would still be there at the deadline.
+#[tokio::test]
+async fn an_answered_transaction_leaves_no_timer_armed() {
+    let (cfg, mi) = config(&[("fr_timeout", 120)]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob = Ua::register(&url, "bob").await;
+    let stat = |name: &str| {
+        common::metrics::values(&common::metrics::scrape(mi))
+            .get(name)
+            .copied()
+    };
+    for i in 0..20 {
+        alice.send("MESSAGE", "bob", &format!("m{i}"), 1, "").await;
+        let got = next_any_text(&mut bob.ws).await;
+        assert!(got.starts_with("MESSAGE "), "{got}");
+        // Held, with its timers, until Bob answers.
+        if i == 0 {
+            assert_eq!(stat("sipcore_tm_inuse_transactions"), Some(1.0));
+            assert!(stat("sipcore_tm_armed_timers").is_some_and(|n| n >= 1.0));
+        }
+        send_text(&mut bob.ws, answer(&got, 200)).await;
+        assert_eq!(status(&next_text(&mut alice.ws).await), 200);
+    }
+    // The transaction ends on sipcore's thread just after its 200 went out: waited for.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let gone = || {
+        stat("sipcore_tm_inuse_transactions") == Some(0.0)
+            && stat("sipcore_tm_armed_timers") == Some(0.0)
+    };
+    while !gone() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stat("sipcore_tm_inuse_transactions"), Some(0.0));
+    assert_eq!(
+        stat("sipcore_tm_armed_timers"),
+        Some(0.0),
+        "timers left armed by answered transactions"
+    );
+}
+
 /// A CANCEL is matched only from the hop its INVITE came from: Mallory, who copies Alice's Via
 /// (the whole key of her transaction), cancels nothing. Her CANCEL is relayed statelessly
 /// with a branch of her own hop, which matches no transaction at Bob, and Alice's call goes on.

@@ -4,7 +4,7 @@
 //! running the script again for each.
 use super::cell::{Cell, Effects, Work};
 use super::share::{give_back, take_share, Source};
-use super::store::{apply, feed, finish, store, SOURCE_FULL, TABLE_FULL};
+use super::store::{apply, commit, feed, finish, store, SOURCE_FULL, TABLE_FULL};
 use crate::core::send::Core;
 use crate::sip::Message;
 use crate::tm::{
@@ -151,8 +151,7 @@ fn make(
                 &mut fx,
             );
         }
-        c.note_timers(&mut fx);
-        c.is_over()
+        commit(s, id, c, &mut fx)
     });
     match over {
         Some(true) => {
@@ -160,7 +159,7 @@ fn make(
                 finish(s, id, cell, fx);
             }
         }
-        Some(false) => apply(s, id, fx),
+        Some(false) => apply(s, fx),
         None => {}
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! `t_relay()` in a failure route), closing it once the script is done, and resuming it after
 //! its failure route (OpenSIPS tm's `t_on_failure`).
 use super::cell::{Branch, BranchDst, Effects, Saved, TmOpts, Work};
-use super::store::{feed, finish, settle, store, watch_conn, Store};
+use super::store::{commit, feed, finish, settle, store, watch_conn, Store};
 use crate::core::send::Core;
 use crate::sip::Message;
 use crate::tm::{Actions, ClientInvite, ClientKey, ClientNonInvite, ProxyConfig, Transaction};
@@ -96,14 +96,14 @@ pub(crate) fn add_branch(
         while let Some(w) = queue.pop_front() {
             cell.run(core, now, w, &mut fx);
         }
-        cell.note_timers(&mut fx);
-        Ok((sent, conn, cell.is_over()))
+        // Watched under the cell's lock, as the keys and timers are (see `commit`).
+        if let Some(c) = conn {
+            watch_conn(s, c, id, index);
+        }
+        Ok((sent, commit(s, id, cell, &mut fx)))
     });
     match added {
-        Some(Ok((sent, conn, over))) => {
-            if let Some(c) = conn {
-                watch_conn(s, c, id, index);
-            }
+        Some(Ok((sent, over))) => {
             if over {
                 if let Some(cell) = s.cells.remove(&id) {
                     finish(s, id, cell, fx);

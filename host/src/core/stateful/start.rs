@@ -2,7 +2,7 @@
 //! proxy context, stored before the request goes out.
 use super::cell::{Branch, BranchDst, BranchTarget, Cell, Effects, Saved, TmOpts};
 use super::share::{give_back, take_share, Source};
-use super::store::{finish, settle, store, watch_conn, Store, SOURCE_FULL, TABLE_FULL};
+use super::store::{commit, finish, settle, store, watch_conn, Store, SOURCE_FULL, TABLE_FULL};
 use crate::core::send::Core;
 use crate::sip::Message;
 use crate::tm::{
@@ -122,8 +122,7 @@ pub(crate) fn relay(
         while let Some(w) = queue.pop_front() {
             cell.run(core, now, w, &mut fx);
         }
-        cell.note_timers(&mut fx);
-        Ok((sent, cell.is_over()))
+        Ok((sent, commit(s, id, cell, &mut fx)))
     });
     match started {
         Some(Ok((sent, over))) => {

@@ -110,7 +110,8 @@ pub(super) fn store() -> &'static Store {
 }
 
 /// OpenSIPS tm's `inuse_transactions`: relays held now (a server transaction and its
-/// branches count once), as a [`crate::stats::Source`].
+/// branches count once); and `armed_timers` (sipcore's): the timers they hold, as a
+/// [`crate::stats::Source`].
 pub(crate) fn stats(out: &mut Vec<crate::stats::Sample>) {
     let n = STORE.get().map_or(0, |s| s.live.load(Ordering::Relaxed));
     out.push(crate::stats::Sample::new(
@@ -119,6 +120,13 @@ pub(crate) fn stats(out: &mut Vec<crate::stats::Sample>) {
         n as u64,
         true,
         "transactions held now (t_relay)",
+    ));
+    out.push(crate::stats::Sample::new(
+        "tm",
+        "armed_timers",
+        timer::armed() as u64,
+        true,
+        "transaction timers armed now (RFC 3261 timers, fr_timeout, fr_inv_timeout)",
     ));
 }
 
@@ -162,9 +170,8 @@ pub(super) fn feed(core: &Core, s: &Store, id: u64, work: Work) -> bool {
     let mut fx = Effects::default();
     let over = s.cells.with(&id, |c| {
         c.run(core, now, work, &mut fx);
-        c.note_timers(&mut fx);
         c.compact();
-        c.is_over()
+        commit(s, id, c, &mut fx)
     });
     match over {
         None => false,
@@ -185,7 +192,7 @@ pub(super) fn feed(core: &Core, s: &Store, id: u64, work: Work) -> bool {
 /// may add branches to the cell).
 pub(super) fn settle(core: &Core, s: &Store, id: u64, mut fx: Effects) {
     let failure = fx.failure.take();
-    apply(s, id, fx);
+    apply(s, fx);
     if let Some(run) = failure {
         if !super::hooks::failure(core, id, run) {
             feed(core, s, id, Work::Resume);
@@ -193,17 +200,40 @@ pub(super) fn settle(core: &Core, s: &Store, id: u64, mut fx: Effects) {
     }
 }
 
-pub(super) fn apply(s: &Store, id: u64, fx: Effects) {
+/// What is left of a cell's work once its lock is released: the source's share goes back
+/// (the index and timer changes were made under the lock, by [`commit`]).
+pub(super) fn apply(s: &Store, fx: Effects) {
     if let Some(src) = fx.release {
         give_back(&s.per_source, src);
     }
-    for (k, b) in fx.add_client {
+}
+
+/// Carries out, while the caller still holds cell `id`'s lock, what the cell's work asks of
+/// the client-key index and of the timer queue, and returns whether the cell is over (for
+/// [`finish`], which then forgets its keys and timers). Under the lock, because a response
+/// handled by another thread as soon as the lock is released may finish the cell: had the
+/// keys and timers been added after that, they would stay behind, a key for good and a
+/// timer until it fired (every relayed transaction left its `fr_timeout` and timer F armed
+/// for 30 s that way).
+pub(super) fn commit(s: &Store, id: u64, cell: &mut Cell, fx: &mut Effects) -> bool {
+    cell.note_timers(fx);
+    if cell.is_over() {
+        // finish() forgets every timer the cell holds and those disarmed now, and removes
+        // every key of its branches and those dropped now; nothing new is needed.
+        fx.arm.clear();
+        fx.add_client.clear();
+        return true;
+    }
+    for (k, b) in fx.add_client.drain(..) {
         let _ = s.by_client.insert(k, (id, b));
     }
-    for k in fx.drop_client {
+    for k in fx.drop_client.drain(..) {
         s.by_client.remove(&k);
     }
     timer::update(id, &fx.arm, &fx.disarm);
+    fx.arm.clear();
+    fx.disarm.clear();
+    false
 }
 
 /// The cell is over: its keys and timers go.
@@ -231,6 +261,8 @@ pub(super) fn finish(s: &Store, id: u64, cell: Box<Cell>, fx: Effects) {
         s.by_client.remove(&k);
     }
     timer::forget(id, &cell.armed);
+    // Disarmed by the cell's last work (so no longer in `armed`) but still in the queue.
+    timer::forget(id, &fx.disarm);
     s.live.fetch_sub(1, Ordering::Relaxed);
     timer::ended();
 }

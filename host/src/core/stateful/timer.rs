@@ -109,6 +109,17 @@ pub(super) fn forget(id: u64, armed: &[Slot]) {
     }
 }
 
+/// How many timers are armed now (`tm:armed_timers`).
+pub(super) fn armed() -> usize {
+    TIMERS.get().map_or(0, |t| {
+        t.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .timers
+            .len()
+    })
+}
+
 fn run() {
     // The statics are set before this thread runs anything that needs them.
     let t = timers();
