@@ -495,6 +495,15 @@ fn wt_timer_caps_how_long_a_finished_transaction_stays() {
         assert!(Instant::now() < deadline, "still held: {:?}", held());
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Its timers went with it (the one that fired and any other it held).
+    let armed = common::metrics::values(&common::metrics::scrape(mi))
+        .get("sipcore_tm_armed_timers")
+        .copied();
+    assert_eq!(
+        armed,
+        Some(0.0),
+        "timers left armed by an ended transaction"
+    );
     let bad = cfg.replace("\"wt_timer\", 1)", "\"wt_timer\", 3601)");
     let (status, out, _) = run_to_exit(&bad, "wt.cfg");
     assert!(!status.success(), "{out}");

@@ -177,6 +177,10 @@ async fn a_slow_callee_flooded_with_messages_is_closed_alone() {
         Some(0.0),
         "transactions left after every MESSAGE was answered"
     );
+    let armed = common::metrics::values(&common::metrics::scrape(mi_port))
+        .get("sipcore_tm_armed_timers")
+        .copied();
+    assert_eq!(armed, Some(0.0), "timers left armed by ended transactions");
     // The memory goes back once Bob's queue is freed and the callers are gone: all of the
     // queue's; of the transactions', what glibc's malloc gives back (it keeps about 2 KiB of
     // each freed transaction in its arenas even after the trim the transaction layer asks for
