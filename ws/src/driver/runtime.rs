@@ -43,6 +43,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The runtime's id, which its worker threads know it by (tests reach a worker's state).
+    #[cfg(test)]
+    pub(crate) fn uid(&self) -> u64 {
+        self.shared.uid
+    }
+
     /// A runtime with this configuration, reporting to `sink`. Nothing runs until [`Self::start`].
     pub fn new(mut cfg: WsConfig, sink: Arc<dyn Sink>) -> Runtime {
         // Deadlines are `Instant + Duration`: keep every duration far from overflowing.

@@ -50,6 +50,8 @@ pub(crate) struct TestSink {
     pub rt: OnceLock<Weak<Runtime>>,
     pub logs: Mutex<Vec<String>>,
     pub results: Mutex<Vec<Result<(), sipcore_abi::SendError>>>,
+    /// With [`Echo::Keep`]: the worker's timer heap entries just after each keep.
+    pub heap: Mutex<Vec<usize>>,
 }
 
 impl Sink for TestSink {
@@ -82,6 +84,10 @@ impl Sink for TestSink {
                     Err(sipcore_abi::SendError::NO_CONNECTION)
                 };
                 self.results.lock().unwrap().push(r);
+                let w = super::shared::worker_of(info.conn_id);
+                if let Some(n) = super::worker::with_local(rt.uid(), w, |st| st.timers.len()) {
+                    self.heap.lock().unwrap().push(n);
+                }
             }
         }
         let _ = self
@@ -130,6 +136,7 @@ impl Server {
             rt: OnceLock::new(),
             logs: Mutex::new(Vec::new()),
             results: Mutex::new(Vec::new()),
+            heap: Mutex::new(Vec::new()),
         });
         let rt = Arc::new(Runtime::new(cfg, sink.clone()));
         let _ = sink.rt.set(Arc::downgrade(&rt));
