@@ -132,6 +132,9 @@ pub(crate) struct Conn {
     /// Not closed for idleness before this instant: the registrar keeps a registered flow
     /// open (RFC 5626 §4.4; `Runtime::keep_until`). `None`: the normal idle lifetime.
     pub kept_until: Option<Stamp>,
+    /// SIP stream: when the message being received began to arrive (`ws_max_msg_time` counts
+    /// from there); `None` between messages.
+    pub msg_started: Option<Stamp>,
     /// Largest write backlog (wq + held) since the queue was last empty.
     pub backlog_peak: u32,
     /// What this connection's queues count for in its worker's total (`State::queued`), as
@@ -175,6 +178,7 @@ impl Conn {
             last_rx: now,
             last_write: now,
             kept_until: None,
+            msg_started: None,
             backlog_peak: 0,
             accounted: 0,
             hs_reads: 0,

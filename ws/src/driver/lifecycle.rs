@@ -234,7 +234,7 @@ impl State {
                 warn(self, msg);
                 self.kill(slot, msg);
             }
-            Kind::Message if cfg.sip_stream => self.stream_deadline(slot),
+            Kind::Message if cfg.sip_stream => self.stream_deadline(slot, now),
             Kind::Message => {
                 let Some(ws) = c.ws.as_ref() else {
                     return;

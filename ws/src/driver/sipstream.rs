@@ -117,7 +117,10 @@ impl State {
                 }
                 c.trim_rbuf();
                 if started && !max_time.is_zero() {
-                    self.arm(slot, Kind::Message, now + max_time);
+                    // One heap entry per connection at a time: it stays armed across messages
+                    // (see `stream_deadline`), so a message split over reads costs none.
+                    let began = *c.msg_started.get_or_insert(Stamp::from(now));
+                    self.arm(slot, Kind::Message, began + max_time);
                 }
                 Ok(Progress::NeedMore)
             }
@@ -144,7 +147,8 @@ impl State {
                 let payload = c.rbuf.split_to(len.min(c.rbuf.len())).freeze();
                 c.scanned = 0;
                 c.hs_reads = 0;
-                c.armed.clear(Kind::Message);
+                // The deadline's entry stays: the next message started, it re-arms from there.
+                c.msg_started = None;
                 c.last_data = Stamp::from(now);
                 if c.traced {
                     let ev = TraceEvent::Message {
@@ -171,15 +175,25 @@ impl State {
         }
     }
 
-    /// The message deadline fired: a message still incomplete closes the connection.
-    pub(crate) fn stream_deadline(&mut self, slot: usize) {
+    /// The message deadline fired: a message still incomplete `ws_max_msg_time` after it
+    /// began closes the connection; one that began later gets its own deadline; none in
+    /// progress, nothing. (The entry is not withdrawn when a message completes: a client
+    /// sending each message in two reads would otherwise leave one entry per message in the
+    /// heap for `ws_max_msg_time`.)
+    pub(crate) fn stream_deadline(&mut self, slot: usize, now: Instant) {
         let max = self.shared.cfg.max_msg_time;
         let Some(c) = self.conns.get(slot) else {
             return;
         };
-        if c.phase == Phase::Open && !c.rbuf.is_empty() {
+        let Some(began) = c.msg_started.filter(|_| c.phase == Phase::Open) else {
+            return;
+        };
+        let at = began + max;
+        if Stamp::from(now) >= at {
             let reason = format!("message incomplete after {} ms", max.as_millis());
             self.stream_fail(slot, &reason, true);
+        } else {
+            self.arm(slot, Kind::Message, at);
         }
     }
 

@@ -238,6 +238,50 @@ fn message_deadline_closes_with_1008() {
     assert!(at_eof(&mut s));
 }
 
+/// SIP over TCP (`sip_stream`): `max_msg_time` bounds each message from when it began to
+/// arrive. Messages each sent in two writes are all delivered although together they take
+/// longer than the limit, and they leave no timer entry each behind (the deadline's entry
+/// stays armed across messages); a message left incomplete closes the connection.
+#[test]
+fn sip_stream_message_deadline_is_per_message_and_costs_no_entry_per_message() {
+    let srv = Server::start(
+        WsConfig {
+            sip_stream: true,
+            max_msg_time: Duration::from_millis(300),
+            ..cfg()
+        },
+        Echo::No,
+    );
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let t0 = Instant::now();
+    let mut n = 0;
+    while t0.elapsed() < Duration::from_millis(900) || n < 50 {
+        let m = format!("OPTIONS sip:x SIP/2.0\r\nCall-ID: c{n}\r\nContent-Length: 0\r\n\r\n");
+        let (a, b) = m.as_bytes().split_at(12);
+        s.write_all(a).unwrap();
+        std::thread::sleep(Duration::from_millis(3));
+        s.write_all(b).unwrap();
+        let (_, payload, _) = srv.next_msg();
+        assert!(payload.ends_with(format!("c{n}\r\nContent-Length: 0\r\n\r\n").as_bytes()));
+        n += 1;
+    }
+    let heap = srv.sink.heap.lock().unwrap().clone();
+    assert_eq!(heap.len(), n);
+    assert!(
+        heap.iter().all(|&e| e <= 4),
+        "timer entries at each of {n} deliveries: {heap:?}"
+    );
+    // Incomplete: closed once the limit is past (the test socket's read timeout bounds it).
+    s.write_all(b"OPTIONS sip:x SIP/2.0\r\nCall-").unwrap();
+    let started = Instant::now();
+    assert!(
+        at_eof(&mut s),
+        "an incomplete message kept its connection open"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
 #[test]
 fn huge_durations_do_not_overflow_deadlines() {
     let srv = Server::start(

@@ -50,7 +50,7 @@ pub(crate) struct TestSink {
     pub rt: OnceLock<Weak<Runtime>>,
     pub logs: Mutex<Vec<String>>,
     pub results: Mutex<Vec<Result<(), sipcore_abi::SendError>>>,
-    /// With [`Echo::Keep`]: the worker's timer heap entries just after each keep.
+    /// The worker's timer heap entries at each delivery (after the keep, with [`Echo::Keep`]).
     pub heap: Mutex<Vec<usize>>,
 }
 
@@ -84,10 +84,12 @@ impl Sink for TestSink {
                     Err(sipcore_abi::SendError::NO_CONNECTION)
                 };
                 self.results.lock().unwrap().push(r);
-                let w = super::shared::worker_of(info.conn_id);
-                if let Some(n) = super::worker::with_local(rt.uid(), w, |st| st.timers.len()) {
-                    self.heap.lock().unwrap().push(n);
-                }
+            }
+        }
+        if let Some(rt) = self.rt.get().and_then(Weak::upgrade) {
+            let w = super::shared::worker_of(info.conn_id);
+            if let Some(n) = super::worker::with_local(rt.uid(), w, |st| st.timers.len()) {
+                self.heap.lock().unwrap().push(n);
             }
         }
         let _ = self
