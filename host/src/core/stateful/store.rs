@@ -218,10 +218,12 @@ pub(super) fn apply(s: &Store, fx: Effects) {
 pub(super) fn commit(s: &Store, id: u64, cell: &mut Cell, fx: &mut Effects) -> bool {
     cell.note_timers(fx);
     if cell.is_over() {
-        // finish() forgets every timer the cell holds and those disarmed now, and removes
-        // every key of its branches and those dropped now; nothing new is needed.
+        // Nothing new is armed or indexed; what was disarmed now goes at once (it is no
+        // longer in the cell's list, which `finish` forgets), whoever finishes the cell.
         fx.arm.clear();
         fx.add_client.clear();
+        timer::forget(id, &fx.disarm);
+        fx.disarm.clear();
         return true;
     }
     for (k, b) in fx.add_client.drain(..) {
@@ -261,8 +263,6 @@ pub(super) fn finish(s: &Store, id: u64, cell: Box<Cell>, fx: Effects) {
         s.by_client.remove(&k);
     }
     timer::forget(id, &cell.armed);
-    // Disarmed by the cell's last work (so no longer in `armed`) but still in the queue.
-    timer::forget(id, &fx.disarm);
     s.live.fetch_sub(1, Ordering::Relaxed);
     timer::ended();
 }
