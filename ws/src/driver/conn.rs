@@ -397,10 +397,11 @@ mod size {
     /// Every idle connection pays for a `Conn` in its worker's slab: keep an eye on it
     /// (issue 16: at most 512 bytes of user-space memory per idle connection, everything
     /// included; it was 576 bytes before the rarely used parts were boxed and times made
-    /// 8-byte stamps).
+    /// 8-byte stamps; 280 until the SIP stream's message start, 8 bytes, was added: 413 bytes
+    /// per idle connection measured at 19,000).
     #[test]
     fn a_connection_stays_small() {
         let n = std::mem::size_of::<super::Conn>();
-        assert!(n <= 280, "Conn grew to {n} bytes");
+        assert!(n <= 288, "Conn grew to {n} bytes");
     }
 }
