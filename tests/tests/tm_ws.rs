@@ -264,10 +264,18 @@ async fn an_answered_transaction_leaves_no_timer_armed() {
         alice.send("MESSAGE", "bob", &format!("m{i}"), 1, "").await;
         let got = next_any_text(&mut bob.ws).await;
         assert!(got.starts_with("MESSAGE "), "{got}");
-        // Held, with its timers, until Bob answers.
+        // Held, with its timers, until Bob answers (armed just after the MESSAGE went out,
+        // on sipcore's thread: waited for, within a deadline).
         if i == 0 {
             assert_eq!(stat("sipcore_tm_inuse_transactions"), Some(1.0));
-            assert!(stat("sipcore_tm_armed_timers").is_some_and(|n| n >= 1.0));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !stat("sipcore_tm_armed_timers").is_some_and(|n| n >= 1.0) {
+                assert!(
+                    Instant::now() < deadline,
+                    "no timer armed for a held MESSAGE"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
         send_text(&mut bob.ws, answer(&got, 200)).await;
         assert_eq!(status(&next_text(&mut alice.ws).await), 200);

@@ -210,10 +210,16 @@ extern "C" fn start() -> RResult<(), RString> {
         if let Some(m) = p.tls.take() {
             let _ = TLS.set(m);
         }
-        rt.start().map_err(|e| e.to_string())?;
+        // Reachable before its workers run: a worker delivers as soon as it accepts, and the
+        // host's answer goes out through `RUNTIME` (set after the start, an answer sent in
+        // between failed with "transport not running" and the client never got it).
         RUNTIME
             .set(rt)
             .map_err(|_| format!("{} started twice", flavor::get().module))?;
+        let rt = RUNTIME
+            .get()
+            .ok_or_else(|| format!("{} is not running", flavor::get().module))?;
+        rt.start().map_err(|e| e.to_string())?;
         Ok(())
     })
 }

@@ -179,7 +179,11 @@ impl State {
             (_, new) => new,
         };
         if c.phase == Phase::Open {
-            c.armed.clear(Kind::Idle);
+            // A longer keep only moves the idle deadline later: the entry armed fires first
+            // and `idle_due` re-arms from the new one, as for every message received. Only
+            // an earlier deadline (the keep given back) needs an entry now, which `arm`
+            // pushes. (Clearing first pushed an entry for every REGISTER refresh, each left
+            // in the heap until its time: a keep-alive interval's worth of refreshes.)
             self.arm_idle(slot);
         }
         true

@@ -195,15 +195,25 @@ impl Runtime {
             return Err(DriverError::AlreadyStarted);
         }
         c.started = true;
+        // Running before the first worker runs: a worker accepts at once, and a message it
+        // delivers may be answered (or its connection kept) before this thread gets the CPU
+        // back; with the flag still false, that send failed ("transport not running") and
+        // the client never got its answer. What is sent before a worker runs waits in its
+        // inbox.
+        self.running.store(true, Ordering::Release);
         for (i, (poll, listeners)) in polls.into_iter().zip(per_worker).enumerate() {
             let shared = Arc::clone(&self.shared);
-            let h = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("ws-worker-{i}"))
-                .spawn(move || worker::run(shared, i, poll, listeners))
-                .map_err(DriverError::Spawn)?;
-            c.threads.push(h);
+                .spawn(move || worker::run(shared, i, poll, listeners));
+            match spawned {
+                Ok(h) => c.threads.push(h),
+                Err(e) => {
+                    self.running.store(false, Ordering::Release);
+                    return Err(DriverError::Spawn(e));
+                }
+            }
         }
-        self.running.store(true, Ordering::Release);
         Ok(())
     }
 
