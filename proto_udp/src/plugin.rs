@@ -133,10 +133,15 @@ extern "C" fn start() -> RResult<(), RString> {
             max_msg_size: p.cfg.max_msg_size,
             stopping: AtomicBool::new(false),
         };
-        let rt = Runtime::start(shared, p.listeners, default_workers).map_err(|e| e.to_string())?;
+        let rt = Runtime::bind(shared, p.listeners, default_workers).map_err(|e| e.to_string())?;
+        // Reachable before its workers run: a worker delivers as soon as a datagram arrives,
+        // and the host's answer goes out through `RUNTIME` (set after the threads started, an
+        // answer in between was refused with "transport not running").
         RUNTIME
             .set(rt)
-            .map_err(|_| "proto_udp started twice".to_string())
+            .map_err(|_| "proto_udp started twice".to_string())?;
+        let rt = RUNTIME.get().ok_or("proto_udp runtime missing")?;
+        rt.spawn_workers().map_err(|e| e.to_string())
     })
 }
 

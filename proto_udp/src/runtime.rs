@@ -79,9 +79,10 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Bind every listener (`default_workers` sockets for those with `workers` 0) and start a
-    /// receiving thread per socket. Nothing is left running on error.
-    pub fn start(
+    /// Bind every listener (`default_workers` sockets for those with `workers` 0); no thread
+    /// runs until [`Runtime::spawn_workers`]. The plugin publishes the runtime between the two,
+    /// so that a worker's first delivery can be answered (as `proto_ws` does).
+    pub fn bind(
         shared: Shared,
         plans: Vec<ListenerPlan>,
         default_workers: usize,
@@ -98,32 +99,36 @@ impl Runtime {
                 next: AtomicUsize::new(0),
             });
         }
-        let rt = Runtime {
+        Ok(Runtime {
             shared: Arc::new(shared),
             listeners,
             threads: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
-        };
+        })
+    }
+
+    /// Starts a receiving thread per bound socket. On error every thread started is stopped.
+    pub fn spawn_workers(&self) -> Result<(), StartError> {
         let mut threads = Vec::new();
-        for l in &rt.listeners {
+        for l in &self.listeners {
             for (i, s) in l.socks.iter().enumerate() {
                 let (shared, sock, id, addr) =
-                    (rt.shared.clone(), s.clone(), l.plan.id, l.plan.addr);
+                    (self.shared.clone(), s.clone(), l.plan.id, l.plan.addr);
                 let spawned = std::thread::Builder::new()
                     .name(format!("udp{id}-{i}"))
                     .spawn(move || worker::run(&shared, &sock, id, addr));
                 match spawned {
                     Ok(h) => threads.push(h),
                     Err(e) => {
-                        *rt.threads.lock().unwrap_or_else(|p| p.into_inner()) = threads;
-                        rt.stop_within(Duration::from_secs(1));
+                        *self.threads.lock().unwrap_or_else(|p| p.into_inner()) = threads;
+                        self.stop_within(Duration::from_secs(1));
                         return Err(StartError::Spawn(e));
                     }
                 }
             }
         }
-        *rt.threads.lock().unwrap_or_else(|p| p.into_inner()) = threads;
-        Ok(rt)
+        *self.threads.lock().unwrap_or_else(|p| p.into_inner()) = threads;
+        Ok(())
     }
 
     /// The bound listeners (MI `udp_list`).

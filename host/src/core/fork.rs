@@ -116,9 +116,15 @@ pub(crate) fn relay_branches(
             BranchDst::Conn(c) => Outbound::Conn(c.proto, c.conn_id),
             BranchDst::Addr { proto, addr, .. } => Outbound::Addr(*proto, *addr),
         };
-        let out = match build_out(core, info, msg, Some(&t.ru), outbound, &t.st, index8, false) {
-            Ok(o) => bytes::Bytes::from(o),
-            Err(_) => continue,
+        let (out, branch) =
+            match build_out(core, info, msg, Some(&t.ru), outbound, &t.st, index8, false) {
+                Ok(o) => o,
+                Err(_) => continue,
+            };
+        let out = stateful::BranchReq {
+            bytes: bytes::Bytes::from(out),
+            branch: branch.as_str(),
+            method: msg.method_str().unwrap_or_default(),
         };
         let gone = match &dst {
             BranchDst::Conn(c) => (c.gone.0, c.gone.1),

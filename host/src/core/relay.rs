@@ -20,7 +20,7 @@ use super::send::{peer, Core};
 use super::stateful::TmOpts;
 use crate::dns::DnsError;
 use crate::sip::{
-    forward_request, forward_response, EditError, ForwardRequest, Hop, LoopKey, Message,
+    forward_request, forward_response, BranchText, EditError, ForwardRequest, Hop, LoopKey, Message,
 };
 use sipcore_abi::{Proto, ReceiveInfo};
 use std::net::SocketAddr;
@@ -151,12 +151,12 @@ fn forward_to(
         Target::Addr(n) => proxy::Outbound::Addr(n.proto, n.addr),
     };
     #[allow(unused_mut)]
-    let mut out = match build_out(core, info, msg, dest.ru, out, st, 0, auto_reply) {
+    let (mut out, branch) = match build_out(core, info, msg, dest.ru, out, st, 0, auto_reply) {
         Ok(o) => o,
         Err(r) => return r,
     };
     if stateful {
-        match relay_stateful(core, info, msg, &next, out, (opts, st)) {
+        match relay_stateful(core, info, msg, &next, (out, &branch), (opts, st)) {
             Ok(r) => return r,
             Err(back) => out = back,
         }
@@ -219,7 +219,7 @@ pub(super) fn build_out(
     st: &ProxyState,
     index: u8,
     auto_reply: bool,
-) -> Result<Vec<u8>, (i64, bool)> {
+) -> Result<(Vec<u8>, BranchText), (i64, bool)> {
     let fail = |code: u16, reason: &str| (-1, auto_reply && reply(core, info, msg, code, reason));
     let (proto, out_conn, to) = match out {
         proxy::Outbound::Conn(p, id) => (p, id, None),
@@ -274,7 +274,7 @@ pub(super) fn build_out(
     fwd.loop_key = Some(loop_key);
     fwd.branch = Some(branch.as_str());
     match forward_request(msg, &fwd) {
-        Ok(b) => Ok(b),
+        Ok(b) => Ok((b, branch)),
         Err(EditError::TooManyHops) => Err((-1, reply(core, info, msg, 483, "Too Many Hops"))),
         Err(EditError::TooLarge(what)) => {
             crate::log!(Info, "core", "forward(): relayed, the request would exceed the parser's limits ({}): 513", what;
@@ -296,10 +296,10 @@ fn relay_stateful(
     info: &ReceiveInfo,
     msg: &Message,
     next: &Target,
-    out: Vec<u8>,
+    (out, branch): (Vec<u8>, &BranchText),
     tm: (&TmOpts, &ProxyState),
 ) -> Result<(i64, bool), Vec<u8>> {
-    use super::stateful::{BranchDst, Relayed};
+    use super::stateful::{BranchDst, BranchReq, Relayed};
     let dst = match next {
         Target::Conn(c) => BranchDst::Conn(*c),
         Target::Addr(n) => BranchDst::Addr {
@@ -311,6 +311,11 @@ fn relay_stateful(
     // Shared, not copied: the pending watch and the failure path keep the same bytes.
     let out = bytes::Bytes::from(out);
     let keep = out.clone();
+    let out = BranchReq {
+        bytes: out,
+        branch: branch.as_str(),
+        method: msg.method_str().unwrap_or_default(),
+    };
     match super::stateful::relay(core, info, msg, (dst, out), (tm.0, tm.1, &[]), true) {
         Ok(Relayed::Exists) => {
             super::stateful::absorb(core, info, msg);

@@ -10,13 +10,16 @@ use super::timers::{Timer, TimerValues};
 use super::txn::{bytes_of, class, Action, Actions, Core, Event, State};
 use crate::sip::{Message, Method};
 
-/// Checks that `req` is a request of the kind a machine takes and that an ACK or CANCEL can
-/// later be built from it.
+/// Checks that `req` is a request of the kind a machine takes and, for an INVITE, that an ACK
+/// or CANCEL can later be built from it.
 fn check(req: &Message, invite: bool) -> Result<(), BuildError> {
     let method = req.method().ok_or(BuildError::NotARequest)?;
-    super::build::check_copyable(req)?;
     if (method == Method::Invite) != invite || method == Method::Ack {
         return Err(BuildError::NotARequest);
+    }
+    // Only an INVITE has an ACK (§17.1.1.3) or a CANCEL (§9.1) built from it later.
+    if invite {
+        super::build::check_copyable(req)?;
     }
     Ok(())
 }
@@ -182,15 +185,29 @@ impl ClientNonInvite {
         now: Instant,
     ) -> Result<(Self, Actions), BuildError> {
         check(&request, false)?;
-        let bytes = bytes_of(&request);
+        let (mut t, acts) = Self::sending(bytes_of(&request), reliable, values, now);
+        t.request = Some(Box::new(request));
+        Ok((t, acts))
+    }
+
+    /// As [`ClientNonInvite::new`] for a request the caller built itself and knows to be a
+    /// non-INVITE, non-ACK request, given as its `bytes` (not parsed again: nothing is built
+    /// from a non-INVITE request later, §9.1, §17.1.1.3); [`ClientNonInvite::request`] is
+    /// then `None`.
+    pub fn sending(
+        bytes: Bytes,
+        reliable: bool,
+        values: TimerValues,
+        now: Instant,
+    ) -> (Self, Actions) {
         let mut t = ClientNonInvite {
             core: Core::new(State::Trying, reliable, values),
-            request: Some(Box::new(request)),
+            request: None,
             bytes: bytes.clone(),
             interval: values.t1(),
         };
         let acts = t.core.start_client(Timer::E, Timer::F, bytes, now);
-        Ok((t, acts))
+        (t, acts)
     }
 
     /// The current state.

@@ -107,12 +107,18 @@ impl ClientKey {
             Some(m) => m,
             None => msg.cseq()?.method,
         };
+        Ok(ClientKey::new(branch, method))
+    }
+
+    /// The key of a `method` request this element sends with `branch` in its Via (what
+    /// [`ClientKey::of`] reads back from the request).
+    pub fn new(branch: &str, method: &str) -> Self {
         let method = key_method(method);
-        Ok(ClientKey {
+        ClientKey {
             hash: KEY_HASH.hash_one((branch, &*method)),
             branch: branch.into(),
             method,
-        })
+        }
     }
 
     /// The branch.

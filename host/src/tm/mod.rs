@@ -56,5 +56,5 @@ pub use select::{best_response, challenge_headers, Choice, Selection};
 pub use server::{ServerInvite, ServerNonInvite};
 pub use table::{Table, TableError};
 pub use timers::{Timer, TimerError, TimerValues};
-pub use txn::{Action, Actions, Event, State, Transaction};
+pub use txn::{Action, Actions, Event, Outgoing, State, Transaction};
 pub use wheel::TimerQueue;

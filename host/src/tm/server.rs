@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::build::BuildError;
 use super::timers::{Timer, TimerValues};
-use super::txn::{bytes_of, class, Action, Actions, Core, Event, State};
+use super::txn::{class, Action, Actions, Core, Event, Outgoing, State};
 use crate::sip::{build_reply, Message, Method};
 
 /// An INVITE server transaction (RFC 3261 §17.2.1, Figure 7 as updated by RFC 6026 §7.1,
@@ -125,18 +125,16 @@ impl ServerInvite {
         }
     }
 
-    fn on_respond(&mut self, resp: Message, now: Instant, acts: &mut Actions) {
-        let Some(code) = resp.status() else {
-            return;
-        };
+    fn on_respond(&mut self, resp: Outgoing, now: Instant, acts: &mut Actions) {
+        let code = resp.status;
         let c = &mut self.core;
         match (c.state, class(code)) {
             (State::Proceeding, 1) => {
-                self.last = bytes_of(&resp);
+                self.last = resp.bytes;
                 acts.push(Action::Send(self.last.clone()));
             }
             (State::Proceeding, 2) => {
-                acts.push(Action::Send(bytes_of(&resp)));
+                acts.push(Action::Send(resp.bytes));
                 c.state = State::Accepted;
                 // Nothing is resent in Accepted (RFC 6026 §7.1): keep only the state.
                 self.request = None;
@@ -145,10 +143,10 @@ impl ServerInvite {
                 c.arm(Timer::L, now + l, acts);
             }
             // RFC 6026 §7.1: 2xx retransmissions from the TU (a proxy: from the UAS) go out.
-            (State::Accepted, 2) => acts.push(Action::Send(bytes_of(&resp))),
+            (State::Accepted, 2) => acts.push(Action::Send(resp.bytes)),
             (State::Proceeding, 3..=6) => {
-                self.last = bytes_of(&resp);
-                self.final_to_tag = resp.to_tag_param().ok().flatten().flatten().map(Into::into);
+                self.last = resp.bytes;
+                self.final_to_tag = resp.to_tag;
                 acts.push(Action::Send(self.last.clone()));
                 c.state = State::Completed;
                 self.request = None;
@@ -226,19 +224,18 @@ impl ServerNonInvite {
                 }
             }
             Event::Respond(resp) => {
-                let open = matches!(c.state, State::Trying | State::Proceeding);
-                let Some(code) = resp.status().filter(|_| open) else {
+                if !matches!(c.state, State::Trying | State::Proceeding) {
                     return acts;
-                };
-                match class(code) {
+                }
+                match class(resp.status) {
                     1 => {
-                        let b = bytes_of(&resp);
+                        let b = resp.bytes;
                         self.last = Some(b.clone());
                         acts.push(Action::Send(b));
                         c.state = State::Proceeding;
                     }
                     2..=6 => {
-                        let b = bytes_of(&resp);
+                        let b = resp.bytes;
                         self.last = Some(b.clone());
                         self.request = None;
                         acts.push(Action::Send(b));

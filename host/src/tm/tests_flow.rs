@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::tests_util::{ack, inv_resp, invite, ms, request, show};
+use super::tests_util::{ack, inv_resp, invite, ms, out, request, show};
 use super::{
     Action, Actions, ClientInvite, ClientKey, Event, ServerInvite, ServerKey, State, Table, Timer,
     TimerQueue, TimerValues, Transaction,
@@ -54,7 +54,7 @@ fn server_side_flow() {
     // The TU answers 487; G and H go into the driver's queue.
     let acts = table
         .with(&key, |t| {
-            t.on_event(Event::Respond(inv_resp(487)), t0 + ms(600))
+            t.on_event(Event::Respond(out(inv_resp(487))), t0 + ms(600))
         })
         .unwrap();
     drive(&mut q, &key, &acts);

@@ -176,3 +176,29 @@ fn client_key_branch_and_cseq_method() {
     let inv = torture(include_bytes!("../../../sip/src/testdata/inv2543.dat"));
     assert_eq!(ClientKey::of(&inv), Err(KeyError::NoBranch));
 }
+
+#[test]
+fn client_key_new_is_the_key_read_back_from_the_request_and_its_responses() {
+    // The relay keys a branch's client transaction from the branch and method it built the
+    // request with; a response must find it (§17.1.3) as if the request had been parsed.
+    for method in ["MESSAGE", "INVITE", "BYE", "X-OWN"] {
+        let req = request(method, "z9hG4bKsent1");
+        let made = ClientKey::new("z9hG4bKsent1", method);
+        assert_eq!(ClientKey::of(&req).unwrap(), made, "{method}");
+        let resp = response(200, method, "z9hG4bKsent1");
+        assert_eq!(ClientKey::of(&resp).unwrap(), made, "{method}");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut g = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&made, &mut h);
+        std::hash::Hash::hash(&ClientKey::of(&resp).unwrap(), &mut g);
+        assert_eq!(std::hash::Hasher::finish(&h), std::hash::Hasher::finish(&g));
+    }
+    assert_ne!(
+        ClientKey::new("z9hG4bKsent1", "MESSAGE"),
+        ClientKey::new("z9hG4bKsent2", "MESSAGE")
+    );
+    assert_eq!(
+        ClientKey::new("z9hG4bKsent1", "ACK"),
+        ClientKey::new("z9hG4bKsent1", "INVITE")
+    );
+}

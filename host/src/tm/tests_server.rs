@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::tests_util::{ack, inv_resp, invite, ms, msg, request, response, show};
+use super::tests_util::{ack, inv_resp, invite, ms, msg, out, request, response, show};
 use super::{Action, Event, ServerInvite, ServerNonInvite, State, Timer, TimerValues};
 
 fn start(reliable: bool) -> (ServerInvite, Instant, Vec<String>) {
@@ -28,7 +28,7 @@ fn invite_sends_100_trying_and_answers_retransmissions_with_it() {
     assert!(trying.starts_with("SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n"));
     assert!(trying.contains("To: Bob <sip:bob@biloxi.example.com>\r\n"));
     // A later provisional response replaces it for retransmissions.
-    let acts = t.on_event(Event::Respond(inv_resp(180)), t0 + ms(600));
+    let acts = t.on_event(Event::Respond(out(inv_resp(180))), t0 + ms(600));
     assert_eq!(show(&acts, t0), ["send 180"]);
     let acts = t.on_event(Event::Received(invite()), t0 + ms(1_000));
     assert_eq!(show(&acts, t0), ["send 180"]);
@@ -38,7 +38,7 @@ fn invite_sends_100_trying_and_answers_retransmissions_with_it() {
 fn invite_non_2xx_retransmits_on_g_until_ack_then_i() {
     let (mut t, t0, _) = start(false);
     assert!(t.request().is_some());
-    let acts = t.on_event(Event::Respond(inv_resp(486)), t0);
+    let acts = t.on_event(Event::Respond(out(inv_resp(486))), t0);
     assert_eq!(show(&acts, t0), ["send 486", "arm G 500", "arm H 32000"]);
     assert_eq!(t.state(), State::Completed);
     // Lingering, it keeps what it resends and matches, not the request.
@@ -80,7 +80,7 @@ fn invite_non_2xx_retransmits_on_g_until_ack_then_i() {
 #[test]
 fn invite_h_fires_without_ack() {
     let (mut t, t0, _) = start(false);
-    t.on_event(Event::Respond(inv_resp(404)), t0);
+    t.on_event(Event::Respond(out(inv_resp(404))), t0);
     let acts = t.on_event(Event::Timer(Timer::H), t0 + ms(32_000));
     assert_eq!(show(&acts, t0), ["timeout", "end"]);
     assert_eq!(t.state(), State::Terminated);
@@ -89,7 +89,7 @@ fn invite_h_fires_without_ack() {
 #[test]
 fn invite_over_reliable_transport_no_g_and_i_zero() {
     let (mut t, t0, _) = start(true);
-    let acts = t.on_event(Event::Respond(inv_resp(603)), t0);
+    let acts = t.on_event(Event::Respond(out(inv_resp(603))), t0);
     assert_eq!(show(&acts, t0), ["send 603", "arm H 32000"]);
     let acts = t.on_event(Event::Received(ack("a6c85cf")), t0 + ms(50));
     assert_eq!(show(&acts, t0), ["disarm H", "end"]);
@@ -98,12 +98,12 @@ fn invite_over_reliable_transport_no_g_and_i_zero() {
 #[test]
 fn invite_2xx_accepted_state_rfc6026() {
     let (mut t, t0, _) = start(false);
-    let acts = t.on_event(Event::Respond(inv_resp(200)), t0 + ms(100));
+    let acts = t.on_event(Event::Respond(out(inv_resp(200))), t0 + ms(100));
     assert_eq!(show(&acts, t0), ["send 200", "arm L 32100"]);
     assert_eq!(t.state(), State::Accepted);
     assert!(t.request().is_none());
     // The UAS retransmits its 2xx through the proxy: it passes.
-    let acts = t.on_event(Event::Respond(inv_resp(200)), t0 + ms(600));
+    let acts = t.on_event(Event::Respond(out(inv_resp(200))), t0 + ms(600));
     assert_eq!(show(&acts, t0), ["send 200"]);
     // INVITE retransmissions are absorbed, not answered.
     assert!(t
@@ -117,7 +117,7 @@ fn invite_2xx_accepted_state_rfc6026() {
     assert_eq!(t.state(), State::Accepted);
     // A non-2xx after a 2xx is not sent.
     assert!(t
-        .on_event(Event::Respond(inv_resp(486)), t0 + ms(900))
+        .on_event(Event::Respond(out(inv_resp(486))), t0 + ms(900))
         .is_empty());
     // Transport errors are reported; the transaction stays.
     let acts = t.on_event(Event::TransportError, t0 + ms(1_000));
@@ -140,7 +140,7 @@ fn rfc2543_ack_must_carry_the_final_responses_to_tag() {
         ))
     };
     let (mut t, _) = ServerInvite::new(old("INVITE"), false, TimerValues::default()).unwrap();
-    t.on_event(Event::Respond(inv_resp(486)), t0);
+    t.on_event(Event::Respond(out(inv_resp(486))), t0);
     // The request is gone; the match uses what was kept of it (no RFC 3261 branch).
     assert!(t.request().is_none());
     // The ACK's To tag is not the 486's: not ours, nothing happens.
@@ -178,13 +178,13 @@ fn non_invite_trying_absorbs_then_completed_resends_until_j() {
         .on_event(Event::Received(req.clone()), t0 + ms(500))
         .is_empty());
     let resp = |c| response(c, "REGISTER", "z9hG4bKreg");
-    let acts = t.on_event(Event::Respond(resp(100)), t0 + ms(600));
+    let acts = t.on_event(Event::Respond(out(resp(100))), t0 + ms(600));
     assert_eq!(show(&acts, t0), ["send 100"]);
     assert_eq!(t.state(), State::Proceeding);
     let acts = t.on_event(Event::Received(req.clone()), t0 + ms(1_500));
     assert_eq!(show(&acts, t0), ["send 100"]);
     assert!(t.request().is_some());
-    let acts = t.on_event(Event::Respond(resp(200)), t0 + ms(2_000));
+    let acts = t.on_event(Event::Respond(out(resp(200))), t0 + ms(2_000));
     assert_eq!(show(&acts, t0), ["send 200", "arm J 34000"]);
     assert_eq!(t.state(), State::Completed);
     assert!(t.request().is_none());
@@ -192,7 +192,7 @@ fn non_invite_trying_absorbs_then_completed_resends_until_j() {
     assert_eq!(show(&acts, t0), ["send 200"]);
     // A second final response from the TU is not sent.
     assert!(t
-        .on_event(Event::Respond(resp(500)), t0 + ms(3_600))
+        .on_event(Event::Respond(out(resp(500))), t0 + ms(3_600))
         .is_empty());
     let acts = t.on_event(Event::Timer(Timer::J), t0 + ms(34_000));
     assert_eq!(show(&acts, t0), ["end"]);
@@ -203,7 +203,10 @@ fn non_invite_reliable_j_is_zero() {
     let t0 = Instant::now();
     let req = request("MESSAGE", "z9hG4bKmsg");
     let mut t = ServerNonInvite::new(req, true, TimerValues::default()).unwrap();
-    let acts = t.on_event(Event::Respond(response(202, "MESSAGE", "z9hG4bKmsg")), t0);
+    let acts = t.on_event(
+        Event::Respond(out(response(202, "MESSAGE", "z9hG4bKmsg"))),
+        t0,
+    );
     assert_eq!(show(&acts, t0), ["send 202", "end"]);
 }
 

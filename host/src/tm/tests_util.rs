@@ -11,6 +11,11 @@ pub(super) fn msg(s: &str) -> Message {
     Message::parse(Bytes::copy_from_slice(s.as_bytes())).unwrap()
 }
 
+/// The response `m` as the TU hands it to a server transaction.
+pub(super) fn out(m: Message) -> super::Outgoing {
+    super::Outgoing::of(&m).expect("a response")
+}
+
 pub(super) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }

@@ -12,6 +12,9 @@ use super::timers::{Armed, Timer, TimerValues};
 use crate::sip::Message;
 
 /// What happens to a transaction (RFC 3261 §17.1, §17.2).
+// `Received` is the common variant and a message is about 1 KB: boxing it would cost an
+// allocation per matched message for a size every other variant only shares.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A message the transaction layer matched to this transaction: a response (client
@@ -19,12 +22,37 @@ pub enum Event {
     /// §17.2.3).
     Received(Message),
     /// The TU sends a response (server transactions only; ignored by client ones).
-    Respond(Message),
+    Respond(Outgoing),
     /// A timer this transaction armed fired (a stale or early fire is ignored).
     Timer(Timer),
     /// The transport reported a fatal error sending this transaction's message (§17.1.4,
     /// §17.2.4).
     TransportError,
+}
+
+/// A response the TU hands its server transaction (RFC 3261 §17.2.1, §17.2.2): its status,
+/// the bytes to send and resend, and its To tag (an INVITE server transaction matches the ACK
+/// of its 3xx-6xx by it, §17.2.3). The TU builds the bytes; the machine does not parse them
+/// again.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The status code.
+    pub status: u16,
+    /// The response as it goes on the wire.
+    pub bytes: Bytes,
+    /// The To tag, if the response has one.
+    pub to_tag: Option<Box<str>>,
+}
+
+impl Outgoing {
+    /// The parts of the response `msg`; `None` for a request.
+    pub fn of(msg: &Message) -> Option<Outgoing> {
+        Some(Outgoing {
+            status: msg.status()?,
+            bytes: bytes_of(msg),
+            to_tag: msg.to_tag_param().ok().flatten().flatten().map(Into::into),
+        })
+    }
 }
 
 /// What the driver must do after an [`Event`], in order.

@@ -8,7 +8,8 @@ use super::store::{apply, commit, feed, finish, store, SOURCE_FULL, TABLE_FULL};
 use crate::core::send::Core;
 use crate::sip::Message;
 use crate::tm::{
-    Actions, Event, ProxyContext, ServerInvite, ServerKey, ServerNonInvite, TableError, Transaction,
+    Actions, Event, Outgoing, ProxyContext, ServerInvite, ServerKey, ServerNonInvite, TableError,
+    Transaction,
 };
 use bytes::Bytes;
 use sipcore_abi::ReceiveInfo;
@@ -60,6 +61,7 @@ fn answer(
         .map(|a| (a, crate::core::addr::connection_oriented(info.proto)));
     let bytes = crate::sip::build_reply_from(msg, source, code, reason, tag, &[], None);
     let resp = Message::parse(Bytes::from(bytes)).map_err(|e| e.to_string())?;
+    let resp = Outgoing::of(&resp).ok_or("the reply built is not a response")?;
     if let Some(id) = s.by_server.with(&key, |id| *id) {
         // t_reply() after t_relay() (or a second t_reply()): its transaction sends it.
         feed(core, s, id, Work::Server(Event::Respond(resp)));
@@ -76,7 +78,7 @@ fn make(
     info: &ReceiveInfo,
     msg: &Message,
     key: ServerKey,
-    resp: Option<Message>,
+    resp: Option<Outgoing>,
 ) -> Result<(), String> {
     let src = Source::of(info);
     if !take_share(&s.per_source, s.max_per_source, src) {

@@ -7,8 +7,9 @@ use crate::core::addr::ConnDst;
 use crate::core::send::{peer, Core};
 use crate::sip::{forward_response, Message};
 use crate::tm::{
-    build_cancel, Action, Actions, BranchId, ClientKey, ClientNonInvite, Event, ProxyAction,
-    ProxyContext, ProxyEvent, ProxyTimer, ServerKey, Timer, TimerValues, Transaction,
+    build_cancel, Action, Actions, BranchId, ClientInvite, ClientKey, ClientNonInvite, Event,
+    Outgoing, ProxyAction, ProxyContext, ProxyEvent, ProxyTimer, ServerKey, Timer, TimerValues,
+    Transaction,
 };
 use bytes::Bytes;
 use sipcore_abi::{Proto, ReceiveInfo};
@@ -119,6 +120,41 @@ pub(crate) enum Slot {
     /// given up (RFC 3261 §9.1: "SHOULD consider the original transaction cancelled and
     /// SHOULD destroy the client transaction").
     GiveUp(u8),
+}
+
+/// A request built for a branch (RFC 3261 §16.6): its bytes, and the branch of the Via it
+/// was built with and its method, which key its client transaction (§17.1.3) without parsing
+/// the bytes again.
+pub(crate) struct BranchReq<'a> {
+    pub(crate) bytes: Bytes,
+    pub(crate) branch: &'a str,
+    pub(crate) method: &'a str,
+}
+
+impl BranchReq<'_> {
+    /// The client transaction that sends this request over a `reliable` transport or not, and
+    /// its key. Only an INVITE is parsed: its ACK (§17.1.1.3) and CANCEL (§9.1) are built
+    /// from it later.
+    pub(crate) fn client(
+        self,
+        reliable: bool,
+        values: TimerValues,
+        now: Instant,
+    ) -> Result<(ClientKey, Transaction, Actions), String> {
+        let key = ClientKey::new(self.branch, self.method);
+        if self.method == "ACK" {
+            return Err("an ACK has no client transaction".into());
+        }
+        if self.method == "INVITE" {
+            let m = Message::parse(self.bytes).map_err(|e| e.to_string())?;
+            let (t, acts) =
+                ClientInvite::new(m, reliable, values, now).map_err(|e| e.to_string())?;
+            Ok((key, Transaction::ClientInvite(t), acts))
+        } else {
+            let (t, acts) = ClientNonInvite::sending(self.bytes, reliable, values, now);
+            Ok((key, Transaction::ClientNonInvite(t), acts))
+        }
+    }
 }
 
 /// One branch: where it goes, its client transaction and that of its CANCEL.
@@ -236,9 +272,9 @@ impl Cell {
                 Work::Server(ev) => {
                     // A final response of the script's own (`t_reply()`, also in a failure
                     // route) is the one the context must not choose another for.
-                    if let Event::Respond(m) = &ev {
-                        if let Some(code) = m.status().filter(|&c| c >= 200) {
-                            self.ctx.replied(code);
+                    if let Event::Respond(out) = &ev {
+                        if out.status >= 200 {
+                            self.ctx.replied(out.status);
                         }
                     }
                     self.server_event(core, ev, now, fx)
@@ -320,13 +356,19 @@ impl Cell {
                         .filter_map(|&b| self.ctx.response(b))
                         .collect();
                     let extra = crate::tm::challenge_headers(&others);
-                    match forward_response(&response)
-                        .map_err(|e| e.to_string())
-                        .and_then(|f| {
-                            let bytes = with_headers(f.bytes, &extra);
-                            Message::parse(Bytes::from(bytes)).map_err(|e| e.to_string())
-                        }) {
-                        Ok(up) => queue.push_back(Work::Server(Event::Respond(up))),
+                    // Not parsed again: the status and the To (with its tag) are the
+                    // received response's, which was parsed.
+                    match forward_response(&response).map_err(|e| e.to_string()) {
+                        Ok(f) => queue.push_back(Work::Server(Event::Respond(Outgoing {
+                            status: code,
+                            bytes: Bytes::from(with_headers(f.bytes, &extra)),
+                            to_tag: response
+                                .to_tag_param()
+                                .ok()
+                                .flatten()
+                                .flatten()
+                                .map(Into::into),
+                        }))),
                         Err(e) => {
                             crate::stats::counters::CORE_ERR_REPLIES.inc();
                             crate::log!(Info, "tm", "reply {} not relayed: {}", code, e;
@@ -347,8 +389,9 @@ impl Cell {
                     if let Some(req) = self.server_request() {
                         let tag = crate::sip::stateless_to_tag(req);
                         let r = crate::sip::build_reply(req, code, reason(code), &tag, &[], None);
-                        match Message::parse(Bytes::from(r)) {
-                            Ok(m) => queue.push_back(Work::Server(Event::Respond(m))),
+                        match Message::parse(Bytes::from(r)).map(|m| Outgoing::of(&m)) {
+                            Ok(Some(m)) => queue.push_back(Work::Server(Event::Respond(m))),
+                            Ok(None) => {}
                             Err(e) => {
                                 crate::log!(Error, "tm", "generated {} does not parse: {}", code, e)
                             }

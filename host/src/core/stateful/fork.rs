@@ -2,12 +2,10 @@
 //! added to a cell after its first (`lookup()` found several contacts, `append_branch()`, or
 //! `t_relay()` in a failure route), closing it once the script is done, and resuming it after
 //! its failure route (OpenSIPS tm's `t_on_failure`).
-use super::cell::{Branch, BranchDst, Effects, Saved, TmOpts, Work};
+use super::cell::{Branch, BranchDst, BranchReq, Effects, Saved, TmOpts, Work};
 use super::store::{commit, feed, finish, settle, store, watch_conn, Store};
 use crate::core::send::Core;
-use crate::sip::Message;
-use crate::tm::{Actions, ClientInvite, ClientKey, ClientNonInvite, ProxyConfig, Transaction};
-use bytes::Bytes;
+use crate::tm::{ClientKey, ProxyConfig};
 use std::time::Instant;
 
 /// The proxy settings of a cell: the `tm` modparams with the script's `$T_fr_timeout` /
@@ -39,12 +37,11 @@ pub(crate) fn add_branch(
     id: u64,
     index: usize,
     dst: BranchDst,
-    out: Bytes,
+    out: BranchReq<'_>,
 ) -> Result<u64, String> {
     let s = store();
     let now = Instant::now();
-    let out = Message::parse(out).map_err(|e| e.to_string())?;
-    let key = ClientKey::of(&out).map_err(|e| e.to_string())?;
+    let key = ClientKey::new(out.branch, out.method);
     // Indexed before the send: a response that comes back at once finds its branch.
     s.by_client
         .insert(key.clone(), (id, index))
@@ -57,16 +54,8 @@ pub(crate) fn add_branch(
                 cell.branches.len()
             ));
         }
-        let invite = out.method_str() == Some("INVITE");
         let reliable = crate::core::addr::connection_oriented(dst.proto());
-        let (txn, acts): (Transaction, Actions) = if invite {
-            ClientInvite::new(out, reliable, cell.values, now)
-                .map(|(t, a)| (Transaction::ClientInvite(t), a))
-        } else {
-            ClientNonInvite::new(out, reliable, cell.values, now)
-                .map(|(t, a)| (Transaction::ClientNonInvite(t), a))
-        }
-        .map_err(|e| e.to_string())?;
+        let (_, txn, acts) = out.client(reliable, cell.values, now)?;
         let (b, ctx_acts) = cell.ctx.add_branch(now).map_err(|e| e.to_string())?;
         cell.branches.push(Branch {
             conn: match &dst {

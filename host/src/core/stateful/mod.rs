@@ -30,7 +30,7 @@ mod store;
 mod timer;
 
 pub(crate) use answer::{newtran, reply};
-pub(crate) use cell::{BranchDst, BranchTarget, FailureRun, Saved, TmOpts};
+pub(crate) use cell::{BranchDst, BranchReq, BranchTarget, FailureRun, Saved, TmOpts};
 pub(crate) use fork::{add_branch, branch_count, close, rearm, resume};
 pub(crate) use hooks::{install as install_hooks, Hooks};
 pub(crate) use start::{relay, Relayed};

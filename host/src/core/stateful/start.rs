@@ -1,15 +1,14 @@
 //! `t_relay()` starts a cell: its server transaction, its branch's client transaction and its
 //! proxy context, stored before the request goes out.
-use super::cell::{Branch, BranchDst, BranchTarget, Cell, Effects, Saved, TmOpts};
+use super::cell::{Branch, BranchDst, BranchReq, BranchTarget, Cell, Effects, Saved, TmOpts};
 use super::share::{give_back, take_share, Source};
 use super::store::{commit, finish, settle, store, watch_conn, Store, SOURCE_FULL, TABLE_FULL};
 use crate::core::send::Core;
 use crate::sip::Message;
 use crate::tm::{
-    Actions, ClientInvite, ClientKey, ClientNonInvite, ProxyAction, ProxyContext, ServerInvite,
-    ServerKey, ServerNonInvite, Transaction,
+    Actions, ClientKey, ProxyAction, ProxyContext, ServerInvite, ServerKey, ServerNonInvite,
+    Transaction,
 };
-use bytes::Bytes;
 use sipcore_abi::ReceiveInfo;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -39,7 +38,7 @@ pub(crate) fn relay(
     core: &Core,
     info: &ReceiveInfo,
     msg: &Message,
-    (dst, out): (BranchDst, Bytes),
+    (dst, out): (BranchDst, BranchReq<'_>),
     (opts, st, serial): (
         &TmOpts,
         &crate::core::proxy::ProxyState,
@@ -50,8 +49,7 @@ pub(crate) fn relay(
     let s = store();
     let now = Instant::now();
     let server_key = ServerKey::of(msg).map_err(|e| e.to_string())?;
-    let out = Message::parse(out).map_err(|e| e.to_string())?;
-    let client_key = ClientKey::of(&out).map_err(|e| e.to_string())?;
+    let client_key = ClientKey::new(out.branch, out.method);
     let src = Source::of(info);
     if !take_share(&s.per_source, s.max_per_source, src) {
         return Err(SOURCE_FULL.into());
@@ -62,7 +60,6 @@ pub(crate) fn relay(
         Err(e) => {
             give_back(&s.per_source, src);
             if e == crate::tm::TableError::Exists {
-                let out = Bytes::copy_from_slice(out.as_bytes());
                 return Ok(
                     adopt(core, s, &server_key, (dst, out), (opts, st, serial), close)
                         .unwrap_or(Relayed::Exists),
@@ -161,7 +158,7 @@ fn new_cell(
     info: &ReceiveInfo,
     msg: &Message,
     dst: BranchDst,
-    out: Message,
+    out: BranchReq<'_>,
     src: Source,
     keys: (&ServerKey, &ClientKey),
     (opts, st, serial, close): (
@@ -183,14 +180,7 @@ fn new_cell(
             .map(|t| (Transaction::ServerNonInvite(t), Actions::new()))
     }
     .map_err(|e| e.to_string())?;
-    let (client, client_acts) = if invite {
-        ClientInvite::new(out, reliable_down, s.values, now)
-            .map(|(t, a)| (Transaction::ClientInvite(t), a))
-    } else {
-        ClientNonInvite::new(out, reliable_down, s.values, now)
-            .map(|(t, a)| (Transaction::ClientNonInvite(t), a))
-    }
-    .map_err(|e| e.to_string())?;
+    let (_, client, client_acts) = out.client(reliable_down, s.values, now)?;
     s.by_client
         .insert(keys.1.clone(), (id, 0))
         .map_err(|_| TABLE_FULL.to_string())?;
@@ -234,7 +224,7 @@ fn adopt(
     core: &Core,
     s: &Store,
     key: &ServerKey,
-    (dst, out): (BranchDst, Bytes),
+    (dst, out): (BranchDst, BranchReq<'_>),
     (opts, st, serial): (
         &TmOpts,
         &crate::core::proxy::ProxyState,
