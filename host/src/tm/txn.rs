@@ -31,27 +31,38 @@ pub enum Event {
 }
 
 /// A response the TU hands its server transaction (RFC 3261 §17.2.1, §17.2.2): its status,
-/// the bytes to send and resend, and its To tag (an INVITE server transaction matches the ACK
-/// of its 3xx-6xx by it, §17.2.3). The TU builds the bytes; the machine does not parse them
-/// again.
+/// the bytes to send and resend, and for a 3xx-6xx its To tag (an INVITE server transaction
+/// matches the ACK of its 3xx-6xx by it, §17.2.3). The TU builds the bytes; the machine does
+/// not parse them again.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     /// The status code.
     pub status: u16,
     /// The response as it goes on the wire.
     pub bytes: Bytes,
-    /// The To tag, if the response has one.
+    /// The To tag of a 3xx-6xx response, if it has one ([`Outgoing::final_to_tag`]); `None`
+    /// for a 1xx or 2xx.
     pub to_tag: Option<Box<str>>,
 }
 
 impl Outgoing {
     /// The parts of the response `msg`; `None` for a request.
     pub fn of(msg: &Message) -> Option<Outgoing> {
+        let status = msg.status()?;
         Some(Outgoing {
-            status: msg.status()?,
+            status,
             bytes: bytes_of(msg),
-            to_tag: msg.to_tag_param().ok().flatten().flatten().map(Into::into),
+            to_tag: Self::final_to_tag(status, msg),
         })
+    }
+
+    /// The To tag of `msg` (a response with `status`) when it is a 3xx-6xx; `None` otherwise
+    /// (no ACK is matched by the tag of a 1xx or 2xx).
+    pub fn final_to_tag(status: u16, msg: &Message) -> Option<Box<str>> {
+        if status < 300 {
+            return None;
+        }
+        msg.to_tag_param().ok().flatten().flatten().map(Into::into)
     }
 }
 

@@ -362,12 +362,7 @@ impl Cell {
                         Ok(f) => queue.push_back(Work::Server(Event::Respond(Outgoing {
                             status: code,
                             bytes: Bytes::from(with_headers(f.bytes, &extra)),
-                            to_tag: response
-                                .to_tag_param()
-                                .ok()
-                                .flatten()
-                                .flatten()
-                                .map(Into::into),
+                            to_tag: Outgoing::final_to_tag(code, &response),
                         }))),
                         Err(e) => {
                             crate::stats::counters::CORE_ERR_REPLIES.inc();
