@@ -23,9 +23,9 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use sipcore::sip::Message;
 use sipcore::tm::{
-    Action, ClientInvite, ClientNonInvite, Event, ProxyAction, ProxyConfig, ProxyContext,
-    ProxyEvent, ProxyTimer, ServerInvite, ServerNonInvite, State, Timer, TimerQueue,
-    TimerValues, Transaction,
+    Action, ClientInvite, ClientNonInvite, Event, Outgoing, ProxyAction, ProxyConfig, ProxyContext,
+    ProxyEvent, ProxyTimer, ServerInvite, ServerNonInvite, State, Timer, TimerQueue, TimerValues,
+    Transaction,
 };
 use std::time::{Duration, Instant};
 
@@ -86,8 +86,14 @@ fuzz_target!(|data: &[u8]| {
             let (t, a) = ClientInvite::new(request(method, ""), reliable, values, t0).unwrap();
             (Transaction::ClientInvite(t), a)
         }
-        0 | 1 => {
+        0 => {
             let (t, a) = ClientNonInvite::new(request(method, ""), reliable, values, t0).unwrap();
+            (Transaction::ClientNonInvite(t), a)
+        }
+        // As the relay starts one: from the bytes it built, not parsed again.
+        1 => {
+            let bytes = request(method, "").wire_bytes();
+            let (t, a) = ClientNonInvite::sending(bytes, reliable, values, t0);
             (Transaction::ClientNonInvite(t), a)
         }
         _ if invite => {
@@ -117,8 +123,13 @@ fuzz_target!(|data: &[u8]| {
                 "ACK",
                 if arg & 1 == 0 { "t1" } else { "zz" },
             ))],
-            4 => vec![Event::Respond(response(code, method))],
-            5 => vec![Event::Timer(Timer::ALL[usize::from(arg) % Timer::ALL.len()])],
+            4 => Outgoing::of(&response(code, method))
+                .map(Event::Respond)
+                .into_iter()
+                .collect(),
+            5 => vec![Event::Timer(
+                Timer::ALL[usize::from(arg) % Timer::ALL.len()],
+            )],
             6 => {
                 // Time jumps to the earliest armed deadline, and every timer due then fires
                 // in order (what a driver does).
@@ -182,7 +193,11 @@ fn check(txn: &Transaction, queue: &mut TimerQueue<u8, Timer>, terminated: bool)
     let earliest = armed.iter().map(|&(_, at)| at).min();
     assert_eq!(queue.next_deadline(), earliest, "driver queue disagrees");
     assert_eq!(queue.len(), armed.len());
-    assert!(txn.retransmits() <= 64, "{} retransmissions", txn.retransmits());
+    assert!(
+        txn.retransmits() <= 64,
+        "{} retransmissions",
+        txn.retransmits()
+    );
 }
 
 fn proxy(head: u8, ops: &[u8], t0: Instant) {
@@ -203,52 +218,58 @@ fn proxy(head: u8, ops: &[u8], t0: Instant) {
     let mut ended = vec![false; n];
     let mut finals_up = 0usize;
     let mut first_final = None;
-    let mut feed = |acts: Vec<ProxyAction>,
-                    ctx: &ProxyContext,
-                    queue: &mut TimerQueue<u8, ProxyTimer>| {
-        for a in &acts {
-            match a {
-                ProxyAction::Arm(t, at) => queue.arm(0, *t, *at),
-                ProxyAction::Disarm(t) => {
-                    queue.disarm(&0, *t);
-                }
-                ProxyAction::Forward { response, .. } => {
-                    let c = response.status().unwrap();
-                    if c >= 300 {
+    let mut feed =
+        |acts: Vec<ProxyAction>, ctx: &ProxyContext, queue: &mut TimerQueue<u8, ProxyTimer>| {
+            for a in &acts {
+                match a {
+                    ProxyAction::Arm(t, at) => queue.arm(0, *t, *at),
+                    ProxyAction::Disarm(t) => {
+                        queue.disarm(&0, *t);
+                    }
+                    ProxyAction::Forward { response, .. } => {
+                        let c = response.status().unwrap();
+                        if c >= 300 {
+                            finals_up += 1;
+                        }
+                        if c >= 200 && first_final.is_none() {
+                            first_final = Some(c);
+                        }
+                    }
+                    ProxyAction::Reply(c) => {
+                        assert!(*c >= 300);
                         finals_up += 1;
+                        first_final.get_or_insert(*c);
                     }
-                    if c >= 200 && first_final.is_none() {
-                        first_final = Some(c);
+                    ProxyAction::Cancel(b) => assert!(invite && *b < ctx.branch_count()),
+                    ProxyAction::Failure(c) => {
+                        assert!(*c >= 300, "failure route for {c}");
+                        assert!(ctx.in_failure() && ctx.final_sent().is_none());
                     }
-                }
-                ProxyAction::Reply(c) => {
-                    assert!(*c >= 300);
-                    finals_up += 1;
-                    first_final.get_or_insert(*c);
-                }
-                ProxyAction::Cancel(b) => assert!(invite && *b < ctx.branch_count()),
-                ProxyAction::Failure(c) => {
-                    assert!(*c >= 300, "failure route for {c}");
-                    assert!(ctx.in_failure() && ctx.final_sent().is_none());
                 }
             }
-        }
-        assert!(finals_up <= 1, "two final non-2xx responses upstream");
-        assert_eq!(ctx.final_sent(), first_final);
-        assert_eq!(queue.len(), ctx.armed().len());
-    };
+            assert!(finals_up <= 1, "two final non-2xx responses upstream");
+            assert_eq!(ctx.final_sent(), first_final);
+            assert_eq!(queue.len(), ctx.armed().len());
+        };
     for _ in 0..n {
         let (_, acts) = ctx.add_branch(now).unwrap();
         feed(acts, &ctx, &mut queue);
     }
-    let acts = if head & 32 == 0 { ctx.close() } else { Vec::new() };
+    let acts = if head & 32 == 0 {
+        ctx.close()
+    } else {
+        Vec::new()
+    };
     feed(acts, &ctx, &mut queue);
     for op in ops.chunks_exact(2) {
         let (kind, arg) = (op[0], op[1]);
         let b = usize::from(arg >> 4) % ctx.branch_count();
         let code = CODES[usize::from(arg) % CODES.len()];
         let acts = match kind % 10 {
-            0 | 1 => ctx.on_event(ProxyEvent::Response(b, Box::new(response(code, method))), now),
+            0 | 1 => ctx.on_event(
+                ProxyEvent::Response(b, Box::new(response(code, method))),
+                now,
+            ),
             2 => {
                 let Some(at) = queue.next_deadline() else {
                     continue;
