@@ -3,7 +3,8 @@
 //! for an INVITE, CANCEL answered here and sent downstream (§16.10) with the 487 relayed
 //! and its ACK absorbed, `modparam("tm", "fr_timeout", ...)` ending an unanswered INVITE
 //! with 408, a ringing callee whose connection closes answered 480 at once, a
-//! retransmission absorbed by its transaction, and `max_transactions_per_source`.
+//! retransmission absorbed by its transaction, `max_transactions_per_source`, and a user
+//! with two devices: the caller's CANCEL cancels both branches, an ACK reaches one.
 mod common;
 use common::ws::{connect_sip, next_any_text, next_text, send_text, status, Ws};
 use common::*;
@@ -366,4 +367,93 @@ async fn t_check_trans_finds_the_invite_a_cancel_cancels() {
     let cancel = next_any_text(&mut bob.ws).await;
     assert!(cancel.starts_with("CANCEL "), "{cancel}");
     assert_eq!(headers(&cancel, "Via")[0], headers(&got, "Via")[0]);
+}
+
+/// A second device of `user`: its own connection and contact (`sip:{user}y@...`).
+async fn register_second(url: &str, user: &'static str) -> Ua {
+    let mut ws = connect_sip(url).await;
+    send_text(
+        &mut ws,
+        format!(
+            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/WS {user}2.invalid;branch=z9hG4bKr2{user}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{user}@example.com>;tag=t2{user}\r\nTo: <sip:{user}@example.com>\r\n\
+             Call-ID: reg2-{user}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{user}y@{user}2.invalid;transport=ws>;expires=600\r\n\
+             Content-Length: 0\r\n\r\n"
+        ),
+    )
+    .await;
+    let r = next_text(&mut ws).await;
+    assert_eq!(status(&r), 200, "{r}");
+    assert_eq!(headers(&r, "Contact").len(), 2, "{r}");
+    Ua { ws, user }
+}
+
+/// RFC 3261 §16.10: the caller's CANCEL of an INVITE forked to both devices of a user (the
+/// default config's `lookup()` loads both contacts) is answered 200 here and cancels every
+/// pending branch; the caller gets one 487.
+#[tokio::test]
+async fn a_cancel_of_a_forked_invite_cancels_every_branch() {
+    let (cfg, _mi) = config(&[]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob1 = Ua::register(&url, "bob").await;
+    let mut bob2 = register_second(&url, "bob").await;
+    alice.send("INVITE", "bob", "fk1", 1, "").await;
+    let inv1 = next_any_text(&mut bob1.ws).await;
+    let inv2 = next_any_text(&mut bob2.ws).await;
+    assert!(inv1.starts_with("INVITE sip:bobx@bob.invalid"), "{inv1}");
+    assert!(inv2.starts_with("INVITE sip:boby@bob2.invalid"), "{inv2}");
+    send_text(&mut bob1.ws, answer(&inv1, 180)).await;
+    send_text(&mut bob2.ws, answer(&inv2, 180)).await;
+    assert_eq!(status(&next_text(&mut alice.ws).await), 180);
+    assert_eq!(status(&next_text(&mut alice.ws).await), 180);
+
+    alice.send("CANCEL", "bob", "fk1", 1, "").await;
+    let ok = next_text(&mut alice.ws).await;
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert_eq!(header(&ok, "CSeq"), Some("1 CANCEL"), "{ok}");
+    for (dev, inv) in [(&mut bob1, &inv1), (&mut bob2, &inv2)] {
+        let cancel = next_any_text(&mut dev.ws).await;
+        assert!(cancel.starts_with("CANCEL "), "{cancel}");
+        // The CANCEL of that branch: its INVITE's top Via (§9.1).
+        assert_eq!(
+            headers(&cancel, "Via")[0],
+            headers(inv, "Via")[0],
+            "{cancel}"
+        );
+        send_text(&mut dev.ws, answer(&cancel, 200)).await;
+        send_text(&mut dev.ws, answer(inv, 487)).await;
+    }
+    let r = next_text(&mut alice.ws).await;
+    assert_eq!(status(&r), 487, "{r}");
+}
+
+/// An ACK that reaches the default config's `lookup()` (in a dialog without Record-Route)
+/// for a user with two devices is relayed statelessly to one contact, as OpenSIPS's `t_relay()`
+/// relays an ACK; it used to start a transaction per branch, which an ACK never has, and
+/// reached nobody.
+#[tokio::test]
+async fn an_ack_to_a_user_with_two_devices_is_relayed_once() {
+    let (cfg, _mi) = config(&[]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob1 = Ua::register(&url, "bob").await;
+    let mut bob2 = register_second(&url, "bob").await;
+    alice.send("ACK", "bob", "ak1", 1, ";tag=callee").await;
+    // A marker after it: forked to both devices, so each sees the ACK first if it got it.
+    alice.send("MESSAGE", "bob", "ak-marker", 1, "").await;
+    let mut acks = 0;
+    for dev in [&mut bob1, &mut bob2] {
+        let mut m = next_any_text(&mut dev.ws).await;
+        if m.starts_with("ACK ") {
+            assert!(m.contains("Call-ID: ak1\r\n"), "{m}");
+            acks += 1;
+            m = next_any_text(&mut dev.ws).await;
+        }
+        assert!(m.starts_with("MESSAGE "), "{m}");
+        assert!(m.contains("Call-ID: ak-marker\r\n"), "{m}");
+    }
+    assert_eq!(acks, 1, "the ACK went to {acks} devices");
 }

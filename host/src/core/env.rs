@@ -696,11 +696,15 @@ impl Env for MsgEnv<'_> {
         self.outputs.clear();
         match f {
             FuncId::SL_SEND_REPLY | FuncId::T_REPLY => self.send_reply(args, f == FuncId::T_REPLY),
+            // A CANCEL goes to the INVITE's transaction, which cancels each of its branches
+            // (RFC 3261 §16.10), and an ACK is relayed statelessly to the Request-URI, as
+            // OpenSIPS's tm does: neither forks over the branches `lookup()` appended.
             FuncId::T_RELAY
-                if !self.tm.branches.is_empty()
+                if (!self.tm.branches.is_empty()
                     || !self.tm.serial.is_empty()
                     || self.tm.failure.is_some()
-                    || self.tm.opts.on_branch.is_some() =>
+                    || self.tm.opts.on_branch.is_some())
+                    && !matches!(self.msg.method_str(), Some("ACK" | "CANCEL")) =>
             {
                 self.relay_branches()
             }
