@@ -3,8 +3,10 @@
 //! for an INVITE, CANCEL answered here and sent downstream (§16.10) with the 487 relayed
 //! and its ACK absorbed, `modparam("tm", "fr_timeout", ...)` ending an unanswered INVITE
 //! with 408, a ringing callee whose connection closes answered 480 at once, a
-//! retransmission absorbed by its transaction, `max_transactions_per_source`, and a user
-//! with two devices: the caller's CANCEL cancels both branches, an ACK reaches one.
+//! retransmission absorbed by its transaction, `max_transactions_per_source`, a CANCEL
+//! before any provisional response (§9.1), and a user with two devices: the caller's CANCEL
+//! cancels both branches, an ACK reaches one, a MESSAGE gets one 200, both 200s of an INVITE
+//! reach the caller, a closed second tab does not hold up the answer.
 mod common;
 use common::ws::{connect_sip, next_any_text, next_text, send_text, status, Ws};
 use common::*;
@@ -456,4 +458,148 @@ async fn an_ack_to_a_user_with_two_devices_is_relayed_once() {
         assert!(m.contains("Call-ID: ak-marker\r\n"), "{m}");
     }
     assert_eq!(acks, 1, "the ACK went to {acks} devices");
+}
+
+/// RFC 3261 §9.1: a CANCEL that arrives before the callee's first provisional response is
+/// answered 200 at once, but the CANCEL downstream waits for that response (a CANCEL must
+/// not overtake the INVITE's 1xx); then the callee's 487 reaches the caller.
+#[tokio::test]
+async fn a_cancel_before_any_provisional_response_waits_for_it() {
+    let (cfg, _mi) = config(&[]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob = Ua::register(&url, "bob").await;
+    alice.send("INVITE", "bob", "early1", 1, "").await;
+    let inv = next_any_text(&mut bob.ws).await;
+    assert!(inv.starts_with("INVITE "), "{inv}");
+    alice.send("CANCEL", "bob", "early1", 1, "").await;
+    let ok = next_text(&mut alice.ws).await;
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert_eq!(header(&ok, "CSeq"), Some("1 CANCEL"), "{ok}");
+    // Nothing for Bob yet: a marker sent after the CANCEL's 200 is the next thing he sees
+    // (a CANCEL sent at once would have been queued before it).
+    alice.send("MESSAGE", "bob", "early-marker", 1, "").await;
+    let next = next_any_text(&mut bob.ws).await;
+    assert!(
+        next.starts_with("MESSAGE "),
+        "the CANCEL did not wait: {next}"
+    );
+    // Bob rings only now: the CANCEL follows his 180.
+    send_text(&mut bob.ws, answer(&inv, 180)).await;
+    let cancel = next_any_text(&mut bob.ws).await;
+    assert!(cancel.starts_with("CANCEL "), "{cancel}");
+    assert_eq!(
+        headers(&cancel, "Via")[0],
+        headers(&inv, "Via")[0],
+        "{cancel}"
+    );
+    send_text(&mut bob.ws, answer(&cancel, 200)).await;
+    send_text(&mut bob.ws, answer(&inv, 487)).await;
+    // Alice may see the 180 first; then the 487.
+    let mut r = next_text(&mut alice.ws).await;
+    if status(&r) == 180 {
+        r = next_text(&mut alice.ws).await;
+    }
+    assert_eq!(status(&r), 487, "{r}");
+}
+
+/// A MESSAGE to a user with two devices goes to both (RFC 3261 §16.6); the caller gets one
+/// final response (§16.7 step 5: a 2xx forwarded once; the second 200 is the proxy's to
+/// absorb), and no CANCEL is sent for a non-INVITE branch (§9.1).
+#[tokio::test]
+async fn a_message_forked_to_two_devices_gets_one_200() {
+    let (cfg, _mi) = config(&[]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob1 = Ua::register(&url, "bob").await;
+    let mut bob2 = register_second(&url, "bob").await;
+    alice.send("MESSAGE", "bob", "fm1", 1, "").await;
+    let m1 = next_any_text(&mut bob1.ws).await;
+    let m2 = next_any_text(&mut bob2.ws).await;
+    assert!(m1.starts_with("MESSAGE sip:bobx@"), "{m1}");
+    assert!(m2.starts_with("MESSAGE sip:boby@"), "{m2}");
+    send_text(&mut bob1.ws, answer(&m1, 200)).await;
+    let ok = next_text(&mut alice.ws).await;
+    assert_eq!(status(&ok), 200, "{ok}");
+    assert_eq!(header(&ok, "Call-ID"), Some("fm1"), "{ok}");
+    // The other device answers too, then sends Alice a marker on the same connection: the
+    // marker is the next thing Alice sees.
+    send_text(&mut bob2.ws, answer(&m2, 200)).await;
+    bob2.send("MESSAGE", "alice", "fm-marker", 1, "").await;
+    let next = next_any_text(&mut alice.ws).await;
+    assert!(
+        next.starts_with("MESSAGE ") && next.contains("Call-ID: fm-marker\r\n"),
+        "a second final response reached the caller: {next}"
+    );
+    // No CANCEL went to either device: a marker from Alice is the next thing each sees.
+    alice.send("MESSAGE", "bob", "fm-marker2", 1, "").await;
+    for dev in [&mut bob1, &mut bob2] {
+        let n = next_any_text(&mut dev.ws).await;
+        assert!(n.contains("Call-ID: fm-marker2\r\n"), "{n}");
+    }
+}
+
+/// RFC 3261 §16.7 step 5 (and RFC 6026): every 2xx of a forked INVITE goes to the caller. When
+/// both devices answer (the second before the CANCEL the first 200 caused reached it), the
+/// caller gets both 200s and can ACK and BYE the second dialog.
+#[tokio::test]
+async fn both_200s_of_a_forked_invite_reach_the_caller() {
+    let (cfg, _mi) = config(&[]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob1 = Ua::register(&url, "bob").await;
+    let mut bob2 = register_second(&url, "bob").await;
+    alice.send("INVITE", "bob", "f200", 1, "").await;
+    let inv1 = next_any_text(&mut bob1.ws).await;
+    let inv2 = next_any_text(&mut bob2.ws).await;
+    send_text(&mut bob1.ws, answer(&inv1, 180)).await;
+    send_text(&mut bob2.ws, answer(&inv2, 180)).await;
+    send_text(&mut bob1.ws, answer(&inv1, 200)).await;
+    let mut codes = Vec::new();
+    let mut tags = Vec::new();
+    while !codes.contains(&200) {
+        let r = next_text(&mut alice.ws).await;
+        codes.push(status(&r));
+        if status(&r) == 200 {
+            tags.push(header(&r, "To").unwrap().to_string());
+        }
+    }
+    // Bob's second device answers although the proxy cancels it.
+    let cancel = next_any_text(&mut bob2.ws).await;
+    assert!(cancel.starts_with("CANCEL "), "{cancel}");
+    let second = answer(&inv2, 200).replace(";tag=callee", ";tag=callee2");
+    send_text(&mut bob2.ws, second).await;
+    let r = loop {
+        let r = next_text(&mut alice.ws).await;
+        if status(&r) != 180 {
+            break r;
+        }
+    };
+    assert_eq!(status(&r), 200, "{r}");
+    assert!(header(&r, "To").unwrap().ends_with(";tag=callee2"), "{r}");
+    assert!(tags[0].ends_with(";tag=callee"), "{tags:?}");
+}
+
+/// A user with two devices whose second tab closed: the INVITE still reaches the first
+/// device, and when it declines, the caller hears at once (a registered flow whose connection
+/// is gone is no branch to wait for, RFC 5626 §5.3): not after `fr_inv_timeout` (120 s here,
+/// past `next_text`'s 15 s).
+#[tokio::test]
+async fn a_closed_second_device_does_not_hold_up_the_answer() {
+    let (cfg, _mi) = config(&[("fr_inv_timeout", 120)]);
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob1 = Ua::register(&url, "bob").await;
+    let bob2 = register_second(&url, "bob").await;
+    drop(bob2);
+    alice.send("INVITE", "bob", "closed2", 1, "").await;
+    let inv = next_any_text(&mut bob1.ws).await;
+    assert!(inv.starts_with("INVITE sip:bobx@"), "{inv}");
+    send_text(&mut bob1.ws, answer(&inv, 486)).await;
+    let r = next_text(&mut alice.ws).await;
+    assert!(matches!(status(&r), 486 | 480), "{r}");
 }
