@@ -451,3 +451,92 @@ fn the_challenges_of_every_branch_reach_the_caller() {
         "{r}"
     );
 }
+
+/// RFC 3261 §16.10: once the caller cancels, the transaction makes no new branch. With serial
+/// forking, the cancelled q 1.0 phone's 487 runs the failure route, whose `next_branches()`
+/// and `t_relay()` must not ring the q 0.5 phone; the caller gets the 487.
+#[test]
+fn a_cancelled_serial_fork_rings_no_next_group() {
+    let udp = free_udp_port();
+    let script = "route {\n\
+        \x20   if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
+        \x20   if (has_totag()) { loose_route(); t_relay(); exit; }\n\
+        \x20   if (is_method(\"CANCEL\")) { if (t_check_trans()) t_relay(); exit; }\n\
+        \x20   if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
+        \x20   serialize_branches(1);\n\
+        \x20   t_on_failure(\"next\");\n\
+        \x20   t_relay();\n\
+        \x20   exit;\n\
+        }\n\
+        failure_route[next] {\n\
+        \x20   if (next_branches()) { t_on_failure(\"next\"); t_relay(); }\n\
+        }\n";
+    let srv = Server::start(&config(udp, "", script));
+    wait_udp(&srv, udp);
+    let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
+    let phones = [Peer::new(), Peer::new()];
+    for (i, (p, q)) in phones.iter().zip(["1.0", "0.5"]).enumerate() {
+        let reg = udp_request(
+            "REGISTER",
+            "sip:example.com",
+            &p.addr.to_string(),
+            true,
+            &format!("cserial-reg{i}"),
+            &format!("Contact: <sip:phone{i}@{}>;q={q};expires=600\r\n", p.addr),
+        )
+        .replace("<sip:alice@example.com>", "<sip:phone@example.com>")
+        .replace("To: <sip:example.com>", "To: <sip:phone@example.com>");
+        p.send(to, reg.as_bytes());
+        let r = p.recv_sip();
+        assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    }
+    let caller = Peer::new();
+    let invite = udp_request(
+        "INVITE",
+        "sip:phone@example.com",
+        &caller.addr.to_string(),
+        true,
+        "cserial-call",
+        "",
+    );
+    caller.send(to, invite.as_bytes());
+    let inv0 = phones[0].recv_sip();
+    assert!(inv0.starts_with("INVITE sip:phone0@"), "{inv0}");
+    let ringing = ok_for(&inv0).replace("SIP/2.0 200 OK", "SIP/2.0 180 Ringing");
+    phones[0].send(to, ringing.as_bytes());
+    let cancel = invite
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    caller.send(to, cancel.as_bytes());
+    // The phone gets the CANCEL (after any INVITE retransmission) and answers it and 487.
+    let c = loop {
+        let m = phones[0].recv_sip();
+        if !m.starts_with("INVITE ") {
+            break m;
+        }
+    };
+    assert!(c.starts_with("CANCEL sip:phone0@"), "{c}");
+    phones[0].send(to, ok_for(&c).as_bytes());
+    let terminated = ok_for(&inv0).replace("SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated");
+    phones[0].send(to, terminated.as_bytes());
+    // The caller: 200 for its CANCEL, then the 487 (100 and 180 before them).
+    let mut got_487 = false;
+    while !got_487 {
+        let m = caller.recv_sip();
+        got_487 = m.starts_with("SIP/2.0 487");
+        assert!(
+            got_487
+                || m.starts_with("SIP/2.0 100")
+                || m.starts_with("SIP/2.0 180")
+                || (m.starts_with("SIP/2.0 200") && m.contains("CSeq: 1 CANCEL")),
+            "{m}"
+        );
+    }
+    // (A new branch would have held the 487 back.) An INVITE to the next group would have
+    // been sent before that 487 (loopback datagrams are queued when their send returns): none
+    // is queued.
+    assert!(
+        phones[1].recv_within(Duration::from_millis(1)).is_none(),
+        "the q 0.5 phone rang after the CANCEL"
+    );
+}
