@@ -291,30 +291,25 @@ fn t_on_failure_of_a_missing_route_is_a_config_error() {
     );
 }
 
-/// Serial forking (RFC 3261 §16.6, OpenSIPS's `serialize_branches()` / `next_branches()`):
-/// three phones of one AoR registered over UDP with q 1.0, 0.5 and 0.5. The INVITE rings the
-/// q 1.0 phone alone; its 486 sends the failure route to the next group, both q 0.5 phones in
-/// parallel; the first 200 wins and the other, which rang, gets a CANCEL.
-#[test]
-fn serialize_branches_rings_groups_of_q_in_turn() {
-    let udp = free_udp_port();
-    let script = "route {\n\
-        \x20   if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
-        \x20   if (has_totag()) { loose_route(); t_relay(); exit; }\n\
-        \x20   if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
-        \x20   serialize_branches(1);\n\
-        \x20   t_on_failure(\"next\");\n\
-        \x20   t_relay();\n\
-        \x20   exit;\n\
-        }\n\
-        failure_route[next] {\n\
-        \x20   if (next_branches()) { t_on_failure(\"next\"); t_relay(); }\n\
-        }\n";
-    let srv = Server::start(&config(udp, "", script));
-    wait_udp(&srv, udp);
-    let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
-    let phones = [Peer::new(), Peer::new(), Peer::new()];
-    for (i, (p, q)) in phones.iter().zip(["1.0", "0.5", "0.5"]).enumerate() {
+/// Serial forking by q (`serialize_branches(1)`), the next group from the failure route.
+const SERIAL_SCRIPT: &str = "route {\n\
+    \x20   if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
+    \x20   if (has_totag()) { loose_route(); t_relay(); exit; }\n\
+    \x20   if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
+    \x20   serialize_branches(1);\n\
+    \x20   t_on_failure(\"next\");\n\
+    \x20   t_relay();\n\
+    \x20   exit;\n\
+    }\n\
+    failure_route[next] {\n\
+    \x20   if (next_branches()) { t_on_failure(\"next\"); t_relay(); }\n\
+    }\n";
+
+/// UDP phones registered through `to` as `sip:phone@example.com`, phone `i` with Contact
+/// `sip:phone{i}@...` and q `qs[i]`.
+fn register_phones(to: SocketAddr, qs: &[&str]) -> Vec<Peer> {
+    let phones: Vec<Peer> = qs.iter().map(|_| Peer::new()).collect();
+    for (i, (p, q)) in phones.iter().zip(qs).enumerate() {
         let reg = udp_request(
             "REGISTER",
             "sip:example.com",
@@ -329,6 +324,20 @@ fn serialize_branches_rings_groups_of_q_in_turn() {
         let r = p.recv_sip();
         assert!(r.starts_with("SIP/2.0 200 "), "{r}");
     }
+    phones
+}
+
+/// Serial forking (RFC 3261 §16.6, OpenSIPS's `serialize_branches()` / `next_branches()`):
+/// three phones of one AoR registered over UDP with q 1.0, 0.5 and 0.5. The INVITE rings the
+/// q 1.0 phone alone; its 486 sends the failure route to the next group, both q 0.5 phones in
+/// parallel; the first 200 wins and the other, which rang, gets a CANCEL.
+#[test]
+fn serialize_branches_rings_groups_of_q_in_turn() {
+    let udp = free_udp_port();
+    let srv = Server::start(&config(udp, "", SERIAL_SCRIPT));
+    wait_udp(&srv, udp);
+    let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
+    let phones = register_phones(to, &["1.0", "0.5", "0.5"]);
     let caller = Peer::new();
     let invite = udp_request(
         "INVITE",
@@ -458,38 +467,10 @@ fn the_challenges_of_every_branch_reach_the_caller() {
 #[test]
 fn a_cancelled_serial_fork_rings_no_next_group() {
     let udp = free_udp_port();
-    let script = "route {\n\
-        \x20   if (is_method(\"REGISTER\")) { save(\"location\"); exit; }\n\
-        \x20   if (has_totag()) { loose_route(); t_relay(); exit; }\n\
-        \x20   if (is_method(\"CANCEL\")) { if (t_check_trans()) t_relay(); exit; }\n\
-        \x20   if (!lookup(\"location\")) { sl_send_reply(404, \"Not Found\"); exit; }\n\
-        \x20   serialize_branches(1);\n\
-        \x20   t_on_failure(\"next\");\n\
-        \x20   t_relay();\n\
-        \x20   exit;\n\
-        }\n\
-        failure_route[next] {\n\
-        \x20   if (next_branches()) { t_on_failure(\"next\"); t_relay(); }\n\
-        }\n";
-    let srv = Server::start(&config(udp, "", script));
+    let srv = Server::start(&config(udp, "", SERIAL_SCRIPT));
     wait_udp(&srv, udp);
     let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
-    let phones = [Peer::new(), Peer::new()];
-    for (i, (p, q)) in phones.iter().zip(["1.0", "0.5"]).enumerate() {
-        let reg = udp_request(
-            "REGISTER",
-            "sip:example.com",
-            &p.addr.to_string(),
-            true,
-            &format!("cserial-reg{i}"),
-            &format!("Contact: <sip:phone{i}@{}>;q={q};expires=600\r\n", p.addr),
-        )
-        .replace("<sip:alice@example.com>", "<sip:phone@example.com>")
-        .replace("To: <sip:example.com>", "To: <sip:phone@example.com>");
-        p.send(to, reg.as_bytes());
-        let r = p.recv_sip();
-        assert!(r.starts_with("SIP/2.0 200 "), "{r}");
-    }
+    let phones = register_phones(to, &["1.0", "0.5"]);
     let caller = Peer::new();
     let invite = udp_request(
         "INVITE",

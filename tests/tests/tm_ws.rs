@@ -390,18 +390,21 @@ async fn register_second(url: &str, user: &'static str) -> Ua {
     Ua { ws, user }
 }
 
-/// RFC 3261 §16.10: the caller's CANCEL of an INVITE forked to both devices of a user (the
-/// default config's `lookup()` loads both contacts) is answered 200 here and cancels every
-/// pending branch; the caller gets one 487.
-#[tokio::test]
-async fn a_cancel_of_a_forked_invite_cancels_every_branch() {
-    let (cfg, _mi) = config(&[]);
+/// The default config with tm modparams `tm`, Alice, and Bob on two devices
+/// (`sip:bobx@bob.invalid` and `sip:boby@bob2.invalid`); the server runs while the first
+/// value lives.
+async fn alice_and_two_bobs(tm: &[(&str, u32)]) -> (Server, Ua, Ua, Ua) {
+    let (cfg, _mi) = config(tm);
     let srv = Server::start(&cfg);
     let url = srv.ws_url();
-    let mut alice = Ua::register(&url, "alice").await;
-    let mut bob1 = Ua::register(&url, "bob").await;
-    let mut bob2 = register_second(&url, "bob").await;
-    alice.send("INVITE", "bob", "fk1", 1, "").await;
+    let alice = Ua::register(&url, "alice").await;
+    let bob1 = Ua::register(&url, "bob").await;
+    let bob2 = register_second(&url, "bob").await;
+    (srv, alice, bob1, bob2)
+}
+
+/// Both of Bob's devices get the INVITE Alice just sent and ring; Alice gets both 180s.
+async fn ring_both(alice: &mut Ua, bob1: &mut Ua, bob2: &mut Ua) -> (String, String) {
     let inv1 = next_any_text(&mut bob1.ws).await;
     let inv2 = next_any_text(&mut bob2.ws).await;
     assert!(inv1.starts_with("INVITE sip:bobx@bob.invalid"), "{inv1}");
@@ -410,6 +413,17 @@ async fn a_cancel_of_a_forked_invite_cancels_every_branch() {
     send_text(&mut bob2.ws, answer(&inv2, 180)).await;
     assert_eq!(status(&next_text(&mut alice.ws).await), 180);
     assert_eq!(status(&next_text(&mut alice.ws).await), 180);
+    (inv1, inv2)
+}
+
+/// RFC 3261 §16.10: the caller's CANCEL of an INVITE forked to both devices of a user (the
+/// default config's `lookup()` loads both contacts) is answered 200 here and cancels every
+/// pending branch; the caller gets one 487.
+#[tokio::test]
+async fn a_cancel_of_a_forked_invite_cancels_every_branch() {
+    let (_srv, mut alice, mut bob1, mut bob2) = alice_and_two_bobs(&[]).await;
+    alice.send("INVITE", "bob", "fk1", 1, "").await;
+    let (inv1, inv2) = ring_both(&mut alice, &mut bob1, &mut bob2).await;
 
     alice.send("CANCEL", "bob", "fk1", 1, "").await;
     let ok = next_text(&mut alice.ws).await;
@@ -437,12 +451,7 @@ async fn a_cancel_of_a_forked_invite_cancels_every_branch() {
 /// reached nobody.
 #[tokio::test]
 async fn an_ack_to_a_user_with_two_devices_is_relayed_once() {
-    let (cfg, _mi) = config(&[]);
-    let srv = Server::start(&cfg);
-    let url = srv.ws_url();
-    let mut alice = Ua::register(&url, "alice").await;
-    let mut bob1 = Ua::register(&url, "bob").await;
-    let mut bob2 = register_second(&url, "bob").await;
+    let (_srv, mut alice, mut bob1, mut bob2) = alice_and_two_bobs(&[]).await;
     alice.send("ACK", "bob", "ak1", 1, ";tag=callee").await;
     // A marker after it: forked to both devices, so each sees the ACK first if it got it.
     alice.send("MESSAGE", "bob", "ak-marker", 1, "").await;
@@ -509,12 +518,7 @@ async fn a_cancel_before_any_provisional_response_waits_for_it() {
 /// absorb), and no CANCEL is sent for a non-INVITE branch (§9.1).
 #[tokio::test]
 async fn a_message_forked_to_two_devices_gets_one_200() {
-    let (cfg, _mi) = config(&[]);
-    let srv = Server::start(&cfg);
-    let url = srv.ws_url();
-    let mut alice = Ua::register(&url, "alice").await;
-    let mut bob1 = Ua::register(&url, "bob").await;
-    let mut bob2 = register_second(&url, "bob").await;
+    let (_srv, mut alice, mut bob1, mut bob2) = alice_and_two_bobs(&[]).await;
     alice.send("MESSAGE", "bob", "fm1", 1, "").await;
     let m1 = next_any_text(&mut bob1.ws).await;
     let m2 = next_any_text(&mut bob2.ws).await;
@@ -543,44 +547,27 @@ async fn a_message_forked_to_two_devices_gets_one_200() {
 
 /// RFC 3261 §16.7 step 5 (and RFC 6026): every 2xx of a forked INVITE goes to the caller. When
 /// both devices answer (the second before the CANCEL the first 200 caused reached it), the
-/// caller gets both 200s and can ACK and BYE the second dialog.
+/// caller gets both 200s (and can ACK and BYE the second dialog).
 #[tokio::test]
 async fn both_200s_of_a_forked_invite_reach_the_caller() {
-    let (cfg, _mi) = config(&[]);
-    let srv = Server::start(&cfg);
-    let url = srv.ws_url();
-    let mut alice = Ua::register(&url, "alice").await;
-    let mut bob1 = Ua::register(&url, "bob").await;
-    let mut bob2 = register_second(&url, "bob").await;
+    let (_srv, mut alice, mut bob1, mut bob2) = alice_and_two_bobs(&[]).await;
     alice.send("INVITE", "bob", "f200", 1, "").await;
-    let inv1 = next_any_text(&mut bob1.ws).await;
-    let inv2 = next_any_text(&mut bob2.ws).await;
-    send_text(&mut bob1.ws, answer(&inv1, 180)).await;
-    send_text(&mut bob2.ws, answer(&inv2, 180)).await;
+    let (inv1, inv2) = ring_both(&mut alice, &mut bob1, &mut bob2).await;
     send_text(&mut bob1.ws, answer(&inv1, 200)).await;
-    let mut codes = Vec::new();
-    let mut tags = Vec::new();
-    while !codes.contains(&200) {
-        let r = next_text(&mut alice.ws).await;
-        codes.push(status(&r));
-        if status(&r) == 200 {
-            tags.push(header(&r, "To").unwrap().to_string());
-        }
-    }
+    let first = next_text(&mut alice.ws).await;
+    assert_eq!(status(&first), 200, "{first}");
+    assert!(
+        header(&first, "To").unwrap().ends_with(";tag=callee"),
+        "{first}"
+    );
     // Bob's second device answers although the proxy cancels it.
     let cancel = next_any_text(&mut bob2.ws).await;
     assert!(cancel.starts_with("CANCEL "), "{cancel}");
     let second = answer(&inv2, 200).replace(";tag=callee", ";tag=callee2");
     send_text(&mut bob2.ws, second).await;
-    let r = loop {
-        let r = next_text(&mut alice.ws).await;
-        if status(&r) != 180 {
-            break r;
-        }
-    };
+    let r = next_text(&mut alice.ws).await;
     assert_eq!(status(&r), 200, "{r}");
     assert!(header(&r, "To").unwrap().ends_with(";tag=callee2"), "{r}");
-    assert!(tags[0].ends_with(";tag=callee"), "{tags:?}");
 }
 
 /// A user with two devices whose second tab closed: the INVITE still reaches the first
@@ -589,12 +576,7 @@ async fn both_200s_of_a_forked_invite_reach_the_caller() {
 /// past `next_text`'s 15 s).
 #[tokio::test]
 async fn a_closed_second_device_does_not_hold_up_the_answer() {
-    let (cfg, _mi) = config(&[("fr_inv_timeout", 120)]);
-    let srv = Server::start(&cfg);
-    let url = srv.ws_url();
-    let mut alice = Ua::register(&url, "alice").await;
-    let mut bob1 = Ua::register(&url, "bob").await;
-    let bob2 = register_second(&url, "bob").await;
+    let (_srv, mut alice, mut bob1, bob2) = alice_and_two_bobs(&[("fr_inv_timeout", 120)]).await;
     drop(bob2);
     alice.send("INVITE", "bob", "closed2", 1, "").await;
     let inv = next_any_text(&mut bob1.ws).await;
