@@ -327,29 +327,37 @@ fn register_phones(to: SocketAddr, qs: &[&str]) -> Vec<Peer> {
     phones
 }
 
-/// Serial forking (RFC 3261 §16.6, OpenSIPS's `serialize_branches()` / `next_branches()`):
-/// three phones of one AoR registered over UDP with q 1.0, 0.5 and 0.5. The INVITE rings the
-/// q 1.0 phone alone; its 486 sends the failure route to the next group, both q 0.5 phones in
-/// parallel; the first 200 wins and the other, which rang, gets a CANCEL.
-#[test]
-fn serialize_branches_rings_groups_of_q_in_turn() {
+/// A server on [`SERIAL_SCRIPT`] with phones of q `qs` ([`register_phones`]) and a caller
+/// whose INVITE (Call-ID `call`) the first phone has received: (server, its UDP address,
+/// phones, caller, the INVITE sent, the INVITE phone 0 got).
+fn serial_call(qs: &[&str], call: &str) -> (Server, SocketAddr, Vec<Peer>, Peer, String, String) {
     let udp = free_udp_port();
     let srv = Server::start(&config(udp, "", SERIAL_SCRIPT));
     wait_udp(&srv, udp);
     let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
-    let phones = register_phones(to, &["1.0", "0.5", "0.5"]);
+    let phones = register_phones(to, qs);
     let caller = Peer::new();
     let invite = udp_request(
         "INVITE",
         "sip:phone@example.com",
         &caller.addr.to_string(),
         true,
-        "serial-call",
+        call,
         "",
     );
     caller.send(to, invite.as_bytes());
     let inv0 = phones[0].recv_sip();
     assert!(inv0.starts_with("INVITE sip:phone0@"), "{inv0}");
+    (srv, to, phones, caller, invite, inv0)
+}
+
+/// Serial forking (RFC 3261 §16.6, OpenSIPS's `serialize_branches()` / `next_branches()`):
+/// three phones of one AoR registered over UDP with q 1.0, 0.5 and 0.5. The INVITE rings the
+/// q 1.0 phone alone; its 486 sends the failure route to the next group, both q 0.5 phones in
+/// parallel; the first 200 wins and the other, which rang, gets a CANCEL.
+#[test]
+fn serialize_branches_rings_groups_of_q_in_turn() {
+    let (_srv, to, phones, caller, _, inv0) = serial_call(&["1.0", "0.5", "0.5"], "serial-call");
     // The q 0.5 phones are not rung with it (a parallel branch goes out in the same t_relay(),
     // before the first phone could even read its copy).
     for p in &phones[1..] {
@@ -466,23 +474,7 @@ fn the_challenges_of_every_branch_reach_the_caller() {
 /// and `t_relay()` must not ring the q 0.5 phone; the caller gets the 487.
 #[test]
 fn a_cancelled_serial_fork_rings_no_next_group() {
-    let udp = free_udp_port();
-    let srv = Server::start(&config(udp, "", SERIAL_SCRIPT));
-    wait_udp(&srv, udp);
-    let to: SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
-    let phones = register_phones(to, &["1.0", "0.5"]);
-    let caller = Peer::new();
-    let invite = udp_request(
-        "INVITE",
-        "sip:phone@example.com",
-        &caller.addr.to_string(),
-        true,
-        "cserial-call",
-        "",
-    );
-    caller.send(to, invite.as_bytes());
-    let inv0 = phones[0].recv_sip();
-    assert!(inv0.starts_with("INVITE sip:phone0@"), "{inv0}");
+    let (_srv, to, phones, caller, invite, inv0) = serial_call(&["1.0", "0.5"], "cserial-call");
     let ringing = ok_for(&inv0).replace("SIP/2.0 200 OK", "SIP/2.0 180 Ringing");
     phones[0].send(to, ringing.as_bytes());
     let cancel = invite
