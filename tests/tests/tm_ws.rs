@@ -585,3 +585,64 @@ async fn a_closed_second_device_does_not_hold_up_the_answer() {
     let r = next_text(&mut alice.ws).await;
     assert!(matches!(status(&r), 486 | 480), "{r}");
 }
+
+/// OpenSIPS's CANCEL idiom at the top of the route, where the Request-URI is still the one the
+/// client wrote: a CANCEL from another hop than its INVITE's (Mallory copies Alice's Via and
+/// names an address of her choosing) is not that transaction's for `t_check_trans()` either,
+/// so `t_relay()` never relays it statelessly there: the server connects nowhere, and
+/// Alice's call goes on.
+#[tokio::test]
+async fn t_check_trans_does_not_match_a_cancel_from_another_hop() {
+    let (cfg, _mi) = config(&[]);
+    let cfg = cfg.replacen(
+        "route {\n",
+        "route {\n    if (is_method(\"CANCEL\")) {\n        if (t_check_trans()) t_relay();\n        exit;\n    }\n",
+        1,
+    );
+    let srv = Server::start(&cfg);
+    let url = srv.ws_url();
+    let mut alice = Ua::register(&url, "alice").await;
+    let mut bob = Ua::register(&url, "bob").await;
+    let mut mallory = connect_sip(&url).await;
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let trap_port = trap.local_addr().unwrap().port();
+    alice.send("INVITE", "bob", "c11", 1, "").await;
+    let got = next_any_text(&mut bob.ws).await;
+    send_text(&mut bob.ws, answer(&got, 180)).await;
+    assert_eq!(status(&next_text(&mut alice.ws).await), 180);
+
+    let forged = alice.request("CANCEL", "bob", "c11", 1, "").replacen(
+        "CANCEL sip:bob@example.com ",
+        &format!("CANCEL sip:bob@127.0.0.1:{trap_port};transport=ws "),
+        1,
+    );
+    send_text(&mut mallory, forged).await;
+    // A marker on Mallory's connection, handled after her CANCEL: once it is answered, a
+    // relay of the CANCEL would have opened its connection (a loopback connect completes in
+    // the call that starts it).
+    send_text(
+        &mut mallory,
+        format!(
+            "OPTIONS sip:127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/WS m.invalid;branch=z9hG4bKmopt\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:m@example.com>;tag=m\r\nTo: <sip:127.0.0.1>\r\n\
+             Call-ID: mopt\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            p = srv.port
+        ),
+    )
+    .await;
+    let ok = next_text(&mut mallory).await;
+    assert_eq!(header(&ok, "Call-ID"), Some("mopt"), "{ok}");
+    match trap.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the server connected where Mallory's CANCEL said: {other:?}"),
+    }
+    // Bob answers: Alice gets the 200, not a 487.
+    send_text(&mut bob.ws, answer(&got, 200)).await;
+    let r = next_text(&mut alice.ws).await;
+    assert_eq!(
+        (status(&r), header(&r, "CSeq")),
+        (200, Some("1 INVITE")),
+        "{r}"
+    );
+}

@@ -919,7 +919,7 @@ impl Env for MsgEnv<'_> {
                 self.sanity(f == FuncId::SANITY_CHECK)
             }
             FuncId::T_CHECK_TRANS => {
-                if super::stateful::check_trans(&self.msg) {
+                if super::stateful::check_trans(self.info, &self.msg) {
                     1
                 } else {
                     -1

@@ -133,15 +133,24 @@ pub(crate) fn cancel(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool {
     let Some(s) = STORE.get() else {
         return false;
     };
-    let Ok(key) = ServerKey::of_cancelled(msg) else {
+    let Some(id) = cancelled_cell(s, info, msg) else {
         return false;
     };
-    let Some(id) = s.by_server.with(&key, |id| *id) else {
-        return false;
-    };
-    // Only the hop the INVITE came from may cancel it: the key is made of the client's own
-    // Via, which another client could copy. A CANCEL from elsewhere is relayed statelessly,
-    // where its branch (signed with its own hop) matches nothing downstream.
+    if let Err(e) = core.reply(info, msg, 200, "OK", &[]) {
+        crate::log!(Info, "tm", "200 for CANCEL not sent: {}", e; "peer" => peer(info));
+    }
+    feed(core, s, id, Work::Ctx(ProxyEvent::Cancel));
+    true
+}
+
+/// The cell of the INVITE the CANCEL `msg` cancels (§9.2), if it came from the same hop.
+/// Only the hop the INVITE came from may cancel it: the key is made of the client's own Via,
+/// which another client could copy (a callee sees the caller's Via). A CANCEL from elsewhere
+/// matches nothing here; relayed statelessly, its branch (signed with its own hop) matches
+/// nothing downstream either.
+fn cancelled_cell(s: &store::Store, info: &ReceiveInfo, msg: &Message) -> Option<u64> {
+    let key = ServerKey::of_cancelled(msg).ok()?;
+    let id = s.by_server.with(&key, |id| *id)?;
     let same_hop = s
         .cells
         .with(&id, |c| {
@@ -150,30 +159,27 @@ pub(crate) fn cancel(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool {
         .unwrap_or(false);
     if !same_hop {
         crate::log!(Info, "tm", "CANCEL from another hop than its INVITE's: not matched"; "peer" => peer(info));
-        return false;
+        return None;
     }
-    if let Err(e) = core.reply(info, msg, 200, "OK", &[]) {
-        crate::log!(Info, "tm", "200 for CANCEL not sent: {}", e; "peer" => peer(info));
-    }
-    feed(core, s, id, Work::Ctx(ProxyEvent::Cancel));
-    true
+    Some(id)
 }
 
 /// `t_check_trans()`: for a CANCEL, whether the INVITE it cancels has a transaction here
-/// (§9.2); for another request, whether it belongs to one (§17.2.3: a retransmission, or an
-/// ACK the receive path let through to the script, RFC 6026 §7.1). Retransmissions and the
-/// ACKs of non-2xx responses are absorbed before the script runs, so a script sees `false`
-/// for those, and OpenSIPS's `if (t_check_trans()) t_relay(); exit;` does what it does there.
-pub(crate) fn check_trans(msg: &Message) -> bool {
+/// (§9.2) that this CANCEL may cancel (it came from the INVITE's hop, as [`cancel`] requires);
+/// for another request, whether it belongs to one (§17.2.3: a retransmission, or an ACK the
+/// receive path let through to the script, RFC 6026 §7.1). Retransmissions and the ACKs of
+/// non-2xx responses are absorbed before the script runs, so a script sees `false` for those,
+/// and OpenSIPS's `if (t_check_trans()) t_relay(); exit;` does what it does there. (A CANCEL
+/// that matched by key from another hop made that `t_relay()` relay it statelessly to the
+/// Request-URI the client wrote: a callee could make the server connect where it chose.)
+pub(crate) fn check_trans(info: &ReceiveInfo, msg: &Message) -> bool {
     let Some(s) = STORE.get() else {
         return false;
     };
-    let key = if msg.method_str() == Some("CANCEL") {
-        ServerKey::of_cancelled(msg)
-    } else {
-        ServerKey::of(msg)
-    };
-    key.is_ok_and(|k| s.by_server.contains(&k))
+    if msg.method_str() == Some("CANCEL") {
+        return cancelled_cell(s, info, msg).is_some();
+    }
+    ServerKey::of(msg).is_ok_and(|k| s.by_server.contains(&k))
 }
 
 /// The outbound connection `msg`'s branch went out on failed before carrying anything (see
