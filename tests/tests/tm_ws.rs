@@ -88,11 +88,7 @@ fn config(tm: &[(&str, u32)]) -> (String, u16) {
 
 #[tokio::test]
 async fn invite_gets_100_trying_and_cancel_is_sent_downstream() {
-    let (cfg, _mi) = config(&[]);
-    let srv = Server::start(&cfg);
-    let url = srv.ws_url();
-    let mut alice = Ua::register(&url, "alice").await;
-    let mut bob = Ua::register(&url, "bob").await;
+    let (_srv, mut alice, mut bob) = alice_and_bob(&[]).await;
 
     let invite = alice.request("INVITE", "bob", "c1", 1, "");
     send_text(&mut alice.ws, invite.clone()).await;
@@ -139,11 +135,8 @@ async fn invite_gets_100_trying_and_cancel_is_sent_downstream() {
 
 #[tokio::test]
 async fn fr_timeout_ends_an_unanswered_invite_with_408() {
-    let (cfg, _mi) = config(&[("fr_timeout", 1), ("fr_inv_timeout", 60)]);
-    let srv = Server::start(&cfg);
-    let url = srv.ws_url();
-    let mut alice = Ua::register(&url, "alice").await;
-    let mut bob = Ua::register(&url, "bob").await;
+    let (_srv, mut alice, mut bob) =
+        alice_and_bob(&[("fr_timeout", 1), ("fr_inv_timeout", 60)]).await;
     let t0 = Instant::now();
     alice.send("INVITE", "bob", "c2", 1, "").await;
     let got = next_any_text(&mut bob.ws).await;
@@ -164,11 +157,7 @@ async fn fr_timeout_ends_an_unanswered_invite_with_408() {
 
 #[tokio::test]
 async fn a_ringing_callee_whose_connection_closes_gets_the_caller_480_at_once() {
-    let (cfg, _mi) = config(&[]);
-    let srv = Server::start(&cfg);
-    let url = srv.ws_url();
-    let mut alice = Ua::register(&url, "alice").await;
-    let mut bob = Ua::register(&url, "bob").await;
+    let (_srv, mut alice, mut bob) = alice_and_bob(&[]).await;
     alice.send("INVITE", "bob", "c3", 1, "").await;
     let got = next_any_text(&mut bob.ws).await;
     send_text(&mut bob.ws, answer(&got, 180)).await;
@@ -184,11 +173,7 @@ async fn a_ringing_callee_whose_connection_closes_gets_the_caller_480_at_once() 
 
 #[tokio::test]
 async fn a_retransmission_is_absorbed_by_its_transaction() {
-    let (cfg, _mi) = config(&[]);
-    let srv = Server::start(&cfg);
-    let url = srv.ws_url();
-    let mut alice = Ua::register(&url, "alice").await;
-    let mut bob = Ua::register(&url, "bob").await;
+    let (_srv, mut alice, mut bob) = alice_and_bob(&[]).await;
     let m = alice.request("MESSAGE", "bob", "r1", 1, "");
     send_text(&mut alice.ws, m.clone()).await;
     let got = next_any_text(&mut bob.ws).await;
@@ -305,11 +290,8 @@ async fn an_answered_transaction_leaves_no_timer_armed() {
 /// with a branch of her own hop, which matches no transaction at Bob, and Alice's call goes on.
 #[tokio::test]
 async fn a_cancel_from_another_connection_cancels_nothing() {
-    let (cfg, _mi) = config(&[]);
-    let srv = Server::start(&cfg);
+    let (srv, mut alice, mut bob) = alice_and_bob(&[]).await;
     let url = srv.ws_url();
-    let mut alice = Ua::register(&url, "alice").await;
-    let mut bob = Ua::register(&url, "bob").await;
     let mut mallory = connect_sip(&url).await;
     alice.send("INVITE", "bob", "c9", 1, "").await;
     let got = next_any_text(&mut bob.ws).await;
@@ -390,16 +372,21 @@ async fn register_second(url: &str, user: &'static str) -> Ua {
     Ua { ws, user }
 }
 
-/// The default config with tm modparams `tm`, Alice, and Bob on two devices
-/// (`sip:bobx@bob.invalid` and `sip:boby@bob2.invalid`); the server runs while the first
-/// value lives.
-async fn alice_and_two_bobs(tm: &[(&str, u32)]) -> (Server, Ua, Ua, Ua) {
+/// The default config with tm modparams `tm`, and Alice and Bob registered (Bob's contact
+/// `sip:bobx@bob.invalid`); the server runs while the first value lives.
+async fn alice_and_bob(tm: &[(&str, u32)]) -> (Server, Ua, Ua) {
     let (cfg, _mi) = config(tm);
     let srv = Server::start(&cfg);
     let url = srv.ws_url();
     let alice = Ua::register(&url, "alice").await;
-    let bob1 = Ua::register(&url, "bob").await;
-    let bob2 = register_second(&url, "bob").await;
+    let bob = Ua::register(&url, "bob").await;
+    (srv, alice, bob)
+}
+
+/// [`alice_and_bob`] with Bob on a second device too (`sip:boby@bob2.invalid`).
+async fn alice_and_two_bobs(tm: &[(&str, u32)]) -> (Server, Ua, Ua, Ua) {
+    let (srv, alice, bob1) = alice_and_bob(tm).await;
+    let bob2 = register_second(&srv.ws_url(), "bob").await;
     (srv, alice, bob1, bob2)
 }
 
@@ -474,11 +461,7 @@ async fn an_ack_to_a_user_with_two_devices_is_relayed_once() {
 /// not overtake the INVITE's 1xx); then the callee's 487 reaches the caller.
 #[tokio::test]
 async fn a_cancel_before_any_provisional_response_waits_for_it() {
-    let (cfg, _mi) = config(&[]);
-    let srv = Server::start(&cfg);
-    let url = srv.ws_url();
-    let mut alice = Ua::register(&url, "alice").await;
-    let mut bob = Ua::register(&url, "bob").await;
+    let (_srv, mut alice, mut bob) = alice_and_bob(&[]).await;
     alice.send("INVITE", "bob", "early1", 1, "").await;
     let inv = next_any_text(&mut bob.ws).await;
     assert!(inv.starts_with("INVITE "), "{inv}");

@@ -132,16 +132,20 @@ pub(crate) struct BranchReq<'a> {
 }
 
 impl BranchReq<'_> {
-    /// The client transaction that sends this request over a `reliable` transport or not, and
-    /// its key. Only an INVITE is parsed: its ACK (§17.1.1.3) and CANCEL (§9.1) are built
-    /// from it later.
+    /// The key of its client transaction (§17.1.3).
+    pub(crate) fn key(&self) -> ClientKey {
+        ClientKey::new(self.branch, self.method)
+    }
+
+    /// The client transaction that sends this request over a `reliable` transport or not.
+    /// Only an INVITE is parsed: its ACK (§17.1.1.3) and CANCEL (§9.1) are built from it
+    /// later.
     pub(crate) fn client(
         self,
         reliable: bool,
         values: TimerValues,
         now: Instant,
-    ) -> Result<(ClientKey, Transaction, Actions), String> {
-        let key = ClientKey::new(self.branch, self.method);
+    ) -> Result<(Transaction, Actions), String> {
         if self.method == "ACK" {
             return Err("an ACK has no client transaction".into());
         }
@@ -149,10 +153,10 @@ impl BranchReq<'_> {
             let m = Message::parse(self.bytes).map_err(|e| e.to_string())?;
             let (t, acts) =
                 ClientInvite::new(m, reliable, values, now).map_err(|e| e.to_string())?;
-            Ok((key, Transaction::ClientInvite(t), acts))
+            Ok((Transaction::ClientInvite(t), acts))
         } else {
             let (t, acts) = ClientNonInvite::sending(self.bytes, reliable, values, now);
-            Ok((key, Transaction::ClientNonInvite(t), acts))
+            Ok((Transaction::ClientNonInvite(t), acts))
         }
     }
 }

@@ -5,7 +5,7 @@
 use super::cell::{Branch, BranchDst, BranchReq, Effects, Saved, TmOpts, Work};
 use super::store::{commit, feed, finish, settle, store, watch_conn, Store};
 use crate::core::send::Core;
-use crate::tm::{ClientKey, ProxyConfig};
+use crate::tm::ProxyConfig;
 use std::time::Instant;
 
 /// The proxy settings of a cell: the `tm` modparams with the script's `$T_fr_timeout` /
@@ -41,7 +41,7 @@ pub(crate) fn add_branch(
 ) -> Result<u64, String> {
     let s = store();
     let now = Instant::now();
-    let key = ClientKey::new(out.branch, out.method);
+    let key = out.key();
     // Indexed before the send: a response that comes back at once finds its branch.
     s.by_client
         .insert(key.clone(), (id, index))
@@ -55,7 +55,7 @@ pub(crate) fn add_branch(
             ));
         }
         let reliable = crate::core::addr::connection_oriented(dst.proto());
-        let (_, txn, acts) = out.client(reliable, cell.values, now)?;
+        let (txn, acts) = out.client(reliable, cell.values, now)?;
         let (b, ctx_acts) = cell.ctx.add_branch(now).map_err(|e| e.to_string())?;
         cell.branches.push(Branch {
             conn: match &dst {

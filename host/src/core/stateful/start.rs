@@ -49,7 +49,7 @@ pub(crate) fn relay(
     let s = store();
     let now = Instant::now();
     let server_key = ServerKey::of(msg).map_err(|e| e.to_string())?;
-    let client_key = ClientKey::new(out.branch, out.method);
+    let client_key = out.key();
     let src = Source::of(info);
     if !take_share(&s.per_source, s.max_per_source, src) {
         return Err(SOURCE_FULL.into());
@@ -180,7 +180,7 @@ fn new_cell(
             .map(|t| (Transaction::ServerNonInvite(t), Actions::new()))
     }
     .map_err(|e| e.to_string())?;
-    let (_, client, client_acts) = out.client(reliable_down, s.values, now)?;
+    let (client, client_acts) = out.client(reliable_down, s.values, now)?;
     s.by_client
         .insert(keys.1.clone(), (id, 0))
         .map_err(|_| TABLE_FULL.to_string())?;
