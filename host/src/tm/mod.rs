@@ -15,7 +15,8 @@
 //! * [`ProxyContext`]: one server transaction and its client branches (§16.7, §16.8, §16.10),
 //!   with OpenSIPS tm's `fr_timeout` / `fr_inv_timeout` per branch.
 //! * [`Table`]: transactions in N shards by key hash, each its own lock (no global lock on the
-//!   message path); [`TimerQueue`]: the deadlines a driver polls.
+//!   message path); [`Wheel`]: the deadlines a driver polls, by [`TimerId`] ([`TimerQueue`]:
+//!   the same keyed by transaction and timer).
 //!
 //! The driver (sockets, the timer thread, `t_relay()`) comes in the next step: it keeps the
 //! transaction's peer address next to the machine in the [`Table`] and sends every
@@ -25,6 +26,7 @@ mod build;
 mod client;
 mod context;
 mod key;
+mod queue;
 mod select;
 mod server;
 mod table;
@@ -52,9 +54,10 @@ pub use context::{
     MAX_BRANCHES,
 };
 pub use key::{ClientKey, KeyError, ServerKey};
+pub use queue::TimerQueue;
 pub use select::{best_response, challenge_headers, Choice, Selection};
 pub use server::{ServerInvite, ServerNonInvite};
 pub use table::{Table, TableError};
 pub use timers::{Timer, TimerError, TimerValues};
 pub use txn::{Action, Actions, Event, Outgoing, State, Transaction};
-pub use wheel::TimerQueue;
+pub use wheel::{TimerId, Wheel};

@@ -1,160 +1,207 @@
-//! [`TimerQueue`]: the deadlines a transaction driver polls, as a hashed timing wheel (pure:
-//! time is passed in). Arming, disarming and expiring cost the same however many timers are
-//! armed: a transaction layer holding 200,000 transactions (two per call for RFC 6026's 32 s
-//! after each call at 3,000 calls/s) spent a tenth of its CPU sifting a binary heap of their
-//! deadlines.
+//! [`Wheel`]: the deadlines a transaction driver polls, as a hashed timing wheel (pure: time
+//! is passed in). Arming, disarming and expiring cost the same however many timers are armed:
+//! a transaction layer holding 200,000 transactions (two per call for RFC 6026's 32 s after
+//! each call at 3,000 calls/s) spent a tenth of its CPU sifting a binary heap of their
+//! deadlines. A timer is named by the [`TimerId`] arming returns, so that neither arming nor
+//! disarming hashes anything: the driver keeps the id where it keeps the transaction
+//! ([`super::TimerQueue`] is the same queue keyed by value, for drivers that do not).
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Slots of the wheel, one per [`TICK`]: a revolution is 8.192 s. A deadline further away
-/// waits in its slot through whole revolutions (it is looked at once per revolution).
+/// Slots of the wheel, one per tick of a millisecond (the wheel's resolution: a timer fires at
+/// its own deadline, never earlier; the slot only says when to look): a revolution is 8.192 s.
+/// A deadline further away waits in its slot through whole revolutions (it is looked at once
+/// per revolution).
 const SLOTS: usize = 8192;
 
-/// The wheel's resolution. A timer fires at its own deadline, never earlier: the slot only
-/// says when to look.
-const TICK: Duration = Duration::from_millis(1);
+/// One arming of a timer, as [`Wheel::arm`] returns it. Disarming it after it fired, or after
+/// it was disarmed, does nothing: an id is never given out twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerId {
+    /// Its node in the wheel's slab.
+    idx: u32,
+    /// Which arming of that node: the wheel's arming count when it was armed.
+    seq: u64,
+}
 
 #[derive(Debug)]
-struct Entry<K, T> {
+struct Node<V> {
     at: Instant,
-    /// Which arming this is: a re-armed or disarmed timer leaves a stale entry behind.
-    seq: u64,
     /// The tick of its slot (its deadline's, or a later one for a deadline already past).
     tick: u64,
-    key: K,
-    timer: T,
+    /// The arming it holds (see [`TimerId::seq`]).
+    seq: u64,
+    /// None: free (disarmed or fired), its index in the free list.
+    value: Option<V>,
 }
 
-/// Deadlines a driver polls (pure: time is passed in): `arm`, `disarm`, [`next_deadline`]
-/// to know how long to sleep, [`expire`] to collect what is due. Re-arming replaces the
-/// deadline; disarmed and replaced entries are dropped lazily and compacted away, so memory
+/// Deadlines a driver polls (pure: time is passed in): [`arm`] returns the timer's id,
+/// [`disarm`] takes it, [`next_deadline`] tells how long to sleep, [`expire`] collects what
+/// is due. The armed timers live in a slab whose free nodes are reused; a slot holds the ids
+/// of the nodes due in its tick, and a disarmed timer's id is dropped from its slot lazily
+/// (when the slot is looked at, or when the stale ids outnumber the live ones), so memory
 /// stays proportional to what is armed.
 ///
-/// [`next_deadline`]: TimerQueue::next_deadline
-/// [`expire`]: TimerQueue::expire
+/// [`arm`]: Wheel::arm
+/// [`disarm`]: Wheel::disarm
+/// [`next_deadline`]: Wheel::next_deadline
+/// [`expire`]: Wheel::expire
 #[derive(Debug)]
-pub struct TimerQueue<K, T> {
+pub struct Wheel<V> {
     /// Tick 0: the origin given, else the first deadline armed. Deadlines before it share the
-    /// slot of the cursor, so it must not lie ahead of the time the queue runs at (see
-    /// [`TimerQueue::with_origin`]).
+    /// slot of the cursor, so it must not lie ahead of the time the wheel runs at (see
+    /// [`Wheel::with_origin`]).
     base: Option<Instant>,
-    slots: Vec<Vec<Entry<K, T>>>,
-    /// Every tick before it was expired; no live entry has an earlier tick.
+    pub(super) slots: Vec<Vec<TimerId>>,
+    nodes: Vec<Node<V>>,
+    free: Vec<u32>,
+    /// Every tick before it was expired; no live node has an earlier tick.
     cursor: u64,
-    /// What is armed: foldhash, as the keys are the driver's own ids, not a peer's bytes.
-    armed: HashMap<(K, T), (Instant, u64), foldhash::fast::RandomState>,
-    /// Entries in the slots, stale ones included.
-    entries: usize,
+    /// Armed timers.
+    live: usize,
+    /// Ids in the slots, stale ones included.
+    pub(super) entries: usize,
     seq: u64,
 }
 
-impl<K, T> Default for TimerQueue<K, T> {
+impl<V> Default for Wheel<V> {
     fn default() -> Self {
-        TimerQueue {
+        Wheel {
             base: None,
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
+            nodes: Vec::new(),
+            free: Vec::new(),
             cursor: 0,
-            armed: HashMap::default(),
+            live: 0,
             entries: 0,
             seq: 0,
         }
     }
 }
 
-impl<K: Clone + Eq + Hash, T: Copy + Eq + Hash> TimerQueue<K, T> {
-    /// An empty queue whose tick 0 is its first deadline: for deadlines armed in time order
-    /// (tests). A driver uses [`TimerQueue::with_origin`].
+impl<V> Wheel<V> {
+    /// An empty wheel whose tick 0 is its first deadline: for deadlines armed in time order
+    /// (tests). A driver uses [`Wheel::with_origin`].
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// An empty queue whose tick 0 is `origin`, the time it is made at. (With tick 0 at a first
+    /// An empty wheel whose tick 0 is `origin`, the time it is made at. (With tick 0 at a first
     /// deadline 30 s ahead, every deadline armed before it would share one slot that each
     /// expiry looks through until then.)
     pub fn with_origin(origin: Instant) -> Self {
-        TimerQueue {
+        Wheel {
             base: Some(origin),
             ..Self::default()
         }
     }
 
     fn tick_of(&mut self, at: Instant) -> u64 {
-        // Only `new()`'s queue takes its first deadline as tick 0.
+        // Only `new()`'s wheel takes its first deadline as tick 0.
         let base = *self.base.get_or_insert(at);
-        (at.saturating_duration_since(base).as_nanos() / TICK.as_nanos()) as u64
+        // Whole milliseconds, in u64: `as_nanos()` would divide a u128.
+        let d = at.saturating_duration_since(base);
+        d.as_secs() * 1000 + u64::from(d.subsec_millis())
     }
 
-    /// Arms (or re-arms) `timer` of `key` for `at`.
-    pub fn arm(&mut self, key: K, timer: T, at: Instant) {
+    /// Arms a timer carrying `value` for `at`.
+    pub fn arm(&mut self, value: V, at: Instant) -> TimerId {
         self.seq += 1;
+        let seq = self.seq;
         let tick = self.tick_of(at).max(self.cursor);
-        self.armed.insert((key.clone(), timer), (at, self.seq));
-        self.slots[(tick % SLOTS as u64) as usize].push(Entry {
+        let node = Node {
             at,
-            seq: self.seq,
             tick,
-            key,
-            timer,
-        });
+            seq,
+            value: Some(value),
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                // More than 4 billion armed timers would exhaust memory first.
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        let id = TimerId { idx, seq };
+        self.slots[(tick % SLOTS as u64) as usize].push(id);
         self.entries += 1;
+        self.live += 1;
         self.compact();
+        id
     }
 
-    /// Disarms `timer` of `key`; whether it was armed.
-    pub fn disarm(&mut self, key: &K, timer: T) -> bool {
-        let hit = self.armed.remove(&(key.clone(), timer)).is_some();
+    /// Disarms timer `id`; whether it was armed (not yet fired nor disarmed).
+    pub fn disarm(&mut self, id: TimerId) -> bool {
+        if self.get(id).is_none() {
+            return false;
+        }
+        self.release(id.idx);
         self.compact();
-        hit
+        true
     }
 
-    /// Disarms every timer of `key` (the transaction terminated).
-    pub fn disarm_all(&mut self, key: &K) {
-        self.armed.retain(|(k, _), _| k != key);
-        self.compact();
+    /// The value of timer `id`, while it is armed.
+    pub fn get(&self, id: TimerId) -> Option<&V> {
+        self.node(id).and_then(|n| n.value.as_ref())
+    }
+
+    fn release(&mut self, idx: u32) {
+        self.nodes[idx as usize].value = None;
+        self.free.push(idx);
+        self.live -= 1;
     }
 
     /// How many timers are armed.
     pub fn len(&self) -> usize {
-        self.armed.len()
+        self.live
     }
 
     /// Whether no timer is armed.
     pub fn is_empty(&self) -> bool {
-        self.armed.is_empty()
+        self.live == 0
+    }
+
+    /// The node of `id` while it is armed.
+    fn node(&self, id: TimerId) -> Option<&Node<V>> {
+        self.nodes
+            .get(id.idx as usize)
+            .filter(|n| n.seq == id.seq && n.value.is_some())
     }
 
     /// The earliest armed deadline: from the slots ahead of the cursor, or, when none is
-    /// due within a revolution of the wheel, from every entry (a queue with nothing due for
+    /// due within a revolution of the wheel, from every entry (a wheel with nothing due for
     /// 8 s holds few).
-    pub fn next_deadline(&mut self) -> Option<Instant> {
-        if self.armed.is_empty() {
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.live == 0 {
             return None;
         }
         for i in 0..SLOTS as u64 {
             let tick = self.cursor + i;
-            let armed = &self.armed;
             let earliest = self.slots[(tick % SLOTS as u64) as usize]
                 .iter()
-                .filter(|e| e.tick == tick && live(armed, e))
-                .map(|e| e.at)
+                .filter_map(|&id| self.node(id))
+                .filter(|n| n.tick == tick)
+                .map(|n| n.at)
                 .min();
             if earliest.is_some() {
                 return earliest;
             }
         }
-        let armed = &self.armed;
         self.slots
             .iter()
             .flatten()
-            .filter(|e| live(armed, e))
-            .map(|e| e.at)
+            .filter_map(|&id| self.node(id))
+            .map(|n| n.at)
             .min()
     }
 
-    /// Removes and returns every timer due at `now`, earliest first.
-    pub fn expire(&mut self, now: Instant) -> Vec<(K, T)> {
+    /// Removes and returns every timer due at `now`, earliest first (in arming order for
+    /// equal deadlines).
+    pub fn expire(&mut self, now: Instant) -> Vec<V> {
         let mut due = Vec::new();
         if self.base.is_none() {
             return Vec::new();
@@ -163,28 +210,35 @@ impl<K: Clone + Eq + Hash, T: Copy + Eq + Hash> TimerQueue<K, T> {
         // Past a whole revolution every slot is looked at once.
         let first = self.cursor.max(now_tick.saturating_sub(SLOTS as u64 - 1));
         for tick in first..=now_tick {
-            let slot = &mut self.slots[(tick % SLOTS as u64) as usize];
-            let armed = &mut self.armed;
+            let mut slot = std::mem::take(&mut self.slots[(tick % SLOTS as u64) as usize]);
             let before = slot.len();
-            slot.retain(|e| {
-                if e.at > now {
+            slot.retain(|&id| {
+                let Some(n) = self.node(id) else {
+                    return false;
+                };
+                if n.at > now {
                     return true;
                 }
-                if live(armed, e) {
-                    armed.remove(&(e.key.clone(), e.timer));
-                    due.push((e.at, e.seq, e.key.clone(), e.timer));
-                }
+                due.push((n.at, id));
                 false
             });
             self.entries -= before - slot.len();
+            self.slots[(tick % SLOTS as u64) as usize] = slot;
         }
         self.cursor = now_tick;
-        due.sort_unstable_by_key(|&(at, seq, ..)| (at, seq));
-        due.into_iter().map(|(_, _, k, t)| (k, t)).collect()
+        due.sort_unstable_by_key(|&(at, id)| (at, id.seq));
+        due.into_iter()
+            .filter_map(|(_, id)| {
+                let v = self.nodes[id.idx as usize].value.take();
+                self.release(id.idx);
+                v
+            })
+            .collect()
     }
 
-    /// Gives back the memory of a queue that held many more timers than it holds now (after
-    /// a burst): each slot's capacity beyond four times its entries.
+    /// Gives back the memory of a wheel that held many more timers than it holds now (after
+    /// a burst): each slot's capacity beyond four times its entries, and the free nodes at
+    /// the end of the slab.
     pub fn shrink(&mut self) {
         self.purge();
         for s in &mut self.slots {
@@ -192,216 +246,84 @@ impl<K: Clone + Eq + Hash, T: Copy + Eq + Hash> TimerQueue<K, T> {
                 s.shrink_to_fit();
             }
         }
-        if self.armed.capacity() > 4 * self.armed.len() + 64 {
-            self.armed.shrink_to_fit();
+        while self.nodes.last().is_some_and(|n| n.value.is_none()) {
+            self.nodes.pop();
+        }
+        let n = self.nodes.len();
+        self.free.retain(|&i| (i as usize) < n);
+        if self.nodes.capacity() > 2 * n + 64 {
+            self.nodes.shrink_to_fit();
+            self.free.shrink_to_fit();
         }
     }
 
-    /// Drops the stale entries when they outnumber the live ones.
+    /// Drops the stale ids when they outnumber the live ones.
     fn compact(&mut self) {
-        if self.entries > 2 * self.armed.len() + 64 {
+        if self.entries > 2 * self.live + 64 {
             self.purge();
         }
     }
 
     fn purge(&mut self) {
-        let armed = &self.armed;
         let mut n = 0;
-        for s in &mut self.slots {
-            s.retain(|e| live(armed, e));
+        let mut slots = std::mem::take(&mut self.slots);
+        for s in &mut slots {
+            s.retain(|&id| self.node(id).is_some());
             n += s.len();
         }
+        self.slots = slots;
         self.entries = n;
     }
-}
-
-/// Whether `e` is the arming in force of its timer.
-fn live<K: Clone + Eq + Hash, T: Copy + Eq + Hash>(
-    armed: &HashMap<(K, T), (Instant, u64), foldhash::fast::RandomState>,
-    e: &Entry<K, T>,
-) -> bool {
-    armed
-        .get(&(e.key.clone(), e.timer))
-        .is_some_and(|&(at, seq)| at == e.at && seq == e.seq)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tm::Timer;
+    use std::time::Duration;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
     #[test]
-    fn queue_orders_rearms_and_disarms() {
+    fn ids_are_never_reused_and_disarm_only_their_own_arming() {
         let t0 = Instant::now();
-        let mut q: TimerQueue<u32, Timer> = TimerQueue::new();
-        assert_eq!(q.next_deadline(), None);
-        assert_eq!(q.expire(t0), vec![]);
-        q.arm(1, Timer::A, t0 + ms(500));
-        q.arm(1, Timer::B, t0 + ms(32_000));
-        q.arm(2, Timer::E, t0 + ms(100));
-        assert_eq!(q.next_deadline(), Some(t0 + ms(100)));
-        // Re-arming replaces; disarming removes.
-        q.arm(2, Timer::E, t0 + ms(1_000));
-        assert!(q.disarm(&1, Timer::A));
-        assert!(!q.disarm(&1, Timer::A));
-        assert_eq!(q.next_deadline(), Some(t0 + ms(1_000)));
-        assert_eq!(q.expire(t0 + ms(999)), vec![]);
-        assert_eq!(q.expire(t0 + ms(1_000)), vec![(2, Timer::E)]);
-        assert_eq!(q.len(), 1);
-        q.disarm_all(&1);
-        assert!(q.is_empty());
-        assert_eq!(q.next_deadline(), None);
-    }
-
-    /// A driver's queue: tick 0 is when it was made, so deadlines armed out of order (a 30 s
-    /// one first, then 500 ms ones) each land in their own slot, and expiring looks only at
-    /// the slots due.
-    #[test]
-    fn with_origin_spreads_deadlines_armed_out_of_order() {
-        let t0 = Instant::now();
-        let mut q: TimerQueue<u32, Timer> = TimerQueue::with_origin(t0);
-        q.arm(0, Timer::B, t0 + ms(30_000));
-        for i in 1..=400u32 {
-            q.arm(i, Timer::A, t0 + ms(500 + u64::from(i)));
-        }
-        let busiest = q.slots.iter().map(Vec::len).max().unwrap();
-        assert_eq!(busiest, 1);
-        assert_eq!(q.next_deadline(), Some(t0 + ms(501)));
-        assert_eq!(q.expire(t0 + ms(502)), vec![(1, Timer::A), (2, Timer::A)]);
-        // The same with new(): tick 0 is the 30 s deadline and all 400 share its slot.
-        let mut q: TimerQueue<u32, Timer> = TimerQueue::new();
-        q.arm(0, Timer::B, t0 + ms(30_000));
-        for i in 1..=400u32 {
-            q.arm(i, Timer::A, t0 + ms(500 + u64::from(i)));
-        }
-        assert_eq!(q.slots.iter().map(Vec::len).max().unwrap(), 401);
-        assert_eq!(q.expire(t0 + ms(502)), vec![(1, Timer::A), (2, Timer::A)]);
+        let mut w: Wheel<u32> = Wheel::with_origin(t0);
+        let a = w.arm(1, t0 + ms(10));
+        assert!(w.disarm(a));
+        assert!(!w.disarm(a));
+        // The node is reused, under another id: the old one does not reach it.
+        let b = w.arm(2, t0 + ms(10));
+        assert_eq!(a.idx, b.idx);
+        assert_ne!(a, b);
+        assert!(!w.disarm(a));
+        assert_eq!(w.get(b), Some(&2));
+        assert_eq!(w.expire(t0 + ms(10)), vec![2]);
+        // Fired: its id is spent.
+        assert!(!w.disarm(b));
+        assert_eq!(w.get(b), None);
+        assert!(w.is_empty());
     }
 
     #[test]
-    fn queue_stays_small_under_rearming() {
+    fn stale_ids_are_compacted_away_and_shrink_gives_back_the_slab() {
         let t0 = Instant::now();
-        let mut q: TimerQueue<u32, Timer> = TimerQueue::new();
-        for i in 0..10_000u64 {
-            q.arm(7, Timer::G, t0 + ms(i));
+        let mut w: Wheel<u32> = Wheel::with_origin(t0);
+        let keep = w.arm(0, t0 + ms(40_000));
+        for i in 0..10_000u32 {
+            let id = w.arm(i, t0 + ms(30_000 + u64::from(i)));
+            w.disarm(id);
         }
-        assert!(q.entries <= 2 * q.armed.len() + 65);
-        assert_eq!(q.expire(t0 + Duration::from_secs(60)), vec![(7, Timer::G)]);
-        assert_eq!(q.entries, 0);
-    }
-
-    #[test]
-    fn never_early_within_a_tick_and_earliest_first() {
-        let t0 = Instant::now();
-        let us = Duration::from_micros;
-        let mut q: TimerQueue<u32, Timer> = TimerQueue::new();
-        q.arm(1, Timer::A, t0 + us(700));
-        q.arm(2, Timer::A, t0 + us(300));
-        q.arm(3, Timer::A, t0 + ms(2) + us(100));
-        // The same tick (1 ms) holds 1 and 2: only what is due fires.
-        assert_eq!(q.expire(t0 + us(500)), vec![(2, Timer::A)]);
-        assert_eq!(q.next_deadline(), Some(t0 + us(700)));
-        assert_eq!(q.expire(t0 + us(699)), vec![]);
-        // Late: both fire, earliest first.
-        assert_eq!(q.expire(t0 + ms(5)), vec![(1, Timer::A), (3, Timer::A)]);
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn deadlines_beyond_a_revolution_and_in_the_past() {
-        let t0 = Instant::now();
-        let mut q: TimerQueue<u32, Timer> = TimerQueue::new();
-        // Tick 0 is t0.
-        q.arm(9, Timer::A, t0);
-        q.disarm(&9, Timer::A);
-        q.arm(1, Timer::L, t0 + ms(32_000));
-        q.arm(2, Timer::M, t0 + ms(32_000 + 8_192));
-        // Nothing within a revolution: found among all the entries.
-        assert_eq!(q.next_deadline(), Some(t0 + ms(32_000)));
-        // The slot of tick 32,000 is the slot of ticks 32,000 - 8,192 * k: nothing fires early.
-        for k in 1..=3u64 {
-            assert_eq!(q.expire(t0 + ms(32_000 - 8_192 * k)), vec![]);
+        assert!(w.entries <= 2 * w.live + 65, "{} entries", w.entries);
+        // A burst of 5,000 armed at once, then fired.
+        for i in 0..5_000u32 {
+            w.arm(i, t0 + ms(5));
         }
-        // Within a revolution now.
-        assert_eq!(q.next_deadline(), Some(t0 + ms(32_000)));
-        assert_eq!(q.expire(t0 + ms(31_999)), vec![]);
-        assert_eq!(q.expire(t0 + ms(32_000)), vec![(1, Timer::L)]);
-        // Woken late by more than a revolution: everything due fires, nothing else.
-        q.arm(3, Timer::A, t0 + ms(90_000));
-        assert_eq!(q.expire(t0 + ms(60_000)), vec![(2, Timer::M)]);
-        // A deadline already past is due at the next look.
-        q.arm(4, Timer::E, t0 + ms(1));
-        assert_eq!(q.next_deadline(), Some(t0 + ms(1)));
-        assert_eq!(q.expire(t0 + ms(60_000)), vec![(4, Timer::E)]);
-        assert_eq!(q.expire(t0 + ms(90_000)), vec![(3, Timer::A)]);
-        assert!(q.is_empty());
-    }
-
-    /// Against a plain model (every armed deadline in a map) over random arms, disarms and
-    /// expiries, with time moving by random steps.
-    #[test]
-    fn matches_a_model() {
-        let t0 = Instant::now();
-        let mut q: TimerQueue<u32, Timer> = TimerQueue::new();
-        let mut model: HashMap<(u32, Timer), Instant> = HashMap::new();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut rnd = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
-        let mut now = t0;
-        let timers = [Timer::A, Timer::B, Timer::L];
-        for _ in 0..50_000 {
-            let key = rnd(300) as u32;
-            let timer = timers[rnd(3) as usize];
-            match rnd(10) {
-                0..=4 => {
-                    // Mostly near, sometimes beyond a revolution, sometimes past.
-                    let at = match rnd(10) {
-                        0 => now + ms(8_000 + rnd(40_000)),
-                        1 => now.checked_sub(ms(rnd(50))).unwrap_or(now),
-                        _ => now + Duration::from_micros(rnd(3_000_000)),
-                    };
-                    q.arm(key, timer, at);
-                    model.insert((key, timer), at);
-                }
-                5 | 6 => assert_eq!(q.disarm(&key, timer), model.remove(&(key, timer)).is_some()),
-                _ => {
-                    let far = rnd(50) == 0;
-                    now += Duration::from_micros(rnd(if far { 20_000_000 } else { 5_000 }));
-                    let mut want: Vec<_> = model
-                        .iter()
-                        .filter(|(_, &at)| at <= now)
-                        .map(|(&k, &at)| (at, k))
-                        .collect();
-                    want.sort();
-                    let got = q.expire(now);
-                    let want_keys: Vec<_> = want.iter().map(|&(_, k)| k).collect();
-                    // Equal deadlines may come in either order.
-                    let mut g = got.clone();
-                    let mut w = want_keys.clone();
-                    g.sort();
-                    w.sort();
-                    assert_eq!(g, w);
-                    for (_, k) in &want {
-                        model.remove(k);
-                    }
-                    let next = q.next_deadline();
-                    let earliest = model.values().min().copied();
-                    match (next, earliest) {
-                        (None, None) => {}
-                        (Some(n), Some(e)) => assert_eq!(n, e),
-                        other => panic!("{other:?}"),
-                    }
-                }
-            }
-            assert_eq!(q.len(), model.len());
-        }
+        assert_eq!(w.expire(t0 + ms(5)).len(), 5_000);
+        w.shrink();
+        assert_eq!(w.len(), 1);
+        assert!(w.nodes.len() <= keep.idx as usize + 1);
+        assert_eq!(w.expire(t0 + ms(40_000)), vec![0]);
+        assert_eq!(w.entries, 0);
     }
 }

@@ -195,7 +195,7 @@ pub(crate) struct Cell {
     pub(crate) branches: Vec<Branch>,
     pub(crate) values: TimerValues,
     /// The timers armed for it (a fired one may linger here): disarmed when it ends.
-    pub(crate) armed: smallvec::SmallVec<[Slot; 6]>,
+    pub(crate) armed: super::timer::Armed,
     /// The script's routes and timeouts for it.
     pub(crate) opts: TmOpts,
     /// What the main route left for its failure route, kept only when one is armed.
@@ -605,16 +605,9 @@ impl Cell {
         }
     }
 
-    /// Keeps [`Cell::armed`] up to date with what `fx` arms and disarms, and notes in `fx`
-    /// the source's share to give back once the final response went upstream (under the
-    /// cell's lock, after its work).
-    pub(crate) fn note_timers(&mut self, fx: &mut Effects) {
-        self.armed.retain(|s| !fx.disarm.contains(s));
-        for (slot, _) in &fx.arm {
-            if !self.armed.contains(slot) {
-                self.armed.push(*slot);
-            }
-        }
+    /// Notes in `fx` the source's share to give back once the final response went upstream
+    /// (under the cell's lock, after its work).
+    pub(crate) fn note_release(&mut self, fx: &mut Effects) {
         if self.counted && self.answered() {
             self.counted = false;
             fx.release = Some(self.source);

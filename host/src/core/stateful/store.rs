@@ -216,14 +216,13 @@ pub(super) fn apply(s: &Store, fx: Effects) {
 /// timer until it fired (every relayed transaction left its `fr_timeout` and timer F armed
 /// for 30 s that way).
 pub(super) fn commit(s: &Store, id: u64, cell: &mut Cell, fx: &mut Effects) -> bool {
-    cell.note_timers(fx);
+    cell.note_release(fx);
     if cell.is_over() {
-        // Nothing new is armed or indexed; what was disarmed now goes at once (it is no
-        // longer in the cell's list, which `finish` forgets), whoever finishes the cell.
+        // Nothing new is armed or indexed; what is left armed goes with the cell (`finish`),
+        // whoever finishes it.
         fx.arm.clear();
-        fx.add_client.clear();
-        timer::forget(id, &fx.disarm);
         fx.disarm.clear();
+        fx.add_client.clear();
         return true;
     }
     for (k, b) in fx.add_client.drain(..) {
@@ -232,7 +231,7 @@ pub(super) fn commit(s: &Store, id: u64, cell: &mut Cell, fx: &mut Effects) -> b
     for k in fx.drop_client.drain(..) {
         s.by_client.remove(&k);
     }
-    timer::update(id, &fx.arm, &fx.disarm);
+    timer::update(id, &mut cell.armed, &fx.arm, &fx.disarm);
     fx.arm.clear();
     fx.disarm.clear();
     false
@@ -262,7 +261,7 @@ pub(super) fn finish(s: &Store, id: u64, cell: Box<Cell>, fx: Effects) {
     for k in fx.drop_client {
         s.by_client.remove(&k);
     }
-    timer::forget(id, &cell.armed);
+    timer::forget(&cell.armed);
     s.live.fetch_sub(1, Ordering::Relaxed);
     timer::ended();
 }

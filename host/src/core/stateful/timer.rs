@@ -1,9 +1,10 @@
-//! The transaction timers' thread: one [`TimerQueue`] of every cell's deadlines, polled by a
+//! The transaction timers' thread: one [`Wheel`] of every cell's deadlines, polled by a
 //! thread that sleeps until the earliest one (or until an earlier one is armed) and feeds what
 //! is due to its cell. The queue's lock is never held while a cell is fed. A timer that fires
-//! for a cell that is gone (ids are never reused) is dropped.
+//! for a cell that is gone (ids are never reused) is dropped. Each cell keeps the
+//! [`TimerId`]s of its timers ([`Armed`]), so arming and disarming hash nothing.
 use super::cell::Slot;
-use crate::tm::TimerQueue;
+use crate::tm::{TimerId, Wheel};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ struct Timers {
 }
 
 struct Queue {
-    timers: TimerQueue<u64, Slot>,
+    timers: Wheel<(u64, Slot)>,
     /// When the thread is next due to wake up (None: waiting for a first timer).
     sleeping_until: Option<Instant>,
 }
@@ -52,7 +53,7 @@ fn timers() -> &'static Timers {
     TIMERS.get_or_init(|| {
         let t = Timers {
             queue: Mutex::new(Queue {
-                timers: TimerQueue::with_origin(Instant::now()),
+                timers: Wheel::with_origin(Instant::now()),
                 sleeping_until: None,
             }),
             wake: Condvar::new(),
@@ -72,20 +73,38 @@ fn timers() -> &'static Timers {
     })
 }
 
-/// Arms and disarms timers of cell `id`, waking the thread when a deadline comes before the
-/// one it sleeps until.
-pub(super) fn update(id: u64, arm: &[(Slot, Instant)], disarm: &[Slot]) {
+/// The timers a cell armed, by slot, with their ids in the queue (a fired one may linger:
+/// its id no longer disarms anything).
+pub(crate) type Armed = smallvec::SmallVec<[(Slot, TimerId); 6]>;
+
+/// Least time between two wake-ups of the thread: a timer fires up to this late, and the
+/// thread wakes at most 200 times a second however many distinct deadlines there are
+/// (OpenSIPS's tm timers tick every 100 ms, Kamailio's every 62.5 ms).
+const MIN_GAP: Duration = Duration::from_millis(5);
+
+/// Arms and disarms timers of cell `id` (re-arming a slot replaces its deadline), keeping
+/// `armed` up to date, and wakes the thread when a deadline comes before the one it sleeps
+/// until.
+pub(super) fn update(id: u64, armed: &mut Armed, arm: &[(Slot, Instant)], disarm: &[Slot]) {
     if arm.is_empty() && disarm.is_empty() {
         return;
     }
     let t = timers();
     let mut q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
     for s in disarm {
-        q.timers.disarm(&id, *s);
+        if let Some(i) = armed.iter().position(|(a, _)| a == s) {
+            q.timers.disarm(armed.swap_remove(i).1);
+        }
     }
     let mut earlier = false;
     for &(s, at) in arm {
-        q.timers.arm(id, s, at);
+        let tid = q.timers.arm((id, s), at);
+        match armed.iter_mut().find(|(a, _)| *a == s) {
+            Some(slot) => {
+                q.timers.disarm(std::mem::replace(&mut slot.1, tid));
+            }
+            None => armed.push((s, tid)),
+        }
         earlier |= q.sleeping_until.is_none_or(|w| at < w);
     }
     drop(q);
@@ -96,7 +115,7 @@ pub(super) fn update(id: u64, arm: &[(Slot, Instant)], disarm: &[Slot]) {
 
 /// Cell `id` is over: the timers it still has armed go (the machines drop theirs without a
 /// disarm each), so that they do not linger in the queue until they fire.
-pub(super) fn forget(id: u64, armed: &[Slot]) {
+pub(super) fn forget(armed: &Armed) {
     if armed.is_empty() {
         return;
     }
@@ -104,8 +123,8 @@ pub(super) fn forget(id: u64, armed: &[Slot]) {
         return;
     };
     let mut q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
-    for s in armed {
-        q.timers.disarm(&id, *s);
+    for &(_, tid) in armed {
+        q.timers.disarm(tid);
     }
 }
 
@@ -156,12 +175,13 @@ fn run() {
             q = t.queue.lock().unwrap_or_else(|e| e.into_inner());
             continue;
         }
-        let next = q.timers.next_deadline();
+        // At MIN_GAP after this wake-up at the earliest, and at least once a second, for the
+        // trim.
+        let next = q.timers.next_deadline().map(|at| at.max(now + MIN_GAP));
         q.sleeping_until = next;
-        // At least once a second, for the trim.
         let wait = next.map_or(Duration::from_secs(1), |at| {
             at.saturating_duration_since(now)
-                .clamp(Duration::from_millis(1), Duration::from_secs(1))
+                .min(Duration::from_secs(1))
         });
         q = t
             .wake
