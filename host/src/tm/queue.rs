@@ -155,10 +155,10 @@ mod tests {
     fn queue_stays_small_under_rearming() {
         let t0 = Instant::now();
         let mut q: TimerQueue<u32, Timer> = TimerQueue::new();
-        for i in 0..10_000u64 {
+        for i in 0..30_000u64 {
             q.arm(7, Timer::G, t0 + ms(i));
         }
-        assert!(q.wheel.entries <= 2 * q.armed.len() + 65);
+        assert!(q.wheel.entries <= 2 * q.armed.len() + 8193);
         assert_eq!(q.expire(t0 + Duration::from_secs(60)), vec![(7, Timer::G)]);
         assert_eq!(q.wheel.entries, 0);
     }

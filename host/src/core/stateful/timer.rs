@@ -75,7 +75,7 @@ fn timers() -> &'static Timers {
 
 /// The timers a cell armed, by slot, with their ids in the queue (a fired one may linger:
 /// its id no longer disarms anything).
-pub(crate) type Armed = smallvec::SmallVec<[(Slot, TimerId); 6]>;
+pub(crate) type Armed = smallvec::SmallVec<[(Slot, TimerId); 4]>;
 
 /// Least time between two wake-ups of the thread: a timer fires up to this late, and the
 /// thread wakes at most 200 times a second however many distinct deadlines there are
