@@ -234,7 +234,8 @@ fn handle(info: &ReceiveInfo, bytes: &[u8]) {
 
 /// An ACK whose To tag is the one [`crate::sip::stateless_to_tag`] gives our own stateless
 /// replies to its INVITE (same Call-ID, From tag, top branch and CSeq number, RFC 3261
-/// §17.1.1.3).
+/// §17.1.1.3). A tag of another shape than ours (20 lower-case hex digits), such as the
+/// callee's on the ACK of every answered call, is told apart without hashing the request.
 fn is_ack_to_our_reply(msg: &Message) -> bool {
     msg.method_str() == Some("ACK")
         && msg
@@ -242,7 +243,11 @@ fn is_ack_to_our_reply(msg: &Message) -> bool {
             .ok()
             .flatten()
             .flatten()
-            .is_some_and(|t| t == crate::sip::stateless_to_tag(msg))
+            .is_some_and(|t| {
+                t.len() == 20
+                    && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                    && t == crate::sip::stateless_to_tag(msg)
+            })
 }
 
 #[cfg(test)]
@@ -269,6 +274,9 @@ mod ack_tests {
         };
         assert!(is_ack_to_our_reply(&ack(&ours)));
         assert!(!is_ack_to_our_reply(&ack("callee-tag")));
+        // Of our shape but another request's, or ours in upper case: not ours.
+        assert!(!is_ack_to_our_reply(&ack("0123456789abcdef0123")));
+        assert!(!is_ack_to_our_reply(&ack(&ours.as_str().to_uppercase())));
         assert!(!is_ack_to_our_reply(&msg(invite)));
     }
 }
