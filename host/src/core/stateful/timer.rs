@@ -77,9 +77,10 @@ fn timers() -> &'static Timers {
 /// its id no longer disarms anything).
 pub(crate) type Armed = smallvec::SmallVec<[(Slot, TimerId); 4]>;
 
-/// Least time between two wake-ups of the thread: a timer fires up to this late, and the
-/// thread wakes at most 200 times a second however many distinct deadlines there are
-/// (OpenSIPS's tm timers tick every 100 ms, Kamailio's every 62.5 ms).
+/// Least time between two wake-ups of the thread: it wakes at most 200 times a second however
+/// many distinct deadlines there are, and a timer fires up to this much after its deadline
+/// (beyond the machine's own delays). OpenSIPS's tm timers tick every 100 ms, Kamailio's every
+/// 62.5 ms. A deadline armed earlier than the one the thread sleeps until still wakes it.
 const MIN_GAP: Duration = Duration::from_millis(5);
 
 /// Arms and disarms timers of cell `id` (re-arming a slot replaces its deadline), keeping
