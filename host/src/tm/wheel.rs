@@ -67,6 +67,9 @@ pub struct Wheel<V> {
     /// Ids in the slots, stale ones included.
     pub(super) entries: usize,
     seq: u64,
+    /// The generation a node added to the slab starts at: above every generation of a node
+    /// that [`Wheel::shrink`] took off its end, whose old ids a transaction may still hold.
+    fresh_gen: u32,
 }
 
 impl<V> Default for Wheel<V> {
@@ -80,6 +83,7 @@ impl<V> Default for Wheel<V> {
             live: 0,
             entries: 0,
             seq: 0,
+            fresh_gen: 0,
         }
     }
 }
@@ -121,15 +125,16 @@ impl<V> Wheel<V> {
                 (i, n.gen)
             }
             None => {
+                let gen = self.fresh_gen;
                 self.nodes.push(Node {
                     at,
                     tick,
                     seq,
-                    gen: 0,
+                    gen,
                     value: Some(value),
                 });
                 // More than 4 billion armed timers would exhaust memory first.
-                ((self.nodes.len() - 1) as u32, 0)
+                ((self.nodes.len() - 1) as u32, gen)
             }
         };
         let id = TimerId { idx, gen };
@@ -254,8 +259,10 @@ impl<V> Wheel<V> {
                 s.shrink_to_fit();
             }
         }
-        while self.nodes.last().is_some_and(|n| n.value.is_none()) {
-            self.nodes.pop();
+        while let Some(n) = self.nodes.pop_if(|n| n.value.is_none()) {
+            // A released node's generation was never given out: a node added at its index
+            // later starts there, so the ids of its old armings name nothing.
+            self.fresh_gen = self.fresh_gen.max(n.gen);
         }
         let n = self.nodes.len();
         self.free.retain(|&i| (i as usize) < n);
@@ -336,5 +343,25 @@ mod tests {
         assert!(w.nodes.len() <= keep.idx as usize + 1);
         assert_eq!(w.expire(t0 + ms(40_000)), vec![0]);
         assert_eq!(w.entries, 0);
+    }
+
+    /// A transaction may hold the id of a timer that fired until it ends; a shrink in between
+    /// must not let that id name a timer armed later at the same index.
+    #[test]
+    fn ids_of_nodes_taken_off_by_a_shrink_name_nothing_after() {
+        let t0 = Instant::now();
+        let mut w: Wheel<u32> = Wheel::with_origin(t0);
+        let old: Vec<TimerId> = (0..4u32).map(|i| w.arm(i, t0 + ms(1))).collect();
+        assert_eq!(w.expire(t0 + ms(1)).len(), 4);
+        w.shrink();
+        assert!(w.nodes.is_empty());
+        let new: Vec<TimerId> = (10..14u32).map(|i| w.arm(i, t0 + ms(5))).collect();
+        for (o, n) in old.iter().zip(&new) {
+            assert_eq!(o.idx, n.idx);
+            assert_ne!(o, n);
+            assert!(!w.disarm(*o));
+        }
+        assert_eq!(w.len(), 4);
+        assert_eq!(w.expire(t0 + ms(5)), vec![10, 11, 12, 13]);
     }
 }
