@@ -96,12 +96,9 @@ impl<K: Clone + Eq + Hash, T: Copy + Eq + Hash> TimerQueue<K, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tm::tests_util::ms;
     use crate::tm::Timer;
     use std::time::Duration;
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
 
     #[test]
     fn queue_orders_rearms_and_disarms() {

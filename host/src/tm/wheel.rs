@@ -180,9 +180,7 @@ impl<V> Wheel<V> {
 
     /// The node of `id` while it is armed.
     fn node(&self, id: TimerId) -> Option<&Node<V>> {
-        self.nodes
-            .get(id.idx as usize)
-            .filter(|n| n.gen == id.gen && n.value.is_some())
+        armed(&self.nodes, id)
     }
 
     /// The earliest armed deadline: from the slots ahead of the cursor, or, when none is
@@ -223,10 +221,11 @@ impl<V> Wheel<V> {
         // Past a whole revolution every slot is looked at once.
         let first = self.cursor.max(now_tick.saturating_sub(SLOTS as u64 - 1));
         for tick in first..=now_tick {
-            let mut slot = std::mem::take(&mut self.slots[(tick % SLOTS as u64) as usize]);
+            let nodes = &self.nodes;
+            let slot = &mut self.slots[(tick % SLOTS as u64) as usize];
             let before = slot.len();
             slot.retain(|&id| {
-                let Some(n) = self.node(id) else {
+                let Some(n) = armed(nodes, id) else {
                     return false;
                 };
                 if n.at > now {
@@ -236,7 +235,6 @@ impl<V> Wheel<V> {
                 false
             });
             self.entries -= before - slot.len();
-            self.slots[(tick % SLOTS as u64) as usize] = slot;
         }
         self.cursor = now_tick;
         due.sort_unstable_by_key(|&(at, seq, _)| (at, seq));
@@ -284,24 +282,26 @@ impl<V> Wheel<V> {
 
     fn purge(&mut self) {
         let mut n = 0;
-        let mut slots = std::mem::take(&mut self.slots);
-        for s in &mut slots {
-            s.retain(|&id| self.node(id).is_some());
+        for s in &mut self.slots {
+            s.retain(|&id| armed(&self.nodes, id).is_some());
             n += s.len();
         }
-        self.slots = slots;
         self.entries = n;
     }
+}
+
+/// The node of `id` in `nodes` while it is armed (a borrow of the slab alone, so the slots
+/// can be edited beside it).
+fn armed<V>(nodes: &[Node<V>], id: TimerId) -> Option<&Node<V>> {
+    nodes
+        .get(id.idx as usize)
+        .filter(|n| n.gen == id.gen && n.value.is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
+    use crate::tm::tests_util::ms;
 
     #[test]
     fn ids_are_never_reused_and_disarm_only_their_own_arming() {
