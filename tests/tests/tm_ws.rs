@@ -124,13 +124,7 @@ async fn invite_gets_100_trying_and_cancel_is_sent_downstream() {
     assert_eq!(status(&terminated), 487, "{terminated}");
     // Alice's ACK of the 487 ends at the proxy: Bob already has his.
     alice.send("ACK", "bob", "c1", 1, ";tag=callee").await;
-    // A marker from Alice after it is the next thing Bob sees.
-    alice.send("MESSAGE", "bob", "m1", 1, "").await;
-    let next = next_any_text(&mut bob.ws).await;
-    assert!(
-        next.starts_with("MESSAGE "),
-        "Alice's ACK was relayed: {next}"
-    );
+    marker_is_next(&mut alice, &mut bob, "m1", "Alice's ACK was relayed").await;
 }
 
 #[tokio::test]
@@ -150,9 +144,7 @@ async fn fr_timeout_ends_an_unanswered_invite_with_408() {
     );
     // No CANCEL for Bob: his branch had no provisional response (§9.1). A marker sent after
     // the 408 is the next thing he sees (a CANCEL would have been queued before the 408).
-    alice.send("MESSAGE", "bob", "m2", 1, "").await;
-    let next = next_any_text(&mut bob.ws).await;
-    assert!(next.starts_with("MESSAGE "), "{next}");
+    marker_is_next(&mut alice, &mut bob, "m2", "Bob got a CANCEL").await;
 }
 
 #[tokio::test]
@@ -181,12 +173,7 @@ async fn a_retransmission_is_absorbed_by_its_transaction() {
     // The same request again (same branch): its transaction is pending, Bob does not get it
     // twice.
     send_text(&mut alice.ws, m).await;
-    alice.send("MESSAGE", "bob", "r2", 1, "").await;
-    let next = next_any_text(&mut bob.ws).await;
-    assert!(
-        next.contains("Call-ID: r2\r\n"),
-        "the retransmission was relayed: {next}"
-    );
+    let next = marker_is_next(&mut alice, &mut bob, "r2", "the retransmission was relayed").await;
     send_text(&mut bob.ws, answer(&got, 200)).await;
     send_text(&mut bob.ws, answer(&next, 200)).await;
     let a = next_text(&mut alice.ws).await;
@@ -372,6 +359,18 @@ async fn register_second(url: &str, user: &'static str) -> Ua {
     Ua { ws, user }
 }
 
+/// Alice sends Bob a MESSAGE with Call-ID `call`, which must be the next thing Bob sees: what
+/// a test expects not to reach him would have been queued before it. Bob's copy (unanswered).
+async fn marker_is_next(alice: &mut Ua, bob: &mut Ua, call: &str, what: &str) -> String {
+    alice.send("MESSAGE", "bob", call, 1, "").await;
+    let next = next_any_text(&mut bob.ws).await;
+    assert!(
+        next.starts_with("MESSAGE ") && next.contains(&format!("Call-ID: {call}\r\n")),
+        "{what}: {next}"
+    );
+    next
+}
+
 /// The default config with tm modparams `tm`, and Alice and Bob registered (Bob's contact
 /// `sip:bobx@bob.invalid`); the server runs while the first value lives.
 async fn alice_and_bob(tm: &[(&str, u32)]) -> (Server, Ua, Ua) {
@@ -471,12 +470,13 @@ async fn a_cancel_before_any_provisional_response_waits_for_it() {
     assert_eq!(header(&ok, "CSeq"), Some("1 CANCEL"), "{ok}");
     // Nothing for Bob yet: a marker sent after the CANCEL's 200 is the next thing he sees
     // (a CANCEL sent at once would have been queued before it).
-    alice.send("MESSAGE", "bob", "early-marker", 1, "").await;
-    let next = next_any_text(&mut bob.ws).await;
-    assert!(
-        next.starts_with("MESSAGE "),
-        "the CANCEL did not wait: {next}"
-    );
+    marker_is_next(
+        &mut alice,
+        &mut bob,
+        "early-marker",
+        "the CANCEL did not wait",
+    )
+    .await;
     // Bob rings only now: the CANCEL follows his 180.
     send_text(&mut bob.ws, answer(&inv, 180)).await;
     let cancel = next_any_text(&mut bob.ws).await;
