@@ -12,7 +12,15 @@
 # relayed through lookup and each server's tm (`sipbench relay -p 50 -w 1`: 50 pairs, one in
 # flight each); scenario `reg`: REGISTER saved and answered with the contacts (`sipbench
 # register`, 5,000 users over 50 connections); both on sipcore's default config with
-# route(authenticate) taken out, as the peers' configs have no authentication. Scenario `idle` (issue 16: memory of an idle
+# route(authenticate) taken out, as the peers' configs have no authentication. Scenario
+# `ws2udp` (issue 14: WebSocket -> UDP relayed transactions): relay with B registered and
+# answering over UDP (`sipbench relay --callee-udp`), each server given a UDP socket on
+# UDP_PORT (sipcore: `socket=udp:` and proto_udp in the same config; Kamailio: its config
+# with -A WITH_UDP; OpenSIPS: its template with a `socket = udp:` line and proto_udp.so).
+# sipcore's `max_transactions` is raised to SC_MAX_TX (1,000,000): every relayed MESSAGE
+# keeps its UDP client transaction for Timer K (T4, 5 s), as the peers keep theirs for
+# `wt_timer` (5 s), and the default (100,000) would cap it at 20,000 relayed per second
+# (README "Transactions (tm)"); the peers have no such cap. Scenario `idle` (issue 16: memory of an idle
 # connection): IDLE_N WebSocket connections opened from 8 source addresses and held;
 # memory growth of the server's processes per connection (PSS and RSS). sipcore runs a copy of
 # conf/sipcore.cfg with only its port, MI port and connection limits changed
@@ -42,6 +50,8 @@ OS_PORT=23080
 # a WebSocket deployment raises it; OpenSIPS's run.sh gives it -m 4096 likewise.
 KAM_MEM=${KAM_MEM:--m 2048}
 SC_PEER_PORT=${SC_PEER_PORT:-28080}
+UDP_PORT=${UDP_PORT:-28060}
+SC_MAX_TX=${SC_MAX_TX:-1000000}
 if [ -n "${SERVERS:-}" ]; then
     read -ra servers <<<"$SERVERS"
 else
@@ -65,6 +75,18 @@ grep -q "ws:127.0.0.1:$SC_PEER_PORT" "$RUN/sipcore.cfg" || { log "cannot rewrite
 sed -e 's/^    route(authenticate);$/    # route(authenticate): off for the relay and reg scenarios/' \
     "$RUN/sipcore.cfg" >"$RUN/sipcore-noauth.cfg"
 grep -q '^    # route(authenticate)' "$RUN/sipcore-noauth.cfg" || { log "cannot rewrite route(authenticate)"; exit 1; }
+# Scenario ws2udp: the same with a UDP socket, proto_udp and max_transactions raised (above).
+sed -e "s#^socket = ws:127.0.0.1:$SC_PEER_PORT\$#&\nsocket = udp:127.0.0.1:$UDP_PORT#" \
+    -e "/^loadmodule \"proto_ws.so\"/i loadmodule \"proto_udp.so\"\nloadmodule \"tm.so\"\nmodparam(\"tm\", \"max_transactions\", $SC_MAX_TX)" \
+    "$RUN/sipcore-noauth.cfg" >"$RUN/sipcore-ws2udp.cfg"
+grep -q "^socket = udp:127.0.0.1:$UDP_PORT" "$RUN/sipcore-ws2udp.cfg" || { log "cannot add a udp socket"; exit 1; }
+# OpenSIPS's template with a UDP socket (started as its run.sh starts it, see start()).
+sed -e "s#^socket = ws:127.0.0.1:@WS_PORT@\$#&\nsocket = udp:127.0.0.1:$UDP_PORT#" \
+    -e '/^loadmodule "proto_ws.so"/i loadmodule "proto_udp.so"' \
+    -e "s#@PREFIX@#$OPENSIPS#g; s#@RUNDIR@#$RUN#g; s#@WS_PORT@#$OS_PORT#g; s#@MI_PORT@#23088#g" \
+    -e "s#@HEP_PORT@#23060#g; s#@HEP_SRC_PORT@#23061#g" \
+    "$PEERS/ws.cfg.in" >"$RUN/opensips-ws2udp.cfg"
+grep -q "^socket = udp:127.0.0.1:$UDP_PORT" "$RUN/opensips-ws2udp.cfg" || { log "cannot add a udp socket to OpenSIPS's template"; exit 1; }
 # The warm-up registrations (lib.sh `warm`) are authenticated on the default config: its users
 # (OpenSIPS's subscriber schema, which sipcore reads as it is) in the sipcore.db beside it.
 if [ "${WARM:-5000}" -gt 0 ]; then
@@ -81,6 +103,7 @@ echo "# tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROO
 sc_cfg() {
     case $1 in
     relay | reg) echo "$RUN/sipcore-noauth.cfg" ;;
+    ws2udp) echo "$RUN/sipcore-ws2udp.cfg" ;;
     *) echo "$RUN/sipcore.cfg" ;;
     esac
 }
@@ -99,12 +122,21 @@ start() {
     kamailio | kamailio-tlsf)
         local mm=()
         [ "$1" = kamailio-tlsf ] && mm=(-x tlsf -X tlsf)
+        [ "$2" = ws2udp ] && mm+=(-A WITH_UDP -A "UDP_PORT=$UDP_PORT")
         # shellcheck disable=SC2086 # KAM_MEM is a list of options
         "$KAM" -f "$ROOT/bench/kamailio/kamailio-registrar.cfg" -DD -E $KAM_MEM "${mm[@]}" >>"$OUT.$1.log" 2>&1 &
         SP=$! PORT=$KAM_PORT ;;
     opensips)
-        PREFIX=$OPENSIPS WS_PORT=$OS_PORT MI_PORT=23088 "$PEERS/run.sh" start ws >>"$OUT.opensips.log" 2>&1
-        SP=$(cat "${TMPDIR:-/tmp}/opensips-peer/ws.pid") PORT=$OS_PORT ;;
+        if [ "$2" = ws2udp ]; then
+            # As ../shared/peers/opensips/run.sh starts its template.
+            "$OPENSIPS/sbin/opensips" -f "$RUN/opensips-ws2udp.cfg" -P "$RUN/opensips-ws2udp.pid" \
+                -m 4096 -M 32 >>"$OUT.opensips.log" 2>&1
+            SP=$(cat "$RUN/opensips-ws2udp.pid")
+        else
+            PREFIX=$OPENSIPS WS_PORT=$OS_PORT MI_PORT=23088 "$PEERS/run.sh" start ws >>"$OUT.opensips.log" 2>&1
+            SP=$(cat "${TMPDIR:-/tmp}/opensips-peer/ws.pid")
+        fi
+        PORT=$OS_PORT ;;
     esac
     wait_port "$PORT"
     sleep 1 # let multi-process servers fork their children before they are listed for --tree
@@ -112,7 +144,12 @@ start() {
 }
 
 halt() {
-    if [ "$1" = opensips ]; then
+    if [ "$1" = opensips ] && [ "$2" = ws2udp ]; then
+        kill "$SP" 2>/dev/null
+        for _ in $(seq 1 100); do kill -0 "$SP" 2>/dev/null || break; sleep 0.1; done
+        SP=
+        sleep 1
+    elif [ "$1" = opensips ]; then
         "$PEERS/run.sh" stop ws >>"$OUT.opensips.log" 2>&1
         SP=
         sleep 1
@@ -129,6 +166,8 @@ bench() {
     # Users in domain 127.0.0.1: OpenSIPS's template has no alias for example.com.
     relay) "$R/sipbench" -t 1 relay --addr "127.0.0.1:$PORT" --domain 127.0.0.1 -p 50 -w 1 -d "$DUR" \
         --pid "$SP" --tree ;;
+    ws2udp) "$R/sipbench" -t 1 relay --addr "127.0.0.1:$PORT" --callee-udp "127.0.0.1:$UDP_PORT" \
+        --domain 127.0.0.1 -p 50 -w 1 -d "$DUR" --pid "$SP" --tree ;;
     reg) "$R/sipbench" -t 1 register --addr "127.0.0.1:$PORT" -c 50 -u 5000 -d "$DUR" --expires 3600 \
         --pid "$SP" --tree ;;
     hs) "$R/sipbench" -t 2 hs --addr "127.0.0.1:$PORT" -c 64 --src-ips 8 -d "$DUR" --pid "$SP" --tree ;;
@@ -142,7 +181,7 @@ for round in $(seq "$ROUNDS"); do
         for srv in "${servers[@]}"; do
             start "$srv" "$sc"
             line=$(bench "$sc")
-            halt "$srv"
+            halt "$srv" "$sc"
             echo "server=$srv scenario=$sc round=$round load=$(cut -d' ' -f1 /proc/loadavg) ${line#RESULT }" | tee -a "$OUT"
         done
     done

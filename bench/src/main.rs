@@ -112,6 +112,10 @@ enum Mode {
         /// Every pair crosses nodes: A on node (i + 1) mod N instead (latency of the hop).
         #[arg(long)]
         all_cross: bool,
+        /// B registers and answers over UDP, to this server address (host:port): every
+        /// MESSAGE goes in over WebSocket and out over UDP.
+        #[arg(long)]
+        callee_udp: Option<String>,
         /// SIP domain of the users (the server must treat it as local).
         #[arg(long, default_value = "example.com")]
         domain: String,
@@ -305,6 +309,7 @@ fn main() {
                 addr,
                 settle,
                 all_cross,
+                callee_udp,
                 domain,
                 pairs,
                 window,
@@ -315,6 +320,7 @@ fn main() {
                     addr,
                     settle,
                     all_cross,
+                    callee_udp,
                     domain,
                     pairs: pairs.max(1),
                     window: window.max(1),

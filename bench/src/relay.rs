@@ -1,7 +1,9 @@
 //! `relay` mode: P pairs of users. B registers (a browser-style `.invalid` contact, so only its
 //! WebSocket can reach it) and answers every MESSAGE with 200; A keeps W MESSAGEs to B in
 //! flight through the server. Reports relayed transactions/s (MESSAGE out, 200 back at A),
-//! latency quantiles and the server's CPU seconds.
+//! latency quantiles and the server's CPU seconds. With `--callee-udp`, B registers and answers
+//! over UDP instead: each MESSAGE goes in over WebSocket and out over UDP (issue 14's
+//! "WebSocket -> UDP relayed transactions").
 
 use crate::hist::Hist;
 use crate::measure::{self, Shared, Window};
@@ -24,6 +26,9 @@ pub struct RelayArgs {
     pub settle: f64,
     /// A on node (i + 1) mod N: every MESSAGE crosses nodes.
     pub all_cross: bool,
+    /// B registers and answers over UDP, to this server address (host:port), from a socket
+    /// of its own.
+    pub callee_udp: Option<String>,
     /// SIP domain of the users.
     pub domain: String,
     /// Pairs of users.
@@ -96,6 +101,56 @@ async fn callee(
         if !out.is_empty() {
             s.write_all(&out).await?;
             out.clear();
+        }
+    }
+}
+
+/// B over UDP: register from a socket of its own (its address as the Contact), then answer
+/// every MESSAGE with 200 to where it came from (RFC 3261 §18.2.2 with `rport`: the proxy's
+/// socket). REGISTER is sent again every 500 ms until answered (§17.1.2.2's Timer E, roughly).
+async fn callee_udp(
+    server: Arc<str>,
+    domain: Arc<str>,
+    id: usize,
+    ready: oneshot::Sender<()>,
+) -> std::io::Result<()> {
+    let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let me = s.local_addr()?;
+    let reg = format!(
+        "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport;branch=z9hG4bK-ureg-{id}\r\n\
+         Max-Forwards: 70\r\nTo: <sip:bob{id}@{domain}>\r\nFrom: <sip:bob{id}@{domain}>;tag=r{id}\r\n\
+         Call-ID: ureg-{id}@sipbench\r\nCSeq: 1 REGISTER\r\n\
+         Contact: <sip:bob{id}@{me}>;expires=3600\r\nContent-Length: 0\r\n\r\n"
+    );
+    let mut tmp = vec![0u8; 65536];
+    let mut registered = false;
+    for _ in 0..10 {
+        s.send_to(reg.as_bytes(), &*server).await?;
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(500), s.recv_from(&mut tmp)).await
+        {
+            let (n, _) = r?;
+            match parse_response(&tmp[..n]) {
+                Some((200, 1)) => {
+                    registered = true;
+                    break;
+                }
+                Some((code, 1)) if code >= 200 => {
+                    return Err(io_err(&format!("REGISTER over UDP answered {code}")));
+                }
+                _ => {}
+            }
+        }
+    }
+    if !registered {
+        return Err(io_err("REGISTER over UDP not answered"));
+    }
+    let _ = ready.send(());
+    let mut reply = Vec::with_capacity(1024);
+    loop {
+        let (n, from) = s.recv_from(&mut tmp).await?;
+        if tmp[..n].starts_with(b"MESSAGE ") {
+            answer_200(&tmp[..n], &mut reply);
+            s.send_to(&reply, from).await?;
         }
     }
 }
@@ -241,12 +296,10 @@ pub async fn run(a: RelayArgs) -> Result<(), String> {
     let mut callers = Vec::new();
     for id in 0..a.pairs {
         let (tx, rx) = oneshot::channel();
-        callees.push(tokio::spawn(callee(
-            addrs[id % n].clone(),
-            domain.clone(),
-            id,
-            tx,
-        )));
+        callees.push(match &a.callee_udp {
+            Some(u) => tokio::spawn(callee_udp(u.as_str().into(), domain.clone(), id, tx)),
+            None => tokio::spawn(callee(addrs[id % n].clone(), domain.clone(), id, tx)),
+        });
         match tokio::time::timeout(Duration::from_secs(5), rx).await {
             Ok(Ok(())) => {}
             _ => {
@@ -283,7 +336,12 @@ pub async fn run(a: RelayArgs) -> Result<(), String> {
     }
     let n = c.hist.count();
     println!(
-        "RESULT mode=relay pairs={} window={} secs={:.2} transactions={} tps={:.0} {}",
+        "RESULT mode=relay{} pairs={} window={} secs={:.2} transactions={} tps={:.0} {}",
+        if a.callee_udp.is_some() {
+            "_ws_udp"
+        } else {
+            ""
+        },
         a.pairs,
         a.window,
         m.elapsed,
