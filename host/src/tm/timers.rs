@@ -77,33 +77,45 @@ pub enum TimerError {
     T1TooLarge(Duration),
 }
 
-/// T1, T2 and T4 (RFC 3261 §17.1.1.1, §17.1.2.2, Table 4) and the timers derived from them.
+/// T1, T2 and T4 (RFC 3261 §17.1.1.1, §17.1.2.2, Table 4) and the timers derived from them,
+/// to the millisecond (the timer wheel's tick; every transaction keeps a copy, 16 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimerValues {
-    t1: Duration,
-    t2: Duration,
-    t4: Duration,
-    /// `wt_timer`: the longest a finished transaction stays (caps D, I, J, K, L, M).
-    wait: Option<Duration>,
+    t1: u32,
+    t2: u32,
+    t4: u32,
+    /// `wt_timer`: the longest a finished transaction stays (caps D, I, J, K, L, M);
+    /// `u32::MAX`: no cap.
+    wait: u32,
+}
+
+/// `d` in whole milliseconds, at most `u32::MAX` (49 days).
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn dur(ms: u32) -> Duration {
+    Duration::from_millis(ms.into())
 }
 
 impl Default for TimerValues {
     /// The RFC 3261 values: T1 = 500 ms, T2 = 4 s, T4 = 5 s.
     fn default() -> Self {
         TimerValues {
-            t1: Duration::from_millis(500),
-            t2: Duration::from_secs(4),
-            t4: Duration::from_secs(5),
-            wait: None,
+            t1: 500,
+            t2: 4_000,
+            t4: 5_000,
+            wait: u32::MAX,
         }
     }
 }
 
 impl TimerValues {
-    /// Settable T1, T2, T4; T1 > 0, T2 >= T1 and 64*T1 must fit (§17.1.1.1: T1 may be
-    /// changed, e.g. on a network known to have larger round-trip times).
+    /// Settable T1, T2, T4; T1 >= 1 ms, T2 >= T1 and 64*T1 must fit (§17.1.1.1: T1 may be
+    /// changed, e.g. on a network known to have larger round-trip times). Kept to the
+    /// millisecond.
     pub fn new(t1: Duration, t2: Duration, t4: Duration) -> Result<Self, TimerError> {
-        if t1.is_zero() {
+        if t1 < Duration::from_millis(1) {
             return Err(TimerError::ZeroT1);
         }
         if t2 < t1 {
@@ -115,10 +127,10 @@ impl TimerValues {
             return Err(TimerError::T1TooLarge(t1));
         }
         Ok(TimerValues {
-            t1,
-            t2,
-            t4,
-            wait: None,
+            t1: ms(t1),
+            t2: ms(t2),
+            t4: ms(t4),
+            wait: u32::MAX,
         })
     }
 
@@ -128,12 +140,16 @@ impl TimerValues {
     /// retransmission later than that is taken as a new request (the RFC's values avoid it;
     /// OpenSIPS and Kamailio use 5 s).
     pub fn with_wait(mut self, wait: Duration) -> Self {
-        self.wait = Some(wait);
+        self.wait = ms(wait).min(u32::MAX - 1);
         self
     }
 
     fn capped(&self, d: Duration) -> Duration {
-        self.wait.map_or(d, |w| d.min(w))
+        if self.wait == u32::MAX {
+            d
+        } else {
+            d.min(dur(self.wait))
+        }
     }
 
     /// Timers L and M: 64*T1 (RFC 6026 §7.1, §7.2), at most `wt_timer`.
@@ -143,22 +159,22 @@ impl TimerValues {
 
     /// T1: the round-trip time estimate, first retransmit interval (A, E, G).
     pub fn t1(&self) -> Duration {
-        self.t1
+        dur(self.t1)
     }
 
     /// T2: the largest retransmit interval for non-INVITE requests and INVITE responses.
     pub fn t2(&self) -> Duration {
-        self.t2
+        dur(self.t2)
     }
 
     /// T4: how long a message may stay in the network.
     pub fn t4(&self) -> Duration {
-        self.t4
+        dur(self.t4)
     }
 
     /// 64*T1: timers B, F, H, J (unreliable), L, M.
     pub fn t1x64(&self) -> Duration {
-        self.t1 * 64
+        dur(self.t1) * 64
     }
 
     /// Timer D: at least 32 s over an unreliable transport, 0 over a reliable one (§17.1.1.2).
@@ -176,7 +192,7 @@ impl TimerValues {
         if reliable {
             Duration::ZERO
         } else {
-            self.capped(self.t4)
+            self.capped(dur(self.t4))
         }
     }
 
@@ -192,38 +208,69 @@ impl TimerValues {
 
 /// The timers one transaction has armed and not yet seen fire or disarmed, with their
 /// deadlines; a fire the machine did not ask for (stale, early, or disarmed) is ignored.
+///
+/// Each kind of transaction has at most four timers of its own (RFC 3261 Figures 5-8, RFC 6026
+/// Figures 5 and 7): an INVITE client A, B, D, M; a non-INVITE client E, F, K; an INVITE
+/// server G, H, I, L; a non-INVITE server J. Each timer has a slot of four ([`Armed::slot`]),
+/// and no two timers of one kind share one, so a machine keeps four deadlines, not twelve
+/// (72 bytes, not 192: a transaction held for the RFC's timers is that much smaller).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Armed([Option<Instant>; 12]);
+pub(crate) struct Armed {
+    at: [Option<Instant>; 4],
+    which: [Option<Timer>; 4],
+}
 
 impl Armed {
+    /// The slot of `timer`: distinct for the timers of each kind of transaction.
+    fn slot(timer: Timer) -> usize {
+        match timer {
+            Timer::A | Timer::E | Timer::G | Timer::J => 0,
+            Timer::B | Timer::F | Timer::H => 1,
+            Timer::D | Timer::I | Timer::K => 2,
+            Timer::L | Timer::M => 3,
+        }
+    }
+
     /// Records `timer` as armed for `at`.
     pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
-        self.0[timer.index()] = Some(at);
+        let s = Self::slot(timer);
+        debug_assert!(
+            self.which[s].is_none_or(|w| w == timer),
+            "{timer:?} shares a slot with {:?}, armed in the same transaction",
+            self.which[s]
+        );
+        self.which[s] = Some(timer);
+        self.at[s] = Some(at);
     }
 
     /// Forgets `timer`; whether it was armed.
     pub(crate) fn clear(&mut self, timer: Timer) -> bool {
-        self.0[timer.index()].take().is_some()
+        let s = Self::slot(timer);
+        if self.which[s] != Some(timer) {
+            return false;
+        }
+        self.which[s] = None;
+        self.at[s].take().is_some()
     }
 
     /// Whether `timer` is armed and its deadline is not after `now`.
     pub(crate) fn due(&self, timer: Timer, now: Instant) -> bool {
-        self.0[timer.index()].is_some_and(|at| at <= now)
+        let s = Self::slot(timer);
+        self.which[s] == Some(timer) && self.at[s].is_some_and(|at| at <= now)
     }
 
-    /// The armed timers.
+    /// The armed timers, in the order of [`Timer::ALL`] (each kind's timers are in that order
+    /// of slots).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
-        Timer::ALL
+        self.which
             .iter()
-            .zip(self.0.iter())
-            .filter_map(|(&t, at)| at.map(|at| (t, at)))
+            .zip(self.at.iter())
+            .filter_map(|(t, at)| Some(((*t)?, (*at)?)))
     }
 
-    /// Forgets every timer; the ones that were armed.
-    pub(crate) fn take_all(&mut self) -> Vec<Timer> {
-        let armed = self.iter().map(|(t, _)| t).collect();
-        self.0 = [None; 12];
-        armed
+    /// Forgets every timer.
+    pub(crate) fn reset(&mut self) {
+        *self = Armed::default();
     }
 }
 

@@ -150,7 +150,7 @@ impl Core {
     }
 
     pub(crate) fn terminate(&mut self, acts: &mut Actions) {
-        self.armed.take_all();
+        self.armed.reset();
         self.state = State::Terminated;
         acts.push(Action::Terminated);
     }

@@ -131,7 +131,6 @@ fn make(
         shares: std::sync::Arc::clone(&s.per_source),
         ctx,
         branches: Vec::new(),
-        values: s.values,
         armed: Default::default(),
         opts: Default::default(),
         relay: None,

@@ -193,7 +193,6 @@ pub(crate) struct Cell {
     pub(crate) shares: std::sync::Arc<crate::tm::Table<super::share::Source, u32>>,
     pub(crate) ctx: ProxyContext,
     pub(crate) branches: Vec<Branch>,
-    pub(crate) values: TimerValues,
     /// The timers armed for it (a fired one may linger here): disarmed when it ends.
     pub(crate) armed: super::timer::Armed,
     /// The script's routes and timeouts for it.
@@ -564,13 +563,14 @@ impl Cell {
 
     /// §9.1: a CANCEL for branch `b`, its own client transaction over the same destination.
     fn send_cancel(&mut self, core: &Core, b: BranchId, now: Instant, fx: &mut Effects) {
-        let values = self.values;
         let Some(branch) = self.branches.get_mut(b) else {
             return;
         };
         let Some(Transaction::ClientInvite(invite)) = branch.txn.as_ref() else {
             return;
         };
+        // The CANCEL's transaction runs on the INVITE's timer values (the store's).
+        let values = invite.core.values;
         let made = invite
             .request()
             .ok_or_else(|| "no request left".to_string())

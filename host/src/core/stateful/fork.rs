@@ -55,7 +55,7 @@ pub(crate) fn add_branch(
             ));
         }
         let reliable = crate::core::addr::connection_oriented(dst.proto());
-        let (txn, acts) = out.client(reliable, cell.values, now)?;
+        let (txn, acts) = out.client(reliable, s.values, now)?;
         let (b, ctx_acts) = cell.ctx.add_branch(now).map_err(|e| e.to_string())?;
         cell.branches.push(Branch {
             conn: match &dst {

@@ -209,7 +209,6 @@ fn new_cell(
             txn: Some(client),
             cancel: None,
         }],
-        values: s.values,
         armed: Default::default(),
         opts: *opts,
         relay: saved(opts, st, serial),

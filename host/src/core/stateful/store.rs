@@ -51,7 +51,7 @@ impl Default for TmConfig {
 }
 
 pub(super) struct Store {
-    /// Boxed: a cell is ~1.3 KB, and the map keeps spare slots.
+    /// Boxed: a cell is 848 bytes, and the map keeps spare slots.
     pub(super) cells: Table<u64, Box<Cell>>,
     pub(super) by_server: Table<ServerKey, u64>,
     pub(super) by_client: Table<ClientKey, (u64, usize)>,
