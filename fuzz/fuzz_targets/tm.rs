@@ -113,13 +113,13 @@ fuzz_target!(|data: &[u8]| {
         let (kind, arg) = (op[0], op[1]);
         let code = CODES[usize::from(arg) % CODES.len()];
         let evs = match kind % 9 {
-            0 => vec![Event::Received(response(code, method))],
-            1 => vec![Event::Received(response(
+            0 => vec![Event::received(response(code, method))],
+            1 => vec![Event::received(response(
                 code,
                 if invite { "OPTIONS" } else { "INVITE" },
             ))],
-            2 => vec![Event::Received(request(method, ""))],
-            3 => vec![Event::Received(request(
+            2 => vec![Event::received(request(method, ""))],
+            3 => vec![Event::received(request(
                 "ACK",
                 if arg & 1 == 0 { "t1" } else { "zz" },
             ))],

@@ -93,7 +93,7 @@ impl ClientInvite {
         acts
     }
 
-    fn on_response(&mut self, resp: Message, now: Instant, acts: &mut Actions) {
+    fn on_response(&mut self, resp: Box<Message>, now: Instant, acts: &mut Actions) {
         let Some(code) = resp.status() else {
             return;
         };
@@ -104,13 +104,13 @@ impl ClientInvite {
                 c.disarm(Timer::A, acts);
                 c.disarm(Timer::B, acts);
                 c.state = State::Proceeding;
-                acts.push(Action::PassUp(Box::new(resp)));
+                acts.push(Action::PassUp(resp));
             }
             (State::Calling | State::Proceeding, 2) => {
                 // RFC 6026 §7.2: Accepted; the TU sends the ACK for a 2xx itself.
                 c.disarm(Timer::A, acts);
                 c.disarm(Timer::B, acts);
-                acts.push(Action::PassUp(Box::new(resp)));
+                acts.push(Action::PassUp(resp));
                 let m = c.values.accepted();
                 c.state = State::Accepted;
                 // A final response: nothing is sent again but an ACK, so the request goes.
@@ -131,7 +131,7 @@ impl ClientInvite {
                 if let Some(ack) = &self.ack {
                     acts.push(Action::Send(ack.clone()));
                 }
-                acts.push(Action::PassUp(Box::new(resp)));
+                acts.push(Action::PassUp(resp));
                 let d = c.values.d(c.reliable);
                 c.linger(State::Completed, Timer::D, d, now, acts);
             }
@@ -141,7 +141,7 @@ impl ClientInvite {
                     acts.push(Action::Send(ack.clone()));
                 }
             }
-            (State::Accepted, 2) => acts.push(Action::PassUp(Box::new(resp))),
+            (State::Accepted, 2) => acts.push(Action::PassUp(resp)),
             _ => {}
         }
     }
@@ -233,12 +233,12 @@ impl ClientNonInvite {
                 match class(code) {
                     1 if pending => {
                         c.state = State::Proceeding;
-                        acts.push(Action::PassUp(Box::new(resp)));
+                        acts.push(Action::PassUp(resp));
                     }
                     2..=6 if pending => {
                         c.disarm(Timer::E, &mut acts);
                         c.disarm(Timer::F, &mut acts);
-                        acts.push(Action::PassUp(Box::new(resp)));
+                        acts.push(Action::PassUp(resp));
                         self.request = None;
                         self.bytes = Bytes::new();
                         let k = c.values.t4_or_zero(c.reliable);

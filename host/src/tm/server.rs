@@ -106,7 +106,7 @@ impl ServerInvite {
         acts
     }
 
-    fn on_request(&mut self, req: Message, now: Instant, acts: &mut Actions) {
+    fn on_request(&mut self, req: Box<Message>, now: Instant, acts: &mut Actions) {
         let c = &mut self.core;
         match (c.state, req.method()) {
             (State::Proceeding | State::Completed, Some(Method::Invite)) => {
@@ -119,7 +119,7 @@ impl ServerInvite {
                 let i = c.values.t4_or_zero(c.reliable);
                 c.linger(State::Confirmed, Timer::I, i, now, acts);
             }
-            (State::Accepted, Some(Method::Ack)) => acts.push(Action::PassUp(Box::new(req))),
+            (State::Accepted, Some(Method::Ack)) => acts.push(Action::PassUp(req)),
             // Accepted absorbs INVITE retransmissions (RFC 6026 §7.1), Confirmed absorbs ACKs.
             _ => {}
         }

@@ -42,7 +42,7 @@ fn invite_calling_retransmits_with_doubling_timer_a_until_b() {
         .on_event(Event::Timer(Timer::A), t0 + ms(63_500))
         .is_empty());
     assert!(t
-        .on_event(Event::Received(inv_resp(200)), t0 + ms(64_000))
+        .on_event(Event::received(inv_resp(200)), t0 + ms(64_000))
         .is_empty());
 }
 
@@ -63,7 +63,7 @@ fn early_and_stale_timer_fires_are_ignored() {
 fn invite_over_reliable_transport_has_no_timer_a_and_no_d() {
     let (mut t, t0, acts) = start_invite(true);
     assert_eq!(acts, ["send INVITE", "arm B 32000"]);
-    let acts = t.on_event(Event::Received(inv_resp(486)), t0 + ms(100));
+    let acts = t.on_event(Event::received(inv_resp(486)), t0 + ms(100));
     assert_eq!(show(&acts, t0), ["disarm B", "send ACK", "up 486", "end"]);
     assert_eq!(t.state(), State::Terminated);
 }
@@ -71,10 +71,10 @@ fn invite_over_reliable_transport_has_no_timer_a_and_no_d() {
 #[test]
 fn invite_provisional_then_non_2xx_acks_hop_by_hop() {
     let (mut t, t0, _) = start_invite(false);
-    let acts = t.on_event(Event::Received(inv_resp(100)), t0 + ms(200));
+    let acts = t.on_event(Event::received(inv_resp(100)), t0 + ms(200));
     assert_eq!(show(&acts, t0), ["disarm A", "disarm B", "up 100"]);
     assert_eq!(t.state(), State::Proceeding);
-    let acts = t.on_event(Event::Received(inv_resp(180)), t0 + ms(300));
+    let acts = t.on_event(Event::received(inv_resp(180)), t0 + ms(300));
     assert_eq!(show(&acts, t0), ["up 180"]);
     // Proceeding: no retransmissions, no timeout of its own (the proxy's fr_inv_timeout).
     assert!(t.on_event(Event::Timer(Timer::A), t0 + ms(700)).is_empty());
@@ -82,7 +82,7 @@ fn invite_provisional_then_non_2xx_acks_hop_by_hop() {
         .on_event(Event::Timer(Timer::B), t0 + ms(40_000))
         .is_empty());
     assert!(t.request().is_some());
-    let acts = t.on_event(Event::Received(inv_resp(486)), t0 + ms(1_000));
+    let acts = t.on_event(Event::received(inv_resp(486)), t0 + ms(1_000));
     assert_eq!(show(&acts, t0), ["send ACK", "up 486", "arm D 33000"]);
     assert_eq!(t.state(), State::Completed);
     // The ACK is built; the request is let go (the ACK below is resent without it).
@@ -95,12 +95,12 @@ fn invite_provisional_then_non_2xx_acks_hop_by_hop() {
     assert!(ack.contains("branch=z9hG4bK776asdhds\r\n"), "{ack}");
     assert!(ack.contains(";tag=a6c85cf\r\n") && ack.contains("CSeq: 314159 ACK\r\n"));
     // A retransmitted final response gets the same ACK, and is not passed up again.
-    let again = t.on_event(Event::Received(inv_resp(486)), t0 + ms(1_500));
+    let again = t.on_event(Event::received(inv_resp(486)), t0 + ms(1_500));
     assert_eq!(show(&again, t0), ["send ACK"]);
     assert!(matches!((&again[0], &acts[0]), (Action::Send(a), Action::Send(b)) if a == b));
     // Provisional and 2xx responses are absorbed in Completed.
     assert!(t
-        .on_event(Event::Received(inv_resp(180)), t0 + ms(1_600))
+        .on_event(Event::received(inv_resp(180)), t0 + ms(1_600))
         .is_empty());
     // Timer D (32 s, at least) ends it.
     assert!(t
@@ -113,7 +113,7 @@ fn invite_provisional_then_non_2xx_acks_hop_by_hop() {
 #[test]
 fn invite_2xx_enters_accepted_and_passes_retransmissions_up() {
     let (mut t, t0, _) = start_invite(false);
-    let acts = t.on_event(Event::Received(inv_resp(200)), t0 + ms(800));
+    let acts = t.on_event(Event::received(inv_resp(200)), t0 + ms(800));
     assert_eq!(
         show(&acts, t0),
         ["disarm A", "disarm B", "up 200", "arm M 32800"]
@@ -121,10 +121,10 @@ fn invite_2xx_enters_accepted_and_passes_retransmissions_up() {
     assert_eq!(t.state(), State::Accepted);
     assert!(t.request().is_none());
     // RFC 6026 §7.2: every 2xx (retransmissions, other forks) goes up; no ACK from here.
-    let acts = t.on_event(Event::Received(inv_resp(200)), t0 + ms(1_800));
+    let acts = t.on_event(Event::received(inv_resp(200)), t0 + ms(1_800));
     assert_eq!(show(&acts, t0), ["up 200"]);
     assert!(t
-        .on_event(Event::Received(inv_resp(486)), t0 + ms(1_900))
+        .on_event(Event::received(inv_resp(486)), t0 + ms(1_900))
         .is_empty());
     let acts = t.on_event(Event::Timer(Timer::M), t0 + ms(32_800));
     assert_eq!(show(&acts, t0), ["end"]);
@@ -179,12 +179,12 @@ fn non_invite_timer_e_doubles_up_to_t2_then_f() {
 fn non_invite_proceeding_retransmits_at_t2() {
     let (mut t, t0, _) = start_options(false);
     let resp = |c| response(c, "OPTIONS", "z9hG4bKopt1");
-    let acts = t.on_event(Event::Received(resp(180)), t0 + ms(100));
+    let acts = t.on_event(Event::received(resp(180)), t0 + ms(100));
     assert_eq!(show(&acts, t0), ["up 180"]);
     assert_eq!(t.state(), State::Proceeding);
     let acts = t.on_event(Event::Timer(Timer::E), t0 + ms(500));
     assert_eq!(show(&acts, t0), ["send OPTIONS", "arm E 4500"]);
-    let acts = t.on_event(Event::Received(resp(200)), t0 + ms(600));
+    let acts = t.on_event(Event::received(resp(200)), t0 + ms(600));
     assert_eq!(
         show(&acts, t0),
         ["disarm E", "disarm F", "up 200", "arm K 5600"]
@@ -193,7 +193,7 @@ fn non_invite_proceeding_retransmits_at_t2() {
     assert!(t.request().is_none());
     // Completed absorbs retransmitted responses; K = T4 ends it.
     assert!(t
-        .on_event(Event::Received(resp(200)), t0 + ms(700))
+        .on_event(Event::received(resp(200)), t0 + ms(700))
         .is_empty());
     assert!(t
         .on_event(Event::Timer(Timer::E), t0 + ms(4_500))
@@ -207,7 +207,7 @@ fn non_invite_reliable_has_no_e_and_k_zero() {
     let (mut t, t0, acts) = start_options(true);
     assert_eq!(acts, ["send OPTIONS", "arm F 32000"]);
     let acts = t.on_event(
-        Event::Received(response(404, "OPTIONS", "z9hG4bKopt1")),
+        Event::received(response(404, "OPTIONS", "z9hG4bKopt1")),
         t0 + ms(50),
     );
     assert_eq!(show(&acts, t0), ["disarm F", "up 404", "end"]);
@@ -220,7 +220,7 @@ fn settable_t1_changes_every_derived_timer() {
     let (mut t, acts) = ClientNonInvite::new(request("BYE", "z9hG4bKb"), false, v, t0).unwrap();
     assert_eq!(show(&acts, t0), ["send BYE", "arm E 1000", "arm F 64000"]);
     let acts = t.on_event(
-        Event::Received(response(200, "BYE", "z9hG4bKb")),
+        Event::received(response(200, "BYE", "z9hG4bKb")),
         t0 + ms(10),
     );
     assert_eq!(

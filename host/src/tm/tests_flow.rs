@@ -43,7 +43,7 @@ fn server_side_flow() {
     let again = ServerKey::of(&invite()).unwrap();
     let acts = table
         .with(&again, |t| {
-            t.on_event(Event::Received(invite()), t0 + ms(500))
+            t.on_event(Event::received(invite()), t0 + ms(500))
         })
         .unwrap();
     assert_eq!(show(&acts, t0), ["send 100"]);
@@ -71,7 +71,7 @@ fn server_side_flow() {
     assert_eq!(ack_key, key);
     let acts = table
         .with(&ack_key, |t| {
-            t.on_event(Event::Received(ack("a6c85cf")), t0 + ms(1_200))
+            t.on_event(Event::received(ack("a6c85cf")), t0 + ms(1_200))
         })
         .unwrap();
     drive(&mut q, &key, &acts);
@@ -101,7 +101,7 @@ fn client_side_responses_find_their_transaction() {
     let resp = inv_resp(180);
     let acts = table
         .with(&ClientKey::of(&resp).unwrap(), |t| {
-            t.on_event(Event::Received(resp.clone()), t0 + ms(100))
+            t.on_event(Event::received(resp.clone()), t0 + ms(100))
         })
         .unwrap();
     assert_eq!(show(&acts, t0), ["disarm A", "disarm B", "up 180"]);

@@ -18,7 +18,7 @@ fn invite_sends_100_trying_and_answers_retransmissions_with_it() {
     let (mut t, t0, acts) = start(false);
     assert_eq!(acts, ["send 100"]);
     assert_eq!(t.state(), State::Proceeding);
-    let acts = t.on_event(Event::Received(invite()), t0 + ms(500));
+    let acts = t.on_event(Event::received(invite()), t0 + ms(500));
     assert_eq!(show(&acts, t0), ["send 100"]);
     let Action::Send(trying) = &acts[0] else {
         unreachable!()
@@ -30,7 +30,7 @@ fn invite_sends_100_trying_and_answers_retransmissions_with_it() {
     // A later provisional response replaces it for retransmissions.
     let acts = t.on_event(Event::Respond(out(inv_resp(180))), t0 + ms(600));
     assert_eq!(show(&acts, t0), ["send 180"]);
-    let acts = t.on_event(Event::Received(invite()), t0 + ms(1_000));
+    let acts = t.on_event(Event::received(invite()), t0 + ms(1_000));
     assert_eq!(show(&acts, t0), ["send 180"]);
 }
 
@@ -54,18 +54,18 @@ fn invite_non_2xx_retransmits_on_g_until_ack_then_i() {
         at += interval;
     }
     // A retransmitted INVITE gets the final response again.
-    let acts = t.on_event(Event::Received(invite()), t0 + ms(12_000));
+    let acts = t.on_event(Event::received(invite()), t0 + ms(12_000));
     assert_eq!(show(&acts, t0), ["send 486"]);
     // The ACK (same branch: matched to this transaction) confirms it.
-    let acts = t.on_event(Event::Received(ack("a6c85cf")), t0 + ms(12_100));
+    let acts = t.on_event(Event::received(ack("a6c85cf")), t0 + ms(12_100));
     assert_eq!(show(&acts, t0), ["disarm G", "disarm H", "arm I 17100"]);
     assert_eq!(t.state(), State::Confirmed);
     // Confirmed absorbs ACK retransmissions and INVITEs.
     assert!(t
-        .on_event(Event::Received(ack("a6c85cf")), t0 + ms(12_200))
+        .on_event(Event::received(ack("a6c85cf")), t0 + ms(12_200))
         .is_empty());
     assert!(t
-        .on_event(Event::Received(invite()), t0 + ms(12_300))
+        .on_event(Event::received(invite()), t0 + ms(12_300))
         .is_empty());
     assert!(t
         .on_event(Event::Timer(Timer::G), t0 + ms(15_500))
@@ -73,7 +73,7 @@ fn invite_non_2xx_retransmits_on_g_until_ack_then_i() {
     let acts = t.on_event(Event::Timer(Timer::I), t0 + ms(17_100));
     assert_eq!(show(&acts, t0), ["end"]);
     assert!(t
-        .on_event(Event::Received(invite()), t0 + ms(17_200))
+        .on_event(Event::received(invite()), t0 + ms(17_200))
         .is_empty());
 }
 
@@ -91,7 +91,7 @@ fn invite_over_reliable_transport_no_g_and_i_zero() {
     let (mut t, t0, _) = start(true);
     let acts = t.on_event(Event::Respond(out(inv_resp(603))), t0);
     assert_eq!(show(&acts, t0), ["send 603", "arm H 32000"]);
-    let acts = t.on_event(Event::Received(ack("a6c85cf")), t0 + ms(50));
+    let acts = t.on_event(Event::received(ack("a6c85cf")), t0 + ms(50));
     assert_eq!(show(&acts, t0), ["disarm H", "end"]);
 }
 
@@ -107,12 +107,12 @@ fn invite_2xx_accepted_state_rfc6026() {
     assert_eq!(show(&acts, t0), ["send 200"]);
     // INVITE retransmissions are absorbed, not answered.
     assert!(t
-        .on_event(Event::Received(invite()), t0 + ms(700))
+        .on_event(Event::received(invite()), t0 + ms(700))
         .is_empty());
     // RFC 6026 §7.1: an ACK matched to the transaction in Accepted goes to the TU (which
     // forwards it statelessly) and does not end it. (An ACK for a 2xx normally carries a new
     // branch, matches no transaction and is forwarded statelessly by the core.)
-    let acts = t.on_event(Event::Received(ack("a6c85cf")), t0 + ms(800));
+    let acts = t.on_event(Event::received(ack("a6c85cf")), t0 + ms(800));
     assert_eq!(show(&acts, t0), ["up ACK"]);
     assert_eq!(t.state(), State::Accepted);
     // A non-2xx after a 2xx is not sent.
@@ -146,7 +146,7 @@ fn rfc2543_ack_must_carry_the_final_responses_to_tag() {
     // The ACK's To tag is not the 486's: not ours, nothing happens.
     assert!(!t.ack_matches(&old("ACK")));
     assert!(t
-        .on_event(Event::Received(old("ACK")), t0 + ms(10))
+        .on_event(Event::received(old("ACK")), t0 + ms(10))
         .is_empty());
     assert_eq!(t.state(), State::Completed);
     let right = msg(&old("ACK")
@@ -156,7 +156,7 @@ fn rfc2543_ack_must_carry_the_final_responses_to_tag() {
         .collect::<String>()
         .replace("tag=other", "tag=a6c85cf"));
     assert!(t.ack_matches(&right));
-    let acts = t.on_event(Event::Received(right), t0 + ms(20));
+    let acts = t.on_event(Event::received(right), t0 + ms(20));
     assert_eq!(show(&acts, t0), ["disarm G", "disarm H", "arm I 5020"]);
 }
 
@@ -175,20 +175,20 @@ fn non_invite_trying_absorbs_then_completed_resends_until_j() {
     assert_eq!(t.state(), State::Trying);
     // Trying: a retransmission is absorbed (the TU has not answered).
     assert!(t
-        .on_event(Event::Received(req.clone()), t0 + ms(500))
+        .on_event(Event::received(req.clone()), t0 + ms(500))
         .is_empty());
     let resp = |c| response(c, "REGISTER", "z9hG4bKreg");
     let acts = t.on_event(Event::Respond(out(resp(100))), t0 + ms(600));
     assert_eq!(show(&acts, t0), ["send 100"]);
     assert_eq!(t.state(), State::Proceeding);
-    let acts = t.on_event(Event::Received(req.clone()), t0 + ms(1_500));
+    let acts = t.on_event(Event::received(req.clone()), t0 + ms(1_500));
     assert_eq!(show(&acts, t0), ["send 100"]);
     assert!(t.request().is_some());
     let acts = t.on_event(Event::Respond(out(resp(200))), t0 + ms(2_000));
     assert_eq!(show(&acts, t0), ["send 200", "arm J 34000"]);
     assert_eq!(t.state(), State::Completed);
     assert!(t.request().is_none());
-    let acts = t.on_event(Event::Received(req.clone()), t0 + ms(3_500));
+    let acts = t.on_event(Event::received(req.clone()), t0 + ms(3_500));
     assert_eq!(show(&acts, t0), ["send 200"]);
     // A second final response from the TU is not sent.
     assert!(t

@@ -12,15 +12,14 @@ use super::timers::{Armed, Timer, TimerValues};
 use crate::sip::Message;
 
 /// What happens to a transaction (RFC 3261 §17.1, §17.2).
-// `Received` is the common variant and a message is about 1 KB: boxing it would cost an
-// allocation per matched message for a size every other variant only shares.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A message the transaction layer matched to this transaction: a response (client
     /// transactions, §17.1.3) or a retransmitted request or an ACK (server transactions,
-    /// §17.2.3).
-    Received(Message),
+    /// §17.2.3). Boxed: a `Message` is about 1 KB, and a response passed up to the TU is
+    /// passed in this box (`Action::PassUp`), so the common case allocates once either way,
+    /// while an event unboxed would be 1 KB to copy through every queue of events.
+    Received(Box<Message>),
     /// The TU sends a response (server transactions only; ignored by client ones).
     Respond(Outgoing),
     /// A timer this transaction armed fired (a stale or early fire is ignored).
@@ -28,6 +27,13 @@ pub enum Event {
     /// The transport reported a fatal error sending this transaction's message (§17.1.4,
     /// §17.2.4).
     TransportError,
+}
+
+impl Event {
+    /// [`Event::Received`] of `m`.
+    pub fn received(m: Message) -> Event {
+        Event::Received(Box::new(m))
+    }
 }
 
 /// A response the TU hands its server transaction (RFC 3261 §17.2.1, §17.2.2): its status,

@@ -228,7 +228,7 @@ pub(crate) struct Effects {
     /// The result of the first send of a branch's client transaction.
     pub(crate) first_send: Option<Result<u64, String>>,
     /// A failure route to run once the lock is released.
-    pub(crate) failure: Option<FailureRun>,
+    pub(crate) failure: Option<Box<FailureRun>>,
     /// The source's share to give back: the final response went upstream.
     pub(crate) release: Option<super::share::Source>,
 }
@@ -401,13 +401,13 @@ impl Cell {
                     let run = self.opts.failure.zip(self.server_request().cloned());
                     match run {
                         Some((route, request)) => {
-                            fx.failure = Some(FailureRun {
+                            fx.failure = Some(Box::new(FailureRun {
                                 route,
                                 code,
                                 request,
                                 upstream: self.upstream,
                                 relay: self.relay.clone(),
-                            })
+                            }))
                         }
                         // No route or no server transaction left: as if it did nothing.
                         None => queue.push_back(Work::Resume),

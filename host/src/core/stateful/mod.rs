@@ -79,7 +79,7 @@ pub(crate) fn absorb(core: &Core, info: &ReceiveInfo, msg: &Message) -> bool {
             return false;
         }
     }
-    feed(core, s, id, Work::Server(Event::Received(msg.clone())));
+    feed(core, s, id, Work::Server(Event::received(msg.clone())));
     crate::log!(Debug, "tm", "{} absorbed by its transaction", msg.method_str().unwrap_or("request");
         "peer" => peer(info));
     true
@@ -119,9 +119,9 @@ pub(crate) fn on_response(core: &Core, info: &ReceiveInfo, msg: &Message) -> boo
     }
     let msg = rewritten.as_ref().unwrap_or(msg);
     let work = if key.method() == "CANCEL" {
-        Work::Cancel(b, Event::Received(msg.clone()))
+        Work::Cancel(b, Event::received(msg.clone()))
     } else {
-        Work::Client(b, Event::Received(msg.clone()))
+        Work::Client(b, Event::received(msg.clone()))
     };
     feed(core, s, id, work)
 }

@@ -194,7 +194,7 @@ pub(super) fn settle(core: &Core, s: &Store, id: u64, mut fx: Effects) {
     let failure = fx.failure.take();
     apply(s, fx);
     if let Some(run) = failure {
-        if !super::hooks::failure(core, id, run) {
+        if !super::hooks::failure(core, id, *run) {
             feed(core, s, id, Work::Resume);
         }
     }
