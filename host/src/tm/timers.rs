@@ -61,8 +61,8 @@ impl Timer {
 /// time; T2 caps the doubling of non-INVITE retransmit intervals, so it is at least T1).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TimerError {
-    /// T1 is zero.
-    #[error("T1 must be greater than zero")]
+    /// T1 is below a millisecond (the values are kept to the millisecond).
+    #[error("T1 must be at least 1 ms")]
     ZeroT1,
     /// T2 is below T1.
     #[error("T2 ({t2:?}) must not be below T1 ({t1:?})")]
@@ -312,12 +312,62 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_of_transaction_keeps_its_timers_apart() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Every kind's timers (RFC 3261 Figures 5-8, RFC 6026) armed at once keep their own
+        // deadlines and come back in the order of Timer::ALL.
+        for kind in [
+            &[Timer::A, Timer::B, Timer::D, Timer::M][..],
+            &[Timer::E, Timer::F, Timer::K],
+            &[Timer::G, Timer::H, Timer::I, Timer::L],
+            &[Timer::J],
+        ] {
+            let mut a = Armed::default();
+            for (i, &t) in kind.iter().enumerate() {
+                a.set(t, at(100 * (i as u64 + 1)));
+            }
+            let got: Vec<_> = a.iter().collect();
+            let want: Vec<_> = kind
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| (t, at(100 * (i as u64 + 1))))
+                .collect();
+            assert_eq!(got, want);
+            // A timer of another kind that shares a slot is not armed: clearing it or asking
+            // whether it is due leaves this kind's timer armed.
+            let other = match kind[0] {
+                Timer::A => Timer::E,
+                _ => Timer::A,
+            };
+            assert!(!a.due(other, at(10_000)));
+            assert!(!a.clear(other));
+            assert!(a.due(kind[0], at(100)));
+            assert!(!a.due(kind[0], at(99)));
+            assert!(a.clear(kind[0]));
+            assert!(!a.clear(kind[0]));
+            a.reset();
+            assert_eq!(a.iter().count(), 0);
+        }
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         let s = Duration::from_secs;
         assert_eq!(
             TimerValues::new(Duration::ZERO, s(4), s(5)),
             Err(TimerError::ZeroT1)
         );
+        // Kept to the millisecond: a T1 below one would be zero.
+        assert_eq!(
+            TimerValues::new(Duration::from_micros(999), s(4), s(5)),
+            Err(TimerError::ZeroT1)
+        );
+        let v = TimerValues::new(Duration::from_millis(1), s(4), s(5)).unwrap();
+        assert_eq!(v.t1x64(), Duration::from_millis(64));
+        // wt_timer beyond u32 milliseconds caps nothing it should not.
+        let w = TimerValues::default().with_wait(s(u64::from(u32::MAX)));
+        assert_eq!(w.j(false), s(32));
         assert!(matches!(
             TimerValues::new(s(2), s(1), s(5)),
             Err(TimerError::T2BelowT1 { .. })
