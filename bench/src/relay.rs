@@ -43,6 +43,17 @@ fn io_err(s: &str) -> std::io::Error {
     std::io::Error::other(s.to_string())
 }
 
+/// B's REGISTER of `bob<id>@domain` with one Via (`SIP/2.0/` + `via`) and `contact`,
+/// for an hour.
+fn register(domain: &str, id: usize, via: &str, contact: &str) -> String {
+    format!(
+        "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/{via}\r\n\
+         Max-Forwards: 70\r\nTo: <sip:bob{id}@{domain}>\r\nFrom: <sip:bob{id}@{domain}>;tag=r{id}\r\n\
+         Call-ID: reg-{id}@sipbench\r\nCSeq: 1 REGISTER\r\n\
+         Contact: <{contact}>;expires=3600\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
 /// B: register, then answer every MESSAGE with 200 until the connection closes.
 async fn callee(
     addr: Arc<str>,
@@ -55,11 +66,11 @@ async fn callee(
     let mut buf = ws::handshake(&mut s, &addr, "/").await?;
     let mut m = Masker::new();
     let mut out = Vec::with_capacity(4096);
-    let reg = format!(
-        "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/WS b{id}.invalid;branch=z9hG4bK-reg-{id}\r\n\
-         Max-Forwards: 70\r\nTo: <sip:bob{id}@{domain}>\r\nFrom: <sip:bob{id}@{domain}>;tag=r{id}\r\n\
-         Call-ID: reg-{id}@sipbench\r\nCSeq: 1 REGISTER\r\n\
-         Contact: <sip:b{id}@b{id}.invalid;transport=ws>;expires=3600\r\nContent-Length: 0\r\n\r\n"
+    let reg = register(
+        &domain,
+        id,
+        &format!("WS b{id}.invalid;branch=z9hG4bK-reg-{id}"),
+        &format!("sip:b{id}@b{id}.invalid;transport=ws"),
     );
     m.push_frame(&mut out, 1, reg.as_bytes());
     s.write_all(&out).await?;
@@ -116,11 +127,11 @@ async fn callee_udp(
 ) -> std::io::Result<()> {
     let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
     let me = s.local_addr()?;
-    let reg = format!(
-        "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport;branch=z9hG4bK-ureg-{id}\r\n\
-         Max-Forwards: 70\r\nTo: <sip:bob{id}@{domain}>\r\nFrom: <sip:bob{id}@{domain}>;tag=r{id}\r\n\
-         Call-ID: ureg-{id}@sipbench\r\nCSeq: 1 REGISTER\r\n\
-         Contact: <sip:bob{id}@{me}>;expires=3600\r\nContent-Length: 0\r\n\r\n"
+    let reg = register(
+        &domain,
+        id,
+        &format!("UDP {me};rport;branch=z9hG4bK-ureg-{id}"),
+        &format!("sip:bob{id}@{me}"),
     );
     let mut tmp = vec![0u8; 65536];
     let mut registered = false;
