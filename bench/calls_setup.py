@@ -5,7 +5,16 @@ Reads a pcap (tcpdump -w, Linux loopback or cooked capture) holding the UAC's IN
 200 responses it received, and prints `n=N p50_us=.. p99_us=.. p999_us=.. max_us=..`: for each
 Call-ID, the time from the first INVITE the UAC sent to the first 200 for that INVITE it got
 (CSeq method INVITE). SIPp's own -trace_rtt has a 4 ms clock here, too coarse for loopback.
-Usage: calls_setup.py FILE.pcap UAC_PORT
+
+With UAS_PORT (a capture of both SIPp ports, bench/run-calls.sh CAPTURE=hops) it also prints
+where the setup time went, p50 and p99 of each hop (the capture's clock is the sender's, so a
+proxy's hop is from its peer's send to its own: the wake-up, the receive and the work):
+  inv    the UAC's INVITE to the proxy's INVITE to the UAS
+  uas    the proxy's INVITE to the UAS's 180
+  r180   the UAS's 180 to the proxy's 180 to the UAC
+  r200   the UAS's 200 to the proxy's 200 to the UAC
+  t100   the UAC's INVITE to the proxy's 100 Trying (when there is one)
+Usage: calls_setup.py FILE.pcap UAC_PORT [UAS_PORT]
 """
 import struct
 import sys
@@ -48,27 +57,62 @@ def header(payload, name):
     return None
 
 
+def q(v, p):
+    """Nearest-rank percentile P of the sorted seconds V, in microseconds."""
+    return v[min(len(v) - 1, max(0, int(p / 100 * len(v) + 0.999999) - 1))] * 1e6
+
+
+# (name, event it starts at, event it ends at); an event is (direction, start line)
+HOPS = (
+    ("inv", "uac_invite", "uas_invite"),
+    ("uas", "uas_invite", "uas_180"),
+    ("r180", "uas_180", "uac_180"),
+    ("r200", "uas_200", "uac_200"),
+    ("t100", "uac_invite", "uac_100"),
+)
+
+
+def event(sport, dport, uac, uas, p):
+    """Which setup event the datagram is: its first time per call is kept."""
+    if p.startswith(b"INVITE "):
+        return {uac: "uac_invite"}.get(sport) or {uas: "uas_invite"}.get(dport)
+    if p.startswith(b"SIP/2.0 "):
+        code = p[8:11]
+        cseq = header(p, b"cseq") or b""
+        if not cseq.endswith(b"INVITE"):
+            return None
+        if dport == uac and code in (b"100", b"180", b"200"):
+            return "uac_" + code.decode()
+        if sport == uas and code in (b"180", b"200"):
+            return "uas_" + code.decode()
+    return None
+
+
 def main():
     path, uac = sys.argv[1], int(sys.argv[2])
-    sent, setup = {}, {}
+    uas = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    calls = {}
     for ts, sport, dport, p in packets(path):
         cid = header(p, b"call-id") or header(p, b"i")
         if cid is None:
             continue
-        if sport == uac and p.startswith(b"INVITE "):
-            sent.setdefault(cid, ts)
-        elif dport == uac and p.startswith(b"SIP/2.0 200"):
-            cseq = header(p, b"cseq") or b""
-            if cseq.endswith(b"INVITE") and cid in sent and cid not in setup:
-                setup[cid] = ts - sent[cid]
-    v = sorted(setup.values())
-    if not v:
+        e = event(sport, dport, uac, uas, p)
+        if e is not None:
+            calls.setdefault(cid, {}).setdefault(e, ts)
+    setup = sorted(c["uac_200"] - c["uac_invite"] for c in calls.values()
+                   if "uac_invite" in c and "uac_200" in c)
+    if not setup:
         print("n=0")
         return
-    def q(p):
-        return v[min(len(v) - 1, max(0, int(p / 100 * len(v) + 0.999999) - 1))] * 1e6
-    print(f"n={len(v)} invites={len(sent)} p50_us={q(50):.0f} p99_us={q(99):.0f} "
-          f"p999_us={q(99.9):.0f} max_us={v[-1] * 1e6:.0f}")
+    invites = sum(1 for c in calls.values() if "uac_invite" in c)
+    out = (f"n={len(setup)} invites={invites} p50_us={q(setup, 50):.0f} p99_us={q(setup, 99):.0f} "
+           f"p999_us={q(setup, 99.9):.0f} max_us={setup[-1] * 1e6:.0f}")
+    if uas is not None:
+        for name, a, b in HOPS:
+            v = sorted(c[b] - c[a] for c in calls.values() if a in c and b in c)
+            if v:
+                out += f" {name}_p50_us={q(v, 50):.0f} {name}_p99_us={q(v, 99):.0f}"
+    print(out)
 
 
 main()

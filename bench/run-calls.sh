@@ -4,6 +4,8 @@
 # route set (bench/sipp/uac_rr.xml; the UAS bench/sipp/uas_rr.xml copies Record-Route). Servers,
 # interleaved in each round, each on the same routing logic written as its users write it:
 #   sipcore        bench/sipcore-calls.cfg (release build from this tree)
+#   sipcore-call   the same with modparam("proto_udp", "udp_spread", "call") (not run unless
+#                  named in SERVERS): the threads share one socket, a call's datagrams in order
 #   kamailio       bench/kamailio/kamailio-calls.cfg, Debian's build at its default memory
 #   kamailio-tlsf  the same with -x tlsf -X tlsf
 #   opensips       bench/opensips/calls.cfg.in, OpenSIPS 3.6 from ../shared/peers/opensips, at
@@ -12,7 +14,8 @@
 # 32, which run out at a few hundred calls/s, see BENCHMARKS.md). Every server: 2 UDP workers. Per run: offered and achieved calls/s, failed calls, server CPU
 # (utime+stime of the server and all its processes, before/after), calls per server CPU-second,
 # p50/p99 call setup time (INVITE to 200 at the UAC: from a tcpdump of the UAC's port, as
-# SIPp's -trace_rtt, also recorded, has a 4 ms clock here; CAPTURE=0: none), RSS and PSS of the
+# SIPp's -trace_rtt, also recorded, has a 4 ms clock here; CAPTURE=0: none; CAPTURE=hops: both
+# SIPp ports, and the setup time split by hop, see bench/calls_setup.py), RSS and PSS of the
 # server's processes before/after, and the CPU SIPp itself used (UAC and UAS).
 #
 # MODE=calls (default): RATES x ROUNDS x servers, each run DUR seconds of calls.
@@ -63,6 +66,10 @@ if [ "$MODE" = soak ] && [ -n "${SOAK_MAX_TXN:-}" ]; then
     SC_CFG=$WORK/sipcore-soak.cfg
 fi
 
+# sipcore-call: the same config, every thread serving every peer (README "SIP over UDP")
+sed -e '/^loadmodule "proto_udp.so"/a modparam("proto_udp", "udp_spread", "call")' "$SC_CFG" >"$WORK/sipcore-call.cfg"
+grep -q '"udp_spread", "call"' "$WORK/sipcore-call.cfg" || { log "sipcore-call: udp_spread not applied"; exit 1; }
+
 servers=(sipcore kamailio kamailio-tlsf)
 [ -x "$OPENSIPS/sbin/opensips" ] && servers+=(opensips)
 [ -n "${SERVERS:-}" ] && read -r -a servers <<<"$SERVERS"
@@ -72,6 +79,9 @@ start() {
     case $1 in
     sipcore)
         "$R/sipcore" -f "$SC_CFG" >>"$OUT.sipcore.log" 2>&1 &
+        SP=$! PORT=5070 ;;
+    sipcore-call)
+        "$R/sipcore" -f "$WORK/sipcore-call.cfg" >>"$OUT.sipcore-call.log" 2>&1 &
         SP=$! PORT=5070 ;;
     kamailio | kamailio-tlsf)
         local mm=()
@@ -163,10 +173,14 @@ uac_uas() {
     u0=$(ticks "$UAS")
     E0=$(rcvbuf_errors)
     local cap=""
-    if [ "${CAPTURE:-1}" = 1 ]; then
-        # the UAC's INVITEs and the 200s it gets (BPF on the first bytes), for bench/calls_setup.py
-        tcpdump -i lo -n -s 1500 -B 16384 -w "$D/uac.pcap" "udp port $UAC_PORT and (udp[8:4] = 0x494e5649 or \
-            (udp[8:4] = 0x5349502f and udp[16:4] = 0x32303020))" 2>"$D/tcpdump.err" &
+    if [ "${CAPTURE:-1}" = 1 ] || [ "${CAPTURE:-1}" = hops ]; then
+        # the UAC's INVITEs and the 200s it gets (BPF on the first bytes), for bench/calls_setup.py;
+        # hops: also the UAS's INVITEs and every 1xx, 2xx on either port (where the time goes)
+        local filter="udp port $UAC_PORT and (udp[8:4] = 0x494e5649 or \
+            (udp[8:4] = 0x5349502f and udp[16:4] = 0x32303020))"
+        [ "${CAPTURE:-1}" = hops ] && filter="(udp port $UAC_PORT or udp port $UAS_PORT) and \
+            (udp[8:4] = 0x494e5649 or (udp[8:4] = 0x5349502f and (udp[16:1] = 0x31 or udp[16:4] = 0x32303020)))"
+        tcpdump -i lo -n -s 1500 -B 32768 -w "$D/uac.pcap" "$filter" 2>"$D/tcpdump.err" &
         cap=$!
         for _ in $(seq 1 50); do grep -q listening "$D/tcpdump.err" && break; sleep 0.1; done
         sleep 1
@@ -216,7 +230,8 @@ uac_uas() {
         sleep 1 # let tcpdump read its last buffer
         kill -INT "$cap"
         wait "$cap" 2>/dev/null
-        SETUP=$(python3 "$ROOT/bench/calls_setup.py" "$D/uac.pcap" $UAC_PORT)
+        SETUP=$(python3 "$ROOT/bench/calls_setup.py" "$D/uac.pcap" $UAC_PORT \
+            $([ "${CAPTURE:-1}" = hops ] && echo $UAS_PORT))
         grep -h 'packets' "$D/tcpdump.err" | tr '\n' ' ' >"$D/tcpdump.counts"
         rm -f "$D/uac.pcap"
     fi

@@ -1,6 +1,8 @@
 //! The MI commands, registered with the host at `init`: `udp_trace [on|off]` (alias
-//! `udp:trace`, as proto_ws's `ws_trace`) and `udp_list`, the UDP sockets (the host has no
-//! socket listing; OpenSIPS's core `list_sockets` shows every protocol's).
+//! `udp:trace`, as proto_ws's `ws_trace`) and `udp_list`, the UDP sockets with the datagrams
+//! each thread received (the host has no socket listing; OpenSIPS's core `list_sockets` shows
+//! every protocol's).
+use crate::params::Spread;
 use crate::trace::TRACE_ON;
 use abi_stable::std_types::{RErr, ROk, RResult, RSlice, RStr, RString};
 use serde_json::{json, Value};
@@ -50,8 +52,9 @@ extern "C" fn udp_trace(params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiErro
     guarded(|| trace_answer(params.first().map(RStr::as_str)))
 }
 
-/// One `udp_list` item.
-pub fn socket_json(p: &crate::runtime::ListenerPlan) -> Value {
+/// One `udp_list` item: the socket line, how its datagrams reach its threads (`spread`) and
+/// how many each thread received (`received`, in thread order).
+pub fn socket_json(p: &crate::runtime::ListenerPlan, spread: Spread, received: &[u64]) -> Value {
     json!({
         "id": p.id,
         "address": format!("udp:{}", p.addr),
@@ -59,6 +62,8 @@ pub fn socket_json(p: &crate::runtime::ListenerPlan) -> Value {
         "tag": p.tag,
         "workers": p.workers,
         "reuse_port": p.reuse_port,
+        "spread": spread.name(),
+        "received": received,
     })
 }
 
@@ -68,7 +73,14 @@ extern "C" fn udp_list(_params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiErro
             .map(|rt| {
                 rt.listeners()
                     .iter()
-                    .map(|l| socket_json(&l.plan))
+                    .map(|l| {
+                        let received: Vec<u64> = l
+                            .received
+                            .iter()
+                            .map(|r| r.0.load(Ordering::Relaxed))
+                            .collect();
+                        socket_json(&l.plan, l.spread, &received)
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -134,9 +146,11 @@ mod tests {
             tag: "pub".into(),
         };
         assert_eq!(
-            socket_json(&p),
+            socket_json(&p, Spread::Call, &[7, 5]),
             json!({"id": 3, "address": "udp:[::1]:5062", "advertised": "sip.example.com:5060",
-                   "tag": "pub", "workers": 2, "reuse_port": false})
+                   "tag": "pub", "workers": 2, "reuse_port": false, "spread": "call",
+                   "received": [7, 5]})
         );
+        assert_eq!(socket_json(&p, Spread::Source, &[7, 0])["spread"], "source");
     }
 }

@@ -1,6 +1,7 @@
 //! `modparam("proto_udp", ...)`: OpenSIPS's `udp_port`, its core `udp_workers` as a module
 //! parameter, the transport tracing names of OpenSIPS's proto_tcp/proto_ws
-//! (`trace_destination`, `trace_on`, `trace_filter_route`), and our `udp_max_msg_size`.
+//! (`trace_destination`, `trace_on`, `trace_filter_route`), and our `udp_max_msg_size` and
+//! `udp_spread`.
 use abi_stable::std_types::RStr;
 use sipcore_abi::{ParamEntry, ParamKind, ParamSpec};
 
@@ -29,7 +30,7 @@ pub const MAX_UDP_PAYLOAD: usize = 65507;
 pub const SIP_PORT: u16 = 5060;
 
 /// Every parameter proto_udp accepts.
-pub static PARAMS: [ParamSpec; 6] = [
+pub static PARAMS: [ParamSpec; 7] = [
     p(
         "udp_port",
         I,
@@ -66,7 +67,40 @@ pub static PARAMS: [ParamSpec; 6] = [
         "",
         "route run per traced datagram; `drop` there leaves it untraced",
     ),
+    p(
+        "udp_spread",
+        S,
+        "source",
+        "how a socket's datagrams reach its threads: source (by source address and port, a socket per thread) or call (each to a free thread from one shared socket, those of a call in order)",
+    ),
 ];
+
+/// How the datagrams of a socket line reach its receiving threads (`udp_spread`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Spread {
+    /// A `SO_REUSEPORT` socket per thread: the kernel chooses by a hash of the source address
+    /// and port, so one peer always lands on the same thread (its datagrams are handled in
+    /// the order they came, and no thread is woken for another's peer), but a peer that sends
+    /// everything from one address and port (a trunk, an SBC) gets one thread.
+    #[default]
+    Source,
+    /// One socket that every thread receives from: each datagram goes to a thread that is
+    /// free (the kernel wakes one waiting thread per datagram, never all), as OpenSIPS's UDP
+    /// workers and Kamailio's children share theirs, so every peer is served by every thread;
+    /// the datagrams of one call (Call-ID) are handled one at a time, in the order they came
+    /// ([`crate::sequence`]), which theirs are not.
+    Call,
+}
+
+impl Spread {
+    /// The name `udp_spread` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Spread::Source => "source",
+            Spread::Call => "call",
+        }
+    }
+}
 
 /// Most receiving threads one socket may have.
 pub const MAX_WORKERS: usize = 256;
@@ -87,6 +121,16 @@ pub enum ParamError {
     /// A name the module does not declare (the host checks first; kept for safety).
     #[error("unknown parameter {0}")]
     Unknown(String),
+    /// A word outside those the parameter takes.
+    #[error("{name} must be {allowed}, not \"{value}\"")]
+    NotOneOf {
+        /// The parameter.
+        name: String,
+        /// What it takes.
+        allowed: &'static str,
+        /// What was given.
+        value: String,
+    },
 }
 
 /// The tracing parameters (OpenSIPS's names).
@@ -109,6 +153,8 @@ pub struct UdpConfig {
     pub workers: usize,
     /// `udp_max_msg_size`.
     pub max_msg_size: usize,
+    /// `udp_spread`.
+    pub spread: Spread,
     /// Tracing.
     pub trace: TraceParams,
 }
@@ -119,6 +165,7 @@ impl Default for UdpConfig {
             port: SIP_PORT,
             workers: 0,
             max_msg_size: MAX_UDP_PAYLOAD,
+            spread: Spread::default(),
             trace: TraceParams::default(),
         }
     }
@@ -157,6 +204,19 @@ pub fn config_from(params: &[ParamEntry<'_>]) -> Result<UdpConfig, ParamError> {
             "trace_destination" => c.trace.destination = text(s),
             "trace_on" => c.trace.on = i != 0,
             "trace_filter_route" => c.trace.filter_route = text(s),
+            "udp_spread" => {
+                c.spread = match s {
+                    "source" => Spread::Source,
+                    "call" => Spread::Call,
+                    _ => {
+                        return Err(ParamError::NotOneOf {
+                            name: name.to_string(),
+                            allowed: "source or call",
+                            value: s.to_string(),
+                        })
+                    }
+                }
+            }
             other => return Err(ParamError::Unknown(other.to_string())),
         }
     }
@@ -211,10 +271,14 @@ mod tests {
             text("trace_destination", "hep_dest"),
             int("trace_on", 1),
             text("trace_filter_route", "udp_filter"),
+            text("udp_spread", "call"),
             int("udp_port", 5070),
         ])
         .unwrap();
         assert_eq!((c.port, c.workers, c.max_msg_size), (5070, 3, 4096));
+        assert_eq!(c.spread, Spread::Call);
+        let last = config_from(&[text("udp_spread", "call"), text("udp_spread", "source")]);
+        assert_eq!(last.unwrap().spread, Spread::Source);
         assert_eq!(
             c.trace,
             TraceParams {
@@ -248,5 +312,18 @@ mod tests {
             config_from(&[int("udp_mtu", 1300)]),
             Err(ParamError::Unknown("udp_mtu".into()))
         );
+    }
+
+    #[test]
+    fn a_spread_outside_the_two_is_refused_with_them() {
+        for bad in ["", "Call", "datagram", "flow", "source "] {
+            let e = config_from(&[text("udp_spread", bad)]).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("udp_spread must be source or call, not \"{bad}\"")
+            );
+        }
+        assert_eq!(Spread::default().name(), "source");
+        assert_eq!(Spread::Call.name(), "call");
     }
 }

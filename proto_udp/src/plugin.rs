@@ -133,7 +133,8 @@ extern "C" fn start() -> RResult<(), RString> {
             max_msg_size: p.cfg.max_msg_size,
             stopping: AtomicBool::new(false),
         };
-        let rt = Runtime::bind(shared, p.listeners, default_workers).map_err(|e| e.to_string())?;
+        let rt = Runtime::bind(shared, p.listeners, default_workers, p.cfg.spread)
+            .map_err(|e| e.to_string())?;
         // Reachable before its workers run: a worker delivers as soon as a datagram arrives,
         // and the host's answer goes out through `RUNTIME` (set after the threads started, an
         // answer in between was refused with "transport not running").

@@ -1,12 +1,14 @@
 //! The running transport: the bound sockets of every `socket=udp:` line, their receiving
 //! threads, and sending (RFC 3261 §18.1.1, §18.2.2: from the socket the host names, else the
 //! first one of the destination's address family).
+use crate::params::Spread;
+use crate::sequence::Sequencer;
 use crate::socket::{self, BindError};
 use crate::stats;
 use crate::worker::{self, Shared};
 use sipcore_abi::{LogLevel, SendError, SendTarget, NO_LISTENER};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,11 +30,24 @@ pub struct ListenerPlan {
     pub tag: String,
 }
 
+/// A counter of one receiving thread, on a cache line of its own (the threads bump theirs on
+/// every datagram).
+#[repr(align(64))]
+#[derive(Default)]
+pub struct Received(pub AtomicU64);
+
 /// A bound listener.
 pub struct Listener {
-    /// How it was asked for; `workers` is the number of sockets and threads it got.
+    /// How it was asked for; `workers` is the number of threads it got.
     pub plan: ListenerPlan,
+    /// How its datagrams reach its threads.
+    pub spread: Spread,
+    /// Each thread's socket: the same one for all (`Spread::Call`), or one each.
     socks: Vec<Arc<UdpSocket>>,
+    /// Datagrams each thread received (MI `udp_list`).
+    pub received: Box<[Received]>,
+    /// The calls its threads are handling (`Spread::Call`).
+    seq: Option<Sequencer>,
     /// Round-robin over `socks` for sending.
     next: AtomicUsize,
 }
@@ -41,6 +56,12 @@ impl Listener {
     fn sock(&self) -> Option<&UdpSocket> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         self.socks.get(i % self.socks.len().max(1)).map(|s| &**s)
+    }
+
+    /// Every distinct socket (one, or one per thread).
+    fn distinct(&self) -> impl Iterator<Item = &Arc<UdpSocket>> {
+        let shared = self.spread == Spread::Call;
+        self.socks.iter().take(if shared { 1 } else { usize::MAX })
     }
 }
 
@@ -79,23 +100,44 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Bind every listener (`default_workers` sockets for those with `workers` 0); no thread
-    /// runs until [`Runtime::spawn_workers`]. The plugin publishes the runtime between the two,
-    /// so that a worker's first delivery can be answered (as `proto_ws` does).
+    /// Bind every listener (`default_workers` threads for those with `workers` 0): one socket
+    /// for all its threads, or one each, as `spread` says. No thread runs until
+    /// [`Runtime::spawn_workers`]. The plugin publishes the runtime between the two, so that
+    /// a worker's first delivery can be answered (as `proto_ws` does).
     pub fn bind(
         shared: Shared,
         plans: Vec<ListenerPlan>,
         default_workers: usize,
+        spread: Spread,
     ) -> Result<Runtime, StartError> {
         let mut listeners = Vec::with_capacity(plans.len());
         for mut plan in plans {
             if plan.workers == 0 {
                 plan.workers = default_workers.max(1);
             }
-            let socks = socket::bind_workers(plan.addr, plan.workers, plan.reuse_port)?;
+            let socks: Vec<Arc<UdpSocket>> = match spread {
+                Spread::Call => {
+                    let one = socket::bind_shared(plan.addr, plan.reuse_port)?;
+                    // Its threads take turns with non-blocking receives and wait apart.
+                    one.set_nonblocking(true).map_err(|source| BindError::Io {
+                        addr: plan.addr,
+                        what: "O_NONBLOCK",
+                        source,
+                    })?;
+                    let one = Arc::new(one);
+                    vec![one; plan.workers]
+                }
+                Spread::Source => socket::bind_workers(plan.addr, plan.workers, plan.reuse_port)?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect(),
+            };
             listeners.push(Listener {
+                received: (0..socks.len()).map(|_| Received::default()).collect(),
+                seq: (spread == Spread::Call).then(Sequencer::new),
                 plan,
-                socks: socks.into_iter().map(Arc::new).collect(),
+                spread,
+                socks,
                 next: AtomicUsize::new(0),
             });
         }
@@ -107,16 +149,27 @@ impl Runtime {
         })
     }
 
-    /// Starts a receiving thread per bound socket. On error every thread started is stopped.
-    pub fn spawn_workers(&self) -> Result<(), StartError> {
+    /// Starts the receiving threads of every listener. On error every thread started is
+    /// stopped.
+    pub fn spawn_workers(&'static self) -> Result<(), StartError> {
         let mut threads = Vec::new();
         for l in &self.listeners {
             for (i, s) in l.socks.iter().enumerate() {
                 let (shared, sock, id, addr) =
                     (self.shared.clone(), s.clone(), l.plan.id, l.plan.addr);
+                let (received, seq) = (&l.received[i].0, l.seq.as_ref());
                 let spawned = std::thread::Builder::new()
                     .name(format!("udp{id}-{i}"))
-                    .spawn(move || worker::run(&shared, &sock, id, addr));
+                    .spawn(move || {
+                        let lane = worker::Lane {
+                            sock: &sock,
+                            listener: id,
+                            local: addr,
+                            received,
+                            seq,
+                        };
+                        worker::run(&shared, &lane)
+                    });
                 match spawned {
                     Ok(h) => threads.push(h),
                     Err(e) => {
@@ -202,7 +255,7 @@ impl Runtime {
             return;
         }
         self.shared.stopping.store(true, Ordering::Release);
-        for s in self.listeners.iter().flat_map(|l| &l.socks) {
+        for s in self.listeners.iter().flat_map(|l| l.distinct()) {
             socket::wake(s);
         }
         let mut threads =

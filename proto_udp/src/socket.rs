@@ -1,5 +1,7 @@
-//! The sockets: one `SO_REUSEPORT` UDP socket per receiving thread on the same address (the
-//! kernel spreads datagrams over them by source address and port), and a send that never
+//! The sockets: one UDP socket that every receiving thread of an address shares
+//! ([`bind_shared`], `udp_spread` call: each datagram wakes one waiting thread), or one
+//! `SO_REUSEPORT` socket per thread on the same address ([`bind_workers`], `udp_spread` source:
+//! the kernel spreads datagrams over them by source address and port); and a send that never
 //! waits (RFC 3261 §18.1.1: a request over UDP goes out as one datagram, whatever its size;
 //! see README "SIP over UDP" for the 1300-byte rule).
 use sipcore_abi::SendError;
@@ -84,6 +86,40 @@ pub fn bind_workers(addr: SocketAddr, n: usize, shared: bool) -> Result<Vec<UdpS
         .collect()
 }
 
+/// One socket on `addr` for every receiving thread of the address (`udp_spread` call).
+/// A thread blocked in `recvfrom` waits exclusively (Linux wakes one waiter per datagram,
+/// not all). `SO_REUSEPORT` only with `shared` (`reuse_port` on the socket line), so that
+/// another process on the address stops the startup with "address already in use".
+pub fn bind_shared(addr: SocketAddr, shared: bool) -> Result<UdpSocket, BindError> {
+    if addr.port() == 0 {
+        return Err(BindError::Io {
+            addr,
+            what: "port",
+            source: io::Error::new(io::ErrorKind::InvalidInput, "a udp socket needs a port"),
+        });
+    }
+    let s = new_socket(addr)?;
+    if shared {
+        s.set_reuse_port(true)
+            .map_err(io_err(addr, "SO_REUSEPORT"))?;
+    }
+    bind(&s, addr)?;
+    s.set_read_timeout(Some(READ_TIMEOUT))
+        .map_err(io_err(addr, "SO_RCVTIMEO"))?;
+    Ok(UdpSocket::from(s))
+}
+
+/// Receives one datagram into `buf`: its length and source, or `None` when there was none to
+/// take (after a read shutdown Linux answers at once with nothing and no source address,
+/// which `UdpSocket::recv_from` asserts against: it panicked in a stopping thread).
+pub fn recv(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+    // SAFETY: an initialised byte slice is a valid `[MaybeUninit<u8>]` of the same length,
+    // and recvfrom only writes initialised bytes into it.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    let (n, from) = SockRef::from(sock).recv_from(uninit)?;
+    Ok(from.as_socket().map(|a| (n, a)))
+}
+
 /// Send one datagram without waiting for buffer space (`MSG_DONTWAIT`): a full send buffer
 /// is an error, never a wait.
 pub fn send_to(sock: &UdpSocket, data: &[u8], dst: SocketAddr) -> io::Result<usize> {
@@ -145,6 +181,54 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_socket_is_exclusive_unless_reuse_port() {
+        let addr = loopback_port();
+        let s = bind_shared(addr, false).unwrap();
+        assert_eq!(s.local_addr().unwrap(), addr);
+        assert!(matches!(bind_shared(addr, false), Err(BindError::InUse(a)) if a == addr));
+        assert!(matches!(bind_shared(addr, true), Err(BindError::InUse(_))));
+        assert!(matches!(
+            bind_workers(addr, 1, false),
+            Err(BindError::InUse(_))
+        ));
+        drop(s);
+        // With reuse_port on both, the address is shared deliberately.
+        let a = bind_shared(addr, true).unwrap();
+        let b = bind_shared(addr, true).unwrap();
+        assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
+        let e = bind_shared("127.0.0.1:0".parse().unwrap(), false).unwrap_err();
+        assert!(e.to_string().contains("needs a port"), "{e}");
+    }
+
+    #[test]
+    fn threads_sharing_a_socket_each_get_datagrams() {
+        // Two threads blocked on one socket: each datagram wakes one of them, and when one is
+        // busy the other takes the next (what `udp_spread` call is for). Each thread holds
+        // on to its first datagram until the other has one too, so both must get one.
+        let s = std::sync::Arc::new(bind_shared(loopback_port(), false).unwrap());
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let addr = s.local_addr().unwrap();
+        let got = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, got) = (s.clone(), got.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8];
+                    let n = s.recv_from(&mut buf).map(|(n, _)| n);
+                    got.wait();
+                    n
+                })
+            })
+            .collect();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(b"one", addr).unwrap();
+        peer.send_to(b"two", addr).unwrap();
+        for t in threads {
+            assert_eq!(t.join().unwrap().unwrap(), 3);
+        }
+    }
+
+    #[test]
     fn ipv6_sockets_bind_and_exchange_datagrams() {
         let Ok(probe) = UdpSocket::bind("[::1]:0") else {
             return; // no IPv6 loopback on this machine
@@ -174,14 +258,18 @@ mod tests {
         let r = s.clone();
         let t = std::thread::spawn(move || {
             let mut buf = [0u8; 8];
-            r.recv_from(&mut buf).map(|(n, _)| n)
+            recv(&r, &mut buf)
         });
-        // Whether the thread blocked already or not, the shutdown makes it return.
+        // Whether the thread blocked already or not, the shutdown makes it return, with
+        // nothing (no datagram, no source) or an error.
         let t0 = Instant::now();
         wake(&s);
         let got = t.join().unwrap();
         assert!(t0.elapsed() < Duration::from_secs(5), "{got:?}");
-        assert!(matches!(got, Ok(0) | Err(_)), "{got:?}");
+        assert!(matches!(got, Ok(None) | Err(_)), "{got:?}");
+        // And so does every later receive, at once.
+        let mut buf = [0u8; 8];
+        assert!(matches!(recv(&s, &mut buf), Ok(None) | Err(_)));
         // Sending still works after the read shutdown.
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         send_to(&s, b"x", peer.local_addr().unwrap()).unwrap();

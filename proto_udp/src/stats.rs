@@ -47,6 +47,11 @@ pub static DROPPED_TOO_LARGE: Stat = Stat::new();
 pub static DROPPED_NOT_SIP: Stat = Stat::new();
 /// Datagrams from source port 0, dropped.
 pub static DROPPED_PORT_ZERO: Stat = Stat::new();
+/// SIP datagrams that waited for the thread handling another datagram of their call
+/// (`udp_spread "call"`).
+pub static HELD: Stat = Stat::new();
+/// SIP datagrams dropped because `sequence::MAX_HELD` datagrams of their call already waited.
+pub static DROPPED_HELD: Stat = Stat::new();
 /// Receive errors other than the read timeout.
 pub static RECEIVE_ERRORS: Stat = Stat::new();
 /// Datagrams sent.
@@ -72,7 +77,7 @@ pub fn dropped(d: Datagram) {
 }
 
 /// Every statistic: name, value, help. All are counters.
-fn all() -> [(&'static str, &'static Stat, &'static str); 13] {
+fn all() -> [(&'static str, &'static Stat, &'static str); 15] {
     [
         ("received", &RECEIVED, "UDP datagrams received"),
         (
@@ -105,6 +110,16 @@ fn all() -> [(&'static str, &'static Stat, &'static str); 13] {
             "dropped_port_zero",
             &DROPPED_PORT_ZERO,
             "datagrams from source port 0 dropped",
+        ),
+        (
+            "held",
+            &HELD,
+            "SIP datagrams that waited for the thread handling their call (udp_spread call)",
+        ),
+        (
+            "dropped_held",
+            &DROPPED_HELD,
+            "SIP datagrams dropped because 64 of their call already waited (udp_spread call)",
         ),
         ("receive_errors", &RECEIVE_ERRORS, "UDP receive errors"),
         ("sent", &SENT, "UDP datagrams sent"),

@@ -1,14 +1,17 @@
-//! One receiving thread: blocks in `recvfrom` on its own socket, classifies each datagram
+//! One receiving thread: blocks in `recvfrom` on its socket (its own, or the one its
+//! listener's threads share), classifies each datagram
 //! ([`crate::classify`]) and hands SIP to the host (`HostApi::deliver`, which runs the script
 //! on this thread), until the runtime stops.
 use crate::classify::{classify, Datagram};
+use crate::readiness::Readiness;
+use crate::sequence::{Begin, Sequencer};
 use crate::stats;
 use crate::trace::Tracer;
 use abi_stable::std_types::{RSlice, RStr};
 use sipcore_abi::{catch_panic, HostApiRef, LogKv, LogLevel, Proto, ReceiveInfo, SockAddr};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What every thread shares.
@@ -74,45 +77,147 @@ fn note_first_drop(shared: &Shared, d: Datagram, peer: SocketAddr, len: usize) {
     );
 }
 
-/// The thread's loop on `sock`, bound to `local` for listener `listener`.
-pub fn run(shared: &Shared, sock: &UdpSocket, listener: u32, local: SocketAddr) {
+/// Where a thread receives: its socket, bound to `local` for listener `listener`; the counter
+/// of the datagrams it got; and, with `udp_spread "call"`, the sequencer its listener's
+/// threads share.
+pub struct Lane<'a> {
+    /// The socket.
+    pub sock: &'a UdpSocket,
+    /// The host's socket id.
+    pub listener: u32,
+    /// The address it is bound to.
+    pub local: SocketAddr,
+    /// Datagrams this thread received.
+    pub received: &'a AtomicU64,
+    /// The calls being handled (`udp_spread "call"`), None for `source`.
+    pub seq: Option<&'a Sequencer>,
+}
+
+/// The thread's loop on its lane.
+pub fn run(shared: &Shared, lane: &Lane<'_>) {
+    match lane.seq {
+        None => by_source(shared, lane),
+        Some(seq) => by_call(shared, lane, seq),
+    }
+}
+
+/// `udp_spread "source"`: this thread's own socket, a blocking receive.
+fn by_source(shared: &Shared, lane: &Lane<'_>) {
     let mut buf = vec![0u8; BUF_LEN];
     let mut failing = false;
     loop {
-        let got = sock.recv_from(&mut buf);
+        let got = crate::socket::recv(lane.sock, &mut buf);
         // Stopping wakes the receive with a read shutdown, which some kernels report as an
         // error: whatever it returned, stop first.
         if shared.stopping.load(Ordering::Acquire) {
             break;
         }
         match got {
-            Ok((n, peer)) => {
+            Ok(None) => {}
+            Ok(Some((n, peer))) => {
                 failing = false;
+                lane.received.fetch_add(1, Ordering::Relaxed);
                 let data = buf.get(..n).unwrap_or_default();
-                if let Err(p) = catch_panic(|| datagram(shared, data, peer, listener, local)) {
-                    shared.log(
-                        LogLevel::CRIT,
-                        &format!("panic while handling a datagram: {p}"),
-                        &[("peer", &peer.to_string())],
-                    );
+                if accept(shared, data, peer) {
+                    guarded(shared, data, peer, lane.listener, lane.local);
                 }
             }
-            Err(e) if transient(&e) => {}
-            Err(e) => {
-                stats::RECEIVE_ERRORS.inc();
-                if !failing {
-                    failing = true;
-                    shared.log(
-                        LogLevel::ERR,
-                        &format!("receive failed on udp:{local}: {e}"),
-                        &[],
-                    );
-                }
-                // Never spin on a persistent error.
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            Err(e) => receive_failed(shared, lane.local, &e, &mut failing),
         }
     }
+}
+
+/// `udp_spread "call"`: the socket every thread of the listener shares (non-blocking), a
+/// wait of this thread's own for it to be readable ([`Readiness`]), and the receive and the
+/// note of the datagram's call made under one lock ([`Sequencer::turn`]), so that no thread
+/// notes a datagram of a call before one the socket gave out earlier.
+fn by_call(shared: &Shared, lane: &Lane<'_>, seq: &Sequencer) {
+    let ready = match Readiness::new(lane.sock) {
+        Ok(r) => r,
+        Err(e) => {
+            shared.log(
+                LogLevel::CRIT,
+                &format!("udp:{}: cannot wait for datagrams: {e}", lane.local),
+                &[],
+            );
+            return;
+        }
+    };
+    let (listener, local) = (lane.listener, lane.local);
+    let mut buf = vec![0u8; BUF_LEN];
+    let mut failing = false;
+    loop {
+        // Readable first (at once when datagrams wait): a receive tried on an empty socket
+        // would cost a system call for each datagram an idle thread is woken for.
+        match ready.wait(crate::socket::READ_TIMEOUT) {
+            Ok(true) => {}
+            Ok(false) => {
+                if shared.stopping.load(Ordering::Acquire) {
+                    break;
+                }
+                continue;
+            }
+            Err(e) => {
+                receive_failed(shared, local, &e, &mut failing);
+                continue;
+            }
+        }
+        let got = {
+            let _turn = seq.turn();
+            let got = crate::socket::recv(lane.sock, &mut buf);
+            if shared.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            got.map(|got| {
+                let (n, peer) = got?;
+                lane.received.fetch_add(1, Ordering::Relaxed);
+                let data = buf.get(..n).unwrap_or_default();
+                accept(shared, data, peer).then(|| {
+                    let key = seq.key(data, peer);
+                    (n, peer, key, seq.begin(key, data, peer))
+                })
+            })
+        };
+        match got {
+            Ok(Some((n, peer, key, Begin::Handle))) => {
+                failing = false;
+                guarded(
+                    shared,
+                    buf.get(..n).unwrap_or_default(),
+                    peer,
+                    listener,
+                    local,
+                );
+                // What came for the same call meanwhile, in order.
+                while let Some(h) = seq.next(key) {
+                    guarded(shared, &h.data, h.peer, listener, local);
+                }
+            }
+            Ok(Some((.., Begin::Held))) => stats::HELD.inc(),
+            Ok(Some((.., Begin::Dropped))) => stats::DROPPED_HELD.inc(),
+            // Nothing to handle, or another thread woken for the same datagram took it.
+            Ok(None) => {}
+            Err(e) => receive_failed(shared, local, &e, &mut failing),
+        }
+    }
+}
+
+/// A receive that failed: nothing for the transient errors; else counted, logged once until
+/// a receive succeeds again, and a pause (never spin on a persistent error).
+fn receive_failed(shared: &Shared, local: SocketAddr, e: &io::Error, failing: &mut bool) {
+    if transient(e) {
+        return;
+    }
+    stats::RECEIVE_ERRORS.inc();
+    if !*failing {
+        *failing = true;
+        shared.log(
+            LogLevel::ERR,
+            &format!("receive failed on udp:{local}: {e}"),
+            &[],
+        );
+    }
+    std::thread::sleep(Duration::from_millis(10));
 }
 
 /// The read timeout, an interrupted call, or an ICMP error report: nothing to do.
@@ -126,16 +231,33 @@ fn transient(e: &io::Error) -> bool {
     )
 }
 
-/// One datagram of `data.len()` bytes from `peer`.
-fn datagram(shared: &Shared, data: &[u8], peer: SocketAddr, listener: u32, local: SocketAddr) {
+/// Counts a datagram of `data.len()` bytes from `peer` and tells whether it is SIP (the rest
+/// is dropped here, counted by reason).
+fn accept(shared: &Shared, data: &[u8], peer: SocketAddr) -> bool {
     stats::RECEIVED.inc();
     stats::RECEIVED_BYTES.add(data.len() as u64);
     let verdict = classify(data, peer.port(), shared.max_msg_size);
     if verdict != Datagram::Sip {
         stats::dropped(verdict);
         note_first_drop(shared, verdict, peer, data.len());
-        return;
+        return false;
     }
+    true
+}
+
+/// [`datagram`], a panic in it logged (the thread goes on).
+fn guarded(shared: &Shared, data: &[u8], peer: SocketAddr, listener: u32, local: SocketAddr) {
+    if let Err(p) = catch_panic(|| datagram(shared, data, peer, listener, local)) {
+        shared.log(
+            LogLevel::CRIT,
+            &format!("panic while handling a datagram: {p}"),
+            &[("peer", &peer.to_string())],
+        );
+    }
+}
+
+/// A SIP datagram from `peer`, to the host.
+fn datagram(shared: &Shared, data: &[u8], peer: SocketAddr, listener: u32, local: SocketAddr) {
     stats::DELIVERED.inc();
     if let Some(t) = &shared.tracer {
         t.datagram(true, peer, local, listener, data);

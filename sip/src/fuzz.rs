@@ -51,9 +51,32 @@ const PROBES: &[&str] = &[
 /// rewritten bytes parse again (a failure there is a bug worth a panic).
 pub fn fuzz_parse(data: &[u8]) {
     let _ = super::is_keepalive(data);
+    // The Call-ID a transport peeks at is a non-empty piece of one line of the input.
+    let peeked = super::peek::call_id(data);
+    if let Some(v) = peeked {
+        assert!(!v.is_empty() && !v.contains(&b'\n'));
+        let (start, end) = (data.as_ptr() as usize, data.as_ptr() as usize + data.len());
+        assert!(v.as_ptr() as usize >= start && v.as_ptr() as usize + v.len() <= end);
+    }
     let Ok(m) = Message::parse(Bytes::copy_from_slice(data)) else {
         return;
     };
+    // Where the parser finds a one-line Call-ID, the peek finds the same: a call's datagrams
+    // are kept in order under the Call-ID the host sees.
+    if let Some(id) = m
+        .call_id()
+        .filter(|id| !id.is_empty() && !id.contains([' ', '\t']))
+    {
+        // (Lines ending in CRLF with no CR or LF elsewhere, none folded: the parser is
+        // lenient beyond that, the peek need not be.)
+        let crlf = data.windows(2).filter(|w| *w == b"\r\n").count();
+        let cr = data.iter().filter(|&&b| b == b'\r').count();
+        let lf = data.iter().filter(|&&b| b == b'\n').count();
+        let folded = data.windows(2).any(|w| w == b"\n " || w == b"\n\t");
+        if crlf == cr && crlf == lf && !folded {
+            assert_eq!(peeked, Some(id.as_bytes()), "peek and parse differ");
+        }
+    }
     let _ = (
         m.is_request(),
         m.method(),

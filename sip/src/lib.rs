@@ -21,7 +21,8 @@
 //! `received`/`rport` of the request's source in the top Via.
 //!
 //! [`stream`] finds where each message ends on a TCP or TLS stream (RFC 3261 §18.3) and
-//! spots the CRLF keep-alives (RFC 5626 §4.4.1).
+//! spots the CRLF keep-alives (RFC 5626 §4.4.1); [`peek`] reads a datagram's Call-ID before
+//! it is parsed (a UDP transport keeps each call's datagrams in order with it).
 //!
 //! Pure code over bytes: no I/O, no clock, no panics on input. RFC 4475
 //! torture messages are the test corpus (`testdata/`).
@@ -53,6 +54,7 @@ mod message;
 mod name_addr;
 mod params;
 mod parser;
+pub mod peek;
 mod received;
 mod reply;
 mod response;

@@ -68,13 +68,15 @@ fn junk_is_dropped_and_counted_torture_gets_400_and_the_server_keeps_serving() {
     wait_udp(&srv, udp);
     let us: std::net::SocketAddr = format!("127.0.0.1:{udp}").parse().unwrap();
 
-    // The socket, as udp_list shows it (no use_workers, no global workers: one per CPU).
+    // The socket, as udp_list shows it (no use_workers, no global workers: one per CPU;
+    // udp_spread source: a socket per thread), before anything was received.
     let list = mi_call(mi, "udp_list", json!([]));
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     assert_eq!(
         list,
         json!({"Sockets": [{"id": 1, "address": format!("udp:{us}"), "advertised": "",
-                            "tag": "", "workers": cpus, "reuse_port": false}]})
+                            "tag": "", "workers": cpus, "reuse_port": false,
+                            "spread": "source", "received": vec![0; cpus]}]})
     );
 
     // Junk from one peer: a STUN Binding Request (RFC 5389 §6) 50 times, an empty datagram,
@@ -91,7 +93,7 @@ fn junk_is_dropped_and_counted_torture_gets_400_and_the_server_keeps_serving() {
     big.resize(5000, b'x');
     junk.send(us, &big);
     // None of it is answered: the first datagram back is the 200 to a later OPTIONS (one
-    // source, one receiving thread: handled in order).
+    // source, one receiving thread with the default udp_spread source: handled in order).
     junk.send(us, &options("after-junk", &junk));
     let r = junk.recv_sip();
     assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
