@@ -57,49 +57,23 @@ fn bind(s: &Socket, addr: SocketAddr) -> Result<(), BindError> {
     })
 }
 
-/// Bind `n` sockets to `addr` with `SO_REUSEPORT`, each with [`READ_TIMEOUT`] on reads.
-///
-/// Unless `shared` (`reuse_port` on the socket line), the address is first bound once without
-/// `SO_REUSEPORT` and released: if anything holds it, that fails, so a second sipcore on the
-/// same address stops at startup instead of silently taking a share of the datagrams.
-pub fn bind_workers(addr: SocketAddr, n: usize, shared: bool) -> Result<Vec<UdpSocket>, BindError> {
-    if addr.port() == 0 {
-        return Err(BindError::Io {
-            addr,
-            what: "port",
-            source: io::Error::new(io::ErrorKind::InvalidInput, "a udp socket needs a port"),
-        });
+/// Refuses port 0: a UDP socket line needs a port.
+fn has_port(addr: SocketAddr) -> Result<(), BindError> {
+    if addr.port() != 0 {
+        return Ok(());
     }
-    if !shared {
-        bind(&new_socket(addr)?, addr)?;
-    }
-    (0..n.max(1))
-        .map(|_| {
-            let s = new_socket(addr)?;
-            s.set_reuse_port(true)
-                .map_err(io_err(addr, "SO_REUSEPORT"))?;
-            bind(&s, addr)?;
-            s.set_read_timeout(Some(READ_TIMEOUT))
-                .map_err(io_err(addr, "SO_RCVTIMEO"))?;
-            Ok(UdpSocket::from(s))
-        })
-        .collect()
+    Err(BindError::Io {
+        addr,
+        what: "port",
+        source: io::Error::new(io::ErrorKind::InvalidInput, "a udp socket needs a port"),
+    })
 }
 
-/// One socket on `addr` for every receiving thread of the address (`udp_spread` call).
-/// A thread blocked in `recvfrom` waits exclusively (Linux wakes one waiter per datagram,
-/// not all). `SO_REUSEPORT` only with `shared` (`reuse_port` on the socket line), so that
-/// another process on the address stops the startup with "address already in use".
-pub fn bind_shared(addr: SocketAddr, shared: bool) -> Result<UdpSocket, BindError> {
-    if addr.port() == 0 {
-        return Err(BindError::Io {
-            addr,
-            what: "port",
-            source: io::Error::new(io::ErrorKind::InvalidInput, "a udp socket needs a port"),
-        });
-    }
+/// A socket bound to `addr` (with `SO_REUSEPORT` when `reuse_port`), with [`READ_TIMEOUT`]
+/// on reads.
+fn bound(addr: SocketAddr, reuse_port: bool) -> Result<UdpSocket, BindError> {
     let s = new_socket(addr)?;
-    if shared {
+    if reuse_port {
         s.set_reuse_port(true)
             .map_err(io_err(addr, "SO_REUSEPORT"))?;
     }
@@ -107,6 +81,28 @@ pub fn bind_shared(addr: SocketAddr, shared: bool) -> Result<UdpSocket, BindErro
     s.set_read_timeout(Some(READ_TIMEOUT))
         .map_err(io_err(addr, "SO_RCVTIMEO"))?;
     Ok(UdpSocket::from(s))
+}
+
+/// Bind `n` sockets to `addr` with `SO_REUSEPORT`, each with [`READ_TIMEOUT`] on reads.
+///
+/// Unless `shared` (`reuse_port` on the socket line), the address is first bound once without
+/// `SO_REUSEPORT` and released: if anything holds it, that fails, so a second sipcore on the
+/// same address stops at startup instead of silently taking a share of the datagrams.
+pub fn bind_workers(addr: SocketAddr, n: usize, shared: bool) -> Result<Vec<UdpSocket>, BindError> {
+    has_port(addr)?;
+    if !shared {
+        bind(&new_socket(addr)?, addr)?;
+    }
+    (0..n.max(1)).map(|_| bound(addr, true)).collect()
+}
+
+/// One socket on `addr` for every receiving thread of the address (`udp_spread` call; the
+/// threads wait for it apart, see `readiness`). `SO_REUSEPORT` only with `shared`
+/// (`reuse_port` on the socket line), so that another process on the address stops the
+/// startup with "address already in use".
+pub fn bind_shared(addr: SocketAddr, shared: bool) -> Result<UdpSocket, BindError> {
+    has_port(addr)?;
+    bound(addr, shared)
 }
 
 /// Receives one datagram into `buf`: its length and source, or `None` when there was none to
