@@ -2,6 +2,7 @@
 //! threads, and sending (RFC 3261 §18.1.1, §18.2.2: from the socket the host names, else the
 //! first one of the destination's address family).
 use crate::params::Spread;
+use crate::readiness::Readiness;
 use crate::sequence::Sequencer;
 use crate::socket::{self, BindError};
 use crate::stats;
@@ -46,8 +47,9 @@ pub struct Listener {
     socks: Vec<Arc<UdpSocket>>,
     /// Datagrams each thread received (MI `udp_list`).
     pub received: Box<[Received]>,
-    /// The calls its threads are handling (`Spread::Call`).
-    seq: Option<Sequencer>,
+    /// The calls its threads are handling, and each thread's wait for the socket
+    /// (`Spread::Call`).
+    seq: Option<(Sequencer, Vec<Readiness>)>,
     /// Round-robin over `socks` for sending.
     next: AtomicUsize,
 }
@@ -132,9 +134,25 @@ impl Runtime {
                     .map(Arc::new)
                     .collect(),
             };
+            // Made here, so that a kernel without EPOLLEXCLUSIVE stops the startup.
+            let seq = match spread {
+                Spread::Call => {
+                    let waits = socks
+                        .iter()
+                        .map(|s| Readiness::new(s))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|source| BindError::Io {
+                            addr: plan.addr,
+                            what: "epoll (EPOLLEXCLUSIVE, Linux 4.5)",
+                            source,
+                        })?;
+                    Some((Sequencer::new(), waits))
+                }
+                Spread::Source => None,
+            };
             listeners.push(Listener {
                 received: (0..socks.len()).map(|_| Received::default()).collect(),
-                seq: (spread == Spread::Call).then(Sequencer::new),
+                seq,
                 plan,
                 spread,
                 socks,
@@ -157,7 +175,8 @@ impl Runtime {
             for (i, s) in l.socks.iter().enumerate() {
                 let (shared, sock, id, addr) =
                     (self.shared.clone(), s.clone(), l.plan.id, l.plan.addr);
-                let (received, seq) = (&l.received[i].0, l.seq.as_ref());
+                let received = &l.received[i].0;
+                let order = l.seq.as_ref().and_then(|(seq, w)| Some((seq, w.get(i)?)));
                 let spawned = std::thread::Builder::new()
                     .name(format!("udp{id}-{i}"))
                     .spawn(move || {
@@ -166,7 +185,7 @@ impl Runtime {
                             listener: id,
                             local: addr,
                             received,
-                            seq,
+                            order,
                         };
                         worker::run(&shared, &lane)
                     });

@@ -79,7 +79,7 @@ fn note_first_drop(shared: &Shared, d: Datagram, peer: SocketAddr, len: usize) {
 
 /// Where a thread receives: its socket, bound to `local` for listener `listener`; the counter
 /// of the datagrams it got; and, with `udp_spread "call"`, the sequencer its listener's
-/// threads share.
+/// threads share and this thread's wait for the socket.
 pub struct Lane<'a> {
     /// The socket.
     pub sock: &'a UdpSocket,
@@ -89,15 +89,16 @@ pub struct Lane<'a> {
     pub local: SocketAddr,
     /// Datagrams this thread received.
     pub received: &'a AtomicU64,
-    /// The calls being handled (`udp_spread "call"`), None for `source`.
-    pub seq: Option<&'a Sequencer>,
+    /// The calls being handled and this thread's wait (`udp_spread "call"`), None for
+    /// `source`.
+    pub order: Option<(&'a Sequencer, &'a Readiness)>,
 }
 
 /// The thread's loop on its lane.
 pub fn run(shared: &Shared, lane: &Lane<'_>) {
-    match lane.seq {
+    match lane.order {
         None => by_source(shared, lane),
-        Some(seq) => by_call(shared, lane, seq),
+        Some((seq, ready)) => by_call(shared, lane, seq, ready),
     }
 }
 
@@ -131,18 +132,7 @@ fn by_source(shared: &Shared, lane: &Lane<'_>) {
 /// wait of this thread's own for it to be readable ([`Readiness`]), and the receive and the
 /// note of the datagram's call made under one lock ([`Sequencer::turn`]), so that no thread
 /// notes a datagram of a call before one the socket gave out earlier.
-fn by_call(shared: &Shared, lane: &Lane<'_>, seq: &Sequencer) {
-    let ready = match Readiness::new(lane.sock) {
-        Ok(r) => r,
-        Err(e) => {
-            shared.log(
-                LogLevel::CRIT,
-                &format!("udp:{}: cannot wait for datagrams: {e}", lane.local),
-                &[],
-            );
-            return;
-        }
-    };
+fn by_call(shared: &Shared, lane: &Lane<'_>, seq: &Sequencer, ready: &Readiness) {
     let (listener, local) = (lane.listener, lane.local);
     let mut buf = vec![0u8; BUF_LEN];
     let mut failing = false;
