@@ -79,7 +79,7 @@ extern "C" fn udp_list(_params: RSlice<'_, RStr<'_>>) -> RResult<RString, MiErro
                             .iter()
                             .map(|r| r.0.load(Ordering::Relaxed))
                             .collect();
-                        socket_json(&l.plan, l.spread, &received)
+                        socket_json(&l.plan, l.spread(), &received)
                     })
                     .collect()
             })

@@ -41,8 +41,6 @@ pub struct Received(pub AtomicU64);
 pub struct Listener {
     /// How it was asked for; `workers` is the number of threads it got.
     pub plan: ListenerPlan,
-    /// How its datagrams reach its threads.
-    pub spread: Spread,
     /// Each thread's socket: the same one for all (`Spread::Call`), or one each.
     socks: Vec<Arc<UdpSocket>>,
     /// Datagrams each thread received (MI `udp_list`).
@@ -60,10 +58,22 @@ impl Listener {
         self.socks.get(i % self.socks.len().max(1)).map(|s| &**s)
     }
 
-    /// Every distinct socket (one, or one per thread).
-    fn distinct(&self) -> impl Iterator<Item = &Arc<UdpSocket>> {
-        let shared = self.spread == Spread::Call;
-        self.socks.iter().take(if shared { 1 } else { usize::MAX })
+    /// How its datagrams reach its threads.
+    pub fn spread(&self) -> Spread {
+        match self.seq {
+            Some(_) => Spread::Call,
+            None => Spread::Source,
+        }
+    }
+
+    /// Every distinct socket (one shared, or one per thread).
+    fn distinct(&self) -> &[Arc<UdpSocket>] {
+        let n = if self.seq.is_some() {
+            1
+        } else {
+            self.socks.len()
+        };
+        &self.socks[..n.min(self.socks.len())]
     }
 }
 
@@ -93,6 +103,32 @@ pub enum StartError {
     Spawn(std::io::Error),
 }
 
+/// What the threads of a listener sharing `socks` (one socket, `Spread::Call`) need: the
+/// socket non-blocking (they take turns with non-blocking receives and wait apart), the
+/// sequencer, and each thread's wait, made here so that a kernel without `EPOLLEXCLUSIVE`
+/// stops the startup.
+fn ordered(
+    plan: &ListenerPlan,
+    socks: &[Arc<UdpSocket>],
+) -> Result<(Sequencer, Vec<Readiness>), BindError> {
+    let io = |what: &'static str| {
+        move |source| BindError::Io {
+            addr: plan.addr,
+            what,
+            source,
+        }
+    };
+    if let Some(s) = socks.first() {
+        s.set_nonblocking(true).map_err(io("O_NONBLOCK"))?;
+    }
+    let waits = socks
+        .iter()
+        .map(|s| Readiness::new(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io("epoll (EPOLLEXCLUSIVE, Linux 4.5)"))?;
+    Ok((Sequencer::new(), waits))
+}
+
 /// The running transport.
 pub struct Runtime {
     shared: Arc<Shared>,
@@ -117,44 +153,22 @@ impl Runtime {
             if plan.workers == 0 {
                 plan.workers = default_workers.max(1);
             }
-            let socks: Vec<Arc<UdpSocket>> = match spread {
+            let (socks, seq) = match spread {
                 Spread::Call => {
-                    let one = socket::bind_shared(plan.addr, plan.reuse_port)?;
-                    // Its threads take turns with non-blocking receives and wait apart.
-                    one.set_nonblocking(true).map_err(|source| BindError::Io {
-                        addr: plan.addr,
-                        what: "O_NONBLOCK",
-                        source,
-                    })?;
-                    let one = Arc::new(one);
-                    vec![one; plan.workers]
+                    let one = Arc::new(socket::bind_shared(plan.addr, plan.reuse_port)?);
+                    let socks = vec![one; plan.workers];
+                    let seq = ordered(&plan, &socks)?;
+                    (socks, Some(seq))
                 }
-                Spread::Source => socket::bind_workers(plan.addr, plan.workers, plan.reuse_port)?
-                    .into_iter()
-                    .map(Arc::new)
-                    .collect(),
-            };
-            // Made here, so that a kernel without EPOLLEXCLUSIVE stops the startup.
-            let seq = match spread {
-                Spread::Call => {
-                    let waits = socks
-                        .iter()
-                        .map(|s| Readiness::new(s))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|source| BindError::Io {
-                            addr: plan.addr,
-                            what: "epoll (EPOLLEXCLUSIVE, Linux 4.5)",
-                            source,
-                        })?;
-                    Some((Sequencer::new(), waits))
+                Spread::Source => {
+                    let socks = socket::bind_workers(plan.addr, plan.workers, plan.reuse_port)?;
+                    (socks.into_iter().map(Arc::new).collect(), None)
                 }
-                Spread::Source => None,
             };
             listeners.push(Listener {
                 received: (0..socks.len()).map(|_| Received::default()).collect(),
                 seq,
                 plan,
-                spread,
                 socks,
                 next: AtomicUsize::new(0),
             });

@@ -128,8 +128,9 @@ impl Sequencer {
         held
     }
 
-    /// Calls being handled now (tests).
-    pub fn busy(&self) -> usize {
+    /// Calls being handled now.
+    #[cfg(test)]
+    fn busy(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())

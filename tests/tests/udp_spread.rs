@@ -109,6 +109,29 @@ fn with_udp_spread_call_one_peer_is_served_by_every_thread_each_call_in_order() 
     }
     let stats = udp_stats(mi);
     assert_eq!(stats.get("dropped_held"), Some(&0), "{stats:?}");
+
+    // SIGTERM wakes both threads waiting on the shared socket: the server exits by itself,
+    // with no thread left behind.
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &srv.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(st.success());
+    let mut srv = srv;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(st) = srv.child.try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running after SIGTERM:\n{}",
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0), "{}", srv.log());
+    assert!(!srv.log().contains("still busy"), "{}", srv.log());
 }
 
 #[test]
